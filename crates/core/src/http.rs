@@ -1,0 +1,166 @@
+//! HTTP plumbing shared by the actix-web services: the JSON error body, request metrics middleware,
+//! `/health`, `/metrics`, and extractor configs that answer bad input with a 4xx JSON instead of text.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, ResponseError, web};
+use prometheus::Registry;
+use serde::Serialize;
+
+use crate::event::EventError;
+use crate::metrics::HttpMetrics;
+
+/// The error body every service answers with: `{"error": "bad_parameter", "message": "…", "field": "…"}`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `bad_parameter`, `not_found`, `storage_unavailable`.
+    pub error: String,
+    /// What was wrong and, where it helps, how to fix it.
+    pub message: String,
+    /// The parameter or field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Further structured detail (for example every invalid line of a request body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub details: Option<serde_json::Value>,
+}
+
+/// An error that renders as [`ErrorBody`] with a status code.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{status}: {}", body.message)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                error: code.to_owned(),
+                message: message.into(),
+                field: None,
+                details: None,
+            },
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    pub fn bad_parameter(field: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "bad_parameter", message);
+        e.body.field = Some(field.to_owned());
+        e
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    pub fn unavailable(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.body.details = Some(details);
+        self
+    }
+}
+
+impl From<EventError> for ApiError {
+    fn from(e: EventError) -> Self {
+        ApiError::bad_parameter(e.field, e.to_string())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(&self.body)
+    }
+}
+
+/// Query-string extractor config: a malformed query string is a 400 JSON naming the problem.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::bad_request(format!("malformed query string: {err}")).into()
+    })
+}
+
+/// JSON body extractor config with a size limit: too large is a 413 JSON, malformed a 400 JSON.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(move |err, _req| {
+            use actix_web::error::JsonPayloadError;
+            match err {
+                JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        format!("request body is larger than the {limit} byte limit"),
+                    )
+                    .into()
+                }
+                other => ApiError::bad_request(format!("malformed JSON body: {other}")).into(),
+            }
+        })
+}
+
+/// Middleware recording every request in [`HttpMetrics`] (found in the app data) by route *pattern*, so
+/// the label set stays small whatever paths clients invent.
+pub async fn track_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let res = next.call(req).await;
+    if let Some(m) = metrics {
+        let status = match &res {
+            Ok(r) => r.status(),
+            Err(e) => e.as_response_error().status_code(),
+        };
+        m.requests
+            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+            .inc();
+        m.latency
+            .with_label_values(&[route.as_str(), method.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    res
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok` while the process serves requests.
+    pub status: &'static str,
+}
+
+/// Liveness: the process is up and serving.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// Prometheus text exposition of the service's registry (found in the app data).
+pub async fn metrics(registry: web::Data<Registry>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(crate::metrics::encode(&registry))
+}
+
+/// JSON 404 for paths the service does not have.
+pub async fn not_found(req: actix_web::HttpRequest) -> ApiError {
+    ApiError::not_found(format!("no route {} {}", req.method(), req.path()))
+}
