@@ -102,14 +102,13 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
         .error_handler(move |err, _req| {
             use actix_web::error::JsonPayloadError;
             match err {
-                JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        format!("request body is larger than the {limit} byte limit"),
-                    )
-                    .into()
-                }
+                JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Overflow { .. } => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("request body is larger than the {limit} byte limit"),
+                )
+                .into(),
                 other => ApiError::bad_request(format!("malformed JSON body: {other}")).into(),
             }
         })
@@ -122,7 +121,9 @@ pub async fn track_requests(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
     let res = next.call(req).await;
@@ -161,6 +162,6 @@ pub async fn metrics(registry: web::Data<Registry>) -> HttpResponse {
 }
 
 /// JSON 404 for paths the service does not have.
-pub async fn not_found(req: actix_web::HttpRequest) -> ApiError {
-    ApiError::not_found(format!("no route {} {}", req.method(), req.path()))
+pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    ApiError::not_found(format!("no route {} {}", req.method(), req.path())).error_response()
 }

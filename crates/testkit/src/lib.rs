@@ -103,8 +103,83 @@ mod tests {
     #[test]
     fn metric_value_sums_matching_series() {
         let text = "# HELP x y\nx_total{route=\"/a\",status=\"200\"} 3\nx_total{route=\"/a\",status=\"404\"} 2\nx_total{route=\"/b\",status=\"200\"} 7\n";
-        assert_eq!(super::metric_value(text, "x_total", &[("route", "/a")]), 5.0);
-        assert_eq!(super::metric_value(text, "x_total", &[("status", "200")]), 10.0);
+        assert_eq!(
+            super::metric_value(text, "x_total", &[("route", "/a")]),
+            5.0
+        );
+        assert_eq!(
+            super::metric_value(text, "x_total", &[("status", "200")]),
+            10.0
+        );
         assert_eq!(super::metric_value(text, "x_total", &[]), 12.0);
     }
+}
+
+/// Build a valid event: `outcome` is `"ok"`, `"spot"` or any other failure reason.
+pub fn event(
+    finished_at: chrono::DateTime<chrono::Utc>,
+    job_id: &str,
+    pool_id: &str,
+    outcome: &str,
+) -> pool_core::Event {
+    let (status, reason) = match outcome {
+        "ok" => ("SUCCEEDED", ""),
+        "spot" => ("FAILED", pool_core::event::SPOT_INSTANCE_TERMINATION),
+        other => ("FAILED", other),
+    };
+    pool_core::Event::new(
+        finished_at,
+        job_id.parse().expect("valid job id"),
+        pool_id.parse().expect("valid pool id"),
+        pool_core::Outcome::from_parts(status, reason).expect("consistent outcome"),
+    )
+}
+
+/// `jobs` events for one pool, `spot` of them spot terminations, finishing `age` ago (spread over the
+/// following minute so they stay in one hourly partition most of the time).
+pub fn pool_events(
+    pool_id: &str,
+    jobs: usize,
+    spot: usize,
+    age: chrono::Duration,
+) -> Vec<pool_core::Event> {
+    let base = chrono::Utc::now() - age;
+    (0..jobs)
+        .map(|i| {
+            event(
+                base + chrono::Duration::milliseconds(i as i64 % 60_000),
+                &format!("{pool_id}-{}-{i}", base.timestamp_millis()),
+                pool_id,
+                if i < spot { "spot" } else { "ok" },
+            )
+        })
+        .collect()
+}
+
+/// Write events as hive-partitioned NDJSON objects named `<name>.json`, one per hourly partition.
+pub async fn write_partitioned(
+    storage: &pool_core::storage::Storage,
+    name: &str,
+    events: &[pool_core::Event],
+) {
+    let mut by_partition: std::collections::BTreeMap<_, String> = Default::default();
+    for e in events {
+        let buf = by_partition.entry(e.partition()).or_default();
+        buf.push_str(&e.to_json());
+        buf.push('\n');
+    }
+    for (partition, body) in by_partition {
+        storage
+            .put(
+                &storage.object_path(&partition, name),
+                body.into_bytes().into(),
+            )
+            .await
+            .expect("writing test events");
+    }
+}
+
+/// Serialize events as NDJSON.
+pub fn ndjson(events: &[pool_core::Event]) -> String {
+    events.iter().map(|e| e.to_json() + "\n").collect()
 }

@@ -1,0 +1,97 @@
+//! Building and running the HTTP server (zero2prod's shape: build → port → run_until_stopped).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use pool_core::http::{self, track_requests};
+use pool_core::metrics::{HttpMetrics, new_registry};
+
+use crate::api::{self, ApiDoc, AppState, Defaults};
+use crate::metrics::SelectorMetrics;
+use crate::query::EventSource;
+use crate::runtime::QueryRuntime;
+use crate::settings::Settings;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Open storage, bind the port and prepare the server. Nothing is served until
+    /// [`run_until_stopped`](Self::run_until_stopped).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let storage = settings
+            .storage
+            .open()
+            .context("opening the event storage")?;
+        tracing::info!(events = %storage.display, root = %storage.root_url(), "event storage");
+        let registry = new_registry("pool_selector");
+        let http_metrics = web::Data::new(HttpMetrics::register(&registry));
+        let selector_metrics = SelectorMetrics::register(&registry);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let state = web::Data::new(AppState {
+            source: Arc::new(EventSource::new(storage, selector_metrics, settings.dedup)),
+            runtime: QueryRuntime::new(cores).context("starting the query runtime")?,
+            defaults: Defaults {
+                window: settings.event_filter_window,
+                strategy: settings.strategy,
+                half_life: settings.half_life,
+                confidence: settings.confidence,
+            },
+        });
+        let registry = web::Data::new(registry);
+        let (host, port) = settings.listen.addr(settings.port());
+        let listener = TcpListener::bind((host.as_str(), port))
+            .with_context(|| format!("binding {host}:{port}"))?;
+        let port = listener.local_addr()?.port();
+        let openapi = ApiDoc::openapi();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(track_requests))
+                .app_data(state.clone())
+                .app_data(registry.clone())
+                .app_data(http_metrics.clone())
+                .app_data(http::query_config())
+                .route("/get-pool", web::get().to(api::get_pool))
+                .route("/pools", web::get().to(api::pools))
+                .route("/health", web::get().to(http::health))
+                .route("/ready", web::get().to(api::ready))
+                .route("/metrics", web::get().to(http::metrics))
+                .route(
+                    "/docs",
+                    web::get().to(|| async {
+                        HttpResponse::PermanentRedirect()
+                            .insert_header(("Location", "/docs/"))
+                            .finish()
+                    }),
+                )
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .default_service(web::to(http::not_found))
+        })
+        .workers(settings.listen.workers())
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        tracing::info!(port, "pool-selector listening");
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serve until SIGTERM/SIGINT (actix-web's signal handling drains in-flight requests first).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

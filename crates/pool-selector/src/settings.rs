@@ -1,0 +1,85 @@
+//! pool-selector's configuration: flags with environment fallbacks (the seed's variables included).
+
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+
+use pool_core::config::{ListenArgs, StorageArgs, TelemetryArgs};
+use pool_core::window::{Window, parse_duration};
+
+use crate::ranking::Strategy;
+
+/// Default port, as in the seed.
+pub const DEFAULT_PORT: u16 = 5050;
+
+fn parse_window(s: &str) -> Result<Window, String> {
+    Window::parse("EVENT_FILTER_WINDOW", s).map_err(|e| e.to_string())
+}
+
+fn parse_half_life(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+        .map_err(|e| format!("{s:?}: {e}"))
+        .and_then(|d| {
+            if d.is_zero() {
+                Err("must be positive".into())
+            } else {
+                Ok(d)
+            }
+        })
+}
+
+fn parse_confidence(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(c) if (0.5..=0.9999).contains(&c) => Ok(c),
+        _ => Err(format!(
+            "{s:?} is not a confidence level between 0.5 and 0.9999"
+        )),
+    }
+}
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "pool-selector",
+    version,
+    about = "Ranks EC2 spot pools by spot-termination risk."
+)]
+pub struct Settings {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    /// Default look-back window: seconds (the seed's meaning) or 24h/30m/7d; 0 = all history.
+    /// The `window` query parameter overrides it per request.
+    #[arg(long, env = "EVENT_FILTER_WINDOW", default_value = "0", value_parser = parse_window)]
+    pub event_filter_window: Window,
+    /// Default ranking strategy: wilson, bayes or naive.
+    #[arg(long, env = "RANKING_STRATEGY", default_value = "wilson", value_parser = |s: &str| s.parse::<Strategy>().map_err(|e| e.to_string()))]
+    pub strategy: Strategy,
+    /// Default recency half-life (e.g. 12h); unset = every job in the window weighs the same.
+    #[arg(long, env = "RANKING_HALF_LIFE", value_parser = parse_half_life)]
+    pub half_life: Option<Duration>,
+    /// Default confidence level of the termination-rate interval.
+    #[arg(long, env = "RANKING_CONFIDENCE", default_value = "0.95", value_parser = parse_confidence)]
+    pub confidence: f64,
+    /// Count each job_id once (the ingestion pipeline delivers at least once).
+    #[arg(long, env = "DEDUP_JOB_IDS", default_value_t = true, action = ArgAction::Set)]
+    pub dedup: bool,
+}
+
+impl Settings {
+    /// Settings for tests and tools: listen on 127.0.0.1, a free port, over `events_url`.
+    pub fn for_events_url(events_url: &str) -> Self {
+        let mut s = Settings::parse_from(["pool-selector"]);
+        s.listen = ListenArgs::new("127.0.0.1", 0);
+        s.listen.workers = Some(2);
+        s.storage = StorageArgs::for_url(events_url);
+        s.event_filter_window = Window::ALL;
+        s
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listen.port.unwrap_or(DEFAULT_PORT)
+    }
+}
