@@ -33,8 +33,10 @@ impl ListenArgs {
         (self.host.clone(), self.port.unwrap_or(default_port))
     }
     pub fn workers(&self) -> usize {
-        self.workers
-            .filter(|w| *w > 0)
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        self.workers.filter(|w| *w > 0).unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
     }
 }

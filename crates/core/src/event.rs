@@ -48,7 +48,8 @@ fn shown(value: &str) -> String {
 
 fn is_name_part(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -261,10 +262,7 @@ impl Outcome {
             "SUCCEEDED" if reason.is_empty() => Ok(Outcome::Succeeded),
             "SUCCEEDED" => Err(EventError::new(
                 "reason",
-                format!(
-                    "a SUCCEEDED job has no reason, got {}",
-                    shown(reason)
-                ),
+                format!("a SUCCEEDED job has no reason, got {}", shown(reason)),
             )),
             "FAILED" if reason == SPOT_INSTANCE_TERMINATION => Ok(Outcome::SpotTermination),
             "FAILED" if reason.is_empty() => Ok(Outcome::OtherFailure("UNKNOWN".into())),
@@ -354,7 +352,12 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(finished_at: DateTime<Utc>, job_id: JobId, pool_id: PoolId, outcome: Outcome) -> Self {
+    pub fn new(
+        finished_at: DateTime<Utc>,
+        job_id: JobId,
+        pool_id: PoolId,
+        outcome: Outcome,
+    ) -> Self {
         Self {
             finished_at,
             job_id,
@@ -525,7 +528,10 @@ mod tests {
         );
         let err = Outcome::from_parts("SUCCEEDED", SPOT_INSTANCE_TERMINATION).unwrap_err();
         assert_eq!(err.field, "reason");
-        assert_eq!(Outcome::from_parts("RUNNING", "").unwrap_err().field, "status");
+        assert_eq!(
+            Outcome::from_parts("RUNNING", "").unwrap_err().field,
+            "status"
+        );
     }
 
     #[test]

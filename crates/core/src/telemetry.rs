@@ -18,7 +18,13 @@ pub struct TelemetryArgs {
     #[arg(long, env = "LOG_LEVEL", default_value = "INFO")]
     pub log_level: String,
     /// Log line format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text", ignore_case = true)]
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        ignore_case = true
+    )]
     pub log_format: LogFormat,
 }
 
@@ -64,6 +70,9 @@ mod tests {
     fn seed_levels() {
         assert_eq!(super::filter_directive("WARNING"), "warn");
         assert_eq!(super::filter_directive("critical"), "error");
-        assert_eq!(super::filter_directive("info,relay=debug"), "info,relay=debug");
+        assert_eq!(
+            super::filter_directive("info,relay=debug"),
+            "info,relay=debug"
+        );
     }
 }

@@ -41,7 +41,10 @@ impl Window {
             )
         })?;
         if d > MAX_WINDOW {
-            return Err(EventError::new(field, format!("{s:?} is longer than ten years")));
+            return Err(EventError::new(
+                field,
+                format!("{s:?} is longer than ten years"),
+            ));
         }
         Ok(Window(if d.is_zero() { None } else { Some(d) }))
     }
@@ -87,7 +90,16 @@ mod tests {
 
     #[test]
     fn bad_windows_name_the_field() {
-        for bad in ["", "-1", "1.5h", "24 hours", "h", "99999999999999999999", "1000000w", "1y"] {
+        for bad in [
+            "",
+            "-1",
+            "1.5h",
+            "24 hours",
+            "h",
+            "99999999999999999999",
+            "1000000w",
+            "1y",
+        ] {
             let err = Window::parse("window", bad).unwrap_err();
             assert_eq!(err.field, "window", "{bad}");
         }
