@@ -1,0 +1,427 @@
+//! Black-box HTTP tests of pool-selector over a local folder.
+
+mod common;
+
+use chrono::Duration;
+use common::TestApp;
+use pool_core::storage::{Storage, StorageArgs};
+use testkit::{metric_value, pool_events, write_partitioned};
+
+async fn folder_with(events: &[pool_core::Event]) -> (tempfile::TempDir, Storage) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = StorageArgs::for_url(dir.path().to_str().unwrap())
+        .open()
+        .unwrap();
+    write_partitioned(&storage, "batch-1", events).await;
+    (dir, storage)
+}
+
+fn url(dir: &tempfile::TempDir) -> &str {
+    dir.path().to_str().unwrap()
+}
+
+#[tokio::test]
+async fn get_pool_keeps_the_seed_contract_and_adds_the_evidence() {
+    let mut events = pool_events("pool-c6a.xlarge-us-east-1a", 400, 40, Duration::minutes(30));
+    events.extend(pool_events(
+        "pool-m6a.xlarge-us-east-1b",
+        400,
+        4,
+        Duration::minutes(30),
+    ));
+    events.extend(pool_events(
+        "pool-r6a.xlarge-us-east-1c",
+        400,
+        0,
+        Duration::minutes(30),
+    ));
+    let (dir, _) = folder_with(&events).await;
+    let app = TestApp::spawn(url(&dir)).await;
+
+    let (status, body) = app
+        .get("/get-pool?instance_types=c6a.xlarge,m6a.xlarge")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["pool_id"], "pool-m6a.xlarge-us-east-1b");
+    assert_eq!(body["instance_type"], "m6a.xlarge");
+    assert_eq!(body["availability_zone"], "us-east-1b");
+    assert_eq!(body["jobs"], 400);
+    assert_eq!(body["spot_terminations"], 4);
+    assert_eq!(body["candidates"], 2);
+    assert_eq!(body["strategy"], "wilson");
+    assert!(body["score"].as_f64().unwrap() > 0.01);
+
+    let (status, body) = app.get("/get-pool").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["pool_id"], "pool-r6a.xlarge-us-east-1c");
+
+    let (status, body) = app.get("/pools").await;
+    assert_eq!(status, 200);
+    let ids: Vec<_> = body["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pool_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "pool-r6a.xlarge-us-east-1c",
+            "pool-m6a.xlarge-us-east-1b",
+            "pool-c6a.xlarge-us-east-1a"
+        ]
+    );
+    assert_eq!(body["scan"]["rows"], 1200);
+    let worst = &body["pools"][2];
+    assert_eq!(worst["spot_terminations"], 40);
+    assert!((worst["termination_rate"].as_f64().unwrap() - 0.1).abs() < 1e-9);
+    assert!(worst["ci_low"].as_f64().unwrap() < 0.1 && worst["ci_high"].as_f64().unwrap() > 0.1);
+}
+
+#[tokio::test]
+async fn a_small_lucky_pool_does_not_beat_a_proven_one_unless_naive() {
+    let mut events = pool_events("pool-c6a.large-us-east-1a", 2, 0, Duration::hours(1));
+    events.extend(pool_events(
+        "pool-m6a.large-us-east-1a",
+        5000,
+        50,
+        Duration::hours(1),
+    ));
+    let (dir, _) = folder_with(&events).await;
+    let app = TestApp::spawn(url(&dir)).await;
+
+    for strategy in ["", "&strategy=wilson", "&strategy=bayes"] {
+        let (status, body) = app.get(&format!("/get-pool?window=7d{strategy}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["pool_id"], "pool-m6a.large-us-east-1a", "{strategy}");
+    }
+    let (_, body) = app.get("/get-pool?strategy=naive").await;
+    assert_eq!(body["pool_id"], "pool-c6a.large-us-east-1a");
+    assert_eq!(body["score"], 0.0);
+    // min_jobs removes the lucky pool even from the naive ranking.
+    let (_, body) = app.get("/get-pool?strategy=naive&min_jobs=10").await;
+    assert_eq!(body["pool_id"], "pool-m6a.large-us-east-1a");
+}
+
+#[tokio::test]
+async fn filters_zones_windows_and_limits() {
+    let mut events = pool_events("pool-c6a.xlarge-us-east-1a", 100, 1, Duration::days(3));
+    events.extend(pool_events(
+        "pool-c6a.xlarge-us-east-1b",
+        100,
+        20,
+        Duration::minutes(10),
+    ));
+    events.extend(pool_events(
+        "pool-c6a.xlarge-us-west-2a",
+        100,
+        5,
+        Duration::minutes(10),
+    ));
+    let (dir, _) = folder_with(&events).await;
+    let app = TestApp::spawn(url(&dir)).await;
+
+    let (_, body) = app.get("/get-pool").await;
+    assert_eq!(body["pool_id"], "pool-c6a.xlarge-us-east-1a");
+    // The 3-day-old history falls out of a 24-hour window.
+    let (_, body) = app.get("/get-pool?window=24h").await;
+    assert_eq!(body["pool_id"], "pool-c6a.xlarge-us-west-2a");
+    assert_eq!(body["window_seconds"], 86400);
+    let (_, body) = app.get("/get-pool?window=86400").await;
+    assert_eq!(body["pool_id"], "pool-c6a.xlarge-us-west-2a");
+    let (_, body) = app
+        .get("/get-pool?availability_zones=us-east-1b,us-east-1a&window=1d")
+        .await;
+    assert_eq!(body["pool_id"], "pool-c6a.xlarge-us-east-1b");
+    // Case and duplicates inside a list do not matter.
+    let (status, body) = app
+        .get("/get-pool?instance_types=C6A.XLARGE,c6a.xlarge&window=30m")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["candidates"], 2);
+    let (_, body) = app.get("/pools?limit=1").await;
+    assert_eq!(body["pools"].as_array().unwrap().len(), 1);
+    assert_eq!(body["total_pools"], 3);
+    // Recency weighting shrinks the effective sample of old evidence.
+    let (_, body) = app.get("/pools?half_life=12h").await;
+    let old = body["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pool_id"] == "pool-c6a.xlarge-us-east-1a")
+        .unwrap();
+    assert_eq!(old["jobs"], 100);
+    assert!(old["effective_jobs"].as_f64().unwrap() <= 100.0);
+    assert_eq!(body["half_life_seconds"], 43200);
+}
+
+#[tokio::test]
+async fn no_matching_data_is_a_404_saying_so() {
+    let (dir, _) = folder_with(&pool_events(
+        "pool-c6a.xlarge-us-east-1a",
+        10,
+        0,
+        Duration::days(2),
+    ))
+    .await;
+    let app = TestApp::spawn(url(&dir)).await;
+    let (status, body) = app.get("/get-pool?instance_types=z9.huge").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"], "not_found");
+    assert!(
+        body["message"].as_str().unwrap().contains("z9.huge"),
+        "{body}"
+    );
+    let (status, _) = app.get("/get-pool?window=1h").await;
+    assert_eq!(status, 404);
+    let (status, _) = app.get("/pools?window=1h").await;
+    assert_eq!(status, 404);
+
+    let empty = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(url(&empty)).await;
+    let (status, body) = app.get("/get-pool").await;
+    assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test]
+async fn malformed_parameters_are_400s_naming_the_parameter() {
+    let (dir, _) = folder_with(&pool_events(
+        "pool-c6a.xlarge-us-east-1a",
+        10,
+        0,
+        Duration::hours(1),
+    ))
+    .await;
+    let app = TestApp::spawn(url(&dir)).await;
+    let long = "a".repeat(10_000);
+    let many = vec!["c6a.xlarge"; 300]
+        .iter()
+        .enumerate()
+        .map(|(i, _)| format!("c{i}.xlarge"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let cases = [
+        ("instance_types=c6a.xlarge'%20OR%20'1'='1", "instance_types"),
+        (
+            "instance_types=c6a.xlarge);DROP%20TABLE%20events;--",
+            "instance_types",
+        ),
+        ("instance_types=c6a", "instance_types"),
+        (&format!("instance_types={long}") as &str, "instance_types"),
+        (&format!("instance_types={many}"), "instance_types"),
+        ("availability_zones=mars-1", "availability_zones"),
+        ("window=yesterday", "window"),
+        ("window=-5", "window"),
+        ("window=99999999999999999999", "window"),
+        ("window=100000w", "window"),
+        ("strategy=best", "strategy"),
+        ("half_life=soon", "half_life"),
+        ("confidence=2", "confidence"),
+        ("min_jobs=-1", "min_jobs"),
+        ("limit=0", "limit"),
+    ];
+    for (query, field) in cases {
+        let (status, body) = app.get(&format!("/pools?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"], "bad_parameter", "{query}");
+        assert_eq!(body["field"], field, "{query}");
+        assert!(body["message"].as_str().unwrap().contains(field), "{query}");
+    }
+    let (status, body) = app.get("/get-pool?instance_type=c6a.xlarge").await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("instance_type"));
+}
+
+#[tokio::test]
+async fn malformed_lines_and_objects_are_skipped_counted_and_the_rest_answers() {
+    let good = pool_events("pool-c6a.xlarge-us-east-1a", 50, 5, Duration::minutes(20));
+    let (dir, storage) = folder_with(&good).await;
+    let partition = good[0].partition();
+    // One object mixing valid and broken lines, one that is not JSON at all.
+    let mixed = format!(
+        "{}\n{{\"finished_at\": \"2026-11-22T10:00\n\n{}\nnot json\n{{\"finished_at\":\"{}\",\"job_id\":7,\"pool_id\":\"pool-m6a.xlarge-us-east-1a\",\"status\":\"SUCCEEDED\"}}\n",
+        testkit::ndjson(&pool_events(
+            "pool-m6a.xlarge-us-east-1a",
+            1,
+            0,
+            Duration::minutes(20)
+        ))
+        .trim(),
+        testkit::ndjson(&pool_events(
+            "pool-m6a.xlarge-us-east-1b",
+            1,
+            0,
+            Duration::minutes(20)
+        ))
+        .trim(),
+        pool_core::event::format_timestamp(&good[0].finished_at),
+    );
+    storage
+        .put(
+            &storage.object_path(&partition, "mixed"),
+            mixed.into_bytes().into(),
+        )
+        .await
+        .unwrap();
+    storage
+        .put(
+            &storage.object_path(&partition, "garbage"),
+            bytes::Bytes::from_static(b"\x00\x01\x02 binary garbage"),
+        )
+        .await
+        .unwrap();
+    let app = TestApp::spawn(url(&dir)).await;
+
+    for _ in 0..2 {
+        let (status, body) = app.get("/pools").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["scan"]["rows"], 52, "{body}");
+        assert_eq!(body["scan"]["skipped_lines"], 4, "{body}");
+        assert_eq!(body["scan"]["quarantined_objects"], 2, "{body}");
+        assert_eq!(body["total_pools"], 3);
+    }
+    let (_, metrics) = app.text("/metrics").await;
+    assert_eq!(
+        metric_value(&metrics, "pool_selector_bad_lines_total", &[]),
+        4.0
+    );
+    assert_eq!(
+        metric_value(&metrics, "pool_selector_quarantined_objects_total", &[]),
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn decodable_but_invalid_rows_are_skipped() {
+    let good = pool_events("pool-c6a.xlarge-us-east-1a", 10, 0, Duration::minutes(20));
+    let (dir, storage) = folder_with(&good).await;
+    let ts = pool_core::event::format_timestamp(&good[0].finished_at);
+    let bad = format!(
+        "{{\"finished_at\":\"{ts}\",\"job_id\":\"x1\",\"pool_id\":\"not-a-pool\",\"status\":\"SUCCEEDED\",\"reason\":\"\"}}\n\
+         {{\"finished_at\":\"{ts}\",\"job_id\":\"x2\",\"pool_id\":\"pool-c6a.xlarge-us-east-1a\",\"status\":\"SUCCEEDED\",\"reason\":\"SPOT_INSTANCE_TERMINATION\"}}\n"
+    );
+    storage
+        .put(
+            &storage.object_path(&good[0].partition(), "bad-rows"),
+            bad.into_bytes().into(),
+        )
+        .await
+        .unwrap();
+    let app = TestApp::spawn(url(&dir)).await;
+    let (status, body) = app.get("/pools").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["pools"][0]["jobs"], 10);
+    assert_eq!(body["pools"][0]["spot_terminations"], 0);
+    let skipped = body["scan"]["invalid_rows"].as_u64().unwrap()
+        + body["scan"]["skipped_lines"].as_u64().unwrap();
+    assert_eq!(skipped, 2, "{body}");
+}
+
+#[tokio::test]
+async fn a_job_stored_twice_counts_once() {
+    let events = pool_events("pool-c6a.xlarge-us-east-1a", 100, 10, Duration::minutes(5));
+    let (dir, storage) = folder_with(&events).await;
+    // At-least-once delivery: part of the batch written again under another key.
+    write_partitioned(&storage, "redelivered", &events[..30]).await;
+    let app = TestApp::spawn(url(&dir)).await;
+    let (_, body) = app.get("/pools").await;
+    assert_eq!(body["pools"][0]["jobs"], 100);
+    assert_eq!(body["pools"][0]["spot_terminations"], 10);
+    assert_eq!(body["scan"]["duplicates"], 30);
+}
+
+#[tokio::test]
+async fn a_short_window_does_not_open_old_partitions() {
+    let mut events = vec![];
+    for day in 0..10 {
+        events.extend(pool_events(
+            "pool-c6a.xlarge-us-east-1a",
+            5,
+            0,
+            Duration::days(day) + Duration::minutes(5),
+        ));
+    }
+    let (dir, _) = folder_with(&events).await;
+    let app = TestApp::spawn(url(&dir)).await;
+    let (_, all) = app.get("/pools").await;
+    assert_eq!(all["scan"]["rows"], 50);
+    assert!(all["scan"]["objects"].as_u64().unwrap() >= 10);
+    let (_, recent) = app.get("/pools?window=1h").await;
+    assert_eq!(recent["scan"]["rows"], 5);
+    assert!(
+        recent["scan"]["objects"].as_u64().unwrap() <= 2,
+        "a 1-hour window opened {} objects",
+        recent["scan"]["objects"]
+    );
+}
+
+#[tokio::test]
+async fn flat_folders_and_single_files_are_read_too() {
+    let events = pool_events("pool-c6a.xlarge-us-east-1a", 20, 2, Duration::minutes(5));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("events.json"), testkit::ndjson(&events)).unwrap();
+    let app = TestApp::spawn(url(&dir)).await;
+    let (status, body) = app.get("/get-pool").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["jobs"], 20);
+
+    let file = dir.path().join("events.json");
+    let app = TestApp::spawn(&format!("file://{}", file.display())).await;
+    let (status, body) = app.get("/get-pool?window=1h").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["spot_terminations"], 2);
+}
+
+#[tokio::test]
+async fn operations_endpoints() {
+    let (dir, _) = folder_with(&pool_events(
+        "pool-c6a.xlarge-us-east-1a",
+        5,
+        0,
+        Duration::minutes(5),
+    ))
+    .await;
+    let app = TestApp::spawn(url(&dir)).await;
+    let (status, body) = app.get("/health").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = app.get("/ready").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.get("/no/such/route").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"], "not_found");
+
+    app.get("/get-pool").await;
+    app.get("/get-pool?window=bad").await;
+    let (status, metrics) = app.text("/metrics").await;
+    assert_eq!(status, 200);
+    let ok = [("route", "/get-pool"), ("status", "200")];
+    assert_eq!(
+        metric_value(&metrics, "pool_selector_http_requests_total", &ok),
+        1.0
+    );
+    let bad = [("route", "/get-pool"), ("status", "400")];
+    assert_eq!(
+        metric_value(&metrics, "pool_selector_http_requests_total", &bad),
+        1.0
+    );
+    assert!(metric_value(&metrics, "pool_selector_scan_rows_total", &[]) >= 5.0);
+    assert!(metric_value(&metrics, "pool_selector_scan_bytes_total", &[]) > 0.0);
+    assert!(metrics.contains("pool_selector_http_request_duration_seconds_bucket"));
+
+    let (status, spec) = app.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    for path in ["/get-pool", "/pools", "/ready", "/health"] {
+        assert!(
+            spec["paths"][path].is_object(),
+            "{path} missing from the spec"
+        );
+    }
+    let (status, html) = app.text("/docs/").await;
+    assert_eq!(status, 200);
+    assert!(html.to_lowercase().contains("swagger"));
+
+    let missing = TestApp::spawn("/nonexistent/pool-selector/events").await;
+    let (status, body) = missing.get("/ready").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "storage_unavailable");
+}

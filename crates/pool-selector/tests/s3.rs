@@ -1,0 +1,94 @@
+//! pool-selector against a real S3-compatible server (started by scripts/test-services.sh).
+
+mod common;
+
+use chrono::Duration;
+use common::TestApp;
+use object_store::ObjectStoreExt;
+use pool_core::storage::StorageArgs;
+use testkit::{new_bucket, pool_events, s3_args, s3_endpoint, write_partitioned};
+
+#[tokio::test]
+async fn partitioned_layout_in_a_bucket_prefix() {
+    let bucket = new_bucket("partitioned").await;
+    let args = s3_args(&bucket, "events/");
+    let storage = args.open().unwrap();
+    let mut events = pool_events("pool-c6a.xlarge-us-east-1a", 300, 30, Duration::minutes(10));
+    events.extend(pool_events(
+        "pool-m6a.xlarge-us-east-1a",
+        300,
+        3,
+        Duration::minutes(10),
+    ));
+    events.extend(pool_events(
+        "pool-r6a.xlarge-us-east-1a",
+        300,
+        0,
+        Duration::days(4),
+    ));
+    write_partitioned(&storage, "part-0001", &events).await;
+
+    let app = TestApp::spawn_storage(args).await;
+    let (status, body) = app.get("/ready").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.get("/get-pool?window=24h").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["pool_id"], "pool-m6a.xlarge-us-east-1a");
+    let (_, body) = app.get("/pools?window=24h").await;
+    assert_eq!(body["scan"]["rows"], 600);
+    // The 4-day-old partition is pruned, not read.
+    assert_eq!(body["scan"]["objects"], 1, "{body}");
+    let (_, body) = app.get("/pools").await;
+    assert_eq!(body["scan"]["rows"], 900);
+    assert_eq!(body["pools"][0]["pool_id"], "pool-r6a.xlarge-us-east-1a");
+}
+
+#[tokio::test]
+async fn the_seeds_single_object_layout_and_environment() {
+    let bucket = new_bucket("seed").await;
+    let mut events = pool_events("pool-c6a.xlarge-us-east-1a", 100, 10, Duration::minutes(10));
+    events.extend(pool_events(
+        "pool-m6a.xlarge-us-east-1a",
+        100,
+        1,
+        Duration::minutes(10),
+    ));
+    let endpoint = url::Url::parse(&s3_endpoint()).unwrap();
+    // The seed's variables: bucket + file name, LocalStack URL + port, AWS_KEY_ID / AWS_SECRET.
+    let args = StorageArgs {
+        s3_bucket_name: Some(bucket.clone()),
+        s3_file_name: Some("spark/events.json".into()),
+        localstack_url: Some(format!("http://{}", endpoint.host_str().unwrap())),
+        localstack_port: Some(endpoint.port().unwrap().to_string()),
+        aws_key_id: Some("test".into()),
+        aws_secret: Some("test".into()),
+        aws_region: "us-east-1".into(),
+        ..Default::default()
+    };
+    let storage = args.open().unwrap();
+    assert!(storage.single_object);
+    storage
+        .store
+        .put(&storage.root, testkit::ndjson(&events).into_bytes().into())
+        .await
+        .unwrap();
+
+    let app = TestApp::spawn_storage(args).await;
+    let (status, body) = app
+        .get("/get-pool?instance_types=c6a.xlarge,m6a.xlarge")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["pool_id"], "pool-m6a.xlarge-us-east-1a");
+    assert_eq!(body["jobs"], 100);
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_not_ready_and_ranking_says_storage_is_unavailable() {
+    let args = s3_args("no-such-bucket-for-pool-selector", "events/");
+    let app = TestApp::spawn_storage(args).await;
+    let (status, body) = app.get("/ready").await;
+    assert_eq!(status, 503, "{body}");
+    let (status, body) = app.get("/get-pool").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].is_string());
+}
