@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# pool-selector against DuckDB running the seed's query, side by side on the same files.
+# 2M events over 30 days (720 hourly partitions). Every figure is the median of REPEAT fresh starts
+# (a new process per measurement: "first request on a fresh server"); the page cache is warm for both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+bin="$TARGET_DIR/release"
+EVENTS=${BENCH_EVENTS:-2000000}
+HOURS=${BENCH_HOURS:-720}
+REPEAT=${BENCH_REPEAT:-3}
+PORT=${BENCH_PORT:-5391}
+DATA=${BENCH_DATA:-bench-data/selector-events}
+PY=.venv/bin/python
+
+rm -rf "$DATA"; mkdir -p "$DATA"
+gen=$("$bin/event-generator" --sink "$DATA" --events "$EVENTS" --hours "$HOURS" --seed 7 --truth "$DATA/../selector-truth.json" 2>/dev/null)
+objects=$(find "$DATA" -name '*.json' | wc -l)
+bytes=$(du -sb "$DATA" | cut -f1)
+partitions=$(find "$DATA" -mindepth 2 -maxdepth 2 -type d -name 'hr=*' | wc -l)
+cat "$DATA"/*/*/*.json > /dev/null   # same warm page cache for both engines
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# One fresh pool-selector: start, wait for /health, time one request, read peak RSS, stop.
+selector_once() { # $1 = query string, extra env in $2
+  env $2 EVENTS_URL="$DATA" PORT=$PORT LOG_LEVEL=warn "$bin/pool-selector" &
+  local pid=$!
+  for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.02; done
+  local t
+  t=$(curl -s -o /tmp/bench-selector-body.json -w '%{time_total}' "http://127.0.0.1:$PORT/get-pool?$1")
+  local hwm
+  hwm=$(awk '/VmHWM/ {print $2/1024}' /proc/$pid/status)
+  kill -TERM $pid; wait $pid 2>/dev/null || true
+  echo "$(awk -v t="$t" 'BEGIN {print t*1000}') $hwm $(python3 -c 'import json;print(json.load(open("/tmp/bench-selector-body.json"))["pool_id"])')"
+}
+
+selector() { # $1 query, $2 env → "median_ms max_rss winner"
+  local runs=()
+  for _ in $(seq 1 "$REPEAT"); do runs+=("$(selector_once "$1" "${2:-}")"); done
+  local ms rss winner
+  ms=$(printf '%s\n' "${runs[@]}" | cut -d' ' -f1 | median)
+  rss=$(printf '%s\n' "${runs[@]}" | cut -d' ' -f2 | sort -g | tail -1)
+  winner=$(printf '%s\n' "${runs[@]}" | tail -1 | cut -d' ' -f3)
+  echo "$ms $rss $winner"
+}
+
+duck() { # $1 window seconds, $2 extra flag
+  local runs=()
+  for _ in $(seq 1 "$REPEAT"); do
+    runs+=("$($PY load-test/duckdb_seed.py --glob "$DATA/*/*/*.json" --window "$1" ${2:-} | $PY -c 'import json,sys;d=json.load(sys.stdin);print(d["ms"], d["peak_rss_mb"], d["pool_id"])')")
+  done
+  local ms rss winner
+  ms=$(printf '%s\n' "${runs[@]}" | cut -d' ' -f1 | median)
+  rss=$(printf '%s\n' "${runs[@]}" | cut -d' ' -f2 | sort -g | tail -1)
+  winner=$(printf '%s\n' "${runs[@]}" | tail -1 | cut -d' ' -f3)
+  echo "$ms $rss $winner"
+}
+
+read -r s24 r24 w24 <<<"$(selector 'window=24h')"
+read -r sall rall wall <<<"$(selector 'window=0')"
+read -r sn24 rn24 wn24 <<<"$(selector 'window=24h&strategy=naive')"
+read -r snall rnall wnall <<<"$(selector 'window=0&strategy=naive')"
+read -r snd rnd wnd <<<"$(selector 'window=0' 'DEDUP_JOB_IDS=false')"
+read -r d24 dr24 dw24 <<<"$(duck 86400)"
+read -r dp24 dpr24 dpw24 <<<"$(duck 86400 --prune)"
+read -r dall drall dwall <<<"$(duck 0)"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+same() { [ "$1" = "$2" ] && echo "yes" || echo "NO ($1 vs $2)"; }
+
+cat <<TXT
+
+Dataset: $EVENTS events over $HOURS h, $partitions hourly partitions, $objects objects, $((bytes / 1048576)) MiB NDJSON. Median of $REPEAT fresh starts each.
+
+| query (first request, fresh process) | pool-selector ms | DuckDB seed query ms | ratio (selector/DuckDB) | pool-selector peak RSS MB | DuckDB peak RSS MB |
+|---|---:|---:|---:|---:|---:|
+| 24-hour window, default strategy (wilson) | $s24 | $d24 | $(ratio "$s24" "$d24") | $r24 | $dr24 |
+| 24-hour window, DuckDB given a dt partition filter too | $s24 | $dp24 | $(ratio "$s24" "$dp24") | $r24 | $dpr24 |
+| whole history, default strategy (wilson) | $sall | $dall | $(ratio "$sall" "$dall") | $rall | $drall |
+| whole history, naive (the seed's formula) | $snall | $dall | $(ratio "$snall" "$dall") | $rnall | $drall |
+| whole history, dedup by job_id off (cost of dedup) | $snd | $dall | $(ratio "$snd" "$dall") | $rnd | $drall |
+
+Targets: 24-hour window ≤ 50 ms; whole history ratio ≤ 1.0 (stretch 0.5); peak RSS ≤ 300 MB.
+Same winner as the seed's query (naive strategy vs DuckDB): 24 h $(same "$wn24" "$dw24"), whole history $(same "$wnall" "$dwall").
+TXT
