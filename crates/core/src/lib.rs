@@ -7,8 +7,11 @@
 //! * [`telemetry`]: `tracing` set-up driven by `LOG_LEVEL` and `LOG_FORMAT`.
 //! * [`metrics`] and [`http`]: Prometheus registry, request metrics middleware, `/health`, `/metrics`,
 //!   and the JSON error body every service answers with.
+//! * [`amqp`]: RabbitMQ topology (exchange, ingest queue, dead letters), the message format and a
+//!   publisher with confirms and reconnects, shared by every producer and the ingest worker.
 //! * [`shutdown`]: one future that resolves on SIGTERM or Ctrl-C.
 
+pub mod amqp;
 pub mod config;
 pub mod event;
 pub mod http;

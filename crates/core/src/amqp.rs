@@ -1,0 +1,1029 @@
+//! RabbitMQ: the one topology every producer and consumer declares, the message format, and a
+//! publisher that reports an event as accepted only once the broker has confirmed it.
+//!
+//! # Topology
+//!
+//! ```text
+//!  producers ──► exchange `events` (fanout, durable)
+//!                    │
+//!                    ▼
+//!               queue `events.ingest` (quorum, durable, x-dead-letter-exchange = events.dlx)
+//!                    │ ingest-worker
+//!                    ▼ (a message that can never be stored is republished with a reason header)
+//!               exchange `events.dlx` (fanout, durable) ──► queue `events.dead` (quorum, durable)
+//! ```
+//!
+//! Every name comes from [`AmqpArgs`] (flags or `AMQP_*` variables), so tests and parallel stacks use
+//! their own. [`Topology::declare`] is idempotent: producers and consumers both call it on connect, so
+//! whichever starts first creates everything and a publish is never dropped for want of a queue.
+//! Queues are *quorum* queues (replicated Raft log, fsync before the publisher confirm) where the broker
+//! supports them; a broker that refuses them gets classic durable queues instead.
+//!
+//! # Message format
+//!
+//! One message carries a small batch of events as NDJSON (`application/x-ndjson`, one event per line,
+//! at most [`AmqpArgs::message_max_events`] events and [`AmqpArgs::message_max_bytes`] bytes). Why not
+//! one event per message: an event is ~150 bytes, while a message costs the broker a routing decision,
+//! a Raft log entry, a confirm and an ack, and the consumer a delivery frame and a tag. At 50,000
+//! events/s one event per message would be 50,000 quorum-queue messages/s plus as many confirms on a
+//! 2-core machine; batching a few hundred events per message cuts that to a few hundred messages/s
+//! with the same guarantees (a message is confirmed, stored and acknowledged as a unit). Consumers also
+//! accept a JSON array or a single JSON object per message (`application/json`), so a foreign producer
+//! sending one event per message still works. See [`encode_messages`] and [`parse_events`].
+//!
+//! # Guarantees
+//!
+//! Messages are persistent (`delivery_mode` 2) and published with `mandatory` on a confirm channel:
+//! [`Publisher::publish_confirmed`] returns only after the broker acknowledged every message, and any
+//! nack, return, timeout or lost connection is an error, so nothing half published is reported as
+//! accepted. [`Publisher::publish_reliably`] reconnects with exponential backoff and resends exactly the
+//! messages that were not confirmed (a message whose confirm was lost in a broker restart may be stored
+//! twice; readers count each `job_id` once).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use clap::Args;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use serde::Serialize;
+
+use crate::event::{Event, RawEvent};
+
+/// Default broker URL: the local broker's default vhost as `guest` (who may only log in from loopback).
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Default exchange producers publish to.
+pub const DEFAULT_EXCHANGE: &str = "events";
+/// Default queue the ingest worker consumes.
+pub const DEFAULT_QUEUE: &str = "events.ingest";
+/// Default dead-letter exchange.
+pub const DEFAULT_DEAD_LETTER_EXCHANGE: &str = "events.dlx";
+/// Default queue holding messages that can never be stored.
+pub const DEFAULT_DEAD_LETTER_QUEUE: &str = "events.dead";
+
+/// Content type of a message holding one event per line.
+pub const CONTENT_TYPE_NDJSON: &str = "application/x-ndjson";
+/// Header on a dead-lettered message saying why it was rejected.
+pub const REJECTION_REASON_HEADER: &str = "x-rejection-reason";
+/// Header with the number of events in a message (informational; consumers count lines themselves).
+pub const EVENT_COUNT_HEADER: &str = "x-event-count";
+
+/// Most bad lines listed in an [`InvalidEvents`] error; the rest are only counted.
+pub const MAX_LISTED_ERRORS: usize = 100;
+
+/// Parse a duration flag: `500ms`, or `N` seconds with an optional `s`, `m`, `h`, `d`, `w` unit.
+pub fn parse_duration_flag(s: &str) -> Result<Duration, String> {
+    if let Some(ms) = s.trim().strip_suffix("ms") {
+        return ms
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("{s:?} is not a whole number of milliseconds"));
+    }
+    crate::window::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 30s, 500ms, 2m)"))
+}
+
+/// RabbitMQ settings, flattened into every binary that publishes or consumes events.
+#[derive(Args, Debug, Clone)]
+pub struct AmqpArgs {
+    /// Broker URL, `amqp://user:password@host:port/vhost` (`%2f` is the default vhost `/`).
+    #[arg(long = "amqp-url", env = "AMQP_URL", default_value = DEFAULT_AMQP_URL, hide_env_values = true)]
+    pub url: String,
+    /// Exchange producers publish events to (durable fanout).
+    #[arg(long = "amqp-exchange", env = "AMQP_EXCHANGE", default_value = DEFAULT_EXCHANGE)]
+    pub exchange: String,
+    /// Queue the ingest worker consumes (durable quorum queue bound to the exchange).
+    #[arg(long = "amqp-queue", env = "AMQP_QUEUE", default_value = DEFAULT_QUEUE)]
+    pub queue: String,
+    /// Exchange that receives messages which can never be stored (durable fanout).
+    #[arg(
+        long = "amqp-dead-letter-exchange",
+        env = "AMQP_DEAD_LETTER_EXCHANGE",
+        default_value = DEFAULT_DEAD_LETTER_EXCHANGE
+    )]
+    pub dead_letter_exchange: String,
+    /// Queue bound to the dead-letter exchange, where rejected messages wait for a human.
+    #[arg(
+        long = "amqp-dead-letter-queue",
+        env = "AMQP_DEAD_LETTER_QUEUE",
+        default_value = DEFAULT_DEAD_LETTER_QUEUE
+    )]
+    pub dead_letter_queue: String,
+    /// Most events a producer puts into one message.
+    #[arg(long = "amqp-message-max-events", env = "AMQP_MESSAGE_MAX_EVENTS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub message_max_events: u32,
+    /// Most bytes a producer puts into one message (a single larger event still travels alone).
+    #[arg(long = "amqp-message-max-bytes", env = "AMQP_MESSAGE_MAX_BYTES", default_value_t = 256 * 1024)]
+    pub message_max_bytes: usize,
+    /// How long to wait for the broker to confirm published messages (e.g. 30s, 500ms).
+    #[arg(long = "amqp-confirm-timeout", env = "AMQP_CONFIRM_TIMEOUT", default_value = "30s",
+          value_parser = parse_duration_flag)]
+    pub confirm_timeout: Duration,
+    /// How long to wait for a connection to the broker (e.g. 5s).
+    #[arg(long = "amqp-connect-timeout", env = "AMQP_CONNECT_TIMEOUT", default_value = "5s",
+          value_parser = parse_duration_flag)]
+    pub connect_timeout: Duration,
+}
+
+impl Default for AmqpArgs {
+    fn default() -> Self {
+        Self::for_url(DEFAULT_AMQP_URL)
+    }
+}
+
+impl AmqpArgs {
+    /// The defaults, talking to `url`.
+    pub fn for_url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            exchange: DEFAULT_EXCHANGE.into(),
+            queue: DEFAULT_QUEUE.into(),
+            dead_letter_exchange: DEFAULT_DEAD_LETTER_EXCHANGE.into(),
+            dead_letter_queue: DEFAULT_DEAD_LETTER_QUEUE.into(),
+            message_max_events: 1000,
+            message_max_bytes: 256 * 1024,
+            confirm_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The same settings with `.<suffix>` appended to every exchange and queue name, so tests (or two
+    /// stacks on one broker) do not see each other's messages.
+    pub fn with_suffix(mut self, suffix: &str) -> Self {
+        for name in [
+            &mut self.exchange,
+            &mut self.queue,
+            &mut self.dead_letter_exchange,
+            &mut self.dead_letter_queue,
+        ] {
+            name.push('.');
+            name.push_str(suffix);
+        }
+        self
+    }
+
+    /// The broker URL without its password, for logs and error messages.
+    pub fn redacted_url(&self) -> String {
+        redact(&self.url)
+    }
+
+    /// The exchanges and queues these settings name.
+    pub fn topology(&self) -> Topology {
+        Topology::new(self)
+    }
+}
+
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable AMQP URL>".into(),
+    }
+}
+
+/// What went wrong talking to the broker (other than publishing, see [`PublishError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("cannot connect to RabbitMQ at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("declaring {what} on RabbitMQ failed: {source}")]
+    Declare {
+        what: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("RabbitMQ channel error: {0}")]
+    Channel(#[from] lapin::Error),
+}
+
+/// Open a connection named `name` (shown in the management UI) within the connect timeout.
+pub async fn connect(args: &AmqpArgs, name: &str) -> Result<Connection, AmqpError> {
+    let props = ConnectionProperties::default().with_connection_name(name.to_owned().into());
+    let failed = |message: String| AmqpError::Connect {
+        url: args.redacted_url(),
+        message,
+    };
+    match tokio::time::timeout(args.connect_timeout, Connection::connect(&args.url, props)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Err(_) => Err(failed(format!(
+            "no answer within {:?}",
+            args.connect_timeout
+        ))),
+    }
+}
+
+/// The kind of queue [`Topology::declare`] ended up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    /// Replicated Raft log; confirms are sent once the message is fsynced.
+    Quorum,
+    /// Classic durable queue: the fallback for brokers without quorum queues.
+    Classic,
+}
+
+/// The exchanges and queues of the ingestion path. Cheap to clone; clones share what was learnt about
+/// the broker (whether it supports quorum queues).
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub exchange: String,
+    pub queue: String,
+    pub dead_letter_exchange: String,
+    pub dead_letter_queue: String,
+    /// Set once the broker refused a quorum queue at connection level, so the next connection declares
+    /// classic queues straight away.
+    classic_only: Arc<AtomicBool>,
+}
+
+impl Topology {
+    pub fn new(args: &AmqpArgs) -> Self {
+        Self {
+            exchange: args.exchange.clone(),
+            queue: args.queue.clone(),
+            dead_letter_exchange: args.dead_letter_exchange.clone(),
+            dead_letter_queue: args.dead_letter_queue.clone(),
+            classic_only: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Declare everything, idempotently: the exchange, the dead-letter exchange, the dead-letter queue
+    /// and the ingest queue (with `x-dead-letter-exchange`), and their bindings.
+    ///
+    /// Takes the connection rather than a channel because a refused declaration closes the channel it
+    /// was made on, and the classic fallback needs a fresh one. Returns the ingest queue's kind.
+    pub async fn declare(&self, conn: &Connection) -> Result<QueueKind, AmqpError> {
+        let channel = conn.create_channel().await?;
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        for exchange in [&self.exchange, &self.dead_letter_exchange] {
+            channel
+                .exchange_declare(
+                    exchange.as_str().into(),
+                    ExchangeKind::Fanout,
+                    durable,
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|source| AmqpError::Declare {
+                    what: format!("exchange {exchange:?}"),
+                    source,
+                })?;
+        }
+        let (channel, _) = self
+            .declare_queue(
+                conn,
+                channel,
+                &self.dead_letter_queue,
+                FieldTable::default(),
+            )
+            .await?;
+        self.bind(
+            &channel,
+            &self.dead_letter_queue,
+            &self.dead_letter_exchange,
+        )
+        .await?;
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(self.dead_letter_exchange.as_str().into()),
+        );
+        let (channel, kind) = self.declare_queue(conn, channel, &self.queue, args).await?;
+        self.bind(&channel, &self.queue, &self.exchange).await?;
+        let _ = channel.close(200, "declared".into()).await;
+        Ok(kind)
+    }
+
+    async fn bind(&self, channel: &Channel, queue: &str, exchange: &str) -> Result<(), AmqpError> {
+        channel
+            .queue_bind(
+                queue.into(),
+                exchange.into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| AmqpError::Declare {
+                what: format!("binding of queue {queue:?} to exchange {exchange:?}"),
+                source,
+            })
+    }
+
+    /// Declare a durable queue, quorum first. A broker that answers PRECONDITION_FAILED (the queue
+    /// already exists as a classic queue) or NOT_IMPLEMENTED/COMMAND_INVALID (no quorum queues) gets a
+    /// classic durable queue on a fresh channel.
+    async fn declare_queue(
+        &self,
+        conn: &Connection,
+        channel: Channel,
+        queue: &str,
+        args: FieldTable,
+    ) -> Result<(Channel, QueueKind), AmqpError> {
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        let failed = |source| AmqpError::Declare {
+            what: format!("queue {queue:?}"),
+            source,
+        };
+        if !self.classic_only.load(Ordering::Relaxed) {
+            let mut quorum = args.clone();
+            quorum.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+            match channel.queue_declare(queue.into(), durable, quorum).await {
+                Ok(_) => return Ok((channel, QueueKind::Quorum)),
+                Err(e) if refuses_quorum(&e) => {
+                    tracing::warn!(queue, error = %e, "quorum queue refused; declaring a classic durable queue");
+                    if matches!(protocol_kind(&e), Some(AMQPErrorKind::Hard(_))) {
+                        // The broker closed the whole connection: remember for the next one.
+                        self.classic_only.store(true, Ordering::Relaxed);
+                        return Err(failed(e));
+                    }
+                }
+                Err(e) => return Err(failed(e)),
+            }
+        }
+        let channel = if channel.status().connected() {
+            channel
+        } else {
+            conn.create_channel().await?
+        };
+        channel
+            .queue_declare(queue.into(), durable, args)
+            .await
+            .map_err(failed)?;
+        Ok((channel, QueueKind::Classic))
+    }
+}
+
+fn protocol_kind(e: &lapin::Error) -> Option<&AMQPErrorKind> {
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(p) => Some(p.kind()),
+        _ => None,
+    }
+}
+
+fn refuses_quorum(e: &lapin::Error) -> bool {
+    matches!(
+        protocol_kind(e),
+        Some(AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED))
+            | Some(AMQPErrorKind::Hard(AMQPHardError::NOTIMPLEMENTED))
+            | Some(AMQPErrorKind::Hard(AMQPHardError::COMMANDINVALID))
+    )
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Message format
+// ---------------------------------------------------------------------------------------------------
+
+/// Pack events into NDJSON message bodies of at most `max_events` events and about `max_bytes` bytes
+/// (a single larger event still gets a message of its own). Every line ends with `\n`.
+pub fn encode_messages(events: &[Event], max_events: usize, max_bytes: usize) -> Vec<Vec<u8>> {
+    let max_events = max_events.max(1);
+    let mut out = Vec::new();
+    let mut body = Vec::new();
+    let mut count = 0;
+    for event in events {
+        let line = event.to_json();
+        if count > 0 && (count >= max_events || body.len() + line.len() + 1 > max_bytes) {
+            out.push(std::mem::take(&mut body));
+            count = 0;
+        }
+        body.extend_from_slice(line.as_bytes());
+        body.push(b'\n');
+        count += 1;
+    }
+    if count > 0 {
+        out.push(body);
+    }
+    out
+}
+
+/// One invalid event in a body: where it is (`line` for NDJSON, 1-based; `index` for a JSON array,
+/// 0-based) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadEvent {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// The field at fault, or `event`/`body` when the whole thing is unreadable.
+    pub field: String,
+    pub message: String,
+}
+
+impl BadEvent {
+    fn at_line(line: usize, field: &str, message: impl Into<String>) -> Self {
+        Self {
+            line: Some(line),
+            index: None,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+    fn at_index(index: usize, field: &str, message: impl Into<String>) -> Self {
+        Self {
+            line: None,
+            index: Some(index),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+    fn body(message: impl Into<String>) -> Self {
+        Self {
+            line: None,
+            index: None,
+            field: "body".into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for BadEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.index) {
+            (Some(l), _) => write!(f, "line {l}: {}", self.message),
+            (_, Some(i)) => write!(f, "index {i}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+/// A body with at least one invalid event. Lists the first [`MAX_LISTED_ERRORS`] and counts all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{total} invalid event(s), first: {}", .listed.first().map(|b| b.to_string()).unwrap_or_default())]
+pub struct InvalidEvents {
+    pub listed: Vec<BadEvent>,
+    pub total: usize,
+}
+
+impl InvalidEvents {
+    fn push(&mut self, bad: BadEvent) {
+        if self.listed.len() < MAX_LISTED_ERRORS {
+            self.listed.push(bad);
+        }
+        self.total += 1;
+    }
+    fn one(bad: BadEvent) -> Self {
+        Self {
+            listed: vec![bad],
+            total: 1,
+        }
+    }
+}
+
+/// Parse a body holding events: one JSON object, a JSON array of objects, or NDJSON (one object per
+/// line; blank lines ignored). All or nothing: any invalid event makes the whole body invalid, and the
+/// error names every bad line or index. An empty body is invalid too (it carries no event).
+pub fn parse_events(body: &[u8]) -> Result<Vec<Event>, InvalidEvents> {
+    let trimmed = body.trim_ascii();
+    if trimmed.is_empty() {
+        return Err(InvalidEvents::one(BadEvent::body(
+            "the body holds no events",
+        )));
+    }
+    if trimmed[0] == b'[' {
+        return parse_array(trimmed);
+    }
+    // A pretty-printed single object spans several lines; NDJSON never has an object across lines.
+    if trimmed[0] == b'{'
+        && trimmed.contains(&b'\n')
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(trimmed)
+    {
+        return event_from_value(value)
+            .map(|e| vec![e])
+            .map_err(|(field, message)| InvalidEvents::one(BadEvent::at_line(1, field, message)));
+    }
+    let mut events = Vec::with_capacity(trimmed.len() / 150 + 1);
+    let mut bad = InvalidEvents {
+        listed: Vec::new(),
+        total: 0,
+    };
+    for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        match Event::from_json(line) {
+            Ok(e) => events.push(e),
+            Err(e) => bad.push(BadEvent::at_line(i + 1, e.field, e.to_string())),
+        }
+    }
+    if bad.total > 0 { Err(bad) } else { Ok(events) }
+}
+
+fn event_from_value(value: serde_json::Value) -> Result<Event, (&'static str, String)> {
+    let raw: RawEvent = serde_json::from_value(value)
+        .map_err(|e| ("event", format!("event: not a JSON event object: {e}")))?;
+    Event::try_from(raw).map_err(|e| (e.field, e.to_string()))
+}
+
+fn parse_array(body: &[u8]) -> Result<Vec<Event>, InvalidEvents> {
+    let values: Vec<serde_json::Value> = serde_json::from_slice(body)
+        .map_err(|e| InvalidEvents::one(BadEvent::body(format!("malformed JSON array: {e}"))))?;
+    if values.is_empty() {
+        return Err(InvalidEvents::one(BadEvent::body(
+            "the array holds no events",
+        )));
+    }
+    let mut events = Vec::with_capacity(values.len());
+    let mut bad = InvalidEvents {
+        listed: Vec::new(),
+        total: 0,
+    };
+    for (i, v) in values.into_iter().enumerate() {
+        match event_from_value(v) {
+            Ok(e) => events.push(e),
+            Err((field, message)) => bad.push(BadEvent::at_index(i, field, message)),
+        }
+    }
+    if bad.total > 0 { Err(bad) } else { Ok(events) }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Publisher
+// ---------------------------------------------------------------------------------------------------
+
+/// Why events were not accepted. Every variant means "not stored, try again later": an HTTP front
+/// end answers 503.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("RabbitMQ is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the connection to RabbitMQ was lost while publishing: {0}")]
+    ConnectionLost(String),
+    #[error("RabbitMQ did not confirm the messages within {0:?}")]
+    ConfirmTimeout(Duration),
+    #[error("RabbitMQ refused (nack) a message")]
+    Nacked,
+    #[error(
+        "RabbitMQ returned a message as unroutable: exchange {exchange:?} has no bound queue ({reply})"
+    )]
+    Unroutable { exchange: String, reply: String },
+}
+
+impl PublishError {
+    /// A stable short code for JSON errors and metric labels.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PublishError::Unavailable(_) => "broker_unavailable",
+            PublishError::ConnectionLost(_) => "broker_connection_lost",
+            PublishError::ConfirmTimeout(_) => "broker_confirm_timeout",
+            PublishError::Nacked => "broker_nack",
+            PublishError::Unroutable { .. } => "broker_unroutable",
+        }
+    }
+}
+
+/// A live connection with a confirm channel.
+#[derive(Clone)]
+struct Link {
+    conn: Arc<Connection>,
+    channel: Channel,
+}
+
+impl Link {
+    fn usable(&self) -> bool {
+        self.conn.status().connected() && self.channel.status().connected()
+    }
+}
+
+enum LinkState {
+    Idle,
+    Up(Link),
+    /// The last connection attempt failed at this instant: fail fast until the cool-down has passed,
+    /// so a burst of requests against a dead broker does not become a burst of connection attempts.
+    Down(Instant, String),
+}
+
+/// How long after a failed connection attempt callers fail fast without trying again.
+const CONNECT_COOL_DOWN: Duration = Duration::from_millis(500);
+
+/// Publishes events with publisher confirms, persistently, connecting lazily and reconnecting after a
+/// broker restart. Shared by every request handler of a service (`Arc<Publisher>` or `web::Data`):
+/// publishes from concurrent callers are pipelined on one confirm channel.
+pub struct Publisher {
+    args: AmqpArgs,
+    topology: Topology,
+    name: String,
+    state: tokio::sync::Mutex<LinkState>,
+    connects: AtomicU64,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("url", &self.args.redacted_url())
+            .field("exchange", &self.topology.exchange)
+            .finish()
+    }
+}
+
+impl Publisher {
+    /// A publisher that connects on first use (so a service can start while the broker is down).
+    /// `name` labels the connection in the broker's management UI.
+    pub fn new(args: &AmqpArgs, name: &str) -> Self {
+        Self {
+            args: args.clone(),
+            topology: Topology::new(args),
+            name: name.to_owned(),
+            state: tokio::sync::Mutex::new(LinkState::Idle),
+            connects: AtomicU64::new(0),
+        }
+    }
+
+    /// A publisher that is connected (and has declared the topology) before it is returned.
+    pub async fn connect(args: &AmqpArgs, name: &str) -> Result<Self, PublishError> {
+        let publisher = Self::new(args, name);
+        publisher.link().await?;
+        Ok(publisher)
+    }
+
+    /// The settings this publisher was made with.
+    pub fn args(&self) -> &AmqpArgs {
+        &self.args
+    }
+
+    /// How many connections were opened so far (1 + reconnects).
+    pub fn connections_opened(&self) -> u64 {
+        self.connects.load(Ordering::Relaxed)
+    }
+
+    /// True when a connection is up right now (does not try to connect).
+    pub async fn is_connected(&self) -> bool {
+        matches!(&*self.state.lock().await, LinkState::Up(l) if l.usable())
+    }
+
+    async fn link(&self) -> Result<Link, PublishError> {
+        let mut state = self.state.lock().await;
+        match &*state {
+            LinkState::Up(link) if link.usable() => return Ok(link.clone()),
+            LinkState::Down(at, why) if at.elapsed() < CONNECT_COOL_DOWN => {
+                return Err(PublishError::Unavailable(why.clone()));
+            }
+            _ => {}
+        }
+        match self.open().await {
+            Ok(link) => {
+                self.connects.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(url = %self.args.redacted_url(), exchange = %self.topology.exchange, "connected to RabbitMQ");
+                *state = LinkState::Up(link.clone());
+                Ok(link)
+            }
+            Err(e) => {
+                let why = e.to_string();
+                *state = LinkState::Down(Instant::now(), why.clone());
+                Err(PublishError::Unavailable(why))
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<Link, AmqpError> {
+        let conn = connect(&self.args, &self.name).await?;
+        self.topology.declare(&conn).await?;
+        let channel = conn.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Link {
+            conn: Arc::new(conn),
+            channel,
+        })
+    }
+
+    /// Forget `link` if it is still the current one, so the next call reconnects.
+    async fn drop_link(&self, link: &Link) {
+        let mut state = self.state.lock().await;
+        if let LinkState::Up(current) = &*state
+            && Arc::ptr_eq(&current.conn, &link.conn)
+        {
+            *state = LinkState::Idle;
+        }
+    }
+
+    fn properties(&self, events_in_message: usize) -> BasicProperties {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            EVENT_COUNT_HEADER.into(),
+            AMQPValue::LongLongInt(events_in_message as i64),
+        );
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type(CONTENT_TYPE_NDJSON.into())
+            .with_message_id(uuid::Uuid::now_v7().to_string().into())
+            .with_timestamp(now)
+            .with_app_id(
+                ShortString::try_new(self.name.clone()).unwrap_or_else(|_| "pool-selector".into()),
+            )
+            .with_headers(headers)
+    }
+
+    /// Encode `events` into messages (see the module docs).
+    pub fn encode(&self, events: &[Event]) -> Vec<Vec<u8>> {
+        encode_messages(
+            events,
+            self.args.message_max_events as usize,
+            self.args.message_max_bytes,
+        )
+    }
+
+    /// Publish `events` and wait until the broker confirmed every message. Returns the number of events
+    /// accepted (all of them), or an error if any message was not confirmed: then none is reported as
+    /// accepted, although some may have been stored (a retry may store those twice; readers count each
+    /// `job_id` once). One attempt: a dead connection is reopened once, no retries.
+    pub async fn publish_confirmed(&self, events: &[Event]) -> Result<usize, PublishError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let bodies = self.encode(events);
+        let outcomes = self.publish_bodies(&bodies).await?;
+        match outcomes.into_iter().find_map(Result::err) {
+            Some(e) => Err(e),
+            None => Ok(events.len()),
+        }
+    }
+
+    /// Publish `events`, reconnecting with exponential backoff (100 ms doubling to 5 s) and resending
+    /// exactly the messages not yet confirmed, until all are confirmed or `give_up_after` has passed
+    /// (`None`: keep trying for ever, as a generator feeding a restarting broker should).
+    pub async fn publish_reliably(
+        &self,
+        events: &[Event],
+        give_up_after: Option<Duration>,
+    ) -> Result<usize, PublishError> {
+        let started = Instant::now();
+        let mut pending = self.encode(events);
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(5))
+            .with_jitter()
+            .without_max_times()
+            .build();
+        loop {
+            let error = match self.publish_bodies(&pending).await {
+                Ok(outcomes) => {
+                    let mut first_error = None;
+                    let mut still = Vec::new();
+                    for (body, outcome) in pending.into_iter().zip(outcomes) {
+                        if let Err(e) = outcome {
+                            first_error.get_or_insert(e);
+                            still.push(body);
+                        }
+                    }
+                    pending = still;
+                    match first_error {
+                        None => return Ok(events.len()),
+                        Some(e) => e,
+                    }
+                }
+                Err(e) => e,
+            };
+            if give_up_after.is_some_and(|limit| started.elapsed() >= limit) {
+                return Err(error);
+            }
+            let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+            tracing::warn!(error = %error, unconfirmed_messages = pending.len(), retry_in = ?delay,
+                "publish not confirmed; will reconnect and resend");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Publish raw NDJSON bodies on the current link. `Err` when no link could be had (nothing was
+    /// sent); otherwise one outcome per body, in order.
+    async fn publish_bodies(
+        &self,
+        bodies: &[Vec<u8>],
+    ) -> Result<Vec<Result<(), PublishError>>, PublishError> {
+        let link = self.link().await?;
+        let mut confirms = Vec::with_capacity(bodies.len());
+        let mut broken = false;
+        for body in bodies {
+            if broken {
+                confirms.push(None);
+                continue;
+            }
+            let events = body.iter().filter(|b| **b == b'\n').count();
+            match link
+                .channel
+                .basic_publish(
+                    self.topology.exchange.as_str().into(),
+                    "".into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    body,
+                    self.properties(events),
+                )
+                .await
+            {
+                Ok(confirm) => confirms.push(Some(confirm)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "basic.publish failed");
+                    broken = true;
+                    confirms.push(None);
+                }
+            }
+        }
+        let waited = tokio::time::timeout(
+            self.args.confirm_timeout,
+            futures::future::join_all(confirms.into_iter().map(|c| async move {
+                match c {
+                    None => None,
+                    Some(c) => Some(c.await),
+                }
+            })),
+        )
+        .await;
+        let Ok(results) = waited else {
+            // A broker that does not confirm in time may be wedged: start afresh next time.
+            self.drop_link(&link).await;
+            return Ok(bodies
+                .iter()
+                .map(|_| Err(PublishError::ConfirmTimeout(self.args.confirm_timeout)))
+                .collect());
+        };
+        let mut outcomes = Vec::with_capacity(results.len());
+        for r in results {
+            outcomes.push(match r {
+                None => {
+                    broken = true;
+                    Err(PublishError::ConnectionLost(
+                        "the channel closed before the message was sent".into(),
+                    ))
+                }
+                Some(Ok(Confirmation::Ack(None))) => Ok(()),
+                Some(Ok(Confirmation::Ack(Some(returned)))) => Err(PublishError::Unroutable {
+                    exchange: self.topology.exchange.clone(),
+                    reply: returned.reply_text.to_string(),
+                }),
+                Some(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked),
+                Some(Ok(Confirmation::NotRequested)) => {
+                    // Cannot happen on a confirm channel; never count an unconfirmed message as stored.
+                    broken = true;
+                    Err(PublishError::ConnectionLost(
+                        "the channel is not in confirm mode".into(),
+                    ))
+                }
+                Some(Err(e)) => {
+                    broken = true;
+                    Err(PublishError::ConnectionLost(e.to_string()))
+                }
+            });
+        }
+        if broken || !link.usable() {
+            self.drop_link(&link).await;
+        }
+        Ok(outcomes)
+    }
+
+    /// Close the connection (pending confirms are awaited by their callers first).
+    pub async fn close(&self) {
+        let mut state = self.state.lock().await;
+        if let LinkState::Up(link) = &*state {
+            let _ = link.channel.close(200, "bye".into()).await;
+            let _ = link.conn.close(200, "bye".into()).await;
+        }
+        *state = LinkState::Idle;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(i: usize) -> Event {
+        Event::from_json(
+            format!(
+                r#"{{"finished_at":"2026-11-22T10:00:00.123","job_id":"job-{i}","pool_id":"pool-c6a.xlarge-us-east-1a","status":"SUCCEEDED","reason":""}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn messages_hold_bounded_batches_and_round_trip() {
+        let events: Vec<Event> = (0..2500).map(event).collect();
+        let bodies = encode_messages(&events, 1000, usize::MAX);
+        assert_eq!(bodies.len(), 3);
+        let back: Vec<Event> = bodies
+            .iter()
+            .flat_map(|b| parse_events(b).unwrap())
+            .collect();
+        assert_eq!(back, events);
+
+        let line = events[0].to_json().len() + 1;
+        let bodies = encode_messages(&events[..10], 1000, line * 3);
+        assert_eq!(bodies.len(), 4, "3 + 3 + 3 + 1 by bytes");
+        assert!(bodies.iter().all(|b| b.len() <= line * 3));
+        // One event larger than the limit still travels, alone.
+        assert_eq!(encode_messages(&events[..2], 1000, 10).len(), 2);
+        assert!(encode_messages(&[], 10, 10).is_empty());
+    }
+
+    #[test]
+    fn bodies_may_be_an_object_an_array_or_ndjson() {
+        let one = event(1).to_json();
+        assert_eq!(parse_events(one.as_bytes()).unwrap(), vec![event(1)]);
+        let pretty = serde_json::to_string_pretty(&event(1)).unwrap();
+        assert!(pretty.contains('\n'));
+        assert_eq!(parse_events(pretty.as_bytes()).unwrap(), vec![event(1)]);
+        let array = format!("[{}, {}]", event(1).to_json(), event(2).to_json());
+        assert_eq!(parse_events(array.as_bytes()).unwrap().len(), 2);
+        let ndjson = format!("{}\r\n\n{}\n", event(1).to_json(), event(2).to_json());
+        assert_eq!(parse_events(ndjson.as_bytes()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn every_bad_line_or_index_is_named() {
+        let ndjson = format!(
+            "{}\nnot json\n{}\n{}\n",
+            event(1).to_json(),
+            event(2).to_json().replace("pool-c6a", "pool-C6A"),
+            event(3).to_json()
+        );
+        let err = parse_events(ndjson.as_bytes()).unwrap_err();
+        assert_eq!(err.total, 2);
+        assert_eq!(err.listed[0].line, Some(2));
+        assert_eq!(err.listed[0].field, "event");
+        assert_eq!(err.listed[1].line, Some(3));
+        assert_eq!(err.listed[1].field, "pool_id");
+
+        let array = format!(r#"[{}, {{"job_id": "x"}}, 7]"#, event(1).to_json());
+        let err = parse_events(array.as_bytes()).unwrap_err();
+        assert_eq!(err.total, 2);
+        assert_eq!(err.listed[0].index, Some(1));
+        assert!(err.listed[0].message.contains("missing field"), "{err:?}");
+        assert_eq!(err.listed[1].index, Some(2));
+
+        assert_eq!(parse_events(b"  \n").unwrap_err().listed[0].field, "body");
+        assert_eq!(parse_events(b"[]").unwrap_err().listed[0].field, "body");
+        assert_eq!(parse_events(b"[1, 2").unwrap_err().listed[0].field, "body");
+
+        let many: String = (0..250).map(|_| "nope\n").collect();
+        let err = parse_events(many.as_bytes()).unwrap_err();
+        assert_eq!(err.total, 250);
+        assert_eq!(err.listed.len(), MAX_LISTED_ERRORS);
+    }
+
+    #[test]
+    fn names_take_a_suffix_and_urls_hide_passwords() {
+        let args = AmqpArgs::default().with_suffix("t1");
+        assert_eq!(args.exchange, "events.t1");
+        assert_eq!(args.queue, "events.ingest.t1");
+        assert_eq!(args.dead_letter_exchange, "events.dlx.t1");
+        assert_eq!(args.dead_letter_queue, "events.dead.t1");
+        assert_eq!(args.redacted_url(), "amqp://guest:***@127.0.0.1:5672/%2f");
+        assert_eq!(
+            parse_duration_flag("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(parse_duration_flag("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration_flag("soon").is_err());
+    }
+
+    #[test]
+    fn clap_defaults_match_the_documented_ones() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            amqp: AmqpArgs,
+        }
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        let d = AmqpArgs::default();
+        assert_eq!(cli.amqp.url, d.url);
+        assert_eq!(cli.amqp.exchange, d.exchange);
+        assert_eq!(cli.amqp.queue, d.queue);
+        assert_eq!(cli.amqp.dead_letter_exchange, d.dead_letter_exchange);
+        assert_eq!(cli.amqp.dead_letter_queue, d.dead_letter_queue);
+        assert_eq!(cli.amqp.message_max_events, d.message_max_events);
+        assert_eq!(cli.amqp.message_max_bytes, d.message_max_bytes);
+        assert_eq!(cli.amqp.confirm_timeout, d.confirm_timeout);
+        assert_eq!(cli.amqp.connect_timeout, d.connect_timeout);
+    }
+}

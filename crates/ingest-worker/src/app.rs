@@ -1,0 +1,143 @@
+//! The application: the worker plus its small HTTP server for `/metrics` and `/health`.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, middleware, web};
+use anyhow::Context;
+use prometheus::Registry;
+
+use pool_core::http::{health, metrics as metrics_handler, not_found, track_requests};
+use pool_core::metrics::{HttpMetrics, new_registry};
+
+use crate::batch::Limits;
+use crate::consumer::Worker;
+use crate::metrics::WorkerMetrics;
+use crate::settings::Settings;
+use crate::writer::Writer;
+
+/// A built worker, ready to run: storage opened, metrics port bound. The broker is contacted when it
+/// runs (and again after every broker restart), so it may start before RabbitMQ.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    worker: Arc<Worker>,
+    grace: Duration,
+    registry: Registry,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let storage = settings.storage.open().context("opening EVENTS_URL")?;
+        anyhow::ensure!(
+            !storage.single_object,
+            "EVENTS_URL {} is a single object; the worker writes new objects under a folder or prefix",
+            storage.display
+        );
+        storage
+            .ensure_local_root()
+            .context("creating the events folder")?;
+
+        let registry = new_registry("ingest_worker");
+        let metrics = WorkerMetrics::register(&registry);
+        let http_metrics = web::Data::new(HttpMetrics::register(&registry));
+        let writer = Writer::new(
+            storage.clone(),
+            settings.write_concurrency as usize,
+            metrics.clone(),
+        );
+        let limits = Limits {
+            max_events: settings.batch.batch_max_events as usize,
+            max_bytes: settings.batch.batch_max_bytes,
+            max_messages: settings.batch_max_messages(),
+            max_age: settings.batch.batch_max_age,
+        };
+        let worker = Worker::new(
+            settings.amqp.clone(),
+            limits,
+            settings.prefetch,
+            writer,
+            metrics,
+        );
+
+        let listener = TcpListener::bind((settings.metrics_host.as_str(), settings.metrics_port))
+            .with_context(|| {
+            format!(
+                "binding the metrics port {}:{}",
+                settings.metrics_host, settings.metrics_port
+            )
+        })?;
+        let port = listener.local_addr()?.port();
+        let data = web::Data::new(registry.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(http_metrics.clone())
+                .wrap(middleware::from_fn(track_requests))
+                .route("/health", web::get().to(health))
+                .route("/metrics", web::get().to(metrics_handler))
+                .default_service(web::to(not_found))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)?
+        .run();
+        tracing::info!(events = %storage.display, port, "ingest-worker built");
+        Ok(Self {
+            port,
+            server,
+            worker: Arc::new(worker),
+            grace: settings.shutdown_grace,
+            registry,
+        })
+    }
+
+    /// The port `/metrics` and `/health` are served on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The metrics registry (tests read counters from it directly).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Consume until `shutdown` resolves; then stop consuming, write and acknowledge the open batch and
+    /// return `Ok` — or an error if that took longer than the grace period (the unacknowledged messages
+    /// are then redelivered to the next worker: nothing is lost).
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = self.worker.clone();
+        let mut work = tokio::spawn(async move { worker.run(stopped).await });
+
+        let result = tokio::select! {
+            r = &mut work => r.context("worker task failed"),
+            _ = shutdown => {
+                tracing::info!(grace = ?self.grace, "shutting down");
+                let _ = stop.send(true);
+                match tokio::time::timeout(self.grace, &mut work).await {
+                    Ok(r) => r.context("worker task failed"),
+                    Err(_) => {
+                        work.abort();
+                        Err(anyhow::anyhow!(
+                            "the open batch was not stored within the {:?} grace period; its messages \
+                             stay unacknowledged and will be redelivered",
+                            self.grace
+                        ))
+                    }
+                }
+            }
+        };
+        handle.stop(true).await;
+        let _ = server.await;
+        if result.is_ok() {
+            tracing::info!("stopped cleanly");
+        }
+        result
+    }
+}

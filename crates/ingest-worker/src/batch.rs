@@ -1,0 +1,242 @@
+//! A batch of consumed messages: their events grouped by hourly partition as NDJSON, the messages that
+//! must be dead-lettered, and the delivery tag that acknowledges all of them at once.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use lapin::BasicProperties;
+use pool_core::amqp::parse_events;
+use pool_core::event::Partition;
+
+/// One message as received.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub delivery_tag: u64,
+    pub body: Vec<u8>,
+    pub properties: BasicProperties,
+    pub exchange: String,
+    pub routing_key: String,
+    pub redelivered: bool,
+}
+
+/// A message that can never be stored, and why.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub message: Message,
+    pub reason: String,
+}
+
+/// When a batch is full.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_events: usize,
+    pub max_bytes: usize,
+    pub max_messages: usize,
+    pub max_age: Duration,
+}
+
+/// What happened to one added message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// The message's events joined the batch.
+    Events(usize),
+    /// The message will be dead-lettered, for this reason.
+    Rejected(String),
+}
+
+/// Messages gathered since the last write.
+#[derive(Debug)]
+pub struct Batch {
+    limits: Limits,
+    started: Option<Instant>,
+    last_tag: Option<u64>,
+    messages: usize,
+    events: usize,
+    bytes: usize,
+    partitions: BTreeMap<Partition, Vec<u8>>,
+    dead: Vec<DeadLetter>,
+}
+
+/// A batch taken out for writing.
+#[derive(Debug)]
+pub struct Sealed {
+    /// Acknowledging this tag with `multiple` acknowledges every message of the batch.
+    pub last_tag: u64,
+    pub started: Instant,
+    pub messages: usize,
+    pub events: usize,
+    /// NDJSON (one canonical event line each) per hourly partition.
+    pub partitions: BTreeMap<Partition, Vec<u8>>,
+    pub dead: Vec<DeadLetter>,
+}
+
+impl Batch {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            started: None,
+            last_tag: None,
+            messages: 0,
+            events: 0,
+            bytes: 0,
+            partitions: BTreeMap::new(),
+            dead: Vec::new(),
+        }
+    }
+
+    /// Parse a message and add its events (or, if any line is invalid, the whole message as a dead
+    /// letter: a message is stored or rejected as a unit, like it was confirmed as one).
+    pub fn add(&mut self, message: Message) -> Added {
+        self.started.get_or_insert_with(Instant::now);
+        self.last_tag = Some(message.delivery_tag);
+        self.messages += 1;
+        match parse_events(&message.body) {
+            Ok(events) => {
+                let n = events.len();
+                for event in &events {
+                    let body = self.partitions.entry(event.partition()).or_default();
+                    let before = body.len();
+                    serde_json::to_writer(&mut *body, event).expect("an event always serialises");
+                    body.push(b'\n');
+                    self.bytes += body.len() - before;
+                }
+                self.events += n;
+                Added::Events(n)
+            }
+            Err(invalid) => {
+                let reason = invalid.to_string();
+                self.dead.push(DeadLetter {
+                    message,
+                    reason: reason.clone(),
+                });
+                Added::Rejected(reason)
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+
+    pub fn events(&self) -> usize {
+        self.events
+    }
+
+    /// True when the batch must be written now (by events, bytes or messages; age is [`Self::deadline`]).
+    pub fn is_full(&self) -> bool {
+        self.events >= self.limits.max_events
+            || self.bytes >= self.limits.max_bytes
+            || self.messages >= self.limits.max_messages
+    }
+
+    /// When the batch must be written at the latest (`None` while empty).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.started.map(|s| s + self.limits.max_age)
+    }
+
+    /// Take everything out, leaving an empty batch. `None` if there was nothing.
+    pub fn take(&mut self) -> Option<Sealed> {
+        let last_tag = self.last_tag?;
+        let sealed = Sealed {
+            last_tag,
+            started: self.started.unwrap_or_else(Instant::now),
+            messages: self.messages,
+            events: self.events,
+            partitions: std::mem::take(&mut self.partitions),
+            dead: std::mem::take(&mut self.dead),
+        };
+        *self = Batch::new(self.limits);
+        Some(sealed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(job: &str, at: &str) -> String {
+        format!(
+            r#"{{"finished_at":"{at}","job_id":"{job}","pool_id":"pool-c6a.xlarge-us-east-1a","status":"FAILED","reason":"SPOT_INSTANCE_TERMINATION"}}"#
+        )
+    }
+
+    fn message(tag: u64, body: String) -> Message {
+        Message {
+            delivery_tag: tag,
+            body: body.into_bytes(),
+            properties: BasicProperties::default(),
+            exchange: "events".into(),
+            routing_key: String::new(),
+            redelivered: false,
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_events: 5,
+            max_bytes: 1 << 20,
+            max_messages: 10,
+            max_age: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn groups_events_by_hour_and_acks_up_to_the_last_tag() {
+        let mut b = Batch::new(limits());
+        assert!(b.deadline().is_none());
+        let body = format!(
+            "{}\n{}\n",
+            line("a", "2026-11-22T10:59:59.999"),
+            line("b", "2026-11-22T11:00:00Z")
+        );
+        assert_eq!(b.add(message(1, body)), Added::Events(2));
+        assert_eq!(
+            b.add(message(2, line("c", "2026-11-22T12:30:00+02:00"))),
+            Added::Events(1)
+        );
+        assert!(!b.is_full());
+        assert!(b.deadline().is_some());
+        let s = b.take().unwrap();
+        assert!(b.is_empty() && b.take().is_none());
+        assert_eq!(s.last_tag, 2);
+        assert_eq!(s.events, 3);
+        let paths: Vec<String> = s.partitions.keys().map(|p| p.path()).collect();
+        assert_eq!(paths, ["dt=2026-11-22/hr=10", "dt=2026-11-22/hr=11"]);
+        let hr10 = String::from_utf8(s.partitions.values().next().unwrap().clone()).unwrap();
+        let hr11 = String::from_utf8(s.partitions.values().nth(1).unwrap().clone()).unwrap();
+        // 12:30+02:00 is 10:30 UTC: partitions are by the UTC hour.
+        assert_eq!(hr10.lines().count(), 2);
+        assert_eq!(hr11.lines().count(), 1);
+        assert!(hr10.contains(r#""job_id":"c""#) && hr10.contains("2026-11-22T10:30:00.000"));
+    }
+
+    #[test]
+    fn a_message_with_any_bad_line_is_dead_lettered_whole() {
+        let mut b = Batch::new(limits());
+        let body = format!("{}\nnot json\n", line("a", "2026-11-22T10:00:00"));
+        match b.add(message(7, body)) {
+            Added::Rejected(reason) => assert!(reason.contains("line 2"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(b.events(), 0);
+        let s = b.take().unwrap();
+        assert_eq!(s.last_tag, 7);
+        assert!(s.partitions.is_empty());
+        assert_eq!(s.dead.len(), 1);
+    }
+
+    #[test]
+    fn full_by_events_or_messages() {
+        let mut b = Batch::new(limits());
+        let five: String = (0..5)
+            .map(|i| line(&i.to_string(), "2026-11-22T10:00:00") + "\n")
+            .collect();
+        b.add(message(1, five));
+        assert!(b.is_full());
+        let mut b = Batch::new(limits());
+        for tag in 0..10 {
+            b.add(message(tag, "garbage".into()));
+        }
+        assert!(b.is_full());
+    }
+}

@@ -1,0 +1,30 @@
+//! `ingest-worker`: drains the RabbitMQ ingest queue into the event store.
+//!
+//! Messages (NDJSON batches of job events, see [`pool_core::amqp`]) are consumed with a prefetch
+//! window and gathered into a [`batch::Batch`] until it holds `BATCH_MAX_EVENTS` events or
+//! `BATCH_MAX_BYTES` bytes, or is `BATCH_MAX_AGE` old. The batch is then split by the hour of each
+//! event's `finished_at`, and each hour becomes **one new immutable object**
+//! `<EVENTS_URL>/dt=YYYY-MM-DD/hr=HH/<uuid v7>.json`, the layout pool-selector reads.
+//!
+//! Nothing accepted is lost: the messages of a batch are acknowledged (one `basic.ack` with
+//! `multiple`) only after every object of the batch is durably written (S3 `PUT` returned; on a local
+//! folder the file and its folder are fsynced). Storage errors are retried with exponential backoff,
+//! and never acknowledged around. A crash between the write and the ack makes the broker redeliver the
+//! batch, which is then stored a second time under new keys: delivery is at least once, and readers
+//! count each `job_id` once (pool-selector deduplicates at query time).
+//!
+//! A message that can never be stored (not JSON, not an event, an inconsistent event) is republished,
+//! with the reason in an `x-rejection-reason` header, to the dead-letter exchange; once the broker has
+//! confirmed that copy, the original is acknowledged with the rest of its batch.
+//!
+//! `/metrics` and `/health` are served on `METRICS_PORT` (default 9091).
+
+pub mod app;
+pub mod batch;
+pub mod consumer;
+pub mod metrics;
+pub mod settings;
+pub mod writer;
+
+pub use app::Application;
+pub use settings::Settings;

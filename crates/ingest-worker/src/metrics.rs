@@ -1,0 +1,118 @@
+//! What the worker counts, exposed on `/metrics` with the `ingest_worker_` prefix.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Registry};
+
+use pool_core::metrics::{LATENCY_BUCKETS, counter_vec, register};
+
+/// The worker's Prometheus metrics. Clones share the same series.
+#[derive(Clone)]
+pub struct WorkerMetrics {
+    /// Messages received from the broker (including redeliveries and poison messages).
+    pub messages_consumed: IntCounter,
+    /// Valid events received.
+    pub events_consumed: IntCounter,
+    /// Events written to storage (acknowledged or about to be).
+    pub events_written: IntCounter,
+    /// Objects written to storage.
+    pub objects_written: IntCounter,
+    /// NDJSON bytes written to storage.
+    pub bytes_written: IntCounter,
+    /// Batches written and acknowledged.
+    pub batches: IntCounter,
+    /// Messages republished to the dead-letter exchange.
+    pub dead_lettered: IntCounter,
+    /// Errors by kind: `storage` (a write attempt failed; it is retried), `broker` (connection or
+    /// channel lost), `dead_letter` (the dead-letter publish was not confirmed).
+    pub errors: IntCounterVec,
+    /// Broker connections opened after the first one.
+    pub reconnects: IntCounter,
+    /// 1 while a consumer is registered with the broker.
+    pub consuming: IntGauge,
+    /// Time from the first message of a batch to its acknowledgement.
+    pub batch_latency: Histogram,
+    /// Time to write all objects of a batch (including retries).
+    pub write_latency: Histogram,
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
+    register(
+        registry,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))
+            .expect("valid metric"),
+    )
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    register(registry, IntCounter::new(name, help).expect("valid metric"))
+}
+
+impl WorkerMetrics {
+    pub fn register(registry: &Registry) -> Self {
+        let errors = counter_vec(
+            registry,
+            "errors_total",
+            "Errors by kind (storage, broker, dead_letter).",
+            &["kind"],
+        );
+        for kind in ["storage", "broker", "dead_letter"] {
+            errors.with_label_values(&[kind]);
+        }
+        Self {
+            messages_consumed: counter(
+                registry,
+                "messages_consumed_total",
+                "Messages received from RabbitMQ, redeliveries included.",
+            ),
+            events_consumed: counter(registry, "events_consumed_total", "Valid events received."),
+            events_written: counter(
+                registry,
+                "events_written_total",
+                "Events written to storage.",
+            ),
+            objects_written: counter(
+                registry,
+                "objects_written_total",
+                "NDJSON objects written to storage.",
+            ),
+            bytes_written: counter(
+                registry,
+                "bytes_written_total",
+                "NDJSON bytes written to storage.",
+            ),
+            batches: counter(
+                registry,
+                "batches_total",
+                "Batches written and acknowledged.",
+            ),
+            dead_lettered: counter(
+                registry,
+                "dead_lettered_total",
+                "Messages republished to the dead-letter exchange.",
+            ),
+            errors,
+            reconnects: counter(
+                registry,
+                "reconnects_total",
+                "Broker connections opened after the first one.",
+            ),
+            consuming: register(
+                registry,
+                IntGauge::new(
+                    "consuming",
+                    "1 while a consumer is registered with RabbitMQ.",
+                )
+                .expect("valid metric"),
+            ),
+            batch_latency: histogram(
+                registry,
+                "batch_latency_seconds",
+                "Time from the first message of a batch to its acknowledgement.",
+            ),
+            write_latency: histogram(
+                registry,
+                "write_duration_seconds",
+                "Time to write all objects of a batch, retries included.",
+            ),
+        }
+    }
+}
