@@ -1,0 +1,114 @@
+//! The relay's configuration: flags with environment fallbacks (`relay --help` lists them all).
+
+use std::time::Duration;
+
+use clap::Parser;
+use pool_core::config::{ListenArgs, TelemetryArgs};
+
+/// Port the relay listens on when `PORT` is not set.
+pub const DEFAULT_PORT: u16 = 8080;
+
+/// Parse a duration written as `500ms`, `2s`, `2` (seconds), `1m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Some(ms) = s.strip_suffix("ms") {
+        return ms
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("{s:?} is not a whole number of milliseconds"));
+    }
+    pool_core::window::parse_duration(s)
+        .map_err(|why| format!("{s:?} is not a duration ({why}; use e.g. 500ms, 2s, 2, 1m)"))
+}
+
+/// Everything the relay needs to run.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "relay",
+    version,
+    about = "Redis-cached front door to pool-selector"
+)]
+pub struct Settings {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+
+    /// Base URL of pool-selector.
+    #[arg(long, env = "UPSTREAM_URL", default_value = "http://127.0.0.1:5050")]
+    pub upstream_url: String,
+    /// How long to wait for pool-selector's answer before answering 504.
+    #[arg(long, env = "UPSTREAM_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Redis holding the shared cache. The relay starts and serves without it (responses are BYPASS).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Longest wait for one Redis command; past it the request goes on without the cache.
+    #[arg(long, env = "REDIS_TIMEOUT", default_value = "100ms", value_parser = parse_duration)]
+    pub redis_timeout: Duration,
+    /// After a Redis failure, how long requests skip Redis before one of them probes it again.
+    #[arg(long, env = "REDIS_RETRY", default_value = "1s", value_parser = parse_duration)]
+    pub redis_retry: Duration,
+    /// Prefix of every key the relay writes, so several deployments can share one Redis.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "relay:v1:")]
+    pub redis_key_prefix: String,
+    /// How long the cross-replica fetch lock is held at most (the other replicas wait up to this long
+    /// for the holder's answer before asking the upstream themselves).
+    #[arg(long, env = "REDIS_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub redis_lock_timeout: Duration,
+
+    /// How long a 200 answer is served as a hit.
+    #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 30)]
+    pub cache_ttl_seconds: u64,
+    /// How long a 404 answer ("no matching data") is served as a hit.
+    #[arg(long, env = "NEGATIVE_TTL_SECONDS", default_value_t = 5)]
+    pub negative_ttl_seconds: u64,
+    /// How long past its TTL an entry is still served (STALE) while it is refreshed, or while the
+    /// upstream fails.
+    #[arg(long, env = "STALE_GRACE_SECONDS", default_value_t = 300)]
+    pub stale_grace_seconds: u64,
+
+    /// How long an entry stays in the in-process cache in front of Redis (0 turns it off). Bounds how
+    /// much older than Redis an answer of this replica can be.
+    #[arg(long, env = "L1_TTL", default_value = "1s", value_parser = parse_duration)]
+    pub l1_ttl: Duration,
+    /// Most entries the in-process cache holds.
+    #[arg(long, env = "L1_CAPACITY", default_value_t = 10_000)]
+    pub l1_capacity: u64,
+}
+
+impl Settings {
+    /// Settings for a test or a benchmark: listens on 127.0.0.1 port 0 in front of `upstream_url`,
+    /// with Redis at `redis_url`, defaults elsewhere.
+    pub fn for_upstream(upstream_url: &str, redis_url: &str) -> Self {
+        let mut s = Self::parse_from(["relay"]);
+        s.listen = ListenArgs::new("127.0.0.1", 0);
+        s.listen.workers = Some(2);
+        s.upstream_url = upstream_url.to_owned();
+        s.redis_url = redis_url.to_owned();
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("1.5s").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        use clap::CommandFactory;
+        Settings::command().debug_assert();
+    }
+}

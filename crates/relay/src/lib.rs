@@ -1,0 +1,24 @@
+//! `relay`: the front door users call. It relays an allowlist of pool-selector's read routes
+//! ([`key::RELAYED_ROUTES`]) through a two-level cache (in-process, then Redis shared by every replica),
+//! and holds a burst on a cold cache: concurrent misses for one key send one upstream request, stale
+//! entries are served while one refresh runs, and Redis being down only turns caching off.
+//!
+//! * [`key`]: the allowlist and the canonical form of a request (its cache key).
+//! * [`entry`]: a cached answer and its life cycle (fresh, stale, expired), stored as compact bytes.
+//! * [`store`]: the in-process cache and Redis, with timeouts and a breaker.
+//! * [`upstream`]: the HTTP client to pool-selector.
+//! * [`relay`]: the caching logic (hit, stale-while-revalidate, coalescing, cross-replica lock).
+//! * [`api`], [`startup`], [`config`], [`metrics`]: the service around it.
+
+pub mod api;
+pub mod config;
+pub mod entry;
+pub mod key;
+pub mod metrics;
+pub mod relay;
+pub mod startup;
+pub mod store;
+pub mod upstream;
+
+pub use config::Settings;
+pub use startup::Application;

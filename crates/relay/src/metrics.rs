@@ -1,0 +1,115 @@
+//! The relay's own Prometheus metrics (request counts and latency by route come from
+//! [`pool_core::metrics::HttpMetrics`]).
+//!
+//! Label children are resolved once here, so the hot path increments a counter without a label lookup.
+
+use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
+
+use pool_core::metrics::{counter_vec, histogram_vec, register};
+
+use crate::relay::CacheStatus;
+
+#[derive(Clone)]
+pub struct RelayMetrics {
+    hit: IntCounter,
+    miss: IntCounter,
+    stale: IntCounter,
+    bypass: IntCounter,
+    /// Hits answered from the in-process cache without asking Redis.
+    pub l1_hits: IntCounter,
+    /// Requests that joined an upstream request already in flight for their key instead of sending one.
+    pub coalesced_waiters: IntCounter,
+    /// Background refreshes of stale entries started.
+    pub stale_refreshes: IntCounter,
+    /// Fetches that waited for another replica holding the Redis fetch lock.
+    pub lock_waits: IntCounter,
+    upstream_requests: IntCounterVec,
+    upstream_latency: HistogramVec,
+    redis_errors: IntCounterVec,
+    /// 1 while Redis answers, 0 while the relay bypasses it.
+    pub redis_up: IntGauge,
+}
+
+impl RelayMetrics {
+    pub fn register(registry: &Registry) -> Self {
+        let results = counter_vec(
+            registry,
+            "cache_requests_total",
+            "Relayed requests by cache result (hit, miss, stale, bypass).",
+            &["result"],
+        );
+        let counter = |name: &str, help: &str| {
+            register(registry, IntCounter::new(name, help).expect("valid metric"))
+        };
+        Self {
+            hit: results.with_label_values(&["hit"]),
+            miss: results.with_label_values(&["miss"]),
+            stale: results.with_label_values(&["stale"]),
+            bypass: results.with_label_values(&["bypass"]),
+            l1_hits: counter(
+                "l1_hits_total",
+                "Cache hits and stale answers served from the in-process cache without asking Redis.",
+            ),
+            coalesced_waiters: counter(
+                "coalesced_waiters_total",
+                "Requests that waited for an upstream request already in flight for the same key.",
+            ),
+            stale_refreshes: counter(
+                "stale_refreshes_total",
+                "Background refreshes of stale entries started.",
+            ),
+            lock_waits: counter(
+                "redis_lock_waits_total",
+                "Fetches that waited for another replica holding the Redis fetch lock.",
+            ),
+            upstream_requests: counter_vec(
+                registry,
+                "upstream_requests_total",
+                "Requests sent to pool-selector, by route and outcome (status code, timeout, unavailable).",
+                &["route", "outcome"],
+            ),
+            upstream_latency: histogram_vec(
+                registry,
+                "upstream_request_duration_seconds",
+                "Latency of requests sent to pool-selector.",
+                &["route"],
+            ),
+            redis_errors: counter_vec(
+                registry,
+                "redis_errors_total",
+                "Redis commands that failed or timed out, by operation.",
+                &["op"],
+            ),
+            redis_up: register(
+                registry,
+                IntGauge::new(
+                    "redis_up",
+                    "1 while Redis answers, 0 while the relay bypasses it.",
+                )
+                .expect("valid metric"),
+            ),
+        }
+    }
+
+    pub fn result(&self, status: CacheStatus) {
+        match status {
+            CacheStatus::Hit => self.hit.inc(),
+            CacheStatus::Miss => self.miss.inc(),
+            CacheStatus::Stale => self.stale.inc(),
+            CacheStatus::Bypass => self.bypass.inc(),
+        }
+    }
+
+    pub fn upstream(&self, route: &str, outcome: &str, seconds: f64) {
+        self.upstream_requests
+            .with_label_values(&[route, outcome])
+            .inc();
+        self.upstream_latency
+            .with_label_values(&[route])
+            .observe(seconds);
+    }
+
+    pub fn redis_error(&self, op: &str) {
+        self.redis_errors.with_label_values(&[op]).inc();
+    }
+}

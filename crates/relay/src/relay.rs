@@ -1,0 +1,310 @@
+//! The caching logic: answer from the cache when possible, and make sure a burst of requests for the
+//! same key sends one request upstream.
+//!
+//! * **Hit / stale.** An entry is looked up in the in-process cache, then in Redis. Fresh: served as a
+//!   `HIT`. Past its TTL but inside the grace period: served as `STALE` at once, while one background
+//!   fetch refreshes it. A failing upstream therefore never takes a stale answer away (stale-if-error).
+//! * **Miss.** Concurrent misses for one key share one fetch: the first request becomes the leader and
+//!   spawns the fetch as a task (so a client hanging up does not cancel it for the others); the others
+//!   wait on the same shared future (`coalesced_waiters_total`).
+//! * **Across replicas.** The leader looks in Redis once more, then takes a short Redis lock
+//!   (`SET NX PX`). A leader that finds the lock taken waits for the holder's entry to appear in Redis,
+//!   and asks the upstream itself only if none appears before the lock expires.
+//! * **Redis unavailable.** The request still shares an in-process fetch with its peers, and is answered
+//!   `BYPASS`; nothing is cached until Redis answers again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+
+use crate::entry::{Entry, Freshness, now_ms};
+use crate::key::CacheKey;
+use crate::metrics::RelayMetrics;
+use crate::store::{Lookup, Store, Unavailable};
+use crate::upstream::{Upstream, UpstreamError};
+
+/// How the answer was obtained: the `X-Cache` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Fresh from the cache.
+    Hit,
+    /// From the upstream (possibly through another request's fetch).
+    Miss,
+    /// From the cache past its TTL, inside the grace period; a refresh is under way.
+    Stale,
+    /// From the upstream, Redis being unavailable: nothing was cached.
+    Bypass,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Stale => "STALE",
+            CacheStatus::Bypass => "BYPASS",
+        }
+    }
+}
+
+/// How long answers are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Freshness of a 200.
+    pub ttl: Duration,
+    /// Freshness of a 404 (no matching data).
+    pub negative_ttl: Duration,
+    /// How long past its freshness an entry is still served as `STALE`.
+    pub grace: Duration,
+    /// Longest hold of the cross-replica fetch lock.
+    pub lock_timeout: Duration,
+}
+
+impl Policy {
+    /// How long an upstream answer with `status` stays fresh; zero means it is not cached. Only 200 and
+    /// 404 are cached: any other answer (a 400 for a bad parameter, a 5xx) is passed on and forgotten.
+    pub fn freshness_of(&self, status: u16) -> Duration {
+        match status {
+            200 => self.ttl,
+            404 => self.negative_ttl,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// A fetch in flight, awaited by every request for its key.
+type Flight = Shared<BoxFuture<'static, Result<Arc<Entry>, UpstreamError>>>;
+
+/// The answer to one relayed request.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub entry: Arc<Entry>,
+    pub status: CacheStatus,
+}
+
+/// No answer could be obtained (and the cache held none to fall back on).
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub error: UpstreamError,
+    pub status: CacheStatus,
+}
+
+pub struct Relay {
+    store: Store,
+    upstream: Upstream,
+    policy: Policy,
+    inflight: Mutex<HashMap<String, Flight>>,
+    metrics: RelayMetrics,
+}
+
+impl Relay {
+    pub fn new(store: Store, upstream: Upstream, policy: Policy, metrics: RelayMetrics) -> Self {
+        Self {
+            store,
+            upstream,
+            policy,
+            inflight: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// Answer one request for `key`.
+    pub async fn serve(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        request_id: &str,
+    ) -> Result<Answer, Failure> {
+        let k = key.to_string();
+        let status = match self.store.get(&k).await {
+            Lookup::Found(entry, from_l1) => match entry.freshness(now_ms(), self.grace_ms()) {
+                Freshness::Fresh => {
+                    return Ok(self.answer(entry, CacheStatus::Hit, from_l1));
+                }
+                Freshness::Stale => {
+                    self.refresh(key, &k, request_id);
+                    return Ok(self.answer(entry, CacheStatus::Stale, from_l1));
+                }
+                Freshness::Expired => CacheStatus::Miss,
+            },
+            Lookup::Missing => CacheStatus::Miss,
+            Lookup::Unavailable => CacheStatus::Bypass,
+        };
+        let (flight, leader) = self.flight(key, &k, request_id);
+        if !leader {
+            self.metrics.coalesced_waiters.inc();
+        }
+        self.metrics.result(status);
+        match flight.await {
+            Ok(entry) => Ok(Answer { entry, status }),
+            Err(error) => Err(Failure { error, status }),
+        }
+    }
+
+    fn answer(&self, entry: Arc<Entry>, status: CacheStatus, from_l1: bool) -> Answer {
+        if from_l1 {
+            self.metrics.l1_hits.inc();
+        }
+        self.metrics.result(status);
+        Answer { entry, status }
+    }
+
+    fn grace_ms(&self) -> u64 {
+        self.policy.grace.as_millis() as u64
+    }
+
+    fn is_fresh(&self, entry: &Entry) -> bool {
+        entry.freshness(now_ms(), self.grace_ms()) == Freshness::Fresh
+    }
+
+    /// Start refreshing a stale entry unless a fetch for its key is already under way.
+    fn refresh(self: &Arc<Self>, key: &CacheKey, k: &str, request_id: &str) {
+        let (_flight, leader) = self.flight(key, k, request_id);
+        if leader {
+            self.metrics.stale_refreshes.inc();
+        }
+    }
+
+    /// Join the fetch in flight for `k`, or start one. `true` when this call started it.
+    fn flight(self: &Arc<Self>, key: &CacheKey, k: &str, request_id: &str) -> (Flight, bool) {
+        let mut inflight = self
+            .inflight
+            .lock()
+            .expect("the in-flight map is never poisoned");
+        if let Some(flight) = inflight.get(k) {
+            return (flight.clone(), false);
+        }
+        let this = Arc::clone(self);
+        let (key, k_owned, request_id) = (key.clone(), k.to_owned(), request_id.to_owned());
+        // Spawned, so the fetch completes (and fills the cache) even if every waiting client hangs up.
+        let task = tokio::spawn(async move {
+            let _done = FlightDone(&this, &k_owned);
+            this.lead(&key, &k_owned, &request_id).await
+        });
+        let flight: Flight = task
+            .map(|joined| {
+                joined.unwrap_or_else(|e| {
+                    Err(UpstreamError::Broken(format!("fetch task failed: {e}")))
+                })
+            })
+            .boxed()
+            .shared();
+        // Inserted while the lock is held: the task cannot remove its entry before it exists.
+        inflight.insert(k.to_owned(), flight.clone());
+        (flight, true)
+    }
+
+    /// The leader's work: look again, take the cross-replica lock, fetch, store.
+    async fn lead(
+        &self,
+        key: &CacheKey,
+        k: &str,
+        request_id: &str,
+    ) -> Result<Arc<Entry>, UpstreamError> {
+        // A leader that finished just before this one was created has filled the cache already.
+        if let Some(e) = self.store.get_l1(k).filter(|e| self.is_fresh(e)) {
+            return Ok(e);
+        }
+        match self.store.get_redis(k).await {
+            Lookup::Found(e, _) if self.is_fresh(&e) => return Ok(e),
+            Lookup::Unavailable => return self.fetch_and_store(key, k, request_id).await,
+            _ => {}
+        }
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        match self
+            .store
+            .try_lock(k, &token, self.policy.lock_timeout)
+            .await
+        {
+            Ok(true) => self.fetch_locked(key, k, request_id, &token).await,
+            Ok(false) => {
+                self.metrics.lock_waits.inc();
+                self.wait_for_holder(key, k, request_id, &token).await
+            }
+            Err(Unavailable) => self.fetch_and_store(key, k, request_id).await,
+        }
+    }
+
+    /// Another replica is fetching `k`: wait for its entry, take the lock over if it lets go, and ask
+    /// the upstream ourselves if neither happens before the lock would have expired.
+    async fn wait_for_holder(
+        &self,
+        key: &CacheKey,
+        k: &str,
+        request_id: &str,
+        token: &str,
+    ) -> Result<Arc<Entry>, UpstreamError> {
+        const POLL: Duration = Duration::from_millis(20);
+        let deadline = Instant::now() + self.policy.lock_timeout;
+        while Instant::now() < deadline {
+            tokio::time::sleep(POLL).await;
+            match self.store.get_redis(k).await {
+                Lookup::Found(e, _) if self.is_fresh(&e) => return Ok(e),
+                Lookup::Unavailable => break,
+                _ => {}
+            }
+            match self
+                .store
+                .try_lock(k, token, self.policy.lock_timeout)
+                .await
+            {
+                Ok(true) => return self.fetch_locked(key, k, request_id, token).await,
+                Ok(false) => {}
+                Err(Unavailable) => break,
+            }
+        }
+        self.fetch_and_store(key, k, request_id).await
+    }
+
+    async fn fetch_locked(
+        &self,
+        key: &CacheKey,
+        k: &str,
+        request_id: &str,
+        token: &str,
+    ) -> Result<Arc<Entry>, UpstreamError> {
+        let result = self.fetch_and_store(key, k, request_id).await;
+        self.store.unlock(k, token).await;
+        result
+    }
+
+    async fn fetch_and_store(
+        &self,
+        key: &CacheKey,
+        k: &str,
+        request_id: &str,
+    ) -> Result<Arc<Entry>, UpstreamError> {
+        let mut entry = self.upstream.fetch(key, request_id).await?;
+        let fresh_for = self.policy.freshness_of(entry.status);
+        entry.fresh_for_ms = fresh_for.as_millis() as u64;
+        let entry = Arc::new(entry);
+        if !fresh_for.is_zero() {
+            let _ = self
+                .store
+                .put(k, entry.clone(), fresh_for + self.policy.grace)
+                .await;
+        }
+        Ok(entry)
+    }
+}
+
+/// Removes a finished fetch from the in-flight map, also when the fetch panicked.
+struct FlightDone<'a>(&'a Relay, &'a str);
+
+impl Drop for FlightDone<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut inflight) = self.0.inflight.lock() {
+            inflight.remove(self.1);
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Where entries live: a small in-process cache (L1) in front of Redis (L2, shared by every replica).
+//!
+//! Redis is optional at run time. Every command has a short timeout, and after a failure a breaker
+//! makes requests skip Redis for `REDIS_RETRY` instead of each paying the timeout; then one request
+//! probes it. The connection manager reconnects on its own when Redis comes back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::sync::Cache;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, RedisError};
+
+use crate::entry::{Entry, now_ms};
+use crate::metrics::RelayMetrics;
+
+/// Redis could not be used for this command (down, slow, or skipped by the breaker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
+
+/// The answer of a cache lookup.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// Found, in the in-process cache (`true`) or in Redis (`false`).
+    Found(Arc<Entry>, bool),
+    Missing,
+    /// Redis is unavailable and the in-process cache does not hold the key.
+    Unavailable,
+}
+
+/// How the store talks to Redis.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub url: String,
+    pub timeout: Duration,
+    pub retry: Duration,
+    pub key_prefix: String,
+}
+
+pub struct Store {
+    l1: Option<Cache<String, Arc<Entry>>>,
+    redis: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+    retry_ms: u64,
+    /// 0 while Redis is believed up; otherwise the time (ms since epoch) before which it is skipped.
+    down_until_ms: AtomicU64,
+    metrics: RelayMetrics,
+}
+
+/// Deletes the lock only if it still holds our token, so a holder whose lock expired cannot release
+/// the lock another replica took since.
+const UNLOCK_SCRIPT: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+impl Store {
+    /// Prepare the store without connecting: the relay must start while Redis is down. Fails only on a
+    /// malformed `REDIS_URL`. Must run inside a Tokio runtime (the manager's reconnection task lives there).
+    pub fn new(
+        redis: &RedisSettings,
+        l1_ttl: Duration,
+        l1_capacity: u64,
+        metrics: RelayMetrics,
+    ) -> anyhow::Result<Self> {
+        let client = redis::Client::open(redis.url.as_str())
+            .map_err(|e| anyhow::anyhow!("REDIS_URL {:?} is not a Redis URL: {e}", redis.url))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(redis.timeout.max(Duration::from_millis(10))))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+        let l1 = (!l1_ttl.is_zero()).then(|| {
+            Cache::builder()
+                .max_capacity(l1_capacity)
+                .time_to_live(l1_ttl)
+                .build()
+        });
+        metrics.redis_up.set(1);
+        Ok(Self {
+            l1,
+            redis: manager,
+            prefix: redis.key_prefix.clone(),
+            timeout: redis.timeout,
+            retry_ms: redis.retry.as_millis() as u64,
+            down_until_ms: AtomicU64::new(0),
+            metrics,
+        })
+    }
+
+    /// The in-process copy of `key`, if any.
+    pub fn get_l1(&self, key: &str) -> Option<Arc<Entry>> {
+        self.l1.as_ref()?.get(key)
+    }
+
+    /// Look `key` up in the in-process cache, then in Redis (filling the in-process cache on a find).
+    pub async fn get(&self, key: &str) -> Lookup {
+        if let Some(e) = self.get_l1(key) {
+            return Lookup::Found(e, true);
+        }
+        self.get_redis(key).await
+    }
+
+    /// Look `key` up in Redis only (the fetch leader's second look, and lock waiters' polling).
+    pub async fn get_redis(&self, key: &str) -> Lookup {
+        let cmd = redis::cmd("GET").arg(self.entry_key(key)).to_owned();
+        match self.query::<Option<Vec<u8>>>("get", &cmd).await {
+            Ok(Some(bytes)) => match Entry::decode(&bytes) {
+                Some(e) => {
+                    let e = Arc::new(e);
+                    self.offer_l1(key, &e);
+                    Lookup::Found(e, false)
+                }
+                None => {
+                    tracing::warn!(
+                        key,
+                        "value under the relay's key is not an entry; treated as a miss"
+                    );
+                    Lookup::Missing
+                }
+            },
+            Ok(None) => Lookup::Missing,
+            Err(Unavailable) => Lookup::Unavailable,
+        }
+    }
+
+    /// Store `entry` in Redis for `keep` (its TTL plus the grace period), then in the in-process cache.
+    /// Nothing is kept in process when Redis refused it: the in-process cache only ever mirrors Redis,
+    /// so "Redis down" means BYPASS and not a private cache per replica.
+    pub async fn put(
+        &self,
+        key: &str,
+        entry: Arc<Entry>,
+        keep: Duration,
+    ) -> Result<(), Unavailable> {
+        let cmd = redis::cmd("SET")
+            .arg(self.entry_key(key))
+            .arg(entry.encode().as_ref())
+            .arg("PX")
+            .arg(keep.as_millis().max(1) as u64)
+            .to_owned();
+        self.query::<()>("set", &cmd).await?;
+        self.offer_l1(key, &entry);
+        Ok(())
+    }
+
+    /// Put `entry` in the in-process cache unless it already holds a newer answer: a lookup that read
+    /// Redis just before a refresh stored its result must not put the older entry back.
+    fn offer_l1(&self, key: &str, entry: &Arc<Entry>) {
+        use moka::ops::compute::Op;
+        if let Some(l1) = &self.l1 {
+            l1.entry_by_ref(key).and_compute_with(|held| match held {
+                Some(h) if h.value().stored_at_ms > entry.stored_at_ms => Op::Nop,
+                _ => Op::Put(entry.clone()),
+            });
+        }
+    }
+
+    /// Take the cross-replica fetch lock for `key` for at most `ttl`. `Ok(false)`: another replica holds it.
+    pub async fn try_lock(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, Unavailable> {
+        let cmd = redis::cmd("SET")
+            .arg(self.lock_key(key))
+            .arg(token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .to_owned();
+        self.query::<Option<String>>("lock", &cmd)
+            .await
+            .map(|r| r.is_some())
+    }
+
+    /// Release the lock taken with `token` (a no-op if it expired and someone else holds it now).
+    pub async fn unlock(&self, key: &str, token: &str) {
+        let cmd = redis::cmd("EVAL")
+            .arg(UNLOCK_SCRIPT)
+            .arg(1)
+            .arg(self.lock_key(key))
+            .arg(token)
+            .to_owned();
+        let _ = self.query::<i64>("unlock", &cmd).await;
+    }
+
+    /// Ask Redis directly, past the breaker (readiness). A success closes the breaker.
+    pub async fn ping(&self) -> bool {
+        let mut con = self.redis.clone();
+        let cmd = redis::cmd("PING");
+        match tokio::time::timeout(self.timeout, cmd.query_async::<String>(&mut con)).await {
+            Ok(Ok(_)) => {
+                self.succeeded();
+                true
+            }
+            Ok(Err(e)) => {
+                self.failed("ping", &e.to_string());
+                false
+            }
+            Err(_) => {
+                self.failed("ping", "timed out");
+                false
+            }
+        }
+    }
+
+    /// Whether requests currently use Redis (the breaker is closed).
+    pub fn redis_up(&self) -> bool {
+        self.down_until_ms.load(Ordering::Relaxed) == 0
+    }
+
+    fn entry_key(&self, key: &str) -> String {
+        format!("{}e:{key}", self.prefix)
+    }
+
+    fn lock_key(&self, key: &str) -> String {
+        format!("{}lock:{key}", self.prefix)
+    }
+
+    /// Run one command with the timeout and the breaker.
+    async fn query<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, Unavailable> {
+        if !self.may_try() {
+            return Err(Unavailable);
+        }
+        let mut con = self.redis.clone();
+        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut con)).await {
+            Ok(Ok(v)) => {
+                self.succeeded();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                self.failed(op, &describe(&e));
+                Err(Unavailable)
+            }
+            Err(_) => {
+                self.failed(op, &format!("no answer within {:?}", self.timeout));
+                Err(Unavailable)
+            }
+        }
+    }
+
+    /// Closed breaker: yes. Open: no, until the retry time, when exactly one caller gets to probe.
+    fn may_try(&self) -> bool {
+        let until = self.down_until_ms.load(Ordering::Relaxed);
+        if until == 0 {
+            return true;
+        }
+        let now = now_ms();
+        now >= until
+            && self
+                .down_until_ms
+                .compare_exchange(
+                    until,
+                    now + self.retry_ms,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    fn succeeded(&self) {
+        if self.down_until_ms.swap(0, Ordering::AcqRel) != 0 {
+            self.metrics.redis_up.set(1);
+            tracing::info!("Redis answers again; caching resumes");
+        }
+    }
+
+    fn failed(&self, op: &'static str, why: &str) {
+        self.metrics.redis_error(op);
+        let until = (now_ms() + self.retry_ms).max(1);
+        if self.down_until_ms.swap(until, Ordering::AcqRel) == 0 {
+            self.metrics.redis_up.set(0);
+            tracing::warn!(
+                op,
+                "Redis unavailable ({why}); requests bypass the cache until it answers"
+            );
+        }
+    }
+}
+
+fn describe(e: &RedisError) -> String {
+    e.to_string()
+}

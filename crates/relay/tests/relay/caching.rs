@@ -1,0 +1,251 @@
+//! HIT, MISS, STALE, negative caching, errors never cached, key normalisation, upstream failures.
+
+use std::time::Duration;
+
+use crate::support::{Upstream, dead_port, shared_redis, silent_server, spawn_relay};
+
+const BEST: &str = "/get-pool?instance_types=c6a.xlarge,m6a.xlarge";
+
+#[tokio::test]
+async fn a_miss_is_cached_and_then_served_as_a_hit_with_its_age() {
+    let upstream = Upstream::spawn().await;
+    let relay = spawn_relay(&upstream.base, &shared_redis(), |_| {}).await;
+
+    let first = relay.get(BEST).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    assert_eq!(first.cache, "MISS");
+    assert_eq!(first.age, Some(0));
+    assert_eq!(first.body["pool_id"], "pool-m6a.xlarge-us-east-1b");
+
+    let second = relay.get(BEST).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.cache, "HIT");
+    assert_eq!(second.body, first.body);
+    assert!(second.age.is_some());
+
+    let pools = relay.get("/pools").await;
+    assert_eq!(pools.status, 200);
+    assert_eq!(pools.cache, "MISS");
+    assert_eq!(pools.body["pools"].as_array().unwrap().len(), 3);
+    assert_eq!(relay.get("/pools").await.cache, "HIT");
+
+    assert_eq!(upstream.requests_to("/get-pool").await, 1);
+    assert_eq!(upstream.requests_to("/pools").await, 1);
+    assert_eq!(
+        relay
+            .metric("relay_cache_requests_total", &[("result", "hit")])
+            .await,
+        2
+    );
+    assert_eq!(
+        relay
+            .metric("relay_cache_requests_total", &[("result", "miss")])
+            .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn hits_come_from_redis_when_the_in_process_cache_is_off_and_the_age_grows() {
+    let upstream = Upstream::spawn().await;
+    let relay = spawn_relay(&upstream.base, &shared_redis(), |s| {
+        s.l1_ttl = Duration::ZERO
+    })
+    .await;
+    assert_eq!(relay.get(BEST).await.cache, "MISS");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let hit = relay.get(BEST).await;
+    assert_eq!(hit.cache, "HIT");
+    assert!(hit.age.unwrap() >= 1, "{hit:?}");
+    assert_eq!(relay.metric("relay_l1_hits_total", &[]).await, 0);
+    assert_eq!(upstream.requests_to("/get-pool").await, 1);
+}
+
+#[tokio::test]
+async fn a_second_replica_hits_what_the_first_stored() {
+    let upstream = Upstream::spawn().await;
+    let redis = shared_redis();
+    let a = spawn_relay(&upstream.base, &redis, |_| {}).await;
+    let prefix = a.prefix.clone();
+    let b = spawn_relay(&upstream.base, &redis, |s| s.redis_key_prefix = prefix).await;
+    assert_eq!(a.get(BEST).await.cache, "MISS");
+    assert_eq!(b.get(BEST).await.cache, "HIT");
+    assert_eq!(upstream.requests_to("/get-pool").await, 1);
+}
+
+#[tokio::test]
+async fn key_normalisation_makes_equivalent_queries_one_entry() {
+    let upstream = Upstream::spawn().await;
+    let relay = spawn_relay(&upstream.base, &shared_redis(), |_| {}).await;
+    assert_eq!(relay.get(BEST).await.cache, "MISS");
+    for same in [
+        "/get-pool?instance_types=m6a.xlarge,c6a.xlarge",
+        "/get-pool?instance_types=M6A.XLARGE,c6a.xlarge,c6a.xlarge",
+        "/get-pool?INSTANCE_TYPES=c6a.xlarge&instance_types=m6a.xlarge",
+        "/get-pool?instance_types=%20c6a.xlarge,,m6a.xlarge%20",
+    ] {
+        let r = relay.get(same).await;
+        assert_eq!(
+            (r.status, r.cache.as_str()),
+            (200, "HIT"),
+            "{same}: {:?}",
+            r.body
+        );
+        assert_eq!(r.body["pool_id"], "pool-m6a.xlarge-us-east-1b");
+    }
+    // Different questions are different entries.
+    let one = relay.get("/get-pool?instance_types=c6a.xlarge").await;
+    assert_eq!(
+        (one.cache.as_str(), &one.body["pool_id"]),
+        ("MISS", &"pool-c6a.xlarge-us-east-1a".into())
+    );
+    let zones = relay
+        .get("/get-pool?availability_zones=us-east-1c,us-east-1a&window=24h")
+        .await;
+    assert_eq!(zones.cache, "MISS");
+    let zones = relay
+        .get("/get-pool?window=24h&availability_zones=US-EAST-1A,us-east-1c,us-east-1a")
+        .await;
+    assert_eq!(zones.cache, "HIT");
+    assert_eq!(zones.body["pool_id"], "pool-r6a.xlarge-us-east-1c");
+    assert_eq!(upstream.requests_to("/get-pool").await, 3);
+}
+
+#[tokio::test]
+async fn unknown_parameters_reach_the_upstream_and_its_400_is_never_cached() {
+    let upstream = Upstream::spawn().await;
+    let relay = spawn_relay(&upstream.base, &shared_redis(), |_| {}).await;
+    for _ in 0..2 {
+        let r = relay.get("/get-pool?instance_type=c6a.xlarge").await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert_eq!(r.cache, "MISS");
+        let bad = relay
+            .get("/get-pool?instance_types=c6a.xlarge'%20OR%201=1")
+            .await;
+        assert_eq!(bad.status, 400, "{:?}", bad.body);
+        assert_eq!(bad.body["field"], "instance_types", "{:?}", bad.body);
+    }
+    assert_eq!(upstream.requests_to("/get-pool").await, 4);
+}
+
+#[tokio::test]
+async fn a_404_is_cached_for_the_negative_ttl_only() {
+    let upstream = Upstream::spawn().await;
+    let relay = spawn_relay(&upstream.base, &shared_redis(), |s| {
+        s.negative_ttl_seconds = 1;
+        s.stale_grace_seconds = 0;
+    })
+    .await;
+    let q = "/get-pool?instance_types=x2iedn.32xlarge";
+    let first = relay.get(q).await;
+    assert_eq!(
+        (first.status, first.cache.as_str()),
+        (404, "MISS"),
+        "{:?}",
+        first.body
+    );
+    assert_eq!(first.body["error"], "not_found");
+    let again = relay.get(q).await;
+    assert_eq!((again.status, again.cache.as_str()), (404, "HIT"));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let later = relay.get(q).await;
+    assert_eq!((later.status, later.cache.as_str()), (404, "MISS"));
+    assert_eq!(upstream.requests_to("/get-pool").await, 2);
+}
+
+#[tokio::test]
+async fn past_its_ttl_an_entry_is_served_stale_while_one_refresh_runs() {
+    let upstream = Upstream::spawn().await;
+    let relay = spawn_relay(&upstream.base, &shared_redis(), |s| {
+        s.cache_ttl_seconds = 1;
+        s.stale_grace_seconds = 60;
+    })
+    .await;
+    assert_eq!(relay.get(BEST).await.cache, "MISS");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // A burst on the stale entry: every request is answered at once from the cache, one refresh runs.
+    let burst = futures::future::join_all((0..50).map(|_| relay.get(BEST))).await;
+    let mut stale = 0;
+    for r in &burst {
+        assert_eq!(r.status, 200);
+        assert!(r.cache == "STALE" || r.cache == "HIT", "{r:?}");
+        stale += usize::from(r.cache == "STALE");
+    }
+    assert!(stale >= 1);
+    let refreshed = testkit::eventually("the refreshed entry", Duration::from_secs(5), || async {
+        let r = relay.get(BEST).await;
+        (r.cache == "HIT" && r.age == Some(0)).then_some(r)
+    })
+    .await;
+    assert_eq!(refreshed.body["pool_id"], "pool-m6a.xlarge-us-east-1b");
+    assert_eq!(upstream.requests_to("/get-pool").await, 2);
+    assert_eq!(relay.metric("relay_stale_refreshes_total", &[]).await, 1);
+}
+
+#[tokio::test]
+async fn a_stale_entry_is_served_while_the_upstream_is_down() {
+    // Replica `a` fills the cache; replica `b` shares it but its upstream is down.
+    let upstream = Upstream::spawn().await;
+    let redis = shared_redis();
+    let a = spawn_relay(&upstream.base, &redis, |s| s.cache_ttl_seconds = 1).await;
+    let prefix = a.prefix.clone();
+    let down = format!("http://127.0.0.1:{}", dead_port());
+    let b = spawn_relay(&down, &redis, |s| {
+        s.redis_key_prefix = prefix;
+        s.cache_ttl_seconds = 1;
+    })
+    .await;
+    let fresh = a.get(BEST).await;
+    assert_eq!(fresh.cache, "MISS");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..5 {
+        let r = b.get(BEST).await;
+        assert_eq!((r.status, r.cache.as_str()), (200, "STALE"), "{:?}", r.body);
+        assert_eq!(r.body, fresh.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        b.metric(
+            "relay_upstream_requests_total",
+            &[("outcome", "unavailable")]
+        )
+        .await
+            >= 1
+    );
+    // With nothing cached, the same failure is a 502.
+    let r = b.get("/pools").await;
+    assert_eq!((r.status, r.cache.as_str()), (502, "MISS"), "{:?}", r.body);
+    assert_eq!(r.body["error"], "upstream_unavailable");
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_502_and_a_silent_one_504() {
+    let redis = shared_redis();
+    let down = spawn_relay(&format!("http://127.0.0.1:{}", dead_port()), &redis, |_| {}).await;
+    let r = down.get(BEST).await;
+    assert_eq!(r.status, 502, "{:?}", r.body);
+    assert_eq!(r.body["error"], "upstream_unavailable");
+    assert!(r.body["message"].as_str().unwrap().contains("unreachable"));
+    // Errors are not cached: the next request asks again.
+    assert_eq!(down.get(BEST).await.status, 502);
+    assert_eq!(
+        down.metric(
+            "relay_upstream_requests_total",
+            &[("outcome", "unavailable")]
+        )
+        .await,
+        2
+    );
+
+    let silent = silent_server().await;
+    let slow = spawn_relay(&silent, &redis, |s| {
+        s.upstream_timeout = Duration::from_millis(300)
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let r = slow.get(BEST).await;
+    assert_eq!(r.status, 504, "{:?}", r.body);
+    assert_eq!(r.body["error"], "upstream_timeout");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

@@ -1,0 +1,300 @@
+//! What the relay's black-box tests run against: a real pool-selector over a temporary folder of
+//! events, the relay itself on a free port, and, for the outage tests, a private redis-server that a
+//! test may kill, pause or restart without disturbing the others.
+
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::Duration as Age;
+use pool_core::storage::StorageArgs;
+use relay::{Application, Settings};
+use serde_json::Value;
+use testkit::{metric_value, pool_events, write_partitioned};
+
+/// pool-selector over a small dataset: three pools with recent jobs.
+pub struct Upstream {
+    pub base: String,
+    client: reqwest::Client,
+    _events: tempfile::TempDir,
+}
+
+impl Upstream {
+    pub async fn spawn() -> Self {
+        let dir = tempfile::tempdir().expect("temp folder");
+        let storage = StorageArgs::for_url(dir.path().to_str().expect("utf-8 path"))
+            .open()
+            .expect("local storage");
+        let mut events = pool_events("pool-c6a.xlarge-us-east-1a", 200, 20, Age::minutes(20));
+        events.extend(pool_events(
+            "pool-m6a.xlarge-us-east-1b",
+            200,
+            2,
+            Age::minutes(20),
+        ));
+        events.extend(pool_events(
+            "pool-r6a.xlarge-us-east-1c",
+            200,
+            0,
+            Age::minutes(20),
+        ));
+        write_partitioned(&storage, "x", &events).await;
+
+        let settings = pool_selector::Settings::for_events_url(dir.path().to_str().unwrap());
+        let app = pool_selector::Application::build(settings)
+            .await
+            .expect("pool-selector builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            _events: dir,
+        }
+    }
+
+    async fn exposition(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("pool-selector answers /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    /// Requests pool-selector itself counted on `route` (`/get-pool`, `/pools`, or `unmatched`).
+    pub async fn requests_to(&self, route: &str) -> u64 {
+        metric_value(
+            &self.exposition().await,
+            "pool_selector_http_requests_total",
+            &[("route", route)],
+        ) as u64
+    }
+
+    /// Every request pool-selector counted except its own `/metrics` reads.
+    pub async fn requests(&self) -> u64 {
+        let text = self.exposition().await;
+        let all = metric_value(&text, "pool_selector_http_requests_total", &[]);
+        let metrics = metric_value(
+            &text,
+            "pool_selector_http_requests_total",
+            &[("route", "/metrics")],
+        );
+        (all - metrics) as u64
+    }
+}
+
+/// A relay on a free port. Each one gets its own Redis key prefix, so tests sharing one Redis never
+/// see each other's entries (pass the same prefix to two relays to make them replicas).
+pub struct TestRelay {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub prefix: String,
+}
+
+/// One relayed answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub cache: String,
+    pub age: Option<u64>,
+    pub request_id: String,
+    pub body: Value,
+}
+
+pub fn unique_prefix() -> String {
+    format!("relay-test:{}:", uuid::Uuid::new_v4().simple())
+}
+
+pub async fn spawn_relay(
+    upstream: &str,
+    redis: &str,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestRelay {
+    let mut settings = Settings::for_upstream(upstream, redis);
+    settings.redis_key_prefix = unique_prefix();
+    tweak(&mut settings);
+    let prefix = settings.redis_key_prefix.clone();
+    let app = Application::build(settings).await.expect("relay builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestRelay {
+        base,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        prefix,
+    }
+}
+
+impl TestRelay {
+    pub async fn get(&self, path_and_query: &str) -> Reply {
+        self.get_with(path_and_query, None).await
+    }
+
+    pub async fn get_with(&self, path_and_query: &str, request_id: Option<&str>) -> Reply {
+        let mut req = self.client.get(format!("{}{path_and_query}", self.base));
+        if let Some(id) = request_id {
+            req = req.header("x-request-id", id);
+        }
+        let res = req.send().await.expect("the relay answers");
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        let (status, cache, request_id) = (
+            res.status().as_u16(),
+            header("x-cache"),
+            header("x-request-id"),
+        );
+        let age = res
+            .headers()
+            .get("age")
+            .map(|v| v.to_str().unwrap().parse().expect("numeric Age"));
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            cache,
+            age,
+            request_id,
+            body,
+        }
+    }
+
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("the relay answers /metrics")
+            .text()
+            .await
+            .unwrap();
+        metric_value(&text, name, labels) as u64
+    }
+}
+
+/// The shared test Redis (`TEST_REDIS_URL`, started by scripts/test-services.sh).
+pub fn shared_redis() -> String {
+    testkit::require_env("TEST_REDIS_URL")
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn dead_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A TCP server that accepts connections and never answers: an upstream too slow for any timeout.
+pub async fn silent_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A private redis-server on a free port, killed when dropped.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        let mut server = Self {
+            port: dead_port(),
+            child: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Start (again) on the same port, and wait until it answers PING.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "redis-server already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("this test starts its own redis-server (Debian package redis-server): {e}")
+            });
+        self.child = Some(child);
+        let url = self.url();
+        testkit::eventually(
+            "the private redis-server to answer PING",
+            Duration::from_secs(10),
+            || {
+                let url = url.clone();
+                async move {
+                    let client = redis::Client::open(url).ok()?;
+                    let mut con = client.get_multiplexed_async_connection().await.ok()?;
+                    redis::cmd("PING")
+                        .query_async::<String>(&mut con)
+                        .await
+                        .ok()
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Kill it outright (SIGKILL): connections drop, nothing answers on the port.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Freeze it (SIGSTOP): connections stay open and nothing answers, a Redis "too slow".
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("redis-server running").id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill {sig} {pid} failed");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.resume();
+        }
+        self.kill();
+    }
+}
