@@ -1,0 +1,367 @@
+//! Command line and environment: every flag has a `GENERATOR_*` variable, and S3 settings come from
+//! pool-core's [`StorageArgs`] (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, …).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use clap::Parser;
+use pool_core::event::{PoolId, parse_timestamp};
+use pool_core::storage::StorageArgs;
+use pool_core::telemetry::TelemetryArgs;
+use pool_core::window::parse_duration;
+
+use crate::pools::PoolChoice;
+use crate::sink::{ObjectSinkOptions, SinkSettings, SinkUrl};
+
+/// Longest backfill accepted: ten years.
+pub const MAX_HOURS: f64 = 10.0 * 366.0 * 24.0;
+/// Pools drawn from the catalogue when neither `--pools` nor `--pool-list` is given.
+pub const DEFAULT_POOLS: usize = 32;
+/// Backfill length when `--hours` is not given.
+pub const DEFAULT_HOURS: f64 = 24.0;
+
+/// Synthetic Spark job events with a hidden per-pool spot termination probability.
+///
+/// Without --rate it backfills: --events jobs whose finish times are spread uniformly over the --hours
+/// before --end (default now). With --rate R > 0 it streams R events per second stamped with the current
+/// time until --events have been written (0 = until Ctrl-C/SIGTERM). Output: hive-partitioned NDJSON
+/// objects dt=YYYY-MM-DD/hr=HH/<name>.json; a one-line JSON summary goes to stdout.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "event-generator", version)]
+pub struct Args {
+    /// Where to write: a folder, file://DIR or s3://bucket/prefix (amqp:// is recognised but not
+    /// implemented yet). Default: the storage location (EVENTS_URL, else ./data/events).
+    #[arg(long, env = "GENERATOR_SINK", value_parser = clap::value_parser!(SinkUrl))]
+    pub sink: Option<SinkUrl>,
+
+    /// Number of events (0 = unbounded, streams only).
+    #[arg(long, env = "GENERATOR_EVENTS", default_value_t = 100_000)]
+    pub events: u64,
+
+    /// Events per second for a real-time stream stamped "now"; 0 = a backfill as fast as possible.
+    #[arg(long, env = "GENERATOR_RATE", default_value_t = 0.0)]
+    pub rate: f64,
+
+    /// Backfill length: finish times are spread uniformly over the last H hours (default 24).
+    #[arg(long, env = "GENERATOR_HOURS")]
+    pub hours: Option<f64>,
+
+    /// End of the backfill window (RFC 3339, or ISO 8601 without a zone = UTC). Default: now. Fix it
+    /// (with --seed) for reproducible output.
+    #[arg(long, env = "GENERATOR_END", value_parser = parse_end)]
+    pub end: Option<DateTime<Utc>>,
+
+    /// Random seed: the same seed and --end give byte-identical objects and keys. Default: random
+    /// (printed in the summary).
+    #[arg(long, env = "GENERATOR_SEED")]
+    pub seed: Option<u64>,
+
+    /// Number of pools drawn from the catalogue of instance types × zones.
+    #[arg(long, env = "GENERATOR_POOLS", conflicts_with = "pool_list")]
+    pub pools: Option<usize>,
+
+    /// Explicit pool ids, comma separated (e.g. pool-c6a.xlarge-us-east-1a,pool-m6a.large-us-west-2b).
+    #[arg(long, env = "GENERATOR_POOL_LIST", value_delimiter = ',', value_parser = parse_pool)]
+    pub pool_list: Vec<PoolId>,
+
+    /// Traffic skew: the k-th busiest pool gets a share proportional to 1/k^skew (0 = even).
+    #[arg(long, env = "GENERATOR_SKEW", default_value_t = 1.0)]
+    pub skew: f64,
+
+    /// Probability that a job fails for a reason other than a spot termination.
+    #[arg(long, env = "GENERATOR_OTHER_FAILURE_RATE", default_value_t = 0.02)]
+    pub other_failure_rate: f64,
+
+    /// Write the hidden per-pool parameters and the generated counts to this JSON file.
+    #[arg(long, env = "GENERATOR_TRUTH")]
+    pub truth: Option<PathBuf>,
+
+    /// Largest object written, in bytes (a partition's buffer is flushed when it reaches this size).
+    #[arg(long, env = "GENERATOR_MAX_OBJECT_BYTES", default_value_t = 8 << 20)]
+    pub max_object_bytes: usize,
+
+    /// Streams only: flush a partition's buffer once it is this old, so readers see data while the
+    /// generator runs (seconds, or 500ms / 5s / 1m).
+    #[arg(long, env = "GENERATOR_FLUSH_INTERVAL", default_value = "5s", value_parser = parse_flush)]
+    pub flush_interval: Duration,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+fn parse_end(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_timestamp(s).map_err(|e| e.message)
+}
+
+fn parse_pool(s: &str) -> Result<PoolId, String> {
+    s.trim().parse::<PoolId>().map_err(|e| e.message)
+}
+
+fn parse_flush(s: &str) -> Result<Duration, String> {
+    if let Some(ms) = s.trim().strip_suffix("ms") {
+        return ms
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("{s:?} is not a duration such as 500ms, 5s or 1m"));
+    }
+    parse_duration(s)
+        .map_err(|why| format!("{s:?} is not a duration ({why}); use e.g. 500ms, 5s or 1m"))
+}
+
+/// A flag combination or value that does not make sense.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// How finish times are chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Uniformly over `[start, end)`, as fast as possible.
+    Backfill {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
+    /// `rate` events per second, stamped with the current time.
+    Stream { rate: f64, started: DateTime<Utc> },
+}
+
+/// A checked run description.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub sink: SinkUrl,
+    pub mode: Mode,
+    /// `None` = until stopped (streams only).
+    pub events: Option<u64>,
+    pub seed: u64,
+    pub pools: PoolChoice,
+    pub skew: f64,
+    pub other_failure_rate: f64,
+    pub truth: Option<PathBuf>,
+    pub settings: SinkSettings,
+}
+
+impl Args {
+    /// Check the flags and resolve defaults (`now` stands for the current time).
+    pub fn plan(&self, now: DateTime<Utc>) -> Result<Plan, ConfigError> {
+        let bad = |m: String| Err(ConfigError(m));
+        if !self.rate.is_finite() || self.rate < 0.0 {
+            return bad(format!(
+                "--rate must be a number of events per second >= 0, got {}",
+                self.rate
+            ));
+        }
+        if !self.skew.is_finite() || !(0.0..=10.0).contains(&self.skew) {
+            return bad(format!(
+                "--skew must be between 0 and 10, got {}",
+                self.skew
+            ));
+        }
+        if !(0.0..=0.5).contains(&self.other_failure_rate) {
+            return bad(format!(
+                "--other-failure-rate must be between 0 and 0.5, got {}",
+                self.other_failure_rate
+            ));
+        }
+        if self.max_object_bytes < 1024 {
+            return bad(format!(
+                "--max-object-bytes must be at least 1024, got {}",
+                self.max_object_bytes
+            ));
+        }
+        let mode = if self.rate > 0.0 {
+            if self.hours.is_some() || self.end.is_some() {
+                return bad(
+                    "--hours/--end make a backfill over the past, --rate > 0 a real-time stream stamped \
+                     now: give one or the other"
+                        .into(),
+                );
+            }
+            Mode::Stream {
+                rate: self.rate,
+                started: now,
+            }
+        } else {
+            let hours = self.hours.unwrap_or(DEFAULT_HOURS);
+            if !hours.is_finite() || hours <= 0.0 || hours > MAX_HOURS {
+                return bad(format!(
+                    "--hours must be more than 0 and at most {MAX_HOURS}, got {hours}"
+                ));
+            }
+            if self.events == 0 {
+                return bad(
+                    "--events 0 (unbounded) needs a stream (--rate > 0); a backfill needs a count"
+                        .into(),
+                );
+            }
+            // Whole milliseconds: the event format's precision, so output depends on --end only.
+            let end = Utc
+                .timestamp_millis_opt(self.end.unwrap_or(now).timestamp_millis())
+                .single()
+                .ok_or_else(|| ConfigError("--end is out of range".into()))?;
+            let start = end - chrono::Duration::milliseconds((hours * 3_600_000.0) as i64);
+            Mode::Backfill { start, end }
+        };
+        let pools = if self.pool_list.is_empty() {
+            PoolChoice::Count(self.pools.unwrap_or(DEFAULT_POOLS))
+        } else {
+            PoolChoice::List(self.pool_list.clone())
+        };
+        let sink = self
+            .sink
+            .clone()
+            .map(Ok)
+            .unwrap_or_else(|| self.storage.resolved_url().parse::<SinkUrl>())
+            .map_err(|e| ConfigError(e.to_string()))?;
+        let seed = self.seed.unwrap_or_else(rand::random);
+        let events = (self.events > 0).then_some(self.events);
+        let run_key = format!(
+            "{mode:?}|{events:?}|{pools:?}|{}|{}|{}",
+            self.skew, self.other_failure_rate, self.max_object_bytes
+        );
+        let object = ObjectSinkOptions {
+            max_object_bytes: self.max_object_bytes,
+            max_age: matches!(mode, Mode::Stream { .. }).then_some(self.flush_interval),
+            name_prefix: format!("gen-{seed}-{:08x}", fnv1a32(run_key.as_bytes())),
+            ..ObjectSinkOptions::default()
+        };
+        Ok(Plan {
+            sink,
+            mode,
+            events,
+            seed,
+            pools,
+            skew: self.skew,
+            other_failure_rate: self.other_failure_rate,
+            truth: self.truth.clone(),
+            settings: SinkSettings {
+                storage: self.storage.clone(),
+                object,
+            },
+        })
+    }
+}
+
+/// A short, stable fingerprint of the run's parameters for object names: runs with the same seed but
+/// different parameters must not overwrite each other's objects, while an identical run rewrites the
+/// same keys with the same bytes.
+fn fnv1a32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("event-generator").chain(args.iter().copied()))
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-22T10:30:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn backfill_defaults() {
+        let plan = parse(&["--sink", "/tmp/x", "--seed", "3"])
+            .unwrap()
+            .plan(now())
+            .unwrap();
+        assert_eq!(plan.seed, 3);
+        assert_eq!(plan.events, Some(100_000));
+        assert_eq!(plan.pools, PoolChoice::Count(DEFAULT_POOLS));
+        assert_eq!(
+            plan.mode,
+            Mode::Backfill {
+                start: "2026-11-21T10:30:00Z".parse().unwrap(),
+                end: now(),
+            }
+        );
+        assert!(plan.settings.object.name_prefix.starts_with("gen-3-"));
+        assert_eq!(plan.settings.object.max_age, None);
+    }
+
+    #[test]
+    fn streams_and_conflicts() {
+        let plan = parse(&["--sink", "/tmp/x", "--rate", "50", "--events", "0"])
+            .unwrap()
+            .plan(now())
+            .unwrap();
+        assert!(matches!(plan.mode, Mode::Stream { rate, .. } if rate == 50.0));
+        assert_eq!(plan.events, None);
+        assert_eq!(plan.settings.object.max_age, Some(Duration::from_secs(5)));
+        for bad in [
+            &["--rate", "5", "--hours", "2"][..],
+            &["--rate=-1"],
+            &["--hours", "0"],
+            &["--events", "0"],
+            &["--skew", "NaN"],
+        ] {
+            let err = parse(bad).unwrap().plan(now()).unwrap_err();
+            assert!(!err.0.is_empty(), "{bad:?}");
+        }
+        assert!(parse(&["--pools", "3", "--pool-list", "pool-c6a.large-us-east-1a"]).is_err());
+        assert!(parse(&["--pool-list", "pool-c6a.large-us-east-1a,nonsense"]).is_err());
+        assert!(parse(&["--sink", "ftp://x/y"]).is_err());
+        assert!(parse(&["--end", "yesterday"]).is_err());
+    }
+
+    #[test]
+    fn pool_list_and_end() {
+        let plan = parse(&[
+            "--sink",
+            "s3://b/p",
+            "--pool-list",
+            "pool-c6a.large-us-east-1a, pool-r6a.xlarge-eu-west-1c",
+            "--end",
+            "2026-01-01T00:00:00",
+            "--hours",
+            "1.5",
+        ])
+        .unwrap()
+        .plan(now())
+        .unwrap();
+        match plan.pools {
+            PoolChoice::List(l) => assert_eq!(l.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            plan.mode,
+            Mode::Backfill {
+                start: "2025-12-31T22:30:00Z".parse().unwrap(),
+                end: "2026-01-01T00:00:00Z".parse().unwrap(),
+            }
+        );
+    }
+
+    #[test]
+    fn run_fingerprint_depends_on_parameters() {
+        let prefix = |extra: &[&str]| {
+            let mut args = vec![
+                "--sink",
+                "/tmp/x",
+                "--seed",
+                "1",
+                "--end",
+                "2026-01-01T00:00:00Z",
+            ];
+            args.extend_from_slice(extra);
+            parse(&args)
+                .unwrap()
+                .plan(now())
+                .unwrap()
+                .settings
+                .object
+                .name_prefix
+        };
+        assert_eq!(prefix(&[]), prefix(&[]));
+        assert_ne!(prefix(&[]), prefix(&["--events", "5"]));
+        assert_ne!(prefix(&[]), prefix(&["--hours", "3"]));
+    }
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Install what the test suite and the local stack need, and nothing that is already there.
+#
+#   * Debian packages: rabbitmq-server, redis-server, prometheus, nginx, wrk (+ curl, and python3-venv
+#     when the Python in PATH cannot make virtual environments). Installed only when missing, as root,
+#     with one `apt-get update`; their system services are not started (the harness runs its own
+#     instances on private ports). Not root and something missing: prints the command and exits 1.
+#   * A repo-local Python venv at .venv (git-ignored) with moto[server] (the S3 test server) and
+#     duckdb (the benchmark's reference).
+#   * cargo-nextest.
+#
+# Safe to run again: a second run with everything present does nothing and says so.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY_PACKAGES=("moto[server]>=5" "duckdb>=1")
+DEB_PACKAGES=(rabbitmq-server redis-server prometheus nginx wrk curl)
+
+log() { echo "install-deps: $*" >&2; }
+
+deb_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+python_can_venv() {
+    command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' >/dev/null 2>&1
+}
+
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+    deb_installed "$p" || missing+=("$p")
+done
+if ! python_can_venv; then
+    deb_installed python3 || missing+=(python3)
+    deb_installed python3-venv || missing+=(python3-venv)
+fi
+
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        log "missing Debian packages: ${missing[*]}"
+        log "install them as root, then run this script again:"
+        echo "sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+        exit 1
+    fi
+    log "installing ${missing[*]}"
+    # Do not let the packages' maintainer scripts start system-wide daemons (rabbitmq, redis, nginx,
+    # prometheus): the test harness starts private instances itself.
+    policy=/usr/sbin/policy-rc.d
+    placed_policy=""
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod +x "$policy"
+        placed_policy=1
+    fi
+    trap 'if [[ -n $placed_policy ]]; then rm -f "$policy"; fi' EXIT
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+    log "Debian packages present: ${DEB_PACKAGES[*]}"
+fi
+
+venv_ok() {
+    [[ -x $VENV/bin/moto_server ]] && "$VENV/bin/python" -c 'import moto, duckdb' >/dev/null 2>&1
+}
+if venv_ok; then
+    log "Python venv present: $VENV (moto, duckdb)"
+else
+    if ! python_can_venv; then
+        log "python3 with the venv module is required to create $VENV"
+        exit 1
+    fi
+    log "creating Python venv $VENV with ${PY_PACKAGES[*]}"
+    [[ -x $VENV/bin/pip ]] || python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q "${PY_PACKAGES[@]}"
+    venv_ok || { log "the venv at $VENV still lacks moto or duckdb"; exit 1; }
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+    log "cargo-nextest present"
+else
+    log "installing cargo-nextest"
+    cargo install cargo-nextest --locked
+fi

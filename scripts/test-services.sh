@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# Real servers for the test suite, as local processes on private ports: an S3 server (moto), RabbitMQ
+# with the management plugin, and Redis.
+#
+#   eval "$(scripts/test-services.sh start)"   # start what is not running, wait until ready, print env
+#   scripts/test-services.sh env               # print the env of the running services again
+#   scripts/test-services.sh status
+#   scripts/test-services.sh stop              # stop everything started here, delete its data
+#   scripts/test-services.sh stop-rabbitmq | start-rabbitmq | restart-rabbitmq   (data is kept)
+#   scripts/test-services.sh stop-redis | start-redis | stop-s3 | start-s3
+#   scripts/test-services.sh ctl list_queues   # rabbitmqctl against the test node
+#
+# Exported to tests: TEST_S3_ENDPOINT, TEST_AMQP_URL, TEST_RABBITMQ_MANAGEMENT_URL, TEST_REDIS_URL,
+# TEST_RABBITMQ_NODE, TEST_RABBITMQ_CTL (this script, for the broker subcommands above) and
+# TEST_SERVICES_DIR. State (pid files, data, logs, the `env` file) lives in TEST_SERVICES_DIR, default
+# target/test-services (git-ignored). Ports: the first block 17100+k*100 (k = 0..9) whose six ports are
+# free, kept for as long as the state folder says the services run. Only stdout carries the exports;
+# progress and errors go to stderr.
+set -euo pipefail
+
+SCRIPT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+ROOT="$(cd "$(dirname "$SCRIPT")/.." && pwd)"
+STATE="${TEST_SERVICES_DIR:-$ROOT/target/test-services}"
+VENV="$ROOT/.venv"
+NODE="pooltest@localhost"
+RABBIT_LIB=/usr/lib/rabbitmq/bin
+
+log() { echo "test-services: $*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# A process that has exited but not been reaped yet (a zombie) counts as gone.
+running() {
+    local st
+    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    [[ -n $st && $st != Z* ]]
+}
+pid_alive() { [[ -f $1 ]] && running "$(cat "$1")"; }
+
+# ---------------------------------------------------------------------------------------------------
+# Ports and paths
+
+load_ports() {
+    if [[ -f $STATE/ports ]]; then
+        # shellcheck disable=SC1091
+        source "$STATE/ports"
+        return
+    fi
+    local base
+    for base in 17100 17200 17300 17400 17500 17600 17700 17800 17900 18000; do
+        local p busy=""
+        for p in $(seq "$base" $((base + 5))); do
+            if port_open "$p"; then
+                busy=1
+                break
+            fi
+        done
+        if [[ -z $busy ]]; then
+            S3_PORT=$base AMQP_PORT=$((base + 1)) MGMT_PORT=$((base + 2))
+            REDIS_PORT=$((base + 3)) EPMD_PORT=$((base + 4)) DIST_PORT=$((base + 5))
+            mkdir -p "$STATE"
+            cat >"$STATE/ports" <<EOF
+S3_PORT=$S3_PORT AMQP_PORT=$AMQP_PORT MGMT_PORT=$MGMT_PORT
+REDIS_PORT=$REDIS_PORT EPMD_PORT=$EPMD_PORT DIST_PORT=$DIST_PORT
+RABBIT_DIR=$(rabbit_dir)
+EOF
+            source "$STATE/ports"
+            return
+        fi
+    done
+    die "no free block of ports found in 17100-18005"
+}
+
+# RabbitMQ runs as the rabbitmq user when we are root; its folder must be reachable by that user. A
+# checkout under a private home (/root/…) is not, so fall back to a folder under /tmp.
+rabbit_dir() {
+    local dir="$STATE/rabbitmq"
+    if [[ $(id -u) -eq 0 ]]; then
+        mkdir -p "$dir"
+        chown rabbitmq:rabbitmq "$dir"
+        if ! setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups test -w "$dir" 2>/dev/null; then
+            rmdir "$dir" 2>/dev/null || true
+            dir="${TMPDIR:-/tmp}/pool-test-services-$(echo "$STATE" | cksum | cut -d' ' -f1)/rabbitmq"
+        fi
+    fi
+    echo "$dir"
+}
+
+exports() {
+    cat <<EOF
+export TEST_SERVICES_DIR='$STATE'
+export TEST_S3_ENDPOINT='http://127.0.0.1:$S3_PORT'
+export TEST_AMQP_URL='amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f'
+export TEST_RABBITMQ_MANAGEMENT_URL='http://guest:guest@127.0.0.1:$MGMT_PORT'
+export TEST_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'
+export TEST_RABBITMQ_NODE='$NODE'
+export TEST_RABBITMQ_CTL='$SCRIPT'
+EOF
+}
+
+# Start a detached process (own session, no terminal, output to a log) and record its pid.
+spawn() {
+    local pidfile=$1 logfile=$2
+    shift 2
+    setsid "$@" </dev/null >>"$logfile" 2>&1 &
+    echo $! >"$pidfile"
+}
+
+# Wait until `check` succeeds; fail (with the log's tail) if the process dies or time runs out.
+wait_for() {
+    local what=$1 pidfile=$2 logfile=$3 timeout=$4
+    shift 4
+    local deadline=$((SECONDS + timeout))
+    until "$@" >/dev/null 2>&1; do
+        if ! pid_alive "$pidfile"; then
+            tail -n 30 "$logfile" >&2 || true
+            die "$what exited during start-up (log: $logfile)"
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 30 "$logfile" >&2 || true
+            die "$what not ready after ${timeout}s (log: $logfile)"
+        fi
+        sleep 0.2
+    done
+}
+
+# Stop the process in `pidfile` with SIGTERM, then SIGKILL after `grace` seconds.
+stop_pid() {
+    local what=$1 pidfile=$2 grace=${3:-10}
+    if pid_alive "$pidfile"; then
+        local pid
+        pid=$(cat "$pidfile")
+        kill -TERM "$pid" 2>/dev/null || true
+        local deadline=$((SECONDS + grace))
+        while running "$pid" && ((SECONDS < deadline)); do
+            sleep 0.1
+        done
+        if running "$pid"; then
+            log "$what did not stop in ${grace}s, killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        log "stopped $what (pid $pid)"
+    fi
+    rm -f "$pidfile"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# S3 (moto)
+
+start_s3() {
+    pid_alive "$STATE/moto.pid" && return 0
+    [[ -x $VENV/bin/moto_server ]] || die "$VENV/bin/moto_server is missing: run scripts/install-deps.sh"
+    port_open "$S3_PORT" && die "port $S3_PORT (S3) is taken by another program"
+    spawn "$STATE/moto.pid" "$STATE/moto.log" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT"
+}
+s3_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$S3_PORT/"; }
+wait_s3() { wait_for "S3 (moto)" "$STATE/moto.pid" "$STATE/moto.log" 60 s3_ready; }
+stop_s3() { stop_pid "S3 (moto)" "$STATE/moto.pid" 10; }
+
+# ---------------------------------------------------------------------------------------------------
+# Redis
+
+start_redis() {
+    pid_alive "$STATE/redis.pid" && return 0
+    port_open "$REDIS_PORT" && die "port $REDIS_PORT (Redis) is taken by another program"
+    mkdir -p "$STATE/redis"
+    spawn "$STATE/redis.pid" "$STATE/redis.log" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
+        --save "" --appendonly no --dir "$STATE/redis" --daemonize no
+}
+redis_ready() { [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
+wait_redis() { wait_for "Redis" "$STATE/redis.pid" "$STATE/redis.log" 20 redis_ready; }
+stop_redis() { stop_pid "Redis" "$STATE/redis.pid" 10; }
+
+# ---------------------------------------------------------------------------------------------------
+# RabbitMQ, with a private epmd so nothing is shared with (or left in) the system's Erlang
+
+# RABBIT_CMD=( [setpriv to the rabbitmq user when root] env <the node's settings> "$@" ). Every path the
+# broker writes to is under RABBIT_DIR; the system's /etc/rabbitmq and /var/lib/rabbitmq are not used.
+rabbit_cmd() {
+    RABBIT_CMD=()
+    if [[ $(id -u) -eq 0 ]]; then
+        RABBIT_CMD+=(setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups)
+    fi
+    RABBIT_CMD+=(env LANG=C.UTF-8 LC_ALL=C.UTF-8 HOME="$RABBIT_DIR/home"
+        RABBITMQ_NODENAME="$NODE"
+        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+        RABBITMQ_NODE_PORT="$AMQP_PORT"
+        RABBITMQ_DIST_PORT="$DIST_PORT"
+        ERL_EPMD_PORT="$EPMD_PORT"
+        ERL_CRASH_DUMP="$RABBIT_DIR/log/erl_crash.dump"
+        RABBITMQ_CONF_ENV_FILE="$RABBIT_DIR/rabbitmq-env.conf"
+        RABBITMQ_CONFIG_FILE="$RABBIT_DIR/rabbitmq.conf"
+        RABBITMQ_ADVANCED_CONFIG_FILE="$RABBIT_DIR/advanced.config"
+        RABBITMQ_ENABLED_PLUGINS_FILE="$RABBIT_DIR/enabled_plugins"
+        RABBITMQ_MNESIA_BASE="$RABBIT_DIR/mnesia"
+        RABBITMQ_LOG_BASE="$RABBIT_DIR/log"
+        RABBITMQ_PID_FILE="$RABBIT_DIR/beam.pid"
+        "$@")
+}
+
+prepare_rabbit() {
+    mkdir -p "$RABBIT_DIR"/{home,mnesia,log}
+    : >"$RABBIT_DIR/rabbitmq-env.conf"
+    echo "[rabbitmq_management]." >"$RABBIT_DIR/enabled_plugins"
+    cat >"$RABBIT_DIR/rabbitmq.conf" <<EOF
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $MGMT_PORT
+# Queue statistics every second (default 5 s) so tests that read them do not wait long.
+collect_statistics_interval = 1000
+log.console = false
+log.file.level = info
+EOF
+    if [[ $(id -u) -eq 0 ]]; then
+        chown -R rabbitmq:rabbitmq "$RABBIT_DIR"
+    fi
+}
+
+start_epmd() {
+    if ! pid_alive "$STATE/epmd.pid"; then
+        port_open "$EPMD_PORT" && die "port $EPMD_PORT (epmd) is taken by another program"
+        spawn "$STATE/epmd.pid" "$STATE/epmd.log" epmd -port "$EPMD_PORT" -address 127.0.0.1
+    fi
+    wait_for "epmd" "$STATE/epmd.pid" "$STATE/epmd.log" 10 port_open "$EPMD_PORT"
+}
+
+start_rabbit() {
+    pid_alive "$STATE/rabbitmq.pid" && return 0
+    port_open "$AMQP_PORT" && die "port $AMQP_PORT (AMQP) is taken by another program"
+    port_open "$MGMT_PORT" && die "port $MGMT_PORT (RabbitMQ management) is taken by another program"
+    prepare_rabbit
+    start_epmd
+    # The start script stays in front of the VM and turns SIGTERM into a clean broker shutdown.
+    rabbit_cmd "$RABBIT_LIB/rabbitmq-server"
+    (cd "$RABBIT_DIR" && spawn "$STATE/rabbitmq.pid" "$STATE/rabbitmq.log" "${RABBIT_CMD[@]}")
+}
+rabbit_ready() {
+    port_open "$AMQP_PORT" &&
+        curl -fsS -o /dev/null -u guest:guest "http://127.0.0.1:$MGMT_PORT/api/overview"
+}
+wait_rabbit() { wait_for "RabbitMQ" "$STATE/rabbitmq.pid" "$STATE/rabbitmq.log" 90 rabbit_ready; }
+# Graceful by default (SIGTERM: durable queues and persistent messages survive a restart, ~7 s because
+# the management plugin waits out a 5 s timer). `stop_rabbit fast` kills the VM at once, for `stop`,
+# which deletes the data anyway.
+stop_rabbit() {
+    local beam=""
+    [[ -f $RABBIT_DIR/beam.pid ]] && beam=$(cat "$RABBIT_DIR/beam.pid")
+    if [[ ${1:-} == fast && -n $beam ]]; then
+        kill -KILL "$beam" 2>/dev/null || true
+    fi
+    stop_pid "RabbitMQ" "$STATE/rabbitmq.pid" 30
+    # The VM itself, should the start script have gone without it.
+    if [[ -n $beam ]] && running "$beam"; then
+        kill -KILL "$beam" 2>/dev/null || true
+        log "killed the RabbitMQ VM (pid $beam)"
+    fi
+    rm -f "$RABBIT_DIR/beam.pid"
+}
+stop_epmd() { stop_pid "epmd" "$STATE/epmd.pid" 5; }
+
+# ---------------------------------------------------------------------------------------------------
+
+write_env() {
+    exports >"$STATE/env.tmp"
+    mv "$STATE/env.tmp" "$STATE/env"
+}
+
+cmd_start() {
+    local t0=$SECONDS
+    mkdir -p "$STATE"
+    load_ports
+    start_s3
+    start_redis
+    start_rabbit
+    wait_s3
+    wait_redis
+    wait_rabbit
+    write_env
+    log "ready in $((SECONDS - t0))s: S3 :$S3_PORT, AMQP :$AMQP_PORT, management :$MGMT_PORT, Redis :$REDIS_PORT (state: $STATE)"
+    cat "$STATE/env"
+}
+
+cmd_stop() {
+    if [[ ! -f $STATE/ports ]]; then
+        log "nothing to stop in $STATE"
+        return 0
+    fi
+    load_ports
+    stop_rabbit fast
+    stop_epmd
+    stop_redis
+    stop_s3
+    rm -rf "$RABBIT_DIR" "$STATE/redis" "$STATE/env" "$STATE/ports"
+    if [[ $RABBIT_DIR != "$STATE"/* ]]; then
+        rmdir "$(dirname "$RABBIT_DIR")" 2>/dev/null || true
+    fi
+}
+
+cmd_status() {
+    [[ -f $STATE/ports ]] || {
+        log "not started ($STATE)"
+        return 1
+    }
+    load_ports
+    local rc=0 name
+    for name in moto redis epmd rabbitmq; do
+        if pid_alive "$STATE/$name.pid"; then
+            echo "$name: running (pid $(cat "$STATE/$name.pid"))"
+        else
+            echo "$name: stopped"
+            rc=1
+        fi
+    done
+    return $rc
+}
+
+need_started() {
+    [[ -f $STATE/ports ]] || die "services are not started (run: scripts/test-services.sh start)"
+    load_ports
+}
+
+case "${1:-}" in
+start) cmd_start ;;
+stop) cmd_stop ;;
+env)
+    need_started
+    [[ -f $STATE/env ]] || die "services are starting or failed to start; see $STATE/*.log"
+    cat "$STATE/env"
+    ;;
+status) cmd_status ;;
+stop-rabbitmq)
+    need_started
+    stop_rabbit
+    ;;
+start-rabbitmq)
+    need_started
+    start_rabbit
+    wait_rabbit
+    ;;
+restart-rabbitmq)
+    need_started
+    stop_rabbit
+    start_rabbit
+    wait_rabbit
+    ;;
+stop-redis)
+    need_started
+    stop_redis
+    ;;
+start-redis)
+    need_started
+    start_redis
+    wait_redis
+    ;;
+stop-s3)
+    need_started
+    stop_s3
+    ;;
+start-s3)
+    need_started
+    start_s3
+    wait_s3
+    ;;
+ctl)
+    need_started
+    shift
+    cd "$RABBIT_DIR"
+    rabbit_cmd "$RABBIT_LIB/rabbitmqctl" "$@"
+    exec "${RABBIT_CMD[@]}"
+    ;;
+*)
+    sed -n '2,20p' "$SCRIPT" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+    ;;
+esac
