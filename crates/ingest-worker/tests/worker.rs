@@ -76,6 +76,7 @@ async fn batches_are_partitioned_by_hour_and_stored_in_s3() {
     let missing = reqwest::get(format!("{}/nope", worker.base)).await.unwrap();
     assert_eq!(missing.status(), 404);
     worker.stop().await.unwrap();
+    delete_topology(&amqp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,6 +99,7 @@ async fn local_folders_get_the_same_layout() {
         .collect();
     assert_eq!(hours.len(), 2, "{hours:?}");
     worker.stop().await.unwrap();
+    delete_topology(&amqp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,6 +194,7 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_the_reason() {
     assert_eq!(ready_messages(&amqp, &amqp.queue).await, 0);
     worker.stop().await.unwrap();
     publisher.close().await;
+    delete_topology(&amqp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,6 +228,7 @@ async fn stopping_writes_and_acknowledges_the_open_batch() {
         0,
         "everything acknowledged: nothing went back to the queue"
     );
+    delete_topology(&amqp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,4 +260,62 @@ async fn the_worker_waits_for_the_broker_and_a_dead_broker_is_an_error_for_publi
         .stop()
         .await
         .expect("stops cleanly while reconnecting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_topology_is_idempotent_and_falls_back_to_classic_queues() {
+    use lapin::options::QueueDeclareOptions;
+    use lapin::types::FieldTable;
+    use pool_core::amqp::QueueKind;
+
+    let amqp = test_amqp("topology");
+    let conn = amqp::connect(&amqp, "test").await.unwrap();
+    let topology = amqp.topology();
+    assert_eq!(topology.declare(&conn).await.unwrap(), QueueKind::Quorum);
+    assert_eq!(
+        topology.declare(&conn).await.unwrap(),
+        QueueKind::Quorum,
+        "declaring again changes nothing"
+    );
+    delete_topology(&amqp).await;
+
+    // A classic queue of that name already exists (declared by an older deployment): the broker
+    // answers PRECONDITION_FAILED to the quorum declaration, and the classic queue is used.
+    let amqp = test_amqp("classic");
+    let channel = conn.create_channel().await.unwrap();
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(amqp.dead_letter_exchange.as_str().into()),
+    );
+    channel
+        .queue_declare(
+            amqp.queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        amqp.topology().declare(&conn).await.unwrap(),
+        QueueKind::Classic
+    );
+    let publisher = Publisher::connect(&amqp, "test").await.unwrap();
+    assert_eq!(
+        publisher
+            .publish_confirmed(&events("classic", 10, 1))
+            .await
+            .unwrap(),
+        10
+    );
+    assert_eq!(
+        ready_messages(&amqp, &amqp.queue).await,
+        1,
+        "one NDJSON message"
+    );
+    publisher.close().await;
+    delete_topology(&amqp).await;
 }

@@ -245,7 +245,7 @@ impl WorkerProcess {
             .env("EVENTS_URL", events_url.resolved_url())
             .env("METRICS_HOST", "127.0.0.1")
             .env("METRICS_PORT", port.to_string())
-            .env("LOG_LEVEL", "info")
+            .env("LOG_LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if let Some(e) = &events_url.aws_endpoint_url {
@@ -534,4 +534,63 @@ pub fn jobs_per_pool(events: &[Event]) -> BTreeMap<String, u64> {
         }
     }
     out
+}
+
+/// pool-selector, in-process on a free port, over the same storage as the worker.
+pub struct Selector {
+    pub base: String,
+}
+
+impl Selector {
+    pub async fn spawn(storage: StorageArgs) -> Self {
+        let mut settings = pool_selector::Settings::for_events_url("unused");
+        settings.storage = storage;
+        let app = pool_selector::Application::build(settings)
+            .await
+            .expect("pool-selector builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        Self { base }
+    }
+
+    /// `GET /pools` (whole history): jobs per pool as the ranking counts them.
+    pub async fn jobs_per_pool(&self) -> BTreeMap<String, u64> {
+        let res = reqwest::get(format!("{}/pools?window=0", self.base))
+            .await
+            .expect("pool-selector answers");
+        assert_eq!(res.status(), 200, "GET /pools");
+        let body: serde_json::Value = res.json().await.expect("JSON");
+        body["pools"]
+            .as_array()
+            .expect("pools array")
+            .iter()
+            .map(|p| {
+                (
+                    p["pool_id"].as_str().unwrap().to_owned(),
+                    p["jobs"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Delete the test's exchanges and queues (best effort; the harness broker is thrown away anyway).
+pub async fn delete_topology(args: &AmqpArgs) {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let Ok(conn) = amqp::connect(args, "test-cleanup").await else {
+        return;
+    };
+    if let Ok(channel) = conn.create_channel().await {
+        for q in [&args.queue, &args.dead_letter_queue] {
+            let _ = channel
+                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        for x in [&args.exchange, &args.dead_letter_exchange] {
+            let _ = channel
+                .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+    }
+    let _ = conn.close(200, "bye".into()).await;
 }
