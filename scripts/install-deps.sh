@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install what the test suite and the local stack need, and nothing that is already there.
 #
-#   * Debian packages: rabbitmq-server, redis-server, prometheus, nginx, wrk (+ curl, and python3-venv
-#     when the Python in PATH cannot make virtual environments). Installed only when missing, as root,
-#     with one `apt-get update`; their system services are not started (the harness runs its own
+#   * Debian packages: rabbitmq-server, redis-server, prometheus, nginx, wrk, docker-compose (checks
+#     deploy/docker-compose.yml offline) (+ curl, and python3-venv when the Python in PATH cannot make
+#     virtual environments). Installed only when missing, as root, with one `apt-get update`; their system services are not started (the harness runs its own
 #     instances on private ports). Not root and something missing: prints the command and exits 1.
-#   * A repo-local Python venv at .venv (git-ignored) with moto[server] (the S3 test server) and
-#     duckdb (the benchmark's reference).
+#   * A repo-local Python venv at .venv (git-ignored) with moto[server] (the S3 test server),
+#     duckdb (the benchmark's reference), and helm-python-sdk, kubernetes-validate and PyYAML (the
+#     deployment artifact checks, scripts/check-artifacts.sh).
 #   * cargo-nextest.
 #
 # Safe to run again: a second run with everything present does nothing and says so.
@@ -14,8 +15,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-PY_PACKAGES=("moto[server]>=5" "duckdb>=1")
-DEB_PACKAGES=(rabbitmq-server redis-server prometheus nginx wrk curl)
+PY_PACKAGES=("moto[server]>=5" "duckdb>=1" "helm-python-sdk>=0.2.2" "kubernetes-validate>=1.31" "PyYAML>=6")
+DEB_PACKAGES=(rabbitmq-server redis-server prometheus nginx wrk curl docker-compose)
 
 log() { echo "install-deps: $*" >&2; }
 
@@ -62,10 +63,10 @@ else
 fi
 
 venv_ok() {
-    [[ -x $VENV/bin/moto_server ]] && "$VENV/bin/python" -c 'import moto, duckdb' >/dev/null 2>&1
+    [[ -x $VENV/bin/moto_server ]] && "$VENV/bin/python" -c 'import moto, duckdb, helm_python, kubernetes_validate, yaml' >/dev/null 2>&1
 }
 if venv_ok; then
-    log "Python venv present: $VENV (moto, duckdb)"
+    log "Python venv present: $VENV (moto, duckdb, helm-python-sdk, kubernetes-validate)"
 else
     if ! python_can_venv; then
         log "python3 with the venv module is required to create $VENV"
@@ -74,7 +75,7 @@ else
     log "creating Python venv $VENV with ${PY_PACKAGES[*]}"
     [[ -x $VENV/bin/pip ]] || python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q "${PY_PACKAGES[@]}"
-    venv_ok || { log "the venv at $VENV still lacks moto or duckdb"; exit 1; }
+    venv_ok || { log "the venv at $VENV still lacks one of ${PY_PACKAGES[*]}"; exit 1; }
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then

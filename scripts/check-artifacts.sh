@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Checks of the deployment artifacts and of the local stack, for `make test` and CI:
+#
+#   1. scripts/check_artifacts.py static: kustomize renders (base and overlays), the Helm chart lints and
+#      renders (Helm v4 library via helm-python-sdk), every object validates against the Kubernetes
+#      schemas (kubernetes-validate) or its CRD schema (k8s/crds-schemas), the manifests are consistent,
+#      docker-compose.yml parses, promtool accepts the Prometheus configs, the dashboard parses;
+#   2. tests/stack_test.sh: `make up` end to end (events through RabbitMQ into S3, a ranking through the
+#      relay, the dashboard's metric names on the live /metrics, every Prometheus target up), then
+#      `make down` leaves nothing running.
+#
+#   scripts/check-artifacts.sh            both
+#   scripts/check-artifacts.sh static     only 1 (seconds; no build, no servers)
+#
+# Needs: kubectl (kustomize), promtool and docker-compose (Debian), the repo venv .venv with
+# helm-python-sdk, kubernetes-validate and PyYAML (all installed by scripts/install-deps.sh). A missing
+# tool is a failure, never a skip.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="$ROOT/.venv/bin/python"
+
+die() {
+    echo "check-artifacts: error: $*" >&2
+    exit 1
+}
+
+command -v kubectl >/dev/null 2>&1 ||
+    die "kubectl is required (kubectl kustomize renders k8s/); install kubectl >= 1.27"
+[[ -x $PY ]] && "$PY" -c 'import helm_python, kubernetes_validate, yaml' 2>/dev/null ||
+    die "$ROOT/.venv lacks helm-python-sdk / kubernetes-validate / PyYAML: run scripts/install-deps.sh"
+
+t0=$SECONDS
+echo "check-artifacts: static checks" >&2
+"$PY" "$ROOT/scripts/check_artifacts.py" static
+echo "check-artifacts: static checks passed in $((SECONDS - t0))s" >&2
+
+if [[ ${1:-} == static ]]; then
+    exit 0
+fi
+
+t1=$SECONDS
+"$ROOT/tests/stack_test.sh"
+echo "check-artifacts: stack test passed in $((SECONDS - t1))s; total $((SECONDS - t0))s" >&2

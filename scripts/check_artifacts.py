@@ -1,0 +1,785 @@
+#!/usr/bin/env python3
+"""Checks of the deployment artifacts (deploy/, k8s/, helm/), run by scripts/check-artifacts.sh.
+
+    check_artifacts.py static              everything that needs no running service
+    check_artifacts.py live ENV_FILE       against a running `make up` stack (ENV_FILE: `stack.sh env` output)
+
+static:
+  * `kubectl kustomize` renders k8s/base and every overlay;
+  * the Helm chart lints (strict) and renders with Helm v4's library (helm-python-sdk) for several value
+    sets, and values.schema.json rejects bad values;
+  * every rendered object validates against the Kubernetes OpenAPI schemas (kubernetes-validate, strict:
+    unknown fields are errors) for the oldest and newest Kubernetes versions we support; custom resources
+    (ServiceMonitor, ScaledObject, TriggerAuthentication) against the CRD schemas in k8s/crds-schemas;
+  * consistency: probes, resources and security contexts on every container; Services, PDBs,
+    ServiceMonitors, the HPA and the ScaledObject point at things that exist; the NetworkPolicy admits
+    only the relay (plus Prometheus); the HPA/KEDA limits equal the monitor's; kustomize and Helm render
+    the same kinds of resources per component;
+  * docker-compose.yml parses (`docker-compose config`) and is wired as documented; the Dockerfile
+    builds a real binary as a non-root user;
+  * `promtool check config` accepts deploy/prometheus.yml and the variant `make up` generates from it;
+  * the Grafana dashboard and its provisioning parse and agree on the datasource.
+
+live:
+  * every metric name the dashboard, the adapter rules and the HPA use is exported on /metrics by
+    the running services;
+  * every probe path in the manifests answers 200 on the matching running service;
+  * Prometheus (started by `make up` with the generated config) has every target up, and every
+    dashboard query runs there and returns data.
+
+Exit status 1 with a list of failures when anything is wrong.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import kubernetes_validate
+import referencing
+import yaml
+from kubernetes_validate import utils as kv_utils
+
+ROOT = Path(__file__).resolve().parent.parent
+K8S = ROOT / "k8s"
+CHART = ROOT / "helm" / "pool-selector-platform"
+DEPLOY = ROOT / "deploy"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "pool-selector.json"
+ADAPTER_VALUES = K8S / "prometheus-adapter" / "values.yaml"
+CRD_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): K8S / "crds-schemas" / "servicemonitor-monitoring-v1.json",
+    ("keda.sh/v1alpha1", "ScaledObject"): K8S / "crds-schemas" / "scaledobject-keda-v1alpha1.json",
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): K8S / "crds-schemas" / "triggerauthentication-keda-v1alpha1.json",
+}
+# Oldest supported (Chart.yaml kubeVersion >= 1.25; HPA v2 and PDB policy/v1 are GA there) and newest known.
+KUBE_VERSIONS = ["1.25", kv_utils.major_minor(kubernetes_validate.latest_version())]
+KUSTOMIZATIONS = ["base", "overlays/example", "overlays/example-keda"]
+SECRET_KEYS = {"aws-access-key-id", "aws-secret-access-key", "amqp-url", "rabbitmq-management-url", "redis-url"}
+COMPONENTS = ["pool-selector", "relay", "ingest-worker", "monitor"]
+DESIRED_METRIC = "pool_monitor_desired_replicas"
+# Readiness path per component: ingest-worker serves no traffic and has no /ready, so its readiness is
+# its liveness. The live check proves each path answers on the running service.
+READY_PATH = {"pool-selector": "/ready", "relay": "/ready", "monitor": "/ready", "ingest-worker": "/health"}
+PROMQL_WORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
+    "offset", "inf", "nan", "le",
+}
+
+
+class Report:
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+        self.passed = 0
+
+    def ok(self, what: str) -> None:
+        self.passed += 1
+        print(f"  ok   {what}")
+
+    def fail(self, what: str) -> None:
+        self.failures.append(what)
+        print(f"  FAIL {what}")
+
+    def check(self, cond: bool, what: str, why: str = "") -> bool:
+        if cond:
+            self.ok(what)
+        else:
+            self.fail(f"{what}{': ' + why if why else ''}")
+        return cond
+
+    def done(self, title: str) -> int:
+        print(f"\n{title}: {self.passed} passed, {len(self.failures)} failed")
+        for f in self.failures:
+            print(f"  - {f}")
+        return 1 if self.failures else 0
+
+
+def section(title: str) -> None:
+    print(f"\n== {title}")
+
+
+def docs(text: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def name_of(obj: dict) -> str:
+    return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rendering
+
+
+def render_kustomize(r: Report) -> dict[str, list[dict]]:
+    out = {}
+    for k in KUSTOMIZATIONS:
+        p = subprocess.run(["kubectl", "kustomize", str(K8S / k)], capture_output=True, text=True)
+        if r.check(p.returncode == 0, f"kubectl kustomize k8s/{k}", p.stderr.strip()[:500]):
+            out[f"kustomize:{k}"] = docs(p.stdout)
+    return out
+
+
+HELM_VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "keda": {"autoscaling": {"mode": "keda"}},
+    "no-autoscaling-no-monitoring": {
+        "autoscaling": {"enabled": False},
+        "serviceMonitor": {"enabled": False},
+        "networkPolicy": {"enabled": False},
+        "poolSelector": {"pdb": {"enabled": False}},
+    },
+    "production-like": {
+        "image": {"registry": "registry.example.com", "tag": "1.2.3"},
+        "storage": {"endpoint": "http://minio.storage:9000", "eventsUrl": "s3://spark-events/events/"},
+        "poolSelector": {"replicas": 3, "env": {"EVENT_FILTER_WINDOW": "7d", "RANKING_STRATEGY": "bayes"}},
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 20},
+        "serviceMonitor": {"labels": {"release": "kube-prometheus-stack"}},
+    },
+}
+BAD_VALUES = [
+    {"autoscaling": {"mode": "cron"}},
+    {"relay": {"replicas": "two"}},
+    {"credentials": {"existingSecret": ""}},
+    {"poolSelector": {"unknownKey": 1}},
+]
+
+
+def render_helm(r: Report) -> dict[str, list[dict]]:
+    import helm_python as helm
+
+    out: dict[str, list[dict]] = {}
+    r.ok(f"helm-python-sdk {helm.__version__} (Helm SDK {helm.helm_sdk_version()})")
+    for variant, values in HELM_VARIANTS.items():
+        report = helm.lint(str(CHART), values or None, strict=True)
+        problems = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2] + [
+            {"error": e} for e in report.get("errors", [])
+        ]
+        r.check(not problems, f"helm lint --strict ({variant})", json.dumps(problems)[:800])
+        with helm.Chart.load(str(CHART)) as chart:
+            try:
+                rendered = chart.render(values or None, name="psp", namespace="pool-selector", is_install=True)
+            except helm.HelmError as e:
+                r.fail(f"helm template ({variant}): {e}")
+                continue
+        objs = []
+        for path, text in sorted(rendered.items()):
+            if path.endswith("NOTES.txt"):
+                continue
+            objs.extend(docs(text))
+        r.check(bool(objs), f"helm template ({variant}) renders {len(objs)} objects")
+        out[f"helm:{variant}"] = objs
+    with helm.Chart.load(str(CHART)) as chart:
+        for bad in BAD_VALUES:
+            try:
+                chart.validate_schema(bad)
+                r.fail(f"values.schema.json accepted bad values {bad}")
+            except helm.HelmError:
+                r.ok(f"values.schema.json rejects {json.dumps(bad)}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Schema validation
+
+
+def _k8s_validator(filename: str, version: str) -> jsonschema.Validator:
+    """A validator for one of kubernetes-validate's schema files (strict: no unknown fields)."""
+    schema_dir = f"v{version}-local-strict"
+    schema = kv_utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/{filename}", version)
+    defs = kv_utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", version)
+    registry = referencing.Resource.from_contents(schema) @ referencing.Registry()
+    registry = referencing.Resource.from_contents(defs) @ registry
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+def object_errors(obj: dict, crd_validators: dict, behavior: jsonschema.Validator) -> list[str]:
+    """Every schema error of one object: Kubernetes schemas for built-in kinds, CRD schemas otherwise."""
+    errors = []
+    key = (obj.get("apiVersion"), obj.get("kind"))
+    if key in crd_validators:
+        for e in crd_validators[key].iter_errors(obj):
+            errors.append(f"{name_of(obj)} ({key[0]} CRD schema): {'/'.join(map(str, e.path))}: {e.message}")
+        if obj["kind"] == "ScaledObject":
+            b = obj.get("spec", {}).get("advanced", {}).get("horizontalPodAutoscalerConfig", {}).get("behavior")
+            if b is not None:
+                for e in behavior.iter_errors(b):
+                    errors.append(f"{name_of(obj)} behavior (autoscaling/v2 schema): {e.message}")
+        return errors
+    for version in KUBE_VERSIONS:
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            path = ".".join(str(p) for p in e.path)
+            errors.append(f"{name_of(obj)} (Kubernetes {e.version}): {path}: {e.message}")
+        except kv_utils.SchemaNotFoundError as e:
+            errors.append(f"{name_of(obj)}: no schema for {key} in Kubernetes {version} ({e.message})")
+    return errors
+
+
+def validate_objects(r: Report, renderings: dict[str, list[dict]]) -> None:
+    crd_validators = {
+        key: jsonschema.Draft202012Validator(json.loads(path.read_text()))
+        for key, path in CRD_SCHEMAS.items()
+    }
+    for key, v in crd_validators.items():
+        jsonschema.Draft202012Validator.check_schema(v.schema)
+    latest = kubernetes_validate.latest_version()
+    behavior = _k8s_validator("horizontalpodautoscalerbehavior-autoscaling-v2.json", latest)
+    # The validators must catch mistakes: a misspelt field in each kind of object is an error.
+    samples = {o["kind"]: o for objs in renderings.values() for o in objs}
+    for kind, field_path in [("Deployment", ("spec", "template", "spec", "containers", 0)),
+                             ("HorizontalPodAutoscaler", ("spec",)), ("ServiceMonitor", ("spec", "endpoints", 0)),
+                             ("ScaledObject", ("spec",)), ("TriggerAuthentication", ("spec",))]:
+        if kind not in samples:
+            r.fail(f"no {kind} rendered to test the validator with")
+            continue
+        bad = copy.deepcopy(samples[kind])
+        node = bad
+        for k in field_path:
+            node = node[k]
+        node["livenesProbe"] = {"httpGet": {"path": "/health"}}
+        r.check(bool(object_errors(bad, crd_validators, behavior)), f"validator rejects a {kind} with a misspelt field")
+    for source, objs in renderings.items():
+        errors = []
+        counted = 0
+        for obj in objs:
+            errors.extend(object_errors(obj, crd_validators, behavior))
+            counted += 1
+        r.check(
+            not errors,
+            f"{source}: {counted} objects valid (Kubernetes {' and '.join(KUBE_VERSIONS)}, strict; CRDs)",
+            "; ".join(errors[:10]),
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Consistency of the rendered objects
+
+
+def component(obj: dict) -> str | None:
+    labels = obj.get("metadata", {}).get("labels", {}) or {}
+    return labels.get("app.kubernetes.io/name")
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def consistency(r: Report, source: str, objs: list[dict]) -> None:
+    by_kind: dict[str, list[dict]] = {}
+    for o in objs:
+        by_kind.setdefault(o["kind"], []).append(o)
+    deployments = by_kind.get("Deployment", [])
+    configmaps = {o["metadata"]["name"]: o.get("data", {}) for o in by_kind.get("ConfigMap", [])}
+    services = by_kind.get("Service", [])
+    problems: list[str] = []
+
+    def pod_labels(d: dict) -> dict:
+        return d["spec"]["template"]["metadata"].get("labels", {})
+
+    deploy_by_comp = {}
+    for d in deployments:
+        comp = pod_labels(d).get("app.kubernetes.io/name")
+        deploy_by_comp[comp] = d
+        pod = d["spec"]["template"]["spec"]
+        psc = pod.get("securityContext", {})
+        if pod.get("automountServiceAccountToken") is not False:
+            problems.append(f"{name_of(d)}: automountServiceAccountToken is not false")
+        if not selects(d["spec"]["selector"]["matchLabels"], pod_labels(d)):
+            problems.append(f"{name_of(d)}: selector does not match its pod labels")
+        for c in pod["containers"]:
+            where = f"{name_of(d)}/{c['name']}"
+            ports = {p.get("name") for p in c.get("ports", [])}
+            comp_name = pod_labels(d).get("app.kubernetes.io/name")
+            for kind, path in (("livenessProbe", "/health"), ("readinessProbe", READY_PATH.get(comp_name, "/ready"))):
+                probe = c.get(kind, {}).get("httpGet", {})
+                if probe.get("path") != path:
+                    problems.append(f"{where}: {kind} is not an HTTP GET of {path}")
+                elif probe.get("port") not in ports:
+                    problems.append(f"{where}: {kind} port {probe.get('port')} is not a container port")
+            res = c.get("resources", {})
+            if not (res.get("requests", {}).get("cpu") and res.get("requests", {}).get("memory")):
+                problems.append(f"{where}: no cpu/memory requests")
+            if not res.get("limits", {}).get("memory"):
+                problems.append(f"{where}: no memory limit")
+            sc = c.get("securityContext", {})
+            if sc.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{where}: root filesystem not read-only")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: privilege escalation allowed")
+            if "ALL" not in sc.get("capabilities", {}).get("drop", []):
+                problems.append(f"{where}: capabilities not dropped")
+            if not (sc.get("runAsNonRoot") or psc.get("runAsNonRoot")):
+                problems.append(f"{where}: runAsNonRoot not set")
+            uid = sc.get("runAsUser", psc.get("runAsUser"))
+            if not isinstance(uid, int) or uid == 0:
+                problems.append(f"{where}: runAsUser must be a non-zero uid (got {uid})")
+            for ef in c.get("envFrom", []):
+                ref = ef.get("configMapRef", {}).get("name")
+                if ref not in configmaps:
+                    problems.append(f"{where}: envFrom ConfigMap {ref} is not rendered")
+            for e in c.get("env", []):
+                skr = e.get("valueFrom", {}).get("secretKeyRef")
+                if skr and skr.get("key") not in SECRET_KEYS:
+                    problems.append(f"{where}: env {e['name']} reads unknown Secret key {skr.get('key')}")
+                if "value" in e and re.search(r"(?i)(secret|password|token)", e["name"]):
+                    problems.append(f"{where}: env {e['name']} carries a credential inline")
+    if set(deploy_by_comp) != set(COMPONENTS):
+        problems.append(f"Deployments for {sorted(deploy_by_comp)}, expected {COMPONENTS}")
+
+    def deployment_selected(selector: dict) -> dict | None:
+        for d in deployments:
+            if selects(selector, pod_labels(d)):
+                return d
+        return None
+
+    for s in services:
+        d = deployment_selected(s["spec"].get("selector", {}))
+        if d is None:
+            problems.append(f"{name_of(s)}: selects no Deployment")
+            continue
+        cports = {p.get("name") for c in d["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
+        for p in s["spec"]["ports"]:
+            if isinstance(p.get("targetPort"), str) and p["targetPort"] not in cports:
+                problems.append(f"{name_of(s)}: targetPort {p['targetPort']} not a port of {name_of(d)}")
+    relay = deploy_by_comp.get("relay")
+    if relay:
+        env = {e["name"]: e.get("value") for e in relay["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+        upstream = urllib.parse.urlparse(env.get("UPSTREAM_URL", ""))
+        svc = next((s for s in services if s["metadata"]["name"] == upstream.hostname), None)
+        if svc is None or deployment_selected(svc["spec"]["selector"]) is not deploy_by_comp.get("pool-selector"):
+            problems.append(f"relay UPSTREAM_URL {env.get('UPSTREAM_URL')} is not the pool-selector Service")
+        elif upstream.port not in {p["port"] for p in svc["spec"]["ports"]}:
+            problems.append(f"relay UPSTREAM_URL port {upstream.port} is not a port of {name_of(svc)}")
+    for p in by_kind.get("PodDisruptionBudget", []):
+        if deployment_selected(p["spec"]["selector"]["matchLabels"]) is None:
+            problems.append(f"{name_of(p)}: selects no Deployment")
+    for sm in by_kind.get("ServiceMonitor", []):
+        svc = next((s for s in services if selects(sm["spec"]["selector"]["matchLabels"], s["metadata"].get("labels", {}))), None)
+        if svc is None:
+            problems.append(f"{name_of(sm)}: selects no Service")
+            continue
+        names = {p.get("name") for p in svc["spec"]["ports"]}
+        for ep in sm["spec"]["endpoints"]:
+            if ep.get("port") not in names:
+                problems.append(f"{name_of(sm)}: endpoint port {ep.get('port')} not on {name_of(svc)}")
+
+    # NetworkPolicy: pool-selector admits the relay, and otherwise only Prometheus in another namespace.
+    nps = by_kind.get("NetworkPolicy", [])
+    selector_pods = pod_labels(deploy_by_comp["pool-selector"]) if "pool-selector" in deploy_by_comp else {}
+    for np in nps:
+        if not selects(np["spec"]["podSelector"].get("matchLabels", {}), selector_pods):
+            problems.append(f"{name_of(np)}: does not select pool-selector pods")
+            continue
+        if "Ingress" not in np["spec"].get("policyTypes", []):
+            problems.append(f"{name_of(np)}: no Ingress policy type")
+        relay_admitted = False
+        for rule in np["spec"].get("ingress", []):
+            peers = rule.get("from")
+            if not peers:
+                problems.append(f"{name_of(np)}: a rule admits every source")
+                continue
+            for peer in peers:
+                ps = peer.get("podSelector", {}).get("matchLabels", {})
+                if "ipBlock" in peer:
+                    problems.append(f"{name_of(np)}: an ipBlock peer admits addresses")
+                elif "namespaceSelector" in peer:
+                    if not ps or ps.get("app.kubernetes.io/name") != "prometheus":
+                        problems.append(f"{name_of(np)}: a namespace peer other than Prometheus: {peer}")
+                elif relay and selects(ps, pod_labels(relay)):
+                    if any(selects(ps, pod_labels(d)) for c, d in deploy_by_comp.items() if c != "relay"):
+                        problems.append(f"{name_of(np)}: the relay peer also matches other pods")
+                    relay_admitted = True
+                else:
+                    problems.append(f"{name_of(np)}: admits pods other than the relay: {peer}")
+        if not relay_admitted:
+            problems.append(f"{name_of(np)}: does not admit the relay")
+
+    # Autoscaling agrees with the monitor's policy.
+    policy = next((d for n, d in configmaps.items() if "MIN_REPLICAS" in d), None)
+    hpas = by_kind.get("HorizontalPodAutoscaler", [])
+    sos = by_kind.get("ScaledObject", [])
+    if policy is None:
+        problems.append("no ConfigMap carries the monitor's policy (MIN_REPLICAS, ...)")
+    worker = deploy_by_comp.get("ingest-worker")
+    for h in hpas:
+        spec = h["spec"]
+        if worker is None or spec["scaleTargetRef"]["name"] != worker["metadata"]["name"]:
+            problems.append(f"{name_of(h)}: does not target the ingest-worker Deployment")
+        ext = [m["external"] for m in spec.get("metrics", []) if m["type"] == "External"]
+        if not ext or ext[0]["metric"]["name"] != DESIRED_METRIC:
+            problems.append(f"{name_of(h)}: does not follow the External metric {DESIRED_METRIC}")
+        elif ext[0]["target"] != {"type": "AverageValue", "averageValue": "1"}:
+            problems.append(f"{name_of(h)}: target must be AverageValue 1 (desired replicas / 1)")
+        if policy and (str(spec["minReplicas"]), str(spec["maxReplicas"])) != (policy["MIN_REPLICAS"], policy["MAX_REPLICAS"]):
+            problems.append(f"{name_of(h)}: min/max {spec['minReplicas']}/{spec['maxReplicas']} differ from the monitor's {policy['MIN_REPLICAS']}/{policy['MAX_REPLICAS']}")
+    for so in sos:
+        spec = so["spec"]
+        if worker is None or spec["scaleTargetRef"]["name"] != worker["metadata"]["name"]:
+            problems.append(f"{name_of(so)}: does not target the ingest-worker Deployment")
+        trig = spec["triggers"][0]
+        auths = {o["metadata"]["name"] for o in by_kind.get("TriggerAuthentication", [])}
+        if trig.get("authenticationRef", {}).get("name") not in auths:
+            problems.append(f"{name_of(so)}: authenticationRef names no rendered TriggerAuthentication")
+        if policy:
+            want = {"queueName": policy["RABBITMQ_QUEUE"], "value": policy["TARGET_BACKLOG_PER_WORKER"], "vhostName": policy["RABBITMQ_VHOST"]}
+            got = {k: trig["metadata"].get(k) for k in want}
+            if got != want or trig["type"] != "rabbitmq" or trig["metadata"].get("mode") != "QueueLength":
+                problems.append(f"{name_of(so)}: trigger {trig['metadata']} differs from the monitor's policy {want}")
+            if (str(spec["minReplicaCount"]), str(spec["maxReplicaCount"])) != (policy["MIN_REPLICAS"], policy["MAX_REPLICAS"]):
+                problems.append(f"{name_of(so)}: min/max differ from the monitor's")
+    if hpas and sos:
+        problems.append("both an HPA and a KEDA ScaledObject scale ingest-worker")
+    if worker is not None and (hpas or sos) and "replicas" in worker["spec"] and source.startswith("helm"):
+        problems.append("ingest-worker sets spec.replicas although an autoscaler owns it")
+    r.check(not problems, f"{source}: probes, security, wiring, network policy and autoscaling consistent", "; ".join(problems[:12]))
+
+
+def kinds_per_component(objs: list[dict]) -> set[tuple[str, str]]:
+    out = set()
+    for o in objs:
+        if o["kind"] in ("Namespace", "ConfigMap", "ServiceAccount"):
+            continue
+        comp = component(o)
+        if o["kind"] in ("PodDisruptionBudget", "NetworkPolicy"):
+            comp = (o["spec"].get("selector") or o["spec"].get("podSelector", {})).get("matchLabels", {}).get("app.kubernetes.io/name")
+        out.add((o["kind"], comp or "?"))
+    return out
+
+
+def parity(r: Report, renderings: dict[str, list[dict]]) -> None:
+    pairs = [("kustomize:base", "helm:defaults"), ("kustomize:overlays/example-keda", "helm:keda")]
+    for a, b in pairs:
+        if a in renderings and b in renderings:
+            ka, kb = kinds_per_component(renderings[a]), kinds_per_component(renderings[b])
+            r.check(ka == kb, f"{a} and {b} render the same resources per component",
+                    f"only in {a}: {sorted(ka - kb)}; only in {b}: {sorted(kb - ka)}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Adapter rule, compose, Dockerfile, Prometheus, Grafana
+
+
+def read_name(rule: dict) -> str:
+    m = re.match(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)", rule["seriesQuery"])
+    assert m, f"seriesQuery without a metric name: {rule['seriesQuery']}"
+    return m.group(1)
+
+
+def adapter_metric_names() -> tuple[set[str], set[str]]:
+    """(series the adapter rules read, names they serve to the HPA)."""
+    values = yaml.safe_load(ADAPTER_VALUES.read_text())
+    read, served = set(), set()
+    for rule in values["rules"]["external"]:
+        read.add(read_name(rule))
+        served.add(rule["name"]["as"])
+    return read, served
+
+
+def check_adapter(r: Report, renderings: dict[str, list[dict]]) -> None:
+    values = yaml.safe_load(ADAPTER_VALUES.read_text())
+    r.check(values["rules"].get("default") is False, "adapter: default rules off (only the ones we need)")
+    read, served = adapter_metric_names()
+    for rule in values["rules"]["external"]:
+        q = rule["metricsQuery"]
+        r.check("<<.Series>>" in q and "<<.LabelMatchers>>" in q, f"adapter rule {rule['name']['as']}: metricsQuery uses the series and label matchers")
+        r.check("namespace" in rule["resources"]["overrides"], f"adapter rule {rule['name']['as']}: namespace label mapped")
+        r.check(re.search(rule["name"]["matches"], read_name(rule)) is not None,
+                f"adapter rule {rule['name']['as']}: name pattern matches its series {read_name(rule)}")
+    hpa_metrics = {
+        m["external"]["metric"]["name"]
+        for objs in renderings.values() for o in objs if o["kind"] == "HorizontalPodAutoscaler"
+        for m in o["spec"]["metrics"] if m["type"] == "External"
+    }
+    r.check(bool(hpa_metrics) and hpa_metrics <= served, f"every HPA external metric {sorted(hpa_metrics)} is served by an adapter rule", f"served: {sorted(served)}")
+
+
+def workspace_binaries() -> set[str]:
+    out = set()
+    for cargo in (ROOT / "crates").glob("*/Cargo.toml"):
+        if (cargo.parent / "src" / "main.rs").exists():
+            m = re.search(r'^name\s*=\s*"([^"]+)"', cargo.read_text(), re.M)
+            if m:
+                out.add(m.group(1))
+    return out
+
+
+def check_dockerfile(r: Report) -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    lines = [l.strip() for l in re.sub(r"\\\n", " ", text).splitlines() if l.strip() and not l.strip().startswith("#")]
+    froms = [l for l in lines if l.upper().startswith("FROM ")]
+    r.check(len(froms) >= 2, f"Dockerfile is multi-stage ({len(froms)} stages)")
+    final = lines[lines.index(froms[-1]):]
+    users = [l.split()[1] for l in final if l.upper().startswith("USER ")]
+    r.check(bool(users) and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0",
+            f"Dockerfile final stage runs as a numeric non-root user ({users[-1] if users else 'none'})")
+    r.check(any("cargo build --release" in l for l in lines), "Dockerfile builds with cargo build --release")
+    r.check(any(l.upper().startswith("ENTRYPOINT") for l in final), "Dockerfile final stage has an ENTRYPOINT")
+    r.check((DEPLOY / "Dockerfile.dockerignore").exists(), "Dockerfile has a .dockerignore (target/ and .venv/ excluded)")
+
+
+def check_compose(r: Report) -> None:
+    compose = DEPLOY / "docker-compose.yml"
+    exe = shutil.which("docker-compose")
+    if r.check(exe is not None, "docker-compose is installed (scripts/install-deps.sh)"):
+        p = subprocess.run([exe, "-f", str(compose), "config"], capture_output=True, text=True, cwd=DEPLOY)
+        r.check(p.returncode == 0, "docker-compose config parses deploy/docker-compose.yml (no engine needed)", p.stderr.strip()[:500])
+        resolved = yaml.safe_load(p.stdout) if p.returncode == 0 else None
+    else:
+        resolved = None
+    if resolved is None:
+        return
+    svcs = resolved["services"]
+    want = {"rabbitmq", "redis", "minio", "minio-init", "prometheus", "grafana", "pool-selector-1", "pool-selector-2",
+            "pool-selector-lb", "relay", "ingest-worker", "monitor", "event-generator"}
+    r.check(want <= set(svcs), "compose has every service of the stack", f"missing {sorted(want - set(svcs))}")
+    r.check("management" in svcs["rabbitmq"]["image"], "compose RabbitMQ has the management plugin")
+    bins = workspace_binaries()
+    for name, s in svcs.items():
+        if "build" in s:
+            b = s["build"]
+            ok = Path(b["dockerfile"]).name == "Dockerfile" and b.get("args", {}).get("BIN") in bins
+            r.check(ok, f"compose {name}: built from deploy/Dockerfile with BIN={b.get('args', {}).get('BIN')}", f"binaries: {sorted(bins)}")
+            r.check(s.get("read_only") is True and str(s.get("user", "0")).split(":")[0] not in ("0", "root"),
+                    f"compose {name}: read-only, non-root")
+    lb_conf = (DEPLOY / "nginx" / "pool-selector-lb.conf").read_text()
+    r.check("pool-selector-1:5050" in lb_conf and "pool-selector-2:5050" in lb_conf, "compose: the balancer spreads over both pool-selector replicas")
+    r.check(svcs["relay"]["environment"]["UPSTREAM_URL"] == "http://pool-selector-lb:5050", "compose: the relay calls the balancer")
+    for name, s in svcs.items():
+        for v in s.get("volumes", []):
+            src = v["source"] if isinstance(v, dict) else v.split(":")[0]
+            if src.startswith("/") or src.startswith("."):
+                r.check(Path(src).exists(), f"compose {name}: mounted {src} exists")
+    # Prometheus targets are compose services on the ports they listen on.
+    prom = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    listen = {"pool-selector-1": "5050", "pool-selector-2": "5050", "relay": "8080", "ingest-worker": "9091", "monitor": "8090"}
+    for name, port in listen.items():
+        env = svcs[name].get("environment", {})
+        r.check(env.get("PORT", env.get("METRICS_PORT")) == port, f"compose {name} listens on {port}")
+    targets = [t for job in prom["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]]
+    for t in targets:
+        host, port = t.split(":")
+        r.check(host == "localhost" or (host in svcs and listen.get(host) == port), f"prometheus target {t} is a compose service port")
+    jobs = {j["job_name"] for j in prom["scrape_configs"]}
+    r.check(set(COMPONENTS) <= jobs, "prometheus scrapes every service", f"jobs: {sorted(jobs)}")
+
+
+def check_prometheus(r: Report) -> None:
+    promtool = shutil.which("promtool")
+    if not r.check(promtool is not None, "promtool is installed (Debian package prometheus)"):
+        return
+    p = subprocess.run([promtool, "check", "config", str(DEPLOY / "prometheus.yml")], capture_output=True, text=True)
+    r.check(p.returncode == 0, "promtool check config deploy/prometheus.yml", (p.stdout + p.stderr).strip()[-500:])
+    local = subprocess.run([str(ROOT / "scripts" / "stack.sh"), "prometheus-config"], capture_output=True, text=True)
+    if r.check(local.returncode == 0, "stack.sh prometheus-config generates the make-up variant", local.stderr[-300:]):
+        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+            f.write(local.stdout)
+        try:
+            p = subprocess.run([promtool, "check", "config", f.name], capture_output=True, text=True)
+            r.check(p.returncode == 0, "promtool check config (make-up variant)", (p.stdout + p.stderr).strip()[-500:])
+        finally:
+            os.unlink(f.name)
+        r.check(not re.search(r"(pool-selector-\d|relay|monitor|ingest-worker):\d", local.stdout),
+                "make-up variant has only local targets")
+
+
+def dashboard_queries() -> list[str]:
+    dash = json.loads(DASHBOARD.read_text())
+    out = []
+    for p in dash["panels"]:
+        for t in p.get("targets", []):
+            out.append(t["expr"])
+    return out
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """Metric names in a PromQL expression: identifiers that are not functions, keywords, label names
+    (inside {} or by/without(...)) or range/duration literals."""
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    e = re.sub(r"\{[^}]*\}", "", e)
+    e = re.sub(r"\[[^\]]*\]", "", e)
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", e)
+    names = set()
+    for m in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", e):
+        word = m.group(0)
+        rest = e[m.end():].lstrip()
+        if rest.startswith("(") or word.lower() in PROMQL_WORDS or word.startswith("$"):
+            continue
+        if m.start() > 0 and e[m.start() - 1] in "$.0123456789":
+            continue
+        names.add(word)
+    return names
+
+
+def check_grafana(r: Report) -> None:
+    dash = json.loads(DASHBOARD.read_text())
+    ds = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    uids = {d["uid"] for d in ds["datasources"]}
+    panel_uids = {t["datasource"]["uid"] for p in dash["panels"] for t in p.get("targets", [])}
+    r.check(bool(panel_uids) and panel_uids <= uids, f"dashboard queries use the provisioned datasource {sorted(uids)}")
+    prov = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "dashboards" / "pool-selector.yml").read_text())
+    r.check(prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards", "dashboard provider reads the mounted folder")
+    names = set().union(*(promql_metric_names(q) for q in dashboard_queries()))
+    prefixes = ("pool_selector_", "relay_", "ingest_worker_", "pool_monitor_")
+    r.check(len(names) >= 20 and all(n.startswith(prefixes) for n in names),
+            f"dashboard uses {len(names)} service metrics", f"unexpected: {sorted(n for n in names if not n.startswith(prefixes))}")
+    ids = [p["id"] for p in dash["panels"]]
+    r.check(len(ids) == len(set(ids)), "dashboard panel ids are unique")
+
+
+def cmd_static() -> int:
+    r = Report()
+    section("kustomize")
+    renderings = render_kustomize(r)
+    section("helm (Helm v4 library through helm-python-sdk)")
+    renderings.update(render_helm(r))
+    section("schemas (kubernetes-validate strict; CRD schemas in k8s/crds-schemas)")
+    validate_objects(r, renderings)
+    section("consistency")
+    for source, objs in renderings.items():
+        consistency(r, source, objs)
+    parity(r, renderings)
+    section("prometheus adapter")
+    check_adapter(r, renderings)
+    section("Dockerfile and docker-compose")
+    check_dockerfile(r)
+    check_compose(r)
+    section("Prometheus")
+    check_prometheus(r)
+    section("Grafana")
+    check_grafana(r)
+    return r.done("artifact checks")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Live checks against a running stack
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+    except OSError as e:
+        return 0, str(e)
+
+
+def exposed_names(text: str) -> set[str]:
+    names = set()
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    return names
+
+
+def read_env(path: str) -> dict[str, str]:
+    env = {}
+    for line in Path(path).read_text().splitlines():
+        m = re.match(r"export (\w+)='(.*)'$", line)
+        if m:
+            env[m.group(1)] = m.group(2)
+    return env
+
+
+def cmd_live(env_file: str) -> int:
+    env = read_env(env_file)
+    r = Report()
+    urls = {
+        "pool-selector": env["STACK_SELECTOR_URL"],
+        "relay": env["STACK_RELAY_URL"],
+        "ingest-worker": env["STACK_WORKER_URL"],
+        "monitor": env["STACK_MONITOR_URL"],
+    }
+    section("metrics exported by the running services")
+    exported: set[str] = set()
+    for comp, url in urls.items():
+        status, text = http_get(url + "/metrics")
+        names = exposed_names(text) if status == 200 else set()
+        r.check(status == 200 and bool(names), f"{comp} /metrics answers ({len(names)} series names)", f"HTTP {status}")
+        exported |= names
+    used: dict[str, set[str]] = {}
+    for q in dashboard_queries():
+        for n in promql_metric_names(q):
+            used.setdefault(n, set()).add("dashboard")
+    read, served = adapter_metric_names()
+    for n in read:
+        used.setdefault(n, set()).add("prometheus adapter rule")
+    used.setdefault(DESIRED_METRIC, set()).add("HPA")
+    missing = {n: sorted(w) for n, w in used.items() if n not in exported}
+    r.check(not missing, f"all {len(used)} metric names used by the dashboard, adapter and HPA are exported",
+            "; ".join(f"{n} (used by {', '.join(w)})" for n, w in sorted(missing.items())))
+
+    section("probe paths of the manifests on the running services")
+    p = subprocess.run(["kubectl", "kustomize", str(K8S / "base")], capture_output=True, text=True, check=True)
+    for d in docs(p.stdout):
+        if d["kind"] != "Deployment":
+            continue
+        comp = d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+            if kind in c:
+                path = c[kind]["httpGet"]["path"]
+                status, body = http_get(urls[comp] + path)
+                r.check(status == 200, f"{comp} {kind} GET {path} → 200", f"HTTP {status} {body[:200]}")
+
+    section("Prometheus (config generated from deploy/prometheus.yml)")
+    prom = env["STACK_PROMETHEUS_URL"]
+    deadline = time.time() + 60
+    bad: list[str] = ["not read yet"]
+    while time.time() < deadline:
+        status, body = http_get(prom + "/api/v1/targets")
+        if status == 200:
+            targets = json.loads(body)["data"]["activeTargets"]
+            bad = [f"{t['labels']['job']} {t['health']} {t.get('lastError', '')}" for t in targets if t["health"] != "up"]
+            jobs = {t["labels"]["job"] for t in targets}
+            if not bad and set(COMPONENTS) <= jobs:
+                break
+        time.sleep(2)
+    r.check(not bad, "every Prometheus target is up", "; ".join(bad))
+    queries = dashboard_queries()
+    deadline = time.time() + 90
+    pending = {q: "not run" for q in queries}
+    while pending and time.time() < deadline:
+        for q in list(pending):
+            expr = q.replace("$__rate_interval", "30s").replace("$__range", "5m")
+            status, body = http_get(prom + "/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+            if status != 200:
+                pending[q] = f"HTTP {status}: {body[:200]}"
+                if status == 400:
+                    break
+                continue
+            result = json.loads(body)["data"]["result"]
+            if result:
+                del pending[q]
+            else:
+                pending[q] = "no data"
+        if pending:
+            time.sleep(3)
+    r.check(not pending, f"all {len(queries)} dashboard queries run in Prometheus and return data",
+            "; ".join(f"{q} → {why}" for q, why in list(pending.items())[:6]))
+    return r.done("live artifact checks")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[1] == "static":
+        return cmd_static()
+    if len(argv) == 3 and argv[1] == "live":
+        return cmd_live(argv[2])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,570 @@
+#!/usr/bin/env bash
+# The whole platform on one machine, as local processes (no Docker): `make up` / `down` / `status` / `logs`.
+#
+#   scripts/stack.sh up        start what is not running, wait until each piece is ready, print the URLs
+#   scripts/stack.sh down      stop exactly what `up` started (by pid file) and delete its data
+#   scripts/stack.sh status    one line per component; exit 0 only when all of them run
+#   scripts/stack.sh logs [component...]   follow the logs (all components by default; Ctrl-C stops)
+#   scripts/stack.sh env       print the stack's URLs as shell exports (for scripts and tests)
+#   scripts/stack.sh prometheus-config   print the Prometheus config `up` generates from deploy/prometheus.yml
+#
+# Started, in order: an S3 server (moto, from the repo venv .venv) with a bucket, RabbitMQ with the
+# management plugin (its own epmd, node name and ports), Redis, pool-selector, ingest-worker, monitor,
+# relay, Prometheus (scraping every service, config generated from deploy/prometheus.yml), and an
+# event-generator streaming to RabbitMQ at STACK_GENERATOR_RATE events/s.
+#
+# State (pid files, data, logs) lives in STACK_DIR (default .stack/, git-ignored). Ports (defaults
+# chosen away from the services' own defaults and from scripts/test-services.sh's 17100-18005):
+#
+#   STACK_RELAY_PORT 16080     STACK_SELECTOR_PORT 16050   STACK_MONITOR_PORT 16095
+#   STACK_WORKER_PORT 16096    STACK_PROMETHEUS_PORT 16090 STACK_S3_PORT 16000
+#   STACK_AMQP_PORT 16001      STACK_RABBITMQ_MGMT_PORT 16002   STACK_REDIS_PORT 16003
+#   STACK_EPMD_PORT 16004      STACK_ERLANG_DIST_PORT 16005
+#
+# Other settings: STACK_GENERATOR_RATE (50), STACK_BUCKET (pool-events), STACK_BUILD (`missing`: build
+# the release binaries only when one is missing; `always`: run cargo build first; `never`),
+# CARGO_TARGET_DIR (binaries are taken from $CARGO_TARGET_DIR/release, default target/release).
+# The ports in force are recorded in STACK_DIR at `up` and reused by every later command until `down`.
+set -euo pipefail
+
+SCRIPT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+ROOT="$(cd "$(dirname "$SCRIPT")/.." && pwd)"
+STATE="${STACK_DIR:-$ROOT/.stack}"
+mkdir -p "$STATE" 2>/dev/null || true
+STATE="$(cd "$STATE" 2>/dev/null && pwd || echo "$STATE")"
+VENV="$ROOT/.venv"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+case $TARGET in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
+BIN="$TARGET/release"
+RABBIT_LIB=/usr/lib/rabbitmq/bin
+BINARIES=(pool-selector ingest-worker relay monitor event-generator)
+# Start order; `down` stops in reverse (producers first, storage last).
+COMPONENTS=(s3 epmd rabbitmq redis pool-selector ingest-worker monitor relay prometheus event-generator)
+
+log() { echo "stack: $*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# A process that has exited but has not been reaped (a zombie) counts as gone.
+running() {
+    local st
+    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    [[ -n $st && $st != Z* ]]
+}
+pidfile() { echo "$STATE/run/$1.pid"; }
+logfile() { echo "$STATE/logs/$1.log"; }
+alive() { [[ -f $(pidfile "$1") ]] && running "$(cat "$(pidfile "$1")")"; }
+
+# ---------------------------------------------------------------------------------------------------
+# Settings
+
+load_settings() {
+    if [[ -f $STATE/settings ]]; then
+        # shellcheck disable=SC1091
+        source "$STATE/settings"
+        return
+    fi
+    RELAY_PORT=${STACK_RELAY_PORT:-16080}
+    SELECTOR_PORT=${STACK_SELECTOR_PORT:-16050}
+    MONITOR_PORT=${STACK_MONITOR_PORT:-16095}
+    WORKER_PORT=${STACK_WORKER_PORT:-16096}
+    PROMETHEUS_PORT=${STACK_PROMETHEUS_PORT:-16090}
+    S3_PORT=${STACK_S3_PORT:-16000}
+    AMQP_PORT=${STACK_AMQP_PORT:-16001}
+    MGMT_PORT=${STACK_RABBITMQ_MGMT_PORT:-16002}
+    REDIS_PORT=${STACK_REDIS_PORT:-16003}
+    EPMD_PORT=${STACK_EPMD_PORT:-16004}
+    DIST_PORT=${STACK_ERLANG_DIST_PORT:-16005}
+    GENERATOR_RATE=${STACK_GENERATOR_RATE:-50}
+    BUCKET=${STACK_BUCKET:-pool-events}
+    RABBIT_DIR=$(rabbit_dir)
+}
+
+save_settings() {
+    local v
+    {
+        for v in RELAY_PORT SELECTOR_PORT MONITOR_PORT WORKER_PORT PROMETHEUS_PORT S3_PORT AMQP_PORT \
+            MGMT_PORT REDIS_PORT EPMD_PORT DIST_PORT GENERATOR_RATE BUCKET RABBIT_DIR; do
+            printf '%s=%q\n' "$v" "${!v}"
+        done
+    } >"$STATE/settings"
+}
+
+# RabbitMQ runs as the rabbitmq user when we are root, and its folder must be reachable by that user. A
+# checkout under a private home (/root/...) is not, so fall back to a folder under /tmp.
+rabbit_dir() {
+    local dir="$STATE/rabbitmq"
+    if [[ $(id -u) -eq 0 ]]; then
+        mkdir -p "$dir"
+        chown rabbitmq:rabbitmq "$dir"
+        if ! setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups test -w "$dir" 2>/dev/null; then
+            rmdir "$dir" 2>/dev/null || true
+            dir="${TMPDIR:-/tmp}/pool-stack-$(echo "$STATE" | cksum | cut -d' ' -f1)/rabbitmq"
+        fi
+    fi
+    echo "$dir"
+}
+
+node_name() { echo "poolstack$AMQP_PORT@localhost"; }
+amqp_url() { echo "amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f"; }
+s3_env() {
+    echo AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+        AWS_REGION=us-east-1 EVENTS_URL="s3://$BUCKET/events/"
+}
+
+exports() {
+    cat <<EOF
+export STACK_DIR='$STATE'
+export STACK_RELAY_URL='http://127.0.0.1:$RELAY_PORT'
+export STACK_SELECTOR_URL='http://127.0.0.1:$SELECTOR_PORT'
+export STACK_MONITOR_URL='http://127.0.0.1:$MONITOR_PORT'
+export STACK_WORKER_URL='http://127.0.0.1:$WORKER_PORT'
+export STACK_PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'
+export STACK_S3_ENDPOINT='http://127.0.0.1:$S3_PORT'
+export STACK_EVENTS_URL='s3://$BUCKET/events/'
+export STACK_AMQP_URL='$(amqp_url)'
+export STACK_RABBITMQ_MANAGEMENT_URL='http://guest:guest@127.0.0.1:$MGMT_PORT'
+export STACK_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Process plumbing
+
+# Start a detached process in its own session (so `down` can also reach whatever it forks), output to
+# its log, pid to its pid file. Without job control a background job is not a group leader, so setsid
+# does not fork and $! is the session leader itself.
+spawn() {
+    local name=$1
+    shift
+    setsid "$@" </dev/null >>"$(logfile "$name")" 2>&1 &
+    echo $! >"$(pidfile "$name")"
+}
+
+# Wait until `check` succeeds; fail with the log's tail if the process dies or time runs out.
+wait_for() {
+    local name=$1 timeout=$2
+    shift 2
+    local deadline=$((SECONDS + timeout))
+    until "$@" >/dev/null 2>&1; do
+        if ! alive "$name"; then
+            tail -n 30 "$(logfile "$name")" >&2 || true
+            die "$name exited during start-up (log: $(logfile "$name"))"
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 30 "$(logfile "$name")" >&2 || true
+            die "$name not ready after ${timeout}s (log: $(logfile "$name"))"
+        fi
+        sleep 0.2
+    done
+}
+
+need_free_port() {
+    local name=$1 port=$2
+    port_open "$port" && die "port $port ($name) is taken by another program; set STACK_*_PORT (see scripts/stack.sh)"
+    return 0
+}
+
+# Every live process of the session led by `pid` (the component and whatever it forked).
+session_members() { ps -e -o pid=,sid=,stat= | awk -v s="$1" '$2 == s && $3 !~ /^Z/ { print $1 }'; }
+
+# Stop a component: SIGTERM to its process, SIGKILL after `grace` seconds, then anything left in its
+# session. Quiet when it is not running.
+stop_component() {
+    local name=$1 grace=${2:-10}
+    local pf
+    pf=$(pidfile "$name")
+    [[ -f $pf ]] || return 0
+    local pid
+    pid=$(cat "$pf")
+    if running "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        local deadline=$((SECONDS + grace))
+        while running "$pid" && ((SECONDS < deadline)); do
+            sleep 0.1
+        done
+        if running "$pid"; then
+            log "$name did not stop within ${grace}s; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        log "stopped $name (pid $pid)"
+    fi
+    local left
+    left=$(session_members "$pid" | tr '\n' ' ')
+    if [[ -n ${left// /} ]]; then
+        # shellcheck disable=SC2086
+        kill -KILL $left 2>/dev/null || true
+        log "killed what $name left behind: $left"
+    fi
+    rm -f "$pf"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Prerequisites
+
+check_prerequisites() {
+    local missing=()
+    local cmd
+    for cmd in redis-server redis-cli prometheus epmd setsid curl; do
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+    done
+    [[ -x $RABBIT_LIB/rabbitmq-server ]] || missing+=(rabbitmq-server)
+    [[ -x $VENV/bin/moto_server ]] || missing+=(moto_server)
+    if ((${#missing[@]})); then
+        log "missing: ${missing[*]}; running scripts/install-deps.sh"
+        "$ROOT/scripts/install-deps.sh" ||
+            die "scripts/install-deps.sh failed (as a user other than root it prints the apt-get command to run)"
+    fi
+}
+
+build_binaries() {
+    local mode=${STACK_BUILD:-missing} b missing=()
+    for b in "${BINARIES[@]}"; do
+        [[ -x $BIN/$b ]] || missing+=("$b")
+    done
+    case $mode in
+    always) ;;
+    missing) ((${#missing[@]})) || return 0 ;;
+    never)
+        ((${#missing[@]} == 0)) || die "release binaries missing in $BIN: ${missing[*]} (STACK_BUILD=never)"
+        return 0
+        ;;
+    *) die "STACK_BUILD must be missing, always or never (got $mode)" ;;
+    esac
+    local pkgs=()
+    for b in "${BINARIES[@]}"; do pkgs+=(-p "$b"); done
+    log "building release binaries into $BIN (cargo build --release ${pkgs[*]})"
+    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release --bins "${pkgs[@]}") >&2 ||
+        die "cargo build failed"
+    for b in "${BINARIES[@]}"; do
+        [[ -x $BIN/$b ]] || die "cargo build did not produce $BIN/$b"
+    done
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Components
+
+start_s3() {
+    alive s3 && return 0
+    need_free_port "S3 (moto)" "$S3_PORT"
+    spawn s3 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT"
+}
+s3_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$S3_PORT/"; }
+make_bucket() {
+    # Idempotent: moto answers 200 for a bucket this account already owns.
+    curl -fsS -o /dev/null -X PUT "http://127.0.0.1:$S3_PORT/$BUCKET" ||
+        die "could not create bucket $BUCKET on the S3 server"
+}
+
+rabbit_cmd() {
+    RABBIT_CMD=()
+    if [[ $(id -u) -eq 0 ]]; then
+        RABBIT_CMD+=(setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups)
+    fi
+    RABBIT_CMD+=(env LANG=C.UTF-8 LC_ALL=C.UTF-8 HOME="$RABBIT_DIR/home"
+        RABBITMQ_NODENAME="$(node_name)"
+        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+        RABBITMQ_NODE_PORT="$AMQP_PORT"
+        RABBITMQ_DIST_PORT="$DIST_PORT"
+        ERL_EPMD_PORT="$EPMD_PORT"
+        ERL_CRASH_DUMP="$RABBIT_DIR/log/erl_crash.dump"
+        RABBITMQ_CONF_ENV_FILE="$RABBIT_DIR/rabbitmq-env.conf"
+        RABBITMQ_CONFIG_FILE="$RABBIT_DIR/rabbitmq.conf"
+        RABBITMQ_ADVANCED_CONFIG_FILE="$RABBIT_DIR/advanced.config"
+        RABBITMQ_ENABLED_PLUGINS_FILE="$RABBIT_DIR/enabled_plugins"
+        RABBITMQ_MNESIA_BASE="$RABBIT_DIR/mnesia"
+        RABBITMQ_LOG_BASE="$RABBIT_DIR/log"
+        RABBITMQ_PID_FILE="$RABBIT_DIR/beam.pid"
+        "$@")
+}
+
+start_epmd() {
+    alive epmd && return 0
+    need_free_port epmd "$EPMD_PORT"
+    spawn epmd epmd -port "$EPMD_PORT" -address 127.0.0.1
+}
+
+start_rabbitmq() {
+    alive rabbitmq && return 0
+    need_free_port "RabbitMQ AMQP" "$AMQP_PORT"
+    need_free_port "RabbitMQ management" "$MGMT_PORT"
+    mkdir -p "$RABBIT_DIR"/{home,mnesia,log}
+    : >"$RABBIT_DIR/rabbitmq-env.conf"
+    echo "[rabbitmq_management]." >"$RABBIT_DIR/enabled_plugins"
+    cat >"$RABBIT_DIR/rabbitmq.conf" <<EOF
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $MGMT_PORT
+collect_statistics_interval = 1000
+log.console = false
+log.file.level = info
+EOF
+    if [[ $(id -u) -eq 0 ]]; then
+        chown -R rabbitmq:rabbitmq "$RABBIT_DIR"
+    fi
+    rabbit_cmd "$RABBIT_LIB/rabbitmq-server"
+    (cd "$RABBIT_DIR" && spawn rabbitmq "${RABBIT_CMD[@]}")
+}
+rabbitmq_ready() {
+    port_open "$AMQP_PORT" && curl -fsS -o /dev/null -u guest:guest "http://127.0.0.1:$MGMT_PORT/api/overview"
+}
+stop_rabbitmq() {
+    local beam=""
+    [[ -f $RABBIT_DIR/beam.pid ]] && beam=$(cat "$RABBIT_DIR/beam.pid")
+    # `down` deletes the broker's data, so there is nothing to flush: stop the VM at once.
+    [[ -n $beam ]] && kill -KILL "$beam" 2>/dev/null || true
+    stop_component rabbitmq 30
+    if [[ -n $beam ]] && running "$beam"; then
+        kill -KILL "$beam" 2>/dev/null || true
+    fi
+}
+
+start_redis() {
+    alive redis && return 0
+    need_free_port Redis "$REDIS_PORT"
+    mkdir -p "$STATE/data/redis"
+    spawn redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+        --dir "$STATE/data/redis" --daemonize no
+}
+redis_ready() { [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
+
+http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
+
+start_service() {
+    local name=$1 port=$2
+    shift 2
+    alive "$name" && return 0
+    need_free_port "$name" "$port"
+    # shellcheck disable=SC2046
+    spawn "$name" env LOG_LEVEL="${STACK_LOG_LEVEL:-INFO}" "$@"
+}
+
+start_pool_selector() {
+    # shellcheck disable=SC2046
+    start_service pool-selector "$SELECTOR_PORT" HOST=127.0.0.1 PORT="$SELECTOR_PORT" HTTP_WORKERS=2 \
+        $(s3_env) AMQP_URL="$(amqp_url)" "$BIN/pool-selector"
+}
+start_ingest_worker() {
+    # shellcheck disable=SC2046
+    start_service ingest-worker "$WORKER_PORT" METRICS_HOST=127.0.0.1 METRICS_PORT="$WORKER_PORT" \
+        $(s3_env) AMQP_URL="$(amqp_url)" "$BIN/ingest-worker"
+}
+start_monitor() {
+    start_service monitor "$MONITOR_PORT" HOST=127.0.0.1 PORT="$MONITOR_PORT" HTTP_WORKERS=1 \
+        RABBITMQ_MANAGEMENT_URL="http://guest:guest@127.0.0.1:$MGMT_PORT" "$BIN/monitor"
+}
+start_relay() {
+    start_service relay "$RELAY_PORT" HOST=127.0.0.1 PORT="$RELAY_PORT" HTTP_WORKERS=2 \
+        UPSTREAM_URL="http://127.0.0.1:$SELECTOR_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" "$BIN/relay"
+}
+start_event_generator() {
+    alive event-generator && return 0
+    spawn event-generator env LOG_LEVEL="${STACK_LOG_LEVEL:-INFO}" "$BIN/event-generator" \
+        --sink "$(amqp_url)" --rate "$GENERATOR_RATE" --events 0
+}
+# The generator has no port: it is "ready" once it has run for two seconds without exiting.
+generator_settled() {
+    local t0=$SECONDS
+    while ((SECONDS - t0 < 2)); do
+        alive event-generator || {
+            tail -n 30 "$(logfile event-generator)" >&2 || true
+            die "event-generator exited during start-up (log: $(logfile event-generator))"
+        }
+        sleep 0.2
+    done
+}
+
+# Prometheus scrapes with deploy/prometheus.yml, the file docker compose uses, with the compose
+# service addresses rewritten to this stack's local ports (the only differences).
+prometheus_config() {
+    sed -e "s#pool-selector-1:5050#127.0.0.1:$SELECTOR_PORT#" \
+        -e "/pool-selector-2:5050/d" \
+        -e "s#relay:8080#127.0.0.1:$RELAY_PORT#" \
+        -e "s#monitor:8090#127.0.0.1:$MONITOR_PORT#" \
+        -e "s#ingest-worker:9091#127.0.0.1:$WORKER_PORT#" \
+        -e "s#localhost:9090#127.0.0.1:$PROMETHEUS_PORT#" \
+        -e "s#environment: compose#environment: local#" \
+        "$ROOT/deploy/prometheus.yml"
+}
+start_prometheus() {
+    alive prometheus && return 0
+    need_free_port Prometheus "$PROMETHEUS_PORT"
+    mkdir -p "$STATE/data/prometheus"
+    prometheus_config >"$STATE/prometheus.yml"
+    spawn prometheus prometheus --config.file="$STATE/prometheus.yml" \
+        --storage.tsdb.path="$STATE/data/prometheus" --storage.tsdb.retention.time=1d \
+        --web.listen-address="127.0.0.1:$PROMETHEUS_PORT"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Commands
+
+cmd_up() {
+    local t0=$SECONDS
+    check_prerequisites
+    build_binaries
+    if [[ ! -f $STATE/settings ]]; then
+        # A fresh start: the previous run's logs and stale pid files go.
+        rm -rf "$STATE/logs" "$STATE/run"
+    fi
+    mkdir -p "$STATE/run" "$STATE/logs"
+    load_settings
+    local already=() c
+    for c in "${COMPONENTS[@]}"; do alive "$c" && already+=("$c"); done
+    if ((${#already[@]} == ${#COMPONENTS[@]})); then
+        log "already running (nothing started): ${already[*]}"
+    elif ((${#already[@]})); then
+        log "already running, left alone: ${already[*]}"
+    fi
+    save_settings
+
+    start_s3
+    start_epmd
+    wait_for epmd 10 port_open "$EPMD_PORT"
+    start_rabbitmq
+    start_redis
+    wait_for s3 60 s3_ready
+    make_bucket
+    wait_for redis 20 redis_ready
+    wait_for rabbitmq 120 rabbitmq_ready
+    log "S3, RabbitMQ and Redis ready ($((SECONDS - t0))s)"
+
+    start_pool_selector
+    start_ingest_worker
+    start_monitor
+    wait_for pool-selector 60 http_ok "http://127.0.0.1:$SELECTOR_PORT/ready"
+    wait_for ingest-worker 60 http_ok "http://127.0.0.1:$WORKER_PORT/health"
+    wait_for monitor 60 http_ok "http://127.0.0.1:$MONITOR_PORT/ready"
+    start_relay
+    wait_for relay 60 http_ok "http://127.0.0.1:$RELAY_PORT/ready"
+    start_prometheus
+    wait_for prometheus 60 http_ok "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+    start_event_generator
+    generator_settled
+    exports >"$STATE/env"
+
+    # The printed curl must answer: wait until events streamed by the generator are stored and ranked.
+    local url="http://127.0.0.1:$RELAY_PORT/get-pool" deadline=$((SECONDS + 90))
+    until curl -fsS -o /dev/null --max-time 5 "$url"; do
+        ((SECONDS < deadline)) || die "no ranking through the relay after 90s ($url); see $STATE/logs/"
+        local c
+        for c in "${COMPONENTS[@]}"; do
+            alive "$c" || die "$c stopped; see $(logfile "$c")"
+        done
+        sleep 1
+    done
+    log "up in $((SECONDS - t0))s"
+    cat <<TXT
+
+Pool Selector stack is running (state: $STATE; stop it with: make down)
+
+  relay (the front door)  http://127.0.0.1:$RELAY_PORT
+  Swagger UI              http://127.0.0.1:$RELAY_PORT/docs/   (pool-selector: http://127.0.0.1:$SELECTOR_PORT/docs/)
+  Prometheus              http://127.0.0.1:$PROMETHEUS_PORT/targets
+  monitor                 http://127.0.0.1:$MONITOR_PORT/desired-worker-scale   (Swagger UI: /docs/)
+  ingest-worker metrics   http://127.0.0.1:$WORKER_PORT/metrics
+  RabbitMQ management     http://127.0.0.1:$MGMT_PORT   (guest / guest)
+  S3 (moto)               http://127.0.0.1:$S3_PORT   bucket s3://$BUCKET/events/ (keys test / test)
+  Redis                   redis://127.0.0.1:$REDIS_PORT
+
+  event-generator streams $GENERATOR_RATE events/s into RabbitMQ; ingest-worker stores them in S3.
+
+  curl -s 'http://127.0.0.1:$RELAY_PORT/get-pool?window=1h'
+  curl -s 'http://127.0.0.1:$RELAY_PORT/pools?limit=3' -D - -o /dev/null | grep -i x-cache
+  curl -s http://127.0.0.1:$MONITOR_PORT/desired-worker-scale
+
+Logs: make logs (or $STATE/logs/); status: make status
+TXT
+}
+
+cmd_down() {
+    if [[ ! -f $STATE/settings ]]; then
+        log "nothing to stop in $STATE"
+        return 0
+    fi
+    load_settings
+    stop_component event-generator 10
+    stop_component relay 15
+    stop_component monitor 10
+    # The worker flushes and acknowledges its open batch on SIGTERM (SHUTDOWN_GRACE, 25 s by default).
+    stop_component ingest-worker 30
+    stop_component pool-selector 15
+    stop_component prometheus 15
+    stop_component redis 10
+    stop_rabbitmq
+    stop_component epmd 5
+    stop_component s3 10
+    rm -rf "$STATE/data" "$RABBIT_DIR" "$STATE/settings" "$STATE/env" "$STATE/prometheus.yml"
+    if [[ $RABBIT_DIR != "$STATE"/* ]]; then
+        rmdir "$(dirname "$RABBIT_DIR")" 2>/dev/null || true
+    fi
+    log "down (logs kept in $STATE/logs)"
+}
+
+component_url() {
+    case $1 in
+    s3) echo "http://127.0.0.1:$S3_PORT" ;;
+    epmd) echo "127.0.0.1:$EPMD_PORT" ;;
+    rabbitmq) echo "amqp 127.0.0.1:$AMQP_PORT, management http://127.0.0.1:$MGMT_PORT" ;;
+    redis) echo "redis://127.0.0.1:$REDIS_PORT" ;;
+    pool-selector) echo "http://127.0.0.1:$SELECTOR_PORT" ;;
+    ingest-worker) echo "http://127.0.0.1:$WORKER_PORT/metrics" ;;
+    monitor) echo "http://127.0.0.1:$MONITOR_PORT" ;;
+    relay) echo "http://127.0.0.1:$RELAY_PORT" ;;
+    prometheus) echo "http://127.0.0.1:$PROMETHEUS_PORT" ;;
+    event-generator) echo "$GENERATOR_RATE events/s to amqp 127.0.0.1:$AMQP_PORT" ;;
+    esac
+}
+
+cmd_status() {
+    if [[ ! -f $STATE/settings ]]; then
+        echo "stack: not started ($STATE)"
+        return 3
+    fi
+    load_settings
+    local c up=0
+    for c in "${COMPONENTS[@]}"; do
+        if alive "$c"; then
+            printf '%-16s running  pid %-8s %s\n' "$c" "$(cat "$(pidfile "$c")")" "$(component_url "$c")"
+            up=$((up + 1))
+        else
+            printf '%-16s STOPPED  %-12s %s\n' "$c" "" "log: $(logfile "$c")"
+        fi
+    done
+    ((up == ${#COMPONENTS[@]})) && return 0
+    ((up == 0)) && return 3
+    return 1
+}
+
+cmd_logs() {
+    shift
+    local names=("$@") files=() n
+    ((${#names[@]})) || names=("${COMPONENTS[@]}")
+    for n in "${names[@]}"; do
+        [[ -f $(logfile "$n") ]] && files+=("$(logfile "$n")")
+    done
+    ((${#files[@]})) || die "no logs in $STATE/logs (components: ${COMPONENTS[*]})"
+    exec tail -n 20 -F "${files[@]}"
+}
+
+case "${1:-}" in
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+logs) cmd_logs "$@" ;;
+prometheus-config)
+    # The Prometheus configuration `up` uses (for scripts/check-artifacts.sh to check with promtool).
+    load_settings
+    prometheus_config
+    ;;
+env)
+    [[ -f $STATE/env ]] || die "the stack is not up ($STATE)"
+    cat "$STATE/env"
+    ;;
+*)
+    sed -n '2,27p' "$SCRIPT" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+    ;;
+esac
