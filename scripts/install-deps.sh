@@ -3,8 +3,9 @@
 #
 #   * Debian packages: rabbitmq-server, redis-server, prometheus, nginx, wrk, docker-compose (checks
 #     deploy/docker-compose.yml offline) (+ curl, and python3-venv when the Python in PATH cannot make
-#     virtual environments). Installed only when missing, as root, with one `apt-get update`; their system services are not started (the harness runs its own
-#     instances on private ports). Not root and something missing: prints the command and exits 1.
+#     virtual environments). Installed only when missing, as root, with one `apt-get update`; their
+#     system services are not started (the harness runs its own instances on private ports). Not root
+#     and something missing: prints the command and exits 1.
 #   * A repo-local Python venv at .venv (git-ignored) with moto[server] (the S3 test server),
 #     duckdb (the benchmark's reference), and helm-python-sdk, kubernetes-validate and PyYAML (the
 #     deployment artifact checks, scripts/check-artifacts.sh).
