@@ -27,8 +27,9 @@ die() {
 
 command -v kubectl >/dev/null 2>&1 ||
     die "kubectl is required (kubectl kustomize renders k8s/); install kubectl >= 1.27"
-[[ -x $PY ]] && "$PY" -c 'import helm_python, kubernetes_validate, yaml' 2>/dev/null ||
+if ! [[ -x $PY ]] || ! "$PY" -c 'import helm_python, kubernetes_validate, yaml' 2>/dev/null; then
     die "$ROOT/.venv lacks helm-python-sdk / kubernetes-validate / PyYAML: run scripts/install-deps.sh"
+fi
 
 t0=$SECONDS
 echo "check-artifacts: static checks" >&2

@@ -21,9 +21,10 @@
 #   STACK_AMQP_PORT 16001      STACK_RABBITMQ_MGMT_PORT 16002   STACK_REDIS_PORT 16003
 #   STACK_EPMD_PORT 16004      STACK_ERLANG_DIST_PORT 16005
 #
-# Other settings: STACK_GENERATOR_RATE (50), STACK_BUCKET (pool-events), STACK_BUILD (`missing`: build
-# the release binaries only when one is missing; `always`: run cargo build first; `never`),
-# CARGO_TARGET_DIR (binaries are taken from $CARGO_TARGET_DIR/release, default target/release).
+# Other settings: STACK_GENERATOR_RATE (50), STACK_BUCKET (pool-events), STACK_LOG_LEVEL (INFO),
+# STACK_BUILD (`missing`: build the release binaries only when one is missing; `always`: run cargo build
+# first; `never`), CARGO_TARGET_DIR (binaries are taken from $CARGO_TARGET_DIR/release, default
+# target/release).
 # The ports in force are recorded in STACK_DIR at `up` and reused by every later command until `down`.
 set -euo pipefail
 
@@ -314,7 +315,7 @@ stop_rabbitmq() {
     local beam=""
     [[ -f $RABBIT_DIR/beam.pid ]] && beam=$(cat "$RABBIT_DIR/beam.pid")
     # `down` deletes the broker's data, so there is nothing to flush: stop the VM at once.
-    [[ -n $beam ]] && kill -KILL "$beam" 2>/dev/null || true
+    if [[ -n $beam ]]; then kill -KILL "$beam" 2>/dev/null || true; fi
     stop_component rabbitmq 30
     if [[ -n $beam ]] && running "$beam"; then
         kill -KILL "$beam" 2>/dev/null || true
@@ -403,6 +404,8 @@ start_prometheus() {
 
 cmd_up() {
     local t0=$SECONDS
+    # A failed start leaves what did start running (its logs say why the rest did not): say how to stop it.
+    trap 'rc=$?; if ((rc != 0)) && [[ -f $STATE/settings ]]; then log "up failed; what started is still running: scripts/stack.sh status, make down"; fi' EXIT
     check_prerequisites
     build_binaries
     if [[ ! -f $STATE/settings ]]; then
@@ -564,7 +567,7 @@ env)
     cat "$STATE/env"
     ;;
 *)
-    sed -n '2,27p' "$SCRIPT" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,/^set -euo/p' "$SCRIPT" | sed '$d' | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
