@@ -39,7 +39,8 @@ def main() -> None:
     a = p.parse_args()
     where = ""
     if a.window:
-        where = f"WHERE finished_at >= now()::TIMESTAMP - INTERVAL {int(a.window)} SECOND"
+        # The seed compared finished_at directly; DuckDB reads these millisecond strings as VARCHAR, so cast.
+        where = f"WHERE finished_at::TIMESTAMP >= now()::TIMESTAMP - INTERVAL {int(a.window)} SECOND"
         if a.prune:
             where += (
                 f" AND dt >= strftime(now()::TIMESTAMP - INTERVAL {int(a.window)} SECOND, '%Y-%m-%d')"
