@@ -43,7 +43,7 @@ def main() -> None:
         where = f"WHERE finished_at::TIMESTAMP >= now()::TIMESTAMP - INTERVAL {int(a.window)} SECOND"
         if a.prune:
             where += (
-                f" AND dt >= strftime(now()::TIMESTAMP - INTERVAL {int(a.window)} SECOND, '%Y-%m-%d')"
+                f" AND dt >= CAST(now()::TIMESTAMP - INTERVAL {int(a.window)} SECOND AS DATE)"
             )
     started = time.perf_counter()
     con = duckdb.connect()
