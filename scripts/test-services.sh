@@ -247,8 +247,9 @@ wait_rabbit() { wait_for "RabbitMQ" "$STATE/rabbitmq.pid" "$STATE/rabbitmq.log" 
 stop_rabbit() {
     local beam=""
     [[ -f $RABBIT_DIR/beam.pid ]] && beam=$(cat "$RABBIT_DIR/beam.pid")
-    if [[ ${1:-} == fast && -n $beam ]]; then
+    if [[ ${1:-} == fast && -n $beam ]] && running "$beam"; then
         kill -KILL "$beam" 2>/dev/null || true
+        log "killed the RabbitMQ VM (pid $beam); its data is deleted next"
     fi
     stop_pid "RabbitMQ" "$STATE/rabbitmq.pid" 30
     # The VM itself, should the start script have gone without it.
@@ -275,8 +276,10 @@ cmd_start() {
     start_redis
     start_rabbit
     wait_s3
+    log "S3 ready after $((SECONDS - t0))s"
     wait_redis
     wait_rabbit
+    log "RabbitMQ ready after $((SECONDS - t0))s"
     write_env
     log "ready in $((SECONDS - t0))s: S3 :$S3_PORT, AMQP :$AMQP_PORT, management :$MGMT_PORT, Redis :$REDIS_PORT (state: $STATE)"
     cat "$STATE/env"
