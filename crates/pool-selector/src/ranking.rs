@@ -87,6 +87,17 @@ impl Tally {
         self.last_event_micros = self.last_event_micros.max(finished_micros);
     }
 
+    /// Add another tally of the same pool (from another partition of the scan).
+    pub fn merge(&mut self, o: &Tally) {
+        self.jobs += o.jobs;
+        self.spot_terminations += o.spot_terminations;
+        self.other_failures += o.other_failures;
+        self.weight += o.weight;
+        self.weight_sq += o.weight_sq;
+        self.weighted_terminations += o.weighted_terminations;
+        self.last_event_micros = self.last_event_micros.max(o.last_event_micros);
+    }
+
     /// The (weighted) termination rate.
     pub fn rate(&self) -> f64 {
         if self.weight > 0.0 {
