@@ -172,6 +172,17 @@ impl AmqpArgs {
         self
     }
 
+    /// The settings from the environment (`AMQP_*` variables) and the documented defaults, for
+    /// programs that do not take these flags on their command line.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        #[derive(clap::Parser)]
+        struct EnvOnly {
+            #[command(flatten)]
+            amqp: AmqpArgs,
+        }
+        <EnvOnly as clap::Parser>::try_parse_from(["amqp"]).map(|e| e.amqp)
+    }
+
     /// The broker URL without its password, for logs and error messages.
     pub fn redacted_url(&self) -> String {
         redact(&self.url)
@@ -774,8 +785,23 @@ impl Publisher {
         events: &[Event],
         give_up_after: Option<Duration>,
     ) -> Result<usize, PublishError> {
+        self.publish_encoded_reliably(self.encode(events), give_up_after)
+            .await?;
+        Ok(events.len())
+    }
+
+    /// [`Publisher::publish_reliably`] for bodies already made by [`Publisher::encode`] (callers that
+    /// report message counts and sizes encode once).
+    pub async fn publish_encoded_reliably(
+        &self,
+        bodies: Vec<Vec<u8>>,
+        give_up_after: Option<Duration>,
+    ) -> Result<(), PublishError> {
+        if bodies.is_empty() {
+            return Ok(());
+        }
         let started = Instant::now();
-        let mut pending = self.encode(events);
+        let mut pending = bodies;
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(Duration::from_secs(5))
@@ -795,7 +821,7 @@ impl Publisher {
                     }
                     pending = still;
                     match first_error {
-                        None => return Ok(events.len()),
+                        None => return Ok(()),
                         Some(e) => e,
                     }
                 }

@@ -30,8 +30,9 @@ pub const DEFAULT_HOURS: f64 = 24.0;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "event-generator", version)]
 pub struct Args {
-    /// Where to write: a folder, file://DIR or s3://bucket/prefix (amqp:// is recognised but not
-    /// implemented yet). Default: the storage location (EVENTS_URL, else ./data/events).
+    /// Where to write: a folder, file://DIR, s3://bucket/prefix or amqp://user:pass@host:port/vhost
+    /// (RabbitMQ; names from the AMQP_* variables). Default: the storage location (EVENTS_URL, else
+    /// ./data/events).
     #[arg(long, env = "GENERATOR_SINK", value_parser = clap::value_parser!(SinkUrl))]
     pub sink: Option<SinkUrl>,
 
@@ -241,6 +242,7 @@ impl Args {
             settings: SinkSettings {
                 storage: self.storage.clone(),
                 object,
+                amqp: None,
             },
         })
     }

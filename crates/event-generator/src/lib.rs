@@ -7,7 +7,7 @@
 //! * [`config`]: flags, environment and the checked [`config::Plan`].
 //! * [`pools`]: the pool catalogue, traffic weights and termination probabilities.
 //! * [`generate`]: seeded events and backfill finish times.
-//! * [`sink`]: destinations (folder / S3 objects; `amqp://` to come).
+//! * [`sink`]: destinations (folder / S3 objects, RabbitMQ).
 
 pub mod config;
 pub mod generate;

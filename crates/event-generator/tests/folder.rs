@@ -362,7 +362,7 @@ fn the_binary_prints_a_one_line_summary_and_refuses_bad_input() {
     for (args, says) in [
         (
             &["--sink", "amqp://guest:guest@127.0.0.1:1/%2f"][..],
-            "not implemented yet",
+            "RabbitMQ is unavailable",
         ),
         (&["--sink", "ftp://host/x"], "unknown scheme"),
         (&["--rate", "10", "--hours", "3"], "give one or the other"),

@@ -362,8 +362,8 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "pool-selector", description = "Ranks EC2 spot pools by the risk of losing a Spark job to a spot termination."),
-    paths(get_pool, pools, ready, pool_core::http::health),
-    components(schemas(PoolChoice, PoolsResponse, RankedPool, ScanReport, Strategy, Readiness, pool_core::http::ErrorBody, pool_core::http::Health)),
-    tags((name = "ranking"), (name = "operations"))
+    paths(get_pool, pools, crate::intake::post_events, ready, pool_core::http::health),
+    components(schemas(PoolChoice, PoolsResponse, RankedPool, ScanReport, Strategy, Readiness, pool_core::http::ErrorBody, pool_core::http::Health, crate::intake::Accepted, crate::intake::EventIn)),
+    tags((name = "ranking"), (name = "ingestion"), (name = "operations"))
 )]
 pub struct ApiDoc;

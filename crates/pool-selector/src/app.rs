@@ -49,6 +49,11 @@ impl Application {
                 confidence: settings.confidence,
             },
         });
+        let intake = web::Data::new(crate::intake::Intake::new(
+            &settings.amqp,
+            settings.max_body_bytes,
+            &registry,
+        ));
         let registry = web::Data::new(registry);
         let (host, port) = settings.listen.addr(settings.port());
         let listener = TcpListener::bind((host.as_str(), port))
@@ -64,6 +69,8 @@ impl Application {
                 .app_data(http::query_config())
                 .route("/get-pool", web::get().to(api::get_pool))
                 .route("/pools", web::get().to(api::pools))
+                .app_data(intake.clone())
+                .configure(crate::intake::configure)
                 .route("/health", web::get().to(http::health))
                 .route("/ready", web::get().to(api::ready))
                 .route("/metrics", web::get().to(http::metrics))

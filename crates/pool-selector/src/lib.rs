@@ -4,9 +4,11 @@
 //! * [`ranking`]: the statistics (Wilson, Beta posterior, the seed's naive rate) and the ordering.
 //! * [`api`]: HTTP handlers and the OpenAPI document; [`app`]: the server.
 //! * [`scan_store`]: the object-store decorator that counts bytes and quarantines malformed objects.
+//! * `intake`: `POST /events`, validated and published to RabbitMQ with publisher confirms.
 
 pub mod api;
 pub mod app;
+mod intake;
 pub mod metrics;
 pub mod query;
 pub mod ranking;

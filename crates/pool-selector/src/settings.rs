@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 
+use pool_core::amqp::AmqpArgs;
 use pool_core::config::{ListenArgs, StorageArgs, TelemetryArgs};
 use pool_core::window::{Window, parse_duration};
 
@@ -66,6 +67,12 @@ pub struct Settings {
     /// Count each job_id once (the ingestion pipeline delivers at least once).
     #[arg(long, env = "DEDUP_JOB_IDS", default_value_t = true, action = ArgAction::Set)]
     pub dedup: bool,
+    /// RabbitMQ, where `POST /events` publishes (AMQP_URL, AMQP_EXCHANGE, …; see pool_core::amqp).
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+    /// Largest `POST /events` body in bytes (larger ones get a 413).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = crate::intake::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
 }
 
 impl Settings {

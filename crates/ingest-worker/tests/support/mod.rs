@@ -543,8 +543,15 @@ pub struct Selector {
 
 impl Selector {
     pub async fn spawn(storage: StorageArgs) -> Self {
+        Self::spawn_with(storage, AmqpArgs::default(), 16 * 1024 * 1024).await
+    }
+
+    /// With `POST /events` publishing to `amqp`, bodies up to `max_body_bytes`.
+    pub async fn spawn_with(storage: StorageArgs, amqp: AmqpArgs, max_body_bytes: usize) -> Self {
         let mut settings = pool_selector::Settings::for_events_url("unused");
         settings.storage = storage;
+        settings.amqp = amqp;
+        settings.max_body_bytes = max_body_bytes;
         let app = pool_selector::Application::build(settings)
             .await
             .expect("pool-selector builds");
