@@ -98,22 +98,6 @@ pub fn metric_value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f6
         .sum()
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn metric_value_sums_matching_series() {
-        let text = "# HELP x y\nx_total{route=\"/a\",status=\"200\"} 3\nx_total{route=\"/a\",status=\"404\"} 2\nx_total{route=\"/b\",status=\"200\"} 7\n";
-        assert_eq!(
-            super::metric_value(text, "x_total", &[("route", "/a")]),
-            5.0
-        );
-        assert_eq!(
-            super::metric_value(text, "x_total", &[("status", "200")]),
-            10.0
-        );
-        assert_eq!(super::metric_value(text, "x_total", &[]), 12.0);
-    }
-}
 
 /// Build a valid event: `outcome` is `"ok"`, `"spot"` or any other failure reason.
 pub fn event(
@@ -182,4 +166,21 @@ pub async fn write_partitioned(
 /// Serialize events as NDJSON.
 pub fn ndjson(events: &[pool_core::Event]) -> String {
     events.iter().map(|e| e.to_json() + "\n").collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metric_value_sums_matching_series() {
+        let text = "# HELP x y\nx_total{route=\"/a\",status=\"200\"} 3\nx_total{route=\"/a\",status=\"404\"} 2\nx_total{route=\"/b\",status=\"200\"} 7\n";
+        assert_eq!(
+            super::metric_value(text, "x_total", &[("route", "/a")]),
+            5.0
+        );
+        assert_eq!(
+            super::metric_value(text, "x_total", &[("status", "200")]),
+            10.0
+        );
+        assert_eq!(super::metric_value(text, "x_total", &[]), 12.0);
+    }
 }
