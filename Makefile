@@ -10,7 +10,7 @@ TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 TEST_ARGS ?= --workspace
 
 .DEFAULT_GOAL := help
-.PHONY: help build test fmt lint run bench services-start services-stop
+.PHONY: help build test fmt lint run bench services-start services-stop up down status logs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -47,3 +47,15 @@ services-start: ## Start the test servers and print their env (eval "$(make -s s
 
 services-stop: ## Stop the test servers
 	@scripts/test-services.sh stop
+
+up: ## Start the whole stack as local processes (RabbitMQ, Redis, S3, Prometheus, every service)
+	scripts/stack.sh up
+
+down: ## Stop exactly what `make up` started
+	scripts/stack.sh down
+
+status: ## Show the local stack's processes and URLs
+	scripts/stack.sh status
+
+logs: ## Tail the local stack's logs
+	scripts/stack.sh logs
