@@ -98,7 +98,6 @@ pub fn metric_value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f6
         .sum()
 }
 
-
 /// Build a valid event: `outcome` is `"ok"`, `"spot"` or any other failure reason.
 pub fn event(
     finished_at: chrono::DateTime<chrono::Utc>,
