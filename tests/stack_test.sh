@@ -222,8 +222,15 @@ for pid in $members; do
     running "$pid" && left+=" $pid($(ps -o comm= -p "$pid"))"
 done
 check "no process of the stack is left${left:+:$left}" test -z "$left"
-strays=$(ps -e -o sid= -o pid= | awk -v s=" ${sessions[*]} " 'index(s, " " $1 " ") { print $2 }' | tr '\n' ' ')
-check "no process left in the stack's sessions${strays:+: $strays}" test -z "${strays// /}"
+# Processes killed by `down` are reaped by init a moment later: zombies do not count, and a process
+# still on its way out gets a few seconds.
+strays() { ps -e -o sid= -o pid= -o stat= | awk -v s=" ${sessions[*]} " 'index(s, " " $1 " ") && $3 !~ /^Z/ { print $2 }' | tr '\n' ' '; }
+for _ in $(seq 1 25); do
+    left=$(strays)
+    [[ -z ${left// /} ]] && break
+    sleep 0.2
+done
+check "no process left in the stack's sessions${left:+: $left}" test -z "${left// /}"
 refs=""
 for p in /proc/[0-9]*; do
     pid=${p#/proc/}
