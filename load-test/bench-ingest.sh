@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Ingestion benchmark: event-generator --rate 0 → RabbitMQ (quorum queue, publisher confirms) → one
+# ingest-worker → storage, and the time from publish to visible in pool-selector's GET /pools.
+#
+#   * Throughput (phase 1): BENCH_INGEST_EVENTS events (default 2,000,000) generated with --rate 0, as
+#     fast as the broker confirms: a 24-hour backfill ending two days ago (so its hourly partitions are
+#     not the markers'). The clock runs from the generator's start until the worker's
+#     events_written_total reaches the count (every event durably written and acknowledged).
+#   * Publish-to-visible (phase 2): a live stream at the target rate (BENCH_INGEST_RATE, 50,000 events/s,
+#     for BENCH_INGEST_STREAM_SECONDS, 30) while load-test/ingest_probe.py POSTs one marker event every
+#     250 ms to pool-selector (published behind the stream) and polls GET /pools until it is counted;
+#     p50/p99 over every marker. The same probe runs during phase 1, where the flood outruns the worker
+#     and builds a backlog: those figures are shown for information (latency = backlog / drain rate).
+#   * Correctness and the cost of at-least-once: GET /pools over the whole history must count exactly the
+#     events sent (each job_id once); its latency with job-id deduplication on and off is the price of
+#     deduplicating at query time.
+#
+# Storage: a local folder (default; written with fsync) or, with BENCH_INGEST_STORAGE=s3, the moto S3
+# server of the test harness (a Python process competing for the same 2 cores, so slower than real S3).
+# Servers: a private instance of scripts/test-services.sh (own ports and state), stopped at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+bin="$TARGET_DIR/release"
+EVENTS=${BENCH_INGEST_EVENTS:-2000000}
+STORAGE=${BENCH_INGEST_STORAGE:-local}
+RATE=${BENCH_INGEST_RATE:-50000}
+STREAM_S=${BENCH_INGEST_STREAM_SECONDS:-30}
+PY=$ROOT/.venv/bin/python
+[ -x "$PY" ] || PY=python3
+for b in event-generator ingest-worker pool-selector; do
+  [ -x "$bin/$b" ] || { echo "missing $bin/$b: run cargo build --release --workspace --bins" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/bench-ingest.XXXXXX)
+export TEST_SERVICES_DIR="$TARGET_DIR/bench-ingest-services"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  scripts/test-services.sh stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+eval "$(scripts/test-services.sh start 2>"$work/services.log")"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 300); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
+metric() { { curl -fs "$1/metrics" || true; } | awk -v m="$2" '$1 == m {print $2}' | head -1; }
+
+suffix="bench-$$"
+export AMQP_URL="$TEST_AMQP_URL" AMQP_EXCHANGE="events.$suffix" AMQP_QUEUE="events.ingest.$suffix" \
+  AMQP_DEAD_LETTER_EXCHANGE="events.dlx.$suffix" AMQP_DEAD_LETTER_QUEUE="events.dead.$suffix" LOG_LEVEL=warn
+if [ "$STORAGE" = s3 ]; then
+  bucket="bench-ingest-$$"
+  curl -fs -X PUT "$TEST_S3_ENDPOINT/$bucket" >/dev/null
+  export EVENTS_URL="s3://$bucket/events/" AWS_ENDPOINT_URL="$TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID=test \
+    AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+  storage_desc="S3 (moto, local)"
+else
+  export EVENTS_URL="$ROOT/bench-data/ingest-events"
+  rm -rf "$EVENTS_URL"; mkdir -p "$EVENTS_URL"
+  storage_desc="local folder (fsync)"
+fi
+
+wport=$(free_port); sport=$(free_port); nport=$(free_port)
+METRICS_PORT=$wport METRICS_HOST=127.0.0.1 "$bin/ingest-worker" 2>"$work/worker.log" & worker=$!; pids+=("$worker")
+PORT=$sport HOST=127.0.0.1 "$bin/pool-selector" 2>"$work/selector.log" & pids+=("$!")
+wait_http "http://127.0.0.1:$wport/health"; wait_http "http://127.0.0.1:$sport/health"
+
+probe() { "$PY" load-test/ingest_probe.py --selector "http://127.0.0.1:$sport" --stop-file "$work/stop-$1" >"$work/probe-$1.json"; }
+wait_written() { # $1 = count → seconds waited for the worker to reach it
+  local deadline=$((SECONDS + 600)) written
+  while :; do
+    written=$(metric "http://127.0.0.1:$wport" ingest_worker_events_written_total)
+    [ "${written%.*}" -ge "$1" ] 2>/dev/null && return 0
+    ((SECONDS < deadline)) || { echo "the worker wrote ${written:-0} of $1 events in 600 s" >&2; exit 1; }
+    sleep 0.05
+  done
+}
+
+# Phase 1, throughput: a flood as fast as the broker confirms; markers measure the backlog it builds.
+probe flood & probe_pid=$!
+sleep 2
+end=$(date -u -d '-2 days' +%Y-%m-%dT%H:%M:%SZ)
+t0=$(date +%s.%N)
+"$bin/event-generator" --sink "$AMQP_URL" --events "$EVENTS" --hours 24 --end "$end" --seed 11 --pools 64 \
+  >"$work/gen.json" 2>"$work/gen.log"
+t_pub=$(date +%s.%N)
+wait_written "$EVENTS"
+t1=$(date +%s.%N)
+touch "$work/stop-flood"; wait "$probe_pid"
+
+# Phase 2, latency at the target rate: a live stream of RATE events/s stamped "now" for STREAM_S seconds
+# (into the markers' own hourly partition, so each poll also scans the live data), markers all along.
+probe live & probe_pid=$!
+sleep 1
+"$bin/event-generator" --sink "$AMQP_URL" --rate "$RATE" --events $((RATE * STREAM_S)) --seed 12 --pools 64 \
+  >"$work/gen-live.json" 2>>"$work/gen.log"
+touch "$work/stop-live"; wait "$probe_pid"
+live_rate=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["events_per_s"]))' "$work/gen-live.json")
+wait_written $((EVENTS + RATE * STREAM_S))
+worker_rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$worker/status")
+
+objects=$(metric "http://127.0.0.1:$wport" ingest_worker_objects_written_total)
+batches=$(metric "http://127.0.0.1:$wport" ingest_worker_batches_total)
+gen_rate=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["events_per_s"]))' "$work/gen.json")
+messages=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["objects"])' "$work/gen.json")
+e2e=$(awk -v n="$EVENTS" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n/(b-a)}')
+secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b-a}')
+tail_s=$(awk -v a="$t_pub" -v b="$t1" 'BEGIN {printf "%.2f", b-a}')
+markers_of() { python3 -c '
+import json,sys; d=json.load(open(sys.argv[1]))
+f=lambda v: "n/a" if v is None else "%.0f" % v
+print(d["markers"], d["visible"], f(d["p50_ms"]), f(d["p99_ms"]), f(d["max_ms"]), f(d["post_p50_ms"]), f(d["post_p99_ms"]))' "$1"; }
+read -r fmarkers fvisible fp50 fp99 fmax _ _ <<<"$(markers_of "$work/probe-flood.json")"
+read -r markers visible p50 p99 pmax post50 post99 <<<"$(markers_of "$work/probe-live.json")"
+
+# Whole-history ranking: correctness (each job id once) and the cost of deduplication.
+time_pools() { # $1 base URL → "median_ms total_jobs"
+  local ms=() total=0
+  for _ in 1 2 3; do
+    ms+=("$(curl -s -o "$work/pools.json" -w '%{time_total}' "$1/pools?window=0" | awk '{printf "%.0f", $1*1000}')")
+    total=$(python3 -c 'import json,sys; print(sum(p["jobs"] for p in json.load(open(sys.argv[1]))["pools"]))' "$work/pools.json")
+  done
+  echo "$(printf '%s\n' "${ms[@]}" | sort -n | sed -n 2p) $total"
+}
+read -r dedup_ms dedup_total <<<"$(time_pools "http://127.0.0.1:$sport")"
+DEDUP_JOB_IDS=false PORT=$nport HOST=127.0.0.1 "$bin/pool-selector" 2>>"$work/selector.log" & pids+=("$!")
+wait_http "http://127.0.0.1:$nport/health"
+read -r nodedup_ms nodedup_total <<<"$(time_pools "http://127.0.0.1:$nport")"
+expected=$((EVENTS + RATE * STREAM_S + fmarkers + markers))
+
+check() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { if (v == "n/a") print "n/a"; else if ((dir == "min" && v >= t) || (dir == "max" && v <= t)) print "met"; else print "MISSED" }'; }
+cat <<TXT
+
+One ingest-worker, storage: $storage_desc; $EVENTS events (24 h backfill, 64 pools) in $messages messages; \
+$batches batches, $objects objects; $(nproc) cores shared by RabbitMQ, generator, worker, pool-selector and the probe.
+
+| measure | value | target |
+|---|---:|---|
+| end-to-end events/s, flood (generator start → last event written and acked, ${secs} s) | $e2e | ≥ 50,000: $(check "$e2e" 50000 min) |
+| generator publish rate during the flood, events/s (confirmed by RabbitMQ) | $gen_rate | |
+| worker lag after the flood's last publish confirm, s | $tail_s | |
+| publish-to-visible during the flood (queue backlog), p50 / p99 ms ($fvisible/$fmarkers markers) | $fp50 / $fp99 | |
+| live stream rate held by the generator, events/s (target $RATE, ${STREAM_S} s) | $live_rate | |
+| publish-to-visible at $RATE events/s, p50 ms ($visible/$markers markers) | $p50 | |
+| publish-to-visible at $RATE events/s, p99 ms | $p99 | ≤ 5,000: $(check "$p99" 5000 max) |
+| publish-to-visible at $RATE events/s, max ms | $pmax | |
+| POST /events (publish + broker confirm) under load, p50 / p99 ms | $post50 / $post99 | |
+| ingest-worker peak RSS, MB | $worker_rss | |
+| GET /pools whole history, job-id dedup on (median of 3), ms | $dedup_ms | jobs counted: $dedup_total (expected $expected: $([ "$dedup_total" = "$expected" ] && echo exact || echo WRONG)) |
+| GET /pools whole history, dedup off (DEDUP_JOB_IDS=false), ms | $nodedup_ms | jobs counted: $nodedup_total |
+TXT
