@@ -1,0 +1,17 @@
+//! The `monitor` binary: configuration from flags and the environment, then the library does the rest.
+
+use anyhow::Context;
+use clap::Parser;
+use monitor::{Application, Settings};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::parse();
+    settings.telemetry.init();
+    let app = Application::build(settings)
+        .await
+        .context("monitor cannot start")?;
+    app.run_until_stopped().await.context("monitor stopped")?;
+    tracing::info!("monitor stopped");
+    Ok(())
+}

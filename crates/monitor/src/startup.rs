@@ -1,0 +1,123 @@
+//! `Application::build(settings)` → `port()` → `run_until_stopped()`, as in zero2prod: tests build on
+//! port 0, read the port, and spawn the future.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use pool_core::http::{health, metrics, not_found, query_config, track_requests};
+use pool_core::metrics::{HttpMetrics, new_registry};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::metrics::{MonitorMetrics, NAMESPACE};
+use crate::poller::Poller;
+use crate::routes::{ApiDoc, desired_worker_scale, ready, workloads};
+use crate::settings::{ConfigError, DEFAULT_PORT, Settings};
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    poller: Arc<Poller>,
+}
+
+impl Application {
+    /// Validate the settings, bind the port and prepare the server; nothing is polled until
+    /// [`Application::run_until_stopped`].
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let config = settings.validate()?;
+        let registry = new_registry(NAMESPACE);
+        let http_metrics = HttpMetrics::register(&registry);
+        let poller = Arc::new(Poller::new(&config, MonitorMetrics::register(&registry)));
+
+        let (host, port) = config.listen.addr(DEFAULT_PORT);
+        let addr = format!("{host}:{port}");
+        let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let port = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let port = port.port();
+
+        let registry = web::Data::new(registry);
+        let http_metrics = web::Data::new(http_metrics);
+        let poller_data = web::Data::new(poller.clone());
+        let openapi = ApiDoc::openapi();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(track_requests))
+                .app_data(registry.clone())
+                .app_data(http_metrics.clone())
+                .app_data(poller_data.clone())
+                .app_data(query_config())
+                .route("/desired-worker-scale", web::get().to(desired_worker_scale))
+                .route("/workloads", web::get().to(workloads))
+                .route("/health", web::get().to(health))
+                .route("/ready", web::get().to(ready))
+                .route("/metrics", web::get().to(metrics))
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .default_service(web::to(not_found))
+        })
+        .workers(config.listen.workers())
+        .disable_signals()
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: addr.clone(),
+            source,
+        })?
+        .run();
+
+        tracing::info!(
+            port,
+            source = %poller.source(),
+            workloads = ?poller.workload_names(),
+            poll_interval = ?poller.poll_interval(),
+            "monitor listening"
+        );
+        Ok(Self {
+            port,
+            server,
+            poller,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serve and poll until SIGTERM / Ctrl-C (or the server stops), then finish in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let poll = tokio::spawn(self.poller.clone().run());
+        let server = self.server;
+        tokio::pin!(server);
+        let result = tokio::select! {
+            r = &mut server => r,
+            _ = pool_core::shutdown::signal() => {
+                // `stop` sends the command at once; its future only reports completion, which
+                // needs the server future polled: so drive the server, not that future.
+                drop(handle.stop(true));
+                server.await
+            }
+        };
+        poll.abort();
+        result
+    }
+}
