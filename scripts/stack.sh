@@ -450,7 +450,7 @@ cmd_up() {
 
     # The printed curl must answer: wait until events streamed by the generator are stored and ranked.
     local url="http://127.0.0.1:$RELAY_PORT/get-pool" deadline=$((SECONDS + 90))
-    until curl -fsS -o /dev/null --max-time 5 "$url"; do
+    until curl -fs -o /dev/null --max-time 5 "$url"; do
         ((SECONDS < deadline)) || die "no ranking through the relay after 90s ($url); see $STATE/logs/"
         local c
         for c in "${COMPONENTS[@]}"; do
@@ -465,7 +465,7 @@ Pool Selector stack is running (state: $STATE; stop it with: make down)
 
   relay (the front door)  http://127.0.0.1:$RELAY_PORT
   Swagger UI              http://127.0.0.1:$RELAY_PORT/docs/   (pool-selector: http://127.0.0.1:$SELECTOR_PORT/docs/)
-  Prometheus              http://127.0.0.1:$PROMETHEUS_PORT/targets
+  Prometheus              http://127.0.0.1:$PROMETHEUS_PORT/   (scrape targets: /classic/targets with Debian's build)
   monitor                 http://127.0.0.1:$MONITOR_PORT/desired-worker-scale   (Swagger UI: /docs/)
   ingest-worker metrics   http://127.0.0.1:$WORKER_PORT/metrics
   RabbitMQ management     http://127.0.0.1:$MGMT_PORT   (guest / guest)

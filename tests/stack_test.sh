@@ -96,6 +96,11 @@ out=$(cat "$STACK_DIR/test-up.out")
 for url in "$STACK_RELAY_URL" "$STACK_RELAY_URL/docs/" "$STACK_PROMETHEUS_URL" "$STACK_MONITOR_URL/desired-worker-scale"; do
     check "up prints $url" grep -qF "$url" <<<"$out"
 done
+# Every page `up` prints answers (redirects followed); bare service addresses are not pages.
+while read -r url; do
+    code=$(curl -sL -o /dev/null -w '%{http_code}' --max-time 5 "$url") || true
+    check "printed page $url answers (HTTP $code)" test "$code" -ge 200 -a "$code" -lt 300
+done < <(grep -oE 'http://127\.0\.0\.1:[0-9]+/[^ )]*' <<<"$out" | grep -v "'" | sort -u)
 printed_curl=$(grep -m1 -E "^ +curl -s '$STACK_RELAY_URL/get-pool" <<<"$out" | sed 's/^ *//') ||
     fail "up prints no curl through the relay"
 body=$(eval "${printed_curl/curl -s/curl -sf}") || fail "the printed curl does not answer: $printed_curl"
