@@ -222,9 +222,11 @@ async fn http_surface() {
     }
     assert!(doc["components"]["schemas"]["ScaleReport"].is_object());
 
-    let docs = app.get("/docs/").await;
-    assert_eq!(docs.status().as_u16(), 200);
-    assert!(docs.text().await.unwrap().contains("swagger"));
+    for path in ["/docs/", "/docs"] {
+        let docs = app.get(path).await;
+        assert_eq!(docs.status().as_u16(), 200, "{path}");
+        assert!(docs.text().await.unwrap().contains("swagger"), "{path}");
+    }
 
     let (status, body) = app.get_json("/nope").await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
