@@ -58,6 +58,11 @@ running() {
 pidfile() { echo "$STATE/run/$1.pid"; }
 logfile() { echo "$STATE/logs/$1.log"; }
 alive() { [[ -f $(pidfile "$1") ]] && running "$(cat "$(pidfile "$1")")"; }
+any_alive() {
+    local c
+    for c in "${COMPONENTS[@]}"; do alive "$c" && return 0; done
+    return 1
+}
 
 # ---------------------------------------------------------------------------------------------------
 # Settings
@@ -399,13 +404,38 @@ start_prometheus() {
         --web.listen-address="127.0.0.1:$PROMETHEUS_PORT"
 }
 
+# Before starting anything: the ports of every component that is not running yet must be free, so a
+# clash stops `up` with nothing half started.
+preflight_ports() {
+    local c p
+    for c in "${COMPONENTS[@]}"; do
+        alive "$c" && continue
+        for p in $(component_ports "$c"); do
+            need_free_port "$c" "$p"
+        done
+    done
+}
+component_ports() {
+    case $1 in
+    s3) echo "$S3_PORT" ;;
+    epmd) echo "$EPMD_PORT" ;;
+    rabbitmq) echo "$AMQP_PORT $MGMT_PORT $DIST_PORT" ;;
+    redis) echo "$REDIS_PORT" ;;
+    pool-selector) echo "$SELECTOR_PORT" ;;
+    ingest-worker) echo "$WORKER_PORT" ;;
+    monitor) echo "$MONITOR_PORT" ;;
+    relay) echo "$RELAY_PORT" ;;
+    prometheus) echo "$PROMETHEUS_PORT" ;;
+    esac
+}
+
 # ---------------------------------------------------------------------------------------------------
 # Commands
 
 cmd_up() {
     local t0=$SECONDS
     # A failed start leaves what did start running (its logs say why the rest did not): say how to stop it.
-    trap 'rc=$?; if ((rc != 0)) && [[ -f $STATE/settings ]]; then log "up failed; what started is still running: scripts/stack.sh status, make down"; fi' EXIT
+    trap 'rc=$?; if ((rc != 0)) && any_alive; then log "up failed; what started is still running: scripts/stack.sh status, make down"; fi' EXIT
     check_prerequisites
     build_binaries
     if [[ ! -f $STATE/settings ]]; then
@@ -421,6 +451,7 @@ cmd_up() {
     elif ((${#already[@]})); then
         log "already running, left alone: ${already[*]}"
     fi
+    preflight_ports
     save_settings
 
     start_s3
