@@ -10,7 +10,7 @@ TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 TEST_ARGS ?= --workspace
 
 .DEFAULT_GOAL := help
-.PHONY: help build test fmt lint run bench services-start services-stop up down status logs
+.PHONY: help build test fmt lint run bench services-start services-stop up down status logs check-artifacts
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -29,6 +29,7 @@ test: ## Install missing dependencies, start the test servers, run all tests, st
 	else \
 		$(CARGO) test $(TEST_ARGS) --no-fail-fast; \
 	fi
+	scripts/check-artifacts.sh
 
 fmt: ## Format all code
 	$(CARGO) fmt --all
@@ -57,5 +58,8 @@ down: ## Stop exactly what `make up` started
 status: ## Show the local stack's processes and URLs
 	scripts/stack.sh status
 
-logs: ## Tail the local stack's logs
-	scripts/stack.sh logs
+logs: ## Tail the local stack's logs (make logs C=relay for one component)
+	scripts/stack.sh logs $(C)
+
+check-artifacts: ## Check deploy/, k8s/, helm/ offline and run the make-up end-to-end test
+	scripts/check-artifacts.sh
