@@ -40,7 +40,7 @@ pub async fn request_id(
         .and_then(|v| v.to_str().ok())
         .filter(|s| s.bytes().all(|b| b.is_ascii_graphic()))
         .map(Arc::<str>::from);
-    let id = given.unwrap_or_else(|| Arc::from(uuid::Uuid::now_v7().to_string()));
+    let id = given.unwrap_or_else(new_request_id);
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut res = next.call(req).await?;
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -48,6 +48,16 @@ pub async fn request_id(
             .insert(HeaderName::from_static(REQUEST_ID), v);
     }
     Ok(res)
+}
+
+/// A UUIDv7 (time-ordered, so ids sort by arrival in logs). The random part comes from the thread's
+/// generator, seeded once, rather than a `getrandom` call per request: this runs on every cache hit.
+fn new_request_id() -> Arc<str> {
+    let uuid = uuid::Builder::from_unix_timestamp_millis(now_ms(), &rand::random()).into_uuid();
+    Arc::from(
+        uuid.hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()) as &str,
+    )
 }
 
 /// Serve one relayed route (registered once per entry of [`crate::key::RELAYED_ROUTES`]).
@@ -63,7 +73,7 @@ pub async fn relay(route: &'static str, req: HttpRequest, relay: web::Data<Relay
         .extensions()
         .get::<RequestId>()
         .map(|r| r.0.clone())
-        .unwrap_or_else(|| Arc::from(uuid::Uuid::now_v7().to_string()));
+        .unwrap_or_else(new_request_id);
     let relay = relay.into_inner();
     match relay.serve(&key, &request_id).await {
         Ok(answer) => {
