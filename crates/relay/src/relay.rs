@@ -273,7 +273,12 @@ impl Relay {
         request_id: &str,
         token: &str,
     ) -> Result<Arc<Entry>, UpstreamError> {
-        let result = self.fetch_and_store(key, k, request_id).await;
+        // The previous holder may have stored its answer and let go between our last look and our
+        // taking the lock: look once more, under the lock, before asking the upstream.
+        let result = match self.store.get_redis(k).await {
+            Lookup::Found(e, _) if self.is_fresh(&e) => Ok(e),
+            _ => self.fetch_and_store(key, k, request_id).await,
+        };
         self.store.unlock(k, token).await;
         result
     }

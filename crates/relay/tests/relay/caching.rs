@@ -180,7 +180,9 @@ async fn past_its_ttl_an_entry_is_served_stale_while_one_refresh_runs() {
     .await;
     assert_eq!(refreshed.body["pool_id"], "pool-m6a.xlarge-us-east-1b");
     assert_eq!(upstream.requests_to("/get-pool").await, 2);
-    assert_eq!(relay.metric("relay_stale_refreshes_total", &[]).await, 1);
+    // (A request that read the stale entry just before the refresh stored its result may start a
+    // second refresh; it finds the fresh entry and does not ask the upstream: the count above.)
+    assert!(relay.metric("relay_stale_refreshes_total", &[]).await >= 1);
 }
 
 #[tokio::test]
