@@ -32,7 +32,7 @@ POLL="${BENCH_POLL_INTERVAL:-5s}"
 BACKLOG="${BENCH_BACKLOG:-50}"
 
 # load-test/bench.sh has built every binary already; BENCH_NO_BUILD=1 skips the (no-op) check.
-[[ -n "${BENCH_NO_BUILD:-}" ]] || cargo build --release -q -p monitor
+[[ -n "${BENCH_NO_BUILD:-}" ]] || cargo build --release -q --workspace --bins
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/monitor"
 
 QUEUE="bench-monitor.$(date +%s).$$"

@@ -29,7 +29,7 @@ THREADS=${BENCH_THREADS:-$(nproc)}
 for tool in wrk nginx redis-server curl python3; do
   command -v "$tool" >/dev/null || { echo "bench-relay: $tool is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
 done
-cargo build --release -q -p relay -p pool-selector -p event-generator
+cargo build --release -q --workspace --bins
 
 TMP=$(mktemp -d -t bench-relay.XXXXXX)
 PIDS=()

@@ -9,7 +9,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 DATA=${EVENTS_DIR:-data/events}
 PORT=${PORT:-5050}
 
-cargo build --release -p pool-selector -p event-generator
+cargo build --release --workspace --bins   # one feature set for every script: no rebuilds between them
 bin="$TARGET_DIR/release"
 
 if [ -z "$(find "$DATA" -name '*.json' -print -quit 2>/dev/null)" ]; then

@@ -240,10 +240,9 @@ build_binaries() {
         ;;
     *) die "STACK_BUILD must be missing, always or never (got $mode)" ;;
     esac
-    local pkgs=()
-    for b in "${BINARIES[@]}"; do pkgs+=(-p "$b"); done
-    log "building release binaries into $BIN (cargo build --release ${pkgs[*]})"
-    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release --bins "${pkgs[@]}") >&2 ||
+    # The same command as make run and make bench: one feature set, so no script rebuilds DataFusion.
+    log "building release binaries into $BIN (cargo build --release --workspace --bins)"
+    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release --workspace --bins) >&2 ||
         die "cargo build failed"
     for b in "${BINARIES[@]}"; do
         [[ -x $BIN/$b ]] || die "cargo build did not produce $BIN/$b"

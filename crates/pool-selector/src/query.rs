@@ -15,10 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{
-    DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
-};
-use datafusion::common::ScalarValue;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -35,6 +32,7 @@ use serde::Serialize;
 
 use pool_core::event::{
     AvailabilityZone, InstanceType, Outcome, Partition, PoolId, SPOT_INSTANCE_TERMINATION,
+    parse_timestamp_micros,
 };
 use pool_core::storage::Storage;
 use pool_core::window::Window;
@@ -43,14 +41,16 @@ use crate::metrics::SelectorMetrics;
 use crate::ranking::Tally;
 use crate::scan_store::{Quarantine, ScanStore};
 
+/// Longest window (in days, counting the day after today) read from per-partition roots instead of a
+/// listing of the whole history; see [`EventSource::rooted_table`].
+const MAX_ROOTED_WINDOW_DAYS: i64 = 31;
+
 /// The columns read from every event. All nullable: a missing field is an invalid row, not a failed query.
 pub fn event_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new(
-            "finished_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
-            true,
-        ),
+        // Read as text and parsed in the tally (`parse_timestamp_micros`): Arrow's general timestamp
+        // parser was a tenth of a whole-history scan.
+        Field::new("finished_at", DataType::Utf8, true),
         Field::new("job_id", DataType::Utf8, true),
         Field::new("pool_id", DataType::Utf8, true),
         Field::new("status", DataType::Utf8, true),
@@ -224,6 +224,56 @@ impl EventSource {
         )
     }
 
+    /// A listing table over only the folders a windowed query can need, or `None` when the whole table
+    /// must be listed.
+    ///
+    /// DataFusion narrows a listing by a partition prefix only for equality filters; a range on
+    /// `dt`/`hr` lists every partition of the history first and prunes afterwards. On S3 with the
+    /// ingest-worker writing an object per partition every few seconds, that listing grows by about a
+    /// million keys a month, so a 24-hour query would pay for 30 days of listing. Windows of up to
+    /// [`MAX_ROOTED_WINDOW_DAYS`] are therefore read from explicit roots, listed concurrently: the hours
+    /// of the cutoff's day from the cutoff hour on (`dt=D/hr=H/`), then whole days (`dt=D/`) up to the
+    /// day after today, so events stamped up to a day ahead (producer clock skew) are still counted.
+    /// The row filter on `finished_at` keeps the window exact.
+    fn rooted_table(&self, q: &Query) -> Result<Option<ListingTable>, DataFusionError> {
+        let Some(cutoff) = q.cutoff() else {
+            return Ok(None);
+        };
+        let last_day = (q.now + chrono::Duration::days(1)).date_naive();
+        let first = Partition::of(&cutoff);
+        if (last_day - first.date).num_days() > MAX_ROOTED_WINDOW_DAYS {
+            return Ok(None);
+        }
+        let base = self.storage.root_url();
+        let mut roots = Vec::with_capacity(24 + MAX_ROOTED_WINDOW_DAYS as usize);
+        for hour in first.hour..24 {
+            let p = Partition {
+                date: first.date,
+                hour,
+            };
+            roots.push(format!("{base}{}/", p.path()));
+        }
+        let mut day = first.date;
+        while day < last_day {
+            day = day
+                .succ_opt()
+                .expect("dates this close to now have a successor");
+            roots.push(format!("{base}dt={}/", day.format("%Y-%m-%d")));
+        }
+        let urls = roots
+            .iter()
+            .map(ListingTableUrl::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        let options =
+            ListingOptions::new(Arc::new(JsonFormat::default())).with_file_extension(".json");
+        ListingTable::try_new(
+            ListingTableConfig::new_with_multi_paths(urls)
+                .with_listing_options(options)
+                .with_schema(event_schema()),
+        )
+        .map(Some)
+    }
+
     /// Filters that only touch `dt`/`hr`: DataFusion evaluates them on the listing, before any object
     /// is opened.
     fn partition_filters(&self, q: &Query, layout: Layout) -> Vec<Expr> {
@@ -242,15 +292,9 @@ impl EventSource {
 
     /// Row filters on the event columns, pushed below the projection.
     fn row_filters(&self, q: &Query) -> Vec<Expr> {
+        // The exact window (`finished_at` ≥ cutoff) is applied in the tally, where each timestamp is
+        // parsed anyway; partitions outside it were never listed or opened.
         let mut filters = vec![];
-        if let Some(cutoff) = q.cutoff() {
-            filters.push(
-                col("finished_at").gt_eq(lit(ScalarValue::TimestampMicrosecond(
-                    Some(cutoff.timestamp_micros()),
-                    Some("+00:00".into()),
-                ))),
-            );
-        }
         // Cheap prefix/suffix pre-filters; the exact match on the parsed pool id happens in the tally.
         if let Some(e) = any_of(
             q.instance_types
@@ -320,12 +364,16 @@ impl EventSource {
             Arc::clone(&self.quarantine),
         ));
         let ctx = self.session(Arc::clone(&store))?;
-        let mut df = ctx.read_table(Arc::new(self.table(layout)?))?;
-        for f in self
-            .partition_filters(q, layout)
-            .into_iter()
-            .chain(self.row_filters(q))
-        {
+        let rooted = match layout {
+            Layout::Partitioned => self.rooted_table(q)?,
+            _ => None,
+        };
+        let (table, partition_filters) = match rooted {
+            Some(table) => (table, vec![]),
+            None => (self.table(layout)?, self.partition_filters(q, layout)),
+        };
+        let mut df = ctx.read_table(Arc::new(table))?;
+        for f in partition_filters.into_iter().chain(self.row_filters(q)) {
             df = df.filter(f)?;
         }
         let df = df.select_columns(&["pool_id", "job_id", "finished_at", "status", "reason"])?;
@@ -495,20 +543,28 @@ struct SeenJobs {
 impl Default for SeenJobs {
     fn default() -> Self {
         Self {
-            shards: (0..64).map(|_| Mutex::default()).collect(),
+            shards: (0..Self::SHARDS).map(|_| Mutex::default()).collect(),
         }
     }
 }
 
 impl SeenJobs {
-    /// True when the hash was not there yet. The shard comes from middle bits: the set itself uses the
-    /// low bits for buckets and the top bits for its control bytes.
-    fn insert(&self, hash: u64) -> bool {
-        self.shards[((hash >> 32) & 63) as usize]
-            .lock()
-            .expect("poisoned")
-            .insert(hash)
+    const SHARDS: usize = 64;
+
+    /// The shard of a hash, from middle bits: the set itself uses the low bits for buckets and the top
+    /// bits for its control bytes.
+    fn shard(hash: u64) -> usize {
+        ((hash >> 32) as usize) & (Self::SHARDS - 1)
     }
+}
+
+/// A row that passed every check and waits for the dedup verdict.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    slot: u32,
+    spot: bool,
+    other: bool,
+    finished_micros: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -528,14 +584,21 @@ struct Accumulator {
     index: HashMap<String, Slot, ahash::RandomState>,
     tallies: Vec<(PoolId, Tally)>,
     now_micros: i64,
+    /// Rows that finished before this are outside the window (`i64::MIN`: the whole history).
+    cutoff_micros: i64,
     half_life_micros: Option<f64>,
     report: ScanReport,
+    /// Rows of the current batch waiting for the dedup verdict, and their hashes grouped by shard so
+    /// each shard is locked once per batch instead of once per row (reused between batches).
+    candidates: Vec<Candidate>,
+    by_shard: Vec<Vec<(u64, u32)>>,
 }
 
 impl Accumulator {
     fn new(query: Arc<Query>, seen: Option<Arc<SeenJobs>>) -> Self {
         Self {
             now_micros: query.now.timestamp_micros(),
+            cutoff_micros: query.cutoff().map_or(i64::MIN, |c| c.timestamp_micros()),
             half_life_micros: query.half_life.map(|h| h.as_micros() as f64),
             query,
             seen,
@@ -543,6 +606,8 @@ impl Accumulator {
             index: HashMap::default(),
             tallies: vec![],
             report: ScanReport::default(),
+            candidates: vec![],
+            by_shard: vec![vec![]; SeenJobs::SHARDS],
         }
     }
 
@@ -593,7 +658,7 @@ impl Accumulator {
     fn add_batch(&mut self, batch: &RecordBatch) {
         let pools = batch.column(0).as_string::<i32>();
         let jobs = batch.column(1).as_string::<i32>();
-        let times = batch.column(2).as_primitive::<TimestampMicrosecondType>();
+        let times = batch.column(2).as_string::<i32>();
         let statuses = batch.column(3).as_string::<i32>();
         let reasons = batch.column(4).as_string::<i32>();
         for i in 0..batch.num_rows() {
@@ -629,24 +694,73 @@ impl Accumulator {
                 },
             };
             let job = jobs.value(i);
+            let Some(finished_micros) = parse_timestamp_micros(times.value(i)) else {
+                self.report.invalid_rows += 1;
+                continue;
+            };
             if job.is_empty() {
                 self.report.invalid_rows += 1;
                 continue;
             }
-            if let Some(seen) = &self.seen
-                && !seen.insert(self.hasher.hash_one(job))
-            {
-                self.report.duplicates += 1;
+            if finished_micros < self.cutoff_micros {
                 continue;
             }
-            let t = times.value(i);
-            let weight = match self.half_life_micros {
-                Some(h) => (-((self.now_micros - t).max(0) as f64) / h).exp2(),
-                None => 1.0,
+            let c = Candidate {
+                slot: slot as u32,
+                spot,
+                other,
+                finished_micros,
             };
-            self.report.rows += 1;
-            self.tallies[slot].1.add(spot, other, weight, t);
+            if self.seen.is_some() {
+                let hash = self.hasher.hash_one(job);
+                self.by_shard[SeenJobs::shard(hash)].push((hash, self.candidates.len() as u32));
+                self.candidates.push(c);
+            } else {
+                self.count(c);
+            }
         }
+        if let Some(seen) = self.seen.clone() {
+            self.settle(&seen);
+        }
+    }
+
+    /// Count the batch's candidates whose job id was not seen before, one shard lock at a time.
+    fn settle(&mut self, seen: &SeenJobs) {
+        let mut by_shard = std::mem::take(&mut self.by_shard);
+        let mut fresh = Vec::with_capacity(self.candidates.len());
+        for (shard, pending) in by_shard.iter_mut().enumerate() {
+            if pending.is_empty() {
+                continue;
+            }
+            {
+                let mut set = seen.shards[shard].lock().expect("poisoned");
+                set.reserve(pending.len());
+                for &(hash, idx) in pending.iter() {
+                    if set.insert(hash) {
+                        fresh.push(idx);
+                    } else {
+                        self.report.duplicates += 1;
+                    }
+                }
+            }
+            pending.clear();
+        }
+        self.by_shard = by_shard;
+        for idx in fresh {
+            self.count(self.candidates[idx as usize]);
+        }
+        self.candidates.clear();
+    }
+
+    fn count(&mut self, c: Candidate) {
+        let weight = match self.half_life_micros {
+            Some(h) => (-((self.now_micros - c.finished_micros).max(0) as f64) / h).exp2(),
+            None => 1.0,
+        };
+        self.report.rows += 1;
+        self.tallies[c.slot as usize]
+            .1
+            .add(c.spot, c.other, weight, c.finished_micros);
     }
 
     fn finish(self) -> Vec<(PoolId, Tally)> {

@@ -425,3 +425,43 @@ async fn operations_endpoints() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "storage_unavailable");
 }
+
+/// Windows up to 31 days are read from per-hour and per-day roots instead of one listing of the whole
+/// history; longer ones list everything and prune. Both must count exactly the events inside the
+/// window, whatever hour the cutoff falls in, including events stamped a little in the future.
+#[tokio::test]
+async fn every_window_counts_exactly_the_events_inside_it() {
+    let mut events = vec![];
+    // One event every 5 hours over 45 days (so every hour of the day is a cutoff hour somewhere), a
+    // few minutes off the hour so no event sits on a window's edge.
+    for i in 0..216 {
+        events.extend(pool_events(
+            "pool-c6a.xlarge-us-east-1a",
+            1,
+            0,
+            Duration::hours(5 * i) + Duration::minutes(7),
+        ));
+    }
+    // Producer clock skew: finished "in the future", in the next hour's partition.
+    events.extend(pool_events(
+        "pool-c6a.xlarge-us-east-1a",
+        1,
+        0,
+        -Duration::minutes(70),
+    ));
+    let (dir, _) = folder_with(&events).await;
+    let app = TestApp::spawn(url(&dir)).await;
+    let now = chrono::Utc::now();
+    for window_hours in [1_i64, 3, 24, 25, 47, 24 * 7, 24 * 30, 24 * 31, 24 * 40] {
+        let cutoff = now - Duration::hours(window_hours);
+        let expected = events.iter().filter(|e| e.finished_at >= cutoff).count();
+        let (status, body) = app.get(&format!("/pools?window={window_hours}h")).await;
+        assert_eq!(status, 200, "window {window_hours}h: {body}");
+        assert_eq!(
+            body["pools"][0]["jobs"], expected,
+            "window {window_hours}h counted the wrong events: {body}"
+        );
+    }
+    let (_, body) = app.get("/pools").await;
+    assert_eq!(body["pools"][0]["jobs"], events.len());
+}
