@@ -19,6 +19,7 @@ objects=$(find "$DATA" -name '*.json' | wc -l)
 bytes=$(du -sb "$DATA" | cut -f1)
 partitions=$(find "$DATA" -mindepth 2 -maxdepth 2 -type d -name 'hr=*' | wc -l)
 cat "$DATA"/*/*/*.json > /dev/null   # same warm page cache for both engines
+sync                                 # and no writeback of the fresh files competing with the first runs
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
