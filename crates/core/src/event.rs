@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The only failure reason that counts as losing the job to the spot market.
@@ -286,6 +286,9 @@ pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
         .or_else(|| parse_timestamp(s).ok().map(|t| t.timestamp_micros()))
 }
 
+/// `1970-01-01` counted in days from `0001-01-01` (day 1), as `Datelike::num_days_from_ce` counts.
+const UNIX_EPOCH_DAYS_FROM_CE: i64 = 719_163;
+
 fn fast_timestamp_micros(b: &[u8]) -> Option<i64> {
     fn digits(b: &[u8]) -> Option<i64> {
         b.iter().try_fold(0i64, |n, &c| {
@@ -307,28 +310,10 @@ fn fast_timestamp_micros(b: &[u8]) -> Option<i64> {
         digits(&b[14..16])?,
         digits(&b[17..19])?,
     );
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > month_days[(month - 1) as usize]
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
+    // chrono validates the calendar (month lengths, leap years); the fast path only skips its
+    // format-string machinery.
+    let date = chrono::NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?;
+    if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
     let mut rest = &b[19..];
@@ -361,14 +346,7 @@ fn fast_timestamp_micros(b: &[u8]) -> Option<i64> {
         }
         _ => return None,
     };
-    // Days since the epoch of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = i64::from(date.num_days_from_ce()) - UNIX_EPOCH_DAYS_FROM_CE;
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
     Some(secs * 1_000_000 + micros)
 }
@@ -530,7 +508,11 @@ impl Partition {
     }
     /// The relative folder, `dt=2026-11-22/hr=10`.
     pub fn path(&self) -> String {
-        format!("dt={}/hr={}", self.dt(), self.hr())
+        format!("{}/hr={}", Self::day_folder(self.date), self.hr())
+    }
+    /// The relative folder of a whole day, `dt=2026-11-22`: the parent of its 24 hourly partitions.
+    pub fn day_folder(date: chrono::NaiveDate) -> String {
+        format!("dt={}", date.format("%Y-%m-%d"))
     }
 }
 

@@ -258,7 +258,7 @@ impl EventSource {
             day = day
                 .succ_opt()
                 .expect("dates this close to now have a successor");
-            roots.push(format!("{base}dt={}/", day.format("%Y-%m-%d")));
+            roots.push(format!("{base}{}/", Partition::day_folder(day)));
         }
         let urls = roots
             .iter()
@@ -272,6 +272,23 @@ impl EventSource {
                 .with_schema(event_schema()),
         )
         .map(Some)
+    }
+
+    /// The table a query reads and the partition filters that go with it: explicit roots for a short
+    /// window over the hive layout (nothing left to prune), otherwise the whole table pruned by
+    /// `dt`/`hr`. Scans and the malformed-object check both read through here, so they list the same
+    /// objects.
+    fn scan_table(
+        &self,
+        q: &Query,
+        layout: Layout,
+    ) -> Result<(ListingTable, Vec<Expr>), DataFusionError> {
+        if layout == Layout::Partitioned
+            && let Some(table) = self.rooted_table(q)?
+        {
+            return Ok((table, vec![]));
+        }
+        Ok((self.table(layout)?, self.partition_filters(q, layout)))
     }
 
     /// Filters that only touch `dt`/`hr`: DataFusion evaluates them on the listing, before any object
@@ -364,14 +381,7 @@ impl EventSource {
             Arc::clone(&self.quarantine),
         ));
         let ctx = self.session(Arc::clone(&store))?;
-        let rooted = match layout {
-            Layout::Partitioned => self.rooted_table(q)?,
-            _ => None,
-        };
-        let (table, partition_filters) = match rooted {
-            Some(table) => (table, vec![]),
-            None => (self.table(layout)?, self.partition_filters(q, layout)),
-        };
+        let (table, partition_filters) = self.scan_table(q, layout)?;
         let mut df = ctx.read_table(Arc::new(table))?;
         for f in partition_filters.into_iter().chain(self.row_filters(q)) {
             df = df.filter(f)?;
@@ -427,8 +437,8 @@ impl EventSource {
     /// Check every object the query would read that is not known to be clean; quarantine the malformed
     /// ones. Returns how many were newly quarantined.
     async fn validate_objects(&self, q: &Query, layout: Layout) -> Result<usize, QueryError> {
-        let table = self
-            .table(layout)
+        let (table, filters) = self
+            .scan_table(q, layout)
             .map_err(|e| QueryError::Engine(e.to_string()))?;
         let store = Arc::new(ScanStore::new(
             Arc::clone(&self.storage.store),
@@ -438,7 +448,6 @@ impl EventSource {
             .session(store)
             .map_err(|e| QueryError::Engine(e.to_string()))?;
         let state = ctx.state();
-        let filters = self.partition_filters(q, layout);
         let listed = table
             .list_files_for_scan(&state, &filters, None)
             .await
@@ -666,6 +675,14 @@ impl Accumulator {
                 self.report.invalid_rows += 1;
                 continue;
             }
+            let Some(finished_micros) = parse_timestamp_micros(times.value(i)) else {
+                self.report.invalid_rows += 1;
+                continue;
+            };
+            // Outside the window: skipped before any other check, as a filter would have.
+            if finished_micros < self.cutoff_micros {
+                continue;
+            }
             let slot = match self.slot(pools.value(i)) {
                 Slot::Counted(slot) => slot,
                 Slot::Excluded => continue,
@@ -694,15 +711,8 @@ impl Accumulator {
                 },
             };
             let job = jobs.value(i);
-            let Some(finished_micros) = parse_timestamp_micros(times.value(i)) else {
-                self.report.invalid_rows += 1;
-                continue;
-            };
             if job.is_empty() {
                 self.report.invalid_rows += 1;
-                continue;
-            }
-            if finished_micros < self.cutoff_micros {
                 continue;
             }
             let c = Candidate {

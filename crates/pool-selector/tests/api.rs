@@ -16,6 +16,17 @@ async fn folder_with(events: &[pool_core::Event]) -> (tempfile::TempDir, Storage
     (dir, storage)
 }
 
+/// `per_age` successful jobs of one pool at each of `ages` (how long ago they finished).
+fn events_at(
+    pool_id: &str,
+    per_age: usize,
+    ages: impl IntoIterator<Item = Duration>,
+) -> Vec<pool_core::Event> {
+    ages.into_iter()
+        .flat_map(|age| pool_events(pool_id, per_age, 0, age))
+        .collect()
+}
+
 fn url(dir: &tempfile::TempDir) -> &str {
     dir.path().to_str().unwrap()
 }
@@ -332,15 +343,11 @@ async fn a_job_stored_twice_counts_once() {
 
 #[tokio::test]
 async fn a_short_window_does_not_open_old_partitions() {
-    let mut events = vec![];
-    for day in 0..10 {
-        events.extend(pool_events(
-            "pool-c6a.xlarge-us-east-1a",
-            5,
-            0,
-            Duration::days(day) + Duration::minutes(5),
-        ));
-    }
+    let events = events_at(
+        "pool-c6a.xlarge-us-east-1a",
+        5,
+        (0..10).map(|day| Duration::days(day) + Duration::minutes(5)),
+    );
     let (dir, _) = folder_with(&events).await;
     let app = TestApp::spawn(url(&dir)).await;
     let (_, all) = app.get("/pools").await;
@@ -431,24 +438,13 @@ async fn operations_endpoints() {
 /// window, whatever hour the cutoff falls in, including events stamped a little in the future.
 #[tokio::test]
 async fn every_window_counts_exactly_the_events_inside_it() {
-    let mut events = vec![];
     // One event every 5 hours over 45 days (so every hour of the day is a cutoff hour somewhere), a
-    // few minutes off the hour so no event sits on a window's edge.
-    for i in 0..216 {
-        events.extend(pool_events(
-            "pool-c6a.xlarge-us-east-1a",
-            1,
-            0,
-            Duration::hours(5 * i) + Duration::minutes(7),
-        ));
-    }
-    // Producer clock skew: finished "in the future", in the next hour's partition.
-    events.extend(pool_events(
-        "pool-c6a.xlarge-us-east-1a",
-        1,
-        0,
-        -Duration::minutes(70),
-    ));
+    // few minutes off the hour so no event sits on a window's edge; and one from a skewed producer
+    // clock, finished "in the future", in the next hour's partition.
+    let ages = (0..216)
+        .map(|i| Duration::hours(5 * i) + Duration::minutes(7))
+        .chain([-Duration::minutes(70)]);
+    let events = events_at("pool-c6a.xlarge-us-east-1a", 1, ages);
     let (dir, _) = folder_with(&events).await;
     let app = TestApp::spawn(url(&dir)).await;
     let now = chrono::Utc::now();
