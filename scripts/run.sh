@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the main job on an embedded default, no servers needed.
-# Builds pool-selector and the event generator, writes a sample history to ./data/events when that
-# folder holds no events yet, serves it on :5050 and prints example calls. Ctrl-C stops it.
+# Builds the release binaries (the same command as every other script, so none of them rebuilds
+# DataFusion), writes a sample history to ./data/events when that folder holds no events yet, serves
+# it on :5050 and prints example calls. Ctrl-C stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
