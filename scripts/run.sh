@@ -16,8 +16,16 @@ bin="$TARGET_DIR/release"
 if [ -z "$(find "$DATA" -name '*.json' -print -quit 2>/dev/null)" ]; then
   echo "==> writing a sample history: 100,000 job events over the last 72 hours into $DATA"
   mkdir -p "$DATA"
+  # A fixed pool list, so the example calls below (and the README's) name instance types the sample
+  # holds: 4 instance types in 8 zones. A random draw from the 432-pool catalogue might miss them.
+  pools=()
+  for it in c6a.xlarge m6a.xlarge r6a.xlarge c7g.xlarge; do
+    for az in us-east-1a us-east-1b us-east-1c us-east-1d us-east-1e us-east-1f us-west-2a us-west-2b; do
+      pools+=("pool-$it-$az")
+    done
+  done
   "$bin/event-generator" --sink "$DATA" --events 100000 --hours 72 --seed 42 \
-    --truth "$(dirname "$DATA")/truth.json"
+    --pool-list "$(IFS=,; echo "${pools[*]}")" --truth "$(dirname "$DATA")/truth.json"
 fi
 
 echo "==> starting pool-selector on :$PORT over $DATA"
