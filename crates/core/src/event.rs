@@ -514,11 +514,70 @@ impl Partition {
     pub fn day_folder(date: chrono::NaiveDate) -> String {
         format!("dt={}", date.format("%Y-%m-%d"))
     }
+    /// The partition of an object key or folder holding `…/dt=YYYY-MM-DD/hr=HH/…`, if it has one.
+    pub fn from_key(key: &str) -> Option<Self> {
+        let mut parts = key.split('/');
+        while let Some(part) = parts.next() {
+            if let Some(dt) = part.strip_prefix("dt=") {
+                let date = chrono::NaiveDate::parse_from_str(dt, "%Y-%m-%d").ok()?;
+                let hr = parts.next()?.strip_prefix("hr=")?;
+                if hr.len() != 2 {
+                    return None;
+                }
+                let hour: u32 = hr.parse().ok().filter(|h| *h < 24)?;
+                return Some(Self { date, hour });
+            }
+        }
+        None
+    }
+    /// Start of the hour, microseconds since the epoch.
+    pub fn start_micros(&self) -> i64 {
+        self.date
+            .and_hms_opt(self.hour, 0, 0)
+            .expect("hour < 24")
+            .and_utc()
+            .timestamp_micros()
+    }
+    /// End of the hour (exclusive), microseconds since the epoch.
+    pub fn end_micros(&self) -> i64 {
+        self.start_micros() + 3_600_000_000
+    }
+    /// The next hour's partition.
+    pub fn next(&self) -> Self {
+        if self.hour < 23 {
+            Self {
+                date: self.date,
+                hour: self.hour + 1,
+            }
+        } else {
+            Self {
+                date: self.date.succ_opt().expect("dates have a successor"),
+                hour: 0,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_parse_from_keys_and_step() {
+        let p = Partition::from_key("events/dt=2026-11-22/hr=23/batch-1.json").unwrap();
+        assert_eq!(p.path(), "dt=2026-11-22/hr=23");
+        assert_eq!(p.next().path(), "dt=2026-11-23/hr=00");
+        assert_eq!(p.end_micros() - p.start_micros(), 3_600_000_000);
+        assert_eq!(p.next().start_micros(), p.end_micros());
+        for bad in [
+            "dt=2026-11-22/x.json",
+            "dt=2026-13-01/hr=01/x",
+            "dt=2026-11-22/hr=24/x",
+            "a/b",
+        ] {
+            assert_eq!(Partition::from_key(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn fast_timestamps_agree_with_the_general_parser() {

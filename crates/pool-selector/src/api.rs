@@ -11,9 +11,9 @@ use pool_core::event::{AvailabilityZone, InstanceType, format_timestamp};
 use pool_core::http::ApiError;
 use pool_core::window::{Window, parse_duration};
 
-use crate::query::{EventSource, Query, QueryError, ScanReport};
 use crate::ranking::{RankedPool, Scoring, Strategy, compare, score};
 use crate::runtime::QueryRuntime;
+use pool_history::{EventSource, Query, QueryError, ScanReport};
 
 /// Most values accepted in one list parameter: more is a mistake, and keeps filters small.
 pub const MAX_LIST_VALUES: usize = 200;
@@ -158,14 +158,11 @@ impl RankingParams {
     }
 }
 
-impl From<QueryError> for ApiError {
-    fn from(e: QueryError) -> Self {
-        match e {
-            QueryError::Storage { .. } => {
-                ApiError::unavailable("storage_unavailable", e.to_string())
-            }
-            QueryError::Engine(_) => ApiError::internal(e.to_string()),
-        }
+/// A failed read of the history, as the HTTP error a client sees.
+fn api_error(e: QueryError) -> ApiError {
+    match e {
+        QueryError::Storage { .. } => ApiError::unavailable("storage_unavailable", e.to_string()),
+        QueryError::Engine(_) => ApiError::internal(e.to_string()),
     }
 }
 
@@ -180,7 +177,8 @@ pub async fn rank(
         .runtime
         .spawn(async move { source.tally(&query).await })
         .await
-        .map_err(|e| ApiError::internal(format!("query task failed: {e}")))??;
+        .map_err(|e| ApiError::internal(format!("query task failed: {e}")))?
+        .map_err(api_error)?;
     let mut pools: Vec<RankedPool> = tallies
         .pools
         .iter()

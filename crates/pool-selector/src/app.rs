@@ -15,9 +15,9 @@ use pool_core::metrics::{HttpMetrics, new_registry};
 
 use crate::api::{self, ApiDoc, AppState, Defaults};
 use crate::metrics::SelectorMetrics;
-use crate::query::EventSource;
 use crate::runtime::QueryRuntime;
 use crate::settings::Settings;
+use pool_history::{EventSource, SourceOptions};
 
 pub struct Application {
     port: u16,
@@ -40,7 +40,16 @@ impl Application {
             .map(|n| n.get())
             .unwrap_or(2);
         let state = web::Data::new(AppState {
-            source: Arc::new(EventSource::new(storage, selector_metrics, settings.dedup)),
+            source: Arc::new(EventSource::new(
+                storage,
+                SourceOptions {
+                    dedup: settings.dedup,
+                    use_rollups: settings.use_rollups,
+                    rollup_cache_bytes: settings.rollup_cache_bytes,
+                    listing_max_age: settings.rollup_recheck,
+                },
+                Arc::new(selector_metrics),
+            )),
             runtime: QueryRuntime::new(cores).context("starting the query runtime")?,
             defaults: Defaults {
                 window: settings.event_filter_window,

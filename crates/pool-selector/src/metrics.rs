@@ -4,7 +4,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 
 use pool_core::metrics::{LATENCY_BUCKETS, register};
 
-use crate::query::ScanReport;
+use pool_history::{ScanObserver, ScanReport};
 
 #[derive(Clone)]
 pub struct SelectorMetrics {
@@ -17,6 +17,8 @@ pub struct SelectorMetrics {
     pub bad_lines: IntCounter,
     pub quarantined_objects: IntCounter,
     pub scan_seconds: Histogram,
+    pub rollup_hours: IntCounter,
+    pub raw_hours: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -54,6 +56,16 @@ impl SelectorMetrics {
                 "quarantined_objects_total",
                 "Event objects found to hold malformed lines; their valid lines are still used.",
             ),
+            rollup_hours: counter(
+                registry,
+                "scan_rollup_hours_total",
+                "Hours of scanned windows answered from rollups.",
+            ),
+            raw_hours: counter(
+                registry,
+                "scan_raw_hours_total",
+                "Hours of scanned windows read from raw events (open, not yet compacted, changed since, or where the window starts).",
+            ),
             scan_seconds: register(
                 registry,
                 Histogram::with_opts(
@@ -64,8 +76,15 @@ impl SelectorMetrics {
             ),
         }
     }
+}
 
-    pub fn observe_scan(&self, r: &ScanReport) {
+impl ScanObserver for SelectorMetrics {
+    fn quarantined(&self, bad_lines: u64) {
+        self.bad_lines.inc_by(bad_lines);
+        self.quarantined_objects.inc();
+    }
+
+    fn scanned(&self, r: &ScanReport) {
         self.scans.inc();
         self.rows.inc_by(r.rows);
         self.bytes.inc_by(r.bytes);
@@ -73,5 +92,7 @@ impl SelectorMetrics {
         self.duplicates.inc_by(r.duplicates);
         self.invalid_rows.inc_by(r.invalid_rows);
         self.scan_seconds.observe(r.elapsed_ms / 1000.0);
+        self.rollup_hours.inc_by(r.rollup_hours);
+        self.raw_hours.inc_by(r.raw_hours);
     }
 }

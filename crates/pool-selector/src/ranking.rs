@@ -13,6 +13,7 @@ use serde::Serialize;
 use statrs::distribution::{Beta, ContinuousCDF};
 
 use pool_core::event::EventError;
+pub use pool_history::Tally;
 
 /// How pools are ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -51,69 +52,6 @@ impl FromStr for Strategy {
                     Strategy::ALL.join(", ")
                 ),
             )),
-        }
-    }
-}
-
-/// What the scan counted for one pool. With recency weighting each job carries a weight in (0, 1];
-/// without it every weight is 1 and the weighted sums equal the counts.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Tally {
-    pub jobs: u64,
-    pub spot_terminations: u64,
-    pub other_failures: u64,
-    /// Σw over jobs.
-    pub weight: f64,
-    /// Σw² over jobs (for the effective sample size).
-    pub weight_sq: f64,
-    /// Σw over spot terminations.
-    pub weighted_terminations: f64,
-    /// Latest `finished_at`, microseconds since the epoch.
-    pub last_event_micros: i64,
-}
-
-impl Tally {
-    /// Add one job finishing with `weight`.
-    pub fn add(&mut self, spot: bool, other_failure: bool, weight: f64, finished_micros: i64) {
-        self.jobs += 1;
-        self.weight += weight;
-        self.weight_sq += weight * weight;
-        if spot {
-            self.spot_terminations += 1;
-            self.weighted_terminations += weight;
-        } else if other_failure {
-            self.other_failures += 1;
-        }
-        self.last_event_micros = self.last_event_micros.max(finished_micros);
-    }
-
-    /// Add another tally of the same pool (from another partition of the scan).
-    pub fn merge(&mut self, o: &Tally) {
-        self.jobs += o.jobs;
-        self.spot_terminations += o.spot_terminations;
-        self.other_failures += o.other_failures;
-        self.weight += o.weight;
-        self.weight_sq += o.weight_sq;
-        self.weighted_terminations += o.weighted_terminations;
-        self.last_event_micros = self.last_event_micros.max(o.last_event_micros);
-    }
-
-    /// The (weighted) termination rate.
-    pub fn rate(&self) -> f64 {
-        if self.weight > 0.0 {
-            self.weighted_terminations / self.weight
-        } else {
-            0.0
-        }
-    }
-
-    /// Kish's effective sample size, (Σw)² / Σw². Equal to `jobs` when unweighted; smaller when old jobs
-    /// are discounted, so the interval widens as the evidence ages.
-    pub fn effective_jobs(&self) -> f64 {
-        if self.weight_sq > 0.0 {
-            self.weight * self.weight / self.weight_sq
-        } else {
-            0.0
         }
     }
 }
@@ -314,18 +252,6 @@ mod tests {
         assert!(lo < 0.01 && hi > 0.01 && hi < 0.014, "{lo} {hi}");
         let (_, hi_small) = beta_interval(0.0, 2.0, 0.95);
         assert!(hi_small > 0.4, "{hi_small}");
-    }
-
-    #[test]
-    fn recency_weighting_shrinks_the_effective_sample() {
-        let mut t = Tally::default();
-        for i in 0..100 {
-            t.add(i % 10 == 0, false, if i < 50 { 1.0 } else { 0.25 }, i);
-        }
-        assert_eq!(t.jobs, 100);
-        assert!(t.effective_jobs() < 100.0 && t.effective_jobs() > 50.0);
-        assert!((t.rate() - 0.1).abs() < 1e-9);
-        assert_eq!(t.last_event_micros, 99);
     }
 
     #[test]

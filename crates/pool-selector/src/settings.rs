@@ -29,6 +29,13 @@ fn parse_half_life(s: &str) -> Result<Duration, String> {
         })
 }
 
+fn parse_positive(s: &str) -> Result<Duration, String> {
+    match parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!("{s:?} is not a positive duration such as 30s")),
+    }
+}
+
 fn parse_confidence(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(c) if (0.5..=0.9999).contains(&c) => Ok(c),
@@ -64,9 +71,20 @@ pub struct Settings {
     /// Default confidence level of the termination-rate interval.
     #[arg(long, env = "RANKING_CONFIDENCE", default_value = "0.95", value_parser = parse_confidence)]
     pub confidence: f64,
-    /// Count each job_id once (the ingestion pipeline delivers at least once).
+    /// Count each event once: a redelivered copy (same five fields) is dropped (the ingestion pipeline
+    /// delivers at least once).
     #[arg(long, env = "DEDUP_JOB_IDS", default_value_t = true, action = ArgAction::Set)]
     pub dedup: bool,
+    /// Read closed hours from the compactor's rollups (`<root>/_rollups/`) when they are up to date.
+    #[arg(long, env = "USE_ROLLUPS", default_value_t = true, action = ArgAction::Set)]
+    pub use_rollups: bool,
+    /// Memory for decoded rollups, in bytes (least recently used ones are dropped past it).
+    #[arg(long, env = "ROLLUP_CACHE_BYTES", default_value_t = 256 << 20)]
+    pub rollup_cache_bytes: u64,
+    /// How old the listing of raw objects and rollups may get (e.g. 30s): a late object written into a
+    /// compacted hour counts within about this long.
+    #[arg(long, env = "ROLLUP_RECHECK", default_value = "30s", value_parser = parse_positive)]
+    pub rollup_recheck: Duration,
     /// RabbitMQ, where `POST /events` publishes (AMQP_URL, AMQP_EXCHANGE, …; see pool_core::amqp).
     #[command(flatten)]
     pub amqp: AmqpArgs,

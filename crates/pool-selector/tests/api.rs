@@ -461,3 +461,75 @@ async fn every_window_counts_exactly_the_events_inside_it() {
     let (_, body) = app.get("/pools").await;
     assert_eq!(body["pools"][0]["jobs"], events.len());
 }
+
+#[tokio::test]
+async fn closed_hours_are_answered_from_rollups_with_the_same_counts() {
+    let mut events = vec![];
+    for (pool, hours_ago, spot) in [
+        ("pool-c6a.xlarge-us-east-1a", 3, 4),
+        ("pool-c6a.xlarge-us-east-1a", 30, 1),
+        ("pool-m6a.xlarge-us-east-1b", 5, 0),
+        ("pool-m6a.xlarge-us-east-1b", 50, 9),
+    ] {
+        events.extend(pool_events(pool, 40, spot, Duration::hours(hours_ago)));
+    }
+    let (dir, storage) = folder_with(&events).await;
+    let mut raw_settings = pool_selector::Settings::for_events_url(url(&dir));
+    raw_settings.use_rollups = false;
+    let raw = TestApp::spawn_with(raw_settings).await;
+
+    let source = std::sync::Arc::new(pool_history::EventSource::new(
+        storage,
+        pool_history::SourceOptions::default(),
+        std::sync::Arc::new(pool_history::scan::NoObserver),
+    ));
+    let compactor = pool_history::compact::Compactor::new(
+        source,
+        pool_history::compact::CompactOptions {
+            settle: std::time::Duration::ZERO,
+            ..Default::default()
+        },
+    );
+    let pass = compactor
+        .run_once(chrono::Utc::now(), &|_, _| {})
+        .await
+        .unwrap();
+    assert!(pass.hours_compacted >= 3, "{pass:?}");
+    let app = TestApp::spawn(url(&dir)).await;
+
+    for query in [
+        "/pools",
+        "/pools?window=48h&half_life=6h",
+        "/pools?instance_types=m6a.xlarge",
+    ] {
+        let (status, with) = app.get(query).await;
+        assert_eq!(status, 200, "{with}");
+        let (_, without) = raw.get(query).await;
+        assert!(
+            with["scan"]["rollup_hours"].as_u64().unwrap() >= 2,
+            "{with}"
+        );
+        assert_eq!(without["scan"]["rollup_hours"], 0);
+        let counts = |body: &serde_json::Value| -> Vec<(String, u64, u64)> {
+            body["pools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p["pool_id"].as_str().unwrap().to_owned(),
+                        p["jobs"].as_u64().unwrap(),
+                        p["spot_terminations"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(counts(&with), counts(&without), "{query}");
+        let rate =
+            |body: &serde_json::Value| body["pools"][0]["termination_rate"].as_f64().unwrap();
+        assert!(
+            (rate(&with) - rate(&without)).abs() <= 1e-3 * rate(&without).max(1e-9),
+            "{query}"
+        );
+    }
+}

@@ -4,15 +4,15 @@
 //!   the Prometheus counters.
 //! * **Quarantine.** Arrow's JSON reader fails a whole query on one malformed line. Objects are immutable
 //!   (the writers only ever add new keys), so once an object is known to be malformed it is *quarantined*:
-//!   its valid lines are kept, re-serialised in the canonical form, and served in its place; its bad lines
-//!   are counted and logged once with the object key. Clean objects pass straight through untouched, so
-//!   the common case costs nothing.
+//!   it is served with each bad line overwritten by spaces, byte for byte, so its size and every line's
+//!   offset stay as listed and DataFusion's parallel byte-range scans still split it correctly; its bad
+//!   lines are counted and logged once with the object key. Clean objects pass straight through
+//!   untouched, so the common case costs nothing.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -33,16 +33,64 @@ pub struct Quarantined {
     pub original_size: u64,
     pub bad_lines: u64,
     pub good_lines: u64,
-    /// The valid events, one canonical NDJSON line each.
+    /// The object with every bad line blanked out by spaces (same length as the original).
     pub sanitized: Bytes,
 }
 
 /// What is known about objects across queries. Keyed by (path, size): objects are immutable, and the size
-/// guards against someone overwriting a key in place.
-#[derive(Debug, Default)]
+/// guards against someone overwriting a key in place. Both halves are bounded by bytes: forgetting a bad
+/// object only costs one failed scan that finds it again, and forgetting a good one a re-check.
 pub struct Quarantine {
-    bad: Mutex<HashMap<Path, Arc<Quarantined>>>,
-    good: Mutex<HashSet<(Path, u64)>>,
+    bad: moka::sync::Cache<Path, Arc<Quarantined>>,
+    good: moka::sync::Cache<(Path, u64), ()>,
+}
+
+impl fmt::Debug for Quarantine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Quarantine")
+            .field("bad", &self.bad.entry_count())
+            .field("good", &self.good.entry_count())
+            .finish()
+    }
+}
+
+/// Bytes of quarantined object bodies kept.
+const BAD_BYTES: u64 = 64 << 20;
+/// Bytes of keys of objects known to be clean.
+const GOOD_BYTES: u64 = 16 << 20;
+
+impl Default for Quarantine {
+    fn default() -> Self {
+        Self {
+            bad: moka::sync::Cache::builder()
+                .max_capacity(BAD_BYTES)
+                .weigher(|p: &Path, q: &Arc<Quarantined>| {
+                    (p.as_ref().len() + q.sanitized.len() + 64)
+                        .try_into()
+                        .unwrap_or(u32::MAX)
+                })
+                .build(),
+            good: moka::sync::Cache::builder()
+                .max_capacity(GOOD_BYTES)
+                .weigher(|k: &(Path, u64), _: &()| (k.0.as_ref().len() + 48) as u32)
+                .build(),
+        }
+    }
+}
+
+impl Quarantine {
+    pub fn get(&self, path: &Path) -> Option<Arc<Quarantined>> {
+        self.bad.get(path)
+    }
+    pub fn is_known_good(&self, path: &Path, size: u64) -> bool {
+        self.good.contains_key(&(path.clone(), size))
+    }
+    pub fn mark_good(&self, path: Path, size: u64) {
+        self.good.insert((path, size), ());
+    }
+    pub fn insert(&self, path: Path, q: Quarantined) {
+        self.bad.insert(path, Arc::new(q));
+    }
 }
 
 /// Result of checking one object's lines.
@@ -53,43 +101,24 @@ pub struct Sanitized {
 }
 
 impl Quarantine {
-    pub fn get(&self, path: &Path) -> Option<Arc<Quarantined>> {
-        self.bad.lock().expect("poisoned").get(path).cloned()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.bad.lock().expect("poisoned").is_empty()
-    }
-    pub fn is_known_good(&self, path: &Path, size: u64) -> bool {
-        self.good
-            .lock()
-            .expect("poisoned")
-            .contains(&(path.clone(), size))
-    }
-    pub fn mark_good(&self, path: Path, size: u64) {
-        self.good.lock().expect("poisoned").insert((path, size));
-    }
-    pub fn insert(&self, path: Path, q: Quarantined) {
-        self.bad.lock().expect("poisoned").insert(path, Arc::new(q));
-    }
-
-    /// Split `bytes` into lines and keep the ones that are valid events.
+    /// Split `bytes` into lines and blank out (with spaces, keeping every offset) the ones that are not
+    /// valid events.
     pub fn sanitize(bytes: &[u8]) -> Sanitized {
-        let mut out = Vec::with_capacity(bytes.len());
+        let mut out = bytes.to_vec();
         let (mut bad, mut good) = (0u64, 0u64);
         let mut examples = Vec::new();
+        let mut start = 0;
         for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
-            let line = line.trim_ascii();
-            if line.is_empty() {
+            let range = start..start + line.len();
+            start = range.end + 1;
+            if line.trim_ascii().is_empty() {
                 continue;
             }
-            match Event::from_json(line) {
-                Ok(e) => {
-                    good += 1;
-                    out.extend_from_slice(e.to_json().as_bytes());
-                    out.push(b'\n');
-                }
+            match Event::from_json(line.trim_ascii()) {
+                Ok(_) => good += 1,
                 Err(err) => {
                     bad += 1;
+                    out[range].fill(b' ');
                     if examples.len() < 5 {
                         examples.push((i + 1, err.to_string()));
                     }
@@ -158,8 +187,12 @@ impl ObjectStore for ScanStore {
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
         if let Some(q) = self.quarantine.get(location) {
-            let mut meta = self.inner.head(location).await?;
-            meta.size = q.sanitized.len() as u64;
+            let meta = self.inner.head(location).await?;
+            if meta.size != q.original_size {
+                // Rewritten in place since it was checked: serve what is there now; a bad line will
+                // fail the scan and have it checked again.
+                return self.inner.get_opts(location, options).await;
+            }
             let range = slice_for(&options.range, meta.size);
             if !options.head {
                 self.stats.objects.fetch_add(1, Ordering::Relaxed);
@@ -241,7 +274,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sanitize_keeps_valid_lines_in_canonical_form() {
+    fn sanitize_blanks_bad_lines_in_place() {
         let input = b"{\"finished_at\":\"2026-11-22T10:00:00Z\",\"job_id\":\"a\",\"pool_id\":\"pool-c6a.xlarge-us-east-1a\",\"status\":\"SUCCEEDED\",\"reason\":\"\"}\n\
 {truncated\n\
 \n\
@@ -253,8 +286,16 @@ mod tests {
         assert_eq!(s.examples[0].0, 2);
         assert_eq!(s.examples[1].0, 4);
         let text = std::str::from_utf8(&s.quarantined.sanitized).unwrap();
-        assert_eq!(text.lines().count(), 2);
-        assert!(text.contains("\"finished_at\":\"2026-11-22T10:00:01.500\""));
+        assert_eq!(text.len(), input.len(), "every offset is kept");
+        let kept: Vec<_> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(kept.len(), 2);
+        assert!(kept[1].contains("\"finished_at\":\"2026-11-22T10:00:01.5\""));
+        for (a, b) in text
+            .lines()
+            .zip(std::str::from_utf8(input).unwrap().lines())
+        {
+            assert_eq!(a.len(), b.len());
+        }
     }
 
     #[test]

@@ -1,0 +1,16 @@
+//! The `compactor` binary: configuration from flags and the environment, then the library does the rest.
+
+use anyhow::Context;
+use clap::Parser;
+use compactor::{Application, Settings};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::parse();
+    settings.telemetry.init();
+    let app = Application::build(settings)
+        .await
+        .context("compactor cannot start")?;
+    app.run_until_stopped().await.context("compactor failed")?;
+    Ok(())
+}

@@ -1,0 +1,552 @@
+//! The rollup format: per-pool counts of closed hours in Parquet, with the manifest of the raw objects
+//! they were computed from in the file's own key-value metadata.
+//!
+//! Keys, under `<root>/_rollups/`:
+//! * `dt=YYYY-MM-DD/hr=HH.parquet`: one closed hour;
+//! * `dt=YYYY-MM-DD/day.parquet`: a closed day, replacing its hourly files (the hour is a column), so a
+//!   year of history is a few hundred objects.
+//!
+//! Columns (one row per hour and pool): `hr`, `pool_id`, `jobs`, `spot_terminations`, `other_failures`,
+//! `duplicates` (redelivered copies dropped), `first_finished_at`, `last_finished_at`, and `m1`…`m6` /
+//! `t1`…`t6`, the power moments of the jobs' and the terminations' finishing times about the middle of
+//! the hour (see [`crate::tally::Moments`]), from which recency weights for any half-life of an hour or
+//! more are recovered.
+//!
+//! The manifest travels inside the Parquet file rather than beside it: one object is written atomically,
+//! so two compactors racing on the same hour can never leave counts from one listing under the manifest
+//! of another. A reader trusts an hour of a rollup only when its manifest (keys, sizes, e-tags) equals
+//! the raw objects present now.
+
+use std::hash::{BuildHasher, Hash};
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    UInt8Array, UInt64Array,
+};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Float64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType, UInt8Type,
+    UInt64Type,
+};
+use object_store::ObjectMeta;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use pool_core::event::{Partition, PoolId};
+
+use crate::tally::{MOMENTS, PoolCount};
+
+/// Folder of the rollups, under the events root.
+pub const ROLLUPS_DIR: &str = "_rollups";
+/// Key of the manifest in the Parquet key-value metadata.
+pub const MANIFEST_KEY: &str = "pool_selector.rollup.manifest";
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RollupError {
+    #[error("rollup {0}: {1}")]
+    Format(String, String),
+}
+
+fn format_err(key: &str, e: impl ToString) -> RollupError {
+    RollupError::Format(key.to_owned(), e.to_string())
+}
+
+/// One raw object a rollup covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectEntry {
+    pub key: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+}
+
+impl From<&ObjectMeta> for ObjectEntry {
+    fn from(m: &ObjectMeta) -> Self {
+        Self {
+            key: m.location.to_string(),
+            size: m.size,
+            e_tag: m.e_tag.clone(),
+            last_modified: m.last_modified,
+        }
+    }
+}
+
+/// A stable-within-the-process fingerprint of a set of raw objects, to compare a manifest with a listing
+/// without keeping either. Order-independent input: entries are sorted by key first.
+pub fn digest<'a>(entries: impl IntoIterator<Item = &'a ObjectEntry>) -> u64 {
+    let mut sorted: Vec<&ObjectEntry> = entries.into_iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    let state = ahash::RandomState::with_seeds(0x70, 0x6f, 0x6f, 0x6c);
+    let mut h = state.build_hasher();
+    for e in sorted {
+        e.key.hash(&mut h);
+        e.size.hash(&mut h);
+        match &e.e_tag {
+            Some(tag) => tag.hash(&mut h),
+            None => e.last_modified.timestamp_micros().hash(&mut h),
+        }
+    }
+    std::hash::Hasher::finish(&h)
+}
+
+/// What one hour of a rollup was computed from, and what was skipped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HourManifest {
+    pub hour: u8,
+    pub objects: Vec<ObjectEntry>,
+    /// Distinct valid events counted.
+    pub rows: u64,
+    pub duplicates: u64,
+    pub invalid_rows: u64,
+    pub skipped_lines: u64,
+    /// Pools with events stamped outside this hour (a misbehaving writer). Such an hour is always read
+    /// raw, because the rollup's cutoff and weighting assume every event lies inside its hour.
+    pub misfiled_pools: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Hour,
+    Day,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    pub kind: Kind,
+    pub date: NaiveDate,
+    pub hours: Vec<HourManifest>,
+}
+
+/// One pool's counts in one hour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupRow {
+    pub hour: u8,
+    pub pool_id: String,
+    pub count: PoolCount,
+}
+
+/// The key of an hour's rollup.
+pub fn hour_key(root: &object_store::path::Path, p: Partition) -> object_store::path::Path {
+    rollup_path(
+        root,
+        &format!("{}/hr={}.parquet", Partition::day_folder(p.date), p.hr()),
+    )
+}
+
+/// The key of a day's rollup.
+pub fn day_key(root: &object_store::path::Path, date: NaiveDate) -> object_store::path::Path {
+    rollup_path(
+        root,
+        &format!("{}/day.parquet", Partition::day_folder(date)),
+    )
+}
+
+fn rollup_path(root: &object_store::path::Path, rel: &str) -> object_store::path::Path {
+    if root.as_ref().is_empty() {
+        object_store::path::Path::from(format!("{ROLLUPS_DIR}/{rel}"))
+    } else {
+        object_store::path::Path::from(format!("{root}/{ROLLUPS_DIR}/{rel}"))
+    }
+}
+
+/// What a rollup key names, from its path relative to `_rollups/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollupKey {
+    Hour(Partition),
+    Day(NaiveDate),
+}
+
+impl RollupKey {
+    pub fn parse(rel: &str) -> Option<Self> {
+        let (day, file) = rel.split_once('/')?;
+        let date = NaiveDate::parse_from_str(day.strip_prefix("dt=")?, "%Y-%m-%d").ok()?;
+        if file == "day.parquet" {
+            return Some(RollupKey::Day(date));
+        }
+        let hr = file.strip_prefix("hr=")?.strip_suffix(".parquet")?;
+        let hour: u32 = hr.parse().ok().filter(|h| *h < 24 && hr.len() == 2)?;
+        Some(RollupKey::Hour(Partition { date, hour }))
+    }
+}
+
+fn schema() -> SchemaRef {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let mut fields = vec![
+        Field::new("hr", DataType::UInt8, false),
+        Field::new("pool_id", DataType::Utf8, false),
+        Field::new("jobs", DataType::UInt64, false),
+        Field::new("spot_terminations", DataType::UInt64, false),
+        Field::new("other_failures", DataType::UInt64, false),
+        Field::new("duplicates", DataType::UInt64, false),
+        Field::new("first_finished_at", ts.clone(), false),
+        Field::new("last_finished_at", ts, false),
+    ];
+    for k in 1..=MOMENTS {
+        fields.push(Field::new(format!("m{k}"), DataType::Float64, false));
+    }
+    for k in 1..=MOMENTS {
+        fields.push(Field::new(format!("t{k}"), DataType::Float64, false));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// Encode a rollup. Rows are sorted by hour and pool, so the same input always gives the same bytes.
+pub fn encode(manifest: &Manifest, rows: &mut [RollupRow]) -> Result<Bytes, RollupError> {
+    let key = format!("{:?} {}", manifest.kind, manifest.date);
+    rows.sort_by(|a, b| (a.hour, &a.pool_id).cmp(&(b.hour, &b.pool_id)));
+    let u64s = |f: fn(&RollupRow) -> u64| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<UInt64Array>())
+    };
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(rows.iter().map(|r| r.hour).collect::<UInt8Array>()),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.pool_id.as_str()),
+        )),
+        u64s(|r| r.count.tally.jobs),
+        u64s(|r| r.count.tally.spot_terminations),
+        u64s(|r| r.count.tally.other_failures),
+        u64s(|r| r.count.duplicates),
+        Arc::new(
+            TimestampMicrosecondArray::from(
+                rows.iter()
+                    .map(|r| r.count.tally.first_event_micros)
+                    .collect::<Vec<i64>>(),
+            )
+            .with_timezone("UTC"),
+        ),
+        Arc::new(
+            TimestampMicrosecondArray::from(
+                rows.iter()
+                    .map(|r| r.count.tally.last_event_micros)
+                    .collect::<Vec<i64>>(),
+            )
+            .with_timezone("UTC"),
+        ),
+    ];
+    for k in 0..MOMENTS {
+        columns.push(Arc::new(
+            rows.iter()
+                .map(|r| r.count.moments.jobs[k])
+                .collect::<Float64Array>(),
+        ));
+    }
+    for k in 0..MOMENTS {
+        columns.push(Arc::new(
+            rows.iter()
+                .map(|r| r.count.moments.spot[k])
+                .collect::<Float64Array>(),
+        ));
+    }
+    let batch = RecordBatch::try_new(schema(), columns).map_err(|e| format_err(&key, e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            MANIFEST_KEY.to_owned(),
+            serde_json::to_string(manifest).map_err(|e| format_err(&key, e))?,
+        )]))
+        .set_created_by("pool-selector compactor".to_owned())
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(Vec::new(), schema(), Some(props)).map_err(|e| format_err(&key, e))?;
+    writer.write(&batch).map_err(|e| format_err(&key, e))?;
+    let bytes = writer.into_inner().map_err(|e| format_err(&key, e))?;
+    Ok(Bytes::from(bytes))
+}
+
+/// Decode a rollup fully (the compactor's day merge).
+pub fn decode(key: &str, bytes: Bytes) -> Result<(Manifest, Vec<RollupRow>), RollupError> {
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| format_err(key, e))?;
+    let manifest = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == MANIFEST_KEY))
+        .and_then(|e| e.value.clone())
+        .ok_or_else(|| format_err(key, "no manifest in the file metadata"))?;
+    let manifest: Manifest = serde_json::from_str(&manifest).map_err(|e| format_err(key, e))?;
+    if manifest.version != FORMAT_VERSION {
+        return Err(format_err(
+            key,
+            format!(
+                "format version {} is not {FORMAT_VERSION}",
+                manifest.version
+            ),
+        ));
+    }
+    let reader = builder.build().map_err(|e| format_err(key, e))?;
+    let mut rows = vec![];
+    for batch in reader {
+        let batch = batch.map_err(|e| format_err(key, e))?;
+        if batch.schema().fields().len() != 8 + 2 * MOMENTS {
+            return Err(format_err(key, "unexpected columns"));
+        }
+        let hr = batch.column(0).as_primitive::<UInt8Type>();
+        let pool = batch.column(1).as_string::<i32>();
+        let u = |i: usize| batch.column(i).as_primitive::<UInt64Type>();
+        let (jobs, spot, other, dups) = (u(2), u(3), u(4), u(5));
+        let first = batch.column(6).as_primitive::<TimestampMicrosecondType>();
+        let last = batch.column(7).as_primitive::<TimestampMicrosecondType>();
+        let f = |i: usize| batch.column(i).as_primitive::<Float64Type>();
+        let m: Vec<_> = (0..MOMENTS).map(|k| f(8 + k)).collect();
+        let t: Vec<_> = (0..MOMENTS).map(|k| f(8 + MOMENTS + k)).collect();
+        for i in 0..batch.num_rows() {
+            if pool.is_null(i) {
+                return Err(format_err(key, "null pool_id"));
+            }
+            let mut count = PoolCount::default();
+            count.tally.jobs = jobs.value(i);
+            count.tally.spot_terminations = spot.value(i);
+            count.tally.other_failures = other.value(i);
+            count.tally.first_event_micros = first.value(i);
+            count.tally.last_event_micros = last.value(i);
+            count.duplicates = dups.value(i);
+            for k in 0..MOMENTS {
+                count.moments.jobs[k] = m[k].value(i);
+                count.moments.spot[k] = t[k].value(i);
+            }
+            rows.push(RollupRow {
+                hour: hr.value(i),
+                pool_id: pool.value(i).to_owned(),
+                count,
+            });
+        }
+    }
+    Ok((manifest, rows))
+}
+
+/// One pool's counts in one hour, compactly, as kept in memory by readers.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Index into [`Block::pools`].
+    pub pool: u32,
+    pub jobs: u32,
+    pub spot: u32,
+    pub other: u32,
+    pub duplicates: u32,
+    pub first_micros: i64,
+    pub last_micros: i64,
+    pub m: [f32; MOMENTS],
+    pub t: [f32; MOMENTS],
+}
+
+/// One hour of a decoded rollup.
+#[derive(Debug, Clone)]
+pub struct BlockHour {
+    pub partition: Partition,
+    /// [`digest`] of the raw objects it was computed from.
+    pub digest: u64,
+    /// Earliest and latest `finished_at` of the hour's events (`i64::MAX`/`MIN` when empty).
+    pub first_micros: i64,
+    pub last_micros: i64,
+    pub misfiled_pools: u64,
+    pub rows: Range<usize>,
+}
+
+/// A decoded rollup object, as cached by readers.
+#[derive(Debug)]
+pub struct Block {
+    pub hours: Vec<BlockHour>,
+    pub pools: Vec<PoolId>,
+    pub rows: Vec<Row>,
+}
+
+impl Block {
+    /// Decode a rollup into the reader's compact form.
+    pub fn from_bytes(key: &str, bytes: Bytes) -> Result<Self, RollupError> {
+        let (manifest, rows) = decode(key, bytes)?;
+        let mut pools: Vec<PoolId> = vec![];
+        let mut pool_index: std::collections::HashMap<String, u32> = Default::default();
+        let mut out = Vec::with_capacity(rows.len());
+        let mut hours = Vec::with_capacity(manifest.hours.len());
+        let mut next = 0;
+        let narrow = |n: u64| u32::try_from(n).map_err(|_| format_err(key, "count over 2³²"));
+        for hm in &manifest.hours {
+            let start = out.len();
+            let (mut first, mut last) = (i64::MAX, i64::MIN);
+            while next < rows.len() && rows[next].hour == hm.hour {
+                let r = &rows[next];
+                next += 1;
+                let pool = match pool_index.get(&r.pool_id) {
+                    Some(&i) => i,
+                    None => {
+                        let id = r
+                            .pool_id
+                            .parse::<PoolId>()
+                            .map_err(|e| format_err(key, e))?;
+                        pools.push(id);
+                        pool_index.insert(r.pool_id.clone(), pools.len() as u32 - 1);
+                        pools.len() as u32 - 1
+                    }
+                };
+                let c = &r.count;
+                first = first.min(c.tally.first_event_micros);
+                last = last.max(c.tally.last_event_micros);
+                out.push(Row {
+                    pool,
+                    jobs: narrow(c.tally.jobs)?,
+                    spot: narrow(c.tally.spot_terminations)?,
+                    other: narrow(c.tally.other_failures)?,
+                    duplicates: narrow(c.duplicates)?,
+                    first_micros: c.tally.first_event_micros,
+                    last_micros: c.tally.last_event_micros,
+                    m: c.moments.jobs.map(|v| v as f32),
+                    t: c.moments.spot.map(|v| v as f32),
+                });
+            }
+            hours.push(BlockHour {
+                partition: Partition {
+                    date: manifest.date,
+                    hour: u32::from(hm.hour),
+                },
+                digest: digest(&hm.objects),
+                first_micros: first,
+                last_micros: last,
+                misfiled_pools: hm.misfiled_pools,
+                rows: start..out.len(),
+            });
+        }
+        if next != rows.len() {
+            return Err(format_err(
+                key,
+                "rows out of hour order or for hours without a manifest",
+            ));
+        }
+        Ok(Self {
+            hours,
+            pools,
+            rows: out,
+        })
+    }
+
+    /// Approximate bytes held, for the cache's bound.
+    pub fn weight(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.rows.len() * std::mem::size_of::<Row>()
+            + self.hours.len() * std::mem::size_of::<BlockHour>()
+            + self.pools.len() * (std::mem::size_of::<PoolId>() + 48)
+    }
+
+    pub fn hour(&self, hour: u32) -> Option<&BlockHour> {
+        self.hours.iter().find(|h| h.partition.hour == hour)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(hour: u8, pool: &str, jobs: u64, spot: u64) -> RollupRow {
+        let mut count = PoolCount::default();
+        count.tally.jobs = jobs;
+        count.tally.spot_terminations = spot;
+        count.tally.first_event_micros = 10;
+        count.tally.last_event_micros = 20;
+        count.moments.jobs[0] = 0.25;
+        count.moments.spot[5] = -0.125;
+        RollupRow {
+            hour,
+            pool_id: pool.to_owned(),
+            count,
+        }
+    }
+
+    #[test]
+    fn rollups_round_trip_and_encode_deterministically() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let entry = ObjectEntry {
+            key: "events/dt=2026-11-22/hr=03/a.json".into(),
+            size: 10,
+            e_tag: Some("x".into()),
+            last_modified: DateTime::from_timestamp(0, 0).unwrap(),
+        };
+        let hm = |hour| HourManifest {
+            hour,
+            objects: vec![entry.clone()],
+            rows: 3,
+            duplicates: 0,
+            invalid_rows: 1,
+            skipped_lines: 0,
+            misfiled_pools: 0,
+        };
+        let manifest = Manifest {
+            version: FORMAT_VERSION,
+            kind: Kind::Day,
+            date,
+            hours: vec![hm(3), hm(4)],
+        };
+        let mut rows = vec![
+            row(4, "pool-c6a.xlarge-us-east-1a", 5, 1),
+            row(3, "pool-m6a.xlarge-us-east-1b", 7, 0),
+            row(3, "pool-c6a.xlarge-us-east-1a", 2, 2),
+        ];
+        let a = encode(&manifest, &mut rows.clone()).unwrap();
+        let b = encode(&manifest, &mut rows).unwrap();
+        assert_eq!(a, b, "same input, same bytes");
+        let (m, decoded) = decode("k", a.clone()).unwrap();
+        assert_eq!(m, manifest);
+        assert_eq!(decoded, rows);
+        let block = Block::from_bytes("k", a).unwrap();
+        assert_eq!(block.hours.len(), 2);
+        assert_eq!(block.hours[0].rows, 0..2);
+        assert_eq!(block.hours[1].rows, 2..3);
+        assert_eq!(block.pools.len(), 2);
+        assert_eq!(block.hours[0].digest, digest(&[entry]));
+        assert!(decode("k", Bytes::from_static(b"not parquet")).is_err());
+    }
+
+    #[test]
+    fn keys_parse() {
+        let root = object_store::path::Path::from("events");
+        let p = Partition {
+            date: NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
+            hour: 5,
+        };
+        assert_eq!(
+            hour_key(&root, p).as_ref(),
+            "events/_rollups/dt=2026-01-02/hr=05.parquet"
+        );
+        assert_eq!(
+            RollupKey::parse("dt=2026-01-02/hr=05.parquet"),
+            Some(RollupKey::Hour(p))
+        );
+        assert_eq!(
+            RollupKey::parse("dt=2026-01-02/day.parquet"),
+            Some(RollupKey::Day(p.date))
+        );
+        for bad in [
+            "dt=2026-01-02/hr=5.parquet",
+            "x/day.parquet",
+            "dt=2026-01-02/hr=24.parquet",
+        ] {
+            assert_eq!(RollupKey::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn digests_ignore_order_and_see_changes() {
+        let e = |k: &str, size| ObjectEntry {
+            key: k.into(),
+            size,
+            e_tag: None,
+            last_modified: DateTime::from_timestamp(1, 0).unwrap(),
+        };
+        assert_eq!(
+            digest(&[e("a", 1), e("b", 2)]),
+            digest(&[e("b", 2), e("a", 1)])
+        );
+        assert_ne!(digest(&[e("a", 1)]), digest(&[e("a", 1), e("b", 2)]));
+        assert_ne!(digest(&[e("a", 1)]), digest(&[e("a", 2)]));
+    }
+}

@@ -1,0 +1,526 @@
+//! Reading the raw event history with DataFusion and tallying it per pool.
+//!
+//! DataFusion does the heavy lifting: a listing table over NDJSON with an explicit schema, explicit
+//! partition roots (so a 24-hour window never opens last month's objects), projection of the five
+//! columns, and filters built as DataFusion expressions from parsed values: user input never becomes SQL
+//! text. The tally itself is a single pass over the Arrow batches in Rust ([`crate::tally`]), because it
+//! needs what SQL makes awkward and memory-hungry: counting each event once (the ingestion pipeline is
+//! at-least-once), recency weights, and pool ids parsed into their parts.
+//!
+//! When rollups are on ([`crate::rollup`]), [`EventSource::tally`] reads closed hours from them and scans
+//! raw only the hours they do not cover.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use datafusion::error::DataFusionError;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use serde::Serialize;
+
+use pool_core::event::{AvailabilityZone, InstanceType, PoolId};
+use pool_core::storage::Storage;
+use pool_core::window::Window;
+
+use crate::catalog::Catalog;
+use crate::scan_store::{Quarantine, ScanStore};
+use crate::table::{self, Choice, Layout};
+use crate::tally::{Accumulator, PoolCount, SeenEvents, Tally};
+
+/// What a ranking request asks of the history. Every field is already parsed and validated.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub instance_types: Vec<InstanceType>,
+    pub zones: Vec<AvailabilityZone>,
+    pub window: Window,
+    /// Recency weighting: a job `half_life` old counts half as much as one finishing now.
+    pub half_life: Option<Duration>,
+    pub now: DateTime<Utc>,
+}
+
+impl Query {
+    /// Every pool, every event, unweighted, as of `now`.
+    pub fn everything(now: DateTime<Utc>) -> Self {
+        Self {
+            instance_types: vec![],
+            zones: vec![],
+            window: Window::ALL,
+            half_life: None,
+            now,
+        }
+    }
+
+    /// Events that finished before this are outside the window.
+    pub fn cutoff(&self) -> Option<DateTime<Utc>> {
+        self.window
+            .duration()
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .map(|d| self.now - d)
+    }
+
+    /// True when the query counts `pool`.
+    pub fn wants(&self, pool: &PoolId) -> bool {
+        (self.instance_types.is_empty() || self.instance_types.contains(pool.instance_type()))
+            && (self.zones.is_empty() || self.zones.contains(pool.availability_zone()))
+    }
+}
+
+/// What one scan read and skipped.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct ScanReport {
+    /// Objects opened.
+    pub objects: u64,
+    /// Bytes read from storage.
+    pub bytes: u64,
+    /// Event rows that matched the filters (counted from rollups or raw).
+    pub rows: u64,
+    /// Redelivered copies of an event (at-least-once delivery), counted once.
+    pub duplicates: u64,
+    /// Rows in the raw hours that decoded but are not valid events (bad pool id, status/reason
+    /// mismatch, missing field).
+    pub invalid_rows: u64,
+    /// Malformed lines skipped inside quarantined objects.
+    pub skipped_lines: u64,
+    /// Objects served from quarantine (malformed objects with their bad lines removed).
+    pub quarantined_objects: u64,
+    /// Hours of the window answered from rollups.
+    pub rollup_hours: u64,
+    /// Hours of the window read from raw events (the open hour, hours not compacted yet or changed
+    /// since, the hour the window starts in).
+    pub raw_hours: u64,
+    /// Wall time of the scan in milliseconds.
+    pub elapsed_ms: f64,
+}
+
+/// Per-pool tallies of one scan, plus the scan's report.
+#[derive(Debug)]
+pub struct Tallies {
+    pub pools: Vec<(PoolId, Tally)>,
+    pub report: ScanReport,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("event storage {location} is unavailable: {message}")]
+    Storage { location: String, message: String },
+    #[error("reading the event history failed: {0}")]
+    Engine(String),
+}
+
+/// Told about what scans find, so a service can count it (pool-selector's Prometheus metrics).
+pub trait ScanObserver: Send + Sync {
+    /// A scan finished.
+    fn scanned(&self, report: &ScanReport);
+    /// An object was found to hold `bad_lines` malformed lines; it is quarantined from now on.
+    fn quarantined(&self, bad_lines: u64);
+}
+
+/// Ignores everything (tools, the compactor's own scans).
+pub struct NoObserver;
+
+impl ScanObserver for NoObserver {
+    fn scanned(&self, _: &ScanReport) {}
+    fn quarantined(&self, _: u64) {}
+}
+
+/// How the history is read.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceOptions {
+    /// Count each event once (the ingestion pipeline delivers at least once).
+    pub dedup: bool,
+    /// Read closed hours from rollups when they are up to date.
+    pub use_rollups: bool,
+    /// Rollups decoded in memory are kept up to this many bytes.
+    pub rollup_cache_bytes: u64,
+    /// How old the listing of raw objects and rollups may be before a request lists again; a late
+    /// object written into a compacted hour counts within about this long.
+    pub listing_max_age: Duration,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        Self {
+            dedup: true,
+            use_rollups: true,
+            rollup_cache_bytes: 256 << 20,
+            listing_max_age: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The event history and everything needed to scan it.
+pub struct EventSource {
+    storage: Storage,
+    quarantine: Arc<Quarantine>,
+    observer: Arc<dyn ScanObserver>,
+    target_partitions: usize,
+    options: SourceOptions,
+    /// Seeded at random per process: the dedup key cannot be aimed at.
+    hasher: ahash::RandomState,
+    /// Once hive partitions are seen they stay (writers only add objects).
+    partitioned: AtomicBool,
+    validating: AtomicBool,
+    catalog: Catalog,
+}
+
+fn is_storage_error(e: &DataFusionError) -> bool {
+    match e {
+        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => true,
+        DataFusionError::Context(_, inner) => is_storage_error(inner),
+        DataFusionError::Shared(inner) => is_storage_error(inner),
+        DataFusionError::External(inner) => {
+            inner.downcast_ref::<object_store::Error>().is_some()
+                || inner.downcast_ref::<std::io::Error>().is_some()
+        }
+        _ => false,
+    }
+}
+
+fn is_not_found(e: &DataFusionError) -> bool {
+    match e {
+        DataFusionError::ObjectStore(inner) => {
+            matches!(**inner, object_store::Error::NotFound { .. })
+        }
+        DataFusionError::Context(_, inner) => is_not_found(inner),
+        _ => false,
+    }
+}
+
+/// The outcome of one raw scan: per-pool counts (with moments when collected) and the report.
+pub struct RawScan {
+    pub pools: Vec<(PoolId, PoolCount)>,
+    pub report: ScanReport,
+}
+
+impl EventSource {
+    pub fn new(storage: Storage, options: SourceOptions, observer: Arc<dyn ScanObserver>) -> Self {
+        let catalog = Catalog::new(storage.clone(), options.rollup_cache_bytes);
+        Self {
+            storage,
+            quarantine: Arc::default(),
+            observer,
+            target_partitions: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            options,
+            hasher: ahash::RandomState::new(),
+            partitioned: AtomicBool::new(false),
+            validating: AtomicBool::new(false),
+            catalog,
+        }
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn options(&self) -> &SourceOptions {
+        &self.options
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub(crate) fn storage_error(&self, message: impl ToString) -> QueryError {
+        QueryError::Storage {
+            location: self.storage.display.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    pub async fn layout(&self) -> Result<Layout, QueryError> {
+        if self.storage.single_object {
+            return Ok(Layout::SingleObject);
+        }
+        if self.partitioned.load(Ordering::Relaxed) {
+            return Ok(Layout::Partitioned);
+        }
+        let listing = self
+            .storage
+            .store
+            .list_with_delimiter(Some(&self.storage.root))
+            .await
+            .map_err(|e| self.storage_error(e))?;
+        let partitioned = listing
+            .common_prefixes
+            .iter()
+            .any(|p| p.filename().is_some_and(|f| f.starts_with("dt=")));
+        if partitioned {
+            self.partitioned.store(true, Ordering::Relaxed);
+            Ok(Layout::Partitioned)
+        } else {
+            Ok(Layout::Flat)
+        }
+    }
+
+    /// Whether `q` can be answered partly from rollups: a partitioned history, dedup on (rollups hold
+    /// deduplicated counts), and no recency weighting sharper than an hour (the rollups' moments are
+    /// exact to 3·10⁻⁵ for half-lives of an hour or more).
+    fn rollups_apply(&self, q: &Query, layout: Layout) -> bool {
+        self.options.use_rollups
+            && self.options.dedup
+            && layout == Layout::Partitioned
+            && q.half_life.is_none_or(|h| h >= Duration::from_secs(3600))
+    }
+
+    /// Tally every pool that matches `q`: closed hours from rollups where they are up to date, the rest
+    /// from raw events.
+    pub async fn tally(self: &Arc<Self>, q: &Query) -> Result<Tallies, QueryError> {
+        let started = Instant::now();
+        let layout = self.layout().await?;
+        let mut result = if self.rollups_apply(q, layout) {
+            let snapshot = self
+                .catalog
+                .snapshot(self.options.listing_max_age)
+                .await
+                .map_err(|e| self.storage_error(e))?;
+            let plan = self
+                .catalog
+                .plan(&snapshot, q)
+                .await
+                .map_err(|e| self.storage_error(e))?;
+            let raw = if plan.raw_roots.is_empty() {
+                RawScan {
+                    pools: vec![],
+                    report: ScanReport::default(),
+                }
+            } else {
+                self.scan_raw(q, layout, Choice::Roots(plan.raw_roots.clone()), None)
+                    .await?
+            };
+            let mut tallies = plan.tallies;
+            let mut report = raw.report;
+            report.rows += plan.rows;
+            report.duplicates += plan.duplicates;
+            report.rollup_hours = plan.rollup_hours;
+            report.raw_hours = plan.raw_hours;
+            for (pool, c) in raw.pools {
+                tallies.entry(pool).or_default().merge(&c.tally);
+            }
+            Tallies {
+                pools: tallies.into_iter().collect(),
+                report,
+            }
+        } else {
+            let choice = match layout {
+                Layout::Partitioned => match table::window_roots(q.cutoff(), q.now) {
+                    Some(roots) => Choice::Roots(roots),
+                    None => Choice::Whole,
+                },
+                _ => Choice::Whole,
+            };
+            let raw = self.scan_raw(q, layout, choice, None).await?;
+            Tallies {
+                pools: raw.pools.into_iter().map(|(p, c)| (p, c.tally)).collect(),
+                report: raw.report,
+            }
+        };
+        result.report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.observer.scanned(&result.report);
+        Ok(result)
+    }
+
+    /// Scan raw objects chosen by `choice` and tally them; `moments_mid` collects per-pool moments about
+    /// that instant (compaction of one hour). A malformed object fails the engine's reader: it is found,
+    /// quarantined, and the scan runs once more.
+    pub async fn scan_raw(
+        self: &Arc<Self>,
+        q: &Query,
+        layout: Layout,
+        choice: Choice,
+        moments_mid: Option<i64>,
+    ) -> Result<RawScan, QueryError> {
+        let mut attempt = 0;
+        let result = loop {
+            match self.scan_once(q, layout, &choice, moments_mid).await {
+                Ok(t) => break t,
+                Err(e) if is_storage_error(&e) => return Err(self.storage_error(e)),
+                Err(e) if attempt == 0 => {
+                    tracing::warn!(error = %e, "scan failed; checking objects for malformed lines");
+                    let found = self.validate_objects(q, layout, &choice).await?;
+                    if found == 0 {
+                        return Err(QueryError::Engine(e.to_string()));
+                    }
+                    attempt += 1;
+                }
+                Err(e) => return Err(QueryError::Engine(e.to_string())),
+            }
+        };
+        if result.report.invalid_rows > 0 {
+            // The rows were skipped already; find the objects holding them so the log names them and
+            // later scans skip them before they reach the engine.
+            self.validate_in_background(q.clone(), layout, choice);
+        }
+        Ok(result)
+    }
+
+    fn session(&self, store: Arc<ScanStore>) -> Result<SessionContext, DataFusionError> {
+        // No listing cache: new objects land every few seconds and must be visible on the next request.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+            .build_arc()?;
+        runtime.register_object_store(&self.storage.store_url, store);
+        let config = SessionConfig::new()
+            .with_target_partitions(self.target_partitions)
+            .with_collect_statistics(false)
+            // Quarantined objects keep their size and offsets, so byte-range splitting stays on.
+            .with_repartition_file_scans(true);
+        Ok(SessionContext::new_with_config_rt(config, runtime))
+    }
+
+    async fn scan_once(
+        &self,
+        q: &Query,
+        layout: Layout,
+        choice: &Choice,
+        moments_mid: Option<i64>,
+    ) -> Result<RawScan, DataFusionError> {
+        let store = Arc::new(ScanStore::new(
+            Arc::clone(&self.storage.store),
+            Arc::clone(&self.quarantine),
+        ));
+        let ctx = self.session(Arc::clone(&store))?;
+        let table = table::listing_table(&self.storage, layout, choice)?;
+        let mut df = ctx.read_table(Arc::new(table))?;
+        for f in table::partition_filters(q, layout, choice)
+            .into_iter()
+            .chain(table::row_filters(q))
+        {
+            df = df.filter(f)?;
+        }
+        let df = df.select_columns(&["pool_id", "job_id", "finished_at", "status", "reason"])?;
+        let streams = match df.execute_stream_partitioned().await {
+            Ok(s) => s,
+            // An empty or missing folder is "no data", not an outage.
+            Err(e) if is_not_found(&e) => {
+                return Ok(RawScan {
+                    pools: vec![],
+                    report: ScanReport::default(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        // One task per partition: each decodes its objects and tallies them on its own core; they share
+        // only the set of events already counted.
+        let seen = Arc::new(SeenEvents::default());
+        let query = Arc::new(q.clone());
+        let tasks: Vec<_> = streams
+            .into_iter()
+            .map(|mut stream| {
+                let mut acc = Accumulator::new(
+                    Arc::clone(&query),
+                    self.options.dedup.then(|| Arc::clone(&seen)),
+                    self.hasher.clone(),
+                    moments_mid,
+                );
+                tokio::spawn(async move {
+                    while let Some(batch) = stream.try_next().await? {
+                        acc.add_batch(&batch);
+                    }
+                    Ok::<_, DataFusionError>(acc)
+                })
+            })
+            .collect();
+        let mut parts = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            parts.push(
+                task.await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))??,
+            );
+        }
+        let (pools, mut report) = Accumulator::merge(parts);
+        let stats = &store.stats;
+        report.objects = stats.objects.load(Ordering::Relaxed);
+        report.bytes = stats.bytes.load(Ordering::Relaxed);
+        report.skipped_lines = stats.skipped_lines.load(Ordering::Relaxed);
+        report.quarantined_objects = stats.quarantined_objects.load(Ordering::Relaxed);
+        Ok(RawScan { pools, report })
+    }
+
+    /// Check every object the scan would read that is not known to be clean; quarantine the malformed
+    /// ones. Returns how many were newly quarantined.
+    async fn validate_objects(
+        &self,
+        q: &Query,
+        layout: Layout,
+        choice: &Choice,
+    ) -> Result<usize, QueryError> {
+        let table = table::listing_table(&self.storage, layout, choice)
+            .map_err(|e| QueryError::Engine(e.to_string()))?;
+        let filters = table::partition_filters(q, layout, choice);
+        let store = Arc::new(ScanStore::new(
+            Arc::clone(&self.storage.store),
+            Arc::clone(&self.quarantine),
+        ));
+        let ctx = self
+            .session(store)
+            .map_err(|e| QueryError::Engine(e.to_string()))?;
+        let state = ctx.state();
+        let listed = match table.list_files_for_scan(&state, &filters, None).await {
+            Ok(l) => l,
+            Err(e) if is_not_found(&e) => return Ok(0),
+            Err(e) => return Err(self.storage_error(e)),
+        };
+        let candidates: Vec<_> = listed
+            .file_groups
+            .into_iter()
+            .flat_map(|g| g.into_inner())
+            .map(|f| f.object_meta)
+            .filter(|m| {
+                self.quarantine.get(&m.location).is_none()
+                    && !self.quarantine.is_known_good(&m.location, m.size)
+            })
+            .collect();
+        let inner = &self.storage.store;
+        let found = futures::stream::iter(candidates)
+            .map(|meta| async move {
+                let bytes = inner.get(&meta.location).await?.bytes().await?;
+                Ok::<_, object_store::Error>((meta.location, bytes))
+            })
+            .buffer_unordered(4)
+            .map_ok(|(path, bytes)| self.check_object(path, &bytes))
+            .try_fold(0usize, |n, bad| async move { Ok(n + usize::from(bad)) })
+            .await
+            .map_err(|e| self.storage_error(e))?;
+        Ok(found)
+    }
+
+    /// Returns true when the object was malformed and is now quarantined.
+    fn check_object(&self, path: Path, bytes: &[u8]) -> bool {
+        let s = Quarantine::sanitize(bytes);
+        if s.quarantined.bad_lines == 0 {
+            self.quarantine.mark_good(path, bytes.len() as u64);
+            return false;
+        }
+        tracing::warn!(
+            object = %path,
+            bad_lines = s.quarantined.bad_lines,
+            good_lines = s.quarantined.good_lines,
+            examples = ?s.examples,
+            "malformed lines in an event object; they are skipped from now on"
+        );
+        self.observer.quarantined(s.quarantined.bad_lines);
+        self.quarantine.insert(path, s.quarantined);
+        true
+    }
+
+    fn validate_in_background(self: &Arc<Self>, q: Query, layout: Layout, choice: Choice) {
+        if self.validating.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = this.validate_objects(&q, layout, &choice).await {
+                tracing::warn!(error = %e, "background check of event objects failed");
+            }
+            this.validating.store(false, Ordering::Release);
+        });
+    }
+}
