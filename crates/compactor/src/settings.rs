@@ -5,20 +5,11 @@ use std::time::Duration;
 use clap::Parser;
 
 use pool_core::config::{ListenArgs, StorageArgs, TelemetryArgs};
-use pool_core::window::parse_duration;
+use pool_core::window::{parse_duration, parse_positive_duration};
 use pool_history::compact::Shard;
 
 /// Port of `/health` and `/metrics` in `--every` mode.
 pub const DEFAULT_PORT: u16 = 9107;
-
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    match parse_duration(s) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(format!(
-            "{s:?} is not a positive duration such as 5m or 300"
-        )),
-    }
-}
 
 fn parse_settle(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| format!("{s:?} is not a duration such as 10m: {e}"))
@@ -41,7 +32,7 @@ pub struct Settings {
     #[arg(long, conflicts_with = "every")]
     pub once: bool,
     /// A pass every this long (e.g. 5m), serving /health and /metrics meanwhile (a Deployment).
-    #[arg(long, env = "COMPACT_EVERY", value_parser = parse_interval)]
+    #[arg(long, env = "COMPACT_EVERY", value_parser = parse_positive_duration)]
     pub every: Option<Duration>,
     /// How long after an hour ends it is compacted, so events still in flight land first.
     #[arg(long, env = "SETTLE", default_value = "10m", value_parser = parse_settle)]

@@ -74,6 +74,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, &'static str> {
         .ok_or("too large")
 }
 
+/// [`parse_duration`] for settings that must be positive (intervals, ages), with a message for clap.
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!(
+            "{s:?} is not a positive duration such as 30s, 5m or 300"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,13 +6,13 @@
 //! * [`rollup`]: the rollup format (Parquet with its manifest inside) and its decoded, cached form.
 //! * [`catalog`]: what storage holds now, and which hours of a query each rollup answers.
 //! * [`compact`]: writing hour and day rollups (the `compactor` service).
-//! * [`scan_store`]: the object-store decorator that counts bytes and quarantines malformed objects.
+//! * [`ndjson`]: the tolerant NDJSON reader (a DataFusion `FileFormat`) that skips and counts bad lines.
 
 pub mod catalog;
 pub mod compact;
+pub mod ndjson;
 pub mod rollup;
 pub mod scan;
-pub mod scan_store;
 pub mod table;
 pub mod tally;
 

@@ -19,8 +19,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
+use futures::TryStreamExt;
 use object_store::path::Path;
 use serde::Serialize;
 
@@ -29,7 +28,7 @@ use pool_core::storage::Storage;
 use pool_core::window::Window;
 
 use crate::catalog::Catalog;
-use crate::scan_store::{Quarantine, ScanStore};
+use crate::ndjson::{ReadStats, TolerantNdjson};
 use crate::table::{self, Choice, Layout};
 use crate::tally::{Accumulator, PoolCount, SeenEvents, Tally};
 
@@ -85,9 +84,9 @@ pub struct ScanReport {
     /// Rows in the raw hours that decoded but are not valid events (bad pool id, status/reason
     /// mismatch, missing field).
     pub invalid_rows: u64,
-    /// Malformed lines skipped inside quarantined objects.
+    /// Malformed lines skipped (lines that are not valid events in objects that did not decode whole).
     pub skipped_lines: u64,
-    /// Objects served from quarantine (malformed objects with their bad lines removed).
+    /// Objects (or byte ranges of one) that held such lines; their other lines still count.
     pub quarantined_objects: u64,
     /// Hours of the window answered from rollups.
     pub rollup_hours: u64,
@@ -117,7 +116,7 @@ pub enum QueryError {
 pub trait ScanObserver: Send + Sync {
     /// A scan finished.
     fn scanned(&self, report: &ScanReport);
-    /// An object was found to hold `bad_lines` malformed lines; it is quarantined from now on.
+    /// An object was found to hold `bad_lines` malformed lines (told once per object).
     fn quarantined(&self, bad_lines: u64);
 }
 
@@ -157,7 +156,9 @@ impl Default for SourceOptions {
 /// The event history and everything needed to scan it.
 pub struct EventSource {
     storage: Storage,
-    quarantine: Arc<Quarantine>,
+    /// Object ranges whose bad lines were already logged and counted (bounded: forgetting one only
+    /// logs it again).
+    reported: moka::sync::Cache<(Path, u64, u64), ()>,
     observer: Arc<dyn ScanObserver>,
     target_partitions: usize,
     options: SourceOptions,
@@ -165,7 +166,6 @@ pub struct EventSource {
     hasher: ahash::RandomState,
     /// Once hive partitions are seen they stay (writers only add objects).
     partitioned: AtomicBool,
-    validating: AtomicBool,
     catalog: Catalog,
 }
 
@@ -203,7 +203,10 @@ impl EventSource {
         let catalog = Catalog::new(storage.clone(), options.rollup_cache_bytes);
         Self {
             storage,
-            quarantine: Arc::default(),
+            reported: moka::sync::Cache::builder()
+                .max_capacity(16 << 20)
+                .weigher(|k: &(Path, u64, u64), _: &()| (k.0.as_ref().len() + 64) as u32)
+                .build(),
             observer,
             target_partitions: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -211,7 +214,6 @@ impl EventSource {
             options,
             hasher: ahash::RandomState::new(),
             partitioned: AtomicBool::new(false),
-            validating: AtomicBool::new(false),
             catalog,
         }
     }
@@ -328,8 +330,8 @@ impl EventSource {
     }
 
     /// Scan raw objects chosen by `choice` and tally them; `moments_mid` collects per-pool moments about
-    /// that instant (compaction of one hour). A malformed object fails the engine's reader: it is found,
-    /// quarantined, and the scan runs once more.
+    /// that instant (compaction of one hour). Lines that are not valid events are skipped and counted
+    /// by the reader ([`crate::ndjson`]); only storage and engine failures are errors.
     pub async fn scan_raw(
         self: &Arc<Self>,
         q: &Query,
@@ -337,57 +339,59 @@ impl EventSource {
         choice: Choice,
         moments_mid: Option<i64>,
     ) -> Result<RawScan, QueryError> {
-        let mut attempt = 0;
-        let result = loop {
-            match self.scan_once(q, layout, &choice, moments_mid).await {
-                Ok(t) => break t,
-                Err(e) if is_storage_error(&e) => return Err(self.storage_error(e)),
-                Err(e) if attempt == 0 => {
-                    tracing::warn!(error = %e, "scan failed; checking objects for malformed lines");
-                    let found = self.validate_objects(q, layout, &choice).await?;
-                    if found == 0 {
-                        return Err(QueryError::Engine(e.to_string()));
-                    }
-                    attempt += 1;
-                }
-                Err(e) => return Err(QueryError::Engine(e.to_string())),
-            }
-        };
-        if result.report.invalid_rows > 0 {
-            // The rows were skipped already; find the objects holding them so the log names them and
-            // later scans skip them before they reach the engine.
-            self.validate_in_background(q.clone(), layout, choice);
+        match self.scan_once(q, layout, &choice, moments_mid).await {
+            Ok(t) => Ok(t),
+            Err(e) if is_storage_error(&e) => Err(self.storage_error(e)),
+            Err(e) => Err(QueryError::Engine(e.to_string())),
         }
-        Ok(result)
     }
 
-    fn session(&self, store: Arc<ScanStore>) -> Result<SessionContext, DataFusionError> {
+    fn session(&self) -> Result<SessionContext, DataFusionError> {
         // No listing cache: new objects land every few seconds and must be visible on the next request.
         let runtime = RuntimeEnvBuilder::new()
             .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
             .build_arc()?;
-        runtime.register_object_store(&self.storage.store_url, store);
+        runtime.register_object_store(&self.storage.store_url, Arc::clone(&self.storage.store));
         let config = SessionConfig::new()
             .with_target_partitions(self.target_partitions)
             .with_collect_statistics(false)
-            // Quarantined objects keep their size and offsets, so byte-range splitting stays on.
             .with_repartition_file_scans(true);
         Ok(SessionContext::new_with_config_rt(config, runtime))
     }
 
+    /// The reader for one scan: its counters, and a hook that logs and counts each object range's bad
+    /// lines once per process.
+    fn format(self: &Arc<Self>, stats: &Arc<ReadStats>) -> Arc<TolerantNdjson> {
+        let this = Arc::downgrade(self);
+        Arc::new(TolerantNdjson::new(
+            Arc::clone(stats),
+            Arc::new(move |path: &Path, size: u64, start: u64, bad_lines: u64| {
+                let Some(this) = this.upgrade() else { return };
+                let key = (path.clone(), size, start);
+                if this.reported.contains_key(&key) {
+                    return;
+                }
+                this.reported.insert(key, ());
+                tracing::warn!(
+                    object = %path,
+                    bad_lines,
+                    "malformed lines in an event object; they are skipped and the rest is counted"
+                );
+                this.observer.quarantined(bad_lines);
+            }),
+        ))
+    }
+
     async fn scan_once(
-        &self,
+        self: &Arc<Self>,
         q: &Query,
         layout: Layout,
         choice: &Choice,
         moments_mid: Option<i64>,
     ) -> Result<RawScan, DataFusionError> {
-        let store = Arc::new(ScanStore::new(
-            Arc::clone(&self.storage.store),
-            Arc::clone(&self.quarantine),
-        ));
-        let ctx = self.session(Arc::clone(&store))?;
-        let table = table::listing_table(&self.storage, layout, choice)?;
+        let stats = Arc::new(ReadStats::default());
+        let ctx = self.session()?;
+        let table = table::listing_table(&self.storage, layout, choice, self.format(&stats))?;
         let mut df = ctx.read_table(Arc::new(table))?;
         for f in table::partition_filters(q, layout, choice)
             .into_iter()
@@ -436,91 +440,10 @@ impl EventSource {
             );
         }
         let (pools, mut report) = Accumulator::merge(parts);
-        let stats = &store.stats;
         report.objects = stats.objects.load(Ordering::Relaxed);
         report.bytes = stats.bytes.load(Ordering::Relaxed);
         report.skipped_lines = stats.skipped_lines.load(Ordering::Relaxed);
-        report.quarantined_objects = stats.quarantined_objects.load(Ordering::Relaxed);
+        report.quarantined_objects = stats.objects_with_bad_lines.load(Ordering::Relaxed);
         Ok(RawScan { pools, report })
-    }
-
-    /// Check every object the scan would read that is not known to be clean; quarantine the malformed
-    /// ones. Returns how many were newly quarantined.
-    async fn validate_objects(
-        &self,
-        q: &Query,
-        layout: Layout,
-        choice: &Choice,
-    ) -> Result<usize, QueryError> {
-        let table = table::listing_table(&self.storage, layout, choice)
-            .map_err(|e| QueryError::Engine(e.to_string()))?;
-        let filters = table::partition_filters(q, layout, choice);
-        let store = Arc::new(ScanStore::new(
-            Arc::clone(&self.storage.store),
-            Arc::clone(&self.quarantine),
-        ));
-        let ctx = self
-            .session(store)
-            .map_err(|e| QueryError::Engine(e.to_string()))?;
-        let state = ctx.state();
-        let listed = match table.list_files_for_scan(&state, &filters, None).await {
-            Ok(l) => l,
-            Err(e) if is_not_found(&e) => return Ok(0),
-            Err(e) => return Err(self.storage_error(e)),
-        };
-        let candidates: Vec<_> = listed
-            .file_groups
-            .into_iter()
-            .flat_map(|g| g.into_inner())
-            .map(|f| f.object_meta)
-            .filter(|m| {
-                self.quarantine.get(&m.location).is_none()
-                    && !self.quarantine.is_known_good(&m.location, m.size)
-            })
-            .collect();
-        let inner = &self.storage.store;
-        let found = futures::stream::iter(candidates)
-            .map(|meta| async move {
-                let bytes = inner.get(&meta.location).await?.bytes().await?;
-                Ok::<_, object_store::Error>((meta.location, bytes))
-            })
-            .buffer_unordered(4)
-            .map_ok(|(path, bytes)| self.check_object(path, &bytes))
-            .try_fold(0usize, |n, bad| async move { Ok(n + usize::from(bad)) })
-            .await
-            .map_err(|e| self.storage_error(e))?;
-        Ok(found)
-    }
-
-    /// Returns true when the object was malformed and is now quarantined.
-    fn check_object(&self, path: Path, bytes: &[u8]) -> bool {
-        let s = Quarantine::sanitize(bytes);
-        if s.quarantined.bad_lines == 0 {
-            self.quarantine.mark_good(path, bytes.len() as u64);
-            return false;
-        }
-        tracing::warn!(
-            object = %path,
-            bad_lines = s.quarantined.bad_lines,
-            good_lines = s.quarantined.good_lines,
-            examples = ?s.examples,
-            "malformed lines in an event object; they are skipped from now on"
-        );
-        self.observer.quarantined(s.quarantined.bad_lines);
-        self.quarantine.insert(path, s.quarantined);
-        true
-    }
-
-    fn validate_in_background(self: &Arc<Self>, q: Query, layout: Layout, choice: Choice) {
-        if self.validating.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            if let Err(e) = this.validate_objects(&q, layout, &choice).await {
-                tracing::warn!(error = %e, "background check of event objects failed");
-            }
-            this.validating.store(false, Ordering::Release);
-        });
     }
 }

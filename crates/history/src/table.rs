@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
@@ -102,13 +102,14 @@ pub fn window_roots(cutoff: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option
     Some(roots_from(first, until))
 }
 
-/// The listing table for `choice`.
+/// The listing table for `choice`, read with `format`.
 pub fn listing_table(
     storage: &Storage,
     layout: Layout,
     choice: &Choice,
+    format: Arc<dyn FileFormat>,
 ) -> Result<ListingTable, DataFusionError> {
-    let json = || Arc::new(JsonFormat::default());
+    let json = || Arc::clone(&format);
     match choice {
         Choice::Whole => {
             let url = ListingTableUrl::parse(storage.root_url())?;

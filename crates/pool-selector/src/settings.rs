@@ -6,7 +6,7 @@ use clap::{ArgAction, Parser};
 
 use pool_core::amqp::AmqpArgs;
 use pool_core::config::{ListenArgs, StorageArgs, TelemetryArgs};
-use pool_core::window::{Window, parse_duration};
+use pool_core::window::{Window, parse_duration, parse_positive_duration};
 
 use crate::ranking::Strategy;
 
@@ -27,13 +27,6 @@ fn parse_half_life(s: &str) -> Result<Duration, String> {
                 Ok(d)
             }
         })
-}
-
-fn parse_positive(s: &str) -> Result<Duration, String> {
-    match parse_duration(s) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(format!("{s:?} is not a positive duration such as 30s")),
-    }
 }
 
 fn parse_confidence(s: &str) -> Result<f64, String> {
@@ -83,7 +76,7 @@ pub struct Settings {
     pub rollup_cache_bytes: u64,
     /// How old the listing of raw objects and rollups may get (e.g. 30s): a late object written into a
     /// compacted hour counts within about this long.
-    #[arg(long, env = "ROLLUP_RECHECK", default_value = "30s", value_parser = parse_positive)]
+    #[arg(long, env = "ROLLUP_RECHECK", default_value = "30s", value_parser = parse_positive_duration)]
     pub rollup_recheck: Duration,
     /// RabbitMQ, where `POST /events` publishes (AMQP_URL, AMQP_EXCHANGE, …; see pool_core::amqp).
     #[command(flatten)]
