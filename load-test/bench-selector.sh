@@ -2,6 +2,9 @@
 # pool-selector against DuckDB running the seed's query, side by side on the same files.
 # 2M events over 30 days (720 hourly partitions). Every figure is the median of REPEAT fresh starts
 # (a new process per measurement: "first request on a fresh server"); the page cache is warm for both.
+# This part measures pool-selector's raw-event path: the compactor is not run here and pool-selector
+# gets USE_ROLLUPS=false, so every hour is read from NDJSON like DuckDB reads it. Rollups are measured
+# by bench-rollups.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
@@ -14,7 +17,7 @@ DATA=${BENCH_DATA:-bench-data/selector-events}
 PY=.venv/bin/python
 
 rm -rf "$DATA"; mkdir -p "$DATA"
-gen=$("$bin/event-generator" --sink "$DATA" --events "$EVENTS" --hours "$HOURS" --seed 7 --truth "$DATA/../selector-truth.json" 2>/dev/null)
+"$bin/event-generator" --sink "$DATA" --events "$EVENTS" --hours "$HOURS" --seed 7 --truth "$DATA/../selector-truth.json" >/dev/null 2>&1
 objects=$(find "$DATA" -name '*.json' | wc -l)
 bytes=$(du -sb "$DATA" | cut -f1)
 partitions=$(find "$DATA" -mindepth 2 -maxdepth 2 -type d -name 'hr=*' | wc -l)
@@ -25,7 +28,9 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 
 # One fresh pool-selector: start, wait for /health, time one request, read peak RSS, stop.
 selector_once() { # $1 = query string, extra env in $2
-  env $2 EVENTS_URL="$DATA" PORT=$PORT LOG_LEVEL=warn "$bin/pool-selector" &
+  local extra=()
+  [ -n "${2:-}" ] && extra=("$2")
+  env USE_ROLLUPS=false "${extra[@]}" EVENTS_URL="$DATA" PORT="$PORT" LOG_LEVEL=warn "$bin/pool-selector" &
   local pid=$!
   for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.02; done
   local t
@@ -49,6 +54,7 @@ selector() { # $1 query, $2 env → "median_ms max_rss winner"
 duck() { # $1 window seconds, $2 extra flag
   local runs=()
   for _ in $(seq 1 "$REPEAT"); do
+    # shellcheck disable=SC2086 # $2 is an optional flag: absent means no argument at all
     runs+=("$($PY load-test/duckdb_seed.py --glob "$DATA/*/*/*.json" --window "$1" ${2:-} | $PY -c 'import json,sys;d=json.load(sys.stdin);print(d["ms"], d["peak_rss_mb"], d["pool_id"])')")
   done
   local ms rss winner
@@ -58,13 +64,13 @@ duck() { # $1 window seconds, $2 extra flag
   echo "$ms $rss $winner"
 }
 
-read -r s24 r24 w24 <<<"$(selector 'window=24h')"
-read -r sall rall wall <<<"$(selector 'window=0')"
-read -r sn24 rn24 wn24 <<<"$(selector 'window=24h&strategy=naive')"
+read -r s24 r24 _ <<<"$(selector 'window=24h')"
+read -r sall rall _ <<<"$(selector 'window=0')"
+read -r _ _ wn24 <<<"$(selector 'window=24h&strategy=naive')"
 read -r snall rnall wnall <<<"$(selector 'window=0&strategy=naive')"
-read -r snd rnd wnd <<<"$(selector 'window=0' 'DEDUP_JOB_IDS=false')"
+read -r snd rnd _ <<<"$(selector 'window=0' 'DEDUP_JOB_IDS=false')"
 read -r d24 dr24 dw24 <<<"$(duck 86400)"
-read -r dp24 dpr24 dpw24 <<<"$(duck 86400 --prune)"
+read -r dp24 dpr24 _ <<<"$(duck 86400 --prune)"
 read -r dall drall dwall <<<"$(duck 0)"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
@@ -72,7 +78,7 @@ same() { [ "$1" = "$2" ] && echo "yes" || echo "NO ($1 vs $2)"; }
 
 cat <<TXT
 
-Dataset: $EVENTS events over $HOURS h, $partitions hourly partitions, $objects objects, $((bytes / 1048576)) MiB NDJSON. Median of $REPEAT fresh starts each.
+Dataset: $EVENTS events over $HOURS h, $partitions hourly partitions, $objects objects, $((bytes / 1048576)) MiB NDJSON. Median of $REPEAT fresh starts each. pool-selector reads raw events here (USE_ROLLUPS=false; no compactor run; rollups: see the rollups part).
 
 | query (first request, fresh process) | pool-selector ms | DuckDB seed query ms | ratio (selector/DuckDB) | pool-selector peak RSS MB | DuckDB peak RSS MB |
 |---|---:|---:|---:|---:|---:|

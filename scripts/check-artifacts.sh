@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Checks of the deployment artifacts and of the local stack, for `make test` and CI:
 #
-#   1. scripts/check_artifacts.py static: kustomize renders (base and overlays), the Helm chart lints and
-#      renders (Helm v4 library via helm-python-sdk), every object validates against the Kubernetes
-#      schemas (kubernetes-validate) or its CRD schema (k8s/crds-schemas), the manifests are consistent,
-#      docker-compose.yml parses, promtool accepts the Prometheus configs, the dashboard parses;
+#   1. scripts/check_artifacts.py static: kustomize renders (base and overlays, among them the compactor
+#      CronJob component), the Helm chart lints and renders (Helm v4 library via helm-python-sdk; the
+#      compactor as a Deployment and as a CronJob), every object validates against the Kubernetes
+#      schemas (kubernetes-validate) or its CRD schema (k8s/crds-schemas), the manifests are consistent
+#      (the compactor's `--every` Deployment or its Indexed CronJob with `--shard $(JOB_COMPLETION_INDEX)/N`),
+#      docker-compose.yml parses, promtool accepts the Prometheus configs (the compactor scraped), the
+#      dashboard parses (with its compaction lag panel);
 #   2. tests/stack_test.sh: `make up` end to end (events through RabbitMQ into S3, a ranking through the
 #      relay, the dashboard's metric names on the live /metrics, every Prometheus target up), then
 #      `make down` leaves nothing running.

@@ -5,20 +5,29 @@
     check_artifacts.py live ENV_FILE       against a running `make up` stack (ENV_FILE: `stack.sh env` output)
 
 static:
-  * `kubectl kustomize` renders k8s/base and every overlay;
+  * `kubectl kustomize` renders k8s/base and every overlay (example-compactor-cronjob: with the
+    components/compactor-cronjob component);
   * the Helm chart lints (strict) and renders with Helm v4's library (helm-python-sdk) for several value
     sets, and values.schema.json rejects bad values;
   * every rendered object validates against the Kubernetes OpenAPI schemas (kubernetes-validate, strict:
     unknown fields are errors) for the oldest and newest Kubernetes versions we support; custom resources
     (ServiceMonitor, ScaledObject, TriggerAuthentication) against the CRD schemas in k8s/crds-schemas;
-  * consistency: probes, resources and security contexts on every container; Services, PDBs,
-    ServiceMonitors, the HPA and the ScaledObject point at things that exist; the NetworkPolicy admits
-    only the relay (plus Prometheus); the HPA/KEDA limits equal the monitor's; kustomize and Helm render
-    the same kinds of resources per component;
-  * docker-compose.yml parses (`docker-compose config`) and is wired as documented; the Dockerfile
-    builds a real binary as a non-root user;
+  * consistency: probes, resources and security contexts on every container (CronJob pods too); Services,
+    PDBs, ServiceMonitors, the HPA and the ScaledObject point at things that exist; the NetworkPolicies
+    admit only the relay (plus Prometheus) to pool-selector and only Prometheus to the compactor; the
+    HPA/KEDA limits equal the monitor's; every image of a rendering comes from one repository; kustomize
+    and Helm render the same kinds of resources per component;
+  * the compactor: a Deployment running `--every` (1 replica, scraped) or, with the CronJob component or
+    compactor.mode=cronjob, an Indexed CronJob (concurrencyPolicy Forbid, completions = parallelism = N,
+    args `--once --shard $(JOB_COMPLETION_INDEX)/N`), never both; pool-selector's storage settings and
+    credentials; its own ServiceAccount;
+  * docker-compose.yml parses (`docker-compose config`) and is wired as documented (the compactor with
+    `--every` and pool-selector's storage settings); the Dockerfile builds a real binary as a non-root
+    user;
   * `promtool check config` accepts deploy/prometheus.yml and the variant `make up` generates from it;
-  * the Grafana dashboard and its provisioning parse and agree on the datasource.
+    Prometheus scrapes the compactor;
+  * the Grafana dashboard and its provisioning parse and agree on the datasource; it has the compactor's
+    lag panel.
 
 live:
   * every metric name the dashboard, the adapter rules and the HPA use is exported on /metrics by
@@ -65,13 +74,20 @@ CRD_SCHEMAS = {
 }
 # Oldest supported (Chart.yaml kubeVersion >= 1.25; HPA v2 and PDB policy/v1 are GA there) and newest known.
 KUBE_VERSIONS = ["1.25", kv_utils.major_minor(kubernetes_validate.latest_version())]
-KUSTOMIZATIONS = ["base", "overlays/example", "overlays/example-keda"]
+KUSTOMIZATIONS = ["base", "overlays/example", "overlays/example-keda", "overlays/example-compactor-cronjob"]
 SECRET_KEYS = {"aws-access-key-id", "aws-secret-access-key", "amqp-url", "rabbitmq-management-url", "redis-url"}
-COMPONENTS = ["pool-selector", "relay", "ingest-worker", "monitor"]
+COMPONENTS = ["pool-selector", "relay", "ingest-worker", "monitor", "compactor"]
 DESIRED_METRIC = "pool_monitor_desired_replicas"
-# Readiness path per component: ingest-worker serves no traffic and has no /ready, so its readiness is
-# its liveness. The live check proves each path answers on the running service.
-READY_PATH = {"pool-selector": "/ready", "relay": "/ready", "monitor": "/ready", "ingest-worker": "/health"}
+# Readiness path per component: ingest-worker and the compactor serve no traffic and have no /ready, so
+# their readiness is their liveness. The live check proves each path answers on the running service.
+READY_PATH = {"pool-selector": "/ready", "relay": "/ready", "monitor": "/ready", "ingest-worker": "/health",
+              "compactor": "/health"}
+# The compactor is a Deployment (`--every`) or an Indexed CronJob (`--once --shard $(JOB_COMPLETION_INDEX)/N`),
+# never both; these renderings have it switched off.
+COMPACTOR = "compactor"
+COMPACTOR_DISABLED = {"helm:no-compactor"}
+COMPACTOR_PORT = "9107"
+DURATION = re.compile(r"^0*[1-9][0-9]*(s|m|h|d|w)?$")
 PROMQL_WORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
     "offset", "inf", "nan", "le",
@@ -145,13 +161,24 @@ HELM_VARIANTS: dict[str, dict[str, Any]] = {
         "poolSelector": {"replicas": 3, "env": {"EVENT_FILTER_WINDOW": "7d", "RANKING_STRATEGY": "bayes"}},
         "autoscaling": {"minReplicas": 2, "maxReplicas": 20},
         "serviceMonitor": {"labels": {"release": "kube-prometheus-stack"}},
+        "compactor": {
+            "every": "2m", "settle": "15m", "concurrency": 4,
+            "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/compactor"}},
+        },
     },
+    # The compactor as an Indexed CronJob on 3 shards (parity with overlays/example-compactor-cronjob).
+    "compactor-cronjob": {"compactor": {"mode": "cronjob", "shards": 3}},
+    "no-compactor": {"compactor": {"enabled": False}},
 }
 BAD_VALUES = [
     {"autoscaling": {"mode": "cron"}},
     {"relay": {"replicas": "two"}},
     {"credentials": {"existingSecret": ""}},
     {"poolSelector": {"unknownKey": 1}},
+    {"compactor": {"mode": "statefulset"}},
+    {"compactor": {"shards": 0}},
+    {"compactor": {"every": "0m"}},
+    {"compactor": {"every": "5 minutes"}},
 ]
 
 
@@ -239,6 +266,7 @@ def validate_objects(r: Report, renderings: dict[str, list[dict]]) -> None:
     # The validators must catch mistakes: a misspelt field in each kind of object is an error.
     samples = {o["kind"]: o for objs in renderings.values() for o in objs}
     for kind, field_path in [("Deployment", ("spec", "template", "spec", "containers", 0)),
+                             ("CronJob", ("spec", "jobTemplate", "spec", "template", "spec", "containers", 0)),
                              ("HorizontalPodAutoscaler", ("spec",)), ("ServiceMonitor", ("spec", "endpoints", 0)),
                              ("ScaledObject", ("spec",)), ("TriggerAuthentication", ("spec",))]:
         if kind not in samples:
@@ -288,21 +316,22 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
     def pod_labels(d: dict) -> dict:
         return d["spec"]["template"]["metadata"].get("labels", {})
 
-    deploy_by_comp = {}
-    for d in deployments:
-        comp = pod_labels(d).get("app.kubernetes.io/name")
-        deploy_by_comp[comp] = d
-        pod = d["spec"]["template"]["spec"]
+    def pod_problems(owner: dict, template: dict, probes: bool) -> None:
+        """Security, resources, probes (long-running pods only) and config/secret references of one pod."""
+        pod = template["spec"]
         psc = pod.get("securityContext", {})
+        comp_name = template["metadata"].get("labels", {}).get("app.kubernetes.io/name")
         if pod.get("automountServiceAccountToken") is not False:
-            problems.append(f"{name_of(d)}: automountServiceAccountToken is not false")
-        if not selects(d["spec"]["selector"]["matchLabels"], pod_labels(d)):
-            problems.append(f"{name_of(d)}: selector does not match its pod labels")
+            problems.append(f"{name_of(owner)}: automountServiceAccountToken is not false")
         for c in pod["containers"]:
-            where = f"{name_of(d)}/{c['name']}"
+            where = f"{name_of(owner)}/{c['name']}"
             ports = {p.get("name") for p in c.get("ports", [])}
-            comp_name = pod_labels(d).get("app.kubernetes.io/name")
             for kind, path in (("livenessProbe", "/health"), ("readinessProbe", READY_PATH.get(comp_name, "/ready"))):
+                if not probes:
+                    # A Job's pod (the compactor's `--once`) serves nothing: no probe to run.
+                    if kind in c:
+                        problems.append(f"{where}: a run-to-completion pod has a {kind}")
+                    continue
                 probe = c.get(kind, {}).get("httpGet", {})
                 if probe.get("path") != path:
                     problems.append(f"{where}: {kind} is not an HTTP GET of {path}")
@@ -335,8 +364,27 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
                     problems.append(f"{where}: env {e['name']} reads unknown Secret key {skr.get('key')}")
                 if "value" in e and re.search(r"(?i)(secret|password|token)", e["name"]):
                     problems.append(f"{where}: env {e['name']} carries a credential inline")
-    if set(deploy_by_comp) != set(COMPONENTS):
+            images.add(c["image"])
+
+    images: set[str] = set()
+    deploy_by_comp = {}
+    for d in deployments:
+        comp = pod_labels(d).get("app.kubernetes.io/name")
+        deploy_by_comp[comp] = d
+        if not selects(d["spec"]["selector"]["matchLabels"], pod_labels(d)):
+            problems.append(f"{name_of(d)}: selector does not match its pod labels")
+        pod_problems(d, d["spec"]["template"], probes=True)
+    cronjobs = by_kind.get("CronJob", [])
+    for cj in cronjobs:
+        pod_problems(cj, cj["spec"]["jobTemplate"]["spec"]["template"], probes=False)
+    # The compactor may be a CronJob instead (check_compactor checks that there is exactly one of them).
+    if set(deploy_by_comp) - {COMPACTOR} != set(COMPONENTS) - {COMPACTOR}:
         problems.append(f"Deployments for {sorted(deploy_by_comp)}, expected {COMPONENTS}")
+    # One repository for every image (an overlay that forgets one, e.g. a component's CronJob added
+    # after its images were set, shows here).
+    repos = {i.rsplit("/", 1)[0] for i in images}
+    if len(repos) != 1:
+        problems.append(f"images come from several repositories: {sorted(images)}")
 
     def deployment_selected(selector: dict) -> dict | None:
         for d in deployments:
@@ -375,15 +423,36 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
             if ep.get("port") not in names:
                 problems.append(f"{name_of(sm)}: endpoint port {ep.get('port')} not on {name_of(svc)}")
 
-    # NetworkPolicy: pool-selector admits the relay, and otherwise only Prometheus in another namespace.
+    # NetworkPolicies: pool-selector admits the relay, and otherwise only Prometheus in another namespace;
+    # the compactor admits only Prometheus.
     nps = by_kind.get("NetworkPolicy", [])
     selector_pods = pod_labels(deploy_by_comp["pool-selector"]) if "pool-selector" in deploy_by_comp else {}
+    compactor_pods = [pod_labels(d) for d in deployments if component(d) == COMPACTOR] + [
+        cj["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels", {})
+        for cj in cronjobs if component(cj) == COMPACTOR
+    ]
+    guarded = set()
     for np in nps:
-        if not selects(np["spec"]["podSelector"].get("matchLabels", {}), selector_pods):
-            problems.append(f"{name_of(np)}: does not select pool-selector pods")
-            continue
+        target = np["spec"]["podSelector"].get("matchLabels", {})
         if "Ingress" not in np["spec"].get("policyTypes", []):
             problems.append(f"{name_of(np)}: no Ingress policy type")
+        if compactor_pods and all(selects(target, labels) for labels in compactor_pods):
+            guarded.add(COMPACTOR)
+            for rule in np["spec"].get("ingress", []):
+                peers = rule.get("from")
+                if not peers or any(
+                    "ipBlock" in peer or "namespaceSelector" not in peer
+                    or peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") != "prometheus"
+                    for peer in peers
+                ):
+                    problems.append(f"{name_of(np)}: admits sources other than Prometheus: {peers}")
+                if [p.get("port") for p in rule.get("ports", [])] != ["metrics"]:
+                    problems.append(f"{name_of(np)}: admits ports other than metrics: {rule.get('ports')}")
+            continue
+        if not selects(target, selector_pods):
+            problems.append(f"{name_of(np)}: selects neither pool-selector nor compactor pods")
+            continue
+        guarded.add("pool-selector")
         relay_admitted = False
         for rule in np["spec"].get("ingress", []):
             peers = rule.get("from")
@@ -405,6 +474,8 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
                     problems.append(f"{name_of(np)}: admits pods other than the relay: {peer}")
         if not relay_admitted:
             problems.append(f"{name_of(np)}: does not admit the relay")
+    if nps and guarded != ({"pool-selector", COMPACTOR} if compactor_pods else {"pool-selector"}):
+        problems.append(f"NetworkPolicies guard {sorted(guarded)}, expected pool-selector and the compactor")
 
     # Autoscaling agrees with the monitor's policy.
     policy = next((d for n, d in configmaps.items() if "MIN_REPLICAS" in d), None)
@@ -446,6 +517,121 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
     r.check(not problems, f"{source}: probes, security, wiring, network policy and autoscaling consistent", "; ".join(problems[:12]))
 
 
+def container_env(c: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in c.get("env", [])}
+
+
+def shard_arg(args: list[str]) -> str | None:
+    """The value of --shard in a container's args (`--shard X` or `--shard=X`)."""
+    for i, a in enumerate(args):
+        if a == "--shard" and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith("--shard="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def check_compactor(r: Report, source: str, objs: list[dict]) -> None:
+    """The compactor: a Deployment running `--every`, or an Indexed CronJob whose pod I runs
+    `--once --shard I/N`, never both; pool-selector's storage settings and credentials; its own account."""
+    mine = [o for o in objs if component(o) == COMPACTOR]
+    if source in COMPACTOR_DISABLED:
+        r.check(not mine, f"{source}: no compactor resources", f"{sorted(name_of(o) for o in mine)}")
+        return
+    problems: list[str] = []
+    by_kind: dict[str, list[dict]] = {}
+    for o in objs:
+        by_kind.setdefault(o["kind"], []).append(o)
+    deployments = [o for o in by_kind.get("Deployment", []) if component(o) == COMPACTOR]
+    cronjobs = [o for o in by_kind.get("CronJob", []) if component(o) == COMPACTOR]
+    if len(deployments) + len(cronjobs) != 1:
+        r.fail(f"{source}: the compactor must be one Deployment or one CronJob, got "
+               f"{sorted(name_of(o) for o in deployments + cronjobs)}")
+        return
+    services = [o for o in by_kind.get("Service", []) if component(o) == COMPACTOR]
+    monitors = [o for o in by_kind.get("ServiceMonitor", []) if component(o) == COMPACTOR]
+    if deployments:
+        d = deployments[0]
+        mode = "Deployment"
+        template = d["spec"]["template"]
+        c = template["spec"]["containers"][0]
+        args = c.get("args", [])
+        every = args[args.index("--every") + 1] if "--every" in args and args.index("--every") + 1 < len(args) else None
+        if every is None or not DURATION.match(every):
+            problems.append(f"{name_of(d)}: args {args} do not run `--every <positive duration>`")
+        if "--once" in args:
+            problems.append(f"{name_of(d)}: a Deployment must not run --once (it would exit and restart)")
+        if shard_arg(args) not in (None, "0/1"):
+            problems.append(f"{name_of(d)}: one replica must take every hour (--shard {shard_arg(args)})")
+        if d["spec"].get("replicas", 1) != 1:
+            problems.append(f"{name_of(d)}: {d['spec'].get('replicas')} replicas; scale out with shards instead")
+        env = container_env(c)
+        ports = {p["name"]: str(p["containerPort"]) for p in c.get("ports", [])}
+        if ports.get("metrics") != env.get("PORT", {}).get("value", COMPACTOR_PORT):
+            problems.append(f"{name_of(d)}: container port metrics {ports.get('metrics')} is not PORT")
+        if not services:
+            problems.append(f"{name_of(d)}: no Service exposes its /metrics")
+        if by_kind.get("ServiceMonitor") and not any(
+            selects(sm["spec"]["selector"]["matchLabels"], s["metadata"].get("labels", {}))
+            and sm["spec"]["endpoints"][0].get("port") == "metrics"
+            for sm in monitors for s in services
+        ):
+            problems.append(f"{name_of(d)}: no ServiceMonitor scrapes its metrics port")
+    else:
+        cj = cronjobs[0]
+        mode = "CronJob"
+        spec = cj["spec"]
+        job = spec["jobTemplate"]["spec"]
+        template = job["template"]
+        c = template["spec"]["containers"][0]
+        args = c.get("args", [])
+        n = job.get("completions")
+        if spec.get("concurrencyPolicy") != "Forbid":
+            problems.append(f"{name_of(cj)}: concurrencyPolicy is {spec.get('concurrencyPolicy')}, not Forbid")
+        if job.get("completionMode") != "Indexed":
+            problems.append(f"{name_of(cj)}: completionMode is {job.get('completionMode')}, not Indexed")
+        if not (isinstance(n, int) and n >= 1 and job.get("parallelism") == n):
+            problems.append(f"{name_of(cj)}: completions {n} and parallelism {job.get('parallelism')} must be the same N >= 1")
+        if "--once" not in args or "--every" in args:
+            problems.append(f"{name_of(cj)}: args {args} do not run --once")
+        if shard_arg(args) != f"$(JOB_COMPLETION_INDEX)/{n}":
+            problems.append(f"{name_of(cj)}: --shard is {shard_arg(args)}, expected $(JOB_COMPLETION_INDEX)/{n}")
+        declared = container_env(c).get("JOB_COMPLETION_INDEX")
+        if declared and declared.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != \
+                "metadata.annotations['batch.kubernetes.io/job-completion-index']":
+            problems.append(f"{name_of(cj)}: JOB_COMPLETION_INDEX is declared but not the Job's completion index")
+        if template["spec"].get("restartPolicy") not in ("Never", "OnFailure"):
+            problems.append(f"{name_of(cj)}: restartPolicy must be Never or OnFailure")
+        # `--once` serves nothing: a Service or ServiceMonitor would point at no endpoint.
+        if services or monitors:
+            problems.append(f"{name_of(cj)}: {sorted(name_of(o) for o in services + monitors)} left for a CronJob that serves no /metrics")
+
+    # Storage: the same ConfigMap and credentials as pool-selector.
+    selector = next((o for o in by_kind.get("Deployment", []) if component(o) == "pool-selector"), None)
+    if selector is not None:
+        sc = selector["spec"]["template"]["spec"]["containers"][0]
+        configmaps = {o["metadata"]["name"]: o.get("data", {}) for o in by_kind.get("ConfigMap", [])}
+        storage = {ef["configMapRef"]["name"] for ef in sc.get("envFrom", []) if "EVENTS_URL" in configmaps.get(ef["configMapRef"]["name"], {})}
+        mine_from = {ef["configMapRef"]["name"] for ef in c.get("envFrom", []) if "configMapRef" in ef}
+        if not storage or not storage <= mine_from:
+            problems.append(f"compactor {mode}: envFrom {sorted(mine_from)} lacks pool-selector's storage ConfigMap {sorted(storage)}")
+        settings = {k: v for name in mine_from for k, v in configmaps.get(name, {}).items()}
+        if "SETTLE" not in settings:
+            problems.append(f"compactor {mode}: no SETTLE in its ConfigMaps")
+        senv, cenv = container_env(sc), container_env(c)
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            if key not in cenv or cenv[key].get("valueFrom") != senv.get(key, {}).get("valueFrom"):
+                problems.append(f"compactor {mode}: {key} is not read as pool-selector reads it")
+        # Its own ServiceAccount: it writes and deletes under the events prefix, pool-selector only reads.
+        account = template["spec"].get("serviceAccountName")
+        accounts = {o["metadata"]["name"]: o for o in by_kind.get("ServiceAccount", [])}
+        if account not in accounts or account == selector["spec"]["template"]["spec"].get("serviceAccountName"):
+            problems.append(f"compactor {mode}: serviceAccountName {account} is not a rendered account of its own")
+        elif accounts[account].get("automountServiceAccountToken") is not False:
+            problems.append(f"ServiceAccount/{account}: automountServiceAccountToken is not false")
+    r.check(not problems, f"{source}: compactor {mode} wired as specified", "; ".join(problems[:10]))
+
+
 def kinds_per_component(objs: list[dict]) -> set[tuple[str, str]]:
     out = set()
     for o in objs:
@@ -459,7 +645,8 @@ def kinds_per_component(objs: list[dict]) -> set[tuple[str, str]]:
 
 
 def parity(r: Report, renderings: dict[str, list[dict]]) -> None:
-    pairs = [("kustomize:base", "helm:defaults"), ("kustomize:overlays/example-keda", "helm:keda")]
+    pairs = [("kustomize:base", "helm:defaults"), ("kustomize:overlays/example-keda", "helm:keda"),
+             ("kustomize:overlays/example-compactor-cronjob", "helm:compactor-cronjob")]
     for a, b in pairs:
         if a in renderings and b in renderings:
             ka, kb = kinds_per_component(renderings[a]), kinds_per_component(renderings[b])
@@ -542,7 +729,7 @@ def check_compose(r: Report) -> None:
         return
     svcs = resolved["services"]
     want = {"rabbitmq", "redis", "minio", "minio-init", "prometheus", "grafana", "pool-selector-1", "pool-selector-2",
-            "pool-selector-lb", "relay", "ingest-worker", "monitor", "event-generator"}
+            "pool-selector-lb", "relay", "ingest-worker", "monitor", "compactor", "event-generator"}
     r.check(want <= set(svcs), "compose has every service of the stack", f"missing {sorted(want - set(svcs))}")
     r.check("management" in svcs["rabbitmq"]["image"], "compose RabbitMQ has the management plugin")
     bins = workspace_binaries()
@@ -556,6 +743,16 @@ def check_compose(r: Report) -> None:
     lb_conf = (DEPLOY / "nginx" / "pool-selector-lb.conf").read_text()
     r.check("pool-selector-1:5050" in lb_conf and "pool-selector-2:5050" in lb_conf, "compose: the balancer spreads over both pool-selector replicas")
     r.check(svcs["relay"]["environment"]["UPSTREAM_URL"] == "http://pool-selector-lb:5050", "compose: the relay calls the balancer")
+    # The compactor: a pass every interval (serving /metrics), on pool-selector's storage settings.
+    compactor = svcs.get("compactor", {})
+    cmd = compactor.get("command") or []
+    r.check("--every" in cmd and cmd.index("--every") + 1 < len(cmd) and DURATION.match(cmd[cmd.index("--every") + 1]) is not None
+            and "--once" not in cmd, f"compose compactor runs --every <interval> ({cmd})")
+    storage_keys = ("EVENTS_URL", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    sel_env, comp_env = svcs["pool-selector-1"]["environment"], compactor.get("environment", {})
+    r.check(all(comp_env.get(k) == sel_env.get(k) for k in storage_keys),
+            "compose compactor has pool-selector's storage settings",
+            f"differs: {[k for k in storage_keys if comp_env.get(k) != sel_env.get(k)]}")
     for name, s in svcs.items():
         for v in s.get("volumes", []):
             src = v["source"] if isinstance(v, dict) else v.split(":")[0]
@@ -563,7 +760,8 @@ def check_compose(r: Report) -> None:
                 r.check(Path(src).exists(), f"compose {name}: mounted {src} exists")
     # Prometheus targets are compose services on the ports they listen on.
     prom = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
-    listen = {"pool-selector-1": "5050", "pool-selector-2": "5050", "relay": "8080", "ingest-worker": "9091", "monitor": "8090"}
+    listen = {"pool-selector-1": "5050", "pool-selector-2": "5050", "relay": "8080", "ingest-worker": "9091", "monitor": "8090",
+              "compactor": COMPACTOR_PORT}
     for name, port in listen.items():
         env = svcs[name].get("environment", {})
         r.check(env.get("PORT", env.get("METRICS_PORT")) == port, f"compose {name} listens on {port}")
@@ -576,6 +774,16 @@ def check_compose(r: Report) -> None:
 
 
 def check_prometheus(r: Report) -> None:
+    def compactor_targets(config: dict) -> list[str]:
+        job = next((j for j in config["scrape_configs"] if j["job_name"] == COMPACTOR), {})
+        if job.get("metrics_path", "/metrics") != "/metrics":
+            return []
+        return [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+
+    prom = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    r.check(compactor_targets(prom) == [f"compactor:{COMPACTOR_PORT}"],
+            f"deploy/prometheus.yml scrapes the compactor (job compactor, compactor:{COMPACTOR_PORT}/metrics)",
+            f"targets: {compactor_targets(prom)}")
     promtool = shutil.which("promtool")
     if not r.check(promtool is not None, "promtool is installed (Debian package prometheus)"):
         return
@@ -590,8 +798,11 @@ def check_prometheus(r: Report) -> None:
             r.check(p.returncode == 0, "promtool check config (make-up variant)", (p.stdout + p.stderr).strip()[-500:])
         finally:
             os.unlink(f.name)
-        r.check(not re.search(r"(pool-selector-\d|relay|monitor|ingest-worker):\d", local.stdout),
+        r.check(not re.search(r"(pool-selector-\d|relay|monitor|ingest-worker|compactor):\d", local.stdout),
                 "make-up variant has only local targets")
+        local_targets = compactor_targets(yaml.safe_load(local.stdout))
+        r.check(len(local_targets) == 1 and local_targets[0].startswith("127.0.0.1:"),
+                "make-up variant scrapes the local compactor", f"targets: {local_targets}")
 
 
 def dashboard_queries() -> list[str]:
@@ -631,11 +842,20 @@ def check_grafana(r: Report) -> None:
     prov = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "dashboards" / "pool-selector.yml").read_text())
     r.check(prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards", "dashboard provider reads the mounted folder")
     names = set().union(*(promql_metric_names(q) for q in dashboard_queries()))
-    prefixes = ("pool_selector_", "relay_", "ingest_worker_", "pool_monitor_")
+    prefixes = ("pool_selector_", "relay_", "ingest_worker_", "pool_monitor_", "compactor_")
     r.check(len(names) >= 20 and all(n.startswith(prefixes) for n in names),
             f"dashboard uses {len(names)} service metrics", f"unexpected: {sorted(n for n in names if not n.startswith(prefixes))}")
     ids = [p["id"] for p in dash["panels"]]
     r.check(len(ids) == len(set(ids)), "dashboard panel ids are unique")
+    # The compactor: its lag and pending hours in one panel, and how fast hours get compacted.
+    def panel_names(p: dict) -> set[str]:
+        return set().union(*(promql_metric_names(t["expr"]) for t in p.get("targets", [])))
+    lag = [p for p in dash["panels"] if {"compactor_lag_seconds", "compactor_pending_hours"} <= panel_names(p)]
+    r.check(bool(lag) and lag[0]["title"] == "Compaction lag",
+            "dashboard panel \"Compaction lag\" queries compactor_lag_seconds and compactor_pending_hours",
+            f"panels: {[p['title'] for p in lag]}")
+    r.check(any("compactor_hours_compacted_total" in panel_names(p) for p in dash["panels"]),
+            "dashboard has a panel of hours compacted (compactor_hours_compacted_total)")
 
 
 def cmd_static() -> int:
@@ -650,6 +870,9 @@ def cmd_static() -> int:
     for source, objs in renderings.items():
         consistency(r, source, objs)
     parity(r, renderings)
+    section("compactor")
+    for source, objs in renderings.items():
+        check_compactor(r, source, objs)
     section("prometheus adapter")
     check_adapter(r, renderings)
     section("Dockerfile and docker-compose")
@@ -701,6 +924,7 @@ def cmd_live(env_file: str) -> int:
         "relay": env["STACK_RELAY_URL"],
         "ingest-worker": env["STACK_WORKER_URL"],
         "monitor": env["STACK_MONITOR_URL"],
+        "compactor": env["STACK_COMPACTOR_URL"],
     }
     section("metrics exported by the running services")
     exported: set[str] = set()

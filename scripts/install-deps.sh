@@ -2,8 +2,9 @@
 # Install what the test suite and the local stack need, and nothing that is already there.
 #
 #   * Debian packages: rabbitmq-server, redis-server, prometheus, nginx, wrk, docker-compose (checks
-#     deploy/docker-compose.yml offline) (+ curl, and python3-venv when the Python in PATH cannot make
-#     virtual environments). Installed only when missing, as root, with one `apt-get update`; their
+#     deploy/docker-compose.yml offline), time (GNU time: the rollups benchmark reads the compactor's
+#     peak RSS from it) (+ curl, and python3-venv when the Python in PATH cannot make virtual
+#     environments). Installed only when missing, as root, with one `apt-get update`; their
 #     system services are not started (the harness runs its own instances on private ports). Not root
 #     and something missing: prints the command and exits 1.
 #   * A repo-local Python venv at .venv (git-ignored) with moto[server] (the S3 test server),
@@ -17,7 +18,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PY_PACKAGES=("moto[server]>=5" "duckdb>=1" "helm-python-sdk>=0.2.2" "kubernetes-validate>=1.31" "PyYAML>=6")
-DEB_PACKAGES=(rabbitmq-server redis-server prometheus nginx wrk curl docker-compose)
+DEB_PACKAGES=(rabbitmq-server redis-server prometheus nginx wrk curl docker-compose time)
 
 log() { echo "install-deps: $*" >&2; }
 

@@ -9,9 +9,11 @@
 #   scripts/stack.sh prometheus-config   print the Prometheus config `up` generates from deploy/prometheus.yml
 #
 # Started, in order: an S3 server (moto, from the repo venv .venv) with a bucket, RabbitMQ with the
-# management plugin (its own epmd, node name and ports), Redis, pool-selector, ingest-worker, monitor,
-# relay, Prometheus (scraping every service, config generated from deploy/prometheus.yml), and an
-# event-generator streaming to RabbitMQ at STACK_GENERATOR_RATE events/s.
+# management plugin (its own epmd, node name and ports), Redis, pool-selector, compactor (a pass every
+# STACK_COMPACTOR_EVERY, rolling up hours STACK_COMPACTOR_SETTLE after they close, into the same bucket
+# pool-selector reads), ingest-worker, monitor, relay, Prometheus (scraping every service, config
+# generated from deploy/prometheus.yml), and an event-generator streaming to RabbitMQ at
+# STACK_GENERATOR_RATE events/s.
 #
 # State (pid files, data, logs) lives in STACK_DIR (default .stack/, git-ignored). Ports (defaults
 # chosen away from the services' own defaults and from scripts/test-services.sh's 17100-18005):
@@ -19,9 +21,10 @@
 #   STACK_RELAY_PORT 16080     STACK_SELECTOR_PORT 16050   STACK_MONITOR_PORT 16095
 #   STACK_WORKER_PORT 16096    STACK_PROMETHEUS_PORT 16090 STACK_S3_PORT 16000
 #   STACK_AMQP_PORT 16001      STACK_RABBITMQ_MGMT_PORT 16002   STACK_REDIS_PORT 16003
-#   STACK_EPMD_PORT 16004      STACK_ERLANG_DIST_PORT 16005
+#   STACK_EPMD_PORT 16004      STACK_ERLANG_DIST_PORT 16005  STACK_COMPACTOR_PORT 16097
 #
 # Other settings: STACK_GENERATOR_RATE (50), STACK_BUCKET (pool-events), STACK_LOG_LEVEL (INFO),
+# STACK_COMPACTOR_EVERY (1m), STACK_COMPACTOR_SETTLE (2m; short, so a closed hour is rolled up soon),
 # STACK_BUILD (`missing`: build the release binaries only when one is missing; `always`: run cargo build
 # first; `never`), CARGO_TARGET_DIR (binaries are taken from $CARGO_TARGET_DIR/release, default
 # target/release).
@@ -38,9 +41,9 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 case $TARGET in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
 BIN="$TARGET/release"
 RABBIT_LIB=/usr/lib/rabbitmq/bin
-BINARIES=(pool-selector ingest-worker relay monitor event-generator)
+BINARIES=(pool-selector compactor ingest-worker relay monitor event-generator)
 # Start order; `down` stops in reverse (producers first, storage last).
-COMPONENTS=(s3 epmd rabbitmq redis pool-selector ingest-worker monitor relay prometheus event-generator)
+COMPONENTS=(s3 epmd rabbitmq redis pool-selector compactor ingest-worker monitor relay prometheus event-generator)
 
 log() { echo "stack: $*" >&2; }
 die() {
@@ -71,12 +74,15 @@ load_settings() {
     if [[ -f $STATE/settings ]]; then
         # shellcheck disable=SC1091
         source "$STATE/settings"
+        # A stack started before the compactor joined has no port recorded for it.
+        COMPACTOR_PORT=${COMPACTOR_PORT:-${STACK_COMPACTOR_PORT:-16097}}
         return
     fi
     RELAY_PORT=${STACK_RELAY_PORT:-16080}
     SELECTOR_PORT=${STACK_SELECTOR_PORT:-16050}
     MONITOR_PORT=${STACK_MONITOR_PORT:-16095}
     WORKER_PORT=${STACK_WORKER_PORT:-16096}
+    COMPACTOR_PORT=${STACK_COMPACTOR_PORT:-16097}
     PROMETHEUS_PORT=${STACK_PROMETHEUS_PORT:-16090}
     S3_PORT=${STACK_S3_PORT:-16000}
     AMQP_PORT=${STACK_AMQP_PORT:-16001}
@@ -92,8 +98,8 @@ load_settings() {
 save_settings() {
     local v
     {
-        for v in RELAY_PORT SELECTOR_PORT MONITOR_PORT WORKER_PORT PROMETHEUS_PORT S3_PORT AMQP_PORT \
-            MGMT_PORT REDIS_PORT EPMD_PORT DIST_PORT GENERATOR_RATE BUCKET RABBIT_DIR; do
+        for v in RELAY_PORT SELECTOR_PORT MONITOR_PORT WORKER_PORT COMPACTOR_PORT PROMETHEUS_PORT S3_PORT \
+            AMQP_PORT MGMT_PORT REDIS_PORT EPMD_PORT DIST_PORT GENERATOR_RATE BUCKET RABBIT_DIR; do
             printf '%s=%q\n' "$v" "${!v}"
         done
     } >"$STATE/settings"
@@ -128,6 +134,7 @@ export STACK_RELAY_URL='http://127.0.0.1:$RELAY_PORT'
 export STACK_SELECTOR_URL='http://127.0.0.1:$SELECTOR_PORT'
 export STACK_MONITOR_URL='http://127.0.0.1:$MONITOR_PORT'
 export STACK_WORKER_URL='http://127.0.0.1:$WORKER_PORT'
+export STACK_COMPACTOR_URL='http://127.0.0.1:$COMPACTOR_PORT'
 export STACK_PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'
 export STACK_S3_ENDPOINT='http://127.0.0.1:$S3_PORT'
 export STACK_EVENTS_URL='s3://$BUCKET/events/'
@@ -351,6 +358,13 @@ start_pool_selector() {
     start_service pool-selector "$SELECTOR_PORT" HOST=127.0.0.1 PORT="$SELECTOR_PORT" HTTP_WORKERS=2 \
         $(s3_env) AMQP_URL="$(amqp_url)" "$BIN/pool-selector"
 }
+# The compactor reads and writes the bucket pool-selector reads (rollups under events/_rollups/). A
+# short settle time, so an hour the generator filled is rolled up a few minutes after it closes.
+start_compactor() {
+    # shellcheck disable=SC2046
+    start_service compactor "$COMPACTOR_PORT" HOST=127.0.0.1 PORT="$COMPACTOR_PORT" \
+        SETTLE="${STACK_COMPACTOR_SETTLE:-2m}" $(s3_env) "$BIN/compactor" --every "${STACK_COMPACTOR_EVERY:-1m}"
+}
 start_ingest_worker() {
     # shellcheck disable=SC2046
     start_service ingest-worker "$WORKER_PORT" METRICS_HOST=127.0.0.1 METRICS_PORT="$WORKER_PORT" \
@@ -383,15 +397,34 @@ generator_settled() {
 
 # Prometheus scrapes with deploy/prometheus.yml, the file docker compose uses, with the compose
 # service addresses rewritten to this stack's local ports (the only differences).
+# The compactor's target is rewritten like the others when the shared file lists one (any port); when
+# it does not, a compactor job is added as the first scrape config, so the local stack scrapes it either
+# way and never twice.
 prometheus_config() {
-    sed -e "s#pool-selector-1:5050#127.0.0.1:$SELECTOR_PORT#" \
+    local config
+    config=$(sed -E -e "s#pool-selector-1:5050#127.0.0.1:$SELECTOR_PORT#" \
         -e "/pool-selector-2:5050/d" \
         -e "s#relay:8080#127.0.0.1:$RELAY_PORT#" \
         -e "s#monitor:8090#127.0.0.1:$MONITOR_PORT#" \
         -e "s#ingest-worker:9091#127.0.0.1:$WORKER_PORT#" \
+        -e "s#- compactor:[0-9]+#- 127.0.0.1:$COMPACTOR_PORT#" \
         -e "s#localhost:9090#127.0.0.1:$PROMETHEUS_PORT#" \
         -e "s#environment: compose#environment: local#" \
-        "$ROOT/deploy/prometheus.yml"
+        "$ROOT/deploy/prometheus.yml")
+    if grep -qF -- "- 127.0.0.1:$COMPACTOR_PORT" <<<"$config"; then
+        echo "$config"
+        return
+    fi
+    awk -v target="127.0.0.1:$COMPACTOR_PORT" '
+        { print }
+        /^scrape_configs:/ {
+            print "  - job_name: compactor"
+            print "    metrics_path: /metrics"
+            print "    static_configs:"
+            print "      - targets:"
+            print "          - " target
+            print ""
+        }' <<<"$config"
 }
 start_prometheus() {
     alive prometheus && return 0
@@ -421,6 +454,7 @@ component_ports() {
     rabbitmq) echo "$AMQP_PORT $MGMT_PORT $DIST_PORT" ;;
     redis) echo "$REDIS_PORT" ;;
     pool-selector) echo "$SELECTOR_PORT" ;;
+    compactor) echo "$COMPACTOR_PORT" ;;
     ingest-worker) echo "$WORKER_PORT" ;;
     monitor) echo "$MONITOR_PORT" ;;
     relay) echo "$RELAY_PORT" ;;
@@ -465,9 +499,11 @@ cmd_up() {
     log "S3, RabbitMQ and Redis ready ($((SECONDS - t0))s)"
 
     start_pool_selector
+    start_compactor
     start_ingest_worker
     start_monitor
     wait_for pool-selector 60 http_ok "http://127.0.0.1:$SELECTOR_PORT/ready"
+    wait_for compactor 60 http_ok "http://127.0.0.1:$COMPACTOR_PORT/health"
     wait_for ingest-worker 60 http_ok "http://127.0.0.1:$WORKER_PORT/health"
     wait_for monitor 60 http_ok "http://127.0.0.1:$MONITOR_PORT/ready"
     start_relay
@@ -498,6 +534,7 @@ Pool Selector stack is running (state: $STATE; stop it with: make down)
   Prometheus              http://127.0.0.1:$PROMETHEUS_PORT/   (scrape targets: /classic/targets with Debian's build)
   monitor                 http://127.0.0.1:$MONITOR_PORT/desired-worker-scale   (Swagger UI: /docs/)
   ingest-worker metrics   http://127.0.0.1:$WORKER_PORT/metrics
+  compactor metrics       http://127.0.0.1:$COMPACTOR_PORT/metrics   (rollups in s3://$BUCKET/events/_rollups/)
   RabbitMQ management     http://127.0.0.1:$MGMT_PORT   (guest / guest)
   S3 (moto)               http://127.0.0.1:$S3_PORT   bucket s3://$BUCKET/events/ (keys test / test)
   Redis                   redis://127.0.0.1:$REDIS_PORT
@@ -523,6 +560,8 @@ cmd_down() {
     stop_component monitor 10
     # The worker flushes and acknowledges its open batch on SIGTERM (SHUTDOWN_GRACE, 25 s by default).
     stop_component ingest-worker 30
+    # On SIGTERM the compactor finishes the pass in progress (seconds for this stack's history).
+    stop_component compactor 30
     stop_component pool-selector 15
     stop_component prometheus 15
     stop_component redis 10
@@ -543,6 +582,7 @@ component_url() {
     rabbitmq) echo "amqp 127.0.0.1:$AMQP_PORT, management http://127.0.0.1:$MGMT_PORT" ;;
     redis) echo "redis://127.0.0.1:$REDIS_PORT" ;;
     pool-selector) echo "http://127.0.0.1:$SELECTOR_PORT" ;;
+    compactor) echo "http://127.0.0.1:$COMPACTOR_PORT/metrics" ;;
     ingest-worker) echo "http://127.0.0.1:$WORKER_PORT/metrics" ;;
     monitor) echo "http://127.0.0.1:$MONITOR_PORT" ;;
     relay) echo "http://127.0.0.1:$RELAY_PORT" ;;

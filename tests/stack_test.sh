@@ -9,14 +9,16 @@
 #      (its --truth file says what it published) and a POST /events to pool-selector. Both land in S3
 #      through ingest-worker and are ranked, read through the relay (cache MISS, then HIT).
 #   3. The streaming generator started by `up` keeps flowing (ingest-worker's written counter grows);
-#      the monitor reads the queue and sees the worker consuming.
+#      the monitor reads the queue and sees the worker consuming; the compactor answers /health and
+#      completes passes (compactor_passes_total ≥ 1); pool-selector's scan report says how many hours
+#      it read from rollups and how many raw.
 #   4. scripts/check_artifacts.py live: the dashboard's metric names are exported, every manifest probe
 #      path answers, every Prometheus target is up and every dashboard query returns data.
 #   5. `stack.sh down` stops everything: no process of any component's session, nothing in the stack's
 #      folders, no port of the stack listening.
 #
-# Own state folder and ports (STACK_TEST_DIR, default target/stack-test; ports 16100-16196), so a
-# developer's `make up` stack (16000-16096) and the test servers (17100-18005) are not touched.
+# Own state folder and ports (STACK_TEST_DIR, default target/stack-test; ports 16100-16197), so a
+# developer's `make up` stack (16000-16097) and the test servers (17100-18005) are not touched.
 # STACK_BUILD defaults to `always` here so the binaries under test are the current sources'.
 set -euo pipefail
 
@@ -25,9 +27,9 @@ STACK="$ROOT/scripts/stack.sh"
 export STACK_DIR="${STACK_TEST_DIR:-$ROOT/target/stack-test}"
 export STACK_RELAY_PORT=16180 STACK_SELECTOR_PORT=16150 STACK_MONITOR_PORT=16195 STACK_WORKER_PORT=16196
 export STACK_PROMETHEUS_PORT=16190 STACK_S3_PORT=16100 STACK_AMQP_PORT=16101 STACK_RABBITMQ_MGMT_PORT=16102
-export STACK_REDIS_PORT=16103 STACK_EPMD_PORT=16104 STACK_ERLANG_DIST_PORT=16105
+export STACK_REDIS_PORT=16103 STACK_EPMD_PORT=16104 STACK_ERLANG_DIST_PORT=16105 STACK_COMPACTOR_PORT=16197
 export STACK_BUILD="${STACK_BUILD:-always}"
-PORTS=(16180 16150 16195 16196 16190 16100 16101 16102 16103 16104 16105)
+PORTS=(16180 16150 16195 16196 16190 16100 16101 16102 16103 16104 16105 16197)
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 case $TARGET in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
 
@@ -93,7 +95,8 @@ pass "stack.sh up in ${up_seconds}s"
 # shellcheck disable=SC1091
 source "$STACK_DIR/env"
 out=$(cat "$STACK_DIR/test-up.out")
-for url in "$STACK_RELAY_URL" "$STACK_RELAY_URL/docs/" "$STACK_PROMETHEUS_URL" "$STACK_MONITOR_URL/desired-worker-scale"; do
+for url in "$STACK_RELAY_URL" "$STACK_RELAY_URL/docs/" "$STACK_PROMETHEUS_URL" "$STACK_MONITOR_URL/desired-worker-scale" \
+    "$STACK_COMPACTOR_URL/metrics"; do
     check "up prints $url" grep -qF "$url" <<<"$out"
 done
 # Every page `up` prints answers (redirects followed); bare service addresses are not pages.
@@ -204,6 +207,28 @@ import json, sys
 d = json.loads(sys.argv[1])
 sys.exit(0 if d["source_up"] and not d["fallback"] and d["inputs"]["consumers"] >= 1 and d["desired-worker-scale"] >= 1 else 1)' "$scale"
 
+# The compactor runs its first pass at start and one a minute after: wait (with a deadline) until
+# /metrics shows a finished pass. Its hours are not closed yet (SETTLE=2m), so a pass may compact nothing.
+check "compactor /health answers" curl -fsS -o /dev/null --max-time 5 "$STACK_COMPACTOR_URL/health"
+passes() { curl -fs --max-time 5 "$STACK_COMPACTOR_URL/metrics" | awk '$1 == "compactor_passes_total" { print int($2) }'; }
+wait_passes() {
+    local deadline=$((SECONDS + 90)) n=""
+    while ((SECONDS < deadline)); do
+        n=$(passes) || true
+        ((${n:-0} >= 1)) && return 0
+        sleep 1
+    done
+    echo "compactor_passes_total is ${n:-absent} after 90 s" >&2
+    return 1
+}
+check "compactor /metrics: compactor_passes_total ≥ 1 (a pass finished)" wait_passes
+pools=$(curl -sf "$STACK_SELECTOR_URL/pools?window=0&limit=1") || fail "pool-selector /pools?window=0 failed"
+check "pool-selector's /pools scan report has rollup_hours and raw_hours ($(python3 -c 'import json,sys; s=json.loads(sys.argv[1]).get("scan", {}); print({k: s.get(k) for k in ("rollup_hours", "raw_hours")})' "$pools"))" \
+    python3 -c '
+import json, sys
+s = json.loads(sys.argv[1])["scan"]
+sys.exit(0 if all(isinstance(s.get(k), int) and s[k] >= 0 for k in ("rollup_hours", "raw_hours")) else 1)' "$pools"
+
 # ---------------------------------------------------------------------------------------------------
 # 4. metric names, probes and Prometheus against the live stack
 
@@ -240,7 +265,8 @@ refs=""
 for p in /proc/[0-9]*; do
     pid=${p#/proc/}
     [[ $pid == "$$" ]] && continue
-    cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+    # 2>/dev/null first: a process that exits meanwhile makes the input redirection itself fail.
+    cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
     cwd=$(readlink "$p/cwd" 2>/dev/null) || cwd=""
     if [[ $cmd == *"$STACK_DIR/"* || $cwd == "$STACK_DIR"* || (-n $rabbit_dir && ($cmd == *"$rabbit_dir"* || $cwd == "$rabbit_dir"*)) ]]; then
         refs+=" $pid(${cmd:0:60})"

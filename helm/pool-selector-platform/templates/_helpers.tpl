@@ -39,9 +39,9 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 {{- end -}}
 
-{{/* The pod-level settings every Deployment shares. */}}
+{{/* The pod-level settings every Deployment shares (.serviceAccount: another account than the shared one). */}}
 {{- define "psp.podSpecCommon" -}}
-serviceAccountName: {{ .root.Release.Name }}-pool-selector-platform
+serviceAccountName: {{ .serviceAccount | default (printf "%s-pool-selector-platform" .root.Release.Name) }}
 automountServiceAccountToken: false
 {{- with .root.Values.imagePullSecrets }}
 imagePullSecrets:

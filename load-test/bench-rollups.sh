@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# Rollups: what `compactor` costs and what it buys pool-selector, on two generated histories:
+#   A: 2,000,000 events over 720 hours (30 days);  B: 5,000,000 events over 8,760 hours (365 days).
+# For each dataset:
+#   * compaction: one `compactor --once` pass with SETTLE=0 (wall time, events generated per second,
+#     peak RSS from GNU time), then the same command again, which finds nothing to do (idempotent);
+#   * whole history (`/get-pool?window=0`), first request in a fresh pool-selector: rollups (the
+#     default) vs USE_ROLLUPS=false (raw events) vs DuckDB's seed query on the same NDJSON files, each the
+#     median of REPEAT fresh processes, pool-selector's peak RSS (VmHWM), and whether rollups and raw
+#     events pick the same pool with the same counts;
+#   * QUERIES distinct warm queries in one process (after one whole-history warm-up): instance-type
+#     subsets of the types present × windows 1h…30d and 0, one keep-alive connection
+#     (load-test/warm_queries.py), p50/p99/max.
+# As in bench-selector.sh the page cache is warm for every engine and fresh files are synced first.
+#
+# Settings: BENCH_EVENTS_A/BENCH_HOURS_A, BENCH_EVENTS_B/BENCH_HOURS_B (smoke test: e.g. 50000 / 72),
+# BENCH_DATASETS ("A B"), BENCH_REPEAT (5), BENCH_QUERIES (100), BENCH_PORT (5392),
+# BENCH_DATA (bench-data/rollups; the datasets are deleted at the end, the logs kept), BENCH_KEEP=1
+# keeps the generated data (A and B are generated one after the other; B alone is ~800 MB).
+set -euo pipefail
+shopt -s inherit_errexit # a failing command inside $(...) fails the substitution too
+cd "$(dirname "$0")/.."
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+bin="$TARGET_DIR/release"
+EVENTS_A=${BENCH_EVENTS_A:-2000000}
+HOURS_A=${BENCH_HOURS_A:-720}
+EVENTS_B=${BENCH_EVENTS_B:-5000000}
+HOURS_B=${BENCH_HOURS_B:-8760}
+DATASETS=${BENCH_DATASETS:-A B}
+REPEAT=${BENCH_REPEAT:-5}
+QUERIES=${BENCH_QUERIES:-100}
+PORT=${BENCH_PORT:-5392}
+WORK=${BENCH_DATA:-bench-data/rollups}
+KEEP=${BENCH_KEEP:-0}
+PY=.venv/bin/python
+BASE="http://127.0.0.1:$PORT"
+
+# Targets (also printed): whole history rollups/DuckDB ratio, pool-selector peak RSS (MB), warm
+# latency p50 and p99 (ms), and the first whole-history request on the 365-day dataset (ms).
+T_RATIO=0.15 T_RSS=150 T_P50=5 T_P99=20 T_FIRST_YEAR=250
+
+log() { echo "bench-rollups: $*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+for b in compactor pool-selector event-generator; do
+    [[ -x $bin/$b ]] || die "$bin/$b is missing: build with cargo build --release --workspace --bins"
+done
+# GNU time, not the shell keyword: it reports the compactor's peak RSS after the process has exited.
+[[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (Debian package time; scripts/install-deps.sh installs it)"
+[[ -x $PY ]] || die "$PY is missing (scripts/install-deps.sh creates the venv with duckdb)"
+
+selector_pid=""
+cleanup() {
+    if [[ -n $selector_pid ]]; then
+        kill -TERM "$selector_pid" 2>/dev/null || true
+        wait "$selector_pid" 2>/dev/null || true
+    fi
+    # The datasets are large (B is ~800 MB of NDJSON): gone at the end, also after a failure. The logs
+    # in $WORK stay, for the error message that names them.
+    if [[ $KEEP != 1 ]]; then rm -rf "$WORK/A" "$WORK/B" "$WORK"/truth-*.json "$WORK/body.json"; fi
+}
+trap cleanup EXIT
+mkdir -p "$WORK"
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+maximum() { sort -g | tail -1; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
+# "met" or "NOT met" for value ≤ target.
+met() { awk -v v="$1" -v t="$2" 'BEGIN {print (v != "" && v + 0 <= t + 0) ? "met" : "NOT met"}'; }
+fmt1() { awk -v v="$1" 'BEGIN {printf "%.1f", v}'; }
+
+# A fresh pool-selector over $DATA with the given extra environment; returns once /health answers.
+start_selector() {
+    port_open "$PORT" && die "port $PORT is taken by another program; set BENCH_PORT"
+    env "$@" EVENTS_URL="$DATA" HOST=127.0.0.1 PORT="$PORT" LOG_LEVEL=warn "$bin/pool-selector" \
+        2>>"$WORK/pool-selector.log" &
+    selector_pid=$!
+    local deadline=$((SECONDS + 30))
+    until curl -fs -o /dev/null "$BASE/health"; do
+        kill -0 "$selector_pid" 2>/dev/null || die "pool-selector exited at start (log: $WORK/pool-selector.log)"
+        ((SECONDS < deadline)) || die "pool-selector not healthy after 30 s (log: $WORK/pool-selector.log)"
+        sleep 0.02
+    done
+}
+selector_rss_mb() { awk '/VmHWM/ {print $2 / 1024}' "/proc/$selector_pid/status"; }
+stop_selector() {
+    kill -TERM "$selector_pid" 2>/dev/null || true
+    wait "$selector_pid" 2>/dev/null || true
+    selector_pid=""
+}
+
+# The winner of a /get-pool answer with its counts, to compare two engines' answers exactly.
+answer() { $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["pool_id"], d["jobs"], d["spot_terminations"], sep=",")' "$1"; }
+
+# The helpers below return through globals, not $(...): a process they start stays known to this shell
+# (and to the EXIT trap), and a failure stops the script instead of leaving an empty value.
+
+# REPEAT fresh processes, one whole-history request each. Sets FIRST_MS (median), FIRST_RSS (max, MB) and
+# FIRST_ANSWER ("pool,jobs,terminations", or VARIES if the runs disagree).
+selector_first() { # $1 = USE_ROLLUPS value
+    local ms=() rss=() answers=() i code t
+    for ((i = 0; i < REPEAT; i++)); do
+        start_selector USE_ROLLUPS="$1"
+        read -r code t < <(curl -s -o "$WORK/body.json" -w '%{http_code} %{time_total}\n' "$BASE/get-pool?window=0")
+        [[ $code == 200 ]] || die "GET /get-pool?window=0 (USE_ROLLUPS=$1) answered $code: $(head -c 300 "$WORK/body.json")"
+        rss+=("$(selector_rss_mb)")
+        stop_selector
+        ms+=("$(awk -v t="$t" 'BEGIN {print t * 1000}')")
+        answers+=("$(answer "$WORK/body.json")")
+    done
+    FIRST_MS=$(printf '%s\n' "${ms[@]}" | median)
+    FIRST_RSS=$(printf '%s\n' "${rss[@]}" | maximum)
+    FIRST_ANSWER=$(printf '%s\n' "${answers[@]}" | sort -u)
+    [[ $(wc -l <<<"$FIRST_ANSWER") -eq 1 ]] || FIRST_ANSWER=VARIES
+}
+
+# DuckDB's seed query over the raw NDJSON only (the glob leaves _rollups/ out). Sets DUCK_MS (median)
+# and DUCK_RSS (max, MB).
+duck() {
+    local ms=() rss=() i out
+    for ((i = 0; i < REPEAT; i++)); do
+        out=$($PY load-test/duckdb_seed.py --glob "$DATA/dt=*/hr=*/*.json" --window 0)
+        ms+=("$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["ms"])' "$out")")
+        rss+=("$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["peak_rss_mb"])' "$out")")
+    done
+    DUCK_MS=$(printf '%s\n' "${ms[@]}" | median)
+    DUCK_RSS=$(printf '%s\n' "${rss[@]}" | maximum)
+}
+
+# One `compactor --once` pass with SETTLE=0. Sets C_SECONDS, C_RSS (MB, from GNU time) and, from the
+# pass's summary log line, C_HOURS, C_DAYS, C_EVENTS, C_ERRORS.
+compact_once() { # $1 = log file
+    local t0 rc=0 ms summary
+    t0=$(date +%s%N)
+    /usr/bin/time -f '%M' -o "$WORK/compactor.time" env EVENTS_URL="$DATA" SETTLE=0 LOG_FORMAT=json \
+        LOG_LEVEL=info "$bin/compactor" --once 2>"$1" || rc=$?
+    ms=$(ms_since "$t0")
+    if ((rc != 0)); then
+        tail -n 20 "$1" >&2
+        die "compactor --once over $DATA exited $rc (log: $1)"
+    fi
+    summary=$($PY -c '
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        d = json.loads(line)
+    except ValueError:
+        continue
+    if d.get("message") == "compaction pass finished":
+        print(d["hours_compacted"], d["days_merged"], d["events"], d.get("errors", 0))
+        break
+else:
+    sys.exit("no \"compaction pass finished\" line in " + sys.argv[1])' "$1")
+    read -r C_HOURS C_DAYS C_EVENTS C_ERRORS <<<"$summary"
+    C_SECONDS=$(awk -v ms="$ms" 'BEGIN {printf "%.2f", ms / 1000}')
+    # GNU time prints the peak in KiB on its last line.
+    C_RSS=$(tail -n 1 "$WORK/compactor.time" | awk '{print $1 / 1024}')
+}
+
+run_dataset() { # $1 name, $2 events, $3 hours
+    local name=$1 events=$2 hours=$3
+    DATA="$WORK/$name"
+    rm -rf "$DATA"
+    mkdir -p "$DATA"
+    log "dataset $name: generating $events events over $hours h into $DATA"
+    "$bin/event-generator" --sink "$DATA" --events "$events" --hours "$hours" --seed 7 \
+        --truth "$WORK/truth-$name.json" >/dev/null 2>"$WORK/generator-$name.log" ||
+        die "event-generator failed (log: $WORK/generator-$name.log)"
+    local objects bytes partitions
+    objects=$(find "$DATA" -name '*.json' | wc -l)
+    bytes=$(du -sb "$DATA" | cut -f1)
+    partitions=$(find "$DATA" -mindepth 2 -maxdepth 2 -type d -name 'hr=*' | wc -l)
+    find "$DATA" -name '*.json' -exec cat {} + >/dev/null # the same warm page cache for every engine
+    sync                                                   # no writeback of fresh files during the runs
+
+    log "dataset $name: compactor --once (SETTLE=0)"
+    compact_once "$WORK/compactor-$name-1.log"
+    local c_s=$C_SECONDS c_rss=$C_RSS c_hours=$C_HOURS c_days=$C_DAYS c_events=$C_EVENTS c_err=$C_ERRORS
+    compact_once "$WORK/compactor-$name-2.log"
+    local n_s=$C_SECONDS n_rss=$C_RSS n_hours=$C_HOURS n_days=$C_DAYS
+    local eps rollup_files rollup_bytes
+    eps=$(awk -v e="$events" -v s="$c_s" 'BEGIN {printf "%.0f", e / (s > 0 ? s : 0.001)}')
+    rollup_files=$(find "$DATA/_rollups" -name '*.parquet' 2>/dev/null | wc -l)
+    rollup_bytes=$(du -sb "$DATA/_rollups" 2>/dev/null | cut -f1)
+    sync
+
+    log "dataset $name: whole history, first request: rollups, raw, DuckDB ($REPEAT runs each)"
+    selector_first true
+    local r_ms=$FIRST_MS r_rss=$FIRST_RSS r_ans=$FIRST_ANSWER
+    selector_first false
+    local w_ms=$FIRST_MS w_rss=$FIRST_RSS w_ans=$FIRST_ANSWER
+    duck
+    local d_ms=$DUCK_MS d_rss=$DUCK_RSS
+
+    log "dataset $name: $QUERIES distinct warm queries in one process"
+    start_selector USE_ROLLUPS=true
+    curl -fs -o /dev/null "$BASE/get-pool?window=0" || die "warm-up request failed"
+    local pools types scan
+    pools=$(curl -fs "$BASE/pools?window=0") || die "GET /pools?window=0 failed"
+    types=$($PY -c 'import json,sys; print(",".join(sorted({p["instance_type"] for p in json.loads(sys.argv[1])["pools"]})))' "$pools")
+    scan=$($PY -c '
+import json, sys
+s = json.loads(sys.argv[1])["scan"]
+print("%s hours from rollups, %s raw; %s objects, %.1f MiB read"
+      % (s.get("rollup_hours"), s.get("raw_hours"), s.get("objects"), s.get("bytes", 0) / 1048576))' "$pools")
+    local warm q_p50 q_p99 q_max q_codes q_slowest
+    warm=$($PY load-test/warm_queries.py --port "$PORT" --types "$types" --count "$QUERIES")
+    read -r q_p50 q_p99 q_max q_codes q_slowest <<<"$($PY -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["p50_ms"], d["p99_ms"], d["max_ms"], ",".join(f"{v}x{k}" for k, v in d["codes"].items()), "no. %d of %d: %s" % (d["slowest_index"], d["requests"], d["slowest"]))' "$warm")"
+    local q_rss
+    q_rss=$(selector_rss_mb)
+    stop_selector
+
+    local ratio same rss_max
+    ratio=$(awk -v a="$r_ms" -v b="$d_ms" 'BEGIN {printf "%.3f", a / b}')
+    rss_max=$(printf '%s\n' "$r_rss" "$q_rss" | maximum)
+    # The target is the same pool; equal jobs and terminations as well say the rollups lost nothing.
+    if [[ $r_ans == VARIES || $w_ans == VARIES || ${r_ans%%,*} != "${w_ans%%,*}" ]]; then
+        same="NO (rollups ${r_ans//,/, }; raw ${w_ans//,/, })"
+    elif [[ $r_ans == "$w_ans" ]]; then
+        same="yes (${r_ans%%,*}; same jobs and terminations: ${r_ans#*,})"
+    else
+        same="yes (${r_ans%%,*}), but the counts differ: rollups ${r_ans#*,}, raw ${w_ans#*,}"
+    fi
+    local ntypes
+    ntypes=$(tr ',' '\n' <<<"$types" | wc -l)
+
+    cat <<TXT
+
+### Dataset $name: $events events over $hours h ($((hours / 24)) days)
+
+$partitions hourly partitions, $objects objects, $((bytes / 1048576)) MiB NDJSON; after compaction $rollup_files rollup files, $(fmt1 "$(awk -v b="${rollup_bytes:-0}" 'BEGIN {print b / 1048576}')") MiB Parquet. A warm whole-history scan (after the first request) takes $scan. Median of $REPEAT fresh processes for each first request.
+
+| measurement | result | target |
+|---|---:|---|
+| compaction, \`compactor --once\` (SETTLE=0) | $c_s s, $eps events/s, peak RSS $(fmt1 "$c_rss") MB ($c_hours hours compacted, $c_days days merged, $c_events events read, $c_err errors) | |
+| compaction again (nothing left to do) | $n_s s ($n_hours hours compacted, $n_days days merged), peak RSS $(fmt1 "$n_rss") MB | |
+| whole history, first request, rollups (default) | $(fmt1 "$r_ms") ms | |
+| whole history, first request, raw events (USE_ROLLUPS=false) | $(fmt1 "$w_ms") ms | |
+| whole history, DuckDB seed query (raw NDJSON) | $(fmt1 "$d_ms") ms | |
+| ratio rollups / DuckDB | $ratio | ≤ $T_RATIO |
+| ratio rollups / raw events | $(awk -v a="$r_ms" -v b="$w_ms" 'BEGIN {printf "%.3f", a / b}') | |
+| pool-selector peak RSS, first request: rollups / raw | $(fmt1 "$r_rss") / $(fmt1 "$w_rss") MB | ≤ $T_RSS MB (rollups) |
+| DuckDB peak RSS | $(fmt1 "$d_rss") MB | |
+| same answer, rollups vs raw (pool_id; jobs,terminations) | $same | same pool_id |
+| $QUERIES distinct warm queries, one process ($ntypes instance types; answers $q_codes): p50 / p99 / max | $(awk -v v="$q_p50" 'BEGIN {printf "%.2f", v}') / $(awk -v v="$q_p99" 'BEGIN {printf "%.2f", v}') / $(awk -v v="$q_max" 'BEGIN {printf "%.2f", v}') ms | p50 ≤ $T_P50 ms, p99 ≤ $T_P99 ms |
+| pool-selector peak RSS after the warm queries | $(fmt1 "$q_rss") MB | ≤ $T_RSS MB |
+
+Slowest warm query (the max above): $q_slowest.
+TXT
+    local targets
+    targets="ratio rollups/DuckDB ≤ $T_RATIO $(met "$ratio" "$T_RATIO") ($ratio)"
+    if [[ $name == B ]]; then
+        targets+="; first whole-history request ≤ $T_FIRST_YEAR ms $(met "$r_ms" "$T_FIRST_YEAR") ($(fmt1 "$r_ms") ms)"
+    fi
+    targets+="; pool-selector peak RSS ≤ $T_RSS MB $(met "$rss_max" "$T_RSS") ($(fmt1 "$rss_max") MB)"
+    targets+="; warm p50 ≤ $T_P50 ms $(met "$q_p50" "$T_P50"); warm p99 ≤ $T_P99 ms $(met "$q_p99" "$T_P99")"
+    targets+="; same pool_id rollups vs raw $([[ $same == yes* ]] && echo met || echo "NOT met")"
+    echo
+    echo "Targets ($name): $targets."
+
+    if [[ $KEEP != 1 ]]; then rm -rf "$DATA"; fi # before the next dataset, to bound the disk used
+}
+
+for d in $DATASETS; do
+    case $d in
+    A) run_dataset A "$EVENTS_A" "$HOURS_A" ;;
+    B) run_dataset B "$EVENTS_B" "$HOURS_B" ;;
+    *) die "BENCH_DATASETS takes A and/or B (got $d)" ;;
+    esac
+done
