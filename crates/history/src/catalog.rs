@@ -42,6 +42,9 @@ pub struct Snapshot {
     pub taken: Instant,
     pub hours: BTreeMap<Partition, HourListing>,
     pub rollups: BTreeMap<NaiveDate, DayRollups>,
+    /// Rollups this listing's requests have decoded, so a warm request neither looks each one up in
+    /// the cache nor builds its key again. Lives as long as the listing (`ROLLUP_RECHECK`).
+    resolved: std::sync::Mutex<Arc<HashMap<Path, Arc<Block>>>>,
 }
 
 /// Cache key of a decoded rollup: its key plus what changes when it is rewritten.
@@ -150,11 +153,26 @@ impl Catalog {
         let storage = self.storage();
         let root = storage.root.as_ref().to_owned();
         let prefix_len = if root.is_empty() { 0 } else { root.len() + 1 };
-        let objects: Vec<ObjectMeta> = storage
+        // One listing per top-level folder (each day, and the rollups), several at once: on S3 a
+        // listing is a sequence of 1,000-key pages, so a year of days listed one after the other
+        // would be slow; locally each walk runs on its own blocking thread.
+        let top = storage
             .store
-            .list(Some(&storage.root))
+            .list_with_delimiter(Some(&storage.root))
+            .await?;
+        let mut objects: Vec<ObjectMeta> = top.objects;
+        let per_folder: Vec<Vec<ObjectMeta>> = futures::stream::iter(top.common_prefixes)
+            .map(|prefix| async move {
+                storage
+                    .store
+                    .list(Some(&prefix))
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .buffer_unordered(8)
             .try_collect()
             .await?;
+        objects.extend(per_folder.into_iter().flatten());
         let mut hours: BTreeMap<Partition, Vec<ObjectMeta>> = BTreeMap::new();
         let mut rollups: BTreeMap<NaiveDate, DayRollups> = BTreeMap::new();
         for meta in objects {
@@ -198,6 +216,7 @@ impl Catalog {
             taken,
             hours,
             rollups,
+            resolved: Default::default(),
         });
         *self.inner.current.write().expect("poisoned") = Some(Arc::clone(&snapshot));
         Ok(snapshot)
@@ -243,13 +262,18 @@ impl Catalog {
         &self,
         snapshot: &Snapshot,
         days: impl Iterator<Item = NaiveDate>,
-    ) -> HashMap<Path, Arc<Block>> {
-        let metas: Vec<ObjectMeta> = days
+    ) -> Arc<HashMap<Path, Arc<Block>>> {
+        let known = Arc::clone(&snapshot.resolved.lock().expect("poisoned"));
+        let missing: Vec<ObjectMeta> = days
             .filter_map(|d| snapshot.rollups.get(&d))
             .flat_map(|r| r.day.iter().chain(r.hours.values()))
+            .filter(|m| !known.contains_key(&m.location))
             .cloned()
             .collect();
-        futures::stream::iter(metas)
+        if missing.is_empty() {
+            return known;
+        }
+        let loaded: Vec<(Path, Arc<Block>)> = futures::stream::iter(missing)
             .map(|meta| async move {
                 let r = self.block(&meta).await;
                 (meta.location, r)
@@ -265,7 +289,10 @@ impl Catalog {
                 }
             })
             .collect()
-            .await
+            .await;
+        let mut guard = snapshot.resolved.lock().expect("poisoned");
+        Arc::make_mut(&mut guard).extend(loaded);
+        Arc::clone(&guard)
     }
 
     /// The rollup hour that answers partition `p` as listed, if any.
@@ -312,37 +339,88 @@ impl Catalog {
         let mut raw: Vec<Partition> = vec![];
         let mut frontier: Option<Partition> = None;
         let weighting = Weighting::new(q);
-        let mut wanted_cache: HashMap<*const Block, Vec<bool>> = HashMap::new();
-        for (p, listing) in snapshot.hours.iter().filter(|(p, _)| in_window(p)) {
-            let usable = Self::covering(snapshot, &blocks, *p, listing).filter(|(_, h)| {
-                h.misfiled_pools == 0
-                    && p.end_micros() <= now_micros
-                    && (h.rows.is_empty() || h.first_micros >= cutoff_micros)
-            });
-            let Some((block, hour)) = usable else {
-                plan.raw_hours += 1;
-                raw.push(*p);
-                continue;
-            };
-            plan.rollup_hours += 1;
-            frontier = Some(*p);
-            let wanted = wanted_cache
-                .entry(Arc::as_ptr(block))
-                .or_insert_with(|| block.pools.iter().map(|id| q.wants(id)).collect());
-            let factors = weighting.factors(p.start_micros() + HOUR_MICROS / 2);
-            for row in &block.rows[hour.rows.clone()] {
-                if !wanted[row.pool as usize] {
-                    continue;
+        // Per-pool tallies in a vector; each block's pool index maps to a slot once (or to `None` when
+        // the query does not want that pool), so the row loop neither hashes nor clones pool ids.
+        let mut tallies: Vec<(PoolId, Tally)> = vec![];
+        let mut slot_of: HashMap<PoolId, usize> = HashMap::new();
+        let mut slots_cache: HashMap<*const Block, Vec<Option<usize>>> = HashMap::new();
+        let unweighted = q.half_life.is_none();
+        let window_hours: Vec<(&Partition, &HourListing)> = snapshot
+            .hours
+            .iter()
+            .filter(|(p, _)| in_window(p))
+            .collect();
+        for day in window_hours.chunk_by(|a, b| a.0.date == b.0.date) {
+            // Which rollup hour answers each hour of the day, if any.
+            let covered: Vec<Option<(&Arc<Block>, &BlockHour)>> = day
+                .iter()
+                .map(|(p, listing)| {
+                    Self::covering(snapshot, &blocks, **p, listing).filter(|(_, h)| {
+                        h.misfiled_pools == 0
+                            && p.end_micros() <= now_micros
+                            && (h.rows.is_empty() || h.first_micros >= cutoff_micros)
+                    })
+                })
+                .collect();
+            for ((p, _), c) in day.iter().zip(&covered) {
+                if c.is_some() {
+                    plan.rollup_hours += 1;
+                    frontier = Some(**p);
+                } else {
+                    plan.raw_hours += 1;
+                    raw.push(**p);
                 }
-                let t = plan
-                    .tallies
-                    .entry(block.pools[row.pool as usize].clone())
-                    .or_default();
-                add_row(t, row, factors);
-                plan.rows += u64::from(row.jobs);
-                plan.duplicates += u64::from(row.duplicates);
+            }
+            // Unweighted, with every hour of one block in use: its per-pool totals stand for its rows.
+            let whole_block = match covered.first() {
+                Some(Some((b, _)))
+                    if unweighted
+                        && covered.len() == b.hours.len()
+                        && covered
+                            .iter()
+                            .all(|c| c.is_some_and(|(o, _)| Arc::ptr_eq(o, b))) =>
+                {
+                    Some(*b)
+                }
+                _ => None,
+            };
+            for ((p, _), c) in day.iter().zip(&covered) {
+                let Some((block, hour)) = c else { continue };
+                let slots = slots_cache.entry(Arc::as_ptr(block)).or_insert_with(|| {
+                    block
+                        .pools
+                        .iter()
+                        .map(|id| {
+                            q.wants(id).then(|| {
+                                *slot_of.entry(id.clone()).or_insert_with(|| {
+                                    tallies.push((id.clone(), Tally::default()));
+                                    tallies.len() - 1
+                                })
+                            })
+                        })
+                        .collect()
+                });
+                let rows = match whole_block {
+                    Some(b) if Arc::ptr_eq(b, block) => {
+                        if p.hour != day[0].0.hour {
+                            continue; // the totals were added with the first hour
+                        }
+                        &block.totals[..]
+                    }
+                    _ => &block.rows[hour.rows.clone()],
+                };
+                let factors = weighting.factors(p.start_micros() + HOUR_MICROS / 2);
+                for row in rows {
+                    let Some(slot) = slots[row.pool as usize] else {
+                        continue;
+                    };
+                    add_row(&mut tallies[slot].1, row, factors);
+                    plan.rows += u64::from(row.jobs);
+                    plan.duplicates += u64::from(row.duplicates);
+                }
             }
         }
+        plan.tallies = tallies.into_iter().collect();
         plan.raw_roots = raw_roots(&raw, frontier, first, q.now);
         Ok(plan)
     }

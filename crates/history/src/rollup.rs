@@ -36,7 +36,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use pool_core::event::{Partition, PoolId};
@@ -249,8 +250,13 @@ pub fn encode(manifest: &Manifest, rows: &mut [RollupRow]) -> Result<Bytes, Roll
         ));
     }
     let batch = RecordBatch::try_new(schema(), columns).map_err(|e| format_err(&key, e))?;
+    // Readers decode every column of hundreds of small files on a cold start, so the per-column work is
+    // kept low: no page statistics (nothing is pruned by them), no dictionaries for the unique floats.
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_dictionary_enabled(false)
+        .set_column_dictionary_enabled(ColumnPath::from("pool_id"), true)
         .set_key_value_metadata(Some(vec![KeyValue::new(
             MANIFEST_KEY.to_owned(),
             serde_json::to_string(manifest).map_err(|e| format_err(&key, e))?,
@@ -266,6 +272,25 @@ pub fn encode(manifest: &Manifest, rows: &mut [RollupRow]) -> Result<Bytes, Roll
 
 /// Decode a rollup fully (the compactor's day merge).
 pub fn decode(key: &str, bytes: Bytes) -> Result<(Manifest, Vec<RollupRow>), RollupError> {
+    let mut rows = vec![];
+    let manifest = read(key, bytes, |hour, pool, count| {
+        rows.push(RollupRow {
+            hour,
+            pool_id: pool.to_owned(),
+            count: count.clone(),
+        });
+        Ok(())
+    })?;
+    Ok((manifest, rows))
+}
+
+/// Read a rollup: its manifest, and each row handed to `visit` as `(hour, pool_id, counts)` without
+/// allocating (readers decode hundreds of these on a cold start).
+fn read(
+    key: &str,
+    bytes: Bytes,
+    mut visit: impl FnMut(u8, &str, &PoolCount) -> Result<(), RollupError>,
+) -> Result<Manifest, RollupError> {
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| format_err(key, e))?;
     let manifest = builder
@@ -273,9 +298,9 @@ pub fn decode(key: &str, bytes: Bytes) -> Result<(Manifest, Vec<RollupRow>), Rol
         .file_metadata()
         .key_value_metadata()
         .and_then(|kv| kv.iter().find(|e| e.key == MANIFEST_KEY))
-        .and_then(|e| e.value.clone())
+        .and_then(|e| e.value.as_deref())
         .ok_or_else(|| format_err(key, "no manifest in the file metadata"))?;
-    let manifest: Manifest = serde_json::from_str(&manifest).map_err(|e| format_err(key, e))?;
+    let manifest: Manifest = serde_json::from_str(manifest).map_err(|e| format_err(key, e))?;
     if manifest.version != FORMAT_VERSION {
         return Err(format_err(
             key,
@@ -285,8 +310,11 @@ pub fn decode(key: &str, bytes: Bytes) -> Result<(Manifest, Vec<RollupRow>), Rol
             ),
         ));
     }
-    let reader = builder.build().map_err(|e| format_err(key, e))?;
-    let mut rows = vec![];
+    let reader = builder
+        .with_batch_size(65_536)
+        .build()
+        .map_err(|e| format_err(key, e))?;
+    let mut count = PoolCount::default();
     for batch in reader {
         let batch = batch.map_err(|e| format_err(key, e))?;
         if batch.schema().fields().len() != 8 + 2 * MOMENTS {
@@ -305,7 +333,6 @@ pub fn decode(key: &str, bytes: Bytes) -> Result<(Manifest, Vec<RollupRow>), Rol
             if pool.is_null(i) {
                 return Err(format_err(key, "null pool_id"));
             }
-            let mut count = PoolCount::default();
             count.tally.jobs = jobs.value(i);
             count.tally.spot_terminations = spot.value(i);
             count.tally.other_failures = other.value(i);
@@ -316,14 +343,10 @@ pub fn decode(key: &str, bytes: Bytes) -> Result<(Manifest, Vec<RollupRow>), Rol
                 count.moments.jobs[k] = m[k].value(i);
                 count.moments.spot[k] = t[k].value(i);
             }
-            rows.push(RollupRow {
-                hour: hr.value(i),
-                pool_id: pool.value(i).to_owned(),
-                count,
-            });
+            visit(hr.value(i), pool.value(i), &count)?;
         }
     }
-    Ok((manifest, rows))
+    Ok(manifest)
 }
 
 /// One pool's counts in one hour, compactly, as kept in memory by readers.
@@ -360,50 +383,52 @@ pub struct Block {
     pub hours: Vec<BlockHour>,
     pub pools: Vec<PoolId>,
     pub rows: Vec<Row>,
+    /// One row per pool summing all its hours (moments left empty): what an unweighted query adds
+    /// when it uses every hour of the block.
+    pub totals: Vec<Row>,
 }
 
 impl Block {
     /// Decode a rollup into the reader's compact form.
     pub fn from_bytes(key: &str, bytes: Bytes) -> Result<Self, RollupError> {
-        let (manifest, rows) = decode(key, bytes)?;
         let mut pools: Vec<PoolId> = vec![];
         let mut pool_index: std::collections::HashMap<String, u32> = Default::default();
-        let mut out = Vec::with_capacity(rows.len());
+        let mut out: Vec<Row> = Vec::new();
+        let mut row_hours: Vec<u8> = Vec::new();
+        let narrow = |n: u64| u32::try_from(n).map_err(|_| format_err(key, "count over 2³²"));
+        let manifest = read(key, bytes, |hour, pool_id, c| {
+            let pool = match pool_index.get(pool_id) {
+                Some(&i) => i,
+                None => {
+                    let id = pool_id.parse::<PoolId>().map_err(|e| format_err(key, e))?;
+                    pools.push(id);
+                    pool_index.insert(pool_id.to_owned(), pools.len() as u32 - 1);
+                    pools.len() as u32 - 1
+                }
+            };
+            row_hours.push(hour);
+            out.push(Row {
+                pool,
+                jobs: narrow(c.tally.jobs)?,
+                spot: narrow(c.tally.spot_terminations)?,
+                other: narrow(c.tally.other_failures)?,
+                duplicates: narrow(c.duplicates)?,
+                first_micros: c.tally.first_event_micros,
+                last_micros: c.tally.last_event_micros,
+                m: c.moments.jobs.map(|v| v as f32),
+                t: c.moments.spot.map(|v| v as f32),
+            });
+            Ok(())
+        })?;
         let mut hours = Vec::with_capacity(manifest.hours.len());
         let mut next = 0;
-        let narrow = |n: u64| u32::try_from(n).map_err(|_| format_err(key, "count over 2³²"));
         for hm in &manifest.hours {
-            let start = out.len();
+            let start = next;
             let (mut first, mut last) = (i64::MAX, i64::MIN);
-            while next < rows.len() && rows[next].hour == hm.hour {
-                let r = &rows[next];
+            while next < out.len() && row_hours[next] == hm.hour {
+                first = first.min(out[next].first_micros);
+                last = last.max(out[next].last_micros);
                 next += 1;
-                let pool = match pool_index.get(&r.pool_id) {
-                    Some(&i) => i,
-                    None => {
-                        let id = r
-                            .pool_id
-                            .parse::<PoolId>()
-                            .map_err(|e| format_err(key, e))?;
-                        pools.push(id);
-                        pool_index.insert(r.pool_id.clone(), pools.len() as u32 - 1);
-                        pools.len() as u32 - 1
-                    }
-                };
-                let c = &r.count;
-                first = first.min(c.tally.first_event_micros);
-                last = last.max(c.tally.last_event_micros);
-                out.push(Row {
-                    pool,
-                    jobs: narrow(c.tally.jobs)?,
-                    spot: narrow(c.tally.spot_terminations)?,
-                    other: narrow(c.tally.other_failures)?,
-                    duplicates: narrow(c.duplicates)?,
-                    first_micros: c.tally.first_event_micros,
-                    last_micros: c.tally.last_event_micros,
-                    m: c.moments.jobs.map(|v| v as f32),
-                    t: c.moments.spot.map(|v| v as f32),
-                });
             }
             hours.push(BlockHour {
                 partition: Partition {
@@ -414,26 +439,49 @@ impl Block {
                 first_micros: first,
                 last_micros: last,
                 misfiled_pools: hm.misfiled_pools,
-                rows: start..out.len(),
+                rows: start..next,
             });
         }
-        if next != rows.len() {
+        if next != out.len() {
             return Err(format_err(
                 key,
                 "rows out of hour order or for hours without a manifest",
             ));
         }
+        let mut totals: Vec<Row> = (0..pools.len() as u32)
+            .map(|pool| Row {
+                pool,
+                jobs: 0,
+                spot: 0,
+                other: 0,
+                duplicates: 0,
+                first_micros: i64::MAX,
+                last_micros: i64::MIN,
+                m: [0.0; MOMENTS],
+                t: [0.0; MOMENTS],
+            })
+            .collect();
+        for r in &out {
+            let t = &mut totals[r.pool as usize];
+            t.jobs += r.jobs;
+            t.spot += r.spot;
+            t.other += r.other;
+            t.duplicates += r.duplicates;
+            t.first_micros = t.first_micros.min(r.first_micros);
+            t.last_micros = t.last_micros.max(r.last_micros);
+        }
         Ok(Self {
             hours,
             pools,
             rows: out,
+            totals,
         })
     }
 
     /// Approximate bytes held, for the cache's bound.
     pub fn weight(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.rows.len() * std::mem::size_of::<Row>()
+            + (self.rows.len() + self.totals.len()) * std::mem::size_of::<Row>()
             + self.hours.len() * std::mem::size_of::<BlockHour>()
             + self.pools.len() * (std::mem::size_of::<PoolId>() + 48)
     }

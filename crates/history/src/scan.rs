@@ -283,11 +283,13 @@ impl EventSource {
                 .snapshot(self.options.listing_max_age)
                 .await
                 .map_err(|e| self.storage_error(e))?;
+            let listed = started.elapsed();
             let plan = self
                 .catalog
                 .plan(&snapshot, q)
                 .await
                 .map_err(|e| self.storage_error(e))?;
+            let planned = started.elapsed();
             let raw = if plan.raw_roots.is_empty() {
                 RawScan {
                     pools: vec![],
@@ -297,6 +299,13 @@ impl EventSource {
                 self.scan_raw(q, layout, Choice::Roots(plan.raw_roots.clone()), None)
                     .await?
             };
+            tracing::debug!(
+                listing_ms = listed.as_secs_f64() * 1e3,
+                rollups_ms = (planned - listed).as_secs_f64() * 1e3,
+                raw_ms = (started.elapsed() - planned).as_secs_f64() * 1e3,
+                raw_roots = plan.raw_roots.len(),
+                "scan phases"
+            );
             let mut tallies = plan.tallies;
             let mut report = raw.report;
             report.rows += plan.rows;
