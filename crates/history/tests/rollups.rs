@@ -365,3 +365,43 @@ async fn rollups_on_s3_match_raw_events() {
         assert!(report.rollup_hours > 0, "{report:?}");
     }
 }
+
+#[tokio::test]
+async fn objects_split_into_byte_ranges_count_every_line_once_and_skip_bad_ones() {
+    // Over DataFusion's 10 MiB threshold, so the object is read as byte ranges on several cores; a bad
+    // line sits in the middle.
+    let (_dir, storage) = folder();
+    let at = now() - chrono::Duration::minutes(20);
+    let mut body = String::new();
+    let n = 70_000;
+    for i in 0..n {
+        let e = event(
+            at,
+            &format!("job-{i:08}-{}", "x".repeat(60)),
+            POOLS[i % POOLS.len()],
+            if i % 10 == 0 { "spot" } else { "ok" },
+        );
+        body.push_str(&e.to_json());
+        body.push('\n');
+        if i == n / 2 {
+            body.push_str("{\"finished_at\":\"2026-11-22T10:\n");
+        }
+    }
+    assert!(body.len() > 12 << 20, "{} bytes", body.len());
+    storage
+        .put(
+            &storage.object_path(&Partition::of(&at), "big"),
+            body.into_bytes().into(),
+        )
+        .await
+        .unwrap();
+    let raw = source(&storage, false);
+    let t = raw.tally(&query(Window::ALL, None)).await.unwrap();
+    let jobs: u64 = t.pools.iter().map(|(_, t)| t.jobs).sum();
+    let spot: u64 = t.pools.iter().map(|(_, t)| t.spot_terminations).sum();
+    assert_eq!(jobs, n as u64, "{:?}", t.report);
+    assert_eq!(spot, (n as u64).div_ceil(10));
+    assert_eq!(t.report.skipped_lines, 1, "{:?}", t.report);
+    assert_eq!(t.report.duplicates, 0);
+    assert_eq!(t.report.objects, 1);
+}
