@@ -258,7 +258,7 @@ impl Catalog {
 
     /// The rollups that may cover hours of `days`, decoded (missing or unreadable ones are skipped with
     /// a warning: those hours are read raw).
-    async fn blocks_for(
+    pub(crate) async fn blocks_for(
         &self,
         snapshot: &Snapshot,
         days: impl Iterator<Item = NaiveDate>,

@@ -166,9 +166,9 @@ impl Compactor {
             .keys()
             .rfind(|p| is_closed(p.end_micros(), settle, now))
             .and_then(|p| DateTime::from_timestamp_micros(p.end_micros()));
-        let blocks = self
-            .blocks(&snapshot, closed.iter().map(|(p, _)| p.date))
-            .await;
+        let mut days: Vec<NaiveDate> = closed.iter().map(|(p, _)| p.date).collect();
+        days.dedup();
+        let blocks = self.catalog().blocks_for(&snapshot, days.into_iter()).await;
         let pending: Vec<(Partition, HourListing)> = closed
             .into_iter()
             .filter(|(p, l)| Catalog::covering(&snapshot, &blocks, *p, l).is_none())
@@ -239,27 +239,6 @@ impl Compactor {
             }
         }
         Ok(report)
-    }
-
-    async fn blocks(
-        &self,
-        snapshot: &Snapshot,
-        days: impl Iterator<Item = NaiveDate>,
-    ) -> HashMap<Path, Arc<rollup::Block>> {
-        let mut days: Vec<NaiveDate> = days.collect();
-        days.dedup();
-        let metas: Vec<_> = days
-            .iter()
-            .filter_map(|d| snapshot.rollups.get(d))
-            .flat_map(|r| r.day.iter().chain(r.hours.values()))
-            .cloned()
-            .collect();
-        futures::stream::iter(metas)
-            .map(|m| async move { (m.location.clone(), self.catalog().block(&m).await) })
-            .buffer_unordered(16)
-            .filter_map(|(path, r)| async move { r.ok().map(|b| (path, b)) })
-            .collect()
-            .await
     }
 
     /// Compact one hour from exactly the objects listed; returns the events read.

@@ -209,6 +209,12 @@ pub fn encode(manifest: &Manifest, rows: &mut [RollupRow]) -> Result<Bytes, Roll
     let u64s = |f: fn(&RollupRow) -> u64| -> ArrayRef {
         Arc::new(rows.iter().map(f).collect::<UInt64Array>())
     };
+    let timestamps = |f: fn(&RollupRow) -> i64| -> ArrayRef {
+        Arc::new(
+            TimestampMicrosecondArray::from(rows.iter().map(f).collect::<Vec<i64>>())
+                .with_timezone("UTC"),
+        )
+    };
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(rows.iter().map(|r| r.hour).collect::<UInt8Array>()),
         Arc::new(StringArray::from_iter_values(
@@ -218,22 +224,8 @@ pub fn encode(manifest: &Manifest, rows: &mut [RollupRow]) -> Result<Bytes, Roll
         u64s(|r| r.count.tally.spot_terminations),
         u64s(|r| r.count.tally.other_failures),
         u64s(|r| r.count.duplicates),
-        Arc::new(
-            TimestampMicrosecondArray::from(
-                rows.iter()
-                    .map(|r| r.count.tally.first_event_micros)
-                    .collect::<Vec<i64>>(),
-            )
-            .with_timezone("UTC"),
-        ),
-        Arc::new(
-            TimestampMicrosecondArray::from(
-                rows.iter()
-                    .map(|r| r.count.tally.last_event_micros)
-                    .collect::<Vec<i64>>(),
-            )
-            .with_timezone("UTC"),
-        ),
+        timestamps(|r| r.count.tally.first_event_micros),
+        timestamps(|r| r.count.tally.last_event_micros),
     ];
     for k in 0..MOMENTS {
         columns.push(Arc::new(

@@ -284,26 +284,28 @@ impl EventSource {
                 .await
                 .map_err(|e| self.storage_error(e))?;
             let listed = started.elapsed();
-            let plan = self
+            let mut plan = self
                 .catalog
                 .plan(&snapshot, q)
                 .await
                 .map_err(|e| self.storage_error(e))?;
             let planned = started.elapsed();
-            let raw = if plan.raw_roots.is_empty() {
+            let raw_roots = std::mem::take(&mut plan.raw_roots);
+            let root_count = raw_roots.len();
+            let raw = if raw_roots.is_empty() {
                 RawScan {
                     pools: vec![],
                     report: ScanReport::default(),
                 }
             } else {
-                self.scan_raw(q, layout, Choice::Roots(plan.raw_roots.clone()), None)
+                self.scan_raw(q, layout, Choice::Roots(raw_roots), None)
                     .await?
             };
             tracing::debug!(
                 listing_ms = listed.as_secs_f64() * 1e3,
                 rollups_ms = (planned - listed).as_secs_f64() * 1e3,
                 raw_ms = (started.elapsed() - planned).as_secs_f64() * 1e3,
-                raw_roots = plan.raw_roots.len(),
+                raw_roots = root_count,
                 "scan phases"
             );
             let mut tallies = plan.tallies;
