@@ -8,9 +8,11 @@ CARGO ?= cargo
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 # What `make test` runs, e.g. `make test TEST_ARGS="-p event-generator"`.
 TEST_ARGS ?= --workspace
+# `make test FUZZ=0` leaves out the schema fuzzing step (scripts/fuzz.sh).
+FUZZ ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help build test fmt lint run bench services-start services-stop up down status logs check-artifacts
+.PHONY: help build test fuzz fmt lint run bench services-start services-stop up down status logs check-artifacts
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -19,8 +21,10 @@ build: ## Build every crate (debug)
 	$(CARGO) build --workspace
 
 # Installs what is missing, starts the test servers (S3, RabbitMQ, Redis) on private ports, runs the
-# whole suite against them, and stops them again whatever happens; the suite's exit code is kept.
-test: ## Install missing dependencies, start the test servers, run all tests, stop the servers
+# whole suite against them, then, while they still run, fuzzes every HTTP service's OpenAPI document
+# (scripts/fuzz.sh, with the binaries the test build just made), and stops them again whatever happens;
+# the first failing step's exit code is kept.
+test: ## Install missing dependencies, start the test servers, run all tests and the API fuzzer, stop the servers
 	scripts/install-deps.sh
 	trap 'scripts/test-services.sh stop' EXIT; \
 	eval "$$(scripts/test-services.sh start)"; \
@@ -28,8 +32,21 @@ test: ## Install missing dependencies, start the test servers, run all tests, st
 		$(CARGO) nextest run $(TEST_ARGS) --no-fail-fast; \
 	else \
 		$(CARGO) test $(TEST_ARGS) --no-fail-fast; \
-	fi
+	fi; \
+	if [[ "$(FUZZ)" != 0 ]]; then FUZZ_PROFILE=debug scripts/fuzz.sh; fi
 	scripts/check-artifacts.sh
+
+# Builds the binaries (release unless FUZZ_PROFILE=debug), starts the test servers unless they already
+# run (and then stops only what it started), and fuzzes each HTTP service. `make fuzz S="relay monitor"`
+# fuzzes only those; FUZZ_MAX_EXAMPLES, FUZZ_SEED, FUZZ_CHECKS: see scripts/fuzz.sh.
+fuzz: FUZZ_PROFILE ?= release
+fuzz: ## Fuzz every HTTP service's /openapi.json with schemathesis against the test servers
+	$(CARGO) build $(if $(filter release,$(FUZZ_PROFILE)),--release) --workspace --bins
+	started=""; \
+	if ! scripts/test-services.sh status >/dev/null 2>&1; then started=1; fi; \
+	trap 'if [[ -n $$started ]]; then scripts/test-services.sh stop; fi' EXIT; \
+	eval "$$(scripts/test-services.sh start)"; \
+	FUZZ_PROFILE=$(FUZZ_PROFILE) scripts/fuzz.sh $(S)
 
 fmt: ## Format all code
 	$(CARGO) fmt --all

@@ -7,13 +7,17 @@
 #      schemas (kubernetes-validate) or its CRD schema (k8s/crds-schemas), the manifests are consistent
 #      (the compactor's `--every` Deployment or its Indexed CronJob with `--shard $(JOB_COMPLETION_INDEX)/N`),
 #      docker-compose.yml parses, promtool accepts the Prometheus configs (the compactor scraped), the
-#      dashboard parses (with its compaction lag panel);
+#      dashboard parses (with its compaction lag panel); the hardening (a ServiceAccount and a Secret per
+#      service, pool-selector read only, default-deny egress, image digests, the relay's admin port);
+#      then scripts/check_env_vars.py: every environment variable the artifacts set for a service is one
+#      its binary reads (from `<binary> --help`; needs the built binaries, release or debug, in
+#      $CARGO_TARGET_DIR or target/: run it after cargo, as `make test` does);
 #   2. tests/stack_test.sh: `make up` end to end (events through RabbitMQ into S3, a ranking through the
 #      relay, the dashboard's metric names on the live /metrics, every Prometheus target up), then
 #      `make down` leaves nothing running.
 #
 #   scripts/check-artifacts.sh            both
-#   scripts/check-artifacts.sh static     only 1 (seconds; no build, no servers)
+#   scripts/check-artifacts.sh static     only 1 (seconds; no build, no servers; built binaries needed)
 #
 # Needs: kubectl (kustomize), promtool and docker-compose (Debian), the repo venv .venv with
 # helm-python-sdk, kubernetes-validate and PyYAML (all installed by scripts/install-deps.sh). A missing
@@ -37,6 +41,8 @@ fi
 t0=$SECONDS
 echo "check-artifacts: static checks" >&2
 "$PY" "$ROOT/scripts/check_artifacts.py" static
+echo "check-artifacts: environment variables against the binaries' --help" >&2
+"$PY" "$ROOT/scripts/check_env_vars.py"
 echo "check-artifacts: static checks passed in $((SECONDS - t0))s" >&2
 
 if [[ ${1:-} == static ]]; then

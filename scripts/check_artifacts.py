@@ -5,10 +5,10 @@
     check_artifacts.py live ENV_FILE       against a running `make up` stack (ENV_FILE: `stack.sh env` output)
 
 static:
-  * `kubectl kustomize` renders k8s/base and every overlay (example-compactor-cronjob: with the
-    components/compactor-cronjob component);
+  * `kubectl kustomize` renders k8s/base and every overlay in k8s/overlays (example-compactor-cronjob:
+    with the components/compactor-cronjob component; example-pinned: images by digest);
   * the Helm chart lints (strict) and renders with Helm v4's library (helm-python-sdk) for several value
-    sets, and values.schema.json rejects bad values;
+    sets and every example values file (ci/*-values.yaml), and values.schema.json rejects bad values;
   * every rendered object validates against the Kubernetes OpenAPI schemas (kubernetes-validate, strict:
     unknown fields are errors) for the oldest and newest Kubernetes versions we support; custom resources
     (ServiceMonitor, ScaledObject, TriggerAuthentication) against the CRD schemas in k8s/crds-schemas;
@@ -19,19 +19,26 @@ static:
     and Helm render the same kinds of resources per component;
   * the compactor: a Deployment running `--every` (1 replica, scraped) or, with the CronJob component or
     compactor.mode=cronjob, an Indexed CronJob (concurrencyPolicy Forbid, completions = parallelism = N,
-    args `--once --shard $(JOB_COMPLETION_INDEX)/N`), never both; pool-selector's storage settings and
-    credentials; its own ServiceAccount;
+    args `--once --shard $(JOB_COMPLETION_INDEX)/N`), never both; pool-selector's storage settings, its own
+    credentials and ServiceAccount;
+  * hardening: every Deployment and CronJob runs as a ServiceAccount of its own (no token); no Secret is
+    read by two services; pool-selector has no AMQP/RabbitMQ setting or credential (read-only S3 only);
+    egress is denied by default with DNS allowed to all and each service's dependencies allowed on their
+    ports only (the S3 port from AWS_ENDPOINT_URL); images render `repo@sha256:...` exactly when a digest
+    is set (the pinned overlay, Helm image.digest); the relay's public Service leaves out its admin port
+    (ADMIN_PORT), which only Prometheus may reach and which the ServiceMonitor scrapes; the IAM policies in
+    k8s/iam give pool-selector read access only;
   * docker-compose.yml parses (`docker-compose config`) and is wired as documented (the compactor with
-    `--every` and pool-selector's storage settings); the Dockerfile builds a real binary as a non-root
-    user;
+    `--every` and pool-selector's storage settings, pool-selector's INTAKE_TOKENS, the relay's ADMIN_PORT);
+    the Dockerfile builds a real binary as a non-root user;
   * `promtool check config` accepts deploy/prometheus.yml and the variant `make up` generates from it;
-    Prometheus scrapes the compactor;
+    Prometheus scrapes the compactor, and the relay on its admin port;
   * the Grafana dashboard and its provisioning parse and agree on the datasource; it has the compactor's
     lag panel.
 
 live:
   * every metric name the dashboard, the adapter rules and the HPA use is exported on /metrics by
-    the running services;
+    the running services (the relay's on its admin port);
   * every probe path in the manifests answers 200 on the matching running service;
   * Prometheus (started by `make up` with the generated config) has every target up, and every
     dashboard query runs there and returns data.
@@ -74,9 +81,26 @@ CRD_SCHEMAS = {
 }
 # Oldest supported (Chart.yaml kubeVersion >= 1.25; HPA v2 and PDB policy/v1 are GA there) and newest known.
 KUBE_VERSIONS = ["1.25", kv_utils.major_minor(kubernetes_validate.latest_version())]
-KUSTOMIZATIONS = ["base", "overlays/example", "overlays/example-keda", "overlays/example-compactor-cronjob"]
+# The base and every overlay (a new overlay is checked without being listed here).
+KUSTOMIZATIONS = ["base"] + sorted(f"overlays/{p.parent.name}" for p in (K8S / "overlays").glob("*/kustomization.yaml"))
+# Renderings whose every image must be pinned by digest.
+PINNED = {"kustomize:overlays/example-pinned", "helm:ci/production-values.yaml"}
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 SECRET_KEYS = {"aws-access-key-id", "aws-secret-access-key", "amqp-url", "rabbitmq-management-url", "redis-url"}
 COMPONENTS = ["pool-selector", "relay", "ingest-worker", "monitor", "compactor"]
+# Helm values key of each component.
+VALUES_KEY = {"pool-selector": "poolSelector", "relay": "relay", "ingest-worker": "ingestWorker", "monitor": "monitor",
+              "compactor": "compactor"}
+# Egress each service needs besides DNS (TCP ports): S3 (the port of AWS_ENDPOINT_URL, "storage"), RabbitMQ
+# (AMQP and AMQPS), its management API (HTTP and HTTPS), Redis, and the relay's upstream (pool-selector's
+# port, "upstream"). Nothing else.
+AMQP_PORTS = {5672, 5671}
+MANAGEMENT_PORTS = {15672, 15671}
+REDIS_PORTS = {6379}
+EGRESS_NEEDS = {"pool-selector": {"storage"}, "ingest-worker": {"storage", "amqp"}, "compactor": {"storage"},
+                "monitor": {"management"}, "relay": {"upstream", "redis"}}
+PROMETHEUS_PEER = {"app.kubernetes.io/name": "prometheus"}
+IAM = K8S / "iam"
 DESIRED_METRIC = "pool_monitor_desired_replicas"
 # Readiness path per component: ingest-worker and the compactor serve no traffic and have no /ready, so
 # their readiness is their liveness. The live check proves each path answers on the running service.
@@ -158,6 +182,9 @@ HELM_VARIANTS: dict[str, dict[str, Any]] = {
     "production-like": {
         "image": {"registry": "registry.example.com", "tag": "1.2.3"},
         "storage": {"endpoint": "http://minio.storage:9000", "eventsUrl": "s3://spark-events/events/"},
+        # MinIO in the cluster: the storage egress goes to its namespace and port instead of HTTPS outside.
+        "networkPolicy": {"egress": {"storage": {
+            "ports": [9000], "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "storage"}}}]}}},
         "poolSelector": {"replicas": 3, "env": {"EVENT_FILTER_WINDOW": "7d", "RANKING_STRATEGY": "bayes"}},
         "autoscaling": {"minReplicas": 2, "maxReplicas": 20},
         "serviceMonitor": {"labels": {"release": "kube-prometheus-stack"}},
@@ -169,11 +196,23 @@ HELM_VARIANTS: dict[str, dict[str, Any]] = {
     # The compactor as an Indexed CronJob on 3 shards (parity with overlays/example-compactor-cronjob).
     "compactor-cronjob": {"compactor": {"mode": "cronjob", "shards": 3}},
     "no-compactor": {"compactor": {"enabled": False}},
+    # One image pinned by digest, the others by tag.
+    "digest": {"relay": {"image": {"digest": "sha256:" + "0123456789abcdef" * 4}}},
 }
+# Example values files shipped with the chart (left out of the package by .helmignore), rendered as
+# helm:ci/<file>.
+HELM_VALUES_FILES = sorted((CHART / "ci").glob("*-values.yaml"))
+# The values of every Helm rendering (the variant's or the file's; the chart's defaults fill the rest).
+HELM_VALUES: dict[str, dict] = {}
 BAD_VALUES = [
     {"autoscaling": {"mode": "cron"}},
     {"relay": {"replicas": "two"}},
-    {"credentials": {"existingSecret": ""}},
+    {"credentials": {"relay": {"existingSecret": ""}}},
+    {"credentials": {"existingSecret": "one-secret-for-all"}},
+    {"relay": {"image": {"digest": "latest"}}},
+    {"poolSelector": {"image": {"digest": "sha256:1234"}}},
+    {"networkPolicy": {"egress": {"storage": {"ports": []}}}},
+    {"networkPolicy": {"egress": {"redis": {"to": [{}]}}}},
     {"poolSelector": {"unknownKey": 1}},
     {"compactor": {"mode": "statefulset"}},
     {"compactor": {"shards": 0}},
@@ -187,7 +226,12 @@ def render_helm(r: Report) -> dict[str, list[dict]]:
 
     out: dict[str, list[dict]] = {}
     r.ok(f"helm-python-sdk {helm.__version__} (Helm SDK {helm.helm_sdk_version()})")
-    for variant, values in HELM_VARIANTS.items():
+    variants = dict(HELM_VARIANTS)
+    for f in HELM_VALUES_FILES:
+        variants[f"ci/{f.name}"] = yaml.safe_load(f.read_text()) or {}
+    r.check(bool(HELM_VALUES_FILES), f"the chart has example values files ({[f.name for f in HELM_VALUES_FILES]})")
+    for variant, values in variants.items():
+        HELM_VALUES[f"helm:{variant}"] = values
         report = helm.lint(str(CHART), values or None, strict=True)
         problems = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2] + [
             {"error": e} for e in report.get("errors", [])
@@ -423,9 +467,14 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
             if ep.get("port") not in names:
                 problems.append(f"{name_of(sm)}: endpoint port {ep.get('port')} not on {name_of(svc)}")
 
-    # NetworkPolicies: pool-selector admits the relay, and otherwise only Prometheus in another namespace;
-    # the compactor admits only Prometheus.
-    nps = by_kind.get("NetworkPolicy", [])
+    # NetworkPolicies (ingress; egress is check_egress's): pool-selector admits the relay, and otherwise
+    # only Prometheus in another namespace; the compactor admits only Prometheus; the relay admits everyone
+    # on its public port and only Prometheus on its admin port.
+    nps = [np for np in by_kind.get("NetworkPolicy", []) if "Ingress" in np["spec"].get("policyTypes", [])]
+    for np in by_kind.get("NetworkPolicy", []):
+        types = set(np["spec"].get("policyTypes", []))
+        if not types or not types <= {"Ingress", "Egress"}:
+            problems.append(f"{name_of(np)}: policyTypes {sorted(types)}")
     selector_pods = pod_labels(deploy_by_comp["pool-selector"]) if "pool-selector" in deploy_by_comp else {}
     compactor_pods = [pod_labels(d) for d in deployments if component(d) == COMPACTOR] + [
         cj["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels", {})
@@ -434,8 +483,10 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
     guarded = set()
     for np in nps:
         target = np["spec"]["podSelector"].get("matchLabels", {})
-        if "Ingress" not in np["spec"].get("policyTypes", []):
-            problems.append(f"{name_of(np)}: no Ingress policy type")
+        if relay and selects(target, pod_labels(relay)):
+            guarded.add("relay")
+            problems.extend(relay_ingress_problems(np))
+            continue
         if compactor_pods and all(selects(target, labels) for labels in compactor_pods):
             guarded.add(COMPACTOR)
             for rule in np["spec"].get("ingress", []):
@@ -450,7 +501,7 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
                     problems.append(f"{name_of(np)}: admits ports other than metrics: {rule.get('ports')}")
             continue
         if not selects(target, selector_pods):
-            problems.append(f"{name_of(np)}: selects neither pool-selector nor compactor pods")
+            problems.append(f"{name_of(np)}: selects none of pool-selector, the relay and the compactor")
             continue
         guarded.add("pool-selector")
         relay_admitted = False
@@ -474,8 +525,8 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
                     problems.append(f"{name_of(np)}: admits pods other than the relay: {peer}")
         if not relay_admitted:
             problems.append(f"{name_of(np)}: does not admit the relay")
-    if nps and guarded != ({"pool-selector", COMPACTOR} if compactor_pods else {"pool-selector"}):
-        problems.append(f"NetworkPolicies guard {sorted(guarded)}, expected pool-selector and the compactor")
+    if nps and guarded != ({"pool-selector", "relay", COMPACTOR} if compactor_pods else {"pool-selector", "relay"}):
+        problems.append(f"ingress NetworkPolicies guard {sorted(guarded)}, expected pool-selector, the relay and the compactor")
 
     # Autoscaling agrees with the monitor's policy.
     policy = next((d for n, d in configmaps.items() if "MIN_REPLICAS" in d), None)
@@ -483,6 +534,8 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
     sos = by_kind.get("ScaledObject", [])
     if policy is None:
         problems.append("no ConfigMap carries the monitor's policy (MIN_REPLICAS, ...)")
+    elif "AMQP_QUEUE" not in policy:
+        problems.append(f"the monitor's policy names no AMQP_QUEUE (the variable the monitor and ingest-worker read): {sorted(policy)}")
     worker = deploy_by_comp.get("ingest-worker")
     for h in hpas:
         spec = h["spec"]
@@ -504,7 +557,7 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
         if trig.get("authenticationRef", {}).get("name") not in auths:
             problems.append(f"{name_of(so)}: authenticationRef names no rendered TriggerAuthentication")
         if policy:
-            want = {"queueName": policy["RABBITMQ_QUEUE"], "value": policy["TARGET_BACKLOG_PER_WORKER"], "vhostName": policy["RABBITMQ_VHOST"]}
+            want = {"queueName": policy.get("AMQP_QUEUE"), "value": policy["TARGET_BACKLOG_PER_WORKER"], "vhostName": policy["RABBITMQ_VHOST"]}
             got = {k: trig["metadata"].get(k) for k in want}
             if got != want or trig["type"] != "rabbitmq" or trig["metadata"].get("mode") != "QueueLength":
                 problems.append(f"{name_of(so)}: trigger {trig['metadata']} differs from the monitor's policy {want}")
@@ -618,10 +671,16 @@ def check_compactor(r: Report, source: str, objs: list[dict]) -> None:
         settings = {k: v for name in mine_from for k, v in configmaps.get(name, {}).items()}
         if "SETTLE" not in settings:
             problems.append(f"compactor {mode}: no SETTLE in its ConfigMaps")
+        # Its own writer credentials: the same keys as pool-selector's, from a Secret of its own (pool-selector's
+        # identity is read only).
         senv, cenv = container_env(sc), container_env(c)
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            if key not in cenv or cenv[key].get("valueFrom") != senv.get(key, {}).get("valueFrom"):
-                problems.append(f"compactor {mode}: {key} is not read as pool-selector reads it")
+            mine_ref = cenv.get(key, {}).get("valueFrom", {}).get("secretKeyRef", {})
+            theirs = senv.get(key, {}).get("valueFrom", {}).get("secretKeyRef", {})
+            if not mine_ref or mine_ref.get("key") != theirs.get("key"):
+                problems.append(f"compactor {mode}: {key} is not read from a Secret under pool-selector's key {theirs.get('key')}")
+            elif mine_ref.get("name") == theirs.get("name"):
+                problems.append(f"compactor {mode}: {key} comes from pool-selector's (read-only) Secret {theirs.get('name')}")
         # Its own ServiceAccount: it writes and deletes under the events prefix, pool-selector only reads.
         account = template["spec"].get("serviceAccountName")
         accounts = {o["metadata"]["name"]: o for o in by_kind.get("ServiceAccount", [])}
@@ -630,6 +689,332 @@ def check_compactor(r: Report, source: str, objs: list[dict]) -> None:
         elif accounts[account].get("automountServiceAccountToken") is not False:
             problems.append(f"ServiceAccount/{account}: automountServiceAccountToken is not false")
     r.check(not problems, f"{source}: compactor {mode} wired as specified", "; ".join(problems[:10]))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hardening: service accounts, Secrets, pool-selector's access, egress, image digests, the relay's admin
+# port, the IAM policies
+
+
+def selector_matches(selector: dict | None, labels: dict) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions) against pod labels; {} selects every pod."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], e.get("values") or []
+        if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key, object()) in values) \
+                or (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels):
+            return False
+    return True
+
+
+def workloads(objs: list[dict]) -> list[tuple[str, dict, dict]]:
+    """(component, owner, pod template) of every Deployment and CronJob."""
+    out = []
+    for o in objs:
+        if o["kind"] == "Deployment":
+            out.append((component(o), o, o["spec"]["template"]))
+        elif o["kind"] == "CronJob":
+            out.append((component(o), o, o["spec"]["jobTemplate"]["spec"]["template"]))
+    return out
+
+
+def secret_refs(pod: dict) -> set[str]:
+    """Every Secret a pod reads: env secretKeyRef, envFrom secretRef, secret and projected volumes."""
+    out = set()
+    for c in pod.get("containers", []) + pod.get("initContainers", []):
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                out.add(ref.get("name"))
+        for ef in c.get("envFrom", []):
+            if "secretRef" in ef:
+                out.add(ef["secretRef"].get("name"))
+    for v in pod.get("volumes", []):
+        if "secret" in v:
+            out.add(v["secret"].get("secretName"))
+        for src in v.get("projected", {}).get("sources", []):
+            if "secret" in src:
+                out.add(src["secret"].get("name"))
+    return out
+
+
+def is_prometheus_peer(peer: dict) -> bool:
+    labels = peer.get("podSelector", {}).get("matchLabels", {})
+    return "ipBlock" not in peer and "namespaceSelector" in peer and all(labels.get(k) == v for k, v in PROMETHEUS_PEER.items())
+
+
+def relay_ingress_problems(np: dict) -> list[str]:
+    """The relay's ingress: everyone may reach its public port `http`, only Prometheus its `admin` port."""
+    problems = []
+    admin_admitted = False
+    for rule in np["spec"].get("ingress", []):
+        ports = [p.get("port") for p in rule.get("ports", [])]
+        peers = rule.get("from")
+        if not ports:
+            problems.append(f"{name_of(np)}: a rule admits {'everyone' if not peers else peers} to every port of the relay")
+        elif not peers and ports != ["http"]:
+            problems.append(f"{name_of(np)}: admits everyone to ports {ports}; only the public port http may be open to all")
+        elif peers and "admin" in ports:
+            if all(is_prometheus_peer(p) for p in peers):
+                admin_admitted = True
+            else:
+                problems.append(f"{name_of(np)}: admits sources other than Prometheus to the admin port: {peers}")
+        if any(isinstance(p, int) for p in ports):
+            problems.append(f"{name_of(np)}: numeric ports {ports}; name them (http, admin) so the admin port cannot slip in")
+    if not admin_admitted:
+        problems.append(f"{name_of(np)}: does not admit Prometheus to the relay's admin port")
+    return problems
+
+
+def endpoint_port(url: str) -> int:
+    """The TCP port an S3 endpoint URL is reached on (AWS itself when empty: HTTPS)."""
+    if not url:
+        return 443
+    u = urllib.parse.urlparse(url)
+    return u.port or (80 if u.scheme == "http" else 443)
+
+
+def check_hardening(r: Report, source: str, objs: list[dict]) -> None:
+    by_kind: dict[str, list[dict]] = {}
+    for o in objs:
+        by_kind.setdefault(o["kind"], []).append(o)
+    loads = workloads(objs)
+    configmaps = {o["metadata"]["name"]: o.get("data", {}) or {} for o in by_kind.get("ConfigMap", [])}
+
+    # 1. A ServiceAccount per service, no token.
+    accounts = {o["metadata"]["name"]: o for o in by_kind.get("ServiceAccount", [])}
+    problems: list[str] = []
+    owner_of: dict[str, str] = {}
+    for comp, owner, t in loads:
+        spec = t["spec"]
+        sa = spec.get("serviceAccountName")
+        if not sa or sa == "default":
+            problems.append(f"{name_of(owner)}: runs as the namespace's default ServiceAccount")
+            continue
+        if sa not in accounts:
+            problems.append(f"{name_of(owner)}: ServiceAccount {sa} is not rendered")
+            continue
+        if accounts[sa].get("automountServiceAccountToken") is not False:
+            problems.append(f"ServiceAccount/{sa}: automountServiceAccountToken is not false")
+        if spec.get("automountServiceAccountToken") is not False:
+            problems.append(f"{name_of(owner)}: automountServiceAccountToken is not false")
+        if component(accounts[sa]) != comp:
+            problems.append(f"ServiceAccount/{sa}: labelled {component(accounts[sa])}, used by {comp}")
+        if owner_of.setdefault(sa, comp) != comp:
+            problems.append(f"ServiceAccount/{sa}: shared by {owner_of[sa]} and {comp}")
+    r.check(bool(loads) and not problems,
+            f"{source}: each of {len(loads)} Deployments/CronJobs runs as a ServiceAccount of its own, without a token",
+            "; ".join(problems[:8]))
+
+    # 2. No Secret read by two services.
+    users: dict[str, set[str]] = {}
+    for comp, owner, t in loads:
+        for secret in secret_refs(t["spec"]):
+            users.setdefault(secret, set()).add(comp)
+    shared = {s: sorted(c) for s, c in users.items() if len(c) > 1}
+    r.check(bool(users) and not shared, f"{source}: no Secret is read by two services ({len(users)} Secrets, one per service)",
+            f"shared: {shared}")
+
+    # 3. pool-selector: S3 read credentials only; no AMQP/RabbitMQ setting or credential, no intake.
+    problems = []
+    selector_loads = [(o, t) for comp, o, t in loads if comp == "pool-selector"]
+    for owner, t in selector_loads:
+        for c in t["spec"]["containers"]:
+            names = set(container_env(c))
+            for ef in c.get("envFrom", []):
+                if "configMapRef" in ef:
+                    names |= {ef.get("prefix", "") + k for k in configmaps.get(ef["configMapRef"]["name"], {})}
+                else:
+                    problems.append(f"{name_of(owner)}: envFrom {ef}: keys that cannot be checked")
+            bad = sorted(n for n in names if n.startswith(("AMQP_", "RABBITMQ_")) or n == "INTAKE_TOKENS")
+            if bad:
+                problems.append(f"{name_of(owner)}: sets {bad}")
+            keys = {e["valueFrom"]["secretKeyRef"].get("key") for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+            if not keys <= {"aws-access-key-id", "aws-secret-access-key"}:
+                problems.append(f"{name_of(owner)}: reads Secret keys {sorted(keys - {'aws-access-key-id', 'aws-secret-access-key'})}")
+    r.check(bool(selector_loads) and not problems,
+            f"{source}: pool-selector reads only S3 credentials (no AMQP/RabbitMQ setting or Secret key, no INTAKE_TOKENS)",
+            "; ".join(problems[:6]))
+
+    # 4. Images: `repo@sha256:...` exactly where a digest is set.
+    problems = []
+    pinned = by_tag = 0
+    values = HELM_VALUES.get(source, {})
+    for comp, owner, t in loads:
+        for c in t["spec"]["containers"]:
+            image = c["image"]
+            if source.startswith("helm:"):
+                want = ((values.get(VALUES_KEY.get(comp, ""), {}) or {}).get("image", {}) or {}).get("digest")
+            else:
+                want = None
+            if source in PINNED and not DIGEST.search(image):
+                problems.append(f"{name_of(owner)}: image {image} is not pinned by digest")
+            elif want and image != image.split("@")[0] + "@" + want:
+                problems.append(f"{name_of(owner)}: image {image}, expected <repository>@{want}")
+            elif want or source in PINNED:
+                if ":" in image.split("@")[0].rsplit("/", 1)[-1]:
+                    problems.append(f"{name_of(owner)}: image {image} has both a tag and a digest")
+                pinned += 1
+            elif "@" in image or ":" not in image.rsplit("/", 1)[-1]:
+                problems.append(f"{name_of(owner)}: image {image}: no digest set, so it must be <repository>:<tag>")
+            else:
+                by_tag += 1
+    r.check(not problems, f"{source}: images by digest exactly where one is set ({pinned} by digest, {by_tag} by tag)",
+            "; ".join(problems[:6]))
+
+    # 5. The relay: /metrics and /docs on the admin port only; the public Service leaves it out; the
+    # ServiceMonitor scrapes it; only Prometheus reaches it (ingress: consistency()).
+    problems = []
+    relay = next(((o, t) for comp, o, t in loads if comp == "relay"), None)
+    if relay is None:
+        problems.append("no relay Deployment")
+    else:
+        owner, t = relay
+        c = t["spec"]["containers"][0]
+        cports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+        env = {k: v.get("value") for k, v in container_env(c).items()}
+        admin, public = cports.get("admin"), cports.get("http")
+        if admin is None or public is None or admin == public:
+            problems.append(f"{name_of(owner)}: container ports {cports}: expected distinct http and admin")
+        if env.get("ADMIN_PORT") != str(admin):
+            problems.append(f"{name_of(owner)}: ADMIN_PORT {env.get('ADMIN_PORT')} is not the admin container port {admin}")
+        if env.get("PORT") != str(public):
+            problems.append(f"{name_of(owner)}: PORT {env.get('PORT')} is not the http container port {public}")
+        labels = t["metadata"].get("labels", {})
+        services = [s for s in by_kind.get("Service", []) if selects(s["spec"].get("selector", {}), labels)]
+
+        def target(p: dict) -> Any:
+            tp = p.get("targetPort", p["port"])
+            return cports.get(tp) if isinstance(tp, str) else tp
+
+        public_svcs = [s for s in services if s["spec"].get("clusterIP") != "None"]
+        if not any(target(p) == public for s in public_svcs for p in s["spec"]["ports"]):
+            problems.append("no public Service exposes the relay's http port")
+        for s in public_svcs:
+            if any(target(p) == admin or p["port"] == admin for p in s["spec"]["ports"]):
+                problems.append(f"{name_of(s)}: the public Service exposes the admin port {admin}")
+        monitors = [sm for sm in by_kind.get("ServiceMonitor", [])
+                    if any(selects(sm["spec"]["selector"]["matchLabels"], s["metadata"].get("labels", {})) for s in services)]
+        if by_kind.get("ServiceMonitor") and not monitors:
+            problems.append("no ServiceMonitor scrapes the relay")
+        for sm in monitors:
+            for s in services:
+                if not selects(sm["spec"]["selector"]["matchLabels"], s["metadata"].get("labels", {})):
+                    continue
+                by_name = {p.get("name"): p for p in s["spec"]["ports"]}
+                for ep in sm["spec"]["endpoints"]:
+                    p = by_name.get(ep.get("port"))
+                    if p is None or target(p) != admin:
+                        problems.append(f"{name_of(sm)}: scrapes {name_of(s)} port {ep.get('port')}, not the relay's admin port")
+    r.check(not problems, f"{source}: relay /metrics and /docs on ADMIN_PORT only: public Service without it, scraped there",
+            "; ".join(problems[:6]))
+
+    # 6. Egress: denied by default, DNS for every pod, each service its dependencies' ports and nothing else.
+    all_nps = by_kind.get("NetworkPolicy", [])
+    if not all_nps:
+        r.check((values.get("networkPolicy") or {}).get("enabled") is False,
+                f"{source}: no NetworkPolicy rendered (networkPolicy.enabled false)")
+        return
+    egress_nps = [np for np in all_nps if "Egress" in np["spec"].get("policyTypes", [])]
+    problems = []
+    if not any(np["spec"].get("podSelector") in ({}, None) and not np["spec"].get("egress") for np in egress_nps):
+        problems.append("no default-deny egress policy (podSelector {}, policyTypes [Egress], no rule)")
+    pod_ports = {comp: {p.get("name"): p["containerPort"] for c in t["spec"]["containers"] for p in c.get("ports", [])}
+                 for comp, o, t in loads}
+    selector_pods = next((t["metadata"].get("labels", {}) for comp, o, t in loads if comp == "pool-selector"), None)
+    summary = []
+    for comp, owner, t in loads:
+        labels = t["metadata"].get("labels", {})
+        rules = [(np, rule) for np in egress_nps if selector_matches(np["spec"].get("podSelector"), labels)
+                 for rule in np["spec"].get("egress", []) or []]
+        dns = set()
+        allowed: set[int] = set()
+        for np, rule in rules:
+            if not rule.get("to"):
+                problems.append(f"{name_of(np)}: a rule lets {comp} reach every destination")
+            if not rule.get("ports"):
+                problems.append(f"{name_of(np)}: a rule lets {comp} reach every port")
+            for p in rule.get("ports", []) or []:
+                port, proto = p.get("port"), p.get("protocol", "TCP")
+                if not isinstance(port, int) or "endPort" in p:
+                    problems.append(f"{name_of(np)}: egress port {port} (a name or a range) for {comp}")
+                elif port == 53:
+                    dns.add(proto)
+                elif proto != "TCP":
+                    problems.append(f"{name_of(np)}: {proto} {port} for {comp}")
+                else:
+                    allowed.add(port)
+            if any(p.get("port") == 53 for p in rule.get("ports", []) or []) and not all(
+                    "namespaceSelector" in peer and "podSelector" in peer for peer in rule.get("to") or [{}]):
+                problems.append(f"{name_of(np)}: DNS allowed to more than the cluster DNS pods: {rule.get('to')}")
+        if dns != {"UDP", "TCP"}:
+            problems.append(f"{comp}: DNS (UDP and TCP 53) not allowed (got {sorted(dns)})")
+        storage_cm = next((configmaps[ef["configMapRef"]["name"]] for c in t["spec"]["containers"] for ef in c.get("envFrom", [])
+                           if "AWS_ENDPOINT_URL" in configmaps.get(ef.get("configMapRef", {}).get("name"), {})), None)
+        want: set[int] = set()
+        for need in EGRESS_NEEDS.get(comp, set()):
+            if need == "storage":
+                if storage_cm is None:
+                    problems.append(f"{comp}: reads no storage ConfigMap (AWS_ENDPOINT_URL)")
+                else:
+                    want.add(endpoint_port(storage_cm.get("AWS_ENDPOINT_URL", "")))
+            elif need == "amqp":
+                want |= AMQP_PORTS
+            elif need == "management":
+                want |= MANAGEMENT_PORTS
+            elif need == "redis":
+                want |= REDIS_PORTS
+            elif need == "upstream":
+                up = pod_ports.get("pool-selector", {}).get("http")
+                want.add(up)
+                ok = selector_pods is not None and any(
+                    up in [p.get("port") for p in rule.get("ports", []) or []]
+                    and all(set(peer) == {"podSelector"} and selector_matches(peer["podSelector"], selector_pods)
+                            for peer in rule.get("to") or [{}])
+                    for np, rule in rules)
+                if not ok:
+                    problems.append(f"{comp}: no rule allows exactly pool-selector's pods on its port {up}")
+        if allowed != want:
+            problems.append(f"{comp}: egress to TCP {sorted(allowed)}, expected {sorted(want)}")
+        summary.append(f"{comp} {sorted(allowed)}")
+    r.check(not problems, f"{source}: egress denied by default; DNS for all; only each service's dependencies "
+            f"({'; '.join(sorted(set(summary)))})", "; ".join(problems[:8]))
+
+
+def check_iam(r: Report) -> None:
+    """The example IAM policies: pool-selector reads, ingest-worker writes, the compactor writes and deletes,
+    all on the base's events bucket and prefix."""
+    base = subprocess.run(["kubectl", "kustomize", str(K8S / "base")], capture_output=True, text=True)
+    storage = next((o.get("data", {}) for o in docs(base.stdout) if o["kind"] == "ConfigMap" and "EVENTS_URL" in o.get("data", {})), {})
+    url = urllib.parse.urlparse(storage.get("EVENTS_URL", ""))
+    bucket, prefix = url.netloc, url.path.lstrip("/")
+    want = {
+        "pool-selector-s3-readonly.json": {"s3:GetObject", "s3:ListBucket"},
+        "ingest-worker-s3-writer.json": {"s3:PutObject", "s3:ListBucket"},
+        "compactor-s3-writer.json": {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListBucket"},
+    }
+    for name, actions in want.items():
+        path = IAM / name
+        try:
+            policy = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            r.fail(f"k8s/iam/{name}: {e}")
+            continue
+        got: set[str] = set()
+        resources: set[str] = set()
+        for st in policy.get("Statement", []):
+            if st.get("Effect") != "Allow":
+                continue
+            a = st.get("Action", [])
+            got |= {a} if isinstance(a, str) else set(a)
+            res = st.get("Resource", [])
+            resources |= {res} if isinstance(res, str) else set(res)
+        allowed_res = {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/{prefix}*"}
+        r.check(got == actions and resources <= allowed_res,
+                f"k8s/iam/{name}: allows exactly {sorted(actions)} on s3://{bucket}/{prefix}",
+                f"actions {sorted(got)}, resources {sorted(resources)}")
 
 
 def kinds_per_component(objs: list[dict]) -> set[tuple[str, str]]:
@@ -758,17 +1143,38 @@ def check_compose(r: Report) -> None:
             src = v["source"] if isinstance(v, dict) else v.split(":")[0]
             if src.startswith("/") or src.startswith("."):
                 r.check(Path(src).exists(), f"compose {name}: mounted {src} exists")
-    # Prometheus targets are compose services on the ports they listen on.
+    # pool-selector's intake stays on in the local stack: it needs its tokens.
+    for name in ("pool-selector-1", "pool-selector-2"):
+        r.check(bool(svcs[name]["environment"].get("INTAKE_TOKENS")), f"compose {name}: INTAKE_TOKENS set (POST /events is on)")
+    # The relay: public PORT 8080, /metrics (and /docs) on ADMIN_PORT, published on the host's loopback only.
+    relay_env = svcs["relay"].get("environment", {})
+    admin = relay_env.get("ADMIN_PORT")
+    r.check(admin is not None and admin != relay_env.get("PORT"), f"compose relay: ADMIN_PORT {admin} apart from PORT {relay_env.get('PORT')}")
+    def port_mapping(p: Any) -> tuple[str | None, str]:
+        """(host address, container port) of a compose port, long form or `[ip:]host:container`."""
+        if isinstance(p, dict):
+            return p.get("host_ip"), str(p.get("target"))
+        parts = str(p).split("/")[0].split(":")
+        return (parts[0] if len(parts) == 3 else None), parts[-1]
+
+    published = [port_mapping(p) for p in svcs["relay"].get("ports", [])]
+    r.check(all(ip == "127.0.0.1" for ip, target in published if target == str(admin)),
+            "compose relay: the admin port is published on 127.0.0.1 only", f"{published}")
+    # Prometheus targets are compose services on the ports serving their /metrics.
     prom = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     listen = {"pool-selector-1": "5050", "pool-selector-2": "5050", "relay": "8080", "ingest-worker": "9091", "monitor": "8090",
               "compactor": COMPACTOR_PORT}
     for name, port in listen.items():
         env = svcs[name].get("environment", {})
         r.check(env.get("PORT", env.get("METRICS_PORT")) == port, f"compose {name} listens on {port}")
+    scraped = dict(listen, relay=admin)
     targets = [t for job in prom["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]]
     for t in targets:
         host, port = t.split(":")
-        r.check(host == "localhost" or (host in svcs and listen.get(host) == port), f"prometheus target {t} is a compose service port")
+        r.check(host == "localhost" or (host in svcs and scraped.get(host) == port), f"prometheus target {t} is a compose service's metrics port")
+    relay_targets = [t for j in prom["scrape_configs"] if j["job_name"] == "relay" for sc in j.get("static_configs", []) for t in sc["targets"]]
+    r.check(relay_targets == [f"relay:{admin}"], f"deploy/prometheus.yml scrapes the relay on its admin port (relay:{admin})",
+            f"targets: {relay_targets}")
     jobs = {j["job_name"] for j in prom["scrape_configs"]}
     r.check(set(COMPONENTS) <= jobs, "prometheus scrapes every service", f"jobs: {sorted(jobs)}")
 
@@ -873,6 +1279,10 @@ def cmd_static() -> int:
     section("compactor")
     for source, objs in renderings.items():
         check_compactor(r, source, objs)
+    section("hardening: accounts, Secrets, pool-selector read only, egress, digests, relay admin port, IAM")
+    for source, objs in renderings.items():
+        check_hardening(r, source, objs)
+    check_iam(r)
     section("prometheus adapter")
     check_adapter(r, renderings)
     section("Dockerfile and docker-compose")
@@ -926,9 +1336,11 @@ def cmd_live(env_file: str) -> int:
         "monitor": env["STACK_MONITOR_URL"],
         "compactor": env["STACK_COMPACTOR_URL"],
     }
+    # The relay serves /metrics on its admin listener only.
+    metrics_urls = dict(urls, relay=env.get("STACK_RELAY_ADMIN_URL", env["STACK_RELAY_URL"]))
     section("metrics exported by the running services")
     exported: set[str] = set()
-    for comp, url in urls.items():
+    for comp, url in metrics_urls.items():
         status, text = http_get(url + "/metrics")
         names = exposed_names(text) if status == 200 else set()
         r.check(status == 200 and bool(names), f"{comp} /metrics answers ({len(names)} series names)", f"HTTP {status}")

@@ -3,13 +3,16 @@
 #
 #   * Debian packages: rabbitmq-server, redis-server, prometheus, nginx, wrk, docker-compose (checks
 #     deploy/docker-compose.yml offline), time (GNU time: the rollups benchmark reads the compactor's
-#     peak RSS from it) (+ curl, and python3-venv when the Python in PATH cannot make virtual
+#     peak RSS from it), openssl (scripts/test-services.sh makes the test CA and the servers' TLS
+#     certificate with it) (+ curl, and python3-venv when the Python in PATH cannot make virtual
 #     environments). Installed only when missing, as root, with one `apt-get update`; their
 #     system services are not started (the harness runs its own instances on private ports). Not root
 #     and something missing: prints the command and exits 1.
 #   * A repo-local Python venv at .venv (git-ignored) with moto[server] (the S3 test server),
 #     duckdb (the benchmark's reference), and helm-python-sdk, kubernetes-validate and PyYAML (the
 #     deployment artifact checks, scripts/check-artifacts.sh).
+#   * A second venv at .venv-fuzz (git-ignored) with schemathesis 4, the API fuzzer of scripts/fuzz.sh
+#     (apart from .venv, so the two tools' dependencies never clash).
 #   * cargo-nextest.
 #
 # Safe to run again: a second run with everything present does nothing and says so.
@@ -18,7 +21,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PY_PACKAGES=("moto[server]>=5" "duckdb>=1" "helm-python-sdk>=0.2.2" "kubernetes-validate>=1.31" "PyYAML>=6")
-DEB_PACKAGES=(rabbitmq-server redis-server prometheus nginx wrk curl docker-compose time)
+DEB_PACKAGES=(rabbitmq-server redis-server prometheus nginx wrk curl docker-compose time openssl)
 
 log() { echo "install-deps: $*" >&2; }
 
@@ -79,6 +82,8 @@ else
     "$VENV/bin/pip" install -q "${PY_PACKAGES[@]}"
     venv_ok || { log "the venv at $VENV still lacks one of ${PY_PACKAGES[*]}"; exit 1; }
 fi
+
+"$ROOT/scripts/fuzz.sh" install
 
 if cargo nextest --version >/dev/null 2>&1; then
     log "cargo-nextest present"

@@ -16,12 +16,15 @@
 # STACK_GENERATOR_RATE events/s.
 #
 # State (pid files, data, logs) lives in STACK_DIR (default .stack/, git-ignored). Ports (defaults
-# chosen away from the services' own defaults and from scripts/test-services.sh's 17100-18005):
+# chosen away from the services' own defaults and from scripts/test-services.sh's 17100-18008):
 #
 #   STACK_RELAY_PORT 16080     STACK_SELECTOR_PORT 16050   STACK_MONITOR_PORT 16095
 #   STACK_WORKER_PORT 16096    STACK_PROMETHEUS_PORT 16090 STACK_S3_PORT 16000
 #   STACK_AMQP_PORT 16001      STACK_RABBITMQ_MGMT_PORT 16002   STACK_REDIS_PORT 16003
 #   STACK_EPMD_PORT 16004      STACK_ERLANG_DIST_PORT 16005  STACK_COMPACTOR_PORT 16097
+#   STACK_RELAY_ADMIN_PORT 16081 (the relay's /metrics, /docs, /openapi.json)
+#
+# pool-selector's POST /events intake is on, with the token STACK_INTAKE_TOKEN (INTAKE_TOKENS; dev-token).
 #
 # Other settings: STACK_GENERATOR_RATE (50), STACK_BUCKET (pool-events), STACK_LOG_LEVEL (INFO),
 # STACK_COMPACTOR_EVERY (1m), STACK_COMPACTOR_SETTLE (2m; short, so a closed hour is rolled up soon),
@@ -74,11 +77,15 @@ load_settings() {
     if [[ -f $STATE/settings ]]; then
         # shellcheck disable=SC1091
         source "$STATE/settings"
-        # A stack started before the compactor joined has no port recorded for it.
+        # A stack started before the compactor (or the relay's admin port) joined has no port recorded.
         COMPACTOR_PORT=${COMPACTOR_PORT:-${STACK_COMPACTOR_PORT:-16097}}
+        RELAY_ADMIN_PORT=${RELAY_ADMIN_PORT:-${STACK_RELAY_ADMIN_PORT:-16081}}
+        INTAKE_TOKEN=${INTAKE_TOKEN:-${STACK_INTAKE_TOKEN:-dev-token}}
         return
     fi
     RELAY_PORT=${STACK_RELAY_PORT:-16080}
+    RELAY_ADMIN_PORT=${STACK_RELAY_ADMIN_PORT:-16081}
+    INTAKE_TOKEN=${STACK_INTAKE_TOKEN:-dev-token}
     SELECTOR_PORT=${STACK_SELECTOR_PORT:-16050}
     MONITOR_PORT=${STACK_MONITOR_PORT:-16095}
     WORKER_PORT=${STACK_WORKER_PORT:-16096}
@@ -98,8 +105,8 @@ load_settings() {
 save_settings() {
     local v
     {
-        for v in RELAY_PORT SELECTOR_PORT MONITOR_PORT WORKER_PORT COMPACTOR_PORT PROMETHEUS_PORT S3_PORT \
-            AMQP_PORT MGMT_PORT REDIS_PORT EPMD_PORT DIST_PORT GENERATOR_RATE BUCKET RABBIT_DIR; do
+        for v in RELAY_PORT RELAY_ADMIN_PORT SELECTOR_PORT MONITOR_PORT WORKER_PORT COMPACTOR_PORT PROMETHEUS_PORT \
+            S3_PORT AMQP_PORT MGMT_PORT REDIS_PORT EPMD_PORT DIST_PORT GENERATOR_RATE BUCKET RABBIT_DIR INTAKE_TOKEN; do
             printf '%s=%q\n' "$v" "${!v}"
         done
     } >"$STATE/settings"
@@ -131,6 +138,8 @@ exports() {
     cat <<EOF
 export STACK_DIR='$STATE'
 export STACK_RELAY_URL='http://127.0.0.1:$RELAY_PORT'
+export STACK_RELAY_ADMIN_URL='http://127.0.0.1:$RELAY_ADMIN_PORT'
+export STACK_INTAKE_TOKEN='$INTAKE_TOKEN'
 export STACK_SELECTOR_URL='http://127.0.0.1:$SELECTOR_PORT'
 export STACK_MONITOR_URL='http://127.0.0.1:$MONITOR_PORT'
 export STACK_WORKER_URL='http://127.0.0.1:$WORKER_PORT'
@@ -356,7 +365,7 @@ start_service() {
 start_pool_selector() {
     # shellcheck disable=SC2046
     start_service pool-selector "$SELECTOR_PORT" HOST=127.0.0.1 PORT="$SELECTOR_PORT" HTTP_WORKERS=2 \
-        $(s3_env) AMQP_URL="$(amqp_url)" "$BIN/pool-selector"
+        $(s3_env) AMQP_URL="$(amqp_url)" INTAKE_TOKENS="$INTAKE_TOKEN" "$BIN/pool-selector"
 }
 # The compactor reads and writes the bucket pool-selector reads (rollups under events/_rollups/). A
 # short settle time, so an hour the generator filled is rolled up a few minutes after it closes.
@@ -375,7 +384,7 @@ start_monitor() {
         RABBITMQ_MANAGEMENT_URL="http://guest:guest@127.0.0.1:$MGMT_PORT" "$BIN/monitor"
 }
 start_relay() {
-    start_service relay "$RELAY_PORT" HOST=127.0.0.1 PORT="$RELAY_PORT" HTTP_WORKERS=2 \
+    start_service relay "$RELAY_PORT" HOST=127.0.0.1 PORT="$RELAY_PORT" ADMIN_PORT="$RELAY_ADMIN_PORT" HTTP_WORKERS=2 \
         UPSTREAM_URL="http://127.0.0.1:$SELECTOR_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" "$BIN/relay"
 }
 start_event_generator() {
@@ -404,7 +413,7 @@ prometheus_config() {
     local config
     config=$(sed -E -e "s#pool-selector-1:5050#127.0.0.1:$SELECTOR_PORT#" \
         -e "/pool-selector-2:5050/d" \
-        -e "s#relay:8080#127.0.0.1:$RELAY_PORT#" \
+        -e "s#relay:9108#127.0.0.1:$RELAY_ADMIN_PORT#" \
         -e "s#monitor:8090#127.0.0.1:$MONITOR_PORT#" \
         -e "s#ingest-worker:9091#127.0.0.1:$WORKER_PORT#" \
         -e "s#- compactor:[0-9]+#- 127.0.0.1:$COMPACTOR_PORT#" \
@@ -457,7 +466,7 @@ component_ports() {
     compactor) echo "$COMPACTOR_PORT" ;;
     ingest-worker) echo "$WORKER_PORT" ;;
     monitor) echo "$MONITOR_PORT" ;;
-    relay) echo "$RELAY_PORT" ;;
+    relay) echo "$RELAY_PORT $RELAY_ADMIN_PORT" ;;
     prometheus) echo "$PROMETHEUS_PORT" ;;
     esac
 }
@@ -530,7 +539,7 @@ cmd_up() {
 Pool Selector stack is running (state: $STATE; stop it with: make down)
 
   relay (the front door)  http://127.0.0.1:$RELAY_PORT
-  Swagger UI              http://127.0.0.1:$RELAY_PORT/docs/   (pool-selector: http://127.0.0.1:$SELECTOR_PORT/docs/)
+  relay admin             http://127.0.0.1:$RELAY_ADMIN_PORT/docs/ (Swagger UI), /metrics   (pool-selector: http://127.0.0.1:$SELECTOR_PORT/docs/)
   Prometheus              http://127.0.0.1:$PROMETHEUS_PORT/   (scrape targets: /classic/targets with Debian's build)
   monitor                 http://127.0.0.1:$MONITOR_PORT/desired-worker-scale   (Swagger UI: /docs/)
   ingest-worker metrics   http://127.0.0.1:$WORKER_PORT/metrics
@@ -585,7 +594,7 @@ component_url() {
     compactor) echo "http://127.0.0.1:$COMPACTOR_PORT/metrics" ;;
     ingest-worker) echo "http://127.0.0.1:$WORKER_PORT/metrics" ;;
     monitor) echo "http://127.0.0.1:$MONITOR_PORT" ;;
-    relay) echo "http://127.0.0.1:$RELAY_PORT" ;;
+    relay) echo "http://127.0.0.1:$RELAY_PORT, admin http://127.0.0.1:$RELAY_ADMIN_PORT" ;;
     prometheus) echo "http://127.0.0.1:$PROMETHEUS_PORT" ;;
     event-generator) echo "$GENERATOR_RATE events/s to amqp 127.0.0.1:$AMQP_PORT" ;;
     esac

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real servers for the test suite, as local processes on private ports: an S3 server (moto), RabbitMQ
-# with the management plugin, and Redis.
+# with the management plugin, and Redis. RabbitMQ (AMQP and management) and Redis also listen with TLS,
+# using a throwaway CA made here with openssl.
 #
 #   eval "$(scripts/test-services.sh start)"   # start what is not running, wait until ready, print env
 #   scripts/test-services.sh env               # print the env of the running services again
@@ -11,16 +12,21 @@
 #   scripts/test-services.sh ctl list_queues   # rabbitmqctl against the test node
 #
 # Exported to tests: TEST_S3_ENDPOINT, TEST_AMQP_URL, TEST_RABBITMQ_MANAGEMENT_URL, TEST_REDIS_URL,
+# the TLS endpoints TEST_AMQPS_URL, TEST_RABBITMQ_MANAGEMENT_HTTPS_URL, TEST_REDISS_URL (host `localhost`,
+# which the server certificate names) with TEST_TLS_CA_FILE (the CA that signed it, PEM),
 # TEST_RABBITMQ_NODE, TEST_RABBITMQ_CTL (this script, for the broker subcommands above) and
-# TEST_SERVICES_DIR. State (pid files, data, logs, the `env` file) lives in TEST_SERVICES_DIR, default
-# target/test-services (git-ignored). Ports: the first block 17100+k*100 (k = 0..9) whose six ports are
-# free, kept for as long as the state folder says the services run. Only stdout carries the exports;
-# progress and errors go to stderr.
+# TEST_SERVICES_DIR. State (pid files, data, logs, the `env` file, the CA and server certificate in
+# tls/, which `stop` keeps) lives in TEST_SERVICES_DIR, default target/test-services (git-ignored).
+# Ports: the first block 17100+k*100 (k = 0..9) whose nine ports are free, kept for as long as the
+# state folder says the services run: +0 S3, +1 AMQP, +2 management, +3 Redis, +4 AMQPS, +5 Redis TLS,
+# +6 management HTTPS, +7 epmd, +8 Erlang distribution. Only stdout carries the exports; progress and
+# errors go to stderr.
 set -euo pipefail
 
 SCRIPT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 ROOT="$(cd "$(dirname "$SCRIPT")/.." && pwd)"
 STATE="${TEST_SERVICES_DIR:-$ROOT/target/test-services}"
+TLS_DIR="$STATE/tls"
 VENV="$ROOT/.venv"
 NODE="pooltest@localhost"
 RABBIT_LIB=/usr/lib/rabbitmq/bin
@@ -45,6 +51,9 @@ pid_alive() { [[ -f $1 ]] && running "$(cat "$1")"; }
 
 load_ports() {
     if [[ -f $STATE/ports ]]; then
+        # A ports file written before the TLS listeners existed lacks their ports (and put epmd and the
+        # Erlang distribution where they now go); `stop` still works with it, `start` asks for a stop.
+        AMQPS_PORT="" REDISS_PORT="" MGMTS_PORT=""
         # shellcheck disable=SC1091
         source "$STATE/ports"
         return
@@ -52,26 +61,29 @@ load_ports() {
     local base
     for base in 17100 17200 17300 17400 17500 17600 17700 17800 17900 18000; do
         local p busy=""
-        for p in $(seq "$base" $((base + 5))); do
+        for p in $(seq "$base" $((base + 8))); do
             if port_open "$p"; then
                 busy=1
                 break
             fi
         done
         if [[ -z $busy ]]; then
-            S3_PORT=$base AMQP_PORT=$((base + 1)) MGMT_PORT=$((base + 2))
-            REDIS_PORT=$((base + 3)) EPMD_PORT=$((base + 4)) DIST_PORT=$((base + 5))
+            S3_PORT=$base AMQP_PORT=$((base + 1)) MGMT_PORT=$((base + 2)) REDIS_PORT=$((base + 3))
+            AMQPS_PORT=$((base + 4)) REDISS_PORT=$((base + 5)) MGMTS_PORT=$((base + 6))
+            EPMD_PORT=$((base + 7)) DIST_PORT=$((base + 8))
             mkdir -p "$STATE"
             cat >"$STATE/ports" <<EOF
-S3_PORT=$S3_PORT AMQP_PORT=$AMQP_PORT MGMT_PORT=$MGMT_PORT
-REDIS_PORT=$REDIS_PORT EPMD_PORT=$EPMD_PORT DIST_PORT=$DIST_PORT
+S3_PORT=$S3_PORT AMQP_PORT=$AMQP_PORT MGMT_PORT=$MGMT_PORT REDIS_PORT=$REDIS_PORT
+AMQPS_PORT=$AMQPS_PORT REDISS_PORT=$REDISS_PORT MGMTS_PORT=$MGMTS_PORT
+EPMD_PORT=$EPMD_PORT DIST_PORT=$DIST_PORT
 RABBIT_DIR=$(rabbit_dir)
 EOF
+            # shellcheck disable=SC1091
             source "$STATE/ports"
             return
         fi
     done
-    die "no free block of ports found in 17100-18005"
+    die "no free block of ports found in 17100-18008"
 }
 
 # RabbitMQ runs as the rabbitmq user when we are root; its folder must be reachable by that user. A
@@ -96,10 +108,110 @@ export TEST_S3_ENDPOINT='http://127.0.0.1:$S3_PORT'
 export TEST_AMQP_URL='amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f'
 export TEST_RABBITMQ_MANAGEMENT_URL='http://guest:guest@127.0.0.1:$MGMT_PORT'
 export TEST_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'
+export TEST_TLS_CA_FILE='$TLS_DIR/ca.pem'
+export TEST_AMQPS_URL='amqps://guest:guest@localhost:$AMQPS_PORT/%2f'
+export TEST_RABBITMQ_MANAGEMENT_HTTPS_URL='https://guest:guest@localhost:$MGMTS_PORT'
+export TEST_REDISS_URL='rediss://localhost:$REDISS_PORT'
 export TEST_RABBITMQ_NODE='$NODE'
 export TEST_RABBITMQ_CTL='$SCRIPT'
 EOF
 }
+
+# ---------------------------------------------------------------------------------------------------
+# TLS: a throwaway CA and a server certificate for localhost signed by it
+
+# Made once per state folder and kept across stop/start, so a shell that exported TEST_TLS_CA_FILE keeps
+# working; made again only when a file is missing or broken or a certificate has less than two days
+# left. EC P-256 keys, 30 days. The CA key stays (mode 600) in case a test wants to issue more.
+TLS_DAYS=30
+
+tls_valid() {
+    local f
+    for f in ca.pem ca.key server.pem server.key; do
+        [[ -s $TLS_DIR/$f ]] || return 1
+    done
+    openssl x509 -noout -checkend 172800 -in "$TLS_DIR/ca.pem" >/dev/null 2>&1 &&
+        openssl x509 -noout -checkend 172800 -in "$TLS_DIR/server.pem" >/dev/null 2>&1 &&
+        openssl verify -CAfile "$TLS_DIR/ca.pem" -purpose sslserver -verify_hostname localhost \
+            "$TLS_DIR/server.pem" >/dev/null 2>&1 &&
+        openssl verify -CAfile "$TLS_DIR/ca.pem" -purpose sslserver -verify_ip 127.0.0.1 \
+            "$TLS_DIR/server.pem" >/dev/null 2>&1 &&
+        [[ $(openssl x509 -noout -pubkey -in "$TLS_DIR/server.pem" 2>/dev/null) == \
+            "$(openssl pkey -pubout -in "$TLS_DIR/server.key" 2>/dev/null)" ]]
+}
+
+make_tls() {
+    command -v openssl >/dev/null || die "openssl is missing: run scripts/install-deps.sh"
+    local tmp
+    tmp=$(mktemp -d "$STATE/tls.new.XXXXXX")
+    cat >"$tmp/openssl.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = localhost
+[ca_ext]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+EOF
+    if ! (
+        set -e
+        cd "$tmp"
+        umask 077
+        openssl req -x509 -new -config openssl.cnf -extensions ca_ext -sha256 -days "$TLS_DAYS" \
+            -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+            -subj "/CN=Pool Selector test CA $(openssl rand -hex 4)"
+        openssl req -new -config openssl.cnf -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -keyout server.key -out server.csr -subj "/CN=localhost"
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 16)" \
+            -sha256 -days "$TLS_DAYS" -extfile openssl.cnf -extensions server_ext -out server.pem
+        rm -f server.csr openssl.cnf
+        chmod 644 ca.pem server.pem
+        chmod 755 .
+    ) >"$STATE/openssl.log" 2>&1; then
+        cat "$STATE/openssl.log" >&2
+        rm -rf "$tmp"
+        die "could not make the test CA and server certificate (log: $STATE/openssl.log)"
+    fi
+    rm -rf "$TLS_DIR"
+    mv "$tmp" "$TLS_DIR"
+}
+
+ensure_tls() {
+    tls_valid && return 0
+    log "making a throwaway CA and a server certificate for localhost in $TLS_DIR"
+    make_tls
+    tls_valid || die "the certificates made in $TLS_DIR do not verify (log: $STATE/openssl.log)"
+    # A server still running holds the previous certificate, which the new CA did not sign.
+    if pid_alive "$STATE/redis.pid"; then
+        log "restarting Redis for the new certificate"
+        stop_redis
+        start_redis
+        wait_redis
+    fi
+    if pid_alive "$STATE/rabbitmq.pid"; then
+        log "restarting RabbitMQ for the new certificate"
+        stop_rabbit
+        start_rabbit
+        wait_rabbit
+    fi
+}
+
+# A TLS handshake with 127.0.0.1:port whose certificate verifies against the CA for the name localhost.
+tls_handshake() {
+    timeout 10 openssl s_client -connect "127.0.0.1:$1" -servername localhost -verify_hostname localhost \
+        -CAfile "$TLS_DIR/ca.pem" -verify_return_error -brief </dev/null
+}
+
+# ---------------------------------------------------------------------------------------------------
 
 # Start a detached process (own session, no terminal, output to a log) and record its pid.
 spawn() {
@@ -121,6 +233,8 @@ wait_for() {
         fi
         if ((SECONDS >= deadline)); then
             tail -n 30 "$logfile" >&2 || true
+            log "the readiness check $* says:"
+            "$@" >&2 || true
             die "$what not ready after ${timeout}s (log: $logfile)"
         fi
         sleep 0.2
@@ -163,14 +277,23 @@ stop_s3() { stop_pid "S3 (moto)" "$STATE/moto.pid" 10; }
 # ---------------------------------------------------------------------------------------------------
 # Redis
 
+# One process, two ports: plain and TLS (server certificate only; clients need none).
 start_redis() {
     pid_alive "$STATE/redis.pid" && return 0
     port_open "$REDIS_PORT" && die "port $REDIS_PORT (Redis) is taken by another program"
+    port_open "$REDISS_PORT" && die "port $REDISS_PORT (Redis TLS) is taken by another program"
+    ensure_tls
     mkdir -p "$STATE/redis"
     spawn "$STATE/redis.pid" "$STATE/redis.log" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
+        --tls-port "$REDISS_PORT" --tls-cert-file "$TLS_DIR/server.pem" \
+        --tls-key-file "$TLS_DIR/server.key" --tls-ca-cert-file "$TLS_DIR/ca.pem" --tls-auth-clients no \
         --save "" --appendonly no --dir "$STATE/redis" --daemonize no
 }
-redis_ready() { [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
+redis_ready() {
+    [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping) == PONG ]] &&
+        [[ $(redis-cli --tls --cacert "$TLS_DIR/ca.pem" --sni localhost -h 127.0.0.1 -p "$REDISS_PORT" \
+            ping) == PONG ]]
+}
 wait_redis() { wait_for "Redis" "$STATE/redis.pid" "$STATE/redis.log" 20 redis_ready; }
 stop_redis() { stop_pid "Redis" "$STATE/redis.pid" 10; }
 
@@ -202,12 +325,29 @@ rabbit_cmd() {
 }
 
 prepare_rabbit() {
-    mkdir -p "$RABBIT_DIR"/{home,mnesia,log}
+    mkdir -p "$RABBIT_DIR"/{home,mnesia,log,tls}
     : >"$RABBIT_DIR/rabbitmq-env.conf"
     echo "[rabbitmq_management]." >"$RABBIT_DIR/enabled_plugins"
+    # The certificates, copied where the rabbitmq user can read them (the state folder may be private).
+    local tls="$RABBIT_DIR/tls"
+    cp "$TLS_DIR/ca.pem" "$TLS_DIR/server.pem" "$TLS_DIR/server.key" "$tls/"
+    chmod 644 "$tls/ca.pem" "$tls/server.pem"
+    chmod 600 "$tls/server.key"
     cat >"$RABBIT_DIR/rabbitmq.conf" <<EOF
 management.tcp.ip = 127.0.0.1
 management.tcp.port = $MGMT_PORT
+# TLS next to the plain listeners: AMQPS and HTTPS management, server certificate only.
+listeners.ssl.default = 127.0.0.1:$AMQPS_PORT
+ssl_options.cacertfile = $tls/ca.pem
+ssl_options.certfile = $tls/server.pem
+ssl_options.keyfile = $tls/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+management.ssl.ip = 127.0.0.1
+management.ssl.port = $MGMTS_PORT
+management.ssl.cacertfile = $tls/ca.pem
+management.ssl.certfile = $tls/server.pem
+management.ssl.keyfile = $tls/server.key
 # Queue statistics every second (default 5 s) so tests that read them do not wait long.
 collect_statistics_interval = 1000
 log.console = false
@@ -230,6 +370,9 @@ start_rabbit() {
     pid_alive "$STATE/rabbitmq.pid" && return 0
     port_open "$AMQP_PORT" && die "port $AMQP_PORT (AMQP) is taken by another program"
     port_open "$MGMT_PORT" && die "port $MGMT_PORT (RabbitMQ management) is taken by another program"
+    port_open "$AMQPS_PORT" && die "port $AMQPS_PORT (AMQPS) is taken by another program"
+    port_open "$MGMTS_PORT" && die "port $MGMTS_PORT (RabbitMQ management HTTPS) is taken by another program"
+    ensure_tls
     prepare_rabbit
     start_epmd
     # The start script stays in front of the VM and turns SIGTERM into a clean broker shutdown.
@@ -238,7 +381,10 @@ start_rabbit() {
 }
 rabbit_ready() {
     port_open "$AMQP_PORT" &&
-        curl -fsS -o /dev/null -u guest:guest "http://127.0.0.1:$MGMT_PORT/api/overview"
+        curl -fsS -o /dev/null -u guest:guest "http://127.0.0.1:$MGMT_PORT/api/overview" &&
+        tls_handshake "$AMQPS_PORT" &&
+        curl -fsS -o /dev/null -u guest:guest --cacert "$TLS_DIR/ca.pem" \
+            --resolve "localhost:$MGMTS_PORT:127.0.0.1" "https://localhost:$MGMTS_PORT/api/overview"
 }
 wait_rabbit() { wait_for "RabbitMQ" "$STATE/rabbitmq.pid" "$STATE/rabbitmq.log" 90 rabbit_ready; }
 # Graceful by default (SIGTERM: durable queues and persistent messages survive a restart, ~7 s because
@@ -272,6 +418,9 @@ cmd_start() {
     local t0=$SECONDS
     mkdir -p "$STATE"
     load_ports
+    [[ -n $AMQPS_PORT ]] ||
+        die "$STATE/ports comes from an older version of this script (no TLS ports): run $SCRIPT stop, then start"
+    ensure_tls
     start_s3
     start_redis
     start_rabbit
@@ -281,7 +430,7 @@ cmd_start() {
     wait_rabbit
     log "RabbitMQ ready after $((SECONDS - t0))s"
     write_env
-    log "ready in $((SECONDS - t0))s: S3 :$S3_PORT, AMQP :$AMQP_PORT, management :$MGMT_PORT, Redis :$REDIS_PORT (state: $STATE)"
+    log "ready in $((SECONDS - t0))s: S3 :$S3_PORT, AMQP :$AMQP_PORT (TLS :$AMQPS_PORT), management :$MGMT_PORT (HTTPS :$MGMTS_PORT), Redis :$REDIS_PORT (TLS :$REDISS_PORT) (state: $STATE)"
     cat "$STATE/env"
 }
 
@@ -374,7 +523,7 @@ ctl)
     exec "${RABBIT_CMD[@]}"
     ;;
 *)
-    sed -n '2,20p' "$SCRIPT" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,/^set -e/p' "$SCRIPT" | sed -n 's/^# \{0,1\}//p' >&2
     exit 2
     ;;
 esac

@@ -18,7 +18,7 @@
 #      folders, no port of the stack listening.
 #
 # Own state folder and ports (STACK_TEST_DIR, default target/stack-test; ports 16100-16197), so a
-# developer's `make up` stack (16000-16097) and the test servers (17100-18005) are not touched.
+# developer's `make up` stack (16000-16097) and the test servers (17100-18008) are not touched.
 # STACK_BUILD defaults to `always` here so the binaries under test are the current sources'.
 set -euo pipefail
 
@@ -28,8 +28,9 @@ export STACK_DIR="${STACK_TEST_DIR:-$ROOT/target/stack-test}"
 export STACK_RELAY_PORT=16180 STACK_SELECTOR_PORT=16150 STACK_MONITOR_PORT=16195 STACK_WORKER_PORT=16196
 export STACK_PROMETHEUS_PORT=16190 STACK_S3_PORT=16100 STACK_AMQP_PORT=16101 STACK_RABBITMQ_MGMT_PORT=16102
 export STACK_REDIS_PORT=16103 STACK_EPMD_PORT=16104 STACK_ERLANG_DIST_PORT=16105 STACK_COMPACTOR_PORT=16197
+export STACK_RELAY_ADMIN_PORT=16181
 export STACK_BUILD="${STACK_BUILD:-always}"
-PORTS=(16180 16150 16195 16196 16190 16100 16101 16102 16103 16104 16105 16197)
+PORTS=(16180 16181 16150 16195 16196 16190 16100 16101 16102 16103 16104 16105 16197)
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 case $TARGET in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
 
@@ -95,7 +96,7 @@ pass "stack.sh up in ${up_seconds}s"
 # shellcheck disable=SC1091
 source "$STACK_DIR/env"
 out=$(cat "$STACK_DIR/test-up.out")
-for url in "$STACK_RELAY_URL" "$STACK_RELAY_URL/docs/" "$STACK_PROMETHEUS_URL" "$STACK_MONITOR_URL/desired-worker-scale" \
+for url in "$STACK_RELAY_URL" "$STACK_RELAY_ADMIN_URL/docs/" "$STACK_PROMETHEUS_URL" "$STACK_MONITOR_URL/desired-worker-scale" \
     "$STACK_COMPACTOR_URL/metrics"; do
     check "up prints $url" grep -qF "$url" <<<"$out"
 done
@@ -108,6 +109,13 @@ printed_curl=$(grep -m1 -E "^ +curl -s '$STACK_RELAY_URL/get-pool" <<<"$out" | s
     fail "up prints no curl through the relay"
 body=$(eval "${printed_curl/curl -s/curl -sf}") || fail "the printed curl does not answer: $printed_curl"
 check "the printed curl answers through the relay with a pool ($printed_curl)" grep -q '"pool_id"' <<<"$body"
+# /metrics, /docs and /openapi.json are on the relay's admin port only, never on the public one.
+for path in /metrics /docs/ /openapi.json; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$STACK_RELAY_URL$path") || true
+    check "the relay's public port does not serve $path (HTTP $code)" test "$code" = 404
+    code=$(curl -sL -o /dev/null -w '%{http_code}' --max-time 5 "$STACK_RELAY_ADMIN_URL$path") || true
+    check "the relay's admin port serves $path (HTTP $code)" test "$code" = 200
+done
 
 snapshot() {
     local f
@@ -155,7 +163,7 @@ for i in range(300):
     }))
 PY
 code=$(curl -s -o "$STACK_DIR/post.out" -w '%{http_code}' -X POST -H 'Content-Type: application/x-ndjson' \
-    --data-binary @"$STACK_DIR/post.ndjson" "$STACK_SELECTOR_URL/events")
+    -H "Authorization: Bearer $STACK_INTAKE_TOKEN" --data-binary @"$STACK_DIR/post.ndjson" "$STACK_SELECTOR_URL/events")
 check "POST /events → 202 {\"accepted\": 300} (got $code $(cat "$STACK_DIR/post.out"))" \
     python3 -c 'import json,sys; sys.exit(0 if sys.argv[1] == "202" and json.load(open(sys.argv[2])).get("accepted") == 300 else 1)' \
     "$code" "$STACK_DIR/post.out"

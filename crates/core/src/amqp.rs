@@ -57,7 +57,9 @@ use lapin::{
 };
 use serde::Serialize;
 
-use crate::event::{Event, RawEvent};
+use chrono::{DateTime, Utc};
+
+use crate::event::{Event, EventError, RawEvent, format_timestamp};
 
 /// Default broker URL: the local broker's default vhost as `guest` (who may only log in from loopback).
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -133,6 +135,10 @@ pub struct AmqpArgs {
     #[arg(long = "amqp-connect-timeout", env = "AMQP_CONNECT_TIMEOUT", default_value = "5s",
           value_parser = parse_duration_flag)]
     pub connect_timeout: Duration,
+    /// PEM bundle of the CA that signs an `amqps://` broker's certificate, when it is not a public
+    /// one (in addition to the system's roots).
+    #[arg(long = "amqp-ca-file", env = "TLS_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AmqpArgs {
@@ -154,6 +160,7 @@ impl AmqpArgs {
             message_max_bytes: 256 * 1024,
             confirm_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            ca_file: None,
         }
     }
 
@@ -195,14 +202,7 @@ impl AmqpArgs {
 }
 
 fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparsable AMQP URL>".into(),
-    }
+    crate::redact::url(url)
 }
 
 /// What went wrong talking to the broker (other than publishing, see [`PublishError`]).
@@ -227,7 +227,19 @@ pub async fn connect(args: &AmqpArgs, name: &str) -> Result<Connection, AmqpErro
         url: args.redacted_url(),
         message,
     };
-    match tokio::time::timeout(args.connect_timeout, Connection::connect(&args.url, props)).await {
+    crate::tls::install_crypto_provider();
+    let mut builder = lapin::DefaultConnectionBuilder::new()
+        .map_err(|e| failed(e.to_string()))?
+        .with_uri_str(args.url.clone())
+        .with_properties(props);
+    if let Some(path) = &args.ca_file {
+        let pem = crate::tls::read_ca_pem(path).map_err(|e| failed(e.to_string()))?;
+        builder = builder.with_tls_config(lapin::tcp::OwnedTLSConfig {
+            identity: None,
+            cert_chain: Some(String::from_utf8_lossy(&pem).into_owned()),
+        });
+    }
+    match tokio::time::timeout(args.connect_timeout, builder.connect()).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(failed(e.to_string())),
         Err(_) => Err(failed(format!(
@@ -506,6 +518,23 @@ impl InvalidEvents {
 /// line; blank lines ignored). All or nothing: any invalid event makes the whole body invalid, and the
 /// error names every bad line or index. An empty body is invalid too (it carries no event).
 pub fn parse_events(body: &[u8]) -> Result<Vec<Event>, InvalidEvents> {
+    parse_events_with(body, None)
+}
+
+/// [`parse_events`] for a front door: an event stamped after `horizon` (the server's clock plus the
+/// allowed skew) is invalid too, naming `finished_at`. A job reports its end after it ended, so such a
+/// stamp is a broken clock or a forgery, and it would keep full weight in every ranking for ever.
+pub fn parse_events_before(
+    body: &[u8],
+    horizon: DateTime<Utc>,
+) -> Result<Vec<Event>, InvalidEvents> {
+    parse_events_with(body, Some(horizon))
+}
+
+fn parse_events_with(
+    body: &[u8],
+    horizon: Option<DateTime<Utc>>,
+) -> Result<Vec<Event>, InvalidEvents> {
     let trimmed = body.trim_ascii();
     if trimmed.is_empty() {
         return Err(InvalidEvents::one(BadEvent::body(
@@ -513,14 +542,14 @@ pub fn parse_events(body: &[u8]) -> Result<Vec<Event>, InvalidEvents> {
         )));
     }
     if trimmed[0] == b'[' {
-        return parse_array(trimmed);
+        return parse_array(trimmed, horizon);
     }
     // A pretty-printed single object spans several lines; NDJSON never has an object across lines.
     if trimmed[0] == b'{'
         && trimmed.contains(&b'\n')
         && let Ok(value) = serde_json::from_slice::<serde_json::Value>(trimmed)
     {
-        return event_from_value(value)
+        return event_from_value(value, horizon)
             .map(|e| vec![e])
             .map_err(|(field, message)| InvalidEvents::one(BadEvent::at_line(1, field, message)));
     }
@@ -534,7 +563,7 @@ pub fn parse_events(body: &[u8]) -> Result<Vec<Event>, InvalidEvents> {
         if line.is_empty() {
             continue;
         }
-        match Event::from_json(line) {
+        match Event::from_json(line).and_then(|e| not_after(e, horizon)) {
             Ok(e) => events.push(e),
             Err(e) => bad.push(BadEvent::at_line(i + 1, e.field, e.to_string())),
         }
@@ -542,30 +571,81 @@ pub fn parse_events(body: &[u8]) -> Result<Vec<Event>, InvalidEvents> {
     if bad.total > 0 { Err(bad) } else { Ok(events) }
 }
 
-fn event_from_value(value: serde_json::Value) -> Result<Event, (&'static str, String)> {
-    let raw: RawEvent = serde_json::from_value(value)
-        .map_err(|e| ("event", format!("event: not a JSON event object: {e}")))?;
-    Event::try_from(raw).map_err(|e| (e.field, e.to_string()))
+fn not_after(e: Event, horizon: Option<DateTime<Utc>>) -> Result<Event, EventError> {
+    match horizon {
+        Some(h) if e.finished_at > h => Err(EventError::new(
+            "finished_at",
+            format!(
+                "{} is in the future (later than {}, the server's clock plus MAX_CLOCK_SKEW); \
+                 send an event after its job finished",
+                format_timestamp(&e.finished_at),
+                format_timestamp(&h)
+            ),
+        )),
+        _ => Ok(e),
+    }
 }
 
-fn parse_array(body: &[u8]) -> Result<Vec<Event>, InvalidEvents> {
-    let values: Vec<serde_json::Value> = serde_json::from_slice(body)
-        .map_err(|e| InvalidEvents::one(BadEvent::body(format!("malformed JSON array: {e}"))))?;
-    if values.is_empty() {
-        return Err(InvalidEvents::one(BadEvent::body(
-            "the array holds no events",
-        )));
+fn event_from_value(
+    value: serde_json::Value,
+    horizon: Option<DateTime<Utc>>,
+) -> Result<Event, (&'static str, String)> {
+    let raw: RawEvent = serde_json::from_value(value)
+        .map_err(|e| ("event", format!("event: not a JSON event object: {e}")))?;
+    Event::try_from(raw)
+        .and_then(|e| not_after(e, horizon))
+        .map_err(|e| (e.field, e.to_string()))
+}
+
+/// Parse a JSON array one element at a time: each element is decoded, checked and dropped before the
+/// next, so a body of 16 MiB of `[0,0,…]` costs a counter, not millions of `serde_json::Value`s.
+fn parse_array(body: &[u8], horizon: Option<DateTime<Utc>>) -> Result<Vec<Event>, InvalidEvents> {
+    use serde::de::{Deserializer as _, SeqAccess, Visitor};
+
+    struct Elements<'a> {
+        horizon: Option<DateTime<Utc>>,
+        events: &'a mut Vec<Event>,
+        bad: &'a mut InvalidEvents,
     }
-    let mut events = Vec::with_capacity(values.len());
+    impl<'de> Visitor<'de> for Elements<'_> {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of event objects")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut n = 0;
+            while let Some(v) = seq.next_element::<serde_json::Value>()? {
+                match event_from_value(v, self.horizon) {
+                    Ok(e) => self.events.push(e),
+                    Err((field, message)) => self.bad.push(BadEvent::at_index(n, field, message)),
+                }
+                n += 1;
+            }
+            Ok(n)
+        }
+    }
+
+    let mut events = Vec::with_capacity(body.len() / 150 + 1);
     let mut bad = InvalidEvents {
         listed: Vec::new(),
         total: 0,
     };
-    for (i, v) in values.into_iter().enumerate() {
-        match event_from_value(v) {
-            Ok(e) => events.push(e),
-            Err((field, message)) => bad.push(BadEvent::at_index(i, field, message)),
-        }
+    let malformed = |e: serde_json::Error| {
+        InvalidEvents::one(BadEvent::body(format!("malformed JSON array: {e}")))
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let n = (&mut de)
+        .deserialize_seq(Elements {
+            horizon,
+            events: &mut events,
+            bad: &mut bad,
+        })
+        .map_err(malformed)?;
+    de.end().map_err(malformed)?;
+    if n == 0 {
+        return Err(InvalidEvents::one(BadEvent::body(
+            "the array holds no events",
+        )));
     }
     if bad.total > 0 { Err(bad) } else { Ok(events) }
 }

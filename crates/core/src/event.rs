@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 /// The only failure reason that counts as losing the job to the spot market.
 pub const SPOT_INSTANCE_TERMINATION: &str = "SPOT_INSTANCE_TERMINATION";
 
+/// How far ahead of the server's clock an event's `finished_at` may be before it is refused at intake
+/// and ignored by rankings (`MAX_CLOCK_SKEW`): room for hosts whose clocks drift, no room for forgery.
+pub const DEFAULT_MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Longest identifier (job id, reason, pool id) accepted, so one event cannot carry megabytes.
 pub const MAX_FIELD_LEN: usize = 128;
 

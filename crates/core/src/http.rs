@@ -36,6 +36,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// Seconds for a `Retry-After` header (busy, rate-limited).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -48,6 +50,7 @@ impl ApiError {
                 field: None,
                 details: None,
             },
+            retry_after: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -67,6 +70,14 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
+    /// `503 {"error":"busy"}`: the service is at its bound; try again after `retry_after` seconds.
+    pub fn busy(message: impl Into<String>, retry_after: u32) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message).retry_after(retry_after)
+    }
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
         self.body.details = Some(details);
         self
@@ -84,7 +95,11 @@ impl ResponseError for ApiError {
         self.status
     }
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(&self.body)
+        let mut res = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            res.insert_header((actix_web::http::header::RETRY_AFTER, secs));
+        }
+        res.json(&self.body)
     }
 }
 

@@ -41,6 +41,9 @@ pub struct Query {
     /// Recency weighting: a job `half_life` old counts half as much as one finishing now.
     pub half_life: Option<Duration>,
     pub now: DateTime<Utc>,
+    /// Events stamped more than this after `now` are ignored and counted (`future_events`): a clock
+    /// far ahead, or a forged `9999-12-31`, must not keep full weight forever.
+    pub max_clock_skew: Duration,
 }
 
 impl Query {
@@ -52,7 +55,14 @@ impl Query {
             window: Window::ALL,
             half_life: None,
             now,
+            max_clock_skew: pool_core::event::DEFAULT_MAX_CLOCK_SKEW,
         }
+    }
+
+    /// Events that finished after this are in the future (beyond the allowed clock skew) and ignored.
+    pub fn horizon_micros(&self) -> i64 {
+        let skew = i64::try_from(self.max_clock_skew.as_micros()).unwrap_or(i64::MAX);
+        self.now.timestamp_micros().saturating_add(skew)
     }
 
     /// Events that finished before this are outside the window.
@@ -93,6 +103,8 @@ pub struct ScanReport {
     /// Hours of the window read from raw events (the open hour, hours not compacted yet or changed
     /// since, the hour the window starts in).
     pub raw_hours: u64,
+    /// Events stamped further in the future than the allowed clock skew (`MAX_CLOCK_SKEW`): ignored.
+    pub future_events: u64,
     /// Wall time of the scan in milliseconds.
     pub elapsed_ms: f64,
 }
@@ -426,30 +438,29 @@ impl EventSource {
         // only the set of events already counted.
         let seen = Arc::new(SeenEvents::default());
         let query = Arc::new(q.clone());
-        let tasks: Vec<_> = streams
-            .into_iter()
-            .map(|mut stream| {
-                let mut acc = Accumulator::new(
-                    Arc::clone(&query),
-                    self.options.dedup.then(|| Arc::clone(&seen)),
-                    self.hasher.clone(),
-                    moments_mid,
-                );
-                tokio::spawn(async move {
-                    while let Some(batch) = stream.try_next().await? {
-                        acc.add_batch(&batch);
-                    }
-                    Ok::<_, DataFusionError>(acc)
-                })
-            })
-            .collect();
-        let mut parts = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            parts.push(
-                task.await
-                    .map_err(|e| DataFusionError::External(Box::new(e)))??,
+        // A JoinSet, so a scan that is dropped (its every waiter gone) aborts its partition tasks too.
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, mut stream) in streams.into_iter().enumerate() {
+            let mut acc = Accumulator::new(
+                Arc::clone(&query),
+                self.options.dedup.then(|| Arc::clone(&seen)),
+                self.hasher.clone(),
+                moments_mid,
             );
+            tasks.spawn(async move {
+                while let Some(batch) = stream.try_next().await? {
+                    acc.add_batch(&batch);
+                }
+                Ok::<_, DataFusionError>((i, acc))
+            });
         }
+        let mut parts = Vec::with_capacity(tasks.len());
+        while let Some(joined) = tasks.join_next().await {
+            parts.push(joined.map_err(|e| DataFusionError::External(Box::new(e)))??);
+        }
+        // Merged in partition order, so a compaction of the same objects writes the same bytes.
+        parts.sort_unstable_by_key(|(i, _)| *i);
+        let parts = parts.into_iter().map(|(_, acc)| acc).collect();
         let (pools, mut report) = Accumulator::merge(parts);
         report.objects = stats.objects.load(Ordering::Relaxed);
         report.bytes = stats.bytes.load(Ordering::Relaxed);

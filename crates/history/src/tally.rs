@@ -227,6 +227,8 @@ pub struct Accumulator {
     now_micros: i64,
     /// Rows that finished before this are outside the window (`i64::MIN`: the whole history).
     cutoff_micros: i64,
+    /// Rows that finished after this are in the future beyond the allowed clock skew.
+    horizon_micros: i64,
     half_life_micros: Option<f64>,
     /// Middle of the hour whose moments are collected (compaction), or `None`.
     moments_mid: Option<i64>,
@@ -248,6 +250,7 @@ impl Accumulator {
         Self {
             now_micros: query.now.timestamp_micros(),
             cutoff_micros: query.cutoff().map_or(i64::MIN, |c| c.timestamp_micros()),
+            horizon_micros: query.horizon_micros(),
             half_life_micros: query.half_life.map(|h| h.as_micros() as f64),
             query,
             seen,
@@ -271,6 +274,7 @@ impl Accumulator {
             report.rows += r.rows;
             report.duplicates += r.duplicates;
             report.invalid_rows += r.invalid_rows;
+            report.future_events += r.future_events;
             for (pool, c) in part.pools {
                 match by_pool.get(&pool) {
                     Some(&i) => {
@@ -327,6 +331,11 @@ impl Accumulator {
             };
             // Outside the window: skipped before any other check, as a filter would have.
             if finished_micros < self.cutoff_micros {
+                continue;
+            }
+            // Stamped in the future: a forged or badly clocked event must not steer every ranking.
+            if finished_micros > self.horizon_micros {
+                self.report.future_events += 1;
                 continue;
             }
             let pool = pools.value(i);

@@ -16,7 +16,7 @@ use crate::batch::Limits;
 use crate::consumer::Worker;
 use crate::metrics::WorkerMetrics;
 use crate::settings::Settings;
-use crate::writer::Writer;
+use crate::writer::{RetryPolicy, Writer};
 
 /// A built worker, ready to run: storage opened, metrics port bound. The broker is contacted when it
 /// runs (and again after every broker restart), so it may start before RabbitMQ.
@@ -46,6 +46,11 @@ impl Application {
         let writer = Writer::new(
             storage.clone(),
             settings.write_concurrency as usize,
+            RetryPolicy {
+                min_delay: settings.limits.write_retry_min_delay,
+                max_delay: settings.limits.write_retry_max_delay,
+                max_permanent_attempts: settings.limits.write_max_attempts,
+            },
             metrics.clone(),
         );
         let limits = Limits {
@@ -53,14 +58,27 @@ impl Application {
             max_bytes: settings.batch.batch_max_bytes,
             max_messages: settings.batch_max_messages(),
             max_age: settings.batch.batch_max_age,
+            max_message_bytes: settings.limits.max_message_bytes,
         };
-        let worker = Worker::new(
-            settings.amqp.clone(),
-            limits,
-            settings.prefetch,
-            writer,
-            metrics,
+        let prefetch = settings.effective_prefetch();
+        metrics.effective_prefetch.set(prefetch.into());
+        tracing::info!(
+            effective_prefetch = prefetch,
+            prefetch = settings.prefetch,
+            max_message_bytes = settings.limits.max_message_bytes,
+            max_inflight_bytes = settings.limits.max_inflight_bytes,
+            "prefetch: min(PREFETCH, MAX_INFLIGHT_BYTES / MAX_MESSAGE_BYTES), at least 2"
         );
+        if settings.limits.max_message_bytes < settings.amqp.message_max_bytes {
+            tracing::warn!(
+                max_message_bytes = settings.limits.max_message_bytes,
+                amqp_message_max_bytes = settings.amqp.message_max_bytes,
+                "MAX_MESSAGE_BYTES is below AMQP_MESSAGE_MAX_BYTES: producers' full-size messages \
+                 will be dead-lettered as oversized"
+            );
+        }
+        let worker = Worker::new(settings.amqp.clone(), limits, prefetch, writer, metrics)
+            .with_dead_letter_max_attempts(settings.limits.dead_letter_max_attempts);
 
         let listener = TcpListener::bind((settings.metrics_host.as_str(), settings.metrics_port))
             .with_context(|| {

@@ -26,13 +26,16 @@ pub struct DeadLetter {
     pub reason: String,
 }
 
-/// When a batch is full.
+/// When a batch is full, and which messages it refuses.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_events: usize,
+    /// Bytes held (event NDJSON plus dead-letter bodies) that make the batch full.
     pub max_bytes: usize,
     pub max_messages: usize,
     pub max_age: Duration,
+    /// A message body larger than this is dead-lettered without being parsed (`MAX_MESSAGE_BYTES`).
+    pub max_message_bytes: usize,
 }
 
 /// What happened to one added message.
@@ -42,6 +45,9 @@ pub enum Added {
     Events(usize),
     /// The message will be dead-lettered, for this reason.
     Rejected(String),
+    /// The message is larger than `MAX_MESSAGE_BYTES`: it will be dead-lettered, unparsed, for this
+    /// reason.
+    Oversized(String),
 }
 
 /// Messages gathered since the last write.
@@ -49,7 +55,7 @@ pub enum Added {
 pub struct Batch {
     limits: Limits,
     started: Option<Instant>,
-    last_tag: Option<u64>,
+    tags: Vec<u64>,
     messages: usize,
     events: usize,
     bytes: usize,
@@ -62,9 +68,13 @@ pub struct Batch {
 pub struct Sealed {
     /// Acknowledging this tag with `multiple` acknowledges every message of the batch.
     pub last_tag: u64,
+    /// The delivery tags of the batch's messages, in the order received (ascending).
+    pub tags: Vec<u64>,
     pub started: Instant,
     pub messages: usize,
     pub events: usize,
+    /// Bytes held: event NDJSON plus dead-letter bodies.
+    pub bytes: usize,
     /// NDJSON (one canonical event line each) per hourly partition.
     pub partitions: BTreeMap<Partition, Vec<u8>>,
     pub dead: Vec<DeadLetter>,
@@ -75,7 +85,7 @@ impl Batch {
         Self {
             limits,
             started: None,
-            last_tag: None,
+            tags: Vec::new(),
             messages: 0,
             events: 0,
             bytes: 0,
@@ -85,11 +95,22 @@ impl Batch {
     }
 
     /// Parse a message and add its events (or, if any line is invalid, the whole message as a dead
-    /// letter: a message is stored or rejected as a unit, like it was confirmed as one).
+    /// letter: a message is stored or rejected as a unit, like it was confirmed as one). A message
+    /// larger than [`Limits::max_message_bytes`] is a dead letter without being parsed.
     pub fn add(&mut self, message: Message) -> Added {
         self.started.get_or_insert_with(Instant::now);
-        self.last_tag = Some(message.delivery_tag);
+        self.tags.push(message.delivery_tag);
         self.messages += 1;
+        if message.body.len() > self.limits.max_message_bytes {
+            let reason = format!(
+                "message body is {} bytes, larger than MAX_MESSAGE_BYTES ({} bytes); not parsed. \
+                 Split it into smaller messages (producers: AMQP_MESSAGE_MAX_BYTES)",
+                message.body.len(),
+                self.limits.max_message_bytes
+            );
+            self.reject(message, reason.clone());
+            return Added::Oversized(reason);
+        }
         match parse_events(&message.body) {
             Ok(events) => {
                 let n = events.len();
@@ -105,13 +126,16 @@ impl Batch {
             }
             Err(invalid) => {
                 let reason = invalid.to_string();
-                self.dead.push(DeadLetter {
-                    message,
-                    reason: reason.clone(),
-                });
+                self.reject(message, reason.clone());
                 Added::Rejected(reason)
             }
         }
+    }
+
+    /// Keep `message` for the dead-letter exchange; its body counts towards the batch's bytes.
+    fn reject(&mut self, message: Message, reason: String) {
+        self.bytes += message.body.len();
+        self.dead.push(DeadLetter { message, reason });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -120,6 +144,11 @@ impl Batch {
 
     pub fn events(&self) -> usize {
         self.events
+    }
+
+    /// Bytes held: event NDJSON plus the bodies of the messages to dead-letter.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// True when the batch must be written now (by events, bytes or messages; age is [`Self::deadline`]).
@@ -136,12 +165,14 @@ impl Batch {
 
     /// Take everything out, leaving an empty batch. `None` if there was nothing.
     pub fn take(&mut self) -> Option<Sealed> {
-        let last_tag = self.last_tag?;
+        let last_tag = *self.tags.last()?;
         let sealed = Sealed {
             last_tag,
+            tags: std::mem::take(&mut self.tags),
             started: self.started.unwrap_or_else(Instant::now),
             messages: self.messages,
             events: self.events,
+            bytes: self.bytes,
             partitions: std::mem::take(&mut self.partitions),
             dead: std::mem::take(&mut self.dead),
         };
@@ -177,6 +208,7 @@ mod tests {
             max_bytes: 1 << 20,
             max_messages: 10,
             max_age: Duration::from_secs(2),
+            max_message_bytes: 4096,
         }
     }
 
@@ -199,6 +231,7 @@ mod tests {
         let s = b.take().unwrap();
         assert!(b.is_empty() && b.take().is_none());
         assert_eq!(s.last_tag, 2);
+        assert_eq!(s.tags, [1, 2]);
         assert_eq!(s.events, 3);
         let paths: Vec<String> = s.partitions.keys().map(|p| p.path()).collect();
         assert_eq!(paths, ["dt=2026-11-22/hr=10", "dt=2026-11-22/hr=11"]);
@@ -238,5 +271,50 @@ mod tests {
             b.add(message(tag, "garbage".into()));
         }
         assert!(b.is_full());
+    }
+
+    #[test]
+    fn oversized_messages_are_dead_lettered_unparsed() {
+        let mut b = Batch::new(limits());
+        // Valid events, but too many bytes: rejected whole, without looking inside.
+        let big: String = (0..40)
+            .map(|i| line(&i.to_string(), "2026-11-22T10:00:00") + "\n")
+            .collect();
+        assert!(big.len() > 4096);
+        match b.add(message(3, big.clone())) {
+            Added::Oversized(reason) => {
+                assert!(reason.contains("MAX_MESSAGE_BYTES"), "{reason}");
+                assert!(reason.contains(&big.len().to_string()), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(b.events(), 0);
+        assert_eq!(b.bytes(), big.len());
+        // Exactly the limit is accepted.
+        let mut exact = line("x", "2026-11-22T10:00:00");
+        exact.push_str(&" ".repeat(4096 - exact.len()));
+        assert_eq!(b.add(message(4, exact)), Added::Events(1));
+        let s = b.take().unwrap();
+        assert_eq!(s.dead.len(), 1);
+        assert_eq!(s.dead[0].message.delivery_tag, 3);
+        assert_eq!(s.tags, [3, 4]);
+        assert_eq!(s.events, 1);
+    }
+
+    #[test]
+    fn dead_letter_bodies_count_towards_the_byte_limit() {
+        let mut b = Batch::new(Limits {
+            max_bytes: 100,
+            ..limits()
+        });
+        b.add(message(1, "x".repeat(60)));
+        assert!(!b.is_full());
+        b.add(message(2, "y".repeat(60)));
+        assert_eq!(b.bytes(), 120);
+        assert!(
+            b.is_full(),
+            "two dead letters of 60 bytes fill a batch of 100"
+        );
+        assert_eq!(b.take().unwrap().bytes, 120);
     }
 }

@@ -13,9 +13,24 @@
 //! batch, which is then stored a second time under new keys: delivery is at least once, and readers
 //! count each `job_id` once (pool-selector deduplicates at query time).
 //!
-//! A message that can never be stored (not JSON, not an event, an inconsistent event) is republished,
-//! with the reason in an `x-rejection-reason` header, to the dead-letter exchange; once the broker has
-//! confirmed that copy, the original is acknowledged with the rest of its batch.
+//! A message that can never be stored (not JSON, not an event, an inconsistent event, or a body larger
+//! than `MAX_MESSAGE_BYTES`, which is not even parsed) is republished, with the reason in an
+//! `x-rejection-reason` header, to the dead-letter exchange; once the broker has confirmed that copy,
+//! the original is acknowledged with the rest of its batch.
+//!
+//! Bounds (see [`consumer`] and [`settings::LimitArgs`]):
+//! * **Bytes in flight**: the basic.qos prefetch is `min(PREFETCH, MAX_INFLIGHT_BYTES /
+//!   MAX_MESSAGE_BYTES)` (at least 2), so the broker never pushes more than `MAX_INFLIGHT_BYTES` of
+//!   accepted messages ahead; a batch counts the bytes it holds (NDJSON and dead-letter bodies) against
+//!   `BATCH_MAX_BYTES`. Set RabbitMQ's `max_message_size` to `MAX_MESSAGE_BYTES` so that the broker
+//!   refuses larger messages at publish time, before anyone buffers them.
+//! * **A store that refuses writes for good** (4xx such as access denied or no such bucket): after
+//!   `WRITE_MAX_ATTEMPTS` the partition's events go to the dead-letter exchange (reason
+//!   `storage refused the write: …`, header `x-partition`), confirmed before the messages are
+//!   acknowledged. Transient errors (5xx, timeouts) are retried for as long as it takes.
+//! * **A dead letter the broker will not take** (exchange missing, unroutable, nacked, unconfirmed):
+//!   after `DEAD_LETTER_MAX_ATTEMPTS` failures, counted per message across redeliveries, the message
+//!   is rejected without requeue (to the queue's own `x-dead-letter-exchange`) and the queue moves on.
 //!
 //! `/metrics` and `/health` are served on `METRICS_PORT` (default 9091).
 

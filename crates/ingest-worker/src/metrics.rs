@@ -19,15 +19,28 @@ pub struct WorkerMetrics {
     pub bytes_written: IntCounter,
     /// Batches written and acknowledged.
     pub batches: IntCounter,
-    /// Messages republished to the dead-letter exchange.
+    /// Messages republished to the dead-letter exchange (poison and oversized messages, and the events
+    /// of writes given up).
     pub dead_lettered: IntCounter,
-    /// Errors by kind: `storage` (a write attempt failed; it is retried), `broker` (connection or
-    /// channel lost), `dead_letter` (the dead-letter publish was not confirmed).
+    /// Messages larger than `MAX_MESSAGE_BYTES`, dead-lettered without being parsed.
+    pub oversized: IntCounter,
+    /// Objects whose write was given up after `WRITE_MAX_ATTEMPTS` permanent storage errors (their
+    /// events go to the dead-letter exchange). Alert on any increase.
+    pub write_given_up: IntCounter,
+    /// Messages the worker could not dead-letter `DEAD_LETTER_MAX_ATTEMPTS` times and rejected without
+    /// requeueing (to the queue's own dead-lettering). Alert on any increase.
+    pub dead_letter_given_up: IntCounter,
+    /// Errors by kind: `storage` (a write attempt failed transiently; it is retried),
+    /// `storage_permanent` (a write attempt was refused for good; retried up to `WRITE_MAX_ATTEMPTS`),
+    /// `broker` (connection or channel lost), `dead_letter` (a dead-letter publish was not confirmed).
     pub errors: IntCounterVec,
     /// Broker connections opened after the first one.
     pub reconnects: IntCounter,
     /// 1 while a consumer is registered with the broker.
     pub consuming: IntGauge,
+    /// The basic.qos prefetch in use: `min(PREFETCH, MAX_INFLIGHT_BYTES / MAX_MESSAGE_BYTES)`, at
+    /// least 2.
+    pub effective_prefetch: IntGauge,
     /// Time from the first message of a batch to its acknowledgement.
     pub batch_latency: Histogram,
     /// Time to write all objects of a batch (including retries).
@@ -42,6 +55,10 @@ fn histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
     )
 }
 
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    register(registry, IntGauge::new(name, help).expect("valid metric"))
+}
+
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     register(registry, IntCounter::new(name, help).expect("valid metric"))
 }
@@ -51,10 +68,10 @@ impl WorkerMetrics {
         let errors = counter_vec(
             registry,
             "errors_total",
-            "Errors by kind (storage, broker, dead_letter).",
+            "Errors by kind (storage, storage_permanent, broker, dead_letter).",
             &["kind"],
         );
-        for kind in ["storage", "broker", "dead_letter"] {
+        for kind in ["storage", "storage_permanent", "broker", "dead_letter"] {
             errors.with_label_values(&[kind]);
         }
         Self {
@@ -89,19 +106,36 @@ impl WorkerMetrics {
                 "dead_lettered_total",
                 "Messages republished to the dead-letter exchange.",
             ),
+            oversized: counter(
+                registry,
+                "messages_oversized_total",
+                "Messages larger than MAX_MESSAGE_BYTES, dead-lettered without being parsed.",
+            ),
+            write_given_up: counter(
+                registry,
+                "write_given_up_total",
+                "Objects whose write was refused WRITE_MAX_ATTEMPTS times; their events were dead-lettered.",
+            ),
+            dead_letter_given_up: counter(
+                registry,
+                "dead_letter_given_up_total",
+                "Messages that could not be dead-lettered DEAD_LETTER_MAX_ATTEMPTS times; rejected without requeue.",
+            ),
             errors,
             reconnects: counter(
                 registry,
                 "reconnects_total",
                 "Broker connections opened after the first one.",
             ),
-            consuming: register(
+            consuming: gauge(
                 registry,
-                IntGauge::new(
-                    "consuming",
-                    "1 while a consumer is registered with RabbitMQ.",
-                )
-                .expect("valid metric"),
+                "consuming",
+                "1 while a consumer is registered with RabbitMQ.",
+            ),
+            effective_prefetch: gauge(
+                registry,
+                "effective_prefetch",
+                "The basic.qos prefetch in use: min(PREFETCH, MAX_INFLIGHT_BYTES / MAX_MESSAGE_BYTES), at least 2.",
             ),
             batch_latency: histogram(
                 registry,

@@ -8,6 +8,24 @@ use pool_core::config::{StorageArgs, TelemetryArgs};
 
 /// Default port of the `/metrics` and `/health` endpoints.
 pub const DEFAULT_METRICS_PORT: u16 = 9091;
+/// Default `MAX_MESSAGE_BYTES` (512 KiB): twice producers' default `AMQP_MESSAGE_MAX_BYTES` (256 KiB),
+/// so that a producer's message, which may exceed that size by one event, is always accepted.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 512 * 1024;
+/// Default `MAX_INFLIGHT_BYTES` (256 MiB).
+pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 256 * 1024 * 1024;
+/// Default `WRITE_MAX_ATTEMPTS`.
+pub const DEFAULT_WRITE_MAX_ATTEMPTS: u32 = 5;
+/// Default `DEAD_LETTER_MAX_ATTEMPTS`.
+pub const DEFAULT_DEAD_LETTER_MAX_ATTEMPTS: u32 = 5;
+
+/// A byte count of at least 1.
+fn positive_bytes(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1 byte".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number of bytes")),
+    }
+}
 
 /// When a batch is written.
 #[derive(Args, Debug, Clone)]
@@ -16,7 +34,8 @@ pub struct BatchArgs {
     #[arg(long, env = "BATCH_MAX_EVENTS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_max_events: u32,
-    /// Write the batch once its NDJSON reaches this many bytes (default 8 MiB).
+    /// Write the batch once the bytes it holds reach this many (default 8 MiB): the NDJSON of its
+    /// events plus the bodies of the messages it will dead-letter.
     #[arg(long, env = "BATCH_MAX_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub batch_max_bytes: usize,
     /// Write the batch once its first message is this old (e.g. 2s, 500ms): bounds the time from
@@ -31,6 +50,63 @@ impl Default for BatchArgs {
             batch_max_events: 10_000,
             batch_max_bytes: 8 * 1024 * 1024,
             batch_max_age: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Bounds on memory and on retries: what keeps one bad message, or a store that refuses every write,
+/// from exhausting the worker or stalling the queue.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Largest message body accepted, in bytes (default 512 KiB; keep it at least producers'
+    /// `AMQP_MESSAGE_MAX_BYTES`, 256 KiB by default). A larger message is dead-lettered, unparsed, with
+    /// a reason naming this setting.
+    ///
+    /// Set RabbitMQ's own `max_message_size` (rabbitmq.conf) to the same value: the broker then refuses
+    /// larger messages at publish time, before anyone buffers them, and the worker's check becomes a
+    /// second line of defence.
+    #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES,
+          value_parser = positive_bytes)]
+    pub max_message_bytes: usize,
+    /// Bytes of messages the worker may hold unacknowledged (default 256 MiB). The prefetch is lowered
+    /// to `MAX_INFLIGHT_BYTES / MAX_MESSAGE_BYTES` when that is smaller than `PREFETCH` (see
+    /// [`Settings::effective_prefetch`]).
+    #[arg(long, env = "MAX_INFLIGHT_BYTES", default_value_t = DEFAULT_MAX_INFLIGHT_BYTES,
+          value_parser = positive_bytes)]
+    pub max_inflight_bytes: usize,
+    /// Attempts at writing an object that fail with a permanent storage error (access denied, no such
+    /// bucket, any other 4xx but 408 and 429) before the write is given up: its events are then
+    /// published to the dead-letter exchange (with the error in `x-rejection-reason` and the hourly
+    /// partition in `x-partition`) and the messages acknowledged. Transient errors (5xx, timeouts,
+    /// connection errors) are retried for as long as it takes.
+    #[arg(long, env = "WRITE_MAX_ATTEMPTS", default_value_t = DEFAULT_WRITE_MAX_ATTEMPTS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub write_max_attempts: u32,
+    /// First delay between attempts at writing an object (doubling, with jitter).
+    #[arg(long, env = "WRITE_RETRY_MIN_DELAY", default_value = "100ms", value_parser = parse_duration_flag)]
+    pub write_retry_min_delay: Duration,
+    /// Longest delay between attempts at writing an object.
+    #[arg(long, env = "WRITE_RETRY_MAX_DELAY", default_value = "10s", value_parser = parse_duration_flag)]
+    pub write_retry_max_delay: Duration,
+    /// Failed attempts at dead-lettering one message (the dead-letter exchange is missing, routes it
+    /// nowhere, refuses it, or does not confirm it), counted across redeliveries, before the worker
+    /// gives up: it then rejects the message without requeueing it, so the broker's own dead-lettering
+    /// of the ingest queue (`x-dead-letter-exchange`) takes it — or drops it, if that cannot route it
+    /// either — and the queue moves on.
+    #[arg(long, env = "DEAD_LETTER_MAX_ATTEMPTS", default_value_t = DEFAULT_DEAD_LETTER_MAX_ATTEMPTS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub dead_letter_max_attempts: u32,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            write_max_attempts: DEFAULT_WRITE_MAX_ATTEMPTS,
+            write_retry_min_delay: Duration::from_millis(100),
+            write_retry_max_delay: Duration::from_secs(10),
+            dead_letter_max_attempts: DEFAULT_DEAD_LETTER_MAX_ATTEMPTS,
         }
     }
 }
@@ -51,11 +127,15 @@ pub struct Settings {
     pub batch: BatchArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
-    /// Unacknowledged messages the broker may push ahead (basic.qos). A batch is also written when it
-    /// holds half this many messages, so the broker keeps delivering while a batch is being written.
+    /// Unacknowledged messages the broker may push ahead (basic.qos), at most: the prefetch actually
+    /// used is [`Settings::effective_prefetch`], which also bounds the bytes in flight. A batch is also
+    /// written when it holds half the effective prefetch in messages, so the broker keeps delivering
+    /// while a batch is being written.
     #[arg(long, env = "PREFETCH", default_value_t = 1000,
           value_parser = clap::value_parser!(u16).range(2..))]
     pub prefetch: u16,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Objects of one batch written at the same time.
     #[arg(long, env = "WRITE_CONCURRENCY", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -81,6 +161,7 @@ impl Settings {
             batch: BatchArgs::default(),
             telemetry: TelemetryArgs::default(),
             prefetch: 1000,
+            limits: LimitArgs::default(),
             write_concurrency: 8,
             metrics_host: "127.0.0.1".into(),
             metrics_port: 0,
@@ -88,9 +169,18 @@ impl Settings {
         }
     }
 
-    /// Messages in a batch that make it full: half the prefetch window (see [`Settings::prefetch`]).
+    /// The basic.qos prefetch actually used: `min(PREFETCH, MAX_INFLIGHT_BYTES / MAX_MESSAGE_BYTES)`,
+    /// at least 2. Since no accepted message is larger than `MAX_MESSAGE_BYTES`, the broker can never
+    /// push more than `MAX_INFLIGHT_BYTES` of them ahead (unless that is less than two messages).
+    pub fn effective_prefetch(&self) -> u16 {
+        let by_bytes = self.limits.max_inflight_bytes / self.limits.max_message_bytes.max(1);
+        by_bytes.clamp(2, self.prefetch.max(2) as usize) as u16
+    }
+
+    /// Messages in a batch that make it full: half the effective prefetch window (see
+    /// [`Settings::prefetch`]).
     pub fn batch_max_messages(&self) -> usize {
-        (self.prefetch as usize / 2).max(1)
+        (self.effective_prefetch() as usize / 2).max(1)
     }
 }
 
@@ -105,9 +195,61 @@ mod tests {
         assert_eq!(s.batch.batch_max_bytes, 8 * 1024 * 1024);
         assert_eq!(s.batch.batch_max_age, Duration::from_secs(2));
         assert_eq!(s.metrics_port, DEFAULT_METRICS_PORT);
-        assert_eq!(s.batch_max_messages(), 500);
+        assert_eq!(s.limits.max_message_bytes, 512 * 1024);
+        assert_eq!(s.limits.max_inflight_bytes, 256 * 1024 * 1024);
+        assert_eq!(s.limits.write_max_attempts, 5);
+        assert_eq!(s.limits.dead_letter_max_attempts, 5);
+        assert_eq!(s.limits.write_retry_min_delay, Duration::from_millis(100));
+        assert_eq!(s.limits.write_retry_max_delay, Duration::from_secs(10));
+        // 256 MiB / 512 KiB = 512 messages of the largest accepted size, fewer than PREFETCH (1000).
+        assert_eq!(s.effective_prefetch(), 512);
+        assert_eq!(s.batch_max_messages(), 256);
+        // Producers' default messages are accepted.
+        assert!(s.limits.max_message_bytes >= s.amqp.message_max_bytes);
+        assert!(
+            s.limits.max_message_bytes >= pool_core::amqp::AmqpArgs::default().message_max_bytes
+        );
+        let d = Settings::new(s.amqp.clone(), s.storage.clone());
+        assert_eq!(d.limits.max_message_bytes, s.limits.max_message_bytes);
+        assert_eq!(d.limits.max_inflight_bytes, s.limits.max_inflight_bytes);
+        assert_eq!(d.effective_prefetch(), s.effective_prefetch());
         let s = Settings::try_parse_from(["ingest-worker", "--batch-max-age", "250ms"]).unwrap();
         assert_eq!(s.batch.batch_max_age, Duration::from_millis(250));
         assert!(Settings::try_parse_from(["ingest-worker", "--batch-max-events", "0"]).is_err());
+        assert!(Settings::try_parse_from(["ingest-worker", "--max-message-bytes", "0"]).is_err());
+        assert!(Settings::try_parse_from(["ingest-worker", "--write-max-attempts", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_prefetch_is_bounded_by_bytes() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["ingest-worker"];
+            all.extend_from_slice(args);
+            Settings::try_parse_from(all).unwrap()
+        };
+        // The byte bound is smaller: 64 KiB / 4 KiB = 16.
+        let s = parse(&[
+            "--max-message-bytes",
+            "4096",
+            "--max-inflight-bytes",
+            "65536",
+        ]);
+        assert_eq!(s.effective_prefetch(), 16);
+        assert_eq!(s.batch_max_messages(), 8);
+        // PREFETCH is smaller.
+        let s = parse(&["--prefetch", "10", "--max-message-bytes", "4096"]);
+        assert_eq!(s.effective_prefetch(), 10);
+        // Never below 2, even when not even one message of the largest size fits.
+        let s = parse(&["--max-message-bytes", "4096", "--max-inflight-bytes", "100"]);
+        assert_eq!(s.effective_prefetch(), 2);
+        assert_eq!(s.batch_max_messages(), 1);
+        // Far more than u16 by bytes: PREFETCH wins.
+        let s = parse(&[
+            "--max-message-bytes",
+            "1",
+            "--max-inflight-bytes",
+            "1000000000",
+        ]);
+        assert_eq!(s.effective_prefetch(), 1000);
     }
 }

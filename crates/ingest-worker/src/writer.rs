@@ -1,4 +1,5 @@
-//! Writes a batch's partitions as new immutable objects, durably, retrying storage errors.
+//! Writes a batch's partitions as new immutable objects, durably, retrying storage errors: transient
+//! ones for as long as it takes, permanent ones a bounded number of times.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,11 +14,111 @@ use pool_core::storage::{Storage, StorageError};
 
 use crate::metrics::WorkerMetrics;
 
+/// How a failed write is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// First delay between attempts (doubling, with jitter, up to `max_delay`).
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// Attempts failing with a permanent error (see [`is_permanent`]) before the write is given up.
+    /// Transient errors do not count: they are retried for as long as it takes.
+    pub max_permanent_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(10),
+            max_permanent_attempts: crate::settings::DEFAULT_WRITE_MAX_ATTEMPTS,
+        }
+    }
+}
+
+/// A partition the store refused to take: its NDJSON (valid, canonical events), to be sent to the
+/// dead-letter exchange instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GivenUp {
+    pub partition: Partition,
+    pub body: Bytes,
+    /// Events (lines) in `body`.
+    pub events: usize,
+    /// The last storage error.
+    pub error: String,
+}
+
 /// What one batch write produced.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Written {
     pub objects: usize,
     pub bytes: usize,
+    /// Partitions not written: the store refused them `max_permanent_attempts` times.
+    pub given_up: Vec<GivenUp>,
+}
+
+/// True when retrying `error` cannot help: the store refuses the request itself (access denied,
+/// unauthenticated, no such bucket, precondition, unsupported operation, invalid path, or any other
+/// HTTP 4xx but 408 Request Timeout, 409 Conflict and 429 Too Many Requests), or the location is
+/// misconfigured. Everything else — 5xx, timeouts, connection errors, a full disk — is transient.
+///
+/// 409 counts as transient because S3 answers it (`OperationAborted`) to a conflicting operation in
+/// progress, which a later attempt does not meet.
+pub fn is_permanent(error: &StorageError) -> bool {
+    match error {
+        StorageError::BadUrl(_) | StorageError::Config(_) => true,
+        StorageError::Io(_, e) => io_is_permanent(e),
+        StorageError::ObjectStore(e) => object_store_is_permanent(e),
+    }
+}
+
+fn object_store_is_permanent(error: &object_store::Error) -> bool {
+    use object_store::Error as E;
+    match error {
+        E::PermissionDenied { .. }
+        | E::Unauthenticated { .. }
+        | E::NotFound { .. }
+        | E::Precondition { .. }
+        | E::NotSupported { .. }
+        | E::InvalidPath { .. }
+        | E::NotImplemented { .. }
+        | E::UnknownConfigurationKey { .. } => true,
+        E::AlreadyExists { .. } | E::NotModified { .. } => false,
+        // A generic error carries the HTTP status (in the text of object_store's private retry error)
+        // or an I/O error (local files) somewhere down its chain of sources.
+        _ => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+            while let Some(e) = source {
+                if let Some(io) = e.downcast_ref::<std::io::Error>()
+                    && io_is_permanent(io)
+                {
+                    return true;
+                }
+                if let Some(status) = http_status(&e.to_string()) {
+                    return status_is_permanent(status);
+                }
+                source = e.source();
+            }
+            false
+        }
+    }
+}
+
+fn io_is_permanent(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+fn status_is_permanent(status: u16) -> bool {
+    (400..500).contains(&status) && !matches!(status, 408 | 409 | 429)
+}
+
+/// The status in object_store's "Server returned non-2xx status code: 403 Forbidden: …".
+fn http_status(text: &str) -> Option<u16> {
+    let (_, rest) = text.split_once("status code: ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    (digits.len() == 3).then(|| digits.parse().ok()).flatten()
 }
 
 /// Writes objects under the storage root.
@@ -32,14 +133,25 @@ pub struct Written {
 pub struct Writer {
     storage: Storage,
     concurrency: usize,
+    retry: RetryPolicy,
     metrics: WorkerMetrics,
 }
 
 impl Writer {
-    pub fn new(storage: Storage, concurrency: usize, metrics: WorkerMetrics) -> Self {
+    pub fn new(
+        storage: Storage,
+        concurrency: usize,
+        retry: RetryPolicy,
+        metrics: WorkerMetrics,
+    ) -> Self {
         Self {
             storage,
             concurrency: concurrency.max(1),
+            retry: RetryPolicy {
+                max_permanent_attempts: retry.max_permanent_attempts.max(1),
+                max_delay: retry.max_delay.max(retry.min_delay),
+                ..retry
+            },
             metrics,
         }
     }
@@ -49,46 +161,76 @@ impl Writer {
         uuid::Uuid::now_v7().to_string()
     }
 
-    /// Write every partition as one new object and return once all are durable. Storage errors are
-    /// retried with exponential backoff (100 ms doubling to 10 s) for as long as it takes: the messages
-    /// stay unacknowledged meanwhile, and a shutdown deadline bounds the wait from outside.
+    /// Write every partition as one new object and return once each is durable or given up.
+    ///
+    /// Transient storage errors are retried with exponential backoff for as long as it takes: the
+    /// messages stay unacknowledged meanwhile, and a shutdown deadline bounds the wait from outside.
+    /// A partition refused with a permanent error ([`is_permanent`]) `max_permanent_attempts` times is
+    /// given up and returned in [`Written::given_up`], for the caller to dead-letter.
     pub async fn write_all(&self, partitions: BTreeMap<Partition, Vec<u8>>) -> Written {
-        let written: Vec<usize> = futures::stream::iter(partitions)
-            .map(|(partition, body)| {
-                let path = self.storage.object_path(&partition, &Self::new_name());
-                self.write_one(path, Bytes::from(body))
-            })
+        let results: Vec<Result<usize, GivenUp>> = futures::stream::iter(partitions)
+            .map(|(partition, body)| self.write_one(partition, Bytes::from(body)))
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        Written {
-            objects: written.len(),
-            bytes: written.iter().sum(),
+        let mut written = Written::default();
+        for r in results {
+            match r {
+                Ok(bytes) => {
+                    written.objects += 1;
+                    written.bytes += bytes;
+                }
+                Err(given_up) => written.given_up.push(given_up),
+            }
         }
+        written
     }
 
-    async fn write_one(&self, path: Path, body: Bytes) -> usize {
+    async fn write_one(&self, partition: Partition, body: Bytes) -> Result<usize, GivenUp> {
+        let path = self.storage.object_path(&partition, &Self::new_name());
         let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(10))
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
             .with_jitter()
             .without_max_times()
             .build();
         let len = body.len();
+        let mut refused = 0u32;
         loop {
             let started = Instant::now();
-            match self.try_write(&path, body.clone()).await {
+            let e = match self.try_write(&path, body.clone()).await {
                 Ok(()) => {
                     tracing::debug!(object = %path, bytes = len, took = ?started.elapsed(), "object written");
-                    return len;
+                    return Ok(len);
                 }
-                Err(e) => {
-                    self.metrics.errors.with_label_values(&["storage"]).inc();
-                    let delay = backoff.next().unwrap_or(Duration::from_secs(10));
-                    tracing::warn!(object = %path, error = %e, retry_in = ?delay, "writing object failed; retrying");
-                    tokio::time::sleep(delay).await;
+                Err(e) => e,
+            };
+            if is_permanent(&e) {
+                refused += 1;
+                self.metrics
+                    .errors
+                    .with_label_values(&["storage_permanent"])
+                    .inc();
+                if refused >= self.retry.max_permanent_attempts {
+                    self.metrics.write_given_up.inc();
+                    let events = body.iter().filter(|b| **b == b'\n').count();
+                    tracing::error!(object = %path, error = %e, attempts = refused, events,
+                        "the store refused the write {refused} times (WRITE_MAX_ATTEMPTS); giving up: \
+                         its events go to the dead-letter exchange");
+                    return Err(GivenUp {
+                        partition,
+                        body,
+                        events,
+                        error: e.to_string(),
+                    });
                 }
+            } else {
+                self.metrics.errors.with_label_values(&["storage"]).inc();
             }
+            let delay = backoff.next().unwrap_or(self.retry.max_delay);
+            tracing::warn!(object = %path, error = %e, permanent = is_permanent(&e), refused,
+                retry_in = ?delay, "writing object failed; retrying");
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -132,7 +274,7 @@ mod tests {
             .open()
             .unwrap();
         let metrics = WorkerMetrics::register(&prometheus::Registry::new());
-        let writer = Writer::new(storage, 2, metrics);
+        let writer = Writer::new(storage, 2, RetryPolicy::default(), metrics);
         let p = |h| Partition {
             date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
             hour: h,
@@ -145,7 +287,8 @@ mod tests {
             w,
             Written {
                 objects: 2,
-                bytes: 5
+                bytes: 5,
+                given_up: Vec::new(),
             }
         );
         let files: Vec<_> = std::fs::read_dir(dir.path().join("dt=2026-11-22/hr=10"))
@@ -155,5 +298,109 @@ mod tests {
         assert_eq!(files.len(), 1);
         assert_eq!(std::fs::read(&files[0]).unwrap(), b"bb\n");
         assert!(files[0].extension().is_some_and(|e| e == "json"));
+    }
+
+    #[test]
+    fn permanent_and_transient_storage_errors() {
+        use object_store::Error as E;
+        let boxed = |m: &str| -> Box<dyn std::error::Error + Send + Sync> { m.to_owned().into() };
+        let os = |e: E| StorageError::ObjectStore(e);
+        let path = || "events/x.json".to_owned();
+        for e in [
+            E::NotFound {
+                path: path(),
+                source: boxed("NoSuchBucket"),
+            },
+            E::PermissionDenied {
+                path: path(),
+                source: boxed("AccessDenied"),
+            },
+            E::Unauthenticated {
+                path: path(),
+                source: boxed("InvalidAccessKeyId"),
+            },
+            E::Precondition {
+                path: path(),
+                source: boxed("412"),
+            },
+            E::NotSupported {
+                source: boxed("no"),
+            },
+        ] {
+            assert!(is_permanent(&os(e)));
+        }
+        assert!(is_permanent(&StorageError::Config("bad".into())));
+        let generic = |text: &str| {
+            os(E::Generic {
+                store: "S3",
+                source: boxed(text),
+            })
+        };
+        assert!(is_permanent(&generic(
+            "Error performing PUT http://s3/b/k in 3ms - Server returned non-2xx status code: 400 Bad Request: EntityTooLarge"
+        )));
+        for transient in [
+            "Server returned non-2xx status code: 500 Internal Server Error: ",
+            "Server returned non-2xx status code: 503 Service Unavailable: SlowDown",
+            "Server returned non-2xx status code: 429 Too Many Requests: ",
+            "Server returned non-2xx status code: 408 Request Timeout: ",
+            "error sending request: connection refused",
+            "operation timed out",
+        ] {
+            assert!(!is_permanent(&generic(transient)), "{transient}");
+        }
+        assert!(!is_permanent(&os(E::AlreadyExists {
+            path: path(),
+            source: boxed("OperationAborted"),
+        })));
+        let io = |kind| StorageError::Io("fsync".into(), std::io::Error::from(kind));
+        assert!(is_permanent(&io(std::io::ErrorKind::PermissionDenied)));
+        assert!(!is_permanent(&io(std::io::ErrorKind::StorageFull)));
+        assert!(!is_permanent(&io(std::io::ErrorKind::TimedOut)));
+        // An I/O error down a generic error's chain (the local store).
+        assert!(is_permanent(&os(E::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+        })));
+    }
+
+    #[tokio::test]
+    async fn a_missing_bucket_is_given_up_after_the_permanent_attempts() {
+        // The S3 test server, and a bucket that does not exist there: every PUT answers 404.
+        let bucket = format!(
+            "no-such-bucket-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let storage = testkit::s3_args(&bucket, "events/").open().unwrap();
+        let registry = prometheus::Registry::new();
+        let metrics = WorkerMetrics::register(&registry);
+        let retry = RetryPolicy {
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            max_permanent_attempts: 3,
+        };
+        let writer = Writer::new(storage, 2, retry, metrics.clone());
+        let p = Partition {
+            date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
+            hour: 7,
+        };
+        let mut parts = BTreeMap::new();
+        parts.insert(p, b"{}\n{}\n".to_vec());
+        let w = writer.write_all(parts).await;
+        assert_eq!((w.objects, w.bytes), (0, 0));
+        assert_eq!(w.given_up.len(), 1);
+        let g = &w.given_up[0];
+        assert_eq!(g.partition, p);
+        assert_eq!(g.events, 2);
+        assert_eq!(&g.body[..], b"{}\n{}\n");
+        assert_eq!(metrics.write_given_up.get(), 1);
+        assert_eq!(
+            metrics
+                .errors
+                .with_label_values(&["storage_permanent"])
+                .get(),
+            3
+        );
+        assert_eq!(metrics.errors.with_label_values(&["storage"]).get(), 0);
     }
 }

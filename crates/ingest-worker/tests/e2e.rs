@@ -16,6 +16,7 @@ async fn post(base: &str, content_type: &str, body: impl Into<reqwest::Body>) ->
     let res = reqwest::Client::new()
         .post(format!("{base}/events"))
         .header("content-type", content_type)
+        .bearer_auth(INTAKE_TOKEN)
         .body(body)
         .send()
         .await

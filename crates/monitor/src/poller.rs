@@ -110,7 +110,11 @@ pub enum LookupError {
 impl Poller {
     pub fn new(config: &MonitorConfig, metrics: MonitorMetrics) -> Self {
         Self {
-            api: ManagementApi::new(config.management_url.clone(), config.source_timeout),
+            api: ManagementApi::new(
+                config.management_url.clone(),
+                config.source_timeout,
+                config.management_ca.as_deref(),
+            ),
             poll_interval: config.poll_interval,
             metrics,
             slots: RwLock::new(

@@ -56,6 +56,10 @@ pub struct SourceArgs {
     /// Timeout of one management API request.
     #[arg(long, env = "SOURCE_TIMEOUT", default_value = "3s", value_parser = parse_interval)]
     pub source_timeout: Duration,
+    /// PEM bundle of the CA that signs an `https://` management API's certificate (besides the
+    /// system roots).
+    #[arg(long = "management-ca-file", env = "TLS_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// The single scaled workload (or the defaults for entries of `WORKLOADS`).
@@ -127,6 +131,7 @@ impl Settings {
                 rabbitmq_vhost: "/".into(),
                 poll_interval: Duration::from_secs(5),
                 source_timeout: Duration::from_secs(3),
+                ca_file: None,
             },
             workload: WorkloadArgs {
                 workload_name: "ingest-worker".into(),
@@ -190,9 +195,17 @@ impl Settings {
                 out
             }
         };
+        let management_ca = self
+            .source
+            .ca_file
+            .as_deref()
+            .map(pool_core::tls::read_ca_pem)
+            .transpose()
+            .map_err(|e| ConfigError::invalid("TLS_CA_FILE", e.to_string()))?;
         Ok(MonitorConfig {
             listen: self.listen.clone(),
             management_url: url,
+            management_ca,
             poll_interval: self.source.poll_interval,
             source_timeout: self.source.source_timeout,
             workloads,
@@ -232,6 +245,8 @@ pub struct WorkloadConfig {
 pub struct MonitorConfig {
     pub listen: ListenArgs,
     pub management_url: ManagementUrl,
+    /// PEM of the CA trusted for an `https://` management URL (TLS_CA_FILE).
+    pub management_ca: Option<Vec<u8>>,
     pub poll_interval: Duration,
     pub source_timeout: Duration,
     pub workloads: Vec<WorkloadConfig>,
@@ -483,7 +498,7 @@ mod tests {
         let mut s = Settings::defaults();
         s.source.rabbitmq_management_url = "ftp://u:pw@h".into();
         let e = err(&s);
-        assert!(e.contains("only http://"), "{e}");
+        assert!(e.contains("use http:// or https://"), "{e}");
         assert!(!e.contains("pw"), "{e}");
     }
 

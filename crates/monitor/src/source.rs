@@ -22,10 +22,10 @@ message_stats.deliver_get_details.rate";
 /// Why a management URL was refused at start-up.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UrlError {
-    #[error("RABBITMQ_MANAGEMENT_URL {url:?} is not a URL: {why}")]
+    #[error("RABBITMQ_MANAGEMENT_URL {url} is not a URL: {why}")]
     Malformed { url: String, why: String },
     #[error(
-        "RABBITMQ_MANAGEMENT_URL {url:?} has scheme {scheme:?}: only http:// is supported (the management API is scraped in-cluster; put TLS in front if needed)"
+        "RABBITMQ_MANAGEMENT_URL {url:?} has scheme {scheme:?}: use http:// or https:// (with TLS_CA_FILE for a private CA)"
     )]
     Scheme { url: String, scheme: String },
     #[error("RABBITMQ_MANAGEMENT_URL {url:?} has no host")]
@@ -53,12 +53,9 @@ pub enum SourceError {
     Decode { url: String, why: String },
 }
 
-/// A URL with its user name and password removed.
+/// A URL without its password, for logs and errors.
 pub fn redact(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.to_string()
+    pool_core::redact::url(url.as_str())
 }
 
 /// A validated, credential-free management API location plus the credentials to send.
@@ -90,14 +87,11 @@ impl ManagementUrl {
     /// Parse and validate; errors show the URL redacted.
     pub fn parse(raw: &str) -> Result<Self, UrlError> {
         let mut url = Url::parse(raw.trim()).map_err(|e| UrlError::Malformed {
-            // An unparseable string cannot be redacted structurally: show only what precedes a '@'.
-            url: match raw.rsplit_once('@') {
-                Some((_, host)) => format!("…@{host}"),
-                None => raw.to_owned(),
-            },
+            // An unparseable string is never echoed: it may be a password with a typo.
+            url: "(not shown)".into(),
             why: e.to_string(),
         })?;
-        if url.scheme() != "http" {
+        if !matches!(url.scheme(), "http" | "https") {
             return Err(UrlError::Scheme {
                 url: redact(&url),
                 scheme: url.scheme().to_owned(),
@@ -188,15 +182,25 @@ pub struct ManagementApi {
 }
 
 impl ManagementApi {
-    pub fn new(url: ManagementUrl, timeout: Duration) -> Self {
-        let client = reqwest::Client::builder()
+    /// `ca_pem`: a PEM bundle of private CAs trusted for an `https://` URL, besides the system roots.
+    pub fn new(url: ManagementUrl, timeout: Duration, ca_pem: Option<&[u8]>) -> Self {
+        pool_core::tls::install_crypto_provider();
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             // The broker is reached directly (in-cluster or loopback); an ambient HTTP_PROXY must
             // not receive the basic-auth header.
-            .no_proxy()
-            .build()
-            .expect("a plain HTTP client builds");
+            .no_proxy();
+        for cert in ca_pem
+            .map(reqwest::Certificate::from_pem_bundle)
+            .transpose()
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+        let client = builder.build().expect("the HTTP client builds");
         Self { url, client }
     }
 
@@ -307,7 +311,8 @@ mod tests {
             ManagementUrl::parse("not a url"),
             Err(UrlError::Malformed { .. })
         ));
-        let e = ManagementUrl::parse("https://u:topsecret@h:15671").unwrap_err();
+        assert!(ManagementUrl::parse("https://u:topsecret@h:15671").is_ok());
+        let e = ManagementUrl::parse("ftp://u:topsecret@h:15671").unwrap_err();
         assert!(matches!(e, UrlError::Scheme { .. }));
         assert!(!e.to_string().contains("topsecret"), "{e}");
         let e = ManagementUrl::parse("http://u:topsecret@[::1").unwrap_err();

@@ -387,3 +387,38 @@ async fn broker_going_away_publishes_the_fallback_then_recovers() {
     assert_eq!(r["source_up"], true);
     broker.delete(&queue).await;
 }
+
+/// The management API over https, its certificate signed by the harness's CA: trusted with
+/// `TLS_CA_FILE`, refused without it (the monitor then publishes its fallback, flagged).
+#[tokio::test]
+async fn reads_the_management_api_over_https_with_the_harness_ca() {
+    let broker = Broker::new();
+    let queue = unique_queue("https");
+    broker.declare(&queue).await;
+    let conn = amqp().await;
+    publish(&conn, &queue, 1_500).await;
+    let https = testkit::require_env("TEST_RABBITMQ_MANAGEMENT_HTTPS_URL");
+
+    let mut s = test_settings(&https, &queue);
+    s.source.ca_file = Some(testkit::require_env("TEST_TLS_CA_FILE").into());
+    s.workload.target_backlog_per_worker = 1_000;
+    let app = spawn_app(s).await;
+    let r = app
+        .report_until("1500 ready messages seen over https", STATS_WAIT, |r| {
+            r["inputs"]["messages_ready"] == 1_500
+        })
+        .await;
+    assert_eq!(desired(&r), 2, "{r}");
+    assert_eq!(r["source_up"], true);
+
+    let untrusted = spawn_app(test_settings(&https, &queue)).await;
+    let r = untrusted
+        .report_until(
+            "the untrusted source to be reported down",
+            STATS_WAIT,
+            |r| r["source_up"] == false,
+        )
+        .await;
+    assert_eq!(r["fallback"], true, "{r}");
+    broker.delete(&queue).await;
+}

@@ -109,9 +109,9 @@ fn the_binary_exits_non_zero_with_a_clear_message() {
 
     let e = run_binary_expecting_failure(&[(
         "RABBITMQ_MANAGEMENT_URL",
-        "https://admin:hunter2@rabbit:15671",
+        "ftp://admin:hunter2@rabbit:15671",
     )]);
-    assert!(e.contains("only http:// is supported"), "{e}");
+    assert!(e.contains("use http:// or https://"), "{e}");
     assert!(!e.contains("hunter2"), "the password leaked: {e}");
 
     let e = run_binary_expecting_failure(&[("POLL_INTERVAL", "soon")]);

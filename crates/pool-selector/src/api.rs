@@ -1,22 +1,21 @@
 //! HTTP handlers: `/get-pool` (the seed's contract), `/pools`, `/ready`, and the OpenAPI document.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use pool_core::event::{AvailabilityZone, InstanceType, format_timestamp};
+use pool_core::event::format_timestamp;
 use pool_core::http::ApiError;
-use pool_core::window::{Window, parse_duration};
+use pool_core::window::Window;
 
 use crate::ranking::{RankedPool, Scoring, Strategy, compare, score};
-use crate::runtime::QueryRuntime;
-use pool_history::{EventSource, Query, QueryError, ScanReport};
+use crate::scans::ScanGate;
+use pool_history::{Query, ScanReport};
 
-/// Most values accepted in one list parameter: more is a mistake, and keeps filters small.
-pub const MAX_LIST_VALUES: usize = 200;
+pub use pool_core::request::RankingParams;
+use pool_core::request::RankingRequest;
 
 /// Request-independent defaults, from the settings.
 #[derive(Debug, Clone, Copy)]
@@ -25,160 +24,70 @@ pub struct Defaults {
     pub strategy: Strategy,
     pub half_life: Option<Duration>,
     pub confidence: f64,
+    /// How many pools `/pools` returns when the request sets no `limit`.
+    pub pools_limit: usize,
 }
 
 /// Shared state of the handlers.
 pub struct AppState {
-    pub source: Arc<EventSource>,
-    pub runtime: QueryRuntime,
+    pub scans: ScanGate,
     pub defaults: Defaults,
+    /// Events stamped further ahead of the server's clock than this are ignored (`MAX_CLOCK_SKEW`).
+    pub max_clock_skew: Duration,
 }
 
-/// Query parameters of `/get-pool` and `/pools`. All optional; unknown names are refused so a typo
-/// (`instance_type=`) does not silently rank every pool.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct RankingParams {
-    /// Comma-separated instance types, `family.size` (e.g. `c6a.xlarge,m6a.xlarge`). Default: all.
-    pub instance_types: Option<String>,
-    /// Comma-separated availability zones (e.g. `us-east-1a,us-east-1b`). Default: all.
-    pub availability_zones: Option<String>,
-    /// Look-back window: seconds, or `30m`, `24h`, `7d`; `0` = all history. Default: EVENT_FILTER_WINDOW.
-    pub window: Option<String>,
-    /// `wilson` (default), `bayes`, or `naive` (the seed's raw rate).
-    pub strategy: Option<String>,
-    /// Recency weighting: a job this old (e.g. `12h`) counts half. Default: none.
-    pub half_life: Option<String>,
-    /// Confidence level of the interval, 0.5–0.9999. Default 0.95.
-    pub confidence: Option<String>,
-    /// Ignore pools with fewer jobs than this in the window. Default 1.
-    pub min_jobs: Option<String>,
-    /// `/pools` only: return at most this many pools (1–10000). Default: all.
-    pub limit: Option<String>,
-}
-
-/// A parsed ranking request.
+/// A parsed ranking request with the defaults applied.
 #[derive(Debug, Clone)]
 pub struct Ranking {
     pub query: Query,
     pub scoring: Scoring,
     pub min_jobs: u64,
-    pub limit: Option<usize>,
+    pub limit: usize,
 }
 
-fn list<T: std::str::FromStr<Err = pool_core::event::EventError>>(
-    field: &'static str,
-    raw: &Option<String>,
-) -> Result<Vec<T>, ApiError> {
-    let Some(raw) = raw else { return Ok(vec![]) };
-    let mut values: Vec<String> = raw
-        .split(',')
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect();
-    values.sort();
-    values.dedup();
-    if values.len() > MAX_LIST_VALUES {
-        return Err(ApiError::bad_parameter(
-            field,
-            format!(
-                "{field}: at most {MAX_LIST_VALUES} values, got {}",
-                values.len()
-            ),
-        ));
-    }
-    values
-        .iter()
-        .map(|v| {
-            v.parse::<T>()
-                .map_err(|e| ApiError::bad_parameter(field, format!("{field}: {}", e.message)))
-        })
-        .collect()
-}
-
-fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
-    field: &'static str,
-    raw: &Option<String>,
-    min: T,
-    max: T,
-) -> Result<Option<T>, ApiError> {
-    let Some(raw) = raw else { return Ok(None) };
-    match raw.trim().parse::<T>() {
-        Ok(v) if v >= min && v <= max => Ok(Some(v)),
-        _ => Err(ApiError::bad_parameter(
-            field,
-            format!("{field}: {raw:?} is not a number between {min} and {max}"),
-        )),
-    }
-}
-
-impl RankingParams {
-    pub fn parse(&self, d: &Defaults, now: DateTime<Utc>) -> Result<Ranking, ApiError> {
-        let window = match &self.window {
-            Some(w) => Window::parse("window", w)?,
-            None => d.window,
-        };
-        let strategy = match &self.strategy {
-            Some(s) => s.parse::<Strategy>()?,
-            None => d.strategy,
-        };
-        let half_life = match &self.half_life {
-            Some(h) => match parse_duration(h) {
-                Ok(d) if d.is_zero() => None,
-                Ok(d) if d <= pool_core::window::MAX_WINDOW => Some(d),
-                _ => {
-                    return Err(ApiError::bad_parameter(
-                        "half_life",
-                        format!("half_life: {h:?} is not a duration such as 12h or 3600 (0 = off)"),
-                    ));
-                }
-            },
-            None => d.half_life,
-        };
-        let confidence =
-            number("confidence", &self.confidence, 0.5, 0.9999)?.unwrap_or(d.confidence);
-        let min_jobs = number("min_jobs", &self.min_jobs, 0u64, 1_000_000_000)?.unwrap_or(1);
-        let limit = number("limit", &self.limit, 1usize, 10_000)?;
-        Ok(Ranking {
+impl Ranking {
+    /// Apply the server's defaults to what the request left out.
+    pub fn new(
+        r: RankingRequest,
+        d: &Defaults,
+        now: DateTime<Utc>,
+        max_clock_skew: Duration,
+    ) -> Self {
+        Ranking {
             query: Query {
-                instance_types: list::<InstanceType>("instance_types", &self.instance_types)?,
-                zones: list::<AvailabilityZone>("availability_zones", &self.availability_zones)?,
-                window,
-                half_life,
+                instance_types: r.instance_types,
+                zones: r.zones,
+                window: r.window.unwrap_or(d.window),
+                half_life: r.half_life.unwrap_or(d.half_life),
                 now,
+                max_clock_skew,
             },
             scoring: Scoring {
-                strategy,
-                confidence,
+                strategy: r.strategy.unwrap_or(d.strategy),
+                confidence: r.confidence.unwrap_or(d.confidence),
             },
-            min_jobs,
-            limit,
-        })
+            min_jobs: r.min_jobs.unwrap_or(1),
+            limit: r.limit.unwrap_or(d.pools_limit),
+        }
+    }
+
+    fn parse(params: &RankingParams, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self::new(
+            params.parse()?,
+            &state.defaults,
+            Utc::now(),
+            state.max_clock_skew,
+        ))
     }
 }
 
-/// A failed read of the history, as the HTTP error a client sees.
-fn api_error(e: QueryError) -> ApiError {
-    match e {
-        QueryError::Storage { .. } => ApiError::unavailable("storage_unavailable", e.to_string()),
-        QueryError::Engine(_) => ApiError::internal(e.to_string()),
-    }
-}
-
-/// Run the scan on the query runtime and rank the pools.
+/// Run the scan (shared with identical scans in flight, behind the concurrency bound) and rank the
+/// pools.
 pub async fn rank(
     state: &AppState,
     r: &Ranking,
 ) -> Result<(Vec<RankedPool>, ScanReport), ApiError> {
-    let source = Arc::clone(&state.source);
-    let query = r.query.clone();
-    let tallies = state
-        .runtime
-        .spawn(async move { source.tally(&query).await })
-        .await
-        .map_err(|e| ApiError::internal(format!("query task failed: {e}")))?
-        .map_err(api_error)?;
+    let tallies = state.scans.tally(&r.query).await?;
     let mut pools: Vec<RankedPool> = tallies
         .pools
         .iter()
@@ -204,7 +113,7 @@ pub async fn rank(
         })
         .collect();
     pools.sort_by(compare);
-    Ok((pools, tallies.report))
+    Ok((pools, tallies.report.clone()))
 }
 
 fn no_data(r: &Ranking) -> ApiError {
@@ -253,7 +162,7 @@ pub struct PoolsResponse {
     pub half_life_seconds: Option<u64>,
     pub confidence: f64,
     pub generated_at: String,
-    /// Pools ranked in total (before `limit`).
+    /// Pools ranked in total (before `limit`, which defaults to POOLS_DEFAULT_LIMIT).
     pub total_pools: usize,
     pub pools: Vec<RankedPool>,
     pub scan: ScanReport,
@@ -273,7 +182,7 @@ pub async fn get_pool(
     state: web::Data<AppState>,
     params: web::Query<RankingParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = params.parse(&state.defaults, Utc::now())?;
+    let r = Ranking::parse(&params, &state)?;
     let (pools, _) = rank(&state, &r).await?;
     let candidates = pools.len();
     let best = pools.into_iter().next().ok_or_else(|| no_data(&r))?;
@@ -300,16 +209,14 @@ pub async fn pools(
     state: web::Data<AppState>,
     params: web::Query<RankingParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = Utc::now();
-    let r = params.parse(&state.defaults, now)?;
+    let r = Ranking::parse(&params, &state)?;
+    let now = r.query.now;
     let (mut pools, scan) = rank(&state, &r).await?;
     if pools.is_empty() {
         return Err(no_data(&r));
     }
     let total_pools = pools.len();
-    if let Some(limit) = r.limit {
-        pools.truncate(limit);
-    }
+    pools.truncate(r.limit);
     Ok(HttpResponse::Ok().json(PoolsResponse {
         strategy: r.scoring.strategy,
         window_seconds: r.query.window.as_secs(),
@@ -325,7 +232,7 @@ pub async fn pools(
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub status: &'static str,
-    pub storage: String,
+    pub storage: &'static str,
 }
 
 /// Readiness: the event storage can be reached.
@@ -337,23 +244,19 @@ pub struct Readiness {
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let storage = state.source.storage();
+    let storage = state.scans.source().storage();
+    let failed = |why: String| {
+        // Where the storage is and what it said stay in the log.
+        tracing::warn!(storage = %storage.display, why, "readiness: event storage unreachable");
+        ApiError::unavailable("storage_unavailable", "the event storage is unreachable")
+    };
     match tokio::time::timeout(Duration::from_secs(5), storage.check_reachable()).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(Readiness {
             status: "ready",
-            storage: storage.display.clone(),
+            storage: "reachable",
         })),
-        Ok(Err(e)) => Err(ApiError::unavailable(
-            "storage_unavailable",
-            format!("event storage {} is unreachable: {e}", storage.display),
-        )),
-        Err(_) => Err(ApiError::unavailable(
-            "storage_unavailable",
-            format!(
-                "event storage {} did not answer within 5 s",
-                storage.display
-            ),
-        )),
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Err(_) => Err(failed("no answer within 5 s".into())),
     }
 }
 
@@ -362,6 +265,23 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     info(title = "pool-selector", description = "Ranks EC2 spot pools by the risk of losing a Spark job to a spot termination."),
     paths(get_pool, pools, crate::intake::post_events, ready, pool_core::http::health),
     components(schemas(PoolChoice, PoolsResponse, RankedPool, ScanReport, Strategy, Readiness, pool_core::http::ErrorBody, pool_core::http::Health, crate::intake::Accepted, crate::intake::EventIn)),
-    tags((name = "ranking"), (name = "ingestion"), (name = "operations"))
+    tags((name = "ranking"), (name = "ingestion"), (name = "operations")),
+    modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` scheme `POST /events` requires (tokens from `INTAKE_TOKENS`).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}

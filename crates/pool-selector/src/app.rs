@@ -16,6 +16,7 @@ use pool_core::metrics::{HttpMetrics, new_registry};
 use crate::api::{self, ApiDoc, AppState, Defaults};
 use crate::metrics::SelectorMetrics;
 use crate::runtime::QueryRuntime;
+use crate::scans::{ScanGate, ScanLimits};
 use crate::settings::Settings;
 use pool_history::{EventSource, SourceOptions};
 
@@ -39,30 +40,53 @@ impl Application {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
+        let source = Arc::new(EventSource::new(
+            storage,
+            SourceOptions {
+                dedup: settings.dedup,
+                use_rollups: settings.use_rollups,
+                rollup_cache_bytes: settings.rollup_cache_bytes,
+                listing_max_age: settings.rollup_recheck,
+            },
+            Arc::new(selector_metrics),
+        ));
+        let limits = &settings.limits;
+        let scan_limits = ScanLimits {
+            max_running: limits.max_concurrent_scans.unwrap_or(cores).max(1),
+            max_queued: limits.max_queued_scans,
+        };
+        tracing::info!(
+            max_concurrent_scans = scan_limits.max_running,
+            max_queued_scans = scan_limits.max_queued,
+            "scan limits"
+        );
         let state = web::Data::new(AppState {
-            source: Arc::new(EventSource::new(
-                storage,
-                SourceOptions {
-                    dedup: settings.dedup,
-                    use_rollups: settings.use_rollups,
-                    rollup_cache_bytes: settings.rollup_cache_bytes,
-                    listing_max_age: settings.rollup_recheck,
-                },
-                Arc::new(selector_metrics),
-            )),
-            runtime: QueryRuntime::new(cores).context("starting the query runtime")?,
+            scans: ScanGate::new(
+                source,
+                QueryRuntime::new(cores).context("starting the query runtime")?,
+                scan_limits,
+                &registry,
+            ),
             defaults: Defaults {
                 window: settings.event_filter_window,
                 strategy: settings.strategy,
                 half_life: settings.half_life,
                 confidence: settings.confidence,
+                pools_limit: limits.pools_default_limit as usize,
             },
+            max_clock_skew: limits.max_clock_skew,
         });
-        let intake = web::Data::new(crate::intake::Intake::new(
+        let intake = crate::intake::Intake::new(
             &settings.amqp,
             settings.max_body_bytes,
+            &settings.intake,
+            limits.max_clock_skew,
             &registry,
-        ));
+        );
+        if !intake.enabled() {
+            tracing::info!("POST /events is off (no INTAKE_TOKENS)");
+        }
+        let intake = web::Data::new(intake);
         let registry = web::Data::new(registry);
         let (host, port) = settings.listen.addr(settings.port());
         let listener = TcpListener::bind((host.as_str(), port))
@@ -95,6 +119,9 @@ impl Application {
                 .default_service(web::to(http::not_found))
         })
         .workers(settings.listen.workers())
+        // A client that closes its side has gone: drop its handler, so a scan nobody waits for is
+        // cancelled (see `scans`). HTTP clients do not half-close while awaiting an answer.
+        .h1_allow_half_closed(false)
         .shutdown_timeout(10)
         .listen(listener)?
         .run();

@@ -9,17 +9,35 @@
 //! the queue anyway, so a client simply retries: a `job_id` stored twice is counted once.
 //!
 //! The publisher connects lazily, so pool-selector starts and serves rankings while RabbitMQ is down.
+//!
+//! Bounds, so that no cheap request causes expensive work: a bearer token from `INTAKE_TOKENS` is
+//! required (401 otherwise; no tokens configured means no intake, 404), each token has its own rate
+//! (429 with `Retry-After` past it), at most `INTAKE_MAX_CONCURRENT` bodies are read at once (503 busy
+//! past it), a body must arrive within `INTAKE_BODY_TIMEOUT` (408), and a JSON array is decoded one
+//! element at a time. An event stamped more than `MAX_CLOCK_SKEW` ahead of this server's clock is
+//! refused (400 naming `finished_at`).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
 use futures::StreamExt;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use prometheus::{IntCounter, IntCounterVec, Registry};
 use serde::Serialize;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 use pool_core::amqp::{AmqpArgs, Publisher};
 use pool_core::http::ApiError;
 use pool_core::metrics::{counter_vec, register};
+
+use crate::settings::IntakeArgs;
 
 /// Default largest accepted body: 16 MiB, about 100,000 events.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -34,20 +52,47 @@ const ACCEPTED_TYPES: &[&str] = &[
     "text/plain",
 ];
 
-/// The intake's state: the shared publisher, the body limit and a few counters.
+/// The intake's state: the shared publisher, the bounds and a few counters.
 pub struct Intake {
     publisher: Publisher,
     max_body_bytes: usize,
+    /// Accepted bearer tokens; the rate limiter is keyed by position, so tokens never sit in its map.
+    tokens: Vec<String>,
+    rate: DefaultKeyedRateLimiter<usize>,
+    bodies: Arc<Semaphore>,
+    body_timeout: Duration,
+    max_clock_skew: Duration,
     accepted: IntCounter,
     refused: IntCounterVec,
 }
 
 impl Intake {
     /// Register the intake's metrics in `registry`. Does not connect: the first request does.
-    pub fn new(amqp: &AmqpArgs, max_body_bytes: usize, registry: &Registry) -> Self {
+    pub fn new(
+        amqp: &AmqpArgs,
+        max_body_bytes: usize,
+        args: &IntakeArgs,
+        max_clock_skew: Duration,
+        registry: &Registry,
+    ) -> Self {
+        let period = Duration::from_secs_f64(1.0 / args.intake_rate_per_second.max(1e-6));
+        let burst = NonZeroU32::new(args.intake_burst.max(1)).expect("positive");
+        let quota = Quota::with_period(period)
+            .expect("a positive period")
+            .allow_burst(burst);
         Self {
             publisher: Publisher::new(amqp, "pool-selector"),
             max_body_bytes,
+            tokens: args
+                .intake_tokens
+                .iter()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect(),
+            rate: RateLimiter::keyed(quota),
+            bodies: Arc::new(Semaphore::new(args.intake_max_concurrent.max(1))),
+            body_timeout: args.intake_body_timeout,
+            max_clock_skew,
             accepted: register(
                 registry,
                 IntCounter::new(
@@ -59,10 +104,53 @@ impl Intake {
             refused: counter_vec(
                 registry,
                 "events_refused_total",
-                "Events refused by POST /events, by reason (invalid, too_large, broker_*).",
+                "Requests refused by POST /events, by reason (invalid_events, payload_too_large, unauthorized, rate_limited, busy, broker_*).",
                 &["reason"],
             ),
         }
+    }
+
+    /// Whether the intake is on (some token is configured).
+    pub fn enabled(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// The position of the request's bearer token among the accepted ones, compared in constant time.
+    fn authorize(&self, req: &HttpRequest) -> Result<usize, ApiError> {
+        let unauthorized = |message: &str| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message.to_owned())
+        };
+        let header = req.headers().get(AUTHORIZATION).ok_or_else(|| {
+            unauthorized("POST /events needs an `Authorization: Bearer <token>` header")
+        })?;
+        let given = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?;
+        let mut found = None;
+        for (i, t) in self.tokens.iter().enumerate() {
+            if bool::from(t.as_bytes().ct_eq(given.as_bytes())) {
+                found = Some(i);
+            }
+        }
+        found.ok_or_else(|| unauthorized("the bearer token is not one of INTAKE_TOKENS"))
+    }
+
+    fn check_rate(&self, token: usize) -> Result<(), ApiError> {
+        self.rate.check_key(&token).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "this token is over its request rate (INTAKE_RATE_PER_SECOND, INTAKE_BURST); retry later",
+            )
+            .retry_after(u32::try_from(wait.as_secs()).unwrap_or(u32::MAX).max(1))
+        })
     }
 }
 
@@ -118,11 +206,16 @@ fn too_large(limit: usize) -> ApiError {
     ),
     responses(
         (status = 202, description = "Every event was confirmed by the broker", body = Accepted),
-        (status = 400, description = "At least one invalid event (details list each); nothing was published", body = pool_core::http::ErrorBody),
+        (status = 400, description = "At least one invalid event (details list each), e.g. stamped in the future; nothing was published", body = pool_core::http::ErrorBody),
+        (status = 401, description = "No bearer token, or not one of INTAKE_TOKENS", body = pool_core::http::ErrorBody),
+        (status = 404, description = "The intake is off (no INTAKE_TOKENS configured)", body = pool_core::http::ErrorBody),
+        (status = 408, description = "The body did not arrive within INTAKE_BODY_TIMEOUT", body = pool_core::http::ErrorBody),
         (status = 413, description = "Body larger than MAX_BODY_BYTES", body = pool_core::http::ErrorBody),
         (status = 415, description = "Not a JSON or NDJSON body", body = pool_core::http::ErrorBody),
-        (status = 503, description = "RabbitMQ unavailable or did not confirm; nothing is reported as accepted, retry", body = pool_core::http::ErrorBody),
-    )
+        (status = 429, description = "The token is over its rate; see Retry-After", body = pool_core::http::ErrorBody),
+        (status = 503, description = "RabbitMQ unavailable or did not confirm, or too many bodies at once (busy, see Retry-After); nothing is reported as accepted, retry", body = pool_core::http::ErrorBody),
+    ),
+    security(("bearer" = []))
 )]
 pub async fn post_events(
     intake: web::Data<Intake>,
@@ -132,9 +225,6 @@ pub async fn post_events(
     let result = receive(&intake, &req, &mut payload).await;
     match &result {
         Ok(_) => {}
-        Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => {
-            intake.refused.with_label_values(&["too_large"]).inc()
-        }
         Err(e) => intake
             .refused
             .with_label_values(&[e.body.error.as_str()])
@@ -148,6 +238,21 @@ async fn receive(
     req: &HttpRequest,
     payload: &mut web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    if !intake.enabled() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "intake_disabled",
+            "POST /events is off on this server (no INTAKE_TOKENS configured)",
+        ));
+    }
+    let token = intake.authorize(req)?;
+    intake.check_rate(token)?;
+    let _body_slot = Arc::clone(&intake.bodies).try_acquire_owned().map_err(|_| {
+        ApiError::busy(
+            "too many request bodies are being received at once (INTAKE_MAX_CONCURRENT); retry shortly",
+            1,
+        )
+    })?;
     if let Some(ct) = req.headers().get(CONTENT_TYPE) {
         let essence = ct
             .to_str()
@@ -177,17 +282,34 @@ async fn receive(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024));
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large(limit));
+    let read = async {
+        let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(too_large(limit));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
+        Ok(body)
+    };
+    let body = tokio::time::timeout(intake.body_timeout, read)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the request body did not arrive within {:?} (INTAKE_BODY_TIMEOUT)",
+                    intake.body_timeout
+                ),
+            )
+        })??;
 
-    let events = pool_core::amqp::parse_events(&body).map_err(|invalid| {
+    let horizon = Utc::now()
+        + chrono::Duration::from_std(intake.max_clock_skew).unwrap_or(chrono::Duration::MAX);
+    let events = pool_core::amqp::parse_events_before(&body, horizon).map_err(|invalid| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_events",
@@ -205,15 +327,18 @@ async fn receive(
             Ok(HttpResponse::Accepted().json(Accepted { accepted: n }))
         }
         Err(e) => {
+            // The broker's own error text stays in the log: clients learn what to do, not its internals.
             tracing::warn!(error = %e, events = events.len(), "POST /events not confirmed");
             Err(ApiError::unavailable(
                 e.code(),
                 format!(
-                    "{e}. None of the {} events is reported as accepted; retry later (resending is \
-                     safe: each job_id is counted once).",
+                    "the event queue did not confirm the events ({}). None of the {} events is reported \
+                     as accepted; retry later (resending is safe: a redelivered event is counted once).",
+                    e.code(),
                     events.len()
                 ),
-            ))
+            )
+            .retry_after(1))
         }
     }
 }

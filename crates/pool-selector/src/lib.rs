@@ -11,6 +11,7 @@ mod intake;
 pub mod metrics;
 pub mod ranking;
 pub mod runtime;
+pub mod scans;
 pub mod settings;
 
 pub use app::Application;

@@ -19,6 +19,7 @@ pub struct SelectorMetrics {
     pub scan_seconds: Histogram,
     pub rollup_hours: IntCounter,
     pub raw_hours: IntCounter,
+    pub future_events: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -66,6 +67,11 @@ impl SelectorMetrics {
                 "scan_raw_hours_total",
                 "Hours of scanned windows read from raw events (open, not yet compacted, changed since, or where the window starts).",
             ),
+            future_events: counter(
+                registry,
+                "scan_future_events_total",
+                "Events ignored because they are stamped further in the future than MAX_CLOCK_SKEW.",
+            ),
             scan_seconds: register(
                 registry,
                 Histogram::with_opts(
@@ -94,5 +100,6 @@ impl ScanObserver for SelectorMetrics {
         self.scan_seconds.observe(r.elapsed_ms / 1000.0);
         self.rollup_hours.inc_by(r.rollup_hours);
         self.raw_hours.inc_by(r.raw_hours);
+        self.future_events.inc_by(r.future_events);
     }
 }

@@ -7,54 +7,13 @@
 //! with a long history.
 
 use std::cmp::Ordering;
-use std::str::FromStr;
 
 use serde::Serialize;
 use statrs::distribution::{Beta, ContinuousCDF};
 
-use pool_core::event::EventError;
 pub use pool_history::Tally;
 
-/// How pools are ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// Upper bound of the Wilson score interval of the termination rate (default).
-    Wilson,
-    /// Upper quantile of the Beta posterior of the termination rate under a Jeffreys prior.
-    Bayes,
-    /// The seed's formula: terminations / jobs, ascending. Small lucky pools win.
-    Naive,
-}
-
-impl Strategy {
-    pub const ALL: [&'static str; 3] = ["wilson", "bayes", "naive"];
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Strategy::Wilson => "wilson",
-            Strategy::Bayes => "bayes",
-            Strategy::Naive => "naive",
-        }
-    }
-}
-
-impl FromStr for Strategy {
-    type Err = EventError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "wilson" => Ok(Strategy::Wilson),
-            "bayes" | "beta" => Ok(Strategy::Bayes),
-            "naive" | "seed" => Ok(Strategy::Naive),
-            _ => Err(EventError::new(
-                "strategy",
-                format!(
-                    "unknown strategy {s:?}; use one of {}",
-                    Strategy::ALL.join(", ")
-                ),
-            )),
-        }
-    }
-}
+pub use pool_core::request::Strategy;
 
 /// Standard normal quantile for a two-sided interval at `confidence` (e.g. 0.95 → 1.96).
 pub fn z_for(confidence: f64) -> f64 {

@@ -29,6 +29,15 @@ fn parse_half_life(s: &str) -> Result<Duration, String> {
         })
 }
 
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if (1e-6..=1e6).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate between 0.000001 and 1000000 per second"
+        )),
+    }
+}
+
 fn parse_confidence(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(c) if (0.5..=0.9999).contains(&c) => Ok(c),
@@ -84,6 +93,57 @@ pub struct Settings {
     /// Largest `POST /events` body in bytes (larger ones get a 413).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = crate::intake::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    #[command(flatten)]
+    pub intake: IntakeArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// The bounds that keep cheap requests from causing unbounded work.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Scans running at once (each uses every core); default: the number of cores.
+    #[arg(long, env = "MAX_CONCURRENT_SCANS")]
+    pub max_concurrent_scans: Option<usize>,
+    /// Scans waiting behind the running ones; past this a request gets `503 {"error":"busy"}` with
+    /// `Retry-After`.
+    #[arg(long, env = "MAX_QUEUED_SCANS", default_value_t = 16)]
+    pub max_queued_scans: usize,
+    /// Events stamped further ahead of this server's clock are refused by `POST /events` and ignored
+    /// by rankings (counted in `scan.future_events`).
+    #[arg(long, env = "MAX_CLOCK_SKEW", default_value = "5m", value_parser = parse_duration)]
+    pub max_clock_skew: Duration,
+    /// Pools `/pools` returns when the request sets no `limit` (`total_pools` tells how many matched).
+    #[arg(long, env = "POOLS_DEFAULT_LIMIT", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=pool_core::request::MAX_POOLS_LIMIT as u64))]
+    pub pools_default_limit: u64,
+}
+
+/// Who may `POST /events`, and how much.
+#[derive(clap::Args, Debug, Clone)]
+pub struct IntakeArgs {
+    /// Bearer tokens allowed to `POST /events`, comma-separated (mount them from a Secret). Unset:
+    /// the intake is off and `POST /events` answers 404.
+    #[arg(
+        long,
+        env = "INTAKE_TOKENS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub intake_tokens: Vec<String>,
+    /// Requests per second each token may make, steady (fractions allowed, e.g. 0.5); bursts up to
+    /// `INTAKE_BURST`; past it, 429 with `Retry-After`.
+    #[arg(long, env = "INTAKE_RATE_PER_SECOND", default_value_t = 50.0, value_parser = parse_rate)]
+    pub intake_rate_per_second: f64,
+    /// Requests a token may make at once above its steady rate.
+    #[arg(long, env = "INTAKE_BURST", default_value_t = 100)]
+    pub intake_burst: u32,
+    /// Request bodies read at once; past it, `503 {"error":"busy"}` with `Retry-After`.
+    #[arg(long, env = "INTAKE_MAX_CONCURRENT", default_value_t = 8)]
+    pub intake_max_concurrent: usize,
+    /// Longest time to receive one request body; a slower client gets a 408.
+    #[arg(long, env = "INTAKE_BODY_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
+    pub intake_body_timeout: Duration,
 }
 
 impl Settings {

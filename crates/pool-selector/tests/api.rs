@@ -446,7 +446,11 @@ async fn every_window_counts_exactly_the_events_inside_it() {
         .chain([-Duration::minutes(70)]);
     let events = events_at("pool-c6a.xlarge-us-east-1a", 1, ages);
     let (dir, _) = folder_with(&events).await;
-    let app = TestApp::spawn(url(&dir)).await;
+    // The skewed event is 70 minutes ahead: allowed here, so it is counted (the default skew of 5
+    // minutes would ignore it, see `events_stamped_in_the_future_do_not_steer_the_ranking`).
+    let mut settings = pool_selector::Settings::for_events_url(url(&dir));
+    settings.limits.max_clock_skew = std::time::Duration::from_secs(2 * 3600);
+    let app = TestApp::spawn_with(settings).await;
     let now = chrono::Utc::now();
     for window_hours in [1_i64, 3, 24, 25, 47, 24 * 7, 24 * 30, 24 * 31, 24 * 40] {
         let cutoff = now - Duration::hours(window_hours);
@@ -531,5 +535,269 @@ async fn closed_hours_are_answered_from_rollups_with_the_same_counts() {
             (rate(&with) - rate(&without)).abs() <= 1e-3 * rate(&without).max(1e-9),
             "{query}"
         );
+    }
+}
+
+/// 5,000 perfect jobs stamped `9999-12-31` would make their pool the best for ever: they are ignored
+/// and counted, and the real evidence decides.
+#[tokio::test]
+async fn events_stamped_in_the_future_do_not_steer_the_ranking() {
+    let far = chrono::DateTime::parse_from_rfc3339("9999-12-31T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let mut events: Vec<_> = (0..5_000)
+        .map(|i| {
+            testkit::event(
+                far,
+                &format!("forged-{i}"),
+                "pool-x2iedn.xlarge-us-east-1a",
+                "ok",
+            )
+        })
+        .collect();
+    // Two minutes ahead is clock skew, not forgery: it counts.
+    events.push(testkit::event(
+        chrono::Utc::now() + Duration::minutes(2),
+        "skewed-1",
+        "pool-c6a.xlarge-us-east-1a",
+        "ok",
+    ));
+    events.extend(pool_events(
+        "pool-c6a.xlarge-us-east-1a",
+        300,
+        3,
+        Duration::hours(2),
+    ));
+    events.extend(pool_events(
+        "pool-m6a.xlarge-us-east-1a",
+        300,
+        30,
+        Duration::hours(2),
+    ));
+    let (dir, _) = folder_with(&events).await;
+    let app = TestApp::spawn(url(&dir)).await;
+    let (status, body) = app.get("/pools").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["pools"][0]["pool_id"], "pool-c6a.xlarge-us-east-1a",
+        "{body}"
+    );
+    assert_eq!(body["pools"][0]["jobs"], 301, "{body}");
+    assert_eq!(body["total_pools"], 2, "{body}");
+    assert_eq!(body["scan"]["future_events"], 5_000, "{body}");
+    let (_, best) = app.get("/get-pool").await;
+    assert_eq!(best["pool_id"], "pool-c6a.xlarge-us-east-1a");
+    let (_, metrics) = app.text("/metrics").await;
+    assert!(
+        metric_value(&metrics, "pool_selector_scan_future_events_total", &[]) >= 5_000.0,
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn pools_has_a_default_limit_and_says_how_many_matched() {
+    let mut events = pool_events("pool-c6a.xlarge-us-east-1a", 50, 1, Duration::hours(1));
+    events.extend(pool_events(
+        "pool-m6a.xlarge-us-east-1a",
+        50,
+        2,
+        Duration::hours(1),
+    ));
+    events.extend(pool_events(
+        "pool-r6a.xlarge-us-east-1a",
+        50,
+        3,
+        Duration::hours(1),
+    ));
+    let (dir, _) = folder_with(&events).await;
+    let mut settings = pool_selector::Settings::for_events_url(url(&dir));
+    settings.limits.pools_default_limit = 2;
+    let app = TestApp::spawn_with(settings).await;
+    let (_, body) = app.get("/pools").await;
+    assert_eq!(body["pools"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(body["total_pools"], 3);
+    let (_, body) = app.get("/pools?limit=3").await;
+    assert_eq!(body["pools"].as_array().unwrap().len(), 3, "{body}");
+    let (status, _) = app.get("/pools?limit=10001").await;
+    assert_eq!(status, 400);
+}
+
+mod intake {
+    use super::*;
+    use std::time::Duration as StdDuration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const TOKEN: &str = "test-token-1";
+
+    fn settings(tweak: impl FnOnce(&mut pool_selector::Settings)) -> pool_selector::Settings {
+        let mut s = pool_selector::Settings::for_events_url("/nonexistent/intake-test");
+        // Nothing here reaches the broker: every request is refused before publishing.
+        s.amqp = pool_core::amqp::AmqpArgs::for_url("amqp://guest:guest@127.0.0.1:1/%2f");
+        s.intake.intake_tokens = vec![TOKEN.into(), "other-token".into()];
+        tweak(&mut s);
+        s
+    }
+
+    async fn post(
+        app: &TestApp,
+        token: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value, Option<String>) {
+        let mut req = app
+            .client
+            .post(format!("{}/events", app.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.expect("the app answers");
+        let status = res.status().as_u16();
+        let retry = res
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(text.into()),
+            retry,
+        )
+    }
+
+    fn one_event() -> String {
+        testkit::ndjson(&pool_events(
+            "pool-c6a.xlarge-us-east-1a",
+            1,
+            0,
+            Duration::minutes(1),
+        ))
+    }
+
+    #[tokio::test]
+    async fn without_tokens_the_intake_is_off() {
+        let app = TestApp::spawn_with(settings(|s| s.intake.intake_tokens.clear())).await;
+        let (status, body, _) = post(&app, Some(TOKEN), one_event()).await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(body["error"], "intake_disabled");
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_wrong_token_is_a_401() {
+        let app = TestApp::spawn_with(settings(|_| {})).await;
+        for token in [None, Some("wrong"), Some("test-token-")] {
+            let (status, body, _) = post(&app, token, one_event()).await;
+            assert_eq!(status, 401, "{token:?}: {body}");
+            assert_eq!(body["error"], "unauthorized");
+        }
+    }
+
+    #[tokio::test]
+    async fn each_token_has_its_own_rate() {
+        // One request per thousand seconds, bursts of two: the third request of a token is refused,
+        // however slowly this machine runs the test.
+        let app = TestApp::spawn_with(settings(|s| {
+            s.intake.intake_rate_per_second = 0.001;
+            s.intake.intake_burst = 2;
+        }))
+        .await;
+        let bad = "{}"; // refused as invalid after the rate check: cheap, and no broker needed
+        for _ in 0..2 {
+            assert_eq!(post(&app, Some(TOKEN), bad).await.0, 400);
+        }
+        let (status, body, retry) = post(&app, Some(TOKEN), bad).await;
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(body["error"], "rate_limited");
+        assert!(retry.is_some_and(|r| r.parse::<u64>().unwrap() >= 1));
+        // Another token is not affected.
+        assert_eq!(post(&app, Some("other-token"), bad).await.0, 400);
+    }
+
+    #[tokio::test]
+    async fn an_event_from_the_future_is_refused_naming_the_field() {
+        let app = TestApp::spawn_with(settings(|_| {})).await;
+        let body = r#"{"finished_at":"9999-12-31T00:00:00","job_id":"j1","pool_id":"pool-c6a.xlarge-us-east-1a","status":"SUCCEEDED","reason":""}"#;
+        let (status, body, _) = post(&app, Some(TOKEN), body).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            body["details"]["invalid"][0]["field"], "finished_at",
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_huge_array_of_non_events_is_refused_element_by_element() {
+        let app = TestApp::spawn_with(settings(|_| {})).await;
+        // 8 MiB of `0,`: four million elements, each decoded and dropped on its own.
+        let mut body = String::with_capacity(8 << 20);
+        body.push('[');
+        for i in 0..(4 << 20) {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push('0');
+        }
+        body.push(']');
+        let (status, body, _) = post(&app, Some(TOKEN), body).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["details"]["invalid_count"], 4 << 20);
+    }
+
+    /// Open a POST that declares a body and sends only part of it.
+    async fn slow_body(base: &str) -> tokio::net::TcpStream {
+        let addr = base.trim_start_matches("http://");
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /events HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n[{{"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_arrive_in_time_is_a_408() {
+        let app = TestApp::spawn_with(settings(|s| {
+            s.intake.intake_body_timeout = StdDuration::from_millis(500)
+        }))
+        .await;
+        let mut s = slow_body(&app.base).await;
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("body_timeout"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn bodies_received_at_once_are_bounded() {
+        let app = TestApp::spawn_with(settings(|s| s.intake.intake_max_concurrent = 1)).await;
+        let _held = slow_body(&app.base).await;
+        let (status, body, retry) = testkit::eventually(
+            "a second body to be refused while the first is being received",
+            StdDuration::from_secs(20),
+            || async {
+                let r = post(&app, Some(TOKEN), "{}").await;
+                (r.0 == 503).then_some(r)
+            },
+        )
+        .await;
+        assert_eq!(status, 503);
+        assert_eq!(body["error"], "busy");
+        assert!(retry.is_some());
+    }
+
+    #[tokio::test]
+    async fn events_are_published_over_amqps_with_the_harness_ca() {
+        let url = testkit::require_env("TEST_AMQPS_URL");
+        let ca = testkit::require_env("TEST_TLS_CA_FILE");
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let app = TestApp::spawn_with(settings(|s| {
+            s.amqp = pool_core::amqp::AmqpArgs::for_url(url).with_suffix(&suffix);
+            s.amqp.ca_file = Some(ca.into());
+        }))
+        .await;
+        let (status, body, _) = post(&app, Some(TOKEN), one_event()).await;
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["accepted"], 1);
     }
 }

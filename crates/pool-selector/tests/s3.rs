@@ -90,5 +90,86 @@ async fn a_missing_bucket_is_not_ready_and_ranking_says_storage_is_unavailable()
     assert_eq!(status, 503, "{body}");
     let (status, body) = app.get("/get-pool").await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["error"].is_string());
+    assert_eq!(body["error"], "storage_unavailable");
+    // The client is told what failed, not where the storage is or what it answered.
+    for (_, body) in [app.get("/ready").await, app.get("/pools").await] {
+        let text = body.to_string();
+        assert!(!text.contains("no-such-bucket"), "{text}");
+        assert!(!text.contains("127.0.0.1"), "{text}");
+    }
+}
+
+/// A TCP server that accepts connections and never answers: storage that hangs every scan.
+async fn silent_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+async fn metric(app: &TestApp, name: &str) -> u64 {
+    let (_, text) = app.text("/metrics").await;
+    testkit::metric_value(&text, &format!("pool_selector_{name}"), &[]) as u64
+}
+
+async fn wait_metric(app: &TestApp, name: &str, want: u64) {
+    testkit::eventually(
+        &format!("{name} to reach {want}"),
+        std::time::Duration::from_secs(20),
+        || async { (metric(app, name).await == want).then_some(()) },
+    )
+    .await;
+}
+
+/// Scans that hang (storage that never answers) fill the slots and the queue: a further request is
+/// refused at once, an identical one joins the scan in flight, and a scan whose clients hung up is
+/// cancelled and frees its slot for the one waiting.
+#[tokio::test]
+async fn scans_are_bounded_shared_and_cancelled_when_nobody_waits() {
+    let mut args = s3_args("hanging-bucket", "events/");
+    args.aws_endpoint_url = Some(silent_server().await);
+    let mut settings = pool_selector::Settings::for_events_url("unused");
+    settings.storage = args;
+    settings.limits.max_concurrent_scans = Some(1);
+    settings.limits.max_queued_scans = 1;
+    let app = TestApp::spawn_with(settings).await;
+    let get = |q: &'static str| {
+        let (client, base) = (app.client.clone(), app.base.clone());
+        tokio::spawn(async move { client.get(format!("{base}{q}")).send().await })
+    };
+
+    let first = get("/pools?window=1h");
+    wait_metric(&app, "scans_running", 1).await;
+    let queued = get("/pools?window=2h");
+    wait_metric(&app, "scans_queued", 1).await;
+    // The same question spelled differently joins the running scan instead of queueing.
+    let joined = get("/get-pool?window=60m");
+    wait_metric(&app, "scans_shared_total", 1).await;
+
+    let res = app
+        .client
+        .get(format!("{}/pools?window=3h", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 503);
+    assert!(res.headers().get("retry-after").is_some(), "Retry-After");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "busy", "{body}");
+    assert_eq!(metric(&app, "scans_rejected_total").await, 1);
+
+    // Both clients of the running scan hang up: it is cancelled, and the queued one takes its slot.
+    first.abort();
+    joined.abort();
+    wait_metric(&app, "scans_cancelled_total", 1).await;
+    wait_metric(&app, "scans_queued", 0).await;
+    assert_eq!(metric(&app, "scans_running").await, 1);
+    queued.abort();
+    wait_metric(&app, "scans_cancelled_total", 2).await;
+    wait_metric(&app, "scans_running", 0).await;
 }

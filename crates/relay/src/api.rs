@@ -13,7 +13,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::entry::now_ms;
-use crate::key::CacheKey;
+use crate::key::{CacheKey, KeyError};
 use crate::relay::Relay;
 use crate::upstream::REQUEST_ID;
 
@@ -64,7 +64,8 @@ fn new_request_id() -> Arc<str> {
 pub async fn relay(route: &'static str, req: HttpRequest, relay: web::Data<Relay>) -> HttpResponse {
     let key = match CacheKey::new(route, req.query_string()) {
         Ok(k) => k,
-        Err(e) => {
+        Err(KeyError::Invalid(e)) => return e.error_response(),
+        Err(e @ KeyError::QueryTooLong(_)) => {
             return ApiError::new(StatusCode::URI_TOO_LONG, "query_too_long", e.to_string())
                 .error_response();
         }
@@ -88,10 +89,12 @@ pub async fn relay(route: &'static str, req: HttpRequest, relay: web::Data<Relay
                 .body(entry.body.clone())
         }
         Err(failure) => {
-            let e = ApiError::from(&failure.error);
-            HttpResponse::build(e.status)
-                .insert_header((X_CACHE, failure.status.as_str()))
-                .json(&e.body)
+            let mut res = ApiError::from(&failure.error).error_response();
+            if let Ok(v) = HeaderValue::from_str(failure.status.as_str()) {
+                res.headers_mut()
+                    .insert(HeaderName::from_static(X_CACHE), v);
+            }
+            res
         }
     }
 }
@@ -152,19 +155,15 @@ pub async fn docs_redirect() -> HttpResponse {
     get,
     path = "/get-pool",
     tag = "relayed",
-    params(
-        ("instance_types" = Option<String>, Query, description = "Comma-separated instance types, e.g. c6a.xlarge,m6a.xlarge (order, case and duplicates do not matter)"),
-        ("availability_zones" = Option<String>, Query, description = "Comma-separated availability zones, e.g. us-east-1a"),
-        ("window" = Option<String>, Query, description = "Look-back window: seconds, or 24h / 30m / 7d; 0 = all history"),
-        ("strategy" = Option<String>, Query, description = "Ranking strategy (see pool-selector)"),
-    ),
+    params(pool_core::request::RankingParams),
     responses(
         (status = 200, description = "pool-selector's answer: `{\"pool_id\": …, …}`", content_type = "application/json",
             headers(("x-cache" = String, description = "HIT, MISS, STALE or BYPASS"), ("age" = u64, description = "Seconds since pool-selector answered"), ("x-request-id" = String))),
-        (status = 400, description = "A malformed parameter (pool-selector's answer)", body = ErrorBody),
+        (status = 400, description = "A malformed, unknown or repeated parameter (refused by the relay with pool-selector's own rules)", body = ErrorBody),
         (status = 404, description = "No matching data (cached for NEGATIVE_TTL_SECONDS)", body = ErrorBody),
         (status = 414, description = "Query string longer than the relay accepts", body = ErrorBody),
-        (status = 502, description = "pool-selector unreachable", body = ErrorBody),
+        (status = 502, description = "pool-selector unreachable, or its answer unusable", body = ErrorBody),
+        (status = 503, description = "pool-selector is busy (every scan slot taken) or its storage is unavailable; see Retry-After", body = ErrorBody),
         (status = 504, description = "pool-selector did not answer in time", body = ErrorBody),
     )
 )]
@@ -176,37 +175,30 @@ fn get_pool_doc() {}
     get,
     path = "/pools",
     tag = "relayed",
-    params(
-        ("instance_types" = Option<String>, Query, description = "Comma-separated instance types"),
-        ("availability_zones" = Option<String>, Query, description = "Comma-separated availability zones"),
-        ("window" = Option<String>, Query, description = "Look-back window"),
-        ("limit" = Option<u32>, Query, description = "Most pools returned"),
-    ),
+    params(pool_core::request::RankingParams),
     responses(
         (status = 200, description = "pool-selector's ranking", content_type = "application/json",
             headers(("x-cache" = String, description = "HIT, MISS, STALE or BYPASS"), ("age" = u64), ("x-request-id" = String))),
-        (status = 400, description = "A malformed parameter (pool-selector's answer)", body = ErrorBody),
+        (status = 400, description = "A malformed, unknown or repeated parameter", body = ErrorBody),
         (status = 404, description = "No matching data", body = ErrorBody),
-        (status = 502, description = "pool-selector unreachable", body = ErrorBody),
+        (status = 414, description = "Query string longer than the relay accepts", body = ErrorBody),
+        (status = 502, description = "pool-selector unreachable, or its answer unusable", body = ErrorBody),
+        (status = 503, description = "pool-selector is busy or its storage is unavailable; see Retry-After", body = ErrorBody),
         (status = 504, description = "pool-selector did not answer in time", body = ErrorBody),
     )
 )]
 #[allow(dead_code)]
 fn pools_doc() {}
 
-/// Prometheus metrics of the relay (text exposition).
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-#[allow(dead_code)]
-fn metrics_doc() {}
-
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "relay",
         description = "The front door to pool-selector: relays an allowlist of its read routes through a \
-                       Redis cache (X-Cache: HIT, MISS, STALE, BYPASS). Any other path is a 404 from the relay."
+                       Redis cache (X-Cache: HIT, MISS, STALE, BYPASS). Any other path is a 404 from the relay. \
+                       `/metrics`, `/docs` and this document are served on the operations port (ADMIN_PORT) only."
     ),
-    paths(get_pool_doc, pools_doc, pool_core::http::health, ready, metrics_doc),
+    paths(get_pool_doc, pools_doc, pool_core::http::health, ready),
     components(schemas(ErrorBody, Health, Readiness)),
     tags((name = "relayed", description = "Read routes of pool-selector, cached"), (name = "operations"))
 )]

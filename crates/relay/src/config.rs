@@ -8,6 +8,9 @@ use pool_core::config::{ListenArgs, TelemetryArgs};
 /// Port the relay listens on when `PORT` is not set.
 pub const DEFAULT_PORT: u16 = 8080;
 
+/// Port of the operations listener (`/metrics`, `/docs`, `/openapi.json`) when `ADMIN_PORT` is not set.
+pub const DEFAULT_ADMIN_PORT: u16 = 9108;
+
 /// Parse a duration written as `500ms`, `2s`, `2` (seconds), `1m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -41,10 +44,32 @@ pub struct Settings {
     /// How long to wait for pool-selector's answer before answering 504.
     #[arg(long, env = "UPSTREAM_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub upstream_timeout: Duration,
+    /// Most requests to pool-selector at once (one per distinct key: identical requests share one);
+    /// a fetch waits for a free connection within UPSTREAM_TIMEOUT.
+    #[arg(long, env = "UPSTREAM_MAX_CONNECTIONS", default_value_t = 32)]
+    pub upstream_max_connections: usize,
+    /// Largest pool-selector answer the relay reads and caches; a larger one is a 502.
+    #[arg(long, env = "UPSTREAM_MAX_BODY_BYTES", default_value_t = 4 << 20)]
+    pub upstream_max_body_bytes: usize,
 
-    /// Redis holding the shared cache. The relay starts and serves without it (responses are BYPASS).
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    /// Port of the operations listener: `/metrics`, `/docs`, `/openapi.json` (and `/health`). Kept
+    /// off the public port so users of the relay never see them.
+    #[arg(long, env = "ADMIN_PORT")]
+    pub admin_port: Option<u16>,
+
+    /// Redis holding the shared cache, `redis://` or `rediss://` (TLS). The relay starts and serves
+    /// without it (from its in-process cache).
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
     pub redis_url: String,
+    /// PEM bundle of the CA that signs a `rediss://` server's certificate (default: system roots).
+    #[arg(long, env = "TLS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
     /// Longest wait for one Redis command; past it the request goes on without the cache.
     #[arg(long, env = "REDIS_TIMEOUT", default_value = "100ms", value_parser = parse_duration)]
     pub redis_timeout: Duration,
@@ -55,8 +80,9 @@ pub struct Settings {
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "relay:v1:")]
     pub redis_key_prefix: String,
     /// How long the cross-replica fetch lock is held at most (the other replicas wait up to this long
-    /// for the holder's answer before asking the upstream themselves).
-    #[arg(long, env = "REDIS_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    /// for the holder's answer before asking the upstream themselves). Never less than
+    /// UPSTREAM_TIMEOUT plus 2 s, so no second replica rescans a slow key while the first still waits.
+    #[arg(long, env = "REDIS_LOCK_TIMEOUT", default_value = "12s", value_parser = parse_duration)]
     pub redis_lock_timeout: Duration,
 
     /// How long a 200 answer is served as a hit.
@@ -70,13 +96,22 @@ pub struct Settings {
     #[arg(long, env = "STALE_GRACE_SECONDS", default_value_t = 300)]
     pub stale_grace_seconds: u64,
 
-    /// How long an entry stays in the in-process cache in front of Redis (0 turns it off). Bounds how
-    /// much older than Redis an answer of this replica can be.
+    /// How long a copy of a Redis entry stays in the in-process cache (0: not copied). Bounds how
+    /// much older than Redis an answer of this replica can be. While Redis is unavailable, answers are
+    /// kept in process for their whole TTL plus grace instead.
     #[arg(long, env = "L1_TTL", default_value = "1s", value_parser = parse_duration)]
     pub l1_ttl: Duration,
-    /// Most entries the in-process cache holds.
-    #[arg(long, env = "L1_CAPACITY", default_value_t = 10_000)]
-    pub l1_capacity: u64,
+    /// Memory of the in-process cache, in bytes (least recently used entries leave first).
+    #[arg(long, env = "L1_CAPACITY_BYTES", default_value_t = 64 << 20)]
+    pub l1_capacity_bytes: u64,
+}
+
+impl Settings {
+    /// The cross-replica lock's hold time actually used: at least the upstream timeout plus 2 s.
+    pub fn effective_lock_timeout(&self) -> Duration {
+        self.redis_lock_timeout
+            .max(self.upstream_timeout + Duration::from_secs(2))
+    }
 }
 
 impl Settings {
@@ -86,6 +121,7 @@ impl Settings {
         let mut s = Self::parse_from(["relay"]);
         s.listen = ListenArgs::new("127.0.0.1", 0);
         s.listen.workers = Some(2);
+        s.admin_port = Some(0);
         s.upstream_url = upstream_url.to_owned();
         s.redis_url = redis_url.to_owned();
         s

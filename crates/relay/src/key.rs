@@ -1,29 +1,31 @@
 //! Which requests the relay forwards, and the cache key of each.
 //!
 //! The relay is not an open proxy (seed 002 relayed any path): only the read routes in
-//! [`RELAYED_ROUTES`] are forwarded, and each request is turned into one canonical form that is both the
-//! cache key and what is sent upstream. Sending the canonical form, not the raw query, guarantees that two
-//! requests sharing a key really are the same upstream question.
+//! [`RELAYED_ROUTES`] are forwarded. Each request's query is parsed by the same function pool-selector
+//! uses ([`pool_core::request::RankingRequest::from_query`]); a query it would refuse is refused here
+//! with the same 400, before any upstream work, and an accepted one is turned into its canonical form,
+//! which is both the cache key and what is sent upstream. Every spelling of one question (`window=0`,
+//! `window=00`, `window=0s`, sets in any order or case) is therefore one key and at most one scan.
 
 use std::fmt;
 
-use url::form_urlencoded;
+use pool_core::http::ApiError;
+use pool_core::request::RankingRequest;
 
 /// The pool-selector read routes the relay forwards. A later route is one more line here.
 pub const RELAYED_ROUTES: &[&str] = &["/get-pool", "/pools"];
-
-/// Parameters holding comma-separated sets: order, case, blanks and duplicates inside them carry no
-/// meaning, so `C6A.xlarge,m6a.xlarge` and `m6a.xlarge,c6a.xlarge,c6a.xlarge` are one key.
-pub const SET_PARAMETERS: &[&str] = &["instance_types", "availability_zones"];
 
 /// Longest query string relayed. A longer one would only bloat Redis keys; no real filter needs it.
 pub const MAX_QUERY_LEN: usize = 4096;
 
 /// Why a request cannot be relayed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum KeyError {
     #[error("the query string is {0} bytes long; the relay accepts at most {MAX_QUERY_LEN}")]
     QueryTooLong(usize),
+    /// pool-selector would refuse it: the same 400.
+    #[error("{0}")]
+    Invalid(ApiError),
 }
 
 /// One relayed request in canonical form.
@@ -34,56 +36,18 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    /// The canonical form of `route` (one of [`RELAYED_ROUTES`]) with the raw `query` string:
-    ///
-    /// * parameter names are lowercased and parameters sorted by name (then value), so order and the
-    ///   case of names do not matter;
-    /// * the values of [`SET_PARAMETERS`] are split on commas, trimmed, lowercased, deduplicated and
-    ///   sorted, and repeated occurrences of such a parameter are merged into one set;
-    /// * any other parameter, known or not, is kept verbatim (repeats included), so the upstream still
-    ///   sees it and answers its own 400 for what it does not accept.
+    /// The canonical form of `route` (one of [`RELAYED_ROUTES`]) with the raw `query` string: the
+    /// parsed parameters written back in one fixed order and spelling (see
+    /// [`RankingRequest::canonical`]); `limit` only counts on `/pools`.
     pub fn new(route: &'static str, query: &str) -> Result<Self, KeyError> {
         if query.len() > MAX_QUERY_LEN {
             return Err(KeyError::QueryTooLong(query.len()));
         }
-        let mut sets: Vec<(String, Vec<String>)> = Vec::new();
-        let mut others: Vec<(String, String)> = Vec::new();
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            let name = name.trim().to_ascii_lowercase();
-            if name.is_empty() {
-                continue;
-            }
-            if SET_PARAMETERS.contains(&name.as_str()) {
-                let items = value
-                    .split(',')
-                    .map(|v| v.trim().to_lowercase())
-                    .filter(|v| !v.is_empty());
-                match sets.iter_mut().find(|(n, _)| *n == name) {
-                    Some((_, set)) => set.extend(items),
-                    None => sets.push((name, items.collect())),
-                }
-            } else {
-                others.push((name, value.into_owned()));
-            }
-        }
-        let mut params: Vec<(String, String)> = sets
-            .into_iter()
-            .map(|(name, mut set)| {
-                set.sort_unstable();
-                set.dedup();
-                (name, set.join(","))
-            })
-            .chain(others)
-            .collect();
-        params.sort();
-        let query = if params.is_empty() {
-            String::new()
-        } else {
-            form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(params)
-                .finish()
-        };
-        Ok(Self { route, query })
+        let request = RankingRequest::from_query(query).map_err(KeyError::Invalid)?;
+        Ok(Self {
+            route,
+            query: request.canonical(route == "/pools"),
+        })
     }
 
     /// The route pattern, e.g. `/get-pool` (a metrics label: the set is small and fixed).
@@ -131,9 +95,7 @@ mod tests {
         for same in [
             "instance_types=m6a.xlarge,c6a.xlarge",
             "instance_types=M6A.xlarge,c6a.XLARGE,c6a.xlarge",
-            "INSTANCE_TYPES=%20c6a.xlarge%20,,m6a.xlarge",
-            "instance_types=c6a.xlarge&instance_types=m6a.xlarge",
-            "instance_types=m6a.xlarge,c6a.xlarge&instance_types=c6a.xlarge",
+            "instance_types=%20c6a.xlarge%20,,m6a.xlarge",
             "instance_types=c6a.xlarge%2Cm6a.xlarge",
         ] {
             assert_eq!(key(same), canonical, "{same}");
@@ -142,36 +104,51 @@ mod tests {
     }
 
     #[test]
-    fn parameter_order_does_not_matter() {
-        let a =
-            key("instance_types=c6a.xlarge&availability_zones=us-east-1b,us-east-1a&window=24h");
-        let b =
-            key("window=24h&availability_zones=US-EAST-1A,us-east-1b&instance_types=c6a.xlarge");
-        assert_eq!(a, b);
+    fn every_spelling_of_a_window_or_a_number_is_one_key() {
+        let zero = key("window=0");
+        for same in ["window=00", "window=0s", "window=0h", "window=%200"] {
+            assert_eq!(key(same), zero, "{same}");
+        }
+        assert_eq!(key("confidence=0.95"), key("confidence=0.950"));
         assert_eq!(
-            a,
-            "GET /get-pool?availability_zones=us-east-1a%2Cus-east-1b&instance_types=c6a.xlarge&window=24h"
+            key("window=24h&strategy=Wilson"),
+            key("strategy=wilson&window=86400")
+        );
+        assert_eq!(
+            key("instance_types=c6a.xlarge&availability_zones=us-east-1b,us-east-1a&window=24h"),
+            "GET /get-pool?instance_types=c6a.xlarge&availability_zones=us-east-1a%2Cus-east-1b&window=86400"
         );
     }
 
     #[test]
-    fn other_parameters_are_kept_verbatim_so_the_upstream_judges_them() {
-        assert_ne!(key("window=24h"), key("window=24H"));
-        assert_eq!(key("Strategy=naive"), "GET /get-pool?strategy=naive");
-        assert_eq!(key("bogus=1&bogus=2"), "GET /get-pool?bogus=1&bogus=2");
-        assert_eq!(key("bogus=2&bogus=1"), key("bogus=1&bogus=2"));
-        assert_ne!(key("bogus=1"), key(""));
-        // Injection-like values survive encoded, and reach the upstream's validation unchanged.
-        let k = CacheKey::new("/get-pool", "instance_types=c6a.xlarge'%20OR%201=1").unwrap();
-        assert_eq!(k.query(), "instance_types=c6a.xlarge%27+or+1%3D1");
+    fn limit_is_part_of_the_key_only_where_it_matters() {
+        assert_eq!(key("limit=5"), key(""));
+        let pools = |q| CacheKey::new("/pools", q).unwrap().to_string();
+        assert_ne!(pools("limit=5"), pools(""));
+        assert_eq!(pools("limit=05"), pools("limit=5"));
     }
 
     #[test]
-    fn empty_and_missing_queries() {
+    fn what_pool_selector_refuses_is_refused_here_with_its_answer() {
+        for q in [
+            "bogus=1",
+            "window=24H1",
+            "instance_types=a&instance_types=b",
+            "instance_types=c6a.xlarge'%20OR%201=1",
+            "confidence=2",
+        ] {
+            match CacheKey::new("/get-pool", q) {
+                Err(KeyError::Invalid(e)) => assert_eq!(e.status.as_u16(), 400, "{q}"),
+                other => panic!("{q}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn empty_queries() {
         assert_eq!(key(""), "GET /get-pool");
         assert_eq!(key("&&"), "GET /get-pool");
-        assert_eq!(key("instance_types="), "GET /get-pool?instance_types=");
-        assert_eq!(key("instance_types=,"), "GET /get-pool?instance_types=");
+        assert_eq!(key("instance_types="), "GET /get-pool");
         let k = CacheKey::new("/pools", "").unwrap();
         assert_eq!(k.path_and_query(), "/pools");
         assert_eq!(k.route(), "/pools");
@@ -180,9 +157,9 @@ mod tests {
     #[test]
     fn overlong_queries_are_refused() {
         let q = format!("instance_types={}", "a".repeat(MAX_QUERY_LEN));
-        assert_eq!(
-            CacheKey::new("/get-pool", &q).unwrap_err(),
-            KeyError::QueryTooLong(q.len())
-        );
+        assert!(matches!(
+            CacheKey::new("/get-pool", &q),
+            Err(KeyError::QueryTooLong(n)) if n == q.len()
+        ));
     }
 }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod relay;
 pub mod startup;
 pub mod store;
+pub mod tls;
 pub mod upstream;
 
 pub use config::Settings;

@@ -17,6 +17,10 @@ pub struct RelayMetrics {
     bypass: IntCounter,
     /// Hits answered from the in-process cache without asking Redis.
     pub l1_hits: IntCounter,
+    /// Answers kept in process only, because Redis could not take them.
+    pub l1_fallback_stores: IntCounter,
+    /// Upstream answers refused for being larger than UPSTREAM_MAX_BODY_BYTES.
+    pub upstream_oversized: IntCounter,
     /// Requests that joined an upstream request already in flight for their key instead of sending one.
     pub coalesced_waiters: IntCounter,
     /// Background refreshes of stale entries started.
@@ -49,6 +53,14 @@ impl RelayMetrics {
             l1_hits: counter(
                 "l1_hits_total",
                 "Cache hits and stale answers served from the in-process cache without asking Redis.",
+            ),
+            l1_fallback_stores: counter(
+                "l1_fallback_stores_total",
+                "Answers kept in the in-process cache for their whole life because Redis was unavailable.",
+            ),
+            upstream_oversized: counter(
+                "upstream_oversized_total",
+                "Upstream answers refused for being larger than UPSTREAM_MAX_BODY_BYTES.",
             ),
             coalesced_waiters: counter(
                 "coalesced_waiters_total",

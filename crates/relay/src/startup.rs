@@ -13,25 +13,28 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api::{self, ApiDoc};
-use crate::config::{DEFAULT_PORT, Settings};
+use crate::config::{DEFAULT_ADMIN_PORT, DEFAULT_PORT, Settings};
 use crate::key::RELAYED_ROUTES;
 use crate::metrics::RelayMetrics;
 use crate::relay::{Policy, Relay};
 use crate::store::{RedisSettings, Store};
-use crate::upstream::Upstream;
+use crate::upstream::{Upstream, UpstreamLimits};
 
 /// How long in-flight requests get to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// A bound, not yet running, relay.
+/// A bound, not yet running, relay: the public listener and the operations listener.
 pub struct Application {
     port: u16,
+    admin_port: u16,
     server: Server,
+    admin: Server,
 }
 
 impl Application {
-    /// Bind the listener and prepare everything. Redis is not contacted here: the relay starts (and
-    /// serves, as BYPASS) while Redis is down. Fails on a malformed URL or a port already taken.
+    /// Bind both listeners and prepare everything. Redis is not contacted here: the relay starts (and
+    /// serves, from its in-process cache) while Redis is down. Fails on a malformed URL or a port
+    /// already taken.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let registry = new_registry("relay");
         let http_metrics = HttpMetrics::register(&registry);
@@ -40,49 +43,61 @@ impl Application {
         let store = Store::new(
             &RedisSettings {
                 url: settings.redis_url.clone(),
+                ca_file: settings.redis_ca_file.clone(),
                 timeout: settings.redis_timeout,
                 retry: settings.redis_retry,
                 key_prefix: settings.redis_key_prefix.clone(),
             },
             settings.l1_ttl,
-            settings.l1_capacity,
+            settings.l1_capacity_bytes,
             relay_metrics.clone(),
         )?;
         let upstream = Upstream::new(
             &settings.upstream_url,
-            settings.upstream_timeout,
+            UpstreamLimits {
+                timeout: settings.upstream_timeout,
+                max_connections: settings.upstream_max_connections,
+                max_body_bytes: settings.upstream_max_body_bytes,
+            },
             relay_metrics.clone(),
         )?;
         let policy = Policy {
             ttl: Duration::from_secs(settings.cache_ttl_seconds),
             negative_ttl: Duration::from_secs(settings.negative_ttl_seconds),
             grace: Duration::from_secs(settings.stale_grace_seconds),
-            lock_timeout: settings.redis_lock_timeout,
+            lock_timeout: settings.effective_lock_timeout(),
         };
         let relay = web::Data::from(Arc::new(Relay::new(store, upstream, policy, relay_metrics)));
 
         let (host, port) = settings.listen.addr(DEFAULT_PORT);
-        let listener = TcpListener::bind((host.as_str(), port))
-            .map_err(|e| anyhow::anyhow!("cannot listen on {host}:{port}: {e}"))?;
+        let bind = |port: u16| {
+            TcpListener::bind((host.as_str(), port))
+                .map_err(|e| anyhow::anyhow!("cannot listen on {host}:{port}: {e}"))
+        };
+        let listener = bind(port)?;
+        let admin_listener = bind(settings.admin_port.unwrap_or(DEFAULT_ADMIN_PORT))?;
         let port = listener.local_addr()?.port();
+        let admin_port = admin_listener.local_addr()?.port();
         tracing::info!(
             %host,
             port,
+            admin_port,
             upstream = %settings.upstream_url,
-            redis = %redact(&settings.redis_url),
+            redis = %pool_core::redact::url(&settings.redis_url),
             workers = settings.listen.workers(),
             l1_ttl = ?settings.l1_ttl,
+            lock_timeout = ?policy.lock_timeout,
             "relay listening"
         );
 
         let registry = web::Data::new(registry);
         let http_metrics = web::Data::new(http_metrics);
-        let openapi = ApiDoc::openapi();
+        let public_relay = relay.clone();
+        let public_metrics = http_metrics.clone();
         let server = HttpServer::new(move || {
             let mut app = App::new()
-                .app_data(relay.clone())
-                .app_data(registry.clone())
-                .app_data(http_metrics.clone())
+                .app_data(public_relay.clone())
+                .app_data(public_metrics.clone())
                 .wrap(from_fn(track_requests))
                 .wrap(from_fn(api::request_id));
             for &route in RELAYED_ROUTES {
@@ -94,9 +109,6 @@ impl Application {
             }
             app.route("/health", web::get().to(health))
                 .route("/ready", web::get().to(api::ready))
-                .route("/metrics", web::get().to(metrics))
-                .route("/docs", web::get().to(api::docs_redirect))
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
                 .default_service(web::to(not_found))
         })
         .workers(settings.listen.workers())
@@ -105,32 +117,52 @@ impl Application {
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .listen(listener)?
         .run();
-        Ok(Self { port, server })
+
+        let openapi = ApiDoc::openapi();
+        let admin = HttpServer::new(move || {
+            App::new()
+                .app_data(relay.clone())
+                .app_data(registry.clone())
+                .app_data(http_metrics.clone())
+                .route("/health", web::get().to(health))
+                .route("/ready", web::get().to(api::ready))
+                .route("/metrics", web::get().to(metrics))
+                .route("/docs", web::get().to(api::docs_redirect))
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .default_service(web::to(not_found))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(admin_listener)?
+        .run();
+        Ok(Self {
+            port,
+            admin_port,
+            server,
+            admin,
+        })
     }
 
-    /// The port actually bound (useful with port 0).
+    /// The public port actually bound (useful with port 0).
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The operations port actually bound.
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
     /// Serve until SIGTERM or Ctrl-C, then stop accepting and let in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let handle = self.server.handle();
+        let (handle, admin_handle) = (self.server.handle(), self.admin.handle());
         tokio::spawn(async move {
             pool_core::shutdown::signal().await;
             handle.stop(true).await;
+            admin_handle.stop(true).await;
         });
-        self.server.await
-    }
-}
-
-/// The Redis URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
+        let (public, admin) = futures::join!(self.server, self.admin);
+        public.and(admin)
     }
 }

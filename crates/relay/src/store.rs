@@ -1,8 +1,16 @@
-//! Where entries live: a small in-process cache (L1) in front of Redis (L2, shared by every replica).
+//! Where entries live: an in-process cache (L1) in front of Redis (L2, shared by every replica).
 //!
 //! Redis is optional at run time. Every command has a short timeout, and after a failure a breaker
 //! makes requests skip Redis for `REDIS_RETRY` instead of each paying the timeout; then one request
 //! probes it. The connection manager reconnects on its own when Redis comes back.
+//!
+//! The in-process cache has two roles, told apart by how long an entry stays in it:
+//! * a **mirror** of what Redis holds, kept `L1_TTL` (short, so replicas never disagree for long);
+//! * the **fallback** when Redis is slow or down: an answer that could not be stored in Redis is kept in
+//!   process for its whole life (TTL plus grace), so a Redis outage never sends the full request rate
+//!   to pool-selector.
+//!
+//! Either way it is bounded by bytes (`L1_CAPACITY_BYTES`), least recently used first out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,13 +41,54 @@ pub enum Lookup {
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
     pub url: String,
+    /// PEM CA bundle that signs a `rediss://` server's certificate (instead of the system roots).
+    pub ca_file: Option<std::path::PathBuf>,
     pub timeout: Duration,
     pub retry: Duration,
     pub key_prefix: String,
 }
 
+/// An in-process entry and how long it stays (a mirror of Redis, or the fallback for an outage).
+#[derive(Clone)]
+struct Held {
+    entry: Arc<Entry>,
+    keep: Duration,
+}
+
+/// Each entry expires after its own `keep`.
+struct HeldExpiry;
+
+impl moka::Expiry<String, Held> for HeldExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        held: &Held,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(held.keep)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        held: &Held,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(held.keep)
+    }
+}
+
+/// Approximate bytes an entry holds in process (key, body, content type, bookkeeping).
+fn weight(key: &str, held: &Held) -> u32 {
+    let bytes = key.len() + held.entry.body.len() + held.entry.content_type.len() + 128;
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
 pub struct Store {
-    l1: Option<Cache<String, Arc<Entry>>>,
+    l1: Cache<String, Held>,
+    /// How long a mirror of a Redis entry stays in process (zero: not mirrored).
+    mirror_ttl: Duration,
     redis: ConnectionManager,
     prefix: String,
     timeout: Duration,
@@ -59,11 +108,10 @@ impl Store {
     pub fn new(
         redis: &RedisSettings,
         l1_ttl: Duration,
-        l1_capacity: u64,
+        l1_capacity_bytes: u64,
         metrics: RelayMetrics,
     ) -> anyhow::Result<Self> {
-        let client = redis::Client::open(redis.url.as_str())
-            .map_err(|e| anyhow::anyhow!("REDIS_URL {:?} is not a Redis URL: {e}", redis.url))?;
+        let client = crate::tls::redis_client(&redis.url, redis.ca_file.as_deref())?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(redis.timeout.max(Duration::from_millis(10))))
@@ -71,15 +119,15 @@ impl Store {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
         let manager = ConnectionManager::new_lazy_with_config(client, config)?;
-        let l1 = (!l1_ttl.is_zero()).then(|| {
-            Cache::builder()
-                .max_capacity(l1_capacity)
-                .time_to_live(l1_ttl)
-                .build()
-        });
+        let l1 = Cache::builder()
+            .max_capacity(l1_capacity_bytes)
+            .weigher(|k: &String, v: &Held| weight(k, v))
+            .expire_after(HeldExpiry)
+            .build();
         metrics.redis_up.set(1);
         Ok(Self {
             l1,
+            mirror_ttl: l1_ttl,
             redis: manager,
             prefix: redis.key_prefix.clone(),
             timeout: redis.timeout,
@@ -91,7 +139,7 @@ impl Store {
 
     /// The in-process copy of `key`, if any.
     pub fn get_l1(&self, key: &str) -> Option<Arc<Entry>> {
-        self.l1.as_ref()?.get(key)
+        self.l1.get(key).map(|h| h.entry)
     }
 
     /// Look `key` up in the in-process cache, then in Redis (filling the in-process cache on a find).
@@ -109,7 +157,7 @@ impl Store {
             Ok(Some(bytes)) => match Entry::decode(&bytes) {
                 Some(e) => {
                     let e = Arc::new(e);
-                    self.offer_l1(key, &e);
+                    self.offer_l1(key, &e, self.mirror_ttl);
                     Lookup::Found(e, false)
                 }
                 None => {
@@ -125,9 +173,9 @@ impl Store {
         }
     }
 
-    /// Store `entry` in Redis for `keep` (its TTL plus the grace period), then in the in-process cache.
-    /// Nothing is kept in process when Redis refused it: the in-process cache only ever mirrors Redis,
-    /// so "Redis down" means BYPASS and not a private cache per replica.
+    /// Store `entry` in Redis for `keep` (its TTL plus the grace period) and mirror it in process.
+    /// When Redis cannot take it (down, slow, breaker open), it is kept in process for all of `keep`
+    /// instead: this replica goes on answering from its own cache until Redis is back.
     pub async fn put(
         &self,
         key: &str,
@@ -140,21 +188,35 @@ impl Store {
             .arg("PX")
             .arg(keep.as_millis().max(1) as u64)
             .to_owned();
-        self.query::<()>("set", &cmd).await?;
-        self.offer_l1(key, &entry);
-        Ok(())
+        match self.query::<()>("set", &cmd).await {
+            Ok(()) => {
+                self.offer_l1(key, &entry, self.mirror_ttl);
+                Ok(())
+            }
+            Err(Unavailable) => {
+                self.offer_l1(key, &entry, keep);
+                self.metrics.l1_fallback_stores.inc();
+                Err(Unavailable)
+            }
+        }
     }
 
     /// Put `entry` in the in-process cache unless it already holds a newer answer: a lookup that read
     /// Redis just before a refresh stored its result must not put the older entry back.
-    fn offer_l1(&self, key: &str, entry: &Arc<Entry>) {
+    fn offer_l1(&self, key: &str, entry: &Arc<Entry>, keep: Duration) {
         use moka::ops::compute::Op;
-        if let Some(l1) = &self.l1 {
-            l1.entry_by_ref(key).and_compute_with(|held| match held {
-                Some(h) if h.value().stored_at_ms > entry.stored_at_ms => Op::Nop,
-                _ => Op::Put(entry.clone()),
-            });
+        if keep.is_zero() {
+            return;
         }
+        self.l1
+            .entry_by_ref(key)
+            .and_compute_with(|held| match held {
+                Some(h) if h.value().entry.stored_at_ms > entry.stored_at_ms => Op::Nop,
+                _ => Op::Put(Held {
+                    entry: entry.clone(),
+                    keep,
+                }),
+            });
     }
 
     /// Take the cross-replica fetch lock for `key` for at most `ttl`. `Ok(false)`: another replica holds it.

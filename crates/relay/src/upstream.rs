@@ -1,6 +1,10 @@
-//! The one HTTP client to pool-selector.
+//! The one HTTP client to pool-selector, bounded: at most `UPSTREAM_MAX_CONNECTIONS` requests at once
+//! and at most `UPSTREAM_MAX_BODY_BYTES` read from an answer.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use actix_web::http::StatusCode;
 use bytes::Bytes;
@@ -14,6 +18,8 @@ use crate::metrics::RelayMetrics;
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// Why the upstream gave no answer. Cloned to every request waiting on the same fetch.
+/// The `String`s are for the log only: what a public client is told is in `From<&UpstreamError> for
+/// ApiError`, which names what failed and never the backend's address or error text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
     #[error("pool-selector is unreachable: {0}")]
@@ -27,21 +33,33 @@ pub enum UpstreamError {
 impl From<&UpstreamError> for ApiError {
     fn from(e: &UpstreamError) -> Self {
         match e {
-            UpstreamError::Timeout(_) => ApiError::new(
+            UpstreamError::Timeout(t) => ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
-                e.to_string(),
-            ),
+                format!("the ranking service did not answer within {t:?}; retry shortly"),
+            )
+            .retry_after(1),
             UpstreamError::Unavailable(_) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "upstream_unavailable",
-                e.to_string(),
+                "the ranking service is unreachable; retry shortly",
+            )
+            .retry_after(1),
+            UpstreamError::Broken(_) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "the ranking service's answer could not be used",
             ),
-            UpstreamError::Broken(_) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", e.to_string())
-            }
         }
     }
+}
+
+/// The bounds on talking to pool-selector.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamLimits {
+    pub timeout: Duration,
+    pub max_connections: usize,
+    pub max_body_bytes: usize,
 }
 
 #[derive(Clone)]
@@ -49,26 +67,36 @@ pub struct Upstream {
     client: reqwest::Client,
     base: String,
     timeout: Duration,
+    max_body_bytes: usize,
+    connections: Arc<Semaphore>,
     metrics: RelayMetrics,
 }
 
 impl Upstream {
-    pub fn new(base_url: &str, timeout: Duration, metrics: RelayMetrics) -> anyhow::Result<Self> {
+    pub fn new(
+        base_url: &str,
+        limits: UpstreamLimits,
+        metrics: RelayMetrics,
+    ) -> anyhow::Result<Self> {
+        let shown = pool_core::redact::url(base_url);
         let parsed = url::Url::parse(base_url)
-            .map_err(|e| anyhow::anyhow!("UPSTREAM_URL {base_url:?} is not a URL: {e}"))?;
+            .map_err(|_| anyhow::anyhow!("UPSTREAM_URL {shown} is not a URL"))?;
         anyhow::ensure!(
             parsed.scheme() == "http",
-            "UPSTREAM_URL {base_url:?} must be an http:// URL (pool-selector runs next to the relay)"
+            "UPSTREAM_URL {shown} must be an http:// URL (pool-selector runs next to the relay)"
         );
+        let timeout = limits.timeout;
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(2)))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(limits.max_connections.max(1))
             .build()?;
         Ok(Self {
             client,
             base: base_url.trim_end_matches('/').to_owned(),
             timeout,
+            max_body_bytes: limits.max_body_bytes,
+            connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             metrics,
         })
     }
@@ -101,6 +129,12 @@ impl Upstream {
     }
 
     async fn send(&self, key: &CacheKey, request_id: &str) -> Result<Entry, UpstreamError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        // A free connection, within the same timeout as the request itself.
+        let _connection = tokio::time::timeout_at(deadline, self.connections.acquire())
+            .await
+            .map_err(|_| UpstreamError::Timeout(self.timeout))?
+            .expect("the semaphore is never closed");
         let url = format!("{}{}", self.base, key.path_and_query());
         let res = self
             .client
@@ -116,7 +150,21 @@ impl Upstream {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/octet-stream")
             .to_owned();
-        let body: Bytes = res.bytes().await.map_err(|e| self.classify(e))?;
+        if res
+            .content_length()
+            .is_some_and(|n| n > self.max_body_bytes as u64)
+        {
+            return Err(self.oversized());
+        }
+        let mut body = bytes::BytesMut::new();
+        let mut res = res;
+        while let Some(chunk) = res.chunk().await.map_err(|e| self.classify(e))? {
+            if body.len() + chunk.len() > self.max_body_bytes {
+                return Err(self.oversized());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body: Bytes = body.freeze();
         Ok(Entry {
             status,
             content_type,
@@ -124,6 +172,14 @@ impl Upstream {
             stored_at_ms: now_ms(),
             fresh_for_ms: 0,
         })
+    }
+
+    fn oversized(&self) -> UpstreamError {
+        self.metrics.upstream_oversized.inc();
+        UpstreamError::Broken(format!(
+            "the answer is larger than UPSTREAM_MAX_BODY_BYTES ({} bytes)",
+            self.max_body_bytes
+        ))
     }
 
     fn classify(&self, e: reqwest::Error) -> UpstreamError {

@@ -16,19 +16,36 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 
+{{/*
+A service's image: (dict "root" $ "component" "relay" "image" .Values.relay.image). <repository>@<digest>
+when the service's image.digest is set (the tag is then ignored: the digest alone names the image), else
+<repository>:<tag>. The repository defaults to <image.registry>/<image.repository>/<component>, the tag to
+image.tag, then the chart's appVersion.
+*/}}
 {{- define "psp.image" -}}
 {{- $img := .root.Values.image -}}
-{{- $repo := printf "%s/%s" $img.repository .component -}}
+{{- $own := .image | default dict -}}
+{{- $repo := $own.repository -}}
+{{- if not $repo -}}
+{{- $repo = printf "%s/%s" $img.repository .component -}}
 {{- if $img.registry }}{{ $repo = printf "%s/%s" $img.registry $repo }}{{ end -}}
-{{- printf "%s:%s" $repo (default .root.Chart.AppVersion $img.tag) -}}
+{{- end -}}
+{{- if $own.digest -}}
+{{- printf "%s@%s" $repo $own.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (default (default .root.Chart.AppVersion $img.tag) $own.tag) -}}
+{{- end -}}
 {{- end -}}
 
-{{/* An env var read from the credentials Secret: (dict "root" $ "name" "AMQP_URL" "key" "amqpUrl"). */}}
+{{/*
+An env var read from a service's own Secret:
+(dict "root" $ "secret" .Values.credentials.relay.existingSecret "name" "REDIS_URL" "key" "redisUrl").
+*/}}
 {{- define "psp.secretEnv" -}}
 - name: {{ .name }}
   valueFrom:
     secretKeyRef:
-      name: {{ .root.Values.credentials.existingSecret }}
+      name: {{ required (printf "no Secret named for %s" .name) .secret }}
       key: {{ index .root.Values.credentials.keys .key }}
 {{- end -}}
 
@@ -39,9 +56,9 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 {{- end -}}
 
-{{/* The pod-level settings every Deployment shares (.serviceAccount: another account than the shared one). */}}
+{{/* The pod-level settings every workload shares; each service runs as its own ServiceAccount. */}}
 {{- define "psp.podSpecCommon" -}}
-serviceAccountName: {{ .serviceAccount | default (printf "%s-pool-selector-platform" .root.Release.Name) }}
+serviceAccountName: {{ include "psp.name" . }}
 automountServiceAccountToken: false
 {{- with .root.Values.imagePullSecrets }}
 imagePullSecrets:

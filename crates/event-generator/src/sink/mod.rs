@@ -96,19 +96,8 @@ impl fmt::Display for SinkUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SinkUrl::Object(u) => f.write_str(u),
-            SinkUrl::Amqp(u) => f.write_str(&redact_password(u)),
+            SinkUrl::Amqp(u) => f.write_str(&pool_core::redact::url(u)),
         }
-    }
-}
-
-/// `amqp://user:secret@host` → `amqp://user:***@host`, for logs and the summary line.
-fn redact_password(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -190,6 +190,10 @@ impl InProcessWorker {
     pub async fn metric(&self, name: &str) -> f64 {
         metric(&self.base, name).await
     }
+
+    pub async fn metric_with(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        metric_with(&self.base, name, labels).await
+    }
 }
 
 impl Drop for InProcessWorker {
@@ -202,8 +206,13 @@ impl Drop for InProcessWorker {
 
 /// One metric's value from a `/metrics` endpoint (0 when absent or unreachable).
 pub async fn metric(base: &str, name: &str) -> f64 {
+    metric_with(base, name, &[]).await
+}
+
+/// The sum of a metric's series whose labels include `labels` (0 when absent or unreachable).
+pub async fn metric_with(base: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     match reqwest::get(format!("{base}/metrics")).await {
-        Ok(res) => testkit::metric_value(&res.text().await.unwrap_or_default(), name, &[]),
+        Ok(res) => testkit::metric_value(&res.text().await.unwrap_or_default(), name, labels),
         Err(_) => 0.0,
     }
 }
@@ -536,6 +545,9 @@ pub fn jobs_per_pool(events: &[Event]) -> BTreeMap<String, u64> {
     out
 }
 
+/// The bearer token the test pool-selector accepts on `POST /events`.
+pub const INTAKE_TOKEN: &str = "ingest-worker-test-token";
+
 /// pool-selector, in-process on a free port, over the same storage as the worker.
 pub struct Selector {
     pub base: String,
@@ -552,6 +564,7 @@ impl Selector {
         settings.storage = storage;
         settings.amqp = amqp;
         settings.max_body_bytes = max_body_bytes;
+        settings.intake.intake_tokens = vec![INTAKE_TOKEN.to_owned()];
         let app = pool_selector::Application::build(settings)
             .await
             .expect("pool-selector builds");

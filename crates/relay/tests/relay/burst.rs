@@ -55,13 +55,12 @@ async fn a_cold_burst_without_redis_is_still_coalesced_in_process() {
     let relay = spawn_relay(&upstream.base, &nothing, |_| {}).await;
     let replies = join_all((0..200).map(|_| relay.get(Q))).await;
     for r in &replies {
-        assert_eq!((r.status, r.cache.as_str()), (200, "BYPASS"), "{r:?}");
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(["BYPASS", "HIT"].contains(&r.cache.as_str()), "{r:?}");
     }
-    // Requests arriving after the first fetch finished fetch again (nothing is cached without Redis),
-    // but concurrent ones share a fetch: far fewer upstream requests than relayed ones.
-    let sent = upstream.requests_to("/get-pool").await;
-    assert!(
-        (1..50).contains(&sent),
-        "{sent} upstream requests for 200 relayed"
-    );
+    // Concurrent requests share one fetch, and later ones are answered by the in-process cache,
+    // which keeps answers for their whole life while Redis is away.
+    assert_eq!(upstream.requests_to("/get-pool").await, 1);
+    let after = relay.get(Q).await;
+    assert_eq!((after.status, after.cache.as_str()), (200, "HIT"));
 }

@@ -91,9 +91,17 @@ async fn health_ready_metrics_and_docs() {
     assert_eq!(ready.body["upstream"], "up");
 
     relay.get("/get-pool").await;
+    // Operations routes are not on the public port.
+    for path in ["/metrics", "/docs/", "/openapi.json"] {
+        assert_eq!(
+            relay.get(path).await.status,
+            404,
+            "{path} on the public port"
+        );
+    }
     let text = relay
         .client
-        .get(format!("{}/metrics", relay.base))
+        .get(format!("{}/metrics", relay.admin))
         .send()
         .await
         .unwrap()
@@ -119,19 +127,40 @@ async fn health_ready_metrics_and_docs() {
         1.0
     );
 
-    let doc = relay.get("/openapi.json").await;
+    let doc = relay.get_admin("/openapi.json").await;
     assert_eq!(doc.status, 200);
-    for path in ["/get-pool", "/pools", "/health", "/ready", "/metrics"] {
+    for path in ["/get-pool", "/pools", "/health", "/ready"] {
         assert!(
             doc.body["paths"].get(path).is_some(),
             "{path} not documented"
         );
     }
-    assert_eq!(relay.get("/docs").await.status, 301);
-    let ui = relay.get("/docs/").await;
+    assert_eq!(relay.get_admin("/docs").await.status, 301);
+    let ui = relay.get_admin("/docs/").await;
     assert_eq!(ui.status, 200);
     assert!(
         ui.body.as_str().unwrap().contains("swagger"),
         "Swagger UI page"
     );
+}
+
+#[tokio::test]
+async fn secrets_in_the_redis_url_never_show_in_help_or_errors() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_relay"))
+        .arg("--help")
+        .env("REDIS_URL", "redis://:hunter2@cache.internal:6379")
+        .output()
+        .expect("relay --help runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("REDIS_URL"), "{help}");
+    assert!(!help.contains("hunter2"), "{help}");
+
+    let mut settings = relay::Settings::for_upstream("http://127.0.0.1:1", "redis://:hunter2@[::1");
+    settings.redis_key_prefix = crate::support::unique_prefix();
+    let err = match relay::Application::build(settings).await {
+        Err(e) => format!("{e:#}"),
+        Ok(_) => panic!("a malformed REDIS_URL is refused"),
+    };
+    assert!(err.contains("REDIS_URL"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
 }

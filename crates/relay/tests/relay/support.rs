@@ -91,6 +91,8 @@ impl Upstream {
 /// see each other's entries (pass the same prefix to two relays to make them replicas).
 pub struct TestRelay {
     pub base: String,
+    /// The operations listener (`/metrics`, `/docs`, `/openapi.json`).
+    pub admin: String,
     pub client: reqwest::Client,
     pub prefix: String,
 }
@@ -120,9 +122,11 @@ pub async fn spawn_relay(
     let prefix = settings.redis_key_prefix.clone();
     let app = Application::build(settings).await.expect("relay builds");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let admin = format!("http://127.0.0.1:{}", app.admin_port());
     tokio::spawn(app.run_until_stopped());
     TestRelay {
         base,
+        admin,
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
             .redirect(reqwest::redirect::Policy::none())
@@ -138,7 +142,16 @@ impl TestRelay {
     }
 
     pub async fn get_with(&self, path_and_query: &str, request_id: Option<&str>) -> Reply {
-        let mut req = self.client.get(format!("{}{path_and_query}", self.base));
+        self.get_at(&self.base, path_and_query, request_id).await
+    }
+
+    /// A GET on the operations listener.
+    pub async fn get_admin(&self, path_and_query: &str) -> Reply {
+        self.get_at(&self.admin, path_and_query, None).await
+    }
+
+    async fn get_at(&self, base: &str, path_and_query: &str, request_id: Option<&str>) -> Reply {
+        let mut req = self.client.get(format!("{base}{path_and_query}"));
         if let Some(id) = request_id {
             req = req.header("x-request-id", id);
         }
@@ -172,10 +185,10 @@ impl TestRelay {
     pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
         let text = self
             .client
-            .get(format!("{}/metrics", self.base))
+            .get(format!("{}/metrics", self.admin))
             .send()
             .await
-            .expect("the relay answers /metrics")
+            .expect("the relay answers /metrics on its admin port")
             .text()
             .await
             .unwrap();
@@ -208,6 +221,43 @@ pub async fn silent_server() -> String {
         }
     });
     format!("http://127.0.0.1:{port}")
+}
+
+/// A TCP proxy to `target` that holds every chunk for `delay` before passing it on: a Redis (or any
+/// server) that answers, but slowly.
+pub async fn slow_proxy(target: u16, delay: Duration) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                continue;
+            };
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            tokio::spawn(delayed_pipe(cr, sw, delay));
+            tokio::spawn(delayed_pipe(sr, cw, delay));
+        }
+    });
+    port
+}
+
+async fn delayed_pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        tokio::time::sleep(delay).await;
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
 }
 
 /// A private redis-server on a free port, killed when dropped.
