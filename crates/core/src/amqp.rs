@@ -615,6 +615,12 @@ fn parse_array(body: &[u8], horizon: Option<DateTime<Utc>>) -> Result<Vec<Event>
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
             let mut n = 0;
             while let Some(v) = seq.next_element::<serde_json::Value>()? {
+                if !v.is_object() && self.bad.listed.len() >= MAX_LISTED_ERRORS {
+                    // Never an event, and its message would not be listed: count it, build nothing.
+                    self.bad.total += 1;
+                    n += 1;
+                    continue;
+                }
                 match event_from_value(v, self.horizon) {
                     Ok(e) => self.events.push(e),
                     Err((field, message)) => self.bad.push(BadEvent::at_index(n, field, message)),

@@ -309,7 +309,12 @@ async fn receive(
 
     let horizon = Utc::now()
         + chrono::Duration::from_std(intake.max_clock_skew).unwrap_or(chrono::Duration::MAX);
-    let events = pool_core::amqp::parse_events_before(&body, horizon).map_err(|invalid| {
+    // Decoding a large body is CPU work: off the HTTP worker, so other requests on it are not stalled.
+    let body = body.freeze();
+    let parsed = web::block(move || pool_core::amqp::parse_events_before(&body, horizon))
+        .await
+        .map_err(|e| ApiError::internal(format!("the body decoder failed: {e}")))?;
+    let events = parsed.map_err(|invalid| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_events",

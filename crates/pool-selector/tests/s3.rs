@@ -99,19 +99,6 @@ async fn a_missing_bucket_is_not_ready_and_ranking_says_storage_is_unavailable()
     }
 }
 
-/// A TCP server that accepts connections and never answers: storage that hangs every scan.
-async fn silent_server() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    format!("http://127.0.0.1:{port}")
-}
-
 async fn metric(app: &TestApp, name: &str) -> u64 {
     let (_, text) = app.text("/metrics").await;
     testkit::metric_value(&text, &format!("pool_selector_{name}"), &[]) as u64
@@ -132,7 +119,7 @@ async fn wait_metric(app: &TestApp, name: &str, want: u64) {
 #[tokio::test]
 async fn scans_are_bounded_shared_and_cancelled_when_nobody_waits() {
     let mut args = s3_args("hanging-bucket", "events/");
-    args.aws_endpoint_url = Some(silent_server().await);
+    args.aws_endpoint_url = Some(testkit::silent_server().await.0);
     let mut settings = pool_selector::Settings::for_events_url("unused");
     settings.storage = args;
     settings.limits.max_concurrent_scans = Some(1);

@@ -133,6 +133,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_fetch_lock_outlives_the_upstream_timeout() {
+        let mut s = Settings::parse_from(["relay"]);
+        assert!(s.effective_lock_timeout() > s.upstream_timeout);
+        s.redis_lock_timeout = Duration::from_secs(1);
+        s.upstream_timeout = Duration::from_secs(30);
+        assert_eq!(s.effective_lock_timeout(), Duration::from_secs(32));
+        s.redis_lock_timeout = Duration::from_secs(60);
+        assert_eq!(s.effective_lock_timeout(), Duration::from_secs(60));
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));

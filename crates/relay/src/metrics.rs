@@ -21,6 +21,8 @@ pub struct RelayMetrics {
     pub l1_fallback_stores: IntCounter,
     /// Upstream answers refused for being larger than UPSTREAM_MAX_BODY_BYTES.
     pub upstream_oversized: IntCounter,
+    /// Fetches waiting for a free upstream connection (UPSTREAM_MAX_CONNECTIONS).
+    pub upstream_waiting: IntGauge,
     /// Requests that joined an upstream request already in flight for their key instead of sending one.
     pub coalesced_waiters: IntCounter,
     /// Background refreshes of stale entries started.
@@ -61,6 +63,14 @@ impl RelayMetrics {
             upstream_oversized: counter(
                 "upstream_oversized_total",
                 "Upstream answers refused for being larger than UPSTREAM_MAX_BODY_BYTES.",
+            ),
+            upstream_waiting: register(
+                registry,
+                IntGauge::new(
+                    "upstream_waiting",
+                    "Fetches waiting for a free upstream connection (UPSTREAM_MAX_CONNECTIONS).",
+                )
+                .expect("valid metric"),
             ),
             coalesced_waiters: counter(
                 "coalesced_waiters_total",

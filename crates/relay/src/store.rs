@@ -350,3 +350,67 @@ impl Store {
 fn describe(e: &RedisError) -> String {
     e.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn entry(body_bytes: usize, stored_at_ms: u64) -> Arc<Entry> {
+        Arc::new(Entry {
+            status: 200,
+            content_type: "application/json".into(),
+            body: Bytes::from(vec![b'x'; body_bytes]),
+            stored_at_ms,
+            fresh_for_ms: 30_000,
+        })
+    }
+
+    async fn store(capacity_bytes: u64) -> Store {
+        let metrics = RelayMetrics::register(&prometheus::Registry::new());
+        let settings = RedisSettings {
+            url: "redis://127.0.0.1:1".into(),
+            ca_file: None,
+            timeout: Duration::from_millis(50),
+            retry: Duration::from_secs(60),
+            key_prefix: "t:".into(),
+        };
+        Store::new(&settings, Duration::from_secs(1), capacity_bytes, metrics).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_in_process_cache_is_bounded_by_bytes_not_entries() {
+        let s = store(64 * 1024).await;
+        for i in 0..200 {
+            s.offer_l1(
+                &format!("k{i}"),
+                &entry(4 * 1024, now_ms()),
+                Duration::from_secs(60),
+            );
+        }
+        s.l1.run_pending_tasks();
+        assert!(
+            s.l1.weighted_size() <= 64 * 1024,
+            "{} bytes held",
+            s.l1.weighted_size()
+        );
+        assert!(s.l1.entry_count() <= 16, "{} entries", s.l1.entry_count());
+    }
+
+    #[tokio::test]
+    async fn an_answer_redis_refuses_is_kept_in_process_for_its_whole_life() {
+        let s = store(1 << 20).await;
+        let e = entry(10, now_ms());
+        // Redis is unreachable: the put fails, and the entry is held for `keep`, not `L1_TTL`.
+        assert_eq!(
+            s.put("k", e.clone(), Duration::from_secs(300)).await,
+            Err(Unavailable)
+        );
+        let held = s.l1.get("k").expect("kept in process");
+        assert_eq!(held.keep, Duration::from_secs(300));
+        assert_eq!(s.get_l1("k"), Some(e));
+        // An older answer never replaces a newer one.
+        s.offer_l1("k", &entry(10, 1), Duration::from_secs(300));
+        assert!(s.get_l1("k").unwrap().stored_at_ms > 1);
+    }
+}

@@ -131,8 +131,10 @@ impl Upstream {
     async fn send(&self, key: &CacheKey, request_id: &str) -> Result<Entry, UpstreamError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         // A free connection, within the same timeout as the request itself.
-        let _connection = tokio::time::timeout_at(deadline, self.connections.acquire())
-            .await
+        self.metrics.upstream_waiting.inc();
+        let acquired = tokio::time::timeout_at(deadline, self.connections.acquire()).await;
+        self.metrics.upstream_waiting.dec();
+        let _connection = acquired
             .map_err(|_| UpstreamError::Timeout(self.timeout))?
             .expect("the semaphore is never closed");
         let url = format!("{}{}", self.base, key.path_and_query());

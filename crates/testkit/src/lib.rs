@@ -162,6 +162,26 @@ pub async fn write_partitioned(
     }
 }
 
+/// A TCP server that accepts connections and never answers: an upstream or a storage too slow for any
+/// timeout. Returns its `http://` base URL and the number of connections it has accepted so far.
+pub async fn silent_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local port");
+    let port = listener.local_addr().expect("bound").port();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), accepted)
+}
+
 /// Serialize events as NDJSON.
 pub fn ndjson(events: &[pool_core::Event]) -> String {
     events.iter().map(|e| e.to_json() + "\n").collect()

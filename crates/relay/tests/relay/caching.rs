@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Upstream, dead_port, shared_redis, silent_server, spawn_relay};
+use crate::support::{Upstream, dead_port, shared_redis, spawn_relay};
 
 const BEST: &str = "/get-pool?instance_types=c6a.xlarge,m6a.xlarge";
 
@@ -281,7 +281,7 @@ async fn an_unreachable_upstream_is_502_and_a_silent_one_504() {
         2
     );
 
-    let silent = silent_server().await;
+    let (silent, _) = testkit::silent_server().await;
     let slow = spawn_relay(&silent, &redis, |s| {
         s.upstream_timeout = Duration::from_millis(300)
     })
@@ -310,4 +310,34 @@ async fn an_upstream_answer_over_the_body_cap_is_a_502_not_a_cached_blob() {
     assert_eq!(r.status, 502, "{:?}", r.body);
     assert_eq!(r.body["error"], "bad_gateway");
     assert_eq!(relay.metric("relay_upstream_oversized_total", &[]).await, 1);
+}
+
+#[tokio::test]
+async fn upstream_connections_are_bounded() {
+    let (silent, accepted) = testkit::silent_server().await;
+    let relay = std::sync::Arc::new(
+        spawn_relay(&silent, &shared_redis(), |s| {
+            s.upstream_max_connections = 2;
+            s.upstream_timeout = Duration::from_secs(60);
+        })
+        .await,
+    );
+    // Eight distinct questions at once (distinct keys: no coalescing) to an upstream that never
+    // answers: two are sent, six wait for a connection, and no third connection is ever opened.
+    let pending: Vec<_> = (1..=8)
+        .map(|h| {
+            let relay = std::sync::Arc::clone(&relay);
+            tokio::spawn(async move { relay.get_owned(format!("/get-pool?window={h}h")).await })
+        })
+        .collect();
+    testkit::eventually(
+        "six fetches to wait for a connection",
+        Duration::from_secs(20),
+        || async { (relay.metric("relay_upstream_waiting", &[]).await == 6).then_some(()) },
+    )
+    .await;
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    for p in pending {
+        p.abort();
+    }
 }

@@ -145,6 +145,11 @@ impl TestRelay {
         self.get_at(&self.base, path_and_query, request_id).await
     }
 
+    /// [`get`](Self::get) with an owned path (for many requests built in a loop).
+    pub async fn get_owned(&self, path_and_query: String) -> Reply {
+        self.get(&path_and_query).await
+    }
+
     /// A GET on the operations listener.
     pub async fn get_admin(&self, path_and_query: &str) -> Reply {
         self.get_at(&self.admin, path_and_query, None).await
@@ -208,19 +213,6 @@ pub fn dead_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A TCP server that accepts connections and never answers: an upstream too slow for any timeout.
-pub async fn silent_server() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    format!("http://127.0.0.1:{port}")
 }
 
 /// A TCP proxy to `target` that holds every chunk for `delay` before passing it on: a Redis (or any
