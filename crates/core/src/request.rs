@@ -134,9 +134,14 @@ fn list<T: FromStr<Err = EventError>>(
         .collect()
 }
 
+/// A parameter's value, `None` when absent or blank (forms send unset fields as `name=`).
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.trim().is_empty())
+}
+
 fn number<T: FromStr + PartialOrd + fmt::Display>(
     field: &'static str,
-    raw: &Option<String>,
+    raw: Option<&str>,
     min: T,
     max: T,
 ) -> Result<Option<T>, ApiError> {
@@ -154,32 +159,13 @@ impl RankingParams {
     /// Parse every parameter; the error names the first one at fault. A parameter given empty
     /// (`strategy=`) counts as not given, as forms send unset fields.
     pub fn parse(&self) -> Result<RankingRequest, ApiError> {
-        let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
-        let this = RankingParams {
-            instance_types: self.instance_types.clone(),
-            availability_zones: self.availability_zones.clone(),
-            window: given(&self.window),
-            strategy: given(&self.strategy),
-            half_life: given(&self.half_life),
-            confidence: given(&self.confidence),
-            min_jobs: given(&self.min_jobs),
-            limit: given(&self.limit),
-        };
-        this.parse_given()
-    }
-
-    fn parse_given(&self) -> Result<RankingRequest, ApiError> {
-        let window = self
-            .window
-            .as_deref()
+        let window = given(&self.window)
             .map(|w| Window::parse("window", w))
             .transpose()?;
-        let strategy = self
-            .strategy
-            .as_deref()
+        let strategy = given(&self.strategy)
             .map(str::parse::<Strategy>)
             .transpose()?;
-        let half_life = match &self.half_life {
+        let half_life = match given(&self.half_life) {
             Some(h) => Some(match parse_duration(h) {
                 Ok(d) if d.is_zero() => None,
                 Ok(d) if d <= MAX_WINDOW => Some(d),
@@ -198,9 +184,9 @@ impl RankingParams {
             window,
             strategy,
             half_life,
-            confidence: number("confidence", &self.confidence, 0.5, 0.9999)?,
-            min_jobs: number("min_jobs", &self.min_jobs, 0u64, 1_000_000_000)?,
-            limit: number("limit", &self.limit, 1usize, MAX_POOLS_LIMIT)?,
+            confidence: number("confidence", given(&self.confidence), 0.5, 0.9999)?,
+            min_jobs: number("min_jobs", given(&self.min_jobs), 0u64, 1_000_000_000)?,
+            limit: number("limit", given(&self.limit), 1usize, MAX_POOLS_LIMIT)?,
         })
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-use crate::support::{RedisServer, Upstream, dead_port, slow_proxy, spawn_relay};
+use crate::support::{LateProxy, RedisServer, Upstream, dead_port, spawn_relay};
 
 #[tokio::test]
 async fn redis_killed_mid_test_keeps_answering_from_process_and_caching_resumes_when_it_returns() {
@@ -120,16 +120,22 @@ async fn a_frozen_redis_still_leaves_a_working_cache_and_costs_no_further_timeou
 async fn a_slow_redis_still_leaves_a_working_cache() {
     let upstream = Upstream::spawn().await;
     let redis = RedisServer::start().await;
-    // Every byte to and from Redis is held 300 ms: over the relay's 100 ms command timeout.
-    let slow = slow_proxy(redis.port, Duration::from_millis(300)).await;
-    let relay = spawn_relay(&upstream.base, &format!("redis://127.0.0.1:{slow}"), |s| {
-        s.redis_timeout = Duration::from_millis(100);
-        s.redis_retry = Duration::from_secs(60);
-    })
+    // Redis answers, but only after the relay's 100 ms command timeout: the proxy holds every answer
+    // until the burst is over.
+    let late = LateProxy::start(redis.port).await;
+    let relay = spawn_relay(
+        &upstream.base,
+        &format!("redis://127.0.0.1:{}", late.port),
+        |s| {
+            s.redis_timeout = Duration::from_millis(100);
+            s.redis_retry = Duration::from_secs(60);
+        },
+    )
     .await;
     one_upstream_request_for_a_burst(&relay, &upstream).await;
     assert!(relay.metric("relay_redis_errors_total", &[]).await >= 1);
     assert_eq!(relay.metric("relay_redis_up", &[]).await, 0);
+    late.release();
 }
 
 #[tokio::test]

@@ -215,29 +215,44 @@ pub fn dead_port() -> u16 {
         .port()
 }
 
-/// A TCP proxy to `target` that holds every chunk for `delay` before passing it on: a Redis (or any
-/// server) that answers, but slowly.
-pub async fn slow_proxy(target: u16, delay: Duration) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
-                continue;
-            };
-            let (cr, cw) = client.into_split();
-            let (sr, sw) = server.into_split();
-            tokio::spawn(delayed_pipe(cr, sw, delay));
-            tokio::spawn(delayed_pipe(sr, cw, delay));
-        }
-    });
-    port
+/// A TCP proxy to `target` whose answers arrive late: requests pass at once, but every byte coming
+/// back is held until [`LateProxy::release`]. Redis behind it answers, only later than any timeout,
+/// and the test decides when (no clock involved).
+pub struct LateProxy {
+    pub port: u16,
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
-async fn delayed_pipe(
+impl LateProxy {
+    pub async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (gate, open) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pipe(cr, sw, None));
+                tokio::spawn(pipe(sr, cw, Some(open.clone())));
+            }
+        });
+        Self { port, gate }
+    }
+
+    /// Let the held answers (and all later ones) through.
+    pub fn release(&self) {
+        let _ = self.gate.send(true);
+    }
+}
+
+/// Copy `from` to `to`; with a gate, each chunk waits until the gate is open.
+async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    delay: Duration,
+    mut gate: Option<tokio::sync::watch::Receiver<bool>>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 16 * 1024];
@@ -245,7 +260,11 @@ async fn delayed_pipe(
         if n == 0 {
             break;
         }
-        tokio::time::sleep(delay).await;
+        if let Some(open) = gate.as_mut()
+            && open.wait_for(|o| *o).await.is_err()
+        {
+            break;
+        }
         if to.write_all(&buf[..n]).await.is_err() {
             break;
         }
