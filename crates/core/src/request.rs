@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{AvailabilityZone, EventError, InstanceType};
+use crate::event::{AvailabilityZone, EventError, InstanceType, PoolId};
 use crate::http::ApiError;
 use crate::window::{MAX_WINDOW, Window, parse_duration};
 
@@ -21,6 +21,12 @@ pub const MAX_LIST_VALUES: usize = 200;
 
 /// Largest `limit` a client may ask `/pools` for.
 pub const MAX_POOLS_LIMIT: usize = 10_000;
+
+/// Most pools one `/get-pool` answer names (`k`: the pick and its alternatives).
+pub const MAX_K: usize = 20;
+
+/// Longest span a backtest replays, and longest window each of its decisions may use.
+pub const MAX_BACKTEST_SPAN: Duration = Duration::from_secs(31 * 24 * 3600);
 
 /// How pools are ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
@@ -32,15 +38,23 @@ pub enum Strategy {
     Bayes,
     /// The seed's formula: terminations / jobs, ascending. Small lucky pools win.
     Naive,
+    /// Posterior mean under an empirical-Bayes prior shared across the pool's instance family and
+    /// zone, with recency that adapts to detected changes (or a posterior quantile with `risk`).
+    Pooled,
+    /// One draw from each pool's `pooled` posterior per request: traffic spreads over pools in
+    /// proportion to their chance of being best (exploration, no herding).
+    Thompson,
 }
 
 impl Strategy {
-    pub const ALL: [&'static str; 3] = ["wilson", "bayes", "naive"];
+    pub const ALL: [&'static str; 5] = ["pooled", "thompson", "wilson", "bayes", "naive"];
     pub fn as_str(&self) -> &'static str {
         match self {
             Strategy::Wilson => "wilson",
             Strategy::Bayes => "bayes",
             Strategy::Naive => "naive",
+            Strategy::Pooled => "pooled",
+            Strategy::Thompson => "thompson",
         }
     }
 }
@@ -52,6 +66,8 @@ impl FromStr for Strategy {
             "wilson" => Ok(Strategy::Wilson),
             "bayes" | "beta" => Ok(Strategy::Bayes),
             "naive" | "seed" => Ok(Strategy::Naive),
+            "pooled" => Ok(Strategy::Pooled),
+            "thompson" => Ok(Strategy::Thompson),
             _ => Err(EventError::new(
                 "strategy",
                 format!(
@@ -75,7 +91,9 @@ pub struct RankingParams {
     pub availability_zones: Option<String>,
     /// Look-back window: seconds, or `30m`, `24h`, `7d`; `0` = all history. Default: EVENT_FILTER_WINDOW.
     pub window: Option<String>,
-    /// `wilson` (default), `bayes`, or `naive` (the seed's raw rate).
+    /// `pooled` (default: empirical-Bayes posterior mean with adaptive recency), `thompson` (one
+    /// posterior draw per pool: spreads traffic, explores), `wilson`, `bayes`, or `naive` (the seed's
+    /// raw rate). Default: RANKING_STRATEGY.
     pub strategy: Option<String>,
     /// Recency weighting: a job this old (e.g. `12h`) counts half. `0` = off. Default: RANKING_HALF_LIFE.
     pub half_life: Option<String>,
@@ -85,6 +103,16 @@ pub struct RankingParams {
     pub min_jobs: Option<String>,
     /// `/pools` only: return at most this many pools (1–10000). Default: POOLS_DEFAULT_LIMIT (100).
     pub limit: Option<String>,
+    /// `strategy=pooled` only: rank by this posterior quantile (0.5–0.9999) instead of the posterior
+    /// mean; 0.9 prefers pools we are surer about.
+    pub risk: Option<String>,
+    /// `strategy=thompson` only: seed of the draws (0–2^64−1), for a reproducible answer.
+    pub seed: Option<String>,
+    /// Comma-separated pool ids never to pick (a retry after a termination goes elsewhere).
+    pub exclude_pools: Option<String>,
+    /// `/get-pool` only: answer with the pick and up to k − 1 `alternatives` chosen for diversity
+    /// (other zones, then other instance types), 1–20. Default 1.
+    pub k: Option<String>,
 }
 
 /// A ranking request with every parameter parsed. `None` means "not given": the server's default
@@ -102,6 +130,11 @@ pub struct RankingRequest {
     pub confidence: Option<f64>,
     pub min_jobs: Option<u64>,
     pub limit: Option<usize>,
+    pub risk: Option<f64>,
+    pub seed: Option<u64>,
+    /// Sorted, without duplicates.
+    pub exclude_pools: Vec<PoolId>,
+    pub k: Option<usize>,
 }
 
 fn list<T: FromStr<Err = EventError>>(
@@ -165,19 +198,11 @@ impl RankingParams {
         let strategy = given(&self.strategy)
             .map(str::parse::<Strategy>)
             .transpose()?;
-        let half_life = match given(&self.half_life) {
-            Some(h) => Some(match parse_duration(h) {
-                Ok(d) if d.is_zero() => None,
-                Ok(d) if d <= MAX_WINDOW => Some(d),
-                _ => {
-                    return Err(ApiError::bad_parameter(
-                        "half_life",
-                        format!("half_life: {h:?} is not a duration such as 12h or 3600 (0 = off)"),
-                    ));
-                }
-            }),
-            None => None,
-        };
+        let half_life = half_life(&self.half_life)?;
+        let risk = number("risk", given(&self.risk), 0.5, 0.9999)?;
+        let seed = number("seed", given(&self.seed), 0u64, u64::MAX)?;
+        only_with(strategy, risk.is_some(), "risk", Strategy::Pooled)?;
+        only_with(strategy, seed.is_some(), "seed", Strategy::Thompson)?;
         Ok(RankingRequest {
             instance_types: list("instance_types", &self.instance_types)?,
             zones: list("availability_zones", &self.availability_zones)?,
@@ -187,8 +212,50 @@ impl RankingParams {
             confidence: number("confidence", given(&self.confidence), 0.5, 0.9999)?,
             min_jobs: number("min_jobs", given(&self.min_jobs), 0u64, 1_000_000_000)?,
             limit: number("limit", given(&self.limit), 1usize, MAX_POOLS_LIMIT)?,
+            risk,
+            seed,
+            exclude_pools: list("exclude_pools", &self.exclude_pools)?,
+            k: number("k", given(&self.k), 1usize, MAX_K)?,
         })
     }
+}
+
+/// A parameter that only one strategy reads is refused with another explicit strategy (a server
+/// whose default is another strategy refuses it too, see pool-selector).
+pub fn only_with(
+    strategy: Option<Strategy>,
+    given: bool,
+    field: &'static str,
+    with: Strategy,
+) -> Result<(), ApiError> {
+    match strategy {
+        Some(s) if given && s != with => Err(ApiError::bad_parameter(
+            field,
+            format!(
+                "{field} applies to strategy={}, not strategy={}",
+                with.as_str(),
+                s.as_str()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `half_life`: a duration, `0` = explicitly off.
+fn half_life(raw: &Option<String>) -> Result<Option<Option<Duration>>, ApiError> {
+    Ok(match given(raw) {
+        Some(h) => Some(match parse_duration(h) {
+            Ok(d) if d.is_zero() => None,
+            Ok(d) if d <= MAX_WINDOW => Some(d),
+            _ => {
+                return Err(ApiError::bad_parameter(
+                    "half_life",
+                    format!("half_life: {h:?} is not a duration such as 12h or 3600 (0 = off)"),
+                ));
+            }
+        }),
+        None => None,
+    })
 }
 
 impl RankingRequest {
@@ -202,7 +269,8 @@ impl RankingRequest {
 
     /// The canonical query string (without `?`): every given parameter in its parsed form, in a fixed
     /// order. Two requests have the same canonical form exactly when they ask the same question.
-    /// `with_limit` is false for `/get-pool`, where `limit` does not change the answer.
+    /// `with_limit` is true for `/pools`, where `limit` changes the answer and `k` does not, and false
+    /// for `/get-pool`, where it is the other way round.
     pub fn canonical(&self, with_limit: bool) -> String {
         let mut s = form_urlencoded_serializer();
         let join = |v: Vec<&str>| v.join(",");
@@ -235,6 +303,188 @@ impl RankingRequest {
         }
         if let (true, Some(l)) = (with_limit, self.limit) {
             s.append_pair("limit", &l.to_string());
+        }
+        if let Some(r) = self.risk {
+            s.append_pair("risk", &r.to_string());
+        }
+        if let Some(seed) = self.seed {
+            s.append_pair("seed", &seed.to_string());
+        }
+        if !self.exclude_pools.is_empty() {
+            s.append_pair(
+                "exclude_pools",
+                &join(self.exclude_pools.iter().map(|p| p.as_str()).collect()),
+            );
+        }
+        if let (false, Some(k)) = (with_limit, self.k) {
+            s.append_pair("k", &k.to_string());
+        }
+        s.finish()
+    }
+}
+
+/// Query parameters of `/backtest` and `/backtest.svg`, as written.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BacktestParams {
+    /// Comma-separated strategies to replay. Default: all of pooled, thompson, wilson, bayes, naive.
+    pub strategies: Option<String>,
+    /// Comma-separated instance types the picks choose among (`family.size`). Default: all.
+    pub instance_types: Option<String>,
+    /// Comma-separated availability zones the picks choose among. Default: all.
+    pub availability_zones: Option<String>,
+    /// Span replayed, ending at the last full hour: `14d`, `48h`, seconds; whole hours, 1h–31d.
+    /// Default 14d.
+    pub window: Option<String>,
+    /// Time between decisions, whole hours, 1h–24h. Default 1h.
+    pub step: Option<String>,
+    /// History each decision may use (its look-back window), whole hours, 1h–31d. Default:
+    /// EVENT_FILTER_WINDOW when that is 31 days or less, else 7d.
+    pub train_window: Option<String>,
+    /// Recency weighting of each decision's window (`0` = off). Default: RANKING_HALF_LIFE.
+    pub half_life: Option<String>,
+    /// Confidence level of the intervals `wilson` and `bayes` rank by, 0.5–0.9999.
+    pub confidence: Option<String>,
+    /// `pooled`'s posterior quantile, 0.5–0.9999 (default: the posterior mean).
+    pub risk: Option<String>,
+    /// Seed of `thompson`'s draws. Default 0.
+    pub seed: Option<String>,
+    /// The best pool in hindsight must have run at least this many jobs in the span. Default 30.
+    pub min_jobs: Option<String>,
+}
+
+/// A backtest request with every parameter parsed (`None`: the server's default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BacktestRequest {
+    /// In the order given, without duplicates.
+    pub strategies: Vec<Strategy>,
+    pub instance_types: Vec<InstanceType>,
+    pub zones: Vec<AvailabilityZone>,
+    pub window: Option<Duration>,
+    pub step: Option<Duration>,
+    pub train_window: Option<Duration>,
+    pub half_life: Option<Option<Duration>>,
+    pub confidence: Option<f64>,
+    pub risk: Option<f64>,
+    pub seed: Option<u64>,
+    pub min_jobs: Option<u64>,
+}
+
+/// A whole number of hours between `min` and `max`.
+fn hours(
+    field: &'static str,
+    raw: Option<&str>,
+    min: Duration,
+    max: Duration,
+) -> Result<Option<Duration>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    match parse_duration(raw) {
+        Ok(d) if d >= min && d <= max && d.as_secs() % 3600 == 0 => Ok(Some(d)),
+        _ => Err(ApiError::bad_parameter(
+            field,
+            format!(
+                "{field}: {raw:?} is not a whole number of hours between {}h and {}h (e.g. 24h, 14d)",
+                min.as_secs() / 3600,
+                max.as_secs() / 3600
+            ),
+        )),
+    }
+}
+
+impl BacktestParams {
+    pub fn parse(&self) -> Result<BacktestRequest, ApiError> {
+        let mut strategies: Vec<Strategy> = vec![];
+        if let Some(raw) = given(&self.strategies) {
+            for name in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let s = name.parse::<Strategy>().map_err(|e| {
+                    ApiError::bad_parameter("strategies", format!("strategies: {}", e.message))
+                })?;
+                if !strategies.contains(&s) {
+                    strategies.push(s);
+                }
+            }
+        }
+        let hour = Duration::from_secs(3600);
+        Ok(BacktestRequest {
+            strategies,
+            instance_types: list("instance_types", &self.instance_types)?,
+            zones: list("availability_zones", &self.availability_zones)?,
+            window: hours("window", given(&self.window), hour, MAX_BACKTEST_SPAN)?,
+            step: hours(
+                "step",
+                given(&self.step),
+                hour,
+                Duration::from_secs(24 * 3600),
+            )?,
+            train_window: hours(
+                "train_window",
+                given(&self.train_window),
+                hour,
+                MAX_BACKTEST_SPAN,
+            )?,
+            half_life: half_life(&self.half_life)?,
+            confidence: number("confidence", given(&self.confidence), 0.5, 0.9999)?,
+            risk: number("risk", given(&self.risk), 0.5, 0.9999)?,
+            seed: number("seed", given(&self.seed), 0u64, u64::MAX)?,
+            min_jobs: number("min_jobs", given(&self.min_jobs), 1u64, 1_000_000_000)?,
+        })
+    }
+}
+
+impl BacktestRequest {
+    /// Parse a raw query string as pool-selector's extractor does.
+    pub fn from_query(query: &str) -> Result<Self, ApiError> {
+        let params: BacktestParams = serde_urlencoded::from_str(query)
+            .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+        params.parse()
+    }
+
+    /// The canonical query string (the relay's cache key), as [`RankingRequest::canonical`].
+    pub fn canonical(&self) -> String {
+        let mut s = form_urlencoded_serializer();
+        let join = |v: Vec<&str>| v.join(",");
+        if !self.strategies.is_empty() {
+            s.append_pair(
+                "strategies",
+                &join(self.strategies.iter().map(|t| t.as_str()).collect()),
+            );
+        }
+        if !self.instance_types.is_empty() {
+            s.append_pair(
+                "instance_types",
+                &join(self.instance_types.iter().map(|t| t.as_str()).collect()),
+            );
+        }
+        if !self.zones.is_empty() {
+            s.append_pair(
+                "availability_zones",
+                &join(self.zones.iter().map(|z| z.as_str()).collect()),
+            );
+        }
+        for (name, d) in [
+            ("window", self.window),
+            ("step", self.step),
+            ("train_window", self.train_window),
+        ] {
+            if let Some(d) = d {
+                s.append_pair(name, &d.as_secs().to_string());
+            }
+        }
+        if let Some(h) = self.half_life {
+            s.append_pair("half_life", &h.map_or(0, |d| d.as_secs()).to_string());
+        }
+        if let Some(c) = self.confidence {
+            s.append_pair("confidence", &c.to_string());
+        }
+        if let Some(r) = self.risk {
+            s.append_pair("risk", &r.to_string());
+        }
+        if let Some(seed) = self.seed {
+            s.append_pair("seed", &seed.to_string());
+        }
+        if let Some(m) = self.min_jobs {
+            s.append_pair("min_jobs", &m.to_string());
         }
         s.finish()
     }
@@ -285,6 +535,57 @@ mod tests {
     }
 
     #[test]
+    fn new_parameters_have_one_canonical_form() {
+        assert_eq!(
+            canon("exclude_pools=POOL-m6a.large-us-east-1b,pool-c6a.large-us-east-1a&k=03"),
+            "exclude_pools=pool-c6a.large-us-east-1a%2Cpool-m6a.large-us-east-1b"
+        );
+        let r = RankingRequest::from_query("k=3&strategy=thompson&seed=0042").unwrap();
+        assert_eq!(r.canonical(false), "strategy=thompson&seed=42&k=3");
+        assert_eq!(
+            canon("strategy=pooled&risk=0.90"),
+            "strategy=pooled&risk=0.9"
+        );
+        // Without an explicit strategy the server's default decides (pool-selector checks it).
+        assert!(RankingRequest::from_query("risk=0.9").is_ok());
+    }
+
+    #[test]
+    fn backtest_requests_parse_and_canonicalise() {
+        let b = BacktestRequest::from_query(
+            "strategies=naive,Pooled,naive&window=14d&step=1h&instance_types=m6a.large,c6a.large",
+        )
+        .unwrap();
+        assert_eq!(b.strategies, [Strategy::Naive, Strategy::Pooled]);
+        assert_eq!(
+            b.canonical(),
+            "strategies=naive%2Cpooled&instance_types=c6a.large%2Cm6a.large&window=1209600&step=3600"
+        );
+        assert_eq!(
+            BacktestRequest::from_query("window=336h")
+                .unwrap()
+                .canonical(),
+            BacktestRequest::from_query("window=14d")
+                .unwrap()
+                .canonical()
+        );
+        for (q, field) in [
+            ("strategies=best", Some("strategies")),
+            ("window=90m", Some("window")),
+            ("window=32d", Some("window")),
+            ("step=0", Some("step")),
+            ("step=2d", Some("step")),
+            ("train_window=forever", Some("train_window")),
+            ("min_jobs=0", Some("min_jobs")),
+            ("limit=5", None),
+        ] {
+            let e = BacktestRequest::from_query(q).unwrap_err();
+            assert_eq!(e.status.as_u16(), 400, "{q}");
+            assert_eq!(e.body.field.as_deref(), field, "{q}: {}", e.body.message);
+        }
+    }
+
+    #[test]
     fn explicit_and_absent_values_stay_distinct() {
         // The server's defaults are its own: an absent window is not `window=0`.
         assert_ne!(canon(""), canon("window=0"));
@@ -308,6 +609,13 @@ mod tests {
             ("half_life=-1", Some("half_life")),
             ("min_jobs=x", Some("min_jobs")),
             ("limit=0", Some("limit")),
+            ("risk=1", Some("risk")),
+            ("risk=0.9&strategy=wilson", Some("risk")),
+            ("seed=-1", Some("seed")),
+            ("seed=5&strategy=pooled", Some("seed")),
+            ("k=0", Some("k")),
+            ("k=21", Some("k")),
+            ("exclude_pools=c6a.xlarge", Some("exclude_pools")),
             ("instance_types=notatype", Some("instance_types")),
             ("availability_zones=mars", Some("availability_zones")),
             ("instance_type=c6a.xlarge", None),

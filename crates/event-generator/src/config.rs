@@ -12,6 +12,7 @@ use pool_core::telemetry::TelemetryArgs;
 use pool_core::window::parse_duration;
 
 use crate::pools::PoolChoice;
+use crate::scenario::{self, ScenarioKind};
 use crate::sink::{ObjectSinkOptions, SinkSettings, SinkUrl};
 
 /// Longest backfill accepted: ten years.
@@ -27,6 +28,12 @@ pub const DEFAULT_HOURS: f64 = 24.0;
 /// before --end (default now). With --rate R > 0 it streams R events per second stamped with the current
 /// time until --events have been written (0 = until Ctrl-C/SIGTERM). Output: hive-partitioned NDJSON
 /// objects dt=YYYY-MM-DD/hr=HH/<name>.json; a one-line JSON summary goes to stdout.
+///
+/// With --scenario NAME a backfill simulates a world whose truth changes over time instead: its pools,
+/// their traffic and their (time-varying) termination probabilities come from the scenario and the
+/// seed, and jobs are drawn hour by hour (Poisson per pool and hour) over the --hours (default 336 = 14
+/// days, whole hours) before --end. --events is then ignored (the world decides how many jobs there
+/// are); --pools, --pool-list and --skew cannot be combined with it, nor can --rate.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "event-generator", version)]
 pub struct Args {
@@ -36,7 +43,7 @@ pub struct Args {
     #[arg(long, env = "GENERATOR_SINK", value_parser = clap::value_parser!(SinkUrl))]
     pub sink: Option<SinkUrl>,
 
-    /// Number of events (0 = unbounded, streams only).
+    /// Number of events (0 = unbounded, streams only). Ignored with --scenario.
     #[arg(long, env = "GENERATOR_EVENTS", default_value_t = 100_000)]
     pub events: u64,
 
@@ -44,7 +51,8 @@ pub struct Args {
     #[arg(long, env = "GENERATOR_RATE", default_value_t = 0.0)]
     pub rate: f64,
 
-    /// Backfill length: finish times are spread uniformly over the last H hours (default 24).
+    /// Backfill length: finish times are spread uniformly over the last H hours (default 24). With
+    /// --scenario: a whole number of hours (default 336 = 14 days).
     #[arg(long, env = "GENERATOR_HOURS")]
     pub hours: Option<f64>,
 
@@ -74,7 +82,20 @@ pub struct Args {
     #[arg(long, env = "GENERATOR_OTHER_FAILURE_RATE", default_value_t = 0.02)]
     pub other_failure_rate: f64,
 
-    /// Write the hidden per-pool parameters and the generated counts to this JSON file.
+    /// Simulate a world whose truth changes over time (backfills only): stationary (150 pools, constant
+    /// rates), long-tail (all 432 catalogue pools, most with a handful of jobs), regime-change (a quarter
+    /// of the pools get 3-8x better or worse in the last 3 days), cold-start (30% of the pools only
+    /// appear in the last 2 days) or zone-outage (one zone's pools get 5x worse in the last day).
+    #[arg(
+        long,
+        env = "GENERATOR_SCENARIO",
+        value_parser = scenario_parser(),
+        conflicts_with_all = ["pools", "pool_list", "skew"],
+    )]
+    pub scenario: Option<ScenarioKind>,
+
+    /// Write the hidden per-pool parameters and the generated counts to this JSON file (with
+    /// --scenario: each pool's rate over time as segments, with the counts generated in each).
     #[arg(long, env = "GENERATOR_TRUTH")]
     pub truth: Option<PathBuf>,
 
@@ -96,6 +117,14 @@ pub struct Args {
 
 fn parse_end(s: &str) -> Result<DateTime<Utc>, String> {
     parse_timestamp(s).map_err(|e| e.message)
+}
+
+fn scenario_parser() -> impl clap::builder::TypedValueParser<Value = ScenarioKind> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(ScenarioKind::ALL.map(ScenarioKind::as_str)).map(|s| {
+        s.parse::<ScenarioKind>()
+            .expect("the possible values are scenario names")
+    })
 }
 
 fn parse_pool(s: &str) -> Result<PoolId, String> {
@@ -136,11 +165,14 @@ pub enum Mode {
 pub struct Plan {
     pub sink: SinkUrl,
     pub mode: Mode,
-    /// `None` = until stopped (streams only).
+    /// `None` = until stopped (streams), or as many as the scenario draws (`scenario` set).
     pub events: Option<u64>,
     pub seed: u64,
     pub pools: PoolChoice,
     pub skew: f64,
+    /// A backfill simulating this scenario's world over `mode`'s window (whole hours); `pools`,
+    /// `skew` and `events` are then unused.
+    pub scenario: Option<ScenarioKind>,
     pub other_failure_rate: f64,
     pub truth: Option<PathBuf>,
     pub settings: SinkSettings,
@@ -174,6 +206,14 @@ impl Args {
                 self.max_object_bytes
             ));
         }
+        if let Some(kind) = self.scenario
+            && self.rate > 0.0
+        {
+            return bad(format!(
+                "--scenario {kind} simulates a backfill over the past, --rate > 0 a real-time stream \
+                 stamped now: give one or the other"
+            ));
+        }
         let mode = if self.rate > 0.0 {
             if self.hours.is_some() || self.end.is_some() {
                 return bad(
@@ -187,13 +227,23 @@ impl Args {
                 started: now,
             }
         } else {
-            let hours = self.hours.unwrap_or(DEFAULT_HOURS);
+            let hours = self.hours.unwrap_or(match self.scenario {
+                Some(_) => f64::from(scenario::DEFAULT_HOURS),
+                None => DEFAULT_HOURS,
+            });
             if !hours.is_finite() || hours <= 0.0 || hours > MAX_HOURS {
                 return bad(format!(
                     "--hours must be more than 0 and at most {MAX_HOURS}, got {hours}"
                 ));
             }
-            if self.events == 0 {
+            if let Some(kind) = self.scenario
+                && hours.fract() != 0.0
+            {
+                return bad(format!(
+                    "--scenario {kind} simulates whole hours: --hours must be a whole number, got {hours}"
+                ));
+            }
+            if self.events == 0 && self.scenario.is_none() {
                 return bad(
                     "--events 0 (unbounded) needs a stream (--rate > 0); a backfill needs a count"
                         .into(),
@@ -219,11 +269,15 @@ impl Args {
             .unwrap_or_else(|| self.storage.resolved_url().parse::<SinkUrl>())
             .map_err(|e| ConfigError(e.to_string()))?;
         let seed = self.seed.unwrap_or_else(rand::random);
-        let events = (self.events > 0).then_some(self.events);
-        let run_key = format!(
+        let events = (self.events > 0 && self.scenario.is_none()).then_some(self.events);
+        let mut run_key = format!(
             "{mode:?}|{events:?}|{pools:?}|{}|{}|{}",
             self.skew, self.other_failure_rate, self.max_object_bytes
         );
+        if let Some(kind) = self.scenario {
+            // Only then: runs without a scenario keep their object names.
+            run_key.push_str(&format!("|scenario={kind}"));
+        }
         let object = ObjectSinkOptions {
             max_object_bytes: self.max_object_bytes,
             max_age: matches!(mode, Mode::Stream { .. }).then_some(self.flush_interval),
@@ -237,6 +291,7 @@ impl Args {
             seed,
             pools,
             skew: self.skew,
+            scenario: self.scenario,
             other_failure_rate: self.other_failure_rate,
             truth: self.truth.clone(),
             settings: SinkSettings {
@@ -343,6 +398,67 @@ mod tests {
     }
 
     #[test]
+    fn scenarios_are_backfills_of_whole_hours() {
+        let plan = parse(&[
+            "--sink",
+            "/tmp/x",
+            "--scenario",
+            "regime-change",
+            "--seed",
+            "4",
+        ])
+        .unwrap()
+        .plan(now())
+        .unwrap();
+        assert_eq!(plan.scenario, Some(ScenarioKind::RegimeChange));
+        assert_eq!(
+            plan.events, None,
+            "the world decides how many jobs there are"
+        );
+        assert_eq!(
+            plan.mode,
+            Mode::Backfill {
+                start: now() - chrono::Duration::days(14),
+                end: now(),
+            }
+        );
+        let plan = parse(&["--scenario", "cold-start", "--hours", "48", "--events", "0"])
+            .unwrap()
+            .plan(now())
+            .unwrap();
+        assert!(
+            matches!(plan.mode, Mode::Backfill { start, end } if end - start == chrono::Duration::hours(48))
+        );
+        assert_eq!(plan.scenario, Some(ScenarioKind::ColdStart));
+
+        let err = parse(&["--scenario", "zone-outage", "--rate", "10"])
+            .unwrap()
+            .plan(now())
+            .unwrap_err();
+        assert!(
+            err.0.contains("--scenario zone-outage") && err.0.contains("--rate"),
+            "{err}"
+        );
+        let err = parse(&["--scenario", "stationary", "--hours", "1.5"])
+            .unwrap()
+            .plan(now())
+            .unwrap_err();
+        assert!(err.0.contains("whole number"), "{err}");
+        for conflicting in [
+            &["--pools", "3"][..],
+            &["--pool-list", "pool-c6a.large-us-east-1a"],
+            &["--skew", "0.5"],
+        ] {
+            let mut args = vec!["--scenario", "long-tail"];
+            args.extend_from_slice(conflicting);
+            assert!(parse(&args).is_err(), "{conflicting:?}");
+        }
+        assert!(parse(&["--scenario", "nonsense"]).is_err());
+        // Without a scenario the plan has none (and the defaults above are untouched).
+        assert_eq!(parse(&[]).unwrap().plan(now()).unwrap().scenario, None);
+    }
+
+    #[test]
     fn run_fingerprint_depends_on_parameters() {
         let prefix = |extra: &[&str]| {
             let mut args = vec![
@@ -365,5 +481,9 @@ mod tests {
         assert_eq!(prefix(&[]), prefix(&[]));
         assert_ne!(prefix(&[]), prefix(&["--events", "5"]));
         assert_ne!(prefix(&[]), prefix(&["--hours", "3"]));
+        assert_ne!(
+            prefix(&["--scenario", "stationary", "--hours", "24"]),
+            prefix(&["--scenario", "long-tail", "--hours", "24"])
+        );
     }
 }

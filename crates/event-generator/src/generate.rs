@@ -2,6 +2,12 @@
 //!
 //! Everything random comes from one seeded ChaCha stream, so a seed (and, for a backfill, an end time)
 //! fixes every byte: timestamps, pools, outcomes and job ids.
+//!
+//! A backfill is a [`Producer`]: [`Backfill`] spreads `--events` uniformly over the window, while
+//! [`ScenarioBackfill`] plays a [`World`] hour by hour. Both turn (pool, probability, finish time) into
+//! an event through [`Generator::event_in`].
+
+use std::collections::VecDeque;
 
 use chrono::{DateTime, TimeZone, Utc};
 use pool_core::event::{Event, JobId, Outcome};
@@ -11,6 +17,7 @@ use rand::distr::weighted::WeightedIndex;
 use rand_chacha::ChaCha8Rng;
 
 use crate::pools::{PoolSpec, Truth, TruthPool};
+use crate::scenario::{OutcomeCounts, ScenarioKind, ScenarioTruth, World, poisson};
 
 /// Non-spot failure reasons and their share among non-spot failures.
 pub const OTHER_REASONS: &[(&str, f64)] = &[("TIMED_OUT", 0.4), ("SPARK_EXECUTION_ERROR", 0.6)];
@@ -58,17 +65,25 @@ impl Generator {
     /// from the pool's termination probability and the global non-spot failure rate.
     pub fn event_at(&mut self, finished_at: DateTime<Utc>) -> Event {
         let i = self.pick.sample(&mut self.rng);
-        let pool = &self.pools[i];
+        let probability = self.pools[i].termination_probability;
+        self.event_in(i, probability, finished_at)
+    }
+
+    /// One job of pool `i` (an index into the pools given to [`Generator::new`]) that finished at
+    /// `finished_at`: a spot termination with `probability`, else another failure with the global
+    /// non-spot failure rate (one roll: `P(other) = min(rate, 1 - probability)`), else a success. The
+    /// job id is a seeded UUID v4. Counted in the pool's totals for [`Generator::truth`].
+    pub fn event_in(&mut self, i: usize, probability: f64, finished_at: DateTime<Utc>) -> Event {
         let roll: f64 = self.rng.random();
         let counts = &mut self.counts[i];
         counts.jobs += 1;
-        let outcome = if roll < pool.termination_probability {
+        let outcome = if roll < probability {
             counts.spot += 1;
             Outcome::SpotTermination
-        } else if roll < pool.termination_probability + self.other_failure_rate {
+        } else if roll < probability + self.other_failure_rate {
             counts.other += 1;
             // Reuse the roll: where it fell inside the failure band picks the reason.
-            let mut at = (roll - pool.termination_probability) / self.other_failure_rate;
+            let mut at = (roll - probability) / self.other_failure_rate;
             let mut reason = OTHER_REASONS[OTHER_REASONS.len() - 1].0;
             for (r, share) in OTHER_REASONS {
                 if at < *share {
@@ -87,7 +102,7 @@ impl Generator {
             .encode_lower(&mut self.uuid_buf)
             .parse()
             .expect("a UUID is a valid job id");
-        Event::new(finished_at, job_id, pool.pool_id.clone(), outcome)
+        Event::new(finished_at, job_id, self.pools[i].pool_id.clone(), outcome)
     }
 
     /// The truth file for what has been generated so far.
@@ -167,6 +182,136 @@ impl Backfill {
                 .single()
                 .expect("backfill times are in chrono's range"),
         )
+    }
+}
+
+/// A backfill's events in time order, drawn batch by batch on the generator's random stream.
+pub trait Producer: Send {
+    /// True once every event has been drawn.
+    fn is_done(&self) -> bool;
+    /// Append events to `batch` until it holds `max` or nothing is left.
+    fn fill(&mut self, generator: &mut Generator, batch: &mut Vec<Event>, max: usize);
+}
+
+impl Producer for Backfill {
+    fn is_done(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn fill(&mut self, generator: &mut Generator, batch: &mut Vec<Event>, max: usize) {
+        while batch.len() < max {
+            let Some(t) = self.next_time(generator.rng()) else {
+                break;
+            };
+            batch.push(generator.event_at(t));
+        }
+    }
+}
+
+/// The pools of `world` as a [`Generator`] knows them: traffic shares from `jobs_per_hour` and the
+/// first segment's rate (a scenario run passes each hour's rate to [`Generator::event_in`] instead).
+pub fn world_pools(world: &World) -> Vec<PoolSpec> {
+    let total: f64 = world.pools.iter().map(|p| p.jobs_per_hour).sum();
+    world
+        .pools
+        .iter()
+        .map(|p| PoolSpec {
+            pool_id: p.pool_id.clone(),
+            weight: p.jobs_per_hour / total,
+            termination_probability: p.rate_at(0),
+        })
+        .collect()
+}
+
+/// A scenario backfill: the events of a [`World`], hour by hour. In hour `h` every pool that exists
+/// gets Poisson(`jobs_per_hour`) jobs with finish times uniform inside the hour, each a spot termination
+/// with `rate_at(h)`; the hour's events are written in time order. The generator must have been built
+/// from [`world_pools`] of the same world.
+#[derive(Debug, Clone)]
+pub struct ScenarioBackfill {
+    world: World,
+    hour: u32,
+    pending: VecDeque<Event>,
+    /// Outcomes per pool and rate segment, aligned with `world.pools[i].rate`.
+    segments: Vec<Vec<OutcomeCounts>>,
+}
+
+impl ScenarioBackfill {
+    pub fn new(world: World) -> Self {
+        let segments = world
+            .pools
+            .iter()
+            .map(|p| vec![OutcomeCounts::default(); p.rate.len()])
+            .collect();
+        Self {
+            world,
+            hour: 0,
+            pending: VecDeque::new(),
+            segments,
+        }
+    }
+
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// The truth file for what has been generated so far.
+    pub fn truth(&self, kind: ScenarioKind, seed: u64, other_failure_rate: f64) -> ScenarioTruth {
+        ScenarioTruth::new(kind, seed, &self.world, other_failure_rate, &self.segments)
+    }
+
+    /// Draw the next hour's events into `pending`.
+    fn draw_hour(&mut self, generator: &mut Generator) {
+        const HOUR_MS: i64 = 3_600_000;
+        let hour = self.hour;
+        self.hour += 1;
+        let start_ms = self.world.hour_start(hour).timestamp_millis();
+        let mut jobs: Vec<(i64, usize)> = Vec::new();
+        for (i, pool) in self.world.pools.iter().enumerate() {
+            let n = poisson(generator.rng(), pool.expected_jobs_at(hour));
+            for _ in 0..n {
+                jobs.push((generator.rng().random_range(0..HOUR_MS), i));
+            }
+        }
+        jobs.sort_unstable();
+        for (offset, i) in jobs {
+            let pool = &self.world.pools[i];
+            let segment = pool
+                .rate
+                .partition_point(|(from, _)| *from <= hour)
+                .saturating_sub(1);
+            let finished_at = Utc
+                .timestamp_millis_opt(start_ms + offset)
+                .single()
+                .expect("scenario times are in chrono's range");
+            let event = generator.event_in(i, pool.rate_at(hour), finished_at);
+            let counts = &mut self.segments[i][segment];
+            counts.jobs += 1;
+            match event.outcome {
+                Outcome::SpotTermination => counts.spot_terminations += 1,
+                Outcome::OtherFailure(_) => counts.other_failures += 1,
+                Outcome::Succeeded => {}
+            }
+            self.pending.push_back(event);
+        }
+    }
+}
+
+impl Producer for ScenarioBackfill {
+    fn is_done(&self) -> bool {
+        self.pending.is_empty() && self.hour >= self.world.hours
+    }
+
+    fn fill(&mut self, generator: &mut Generator, batch: &mut Vec<Event>, max: usize) {
+        while batch.len() < max {
+            if let Some(event) = self.pending.pop_front() {
+                batch.push(event);
+            } else if self.hour < self.world.hours {
+                self.draw_hour(generator);
+            } else {
+                break;
+            }
+        }
     }
 }
 

@@ -4,14 +4,21 @@
 //! from them and written through a [`sink::Sink`]. The hidden parameters can be written out (`--truth`)
 //! so a ranking can be checked against what really drove the data.
 //!
+//! With `--scenario NAME` a backfill instead simulates a [`scenario::World`] whose pools appear, thin out
+//! and change their termination probability over time (regime changes, new pools, a zone outage); the
+//! truth file then holds each pool's rate over time.
+//!
 //! * [`config`]: flags, environment and the checked [`config::Plan`].
 //! * [`pools`]: the pool catalogue, traffic weights and termination probabilities.
-//! * [`generate`]: seeded events and backfill finish times.
+//! * [`scenario`]: seeded worlds with time-varying truth, and hourly count sampling (pure, no I/O; also
+//!   used by benchmarks directly).
+//! * [`generate`]: seeded events, backfill finish times and scenario backfills.
 //! * [`sink`]: destinations (folder / S3 objects, RabbitMQ).
 
 pub mod config;
 pub mod generate;
 pub mod pools;
+pub mod scenario;
 pub mod sink;
 
 use std::sync::Arc;
@@ -25,8 +32,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 pub use config::{Args, Mode, Plan};
-use generate::{Backfill, Generator};
+use generate::{Backfill, Generator, Producer, ScenarioBackfill, world_pools};
 use pools::draw_pools;
+use scenario::{ScenarioKind, world};
 use sink::Sink;
 
 /// Events per batch handed to the sink.
@@ -44,6 +52,9 @@ pub struct Summary {
     pub events_per_s: f64,
     pub sink: String,
     pub mode: &'static str,
+    /// The `--scenario` simulated, if any (omitted otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<&'static str>,
     pub seed: u64,
     pub pools: usize,
     /// True when a signal ended the run before `--events` were written.
@@ -63,32 +74,52 @@ fn rngs(seed: u64) -> (ChaCha8Rng, ChaCha8Rng) {
 pub async fn run(plan: Plan, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let (mut pool_rng, event_rng) = rngs(plan.seed);
-    let pools = draw_pools(&mut pool_rng, &plan.pools, plan.skew)?;
+    let scenario = match (plan.scenario, plan.mode) {
+        (Some(kind), Mode::Backfill { start, end }) => {
+            let hours = u32::try_from((end - start).num_hours())
+                .context("a scenario's --hours fits in 32 bits")?;
+            Some((kind, world(kind, plan.seed, start, hours)))
+        }
+        (Some(_), Mode::Stream { .. }) => anyhow::bail!("a scenario is a backfill, not a stream"),
+        (None, _) => None,
+    };
+    let pools = match &scenario {
+        Some((_, world)) => world_pools(world),
+        None => draw_pools(&mut pool_rng, &plan.pools, plan.skew)?,
+    };
     let pool_count = pools.len();
     let generator = Generator::new(event_rng, pools, plan.other_failure_rate);
     let mut sink = sink::open(&plan.sink, &plan.settings).await?;
-    tracing::info!(sink = %plan.sink, seed = plan.seed, events = ?plan.events, mode = ?plan.mode, pools = pool_count, "generating");
+    tracing::info!(sink = %plan.sink, seed = plan.seed, events = ?plan.events, mode = ?plan.mode,
+        scenario = plan.scenario.map(ScenarioKind::as_str), pools = pool_count, "generating");
 
-    let (generator, stopped) = match plan.mode {
-        Mode::Backfill { start, end } => {
-            let total = plan.events.unwrap_or(0);
-            backfill(
-                generator,
-                Backfill::new(start, end, total),
-                &mut *sink,
-                &stop,
-            )
-            .await?
+    // The truth file's bytes, if one is wanted.
+    let want = plan.truth.is_some();
+    let (truth, stopped) = match (plan.mode, scenario) {
+        (Mode::Backfill { .. }, Some((kind, world))) => {
+            let (_, producer, stopped) =
+                backfill(generator, ScenarioBackfill::new(world), &mut *sink, &stop).await?;
+            let truth = producer.truth(kind, plan.seed, plan.other_failure_rate);
+            (want.then(|| serde_json::to_vec_pretty(&truth)), stopped)
         }
-        Mode::Stream { rate, .. } => {
-            stream(generator, rate, plan.events, &mut *sink, &stop).await?
+        (Mode::Backfill { start, end }, None) => {
+            let total = plan.events.unwrap_or(0);
+            let clock = Backfill::new(start, end, total);
+            let (generator, _, stopped) = backfill(generator, clock, &mut *sink, &stop).await?;
+            let truth = generator.truth(plan.seed, plan.skew);
+            (want.then(|| serde_json::to_vec_pretty(&truth)), stopped)
+        }
+        (Mode::Stream { rate, .. }, _) => {
+            let (generator, stopped) =
+                stream(generator, rate, plan.events, &mut *sink, &stop).await?;
+            let truth = generator.truth(plan.seed, plan.skew);
+            (want.then(|| serde_json::to_vec_pretty(&truth)), stopped)
         }
     };
     let report = sink.finish().await?;
 
-    if let Some(path) = &plan.truth {
-        let truth = generator.truth(plan.seed, plan.skew);
-        let mut json = serde_json::to_vec_pretty(&truth)?;
+    if let (Some(path), Some(json)) = (&plan.truth, truth) {
+        let mut json = json?;
         json.push(b'\n');
         std::fs::write(path, json)
             .with_context(|| format!("writing the truth file {}", path.display()))?;
@@ -105,6 +136,7 @@ pub async fn run(plan: Plan, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
             Mode::Backfill { .. } => "backfill",
             Mode::Stream { .. } => "stream",
         },
+        scenario: plan.scenario.map(ScenarioKind::as_str),
         seed: plan.seed,
         pools: pool_count,
         stopped,
@@ -113,34 +145,29 @@ pub async fn run(plan: Plan, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
 
 /// Draw events on a blocking thread and serialise/write them on this one: the two halves share the
 /// work on two cores.
-async fn backfill(
+async fn backfill<P: Producer + 'static>(
     mut generator: Generator,
-    mut clock: Backfill,
+    mut producer: P,
     sink: &mut dyn Sink,
     stop: &Arc<AtomicBool>,
-) -> anyhow::Result<(Generator, bool)> {
+) -> anyhow::Result<(Generator, P, bool)> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let stop_producer = stop.clone();
-    let producer = tokio::task::spawn_blocking(move || {
+    let drawer = tokio::task::spawn_blocking(move || {
         let mut stopped = false;
-        while clock.remaining() > 0 {
+        while !producer.is_done() {
             if stop_producer.load(Ordering::Relaxed) {
                 stopped = true;
                 break;
             }
             let mut batch = Vec::with_capacity(BATCH);
-            while batch.len() < BATCH {
-                let Some(t) = clock.next_time(generator.rng()) else {
-                    break;
-                };
-                batch.push(generator.event_at(t));
-            }
-            if tx.blocking_send(batch).is_err() {
+            producer.fill(&mut generator, &mut batch, BATCH);
+            if !batch.is_empty() && tx.blocking_send(batch).is_err() {
                 // The writer gave up (an error is on its way back).
                 break;
             }
         }
-        (generator, stopped)
+        (generator, producer, stopped)
     });
     let mut failure = None;
     while let Some(batch) = rx.recv().await {
@@ -150,10 +177,10 @@ async fn backfill(
         }
     }
     drop(rx);
-    let (generator, stopped) = producer.await.context("the generator thread panicked")?;
+    let (generator, producer, stopped) = drawer.await.context("the generator thread panicked")?;
     match failure {
         Some(e) => Err(e),
-        None => Ok((generator, stopped)),
+        None => Ok((generator, producer, stopped)),
     }
 }
 

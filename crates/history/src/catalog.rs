@@ -345,6 +345,8 @@ impl Catalog {
         let mut slot_of: HashMap<PoolId, usize> = HashMap::new();
         let mut slots_cache: HashMap<*const Block, Vec<Option<usize>>> = HashMap::new();
         let unweighted = q.half_life.is_none();
+        // Start of the hourly series; hour-aligned, so an hour is either wholly in it or wholly before.
+        let series_micros = q.series_from_micros();
         let window_hours: Vec<(&Partition, &HourListing)> = snapshot
             .hours
             .iter()
@@ -371,10 +373,14 @@ impl Catalog {
                     raw.push(**p);
                 }
             }
-            // Unweighted, with every hour of one block in use: its per-pool totals stand for its rows.
+            // Unweighted, with every hour of one block in use, and the day wholly before the hourly
+            // series (if any): its per-pool totals stand for its rows.
+            let before_series =
+                series_micros.is_none_or(|s| day.last().is_none_or(|(p, _)| p.end_micros() <= s));
             let whole_block = match covered.first() {
                 Some(Some((b, _)))
                     if unweighted
+                        && before_series
                         && covered.len() == b.hours.len()
                         && covered
                             .iter()
@@ -410,11 +416,19 @@ impl Catalog {
                     _ => &block.rows[hour.rows.clone()],
                 };
                 let factors = weighting.factors(p.start_micros() + HOUR_MICROS / 2);
+                // The hour's cell in the series: every event of a covered hour lies inside it.
+                let cell = series_micros
+                    .filter(|&s| p.start_micros() >= s)
+                    .map(|s| ((p.start_micros() - s) / HOUR_MICROS) as usize);
+                debug_assert!(
+                    cell.is_none() || !matches!(whole_block, Some(b) if Arc::ptr_eq(b, block)),
+                    "a block's totals stand for hours of the series"
+                );
                 for row in rows {
                     let Some(slot) = slots[row.pool as usize] else {
                         continue;
                     };
-                    add_row(&mut tallies[slot].1, row, factors);
+                    add_row(&mut tallies[slot].1, row, factors, cell);
                     plan.rows += u64::from(row.jobs);
                     plan.duplicates += u64::from(row.duplicates);
                 }
@@ -501,7 +515,11 @@ impl Weighting {
     }
 }
 
-fn add_row(t: &mut Tally, row: &rollup::Row, factors: Option<Factors>) {
+/// Add one rollup row to `t`; `cell` is the row's hour in the query's hourly series, if it is in it.
+fn add_row(t: &mut Tally, row: &rollup::Row, factors: Option<Factors>, cell: Option<usize>) {
+    if let Some(hour) = cell {
+        t.add_hourly(hour, row.jobs, row.spot);
+    }
     let jobs = f64::from(row.jobs);
     let spot = f64::from(row.spot);
     t.jobs += u64::from(row.jobs);

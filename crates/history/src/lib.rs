@@ -17,4 +17,4 @@ pub mod table;
 pub mod tally;
 
 pub use scan::{EventSource, Query, QueryError, ScanObserver, ScanReport, SourceOptions, Tallies};
-pub use tally::Tally;
+pub use tally::{HourCount, Tally};

@@ -30,7 +30,7 @@ use pool_core::window::Window;
 use crate::catalog::Catalog;
 use crate::ndjson::{ReadStats, TolerantNdjson};
 use crate::table::{self, Choice, Layout};
-use crate::tally::{Accumulator, PoolCount, SeenEvents, Tally};
+use crate::tally::{Accumulator, HOUR_MICROS, PoolCount, SeenEvents, Tally};
 
 /// What a ranking request asks of the history. Every field is already parsed and validated.
 #[derive(Debug, Clone)]
@@ -44,6 +44,11 @@ pub struct Query {
     /// Events stamped more than this after `now` are ignored and counted (`future_events`): a clock
     /// far ahead, or a forged `9999-12-31`, must not keep full weight forever.
     pub max_clock_skew: Duration,
+    /// Start of the hourly series ([`Tally::hourly`]): unweighted counts per pool and hour of the
+    /// counted events from this instant on. Must be on an hour boundary (a debug build asserts it; a
+    /// release build aligns it down to its hour). `None`: no series. Each pool's series costs 8 bytes
+    /// per hour from here to its last event, so a start far in the past makes every tally large.
+    pub series_from: Option<DateTime<Utc>>,
 }
 
 impl Query {
@@ -56,7 +61,18 @@ impl Query {
             half_life: None,
             now,
             max_clock_skew: pool_core::event::DEFAULT_MAX_CLOCK_SKEW,
+            series_from: None,
         }
+    }
+
+    /// [`Query::series_from`] in microseconds since the epoch, aligned down to its hour.
+    pub fn series_from_micros(&self) -> Option<i64> {
+        self.series_from.map(|s| {
+            let micros = s.timestamp_micros();
+            let into_hour = micros.rem_euclid(HOUR_MICROS);
+            debug_assert_eq!(into_hour, 0, "series_from {s} is not on an hour boundary");
+            micros - into_hour
+        })
     }
 
     /// Events that finished after this are in the future (beyond the allowed clock skew) and ignored.

@@ -20,8 +20,22 @@ pub const MOMENTS: usize = 6;
 /// One hour in microseconds.
 pub const HOUR_MICROS: i64 = 3_600_000_000;
 
+/// Unweighted, deduplicated counts of one pool in one hour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HourCount {
+    pub jobs: u32,
+    pub spot: u32,
+}
+
 /// What a scan counted for one pool. With recency weighting each job carries a weight in (0, 1];
 /// without it every weight is 1 and the weighted sums equal the counts.
+///
+/// When the query asks for an hourly series ([`Query::series_from`]), `hourly[i]` holds the unweighted
+/// counts of the counted events (inside the window, deduplicated, not in the future) that finished in
+/// `[series_from + i h, series_from + (i + 1) h)`, whatever the weighting. Events before `series_from`
+/// are not in it, and it is empty when the query asks for no series. It grows only as far as the last
+/// hour with an event of this pool (missing trailing hours are zero), never beyond the hour of the
+/// query's horizon ([`Query::horizon_micros`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tally {
     pub jobs: u64,
@@ -37,6 +51,8 @@ pub struct Tally {
     pub first_event_micros: i64,
     /// Latest `finished_at`, microseconds since the epoch.
     pub last_event_micros: i64,
+    /// Unweighted counts per hour from the query's `series_from` (see above).
+    pub hourly: Vec<HourCount>,
 }
 
 impl Default for Tally {
@@ -50,6 +66,7 @@ impl Default for Tally {
             weighted_terminations: 0.0,
             first_event_micros: i64::MAX,
             last_event_micros: i64::MIN,
+            hourly: Vec::new(),
         }
     }
 }
@@ -80,6 +97,24 @@ impl Tally {
         self.weighted_terminations += o.weighted_terminations;
         self.first_event_micros = self.first_event_micros.min(o.first_event_micros);
         self.last_event_micros = self.last_event_micros.max(o.last_event_micros);
+        if self.hourly.len() < o.hourly.len() {
+            self.hourly.resize(o.hourly.len(), HourCount::default());
+        }
+        for (a, b) in self.hourly.iter_mut().zip(&o.hourly) {
+            a.jobs = a.jobs.saturating_add(b.jobs);
+            a.spot = a.spot.saturating_add(b.spot);
+        }
+    }
+
+    /// Add `jobs` jobs, `spot` of them spot terminations, to hour `hour` of the series (growing it).
+    #[inline]
+    pub fn add_hourly(&mut self, hour: usize, jobs: u32, spot: u32) {
+        if hour >= self.hourly.len() {
+            self.hourly.resize(hour + 1, HourCount::default());
+        }
+        let cell = &mut self.hourly[hour];
+        cell.jobs = cell.jobs.saturating_add(jobs);
+        cell.spot = cell.spot.saturating_add(spot);
     }
 
     /// The (weighted) termination rate.
@@ -232,6 +267,9 @@ pub struct Accumulator {
     half_life_micros: Option<f64>,
     /// Middle of the hour whose moments are collected (compaction), or `None`.
     moments_mid: Option<i64>,
+    /// Start of the hourly series (`Query::series_from`, hour-aligned), `i64::MAX` when there is none,
+    /// so the per-event test is one comparison.
+    series_micros: i64,
     pub report: ScanReport,
     /// Rows of the current batch waiting for the dedup verdict, and their hashes grouped by shard so
     /// each shard is locked once per batch instead of once per row (reused between batches).
@@ -252,6 +290,7 @@ impl Accumulator {
             cutoff_micros: query.cutoff().map_or(i64::MIN, |c| c.timestamp_micros()),
             horizon_micros: query.horizon_micros(),
             half_life_micros: query.half_life.map(|h| h.as_micros() as f64),
+            series_micros: query.series_from_micros().unwrap_or(i64::MAX),
             query,
             seen,
             hasher,
@@ -428,6 +467,11 @@ impl Accumulator {
         self.report.rows += 1;
         let entry = &mut self.pools[c.slot as usize].1;
         entry.tally.add(c.spot, c.other, weight, c.finished_micros);
+        if c.finished_micros >= self.series_micros {
+            // Not beyond the horizon's hour: later events were dropped before they got here.
+            let hour = ((c.finished_micros - self.series_micros) / HOUR_MICROS) as usize;
+            entry.tally.add_hourly(hour, 1, u32::from(c.spot));
+        }
         if let Some(mid) = self.moments_mid {
             let u = (c.finished_micros - mid) as f64 / HOUR_MICROS as f64;
             entry.moments.add(u, c.spot);
@@ -466,6 +510,32 @@ mod tests {
                 assert!(((approx_spot - direct_spot) / direct_spot).abs() < 1e-5);
             }
         }
+    }
+
+    #[test]
+    fn merging_adds_hourly_series_elementwise_and_extends_the_shorter() {
+        let h = |jobs, spot| HourCount { jobs, spot };
+        let mut a = Tally::default();
+        a.add_hourly(0, 3, 1);
+        a.add_hourly(1, 2, 0);
+        let mut b = Tally::default();
+        b.add_hourly(0, 1, 1);
+        b.add_hourly(3, 5, 2);
+        let mut ab = a.clone();
+        ab.merge(&b);
+        assert_eq!(ab.hourly, [h(4, 2), h(2, 0), h(0, 0), h(5, 2)]);
+        // The other way round: the longer one is extended by nothing, the sums are the same.
+        let mut ba = b.clone();
+        ba.merge(&a);
+        assert_eq!(ba.hourly, ab.hourly);
+        // With an empty series on either side.
+        let mut e = Tally::default();
+        e.merge(&a);
+        assert_eq!(e.hourly, a.hourly);
+        let mut a2 = a.clone();
+        a2.merge(&Tally::default());
+        assert_eq!(a2.hourly, a.hourly);
+        assert!(Tally::default().hourly.is_empty());
     }
 
     #[test]

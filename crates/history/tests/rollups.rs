@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use pool_core::event::{AvailabilityZone, InstanceType, Partition};
+use pool_core::Event;
+use pool_core::event::{AvailabilityZone, InstanceType, Outcome, Partition};
 use pool_core::storage::{Storage, StorageArgs};
 use pool_core::window::Window;
 use pool_history::compact::{CompactOptions, Compactor, PassReport, Shard};
 use pool_history::scan::NoObserver;
-use pool_history::{EventSource, Query, SourceOptions, Tally};
+use pool_history::{EventSource, HourCount, Query, SourceOptions, Tally};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use testkit::{event, write_partitioned};
@@ -31,11 +32,12 @@ fn now() -> DateTime<Utc> {
 
 /// `hours` hours of history before `now()`: every pool gets a random number of jobs per hour with its
 /// own termination rate; about one hour in five gets a second object repeating part of the first
-/// (redelivery), and one hour gets a malformed object.
-async fn generate(storage: &Storage, seed: u64, hours: i64) -> usize {
+/// (redelivery), and one hour gets a malformed object. Returns the distinct valid events written
+/// (each once, however often it was delivered).
+async fn generate(storage: &Storage, seed: u64, hours: i64) -> Vec<Event> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let start = now() - chrono::Duration::hours(hours);
-    let mut total = 0;
+    let mut written = vec![];
     for h in 0..=hours {
         let hour_start = start + chrono::Duration::hours(h);
         let hour_start = hour_start - chrono::Duration::seconds(hour_start.timestamp() % 3600);
@@ -58,7 +60,6 @@ async fn generate(storage: &Storage, seed: u64, hours: i64) -> usize {
                 events.push(event(at, &format!("job-{h}-{i}-{j}"), pool, outcome));
             }
         }
-        total += events.len();
         write_partitioned(storage, &format!("batch-{h}"), &events).await;
         if rng.random_bool(0.2) && events.len() > 2 {
             write_partitioned(
@@ -68,6 +69,7 @@ async fn generate(storage: &Storage, seed: u64, hours: i64) -> usize {
             )
             .await;
         }
+        written.extend(events);
     }
     // A malformed object in an old hour: one good line, one truncated, one with a bad pool id.
     let p = Partition::of(&(now() - chrono::Duration::hours(hours / 2)));
@@ -89,7 +91,8 @@ async fn generate(storage: &Storage, seed: u64, hours: i64) -> usize {
         )
         .await
         .unwrap();
-    total + 1
+    written.push(good);
+    written
 }
 
 fn folder() -> (tempfile::TempDir, Storage) {
@@ -342,6 +345,189 @@ async fn two_compactors_at_once_and_sharded_compactors_agree_with_raw() {
         let q = query(Window::ALL, half_life);
         let report = assert_same(&raw, &rolled, &q).await;
         assert!(report.raw_hours <= 2, "{report:?}");
+    }
+}
+
+const HOUR_MICROS: i64 = 3_600_000_000;
+
+/// The start of `t`'s hour.
+fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.timestamp_micros(t.timestamp_micros().div_euclid(HOUR_MICROS) * HOUR_MICROS)
+        .unwrap()
+}
+
+/// The hourly series `q` asks for, computed directly from the distinct events written: per pool, the
+/// jobs and spot terminations in the window, not in the future, from `series_from` on.
+fn expected_hourly(events: &[Event], q: &Query) -> HashMap<String, Vec<HourCount>> {
+    let from = q.series_from.expect("a series").timestamp_micros();
+    let cutoff = q.cutoff().map_or(i64::MIN, |c| c.timestamp_micros());
+    let mut out: HashMap<String, Vec<HourCount>> = HashMap::new();
+    for e in events {
+        let at = e.finished_at.timestamp_micros();
+        if at < cutoff || at < from || at > q.horizon_micros() || !q.wants(&e.pool_id) {
+            continue;
+        }
+        let i = ((at - from) / HOUR_MICROS) as usize;
+        let series = out.entry(e.pool_id.as_str().to_owned()).or_default();
+        if series.len() <= i {
+            series.resize(i + 1, HourCount::default());
+        }
+        series[i].jobs += 1;
+        if e.outcome == Outcome::SpotTermination {
+            series[i].spot += 1;
+        }
+    }
+    out
+}
+
+/// Without trailing empty hours (a series only grows as far as its last event).
+fn trimmed(series: &[HourCount]) -> &[HourCount] {
+    let n = series
+        .iter()
+        .rposition(|c| *c != HourCount::default())
+        .map_or(0, |i| i + 1);
+    &series[..n]
+}
+
+/// Every pool's `hourly` is the series computed from the events, never reaches past the horizon's
+/// hour, and sums to the tally's counts when the series starts no later than the window.
+async fn assert_series(
+    src: &Arc<EventSource>,
+    q: &Query,
+    events: &[Event],
+) -> pool_history::ScanReport {
+    let (got, report) = tallies(src, q).await;
+    let want = expected_hourly(events, q);
+    let from = q.series_from.unwrap();
+    let from_micros = from.timestamp_micros();
+    let max_len = if q.horizon_micros() >= from_micros {
+        ((q.horizon_micros() - from_micros) / HOUR_MICROS + 1) as usize
+    } else {
+        0
+    };
+    let covers_window = match q.cutoff() {
+        Some(c) => from <= hour_of(c),
+        None => events.iter().all(|e| e.finished_at >= from),
+    };
+    for (pool, t) in &got {
+        let what = format!("{pool} for {q:?}");
+        assert!(t.hourly.len() <= max_len, "past the horizon: {what}");
+        let expected = want.get(pool).map_or(&[][..], |v| &v[..]);
+        assert_eq!(trimmed(&t.hourly), trimmed(expected), "{what}");
+        let jobs: u64 = t.hourly.iter().map(|c| u64::from(c.jobs)).sum();
+        let spot: u64 = t.hourly.iter().map(|c| u64::from(c.spot)).sum();
+        assert!(jobs <= t.jobs && spot <= t.spot_terminations, "{what}");
+        if covers_window {
+            assert_eq!(
+                (jobs, spot),
+                (t.jobs, t.spot_terminations),
+                "the series holds every counted job: {what}"
+            );
+        }
+    }
+    for pool in want.keys() {
+        assert!(got.contains_key(pool), "{pool} missing for {q:?}");
+    }
+    report
+}
+
+#[tokio::test]
+async fn hourly_series_count_the_events_of_each_hour_from_raw_events_and_rollups() {
+    let (_dir, storage) = folder();
+    let mut events = generate(&storage, 13, 100).await;
+    // Stamped a little ahead of the clock (within the allowed skew: counted) and far ahead (ignored):
+    // the series stops at the horizon's hour.
+    let ahead = vec![
+        event(
+            now() + chrono::Duration::minutes(2),
+            "ahead-0",
+            POOLS[1],
+            "spot",
+        ),
+        event(
+            now() + chrono::Duration::hours(30),
+            "ahead-1",
+            POOLS[1],
+            "ok",
+        ),
+    ];
+    write_partitioned(&storage, "ahead", &ahead).await;
+    events.extend(ahead);
+
+    let windows = [
+        Window::ALL,
+        Window::from_secs(110 * 3600),
+        Window::from_secs(72 * 3600),
+        Window::from_secs(30 * 3600 + 17 * 60),
+        Window::from_secs(7 * 3600),
+        Window::from_secs(50 * 60),
+    ];
+    let half_lives = [
+        None,
+        Some(Duration::from_secs(6 * 3600)),
+        Some(Duration::from_secs(600)),
+    ];
+    let m6a: InstanceType = "m6a.xlarge".parse().unwrap();
+    let queries: Vec<Query> = windows
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &window)| {
+            let q = query(window, None);
+            let cutoff_hour = hour_of(q.cutoff().unwrap_or(now() - chrono::Duration::hours(110)));
+            let starts = [
+                hour_of(now() - chrono::Duration::hours(72)),
+                cutoff_hour - chrono::Duration::hours(5),
+                cutoff_hour,
+                hour_of(now()) - chrono::Duration::hours(2),
+                hour_of(now()) + chrono::Duration::hours(1),
+            ];
+            let m6a = m6a.clone();
+            half_lives
+                .iter()
+                .enumerate()
+                .flat_map(move |(j, &half_life)| {
+                    let m6a = m6a.clone();
+                    starts.into_iter().map(move |from| {
+                        let mut q = query(window, half_life);
+                        q.series_from = Some(from);
+                        if (i + j) % 3 == 1 {
+                            q.instance_types = vec![m6a.clone()];
+                        }
+                        q
+                    })
+                })
+        })
+        .collect();
+
+    // Nothing compacted yet: every hour is raw.
+    let raw = source(&storage, false);
+    for q in &queries {
+        assert_series(&raw, q, &events).await;
+    }
+    let long = query(Window::ALL, None);
+    let (t, _) = tallies(&raw, &long).await;
+    assert!(
+        t.values().all(|t| t.hourly.is_empty()),
+        "no series asked for, none kept"
+    );
+
+    let pass = compact(&storage, Shard::default()).await;
+    assert_eq!(pass.errors, 0);
+    assert!(pass.days_merged >= 3, "{pass:?}");
+    let rolled = source(&storage, true);
+    let mut rollup_hours = 0;
+    for q in &queries {
+        let report = assert_series(&rolled, q, &events).await;
+        rollup_hours += report.rollup_hours;
+        assert_same(&raw, &rolled, q).await;
+        if q.window == Window::ALL && q.half_life != Some(Duration::from_secs(600)) {
+            assert!(report.rollup_hours >= 90, "{report:?}");
+        }
+    }
+    assert!(rollup_hours > 1000, "{rollup_hours}");
+    // The raw answers are unchanged by the compaction.
+    for q in &queries {
+        assert_series(&raw, q, &events).await;
     }
 }
 

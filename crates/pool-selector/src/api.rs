@@ -1,18 +1,24 @@
 //! HTTP handlers: `/get-pool` (the seed's contract), `/pools`, `/ready`, and the OpenAPI document.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
 use pool_core::event::format_timestamp;
 use pool_core::http::ApiError;
+use pool_core::request::only_with;
 use pool_core::window::Window;
+use pool_history::{Query, ScanReport, Tallies};
+use pool_ranking::{Evidence, Model, ModelConfig, Params, Scored};
 
-use crate::ranking::{RankedPool, Scoring, Strategy, compare, score};
+use crate::ranking::{self, RankedPool, Strategy, series_start};
 use crate::scans::ScanGate;
-use pool_history::{Query, ScanReport};
 
 pub use pool_core::request::RankingParams;
 use pool_core::request::RankingRequest;
@@ -26,6 +32,10 @@ pub struct Defaults {
     pub confidence: f64,
     /// How many pools `/pools` returns when the request sets no `limit`.
     pub pools_limit: usize,
+    /// Newest event older than this: the answer says `stale` (`STALE_AFTER`).
+    pub stale_after: Duration,
+    /// Alternatives within this much of the next best score may be preferred for diversity.
+    pub diversity_tolerance: f64,
 }
 
 /// Shared state of the handlers.
@@ -34,15 +44,26 @@ pub struct AppState {
     pub defaults: Defaults,
     /// Events stamped further ahead of the server's clock than this are ignored (`MAX_CLOCK_SKEW`).
     pub max_clock_skew: Duration,
+    /// Change tests and priors (`CHANGE_ALPHA`).
+    pub model: ModelConfig,
+    /// Backtests replaying at once (each one is CPU work after its scan).
+    pub backtests: Arc<Semaphore>,
 }
 
 /// A parsed ranking request with the defaults applied.
 #[derive(Debug, Clone)]
 pub struct Ranking {
+    /// What is scanned: every pool (the shared priors learn from the pools around the candidates), with
+    /// the hourly series the change tests read.
     pub query: Query,
-    pub scoring: Scoring,
+    /// Which pools may be picked.
+    pub candidates: Query,
+    pub params: Params,
+    pub seed: Option<u64>,
     pub min_jobs: u64,
     pub limit: usize,
+    pub k: usize,
+    pub exclude: Vec<pool_core::event::PoolId>,
 }
 
 impl Ranking {
@@ -52,82 +73,132 @@ impl Ranking {
         d: &Defaults,
         now: DateTime<Utc>,
         max_clock_skew: Duration,
-    ) -> Self {
-        Ranking {
-            query: Query {
+    ) -> Result<Self, ApiError> {
+        let strategy = r.strategy.unwrap_or(d.strategy);
+        // The relay cannot know this server's default strategy, so it is checked here again.
+        only_with(Some(strategy), r.risk.is_some(), "risk", Strategy::Pooled)?;
+        only_with(Some(strategy), r.seed.is_some(), "seed", Strategy::Thompson)?;
+        let query = Query {
+            instance_types: vec![],
+            zones: vec![],
+            window: r.window.unwrap_or(d.window),
+            half_life: r.half_life.unwrap_or(d.half_life),
+            now,
+            max_clock_skew,
+            series_from: Some(series_start(now)),
+        };
+        Ok(Ranking {
+            candidates: Query {
                 instance_types: r.instance_types,
                 zones: r.zones,
-                window: r.window.unwrap_or(d.window),
-                half_life: r.half_life.unwrap_or(d.half_life),
-                now,
-                max_clock_skew,
+                ..query.clone()
             },
-            scoring: Scoring {
-                strategy: r.strategy.unwrap_or(d.strategy),
+            query,
+            params: Params {
+                strategy,
                 confidence: r.confidence.unwrap_or(d.confidence),
+                risk: r.risk,
             },
+            seed: r.seed,
             min_jobs: r.min_jobs.unwrap_or(1),
             limit: r.limit.unwrap_or(d.pools_limit),
-        }
+            k: r.k.unwrap_or(1),
+            exclude: r.exclude_pools,
+        })
     }
 
     fn parse(params: &RankingParams, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Self::new(
+        Self::new(
             params.parse()?,
             &state.defaults,
             Utc::now(),
             state.max_clock_skew,
-        ))
+        )
     }
 }
 
-/// Run the scan (shared with identical scans in flight, behind the concurrency bound) and rank the
-/// pools.
-pub async fn rank(
-    state: &AppState,
-    r: &Ranking,
-) -> Result<(Vec<RankedPool>, ScanReport), ApiError> {
+/// A ranking and everything behind it.
+pub struct Ranked {
+    pub tallies: Arc<Tallies>,
+    /// Every pool with a job in the window; `slots[i]` is its place in `tallies.pools`.
+    pub evidence: Vec<Evidence>,
+    slots: Vec<usize>,
+    pub model: Model,
+    /// The candidates, best first.
+    pub order: Vec<Scored>,
+}
+
+impl Ranked {
+    /// The API's view of the `i`-th pool of `order`.
+    pub fn pool(&self, i: usize) -> RankedPool {
+        let s = &self.order[i];
+        RankedPool::new(
+            &self.evidence[s.index],
+            &self.tallies.pools[self.slots[s.index]].1,
+            &self.model.pools[s.index],
+            s,
+        )
+    }
+
+    /// Seconds since the newest event among the candidates.
+    pub fn data_age_seconds(&self, now: DateTime<Utc>) -> Option<u64> {
+        let newest = self
+            .order
+            .iter()
+            .map(|s| self.tallies.pools[self.slots[s.index]].1.last_event_micros)
+            .max()?;
+        Some(((now.timestamp_micros() - newest).max(0) / 1_000_000) as u64)
+    }
+}
+
+/// Run the scan (shared with identical scans in flight, behind the concurrency bound), fit the model
+/// to every pool, and rank the candidates.
+pub async fn rank(state: &AppState, r: &Ranking) -> Result<Ranked, ApiError> {
     let tallies = state.scans.tally(&r.query).await?;
-    let mut pools: Vec<RankedPool> = tallies
-        .pools
-        .iter()
-        .filter(|(_, t)| t.jobs >= r.min_jobs.max(1))
-        .map(|(pool, t)| {
-            let (ci_low, ci_high, score) = score(t, &r.scoring);
-            RankedPool {
-                pool_id: pool.as_str().to_owned(),
-                instance_type: pool.instance_type().to_string(),
-                availability_zone: pool.availability_zone().to_string(),
-                jobs: t.jobs,
-                spot_terminations: t.spot_terminations,
-                other_failures: t.other_failures,
-                termination_rate: t.rate(),
-                ci_low,
-                ci_high,
-                effective_jobs: t.effective_jobs(),
-                score,
-                last_event_at: DateTime::from_timestamp_micros(t.last_event_micros)
-                    .map(|t| format_timestamp(&t))
-                    .unwrap_or_default(),
-            }
-        })
-        .collect();
-    pools.sort_by(compare);
-    Ok((pools, tallies.report.clone()))
+    let mut evidence = Vec::with_capacity(tallies.pools.len());
+    let mut slots = Vec::with_capacity(tallies.pools.len());
+    let mut candidates = vec![];
+    for (slot, (pool, t)) in tallies.pools.iter().enumerate() {
+        if t.jobs == 0 {
+            continue;
+        }
+        if t.jobs >= r.min_jobs.max(1) && r.candidates.wants(pool) && !r.exclude.contains(pool) {
+            candidates.push(evidence.len());
+        }
+        evidence.push(ranking::evidence(pool, t));
+        slots.push(slot);
+    }
+    let model = pool_ranking::fit(&evidence, &state.model);
+    let mut rng = match r.seed {
+        Some(seed) => ChaCha8Rng::seed_from_u64(seed),
+        None => ChaCha8Rng::from_rng(&mut rand::rng()),
+    };
+    let order = pool_ranking::rank(&evidence, &model, &candidates, &r.params, &mut rng);
+    Ok(Ranked {
+        tallies,
+        evidence,
+        slots,
+        model,
+        order,
+    })
 }
 
 fn no_data(r: &Ranking) -> ApiError {
     let mut what = vec![];
-    if !r.query.instance_types.is_empty() {
-        let v: Vec<_> = r.query.instance_types.iter().map(|t| t.as_str()).collect();
+    let c = &r.candidates;
+    if !c.instance_types.is_empty() {
+        let v: Vec<_> = c.instance_types.iter().map(|t| t.as_str()).collect();
         what.push(format!("instance_types={}", v.join(",")));
     }
-    if !r.query.zones.is_empty() {
-        let v: Vec<_> = r.query.zones.iter().map(|z| z.as_str()).collect();
+    if !c.zones.is_empty() {
+        let v: Vec<_> = c.zones.iter().map(|z| z.as_str()).collect();
         what.push(format!("availability_zones={}", v.join(",")));
     }
     if r.min_jobs > 1 {
         what.push(format!("min_jobs={}", r.min_jobs));
+    }
+    if !r.exclude.is_empty() {
+        what.push(format!("outside the {} excluded pools", r.exclude.len()));
     }
     let window = match r.query.window.duration() {
         Some(d) => format!("in the last {} seconds", d.as_secs()),
@@ -152,6 +223,22 @@ pub struct PoolChoice {
     pub confidence: f64,
     /// Pools that were considered.
     pub candidates: usize,
+    /// Posterior probability that this pool has the lowest true termination rate of the candidates
+    /// (under the `pooled` model, whatever the strategy).
+    pub probability_best: f64,
+    /// The runner-up's score minus this pool's (`null` with a single candidate).
+    pub margin: Option<f64>,
+    /// Seconds since the newest event among the candidates.
+    pub data_age_seconds: Option<u64>,
+    /// The newest event is older than STALE_AFTER: the answer rests on old data.
+    pub stale: bool,
+    /// With `k` > 1: up to k − 1 more pools, chosen for diversity (other zones first, then other
+    /// instance types, among pools scoring within DIVERSITY_TOLERANCE of the next best).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<RankedPool>,
+    /// The seed of the `thompson` draws, when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// The whole ranking.
@@ -164,6 +251,10 @@ pub struct PoolsResponse {
     pub generated_at: String,
     /// Pools ranked in total (before `limit`, which defaults to POOLS_DEFAULT_LIMIT).
     pub total_pools: usize,
+    /// Seconds since the newest event among the ranked pools.
+    pub data_age_seconds: Option<u64>,
+    /// The newest event is older than STALE_AFTER.
+    pub stale: bool,
     pub pools: Vec<RankedPool>,
     pub scan: ScanReport,
 }
@@ -183,16 +274,40 @@ pub async fn get_pool(
     params: web::Query<RankingParams>,
 ) -> Result<HttpResponse, ApiError> {
     let r = Ranking::parse(&params, &state)?;
-    let (pools, _) = rank(&state, &r).await?;
-    let candidates = pools.len();
-    let best = pools.into_iter().next().ok_or_else(|| no_data(&r))?;
+    let ranked = rank(&state, &r).await?;
+    if ranked.order.is_empty() {
+        return Err(no_data(&r));
+    }
+    let data_age_seconds = ranked.data_age_seconds(r.query.now);
+    let alternatives = pool_ranking::alternatives(
+        &ranked.evidence,
+        &ranked.order,
+        r.k,
+        state.defaults.diversity_tolerance,
+    )
+    .into_iter()
+    .map(|i| ranked.pool(i))
+    .collect();
     Ok(HttpResponse::Ok().json(PoolChoice {
-        pool: best,
-        strategy: r.scoring.strategy,
+        pool: ranked.pool(0),
+        strategy: r.params.strategy,
         window_seconds: r.query.window.as_secs(),
-        confidence: r.scoring.confidence,
-        candidates,
+        confidence: r.params.confidence,
+        candidates: ranked.order.len(),
+        probability_best: pool_ranking::probability_best(&ranked.model, &ranked.order),
+        margin: ranked
+            .order
+            .get(1)
+            .map(|second| second.score - ranked.order[0].score),
+        data_age_seconds,
+        stale: is_stale(data_age_seconds, state.defaults.stale_after),
+        alternatives,
+        seed: r.seed,
     }))
+}
+
+fn is_stale(age: Option<u64>, stale_after: Duration) -> bool {
+    age.is_some_and(|a| a > stale_after.as_secs())
 }
 
 /// Every matching pool, best first, with its statistics.
@@ -211,21 +326,26 @@ pub async fn pools(
 ) -> Result<HttpResponse, ApiError> {
     let r = Ranking::parse(&params, &state)?;
     let now = r.query.now;
-    let (mut pools, scan) = rank(&state, &r).await?;
-    if pools.is_empty() {
+    let ranked = rank(&state, &r).await?;
+    if ranked.order.is_empty() {
         return Err(no_data(&r));
     }
-    let total_pools = pools.len();
-    pools.truncate(r.limit);
+    let total_pools = ranked.order.len();
+    let data_age_seconds = ranked.data_age_seconds(now);
+    let pools = (0..total_pools.min(r.limit))
+        .map(|i| ranked.pool(i))
+        .collect();
     Ok(HttpResponse::Ok().json(PoolsResponse {
-        strategy: r.scoring.strategy,
+        strategy: r.params.strategy,
         window_seconds: r.query.window.as_secs(),
         half_life_seconds: r.query.half_life.map(|d| d.as_secs()),
-        confidence: r.scoring.confidence,
+        confidence: r.params.confidence,
         generated_at: format_timestamp(&now),
         total_pools,
+        data_age_seconds,
+        stale: is_stale(data_age_seconds, state.defaults.stale_after),
         pools,
-        scan,
+        scan: ranked.tallies.report.clone(),
     }))
 }
 
@@ -263,8 +383,8 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "pool-selector", description = "Ranks EC2 spot pools by the risk of losing a Spark job to a spot termination."),
-    paths(get_pool, pools, crate::intake::post_events, ready, pool_core::http::health),
-    components(schemas(PoolChoice, PoolsResponse, RankedPool, ScanReport, Strategy, Readiness, pool_core::http::ErrorBody, pool_core::http::Health, crate::intake::Accepted, crate::intake::EventIn)),
+    paths(get_pool, pools, crate::backtest::backtest, crate::backtest::backtest_svg, crate::intake::post_events, ready, pool_core::http::health),
+    components(schemas(PoolChoice, PoolsResponse, RankedPool, ScanReport, Strategy, Readiness, pool_ranking::Change, pool_ranking::ChangeScope, crate::backtest::BacktestResponse, pool_ranking::backtest::Hindsight, pool_ranking::backtest::StrategyOutcome, pool_core::http::ErrorBody, pool_core::http::Health, crate::intake::Accepted, crate::intake::EventIn)),
     tags((name = "ranking"), (name = "ingestion"), (name = "operations")),
     modifiers(&BearerAuth)
 )]

@@ -73,8 +73,15 @@ impl Application {
                 half_life: settings.half_life,
                 confidence: settings.confidence,
                 pools_limit: limits.pools_default_limit as usize,
+                stale_after: settings.stale_after,
+                diversity_tolerance: settings.diversity_tolerance,
             },
             max_clock_skew: limits.max_clock_skew,
+            model: pool_ranking::ModelConfig {
+                change_alpha: settings.change_alpha,
+                ..pool_ranking::ModelConfig::default()
+            },
+            backtests: Arc::new(tokio::sync::Semaphore::new(scan_limits.max_running)),
         });
         let intake = crate::intake::Intake::new(
             &settings.amqp,
@@ -102,6 +109,11 @@ impl Application {
                 .app_data(http::query_config())
                 .route("/get-pool", web::get().to(api::get_pool))
                 .route("/pools", web::get().to(api::pools))
+                .route("/backtest", web::get().to(crate::backtest::backtest))
+                .route(
+                    "/backtest.svg",
+                    web::get().to(crate::backtest::backtest_svg),
+                )
                 .app_data(intake.clone())
                 .configure(crate::intake::configure)
                 .route("/health", web::get().to(http::health))

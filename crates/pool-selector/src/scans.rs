@@ -1,7 +1,7 @@
 //! The bound on scans: what stops cheap requests from causing unbounded expensive work.
 //!
-//! * **Shared.** Identical scans in flight (same pools, window and half-life) run once; later requests
-//!   wait on the first one's result (`scans_shared_total`).
+//! * **Shared.** Identical scans in flight (same pools, window, half-life and hourly series start) run
+//!   once; later requests wait on the first one's result (`scans_shared_total`).
 //! * **Bounded.** At most `MAX_CONCURRENT_SCANS` scans run at once (each one already uses every core),
 //!   at most `MAX_QUEUED_SCANS` wait behind them, and past that a request is answered
 //!   `503 {"error":"busy"}` with `Retry-After` at once, before any work is done.
@@ -43,6 +43,9 @@ struct ScanKey {
     zones: Vec<String>,
     window_secs: u64,
     half_life_secs: Option<u64>,
+    /// Start of the hourly series (seconds since the epoch): a scan with a series is never shared
+    /// with one without, or with another start.
+    series_from_secs: Option<i64>,
 }
 
 impl ScanKey {
@@ -52,6 +55,7 @@ impl ScanKey {
             zones: q.zones.iter().map(|z| z.as_str().into()).collect(),
             window_secs: q.window.as_secs(),
             half_life_secs: q.half_life.map(|h| h.as_secs()),
+            series_from_secs: q.series_from.map(|s| s.timestamp()),
         }
     }
 }

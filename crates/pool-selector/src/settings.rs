@@ -47,6 +47,22 @@ fn parse_confidence(s: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_alpha(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(a) if (0.0001..=0.2).contains(&a) => Ok(a),
+        _ => Err(format!(
+            "{s:?} is not a false-alarm rate between 0.0001 and 0.2"
+        )),
+    }
+}
+
+fn parse_tolerance(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if (0.0..=1.0).contains(&t) => Ok(t),
+        _ => Err(format!("{s:?} is not a tolerance between 0 and 1")),
+    }
+}
+
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "pool-selector",
@@ -64,8 +80,9 @@ pub struct Settings {
     /// The `window` query parameter overrides it per request.
     #[arg(long, env = "EVENT_FILTER_WINDOW", default_value = "0", value_parser = parse_window)]
     pub event_filter_window: Window,
-    /// Default ranking strategy: wilson, bayes or naive.
-    #[arg(long, env = "RANKING_STRATEGY", default_value = "wilson", value_parser = |s: &str| s.parse::<Strategy>().map_err(|e| e.to_string()))]
+    /// Default ranking strategy: pooled (empirical-Bayes posterior mean with adaptive recency, the best
+    /// by measured regret), thompson, wilson, bayes or naive.
+    #[arg(long, env = "RANKING_STRATEGY", default_value = "pooled", value_parser = |s: &str| s.parse::<Strategy>().map_err(|e| e.to_string()))]
     pub strategy: Strategy,
     /// Default recency half-life (e.g. 12h); unset = every job in the window weighs the same.
     #[arg(long, env = "RANKING_HALF_LIFE", value_parser = parse_half_life)]
@@ -73,6 +90,17 @@ pub struct Settings {
     /// Default confidence level of the termination-rate interval.
     #[arg(long, env = "RANKING_CONFIDENCE", default_value = "0.95", value_parser = parse_confidence)]
     pub confidence: f64,
+    /// An answer whose newest event is older than this says `stale: true` (e.g. 1h, 30m, 3600).
+    #[arg(long, env = "STALE_AFTER", default_value = "1h", value_parser = parse_positive_duration)]
+    pub stale_after: Duration,
+    /// False-alarm rate of the change tests per pool and request: `degraded`, and when a pool's (or
+    /// a zone's) history is cut short after a change (0.0001–0.2).
+    #[arg(long, env = "CHANGE_ALPHA", default_value = "0.01", value_parser = parse_alpha)]
+    pub change_alpha: f64,
+    /// `k` > 1: an alternative within this much (termination-rate points, 0.01 = 1 point) of the next
+    /// best score may be preferred for being in another zone or of another instance type.
+    #[arg(long, env = "DIVERSITY_TOLERANCE", default_value = "0.01", value_parser = parse_tolerance)]
+    pub diversity_tolerance: f64,
     /// Count each event once: a redelivered copy (same five fields) is dropped (the ingestion pipeline
     /// delivers at least once).
     #[arg(long, env = "DEDUP_JOB_IDS", default_value_t = true, action = ArgAction::Set)]

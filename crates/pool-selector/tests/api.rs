@@ -59,7 +59,7 @@ async fn get_pool_keeps_the_seed_contract_and_adds_the_evidence() {
     assert_eq!(body["jobs"], 400);
     assert_eq!(body["spot_terminations"], 4);
     assert_eq!(body["candidates"], 2);
-    assert_eq!(body["strategy"], "wilson");
+    assert_eq!(body["strategy"], "pooled");
     assert!(body["score"].as_f64().unwrap() > 0.01);
 
     let (status, body) = app.get("/get-pool").await;
@@ -91,6 +91,8 @@ async fn get_pool_keeps_the_seed_contract_and_adds_the_evidence() {
 
 #[tokio::test]
 async fn a_small_lucky_pool_does_not_beat_a_proven_one_unless_naive() {
+    // A proven pool at 1 %, a lucky one with 2 clean jobs, and the fleet around them at 5–6 %: the
+    // lucky pool's family and zone say it is probably no better than its neighbours.
     let mut events = pool_events("pool-c6a.large-us-east-1a", 2, 0, Duration::hours(1));
     events.extend(pool_events(
         "pool-m6a.large-us-east-1a",
@@ -98,15 +100,33 @@ async fn a_small_lucky_pool_does_not_beat_a_proven_one_unless_naive() {
         50,
         Duration::hours(1),
     ));
+    for (pool, spot) in [
+        ("pool-c6a.xlarge-us-east-1b", 25),
+        ("pool-r6a.large-us-east-1b", 25),
+        ("pool-m6a.xlarge-us-east-1c", 30),
+    ] {
+        events.extend(pool_events(pool, 500, spot, Duration::hours(1)));
+    }
     let (dir, _) = folder_with(&events).await;
     let app = TestApp::spawn(url(&dir)).await;
 
-    for strategy in ["", "&strategy=wilson", "&strategy=bayes"] {
-        let (status, body) = app.get(&format!("/get-pool?window=7d{strategy}")).await;
+    for strategy in [
+        "",
+        "&strategy=pooled",
+        "&strategy=wilson",
+        "&strategy=bayes",
+    ] {
+        let (status, body) = app
+            .get(&format!(
+                "/get-pool?window=7d&instance_types=c6a.large,m6a.large{strategy}"
+            ))
+            .await;
         assert_eq!(status, 200);
         assert_eq!(body["pool_id"], "pool-m6a.large-us-east-1a", "{strategy}");
     }
-    let (_, body) = app.get("/get-pool?strategy=naive").await;
+    let (_, body) = app
+        .get("/get-pool?strategy=naive&instance_types=c6a.large,m6a.large")
+        .await;
     assert_eq!(body["pool_id"], "pool-c6a.large-us-east-1a");
     assert_eq!(body["score"], 0.0);
     // min_jobs removes the lucky pool even from the naive ranking.
@@ -621,6 +641,9 @@ async fn pools_has_a_default_limit_and_says_how_many_matched() {
     let (status, _) = app.get("/pools?limit=10001").await;
     assert_eq!(status, 400);
 }
+
+#[path = "api/learning.rs"]
+mod learning;
 
 mod intake {
     use super::*;

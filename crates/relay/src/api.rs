@@ -17,7 +17,7 @@ use crate::key::{CacheKey, KeyError};
 use crate::relay::Relay;
 use crate::upstream::REQUEST_ID;
 
-/// The `X-Cache` response header: `HIT`, `MISS`, `STALE` or `BYPASS`.
+/// The `X-Cache` response header: `HIT`, `MISS`, `STALE` or `BYPASS` (see [`crate::relay::CacheStatus`]).
 pub const X_CACHE: &str = "x-cache";
 
 /// Longest request id accepted from a client; a longer or non-printable one is replaced.
@@ -157,8 +157,8 @@ pub async fn docs_redirect() -> HttpResponse {
     tag = "relayed",
     params(pool_core::request::RankingParams),
     responses(
-        (status = 200, description = "pool-selector's answer: `{\"pool_id\": …, …}`", content_type = "application/json",
-            headers(("x-cache" = String, description = "HIT, MISS, STALE or BYPASS"), ("age" = u64, description = "Seconds since pool-selector answered"), ("x-request-id" = String))),
+        (status = 200, description = "pool-selector's answer: `{\"pool_id\": …, …}`. An unseeded `strategy=thompson` request is one random draw per caller: never cached nor shared, always BYPASS.", content_type = "application/json",
+            headers(("x-cache" = String, description = "HIT, MISS, STALE or BYPASS (Redis unavailable, or an unseeded thompson draw)"), ("age" = u64, description = "Seconds since pool-selector answered"), ("x-request-id" = String))),
         (status = 400, description = "A malformed, unknown or repeated parameter (refused by the relay with pool-selector's own rules)", body = ErrorBody),
         (status = 404, description = "No matching data (cached for NEGATIVE_TTL_SECONDS)", body = ErrorBody),
         (status = 414, description = "Query string longer than the relay accepts", body = ErrorBody),
@@ -177,8 +177,8 @@ fn get_pool_doc() {}
     tag = "relayed",
     params(pool_core::request::RankingParams),
     responses(
-        (status = 200, description = "pool-selector's ranking", content_type = "application/json",
-            headers(("x-cache" = String, description = "HIT, MISS, STALE or BYPASS"), ("age" = u64), ("x-request-id" = String))),
+        (status = 200, description = "pool-selector's ranking. An unseeded `strategy=thompson` request is one random draw per caller: never cached nor shared, always BYPASS.", content_type = "application/json",
+            headers(("x-cache" = String, description = "HIT, MISS, STALE or BYPASS (Redis unavailable, or an unseeded thompson draw)"), ("age" = u64), ("x-request-id" = String))),
         (status = 400, description = "A malformed, unknown or repeated parameter", body = ErrorBody),
         (status = 404, description = "No matching data", body = ErrorBody),
         (status = 414, description = "Query string longer than the relay accepts", body = ErrorBody),
@@ -190,6 +190,49 @@ fn get_pool_doc() {}
 #[allow(dead_code)]
 fn pools_doc() {}
 
+/// A replay of the ranking strategies over past hours (regret against the best pool in hindsight),
+/// relayed from pool-selector through the cache. Keyed by the canonical form of its own parameters
+/// (`window=14d` and `window=336h` are one entry; the order of `strategies` is kept).
+#[utoipa::path(
+    get,
+    path = "/backtest",
+    tag = "relayed",
+    params(pool_core::request::BacktestParams),
+    responses(
+        (status = 200, description = "pool-selector's backtest", content_type = "application/json",
+            headers(("x-cache" = String, description = "HIT, MISS, STALE or BYPASS"), ("age" = u64, description = "Seconds since pool-selector answered"), ("x-request-id" = String))),
+        (status = 400, description = "A malformed, unknown or repeated parameter (refused by the relay with pool-selector's own rules)", body = ErrorBody),
+        (status = 404, description = "No matching data (cached for NEGATIVE_TTL_SECONDS)", body = ErrorBody),
+        (status = 414, description = "Query string longer than the relay accepts", body = ErrorBody),
+        (status = 502, description = "pool-selector unreachable, or its answer unusable", body = ErrorBody),
+        (status = 503, description = "pool-selector is busy or its storage is unavailable; see Retry-After", body = ErrorBody),
+        (status = 504, description = "pool-selector did not answer in time", body = ErrorBody),
+    )
+)]
+#[allow(dead_code)]
+fn backtest_doc() {}
+
+/// The same backtest drawn as an SVG chart, relayed from pool-selector through the cache with its
+/// content type (`image/svg+xml`).
+#[utoipa::path(
+    get,
+    path = "/backtest.svg",
+    tag = "relayed",
+    params(pool_core::request::BacktestParams),
+    responses(
+        (status = 200, description = "pool-selector's chart", content_type = "image/svg+xml", body = String,
+            headers(("x-cache" = String, description = "HIT, MISS, STALE or BYPASS"), ("age" = u64, description = "Seconds since pool-selector answered"), ("x-request-id" = String))),
+        (status = 400, description = "A malformed, unknown or repeated parameter (refused by the relay with pool-selector's own rules)", body = ErrorBody),
+        (status = 404, description = "No matching data (cached for NEGATIVE_TTL_SECONDS)", body = ErrorBody),
+        (status = 414, description = "Query string longer than the relay accepts", body = ErrorBody),
+        (status = 502, description = "pool-selector unreachable, or its answer unusable", body = ErrorBody),
+        (status = 503, description = "pool-selector is busy or its storage is unavailable; see Retry-After", body = ErrorBody),
+        (status = 504, description = "pool-selector did not answer in time", body = ErrorBody),
+    )
+)]
+#[allow(dead_code)]
+fn backtest_svg_doc() {}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -198,7 +241,14 @@ fn pools_doc() {}
                        Redis cache (X-Cache: HIT, MISS, STALE, BYPASS). Any other path is a 404 from the relay. \
                        `/metrics`, `/docs` and this document are served on the operations port (ADMIN_PORT) only."
     ),
-    paths(get_pool_doc, pools_doc, pool_core::http::health, ready),
+    paths(
+        get_pool_doc,
+        pools_doc,
+        backtest_doc,
+        backtest_svg_doc,
+        pool_core::http::health,
+        ready
+    ),
     components(schemas(ErrorBody, Health, Readiness)),
     tags((name = "relayed", description = "Read routes of pool-selector, cached"), (name = "operations"))
 )]
@@ -219,5 +269,8 @@ mod tests {
             );
         }
         assert!(doc.paths.paths.contains_key("/ready"));
+        let json = serde_json::to_value(&doc).expect("the document serialises");
+        let chart = &json["paths"]["/backtest.svg"]["get"]["responses"]["200"]["content"];
+        assert!(chart.get("image/svg+xml").is_some(), "{chart}");
     }
 }

@@ -2,21 +2,31 @@
 //!
 //! The relay is not an open proxy (seed 002 relayed any path): only the read routes in
 //! [`RELAYED_ROUTES`] are forwarded. Each request's query is parsed by the same function pool-selector
-//! uses ([`pool_core::request::RankingRequest::from_query`]); a query it would refuse is refused here
-//! with the same 400, before any upstream work, and an accepted one is turned into its canonical form,
-//! which is both the cache key and what is sent upstream. Every spelling of one question (`window=0`,
-//! `window=00`, `window=0s`, sets in any order or case) is therefore one key and at most one scan.
+//! uses ([`pool_core::request::RankingRequest::from_query`] for the rankings,
+//! [`pool_core::request::BacktestRequest::from_query`] for the backtests); a query it would refuse is
+//! refused here with the same 400, before any upstream work, and an accepted one is turned into its
+//! canonical form, which is both the cache key and what is sent upstream. Every spelling of one question
+//! (`window=0`, `window=00`, `window=0s`, sets in any order or case) is therefore one key and at most one
+//! scan.
+//!
+//! One kind of question has no answer to share: an unseeded `strategy=thompson` ranking is one random
+//! posterior draw per request, and two callers must get independent draws (that spreads their load over
+//! the pools). Its key is marked [`CacheKey::cacheable`] `false`: the relay forwards it on its own.
 
 use std::fmt;
 
 use pool_core::http::ApiError;
-use pool_core::request::RankingRequest;
+use pool_core::request::{BacktestRequest, RankingRequest, Strategy};
 
-/// The pool-selector read routes the relay forwards. A later route is one more line here.
-pub const RELAYED_ROUTES: &[&str] = &["/get-pool", "/pools"];
+/// The pool-selector read routes the relay forwards. A later route is one more line here (and one
+/// more arm in [`CacheKey::new`] when its query grammar is not the ranking one).
+pub const RELAYED_ROUTES: &[&str] = &["/get-pool", "/pools", "/backtest", "/backtest.svg"];
 
 /// Longest query string relayed. A longer one would only bloat Redis keys; no real filter needs it.
 pub const MAX_QUERY_LEN: usize = 4096;
+
+/// [`CacheKey::uncacheable_reason`] of an unseeded `strategy=thompson` ranking.
+pub const UNSEEDED_THOMPSON: &str = "unseeded_thompson";
 
 /// Why a request cannot be relayed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -33,21 +43,51 @@ pub enum KeyError {
 pub struct CacheKey {
     route: &'static str,
     query: String,
+    /// Why answers to this question must not be shared (`None`: they may be cached).
+    uncacheable: Option<&'static str>,
 }
 
 impl CacheKey {
     /// The canonical form of `route` (one of [`RELAYED_ROUTES`]) with the raw `query` string: the
     /// parsed parameters written back in one fixed order and spelling (see
-    /// [`RankingRequest::canonical`]); `limit` only counts on `/pools`.
+    /// [`RankingRequest::canonical`], [`BacktestRequest::canonical`]); `limit` only counts on
+    /// `/pools`, `k` only on `/get-pool`.
     pub fn new(route: &'static str, query: &str) -> Result<Self, KeyError> {
         if query.len() > MAX_QUERY_LEN {
             return Err(KeyError::QueryTooLong(query.len()));
         }
-        let request = RankingRequest::from_query(query).map_err(KeyError::Invalid)?;
+        let (query, uncacheable) = match route {
+            "/backtest" | "/backtest.svg" => {
+                // A backtest's thompson draws are seeded (default 0): every answer is reproducible.
+                let request = BacktestRequest::from_query(query).map_err(KeyError::Invalid)?;
+                (request.canonical(), None)
+            }
+            _ => {
+                let request = RankingRequest::from_query(query).map_err(KeyError::Invalid)?;
+                let random = request.strategy == Some(Strategy::Thompson) && request.seed.is_none();
+                (
+                    request.canonical(route == "/pools"),
+                    random.then_some(UNSEEDED_THOMPSON),
+                )
+            }
+        };
         Ok(Self {
             route,
-            query: request.canonical(route == "/pools"),
+            query,
+            uncacheable,
         })
+    }
+
+    /// Whether answers to this question may be shared: `false` for an unseeded `strategy=thompson`
+    /// ranking, whose answer is a fresh random draw on every request (never cached, never coalesced).
+    pub fn cacheable(&self) -> bool {
+        self.uncacheable.is_none()
+    }
+
+    /// Why answers must not be shared, a metrics label (e.g. [`UNSEEDED_THOMPSON`]); `None` when
+    /// [`cacheable`](Self::cacheable).
+    pub fn uncacheable_reason(&self) -> Option<&'static str> {
+        self.uncacheable
     }
 
     /// The route pattern, e.g. `/get-pool` (a metrics label: the set is small and fixed).
@@ -142,6 +182,77 @@ mod tests {
                 other => panic!("{q}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn backtests_are_keyed_by_their_own_grammar() {
+        let bt = |route, q| CacheKey::new(route, q).unwrap().to_string();
+        assert_eq!(
+            bt("/backtest", "window=14d&strategies=naive,Pooled"),
+            bt("/backtest", "strategies=naive,pooled,naive&window=336h")
+        );
+        assert_eq!(
+            bt("/backtest", "window=14d&strategies=naive,pooled"),
+            "GET /backtest?strategies=naive%2Cpooled&window=1209600"
+        );
+        // The order of the strategies is the order of the answer's series: it is part of the key.
+        assert_ne!(
+            bt("/backtest", "strategies=naive,pooled"),
+            bt("/backtest", "strategies=pooled,naive")
+        );
+        // The chart and the table are different answers to one question.
+        assert_eq!(
+            bt("/backtest.svg", "step=1h"),
+            "GET /backtest.svg?step=3600"
+        );
+        assert!(
+            CacheKey::new("/backtest", "strategies=thompson")
+                .unwrap()
+                .cacheable()
+        );
+        // Ranking parameters are not backtest parameters, and the other way round.
+        for (route, q, field) in [
+            ("/backtest", "step=0", Some("step")),
+            ("/backtest.svg", "window=90m", Some("window")),
+            ("/backtest", "limit=5", None),
+            ("/get-pool", "step=1h", None),
+        ] {
+            match CacheKey::new(route, q) {
+                Err(KeyError::Invalid(e)) => {
+                    assert_eq!(e.status.as_u16(), 400, "{route}?{q}");
+                    assert_eq!(e.body.field.as_deref(), field, "{route}?{q}");
+                }
+                other => panic!("{route}?{q}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn only_unseeded_thompson_rankings_are_uncacheable() {
+        for (route, q) in [
+            ("/get-pool", "strategy=thompson"),
+            ("/pools", "strategy=Thompson&k=2"),
+        ] {
+            let k = CacheKey::new(route, q).unwrap();
+            assert!(!k.cacheable(), "{route}?{q}");
+            assert_eq!(k.uncacheable_reason(), Some(UNSEEDED_THOMPSON));
+        }
+        for (route, q) in [
+            ("/get-pool", "strategy=thompson&seed=3"),
+            ("/pools", "strategy=thompson&seed=0"),
+            ("/get-pool", ""),
+            ("/get-pool", "strategy=pooled"),
+        ] {
+            assert!(CacheKey::new(route, q).unwrap().cacheable(), "{route}?{q}");
+        }
+        assert_eq!(
+            key("seed=03&strategy=thompson"),
+            "GET /get-pool?strategy=thompson&seed=3"
+        );
+        assert_ne!(
+            key("strategy=thompson&seed=3"),
+            key("strategy=thompson&seed=4")
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub struct RelayMetrics {
     pub stale_refreshes: IntCounter,
     /// Fetches that waited for another replica holding the Redis fetch lock.
     pub lock_waits: IntCounter,
+    uncacheable: IntCounterVec,
     upstream_requests: IntCounterVec,
     upstream_latency: HistogramVec,
     redis_errors: IntCounterVec,
@@ -84,6 +85,13 @@ impl RelayMetrics {
                 "redis_lock_waits_total",
                 "Fetches that waited for another replica holding the Redis fetch lock.",
             ),
+            uncacheable: counter_vec(
+                registry,
+                "uncacheable_total",
+                "Requests forwarded on their own by design, never cached nor coalesced (answered BYPASS, \
+                 also counted in cache_requests_total), by route and reason.",
+                &["route", "reason"],
+            ),
             upstream_requests: counter_vec(
                 registry,
                 "upstream_requests_total",
@@ -120,6 +128,11 @@ impl RelayMetrics {
             CacheStatus::Stale => self.stale.inc(),
             CacheStatus::Bypass => self.bypass.inc(),
         }
+    }
+
+    /// One request forwarded on its own for `reason` (e.g. `unseeded_thompson`).
+    pub fn uncacheable(&self, route: &str, reason: &str) {
+        self.uncacheable.with_label_values(&[route, reason]).inc();
     }
 
     pub fn upstream(&self, route: &str, outcome: &str, seconds: f64) {

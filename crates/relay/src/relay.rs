@@ -12,6 +12,10 @@
 //!   and asks the upstream itself only if none appears before the lock expires.
 //! * **Redis unavailable.** The request still shares an in-process fetch with its peers, and is answered
 //!   `BYPASS`; nothing is cached until Redis answers again.
+//! * **Uncacheable.** A question whose every answer is meant to differ (an unseeded
+//!   `strategy=thompson` ranking: one random draw per caller, see [`CacheKey::cacheable`]) is never
+//!   looked up, stored or coalesced: each request sends its own upstream request (still within the
+//!   connection bound and the timeout) and is answered `BYPASS` (`uncacheable_total`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,7 +39,8 @@ pub enum CacheStatus {
     Miss,
     /// From the cache past its TTL, inside the grace period; a refresh is under way.
     Stale,
-    /// From the upstream, Redis being unavailable: nothing was cached.
+    /// From the upstream, not cached: Redis being unavailable, or a question whose answers must not be
+    /// shared (an unseeded thompson draw).
     Bypass,
 }
 
@@ -125,6 +130,9 @@ impl Relay {
         key: &CacheKey,
         request_id: &str,
     ) -> Result<Answer, Failure> {
+        if let Some(reason) = key.uncacheable_reason() {
+            return self.forward(key, reason, request_id).await;
+        }
         let k = key.to_string();
         let status = match self.store.get(&k).await {
             Lookup::Found(entry, from_l1) => match entry.freshness(now_ms(), self.grace_ms()) {
@@ -147,6 +155,26 @@ impl Relay {
         self.metrics.result(status);
         match flight.await {
             Ok(entry) => Ok(Answer { entry, status }),
+            Err(error) => Err(Failure { error, status }),
+        }
+    }
+
+    /// Send `key` upstream on its own: no lookup, no shared fetch, nothing stored. Not spawned either:
+    /// nobody else waits for this answer, so a client hanging up may cancel it.
+    async fn forward(
+        &self,
+        key: &CacheKey,
+        reason: &'static str,
+        request_id: &str,
+    ) -> Result<Answer, Failure> {
+        let status = CacheStatus::Bypass;
+        self.metrics.uncacheable(key.route(), reason);
+        self.metrics.result(status);
+        match self.upstream.fetch(key, request_id).await {
+            Ok(entry) => Ok(Answer {
+                entry: Arc::new(entry),
+                status,
+            }),
             Err(error) => Err(Failure { error, status }),
         }
     }

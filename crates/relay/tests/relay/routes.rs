@@ -129,7 +129,14 @@ async fn health_ready_metrics_and_docs() {
 
     let doc = relay.get_admin("/openapi.json").await;
     assert_eq!(doc.status, 200);
-    for path in ["/get-pool", "/pools", "/health", "/ready"] {
+    for path in [
+        "/get-pool",
+        "/pools",
+        "/backtest",
+        "/backtest.svg",
+        "/health",
+        "/ready",
+    ] {
         assert!(
             doc.body["paths"].get(path).is_some(),
             "{path} not documented"

@@ -104,6 +104,8 @@ pub struct Reply {
     pub cache: String,
     pub age: Option<u64>,
     pub request_id: String,
+    /// The `Content-Type` header (empty when absent).
+    pub content_type: String,
     pub body: Value,
 }
 
@@ -167,10 +169,11 @@ impl TestRelay {
                 .map(|v| v.to_str().unwrap().to_owned())
                 .unwrap_or_default()
         };
-        let (status, cache, request_id) = (
+        let (status, cache, request_id, content_type) = (
             res.status().as_u16(),
             header("x-cache"),
             header("x-request-id"),
+            header("content-type"),
         );
         let age = res
             .headers()
@@ -183,6 +186,7 @@ impl TestRelay {
             cache,
             age,
             request_id,
+            content_type,
             body,
         }
     }
@@ -199,6 +203,21 @@ impl TestRelay {
             .unwrap();
         metric_value(&text, name, labels) as u64
     }
+}
+
+/// Whether the shared test Redis holds an entry for `key` (`GET /route?canonical-query`) under `prefix`.
+pub async fn redis_holds(prefix: &str, key: &str) -> bool {
+    let client = redis::Client::open(shared_redis()).expect("TEST_REDIS_URL is a Redis URL");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the shared test Redis answers");
+    redis::cmd("EXISTS")
+        .arg(format!("{prefix}e:{key}"))
+        .query_async::<i64>(&mut con)
+        .await
+        .expect("EXISTS")
+        == 1
 }
 
 /// The shared test Redis (`TEST_REDIS_URL`, started by scripts/test-services.sh).

@@ -1,0 +1,854 @@
+//! Scenarios: seeded simulated worlds whose hidden termination probabilities change over time.
+//!
+//! A [`World`] is a set of spot pools, each with an hourly job rate, an hour from which it has jobs and
+//! a piecewise-constant termination probability. It is built by [`world`] from a [`ScenarioKind`] and a
+//! seed, and is pure data: no I/O, no clock, nothing random outside the seed. The event generator turns
+//! a world into events (`--scenario`); a benchmark can use the same world directly, drawing hourly
+//! counts with [`sample_counts`] and scoring an estimator against [`WorldPool::rate_at`].
+//!
+//! # The model
+//!
+//! The rates are structured the way the real spot market is, so that pooling evidence helps:
+//!
+//! * every instance family `f` has a log-effect `a_f ~ N(0, 0.5²)` and every zone `z` one
+//!   `b_z ~ N(0, 0.5²)` (drawn first, in catalogue order, so all scenarios of a seed share them);
+//! * a pool's base rate is `clamp(0.04 · exp(a_f + b_z + e_p), 0.002, 0.5)` with its own noise
+//!   `e_p ~ N(0, 0.25²)`, so the sizes of one family in one zone are alike, and a family (or a zone)
+//!   that is bad somewhere tends to be bad everywhere;
+//! * traffic is Zipf-like: the `k`-th busiest pool (in a random order) expects `busiest / k^exponent`
+//!   jobs per hour.
+//!
+//! The scenarios differ in which pools exist, how thin their traffic is and how the rates move:
+//!
+//! | scenario | pools | jobs/hour of the k-th busiest | rates |
+//! |---|---|---|---|
+//! | `stationary` | 150 of the catalogue | `40 / k^0.8` (≈ 0.7 for the thinnest) | constant |
+//! | `long-tail` | all 432 | `20 / k^1.3` (most pools: 2–30 jobs in 14 days) | constant |
+//! | `regime-change` | as stationary | as stationary | 25 % of pools change once in the last 72 h: half × 3–8 (capped at 0.6), half ÷ 3–8 |
+//! | `cold-start` | as stationary | as stationary | constant; 30 % of pools only have jobs from an hour in the last 48 h |
+//! | `zone-outage` | as stationary | as stationary | every pool of one random zone × 5 (capped at 0.6) from an hour in the last 24 h |
+//!
+//! "In the last N hours" means an hour in `[max(hours − N, 1), hours)`: never hour 0, so a change is
+//! always a change (only a one-hour world has nowhere else to put it, and changes from hour 0).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use pool_core::event::PoolId;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Binomial, Distribution, Poisson, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::pools::{FAMILIES, ZONES, catalogue};
+
+/// History length a scenario gets when `--hours` is not given: 14 days.
+pub const DEFAULT_HOURS: u32 = 14 * 24;
+
+/// Median base termination probability (family, zone and pool effects all zero).
+const BASE_RATE: f64 = 0.04;
+/// Standard deviation of a family's log-effect on the rate.
+const FAMILY_SD: f64 = 0.5;
+/// Standard deviation of a zone's log-effect on the rate.
+const ZONE_SD: f64 = 0.5;
+/// Standard deviation of a pool's own log-effect on the rate.
+const POOL_SD: f64 = 0.25;
+/// Base rates are clamped into this range.
+const BASE_RANGE: (f64, f64) = (0.002, 0.5);
+/// A rate that worsens (regime change up, zone outage) never goes above this.
+const WORSE_CAP: f64 = 0.6;
+/// Pools in every scenario but `long-tail` (which has the whole catalogue).
+const STANDARD_POOLS: usize = 150;
+/// Share of pools whose rate changes in `regime-change`.
+const REGIME_CHANGE_SHARE: f64 = 0.25;
+/// A regime change happens in this many last hours.
+const REGIME_CHANGE_WINDOW: u32 = 72;
+/// Range of the factor a regime change multiplies or divides a rate by.
+const REGIME_CHANGE_FACTOR: (f64, f64) = (3.0, 8.0);
+/// Share of pools that are new in `cold-start`.
+const COLD_START_SHARE: f64 = 0.3;
+/// New pools appear in this many last hours.
+const COLD_START_WINDOW: u32 = 48;
+/// A zone outage starts in this many last hours.
+const OUTAGE_WINDOW: u32 = 24;
+/// A zone outage multiplies its pools' rates by this.
+const OUTAGE_FACTOR: f64 = 5.0;
+
+/// Which world to simulate. The names (`as_str`, `FromStr`, serde) are kebab-case: `long-tail`, ….
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScenarioKind {
+    /// 150 pools, skewed traffic, rates constant over time.
+    Stationary,
+    /// The whole catalogue (432 pools) with very thin traffic for most of them.
+    LongTail,
+    /// Like `Stationary`, but a quarter of the pools change rate (up or down 3–8×) in the last 3 days.
+    RegimeChange,
+    /// Like `Stationary`, but 30 % of the pools only get jobs from an hour in the last 2 days.
+    ColdStart,
+    /// Like `Stationary`, but one zone's pools all get 5× worse from an hour in the last day.
+    ZoneOutage,
+}
+
+impl ScenarioKind {
+    /// Every scenario, in the order they are documented.
+    pub const ALL: [ScenarioKind; 5] = [
+        ScenarioKind::Stationary,
+        ScenarioKind::LongTail,
+        ScenarioKind::RegimeChange,
+        ScenarioKind::ColdStart,
+        ScenarioKind::ZoneOutage,
+    ];
+
+    /// The scenario's name, as accepted by `FromStr` and `--scenario`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ScenarioKind::Stationary => "stationary",
+            ScenarioKind::LongTail => "long-tail",
+            ScenarioKind::RegimeChange => "regime-change",
+            ScenarioKind::ColdStart => "cold-start",
+            ScenarioKind::ZoneOutage => "zone-outage",
+        }
+    }
+}
+
+impl fmt::Display for ScenarioKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown scenario name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown scenario {0:?}; expected one of stationary, long-tail, regime-change, cold-start, zone-outage"
+)]
+pub struct UnknownScenario(pub String);
+
+impl FromStr for ScenarioKind {
+    type Err = UnknownScenario;
+    /// Exact names, case-insensitive, surrounding blanks ignored.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let name = s.trim();
+        ScenarioKind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownScenario(name.to_owned()))
+    }
+}
+
+/// A simulated world: which pools exist, how busy they are and how their hidden termination
+/// probability moves over `hours` hours from `start`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct World {
+    /// Start of hour 0. Hour `h` covers `[start + h hours, start + h + 1 hours)`.
+    pub start: DateTime<Utc>,
+    /// Number of hours simulated.
+    pub hours: u32,
+    /// The pools, busiest (highest `jobs_per_hour`) first.
+    pub pools: Vec<WorldPool>,
+}
+
+impl World {
+    /// Start of hour `hour` (`hour == hours` gives the end of the world).
+    pub fn hour_start(&self, hour: u32) -> DateTime<Utc> {
+        self.start + chrono::Duration::hours(i64::from(hour))
+    }
+
+    /// End of the last hour.
+    pub fn end(&self) -> DateTime<Utc> {
+        self.hour_start(self.hours)
+    }
+}
+
+/// One pool of a [`World`] and its hidden parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorldPool {
+    pub pool_id: PoolId,
+    /// Expected jobs per hour while the pool exists.
+    pub jobs_per_hour: f64,
+    /// First hour index (0-based from `start`) the pool has jobs (cold-start pools appear late).
+    pub first_hour: u32,
+    /// Piecewise-constant termination probability: (from_hour, probability), sorted, first from 0.
+    pub rate: Vec<(u32, f64)>,
+}
+
+impl WorldPool {
+    /// The termination probability during hour `hour`: that of the last segment starting at or before
+    /// it (0 if `rate` is empty, which [`world`] never builds).
+    pub fn rate_at(&self, hour: u32) -> f64 {
+        let after = self.rate.partition_point(|(from, _)| *from <= hour);
+        self.rate.get(after.saturating_sub(1)).map_or(0.0, |s| s.1)
+    }
+
+    /// Expected jobs during hour `hour`: `jobs_per_hour`, or 0 before `first_hour`.
+    pub fn expected_jobs_at(&self, hour: u32) -> f64 {
+        if hour < self.first_hour {
+            0.0
+        } else {
+            self.jobs_per_hour
+        }
+    }
+}
+
+/// Build the world of scenario `kind` for `hours` hours from `start`. The same `(kind, seed, hours)`
+/// always gives the same world (`start` only places it in time); different scenarios of one seed share
+/// the family and zone effects.
+pub fn world(kind: ScenarioKind, seed: u64, start: DateTime<Utc>, hours: u32) -> World {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let family_effects: Vec<f64> = FAMILIES
+        .iter()
+        .map(|_| FAMILY_SD * standard_normal(&mut rng))
+        .collect();
+    let zone_effects: Vec<f64> = ZONES
+        .iter()
+        .map(|_| ZONE_SD * standard_normal(&mut rng))
+        .collect();
+
+    let all = catalogue();
+    let mut ids: Vec<PoolId> = if kind == ScenarioKind::LongTail {
+        all
+    } else {
+        rand::seq::index::sample(&mut rng, all.len(), STANDARD_POOLS.min(all.len()))
+            .into_iter()
+            .map(|i| all[i].clone())
+            .collect()
+    };
+    // A random traffic order, so busy and thin pools are spread over families and zones.
+    rand::seq::SliceRandom::shuffle(ids.as_mut_slice(), &mut rng);
+    let (busiest, exponent) = if kind == ScenarioKind::LongTail {
+        (20.0, 1.3)
+    } else {
+        (40.0, 0.8)
+    };
+
+    let mut pools: Vec<WorldPool> = ids
+        .into_iter()
+        .enumerate()
+        .map(|(k, pool_id)| {
+            let family = family_index(&pool_id);
+            let zone = zone_index(&pool_id);
+            let log_effect =
+                family_effects[family] + zone_effects[zone] + POOL_SD * standard_normal(&mut rng);
+            let base = (BASE_RATE * log_effect.exp()).clamp(BASE_RANGE.0, BASE_RANGE.1);
+            WorldPool {
+                pool_id,
+                jobs_per_hour: busiest / ((k + 1) as f64).powf(exponent),
+                first_hour: 0,
+                rate: vec![(0, base)],
+            }
+        })
+        .collect();
+
+    let n = pools.len();
+    match kind {
+        ScenarioKind::Stationary | ScenarioKind::LongTail => {}
+        ScenarioKind::RegimeChange => {
+            let changed = share_of(n, REGIME_CHANGE_SHARE);
+            for (j, i) in rand::seq::index::sample(&mut rng, n, changed)
+                .into_iter()
+                .enumerate()
+            {
+                let hour = late_hour(&mut rng, hours, REGIME_CHANGE_WINDOW);
+                let factor = rng.random_range(REGIME_CHANGE_FACTOR.0..REGIME_CHANGE_FACTOR.1);
+                let pool = &mut pools[i];
+                let base = pool.rate[0].1;
+                // Alternate: half of the changed pools get worse, half get better.
+                let next = if j % 2 == 0 {
+                    (base * factor).min(WORSE_CAP)
+                } else {
+                    base / factor
+                };
+                set_from(pool, hour, next);
+            }
+        }
+        ScenarioKind::ColdStart => {
+            let new = share_of(n, COLD_START_SHARE);
+            for i in rand::seq::index::sample(&mut rng, n, new) {
+                pools[i].first_hour = late_hour(&mut rng, hours, COLD_START_WINDOW);
+            }
+        }
+        ScenarioKind::ZoneOutage => {
+            let mut zones: Vec<usize> = pools.iter().map(|p| zone_index(&p.pool_id)).collect();
+            zones.sort_unstable();
+            zones.dedup();
+            if !zones.is_empty() {
+                let zone = zones[rng.random_range(0..zones.len())];
+                let hour = late_hour(&mut rng, hours, OUTAGE_WINDOW);
+                for pool in pools.iter_mut().filter(|p| zone_index(&p.pool_id) == zone) {
+                    let worse = (pool.rate[0].1 * OUTAGE_FACTOR).min(WORSE_CAP);
+                    set_from(pool, hour, worse);
+                }
+            }
+        }
+    }
+    World {
+        start,
+        hours,
+        pools,
+    }
+}
+
+/// Hourly (jobs, spot terminations) per pool, indexed `[pool][hour]` like `world.pools`:
+/// jobs ~ Poisson(jobs_per_hour) (0 before `first_hour`), spot ~ Binomial(jobs, rate_at(hour)).
+/// Draws pool by pool, hour by hour, so a seeded `rng` gives the same counts every time.
+pub fn sample_counts(world: &World, rng: &mut ChaCha8Rng) -> Vec<Vec<(u32, u32)>> {
+    world
+        .pools
+        .iter()
+        .map(|pool| {
+            (0..world.hours)
+                .map(|hour| {
+                    let jobs = if hour < pool.first_hour {
+                        0
+                    } else {
+                        poisson(rng, pool.jobs_per_hour)
+                    };
+                    (jobs, binomial(rng, jobs, pool.rate_at(hour)))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A standard normal draw.
+fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
+    rng.sample(StandardNormal)
+}
+
+/// A Poisson draw with the given mean (0 for a mean that is not a positive finite number).
+pub(crate) fn poisson(rng: &mut ChaCha8Rng, mean: f64) -> u32 {
+    match Poisson::new(mean) {
+        // Draws are whole numbers; `as` saturates the (astronomically unlikely) huge ones.
+        Ok(d) => d.sample(rng) as u32,
+        _ => 0,
+    }
+}
+
+/// A Binomial(`n`, `p`) draw, `p` clamped into `[0, 1]`.
+fn binomial(rng: &mut ChaCha8Rng, n: u32, p: f64) -> u32 {
+    if n == 0 || p.is_nan() || p <= 0.0 {
+        return 0;
+    }
+    let d = Binomial::new(u64::from(n), p.min(1.0)).expect("p is in (0, 1]");
+    d.sample(rng) as u32
+}
+
+/// `round(n · share)`, at most `n`.
+fn share_of(n: usize, share: f64) -> usize {
+    ((n as f64 * share).round() as usize).min(n)
+}
+
+/// An hour in the last `window` hours, never hour 0 (unless the world is a single hour).
+fn late_hour(rng: &mut ChaCha8Rng, hours: u32, window: u32) -> u32 {
+    if hours <= 1 {
+        return 0;
+    }
+    let lo = hours.saturating_sub(window).max(1);
+    rng.random_range(lo..hours)
+}
+
+/// The pool's rate is `probability` from `hour` on (its only rate if `hour` is 0).
+fn set_from(pool: &mut WorldPool, hour: u32, probability: f64) {
+    pool.rate.retain(|(from, _)| *from < hour);
+    pool.rate.push((hour, probability));
+}
+
+fn family_index(pool: &PoolId) -> usize {
+    let family = pool.instance_type().family();
+    FAMILIES
+        .iter()
+        .position(|f| *f == family)
+        .expect("world pools come from the catalogue")
+}
+
+fn zone_index(pool: &PoolId) -> usize {
+    let zone = pool.availability_zone().as_str();
+    ZONES
+        .iter()
+        .position(|z| *z == zone)
+        .expect("world pools come from the catalogue")
+}
+
+/// Jobs and their outcomes, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeCounts {
+    pub jobs: u64,
+    pub spot_terminations: u64,
+    /// Failures for other reasons (TIMED_OUT, SPARK_EXECUTION_ERROR).
+    pub other_failures: u64,
+}
+
+impl OutcomeCounts {
+    /// Add `other` to these counts.
+    pub fn add(&mut self, other: &OutcomeCounts) {
+        self.jobs += other.jobs;
+        self.spot_terminations += other.spot_terminations;
+        self.other_failures += other.other_failures;
+    }
+}
+
+/// One constant-rate stretch of a pool's history in a [`ScenarioTruth`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthSegment {
+    /// When the segment starts (it ends where the next one starts, or at the world's end).
+    pub from: DateTime<Utc>,
+    /// The same as an hour index from the world's start.
+    pub from_hour: u32,
+    /// Termination probability during the segment.
+    pub probability: f64,
+    /// Jobs generated during the segment.
+    #[serde(flatten)]
+    pub counts: OutcomeCounts,
+}
+
+/// One pool in a [`ScenarioTruth`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioTruthPool {
+    pub pool_id: String,
+    pub instance_type: String,
+    pub availability_zone: String,
+    pub jobs_per_hour: f64,
+    pub first_hour: u32,
+    /// The pool's rate over time, oldest segment first.
+    pub rate: Vec<TruthSegment>,
+    /// Jobs generated in the pool over the whole run.
+    #[serde(flatten)]
+    pub counts: OutcomeCounts,
+}
+
+/// The truth file of a scenario run (`--scenario … --truth FILE`): the world and what was generated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioTruth {
+    pub scenario: ScenarioKind,
+    pub seed: u64,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub hours: u32,
+    /// Chance that a job not lost to a spot termination fails for another reason.
+    pub other_failure_probability: f64,
+    /// Jobs generated in all pools.
+    pub events: u64,
+    /// Pools in the world's order (busiest first).
+    pub pools: Vec<ScenarioTruthPool>,
+}
+
+impl ScenarioTruth {
+    /// The truth for `world`, given the counts generated per pool and rate segment
+    /// (`segments[pool][segment]`, aligned with `world.pools[pool].rate`).
+    pub fn new(
+        scenario: ScenarioKind,
+        seed: u64,
+        world: &World,
+        other_failure_probability: f64,
+        segments: &[Vec<OutcomeCounts>],
+    ) -> Self {
+        let pools: Vec<ScenarioTruthPool> = world
+            .pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut total = OutcomeCounts::default();
+                let rate = p
+                    .rate
+                    .iter()
+                    .enumerate()
+                    .map(|(s, &(from_hour, probability))| {
+                        let counts = segments
+                            .get(i)
+                            .and_then(|c| c.get(s))
+                            .copied()
+                            .unwrap_or_default();
+                        total.add(&counts);
+                        TruthSegment {
+                            from: world.hour_start(from_hour),
+                            from_hour,
+                            probability,
+                            counts,
+                        }
+                    })
+                    .collect();
+                ScenarioTruthPool {
+                    pool_id: p.pool_id.to_string(),
+                    instance_type: p.pool_id.instance_type().to_string(),
+                    availability_zone: p.pool_id.availability_zone().to_string(),
+                    jobs_per_hour: p.jobs_per_hour,
+                    first_hour: p.first_hour,
+                    rate,
+                    counts: total,
+                }
+            })
+            .collect();
+        ScenarioTruth {
+            scenario,
+            seed,
+            start: world.start,
+            end: world.end(),
+            hours: world.hours,
+            other_failure_probability,
+            events: pools.iter().map(|p| p.counts.jobs).sum(),
+            pools,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn start() -> DateTime<Utc> {
+        "2026-11-08T00:00:00Z".parse().unwrap()
+    }
+
+    fn build(kind: ScenarioKind, seed: u64) -> World {
+        world(kind, seed, start(), DEFAULT_HOURS)
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for kind in ScenarioKind::ALL {
+            assert_eq!(kind.as_str().parse::<ScenarioKind>().unwrap(), kind);
+            assert_eq!(kind.to_string(), kind.as_str());
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+        assert_eq!(
+            " Zone-Outage ".parse::<ScenarioKind>(),
+            Ok(ScenarioKind::ZoneOutage)
+        );
+        assert!("zone_outage".parse::<ScenarioKind>().is_err());
+    }
+
+    #[test]
+    fn worlds_are_deterministic_per_seed_and_well_formed() {
+        for kind in ScenarioKind::ALL {
+            let a = build(kind, 7);
+            assert_eq!(a, build(kind, 7), "{kind}");
+            assert_ne!(a, build(kind, 8), "{kind}");
+            let expected = if kind == ScenarioKind::LongTail {
+                catalogue().len()
+            } else {
+                STANDARD_POOLS
+            };
+            assert_eq!(a.pools.len(), expected, "{kind}");
+            let ids: BTreeSet<_> = a.pools.iter().map(|p| p.pool_id.clone()).collect();
+            assert_eq!(ids.len(), a.pools.len(), "{kind}: distinct pools");
+            for w in a.pools.windows(2) {
+                assert!(
+                    w[0].jobs_per_hour > w[1].jobs_per_hour,
+                    "{kind}: busiest first"
+                );
+            }
+            for p in &a.pools {
+                assert!(!p.rate.is_empty() && p.rate[0].0 == 0, "{kind}: {p:?}");
+                assert!(p.rate.windows(2).all(|w| w[0].0 < w[1].0), "{p:?}");
+                assert!(
+                    p.rate
+                        .iter()
+                        .all(|(h, r)| *h < a.hours && *r > 0.0 && *r <= 0.6)
+                );
+                assert!(p.first_hour < a.hours);
+                assert!(p.jobs_per_hour > 0.0);
+            }
+        }
+    }
+
+    #[test]
+    fn traffic_and_rates_are_plausible() {
+        let s = build(ScenarioKind::Stationary, 3);
+        assert!((s.pools[0].jobs_per_hour - 40.0).abs() < 1e-9);
+        let thinnest = s.pools.last().unwrap().jobs_per_hour;
+        assert!((0.5..=1.5).contains(&thinnest), "{thinnest}");
+        let mut rates: Vec<f64> = s.pools.iter().map(|p| p.rate[0].1).collect();
+        rates.sort_by(f64::total_cmp);
+        let median = rates[rates.len() / 2];
+        assert!((0.015..=0.1).contains(&median), "{median}");
+        assert!(rates.iter().all(|r| (0.002..=0.5).contains(r)));
+
+        let lt = build(ScenarioKind::LongTail, 3);
+        let totals: Vec<f64> = lt
+            .pools
+            .iter()
+            .map(|p| p.jobs_per_hour * f64::from(lt.hours))
+            .collect();
+        let thin = totals.iter().filter(|t| (2.0..=30.0).contains(*t)).count();
+        assert!(
+            thin > lt.pools.len() * 3 / 4,
+            "{thin} of {}",
+            lt.pools.len()
+        );
+        assert!((lt.pools[0].jobs_per_hour - 20.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn family_and_zone_structure_shows_in_the_rates() {
+        // Pools sharing a family and a zone differ only by the pool noise (sd 0.25 in log space),
+        // pools in general by much more.
+        let lt = build(ScenarioKind::LongTail, 11);
+        let log = |p: &WorldPool| p.rate[0].1.ln();
+        let mut within = Vec::new();
+        let mut across = Vec::new();
+        for (i, a) in lt.pools.iter().enumerate() {
+            for b in &lt.pools[i + 1..] {
+                let d = (log(a) - log(b)).powi(2);
+                let same = a.pool_id.instance_type().family() == b.pool_id.instance_type().family()
+                    && a.pool_id.availability_zone() == b.pool_id.availability_zone();
+                if same { &mut within } else { &mut across }.push(d);
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        assert!(
+            mean(&within) * 4.0 < mean(&across),
+            "{} vs {}",
+            mean(&within),
+            mean(&across)
+        );
+    }
+
+    #[test]
+    fn stationary_and_long_tail_rates_are_constant() {
+        for kind in [ScenarioKind::Stationary, ScenarioKind::LongTail] {
+            let w = build(kind, 5);
+            assert!(
+                w.pools
+                    .iter()
+                    .all(|p| p.rate.len() == 1 && p.first_hour == 0)
+            );
+        }
+    }
+
+    #[test]
+    fn regime_changes_happen_only_in_the_last_three_days() {
+        for seed in 0..5 {
+            let w = build(ScenarioKind::RegimeChange, seed);
+            let changed: Vec<&WorldPool> = w.pools.iter().filter(|p| p.rate.len() > 1).collect();
+            assert!(
+                (30..=45).contains(&changed.len()),
+                "about a quarter of 150: {}",
+                changed.len()
+            );
+            let (mut up, mut down) = (0u32, 0u32);
+            for p in &w.pools {
+                assert_eq!(p.first_hour, 0);
+                let last = p.rate.last().unwrap();
+                if p.rate.len() == 1 {
+                    continue;
+                }
+                assert_eq!(p.rate.len(), 2, "{p:?}");
+                assert!(last.0 >= w.hours - 72 && last.0 < w.hours, "{p:?}");
+                for h in 0..last.0 {
+                    assert_eq!(p.rate_at(h), p.rate[0].1);
+                }
+                assert_eq!(p.rate_at(w.hours - 1), last.1);
+                let ratio = last.1 / p.rate[0].1;
+                if ratio > 1.0 {
+                    up += 1;
+                    assert!(
+                        last.1 == 0.6 || (3.0 - 1e-9..=8.0 + 1e-9).contains(&ratio),
+                        "{p:?}"
+                    );
+                } else {
+                    down += 1;
+                    assert!((0.125 - 1e-9..=1.0 / 3.0 + 1e-9).contains(&ratio), "{p:?}");
+                }
+            }
+            assert!(up.abs_diff(down) <= 1, "{up} up, {down} down");
+        }
+    }
+
+    #[test]
+    fn cold_start_pools_appear_in_the_last_two_days_and_have_no_jobs_before() {
+        let w = build(ScenarioKind::ColdStart, 9);
+        let new: Vec<&WorldPool> = w.pools.iter().filter(|p| p.first_hour > 0).collect();
+        assert_eq!(new.len(), 45, "30 % of 150");
+        assert!(new.iter().all(|p| p.first_hour >= w.hours - 48));
+        assert!(w.pools.iter().all(|p| p.rate.len() == 1));
+        let counts = sample_counts(&w, &mut ChaCha8Rng::seed_from_u64(1));
+        for (p, hours) in w.pools.iter().zip(&counts) {
+            assert_eq!(hours.len(), w.hours as usize);
+            for (h, (jobs, spot)) in hours.iter().enumerate() {
+                if (h as u32) < p.first_hour {
+                    assert_eq!((*jobs, *spot), (0, 0), "{p:?} hour {h}");
+                }
+                assert!(spot <= jobs);
+            }
+        }
+        // The busy new pools do get jobs once they exist.
+        let busy_new = new.iter().filter(|p| p.jobs_per_hour > 10.0).count();
+        let with_jobs = w
+            .pools
+            .iter()
+            .zip(&counts)
+            .filter(|(p, c)| {
+                p.first_hour > 0 && p.jobs_per_hour > 10.0 && c.iter().any(|x| x.0 > 0)
+            })
+            .count();
+        assert_eq!(busy_new, with_jobs);
+    }
+
+    #[test]
+    fn a_zone_outage_worsens_exactly_one_zones_pools() {
+        for seed in 0..5 {
+            let w = build(ScenarioKind::ZoneOutage, seed);
+            let worse: Vec<&WorldPool> = w
+                .pools
+                .iter()
+                .filter(|p| p.rate_at(w.hours - 1) > p.rate_at(0))
+                .collect();
+            let zones: BTreeSet<&str> = worse
+                .iter()
+                .map(|p| p.pool_id.availability_zone().as_str())
+                .collect();
+            assert_eq!(zones.len(), 1, "{zones:?}");
+            let zone = *zones.first().unwrap();
+            let in_zone = w
+                .pools
+                .iter()
+                .filter(|p| p.pool_id.availability_zone().as_str() == zone)
+                .count();
+            assert_eq!(worse.len(), in_zone, "every pool of {zone}");
+            let from = worse[0].rate[1].0;
+            assert!(from >= w.hours - 24 && from < w.hours);
+            for p in &w.pools {
+                if p.pool_id.availability_zone().as_str() == zone {
+                    assert_eq!(p.rate.len(), 2);
+                    assert_eq!(p.rate[1].0, from, "one outage hour for the zone");
+                    let expected = (p.rate[0].1 * 5.0).min(0.6);
+                    assert!((p.rate[1].1 - expected).abs() < 1e-12);
+                } else {
+                    assert_eq!(p.rate.len(), 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn short_worlds_still_change_after_hour_zero() {
+        for hours in [1, 2, 5, 48] {
+            for kind in ScenarioKind::ALL {
+                let w = world(kind, 4, start(), hours);
+                for p in &w.pools {
+                    assert!(p.rate[0].0 == 0 && p.rate.iter().all(|(h, _)| *h < hours));
+                    if hours > 1 {
+                        assert!(p.rate.len() == 1 || p.rate[1].0 >= 1);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rate_at_picks_the_segment() {
+        let p = WorldPool {
+            pool_id: catalogue()[0].clone(),
+            jobs_per_hour: 1.0,
+            first_hour: 0,
+            rate: vec![(0, 0.1), (5, 0.3), (9, 0.05)],
+        };
+        let got: Vec<f64> = (0..12).map(|h| p.rate_at(h)).collect();
+        assert_eq!(
+            got,
+            [
+                0.1, 0.1, 0.1, 0.1, 0.1, 0.3, 0.3, 0.3, 0.3, 0.05, 0.05, 0.05
+            ]
+        );
+        let empty = WorldPool { rate: vec![], ..p };
+        assert_eq!(empty.rate_at(3), 0.0);
+    }
+
+    #[test]
+    fn samplers_handle_the_edges() {
+        let mut rng = ChaCha8Rng::seed_from_u64(42);
+        assert_eq!(poisson(&mut rng, 0.0), 0);
+        assert_eq!(poisson(&mut rng, -1.0), 0);
+        assert_eq!(poisson(&mut rng, f64::NAN), 0);
+        assert_eq!(binomial(&mut rng, 7, 1.0), 7);
+        assert_eq!(binomial(&mut rng, 7, 3.0), 7);
+        assert_eq!(binomial(&mut rng, 7, 0.0), 0);
+        assert_eq!(binomial(&mut rng, 0, 0.5), 0);
+        let n = 100_000;
+        let mean = (0..n)
+            .map(|_| f64::from(poisson(&mut rng, 3.0)))
+            .sum::<f64>()
+            / n as f64;
+        assert!((mean - 3.0).abs() < 0.03, "{mean}");
+        let mean = (0..n)
+            .map(|_| f64::from(binomial(&mut rng, 40, 0.2)))
+            .sum::<f64>()
+            / n as f64;
+        assert!((mean - 8.0).abs() < 0.06, "{mean}");
+    }
+
+    #[test]
+    fn sample_counts_match_the_expected_jobs_and_terminations() {
+        let w = world(ScenarioKind::RegimeChange, 2, start(), 96);
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let a = sample_counts(&w, &mut rng);
+        assert_eq!(a, sample_counts(&w, &mut ChaCha8Rng::seed_from_u64(2)));
+        // Averaged over many draws, each pool's jobs and terminations per segment approach their
+        // expectations.
+        let draws = 200;
+        let mut jobs = vec![0.0; w.pools.len()];
+        let mut spot = vec![0.0; w.pools.len()];
+        for _ in 0..draws {
+            for (i, hours) in sample_counts(&w, &mut rng).iter().enumerate() {
+                for (j, s) in hours {
+                    jobs[i] += f64::from(*j);
+                    spot[i] += f64::from(*s);
+                }
+            }
+        }
+        for (i, p) in w.pools.iter().enumerate() {
+            let expected_jobs: f64 =
+                (0..w.hours).map(|h| p.expected_jobs_at(h)).sum::<f64>() * draws as f64;
+            let expected_spot: f64 = (0..w.hours)
+                .map(|h| p.expected_jobs_at(h) * p.rate_at(h))
+                .sum::<f64>()
+                * draws as f64;
+            // Poisson totals: sd = sqrt(mean); terminations are Poisson too (thinned).
+            assert!(
+                (jobs[i] - expected_jobs).abs() < 5.0 * expected_jobs.sqrt() + 1.0,
+                "{p:?}: {} jobs vs {expected_jobs}",
+                jobs[i]
+            );
+            assert!(
+                (spot[i] - expected_spot).abs() < 5.0 * expected_spot.sqrt() + 2.0,
+                "{p:?}: {} terminations vs {expected_spot}",
+                spot[i]
+            );
+        }
+    }
+
+    #[test]
+    fn truth_sums_the_segments() {
+        let w = world(ScenarioKind::ZoneOutage, 1, start(), 48);
+        let segments: Vec<Vec<OutcomeCounts>> = w
+            .pools
+            .iter()
+            .map(|p| {
+                p.rate
+                    .iter()
+                    .map(|_| OutcomeCounts {
+                        jobs: 10,
+                        spot_terminations: 2,
+                        other_failures: 1,
+                    })
+                    .collect()
+            })
+            .collect();
+        let t = ScenarioTruth::new(ScenarioKind::ZoneOutage, 1, &w, 0.02, &segments);
+        assert_eq!(t.end, start() + chrono::Duration::hours(48));
+        for (tp, p) in t.pools.iter().zip(&w.pools) {
+            assert_eq!(tp.counts.jobs, 10 * p.rate.len() as u64);
+            assert_eq!(tp.rate[0].from, start());
+        }
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["scenario"], "zone-outage");
+        assert_eq!(json["pools"][0]["rate"][0]["jobs"], 10);
+        assert_eq!(json["pools"][0]["rate"][0]["from"], "2026-11-08T00:00:00Z");
+        let back: ScenarioTruth = serde_json::from_value(json).unwrap();
+        assert_eq!(back, t);
+    }
+}

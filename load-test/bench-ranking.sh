@@ -1,0 +1,338 @@
+#!/usr/bin/env bash
+# Ranking: what the ranking strategies buy and what they cost.
+#   * regret: `regret-bench` (crates/regret-bench) ranks generated histories whose truth is known and
+#     prints its own table and targets (REGRET_SEEDS / REGRET_SETS pass through, defaults in the binary);
+#     a missed target (its exit status 1) is reported, the other parts still run, and this script then
+#     exits 1;
+#   * /get-pool latency, today vs before the ranking work, on the same data in one run: a 14-day history
+#     from the event generator's `stationary` scenario (150 pools), one `compactor --once` pass with
+#     SETTLE=0 (closed hours are rollups, as in production), then the current pool-selector and one
+#     built from git revision BENCH_BASELINE_REV, one after the other; each answers QUERIES warm
+#     requests for distinct pairs and triples of the instance types present (the same sets for every
+#     row), one keep-alive connection (load-test/ranking_queries.py): p50/p95/p99/max. Defaults are
+#     compared (what users get: the baseline's wilson, today's pooled), with rows for today's binary
+#     with strategy=wilson, strategy=thompson and k=3;
+#   * backtest, current binary, same data: `GET /backtest` at hourly steps for two settings that fit
+#     the 14 days (7 days replayed with 7-day windows; 13 days with 1-day windows): wall time (median of
+#     3 after one warm-up request), replay_ms, steps, and each strategy's realized rate and regret;
+#     /backtest.svg of the first setting is saved as $BENCH_DATA/backtest.svg (kept).
+# The baseline pool-selector is cached as $TARGET_DIR/bench-baseline/pool-selector-<rev>. Without it,
+# the revision is checked out in a temporary git worktree and built with
+# `cargo build --release --workspace --bins` in the same target directory (dependencies are reused; a
+# few minutes the first time), the binary copied there, and the current tree built again so that
+# $TARGET_DIR/release/* are today's binaries once more.
+#
+# Settings: BENCH_QUERIES (200), BENCH_PORT (5393), BENCH_BASELINE_REV (25c309f, the commit before the
+# ranking work), BENCH_DATA (bench-data/ranking; the generated history is deleted at the end, the chart
+# and logs kept), BENCH_KEEP=1 keeps the history too.
+set -euo pipefail
+shopt -s inherit_errexit # a failing command inside $(...) fails the substitution too
+cd "$(dirname "$0")/.."
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+bin="$TARGET_DIR/release"
+QUERIES=${BENCH_QUERIES:-200}
+PORT=${BENCH_PORT:-5393}
+WORK=${BENCH_DATA:-bench-data/ranking}
+KEEP=${BENCH_KEEP:-0}
+REV=${BENCH_BASELINE_REV:-25c309f}
+HOURS=336
+PY=.venv/bin/python
+BASE="http://127.0.0.1:$PORT"
+# The two backtest settings: replayed span and each decision's window, hourly steps, both within 14 days.
+BACKTESTS=("window=7d&step=1h&train_window=7d" "window=13d&step=1h&train_window=1d")
+
+# Targets (also printed): current/baseline warm /get-pool latency, p50 and p99 (×), and a backtest's
+# wall time (ms).
+T_LATENCY_RATIO=2 T_BACKTEST_MS=1000
+
+log() { echo "bench-ranking: $*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+[[ -x $PY ]] || die "$PY is missing (scripts/install-deps.sh creates the venv)"
+command -v cargo >/dev/null || die "cargo is missing"
+
+selector_pid=""
+worktree=""
+cleanup() {
+    if [[ -n $selector_pid ]]; then
+        kill -TERM "$selector_pid" 2>/dev/null || true
+        wait "$selector_pid" 2>/dev/null || true
+    fi
+    if [[ -n $worktree ]]; then
+        git worktree remove --force "$worktree" 2>/dev/null || rm -rf "$worktree"
+        git worktree prune 2>/dev/null || true
+    fi
+    # The generated history goes; the chart and the logs in $WORK stay.
+    if [[ $KEEP != 1 ]]; then rm -rf "$WORK/data" "$WORK"/body*.json "$WORK"/picks-*.txt; fi
+}
+trap cleanup EXIT
+mkdir -p "$WORK"
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# "met" or "NOT met" for value ≤ target.
+met() { awk -v v="$1" -v t="$2" 'BEGIN {print (v != "" && v + 0 <= t + 0) ? "met" : "NOT met"}'; }
+fmt1() { awk -v v="$1" 'BEGIN {printf "%.1f", v}'; }
+fmt2() { awk -v v="$1" 'BEGIN {printf "%.2f", v}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+json_field() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+
+# ---------------------------------------------------------------------------------------------------
+# The baseline pool-selector, built first: building it replaces $bin/* for a while (see the header).
+rev=$(git rev-parse --verify --quiet --short=7 "$REV^{commit}") || die "BENCH_BASELINE_REV=$REV is not a commit of this repository"
+baseline="$TARGET_DIR/bench-baseline/pool-selector-$rev"
+
+# `cargo build --release --workspace --bins` of the current tree; other people may be half-way through
+# an edit, so a failed build is tried again (3 times, 2 minutes apart).
+build_current() { # $1 = log file
+    local attempt
+    for attempt in 1 2 3; do
+        if cargo build --release --workspace --bins >>"$1" 2>&1; then return 0; fi
+        ((attempt < 3)) || break
+        log "building the current tree failed (attempt $attempt; log: $1); trying again in 2 minutes"
+        sleep 120
+    done
+    die "building the current tree failed 3 times (log: $1): $bin/ may still hold revision $rev's binaries; run cargo build --release --workspace --bins"
+}
+
+if [[ ! -x $baseline ]]; then
+    blog="$WORK/baseline-build.log"
+    : >"$blog"
+    log "no $baseline yet: building revision $rev in a git worktree (the same target dir: a few minutes the first time; log: $blog)"
+    abs_target=$(mkdir -p "$TARGET_DIR" && cd "$TARGET_DIR" && pwd)
+    worktree=$(mktemp -d "${TMPDIR:-/tmp}/bench-baseline-$rev.XXXXXX")
+    git worktree add --detach "$worktree" "$rev" >>"$blog" 2>&1 || die "git worktree add $rev failed (log: $blog)"
+    (cd "$worktree" && CARGO_TARGET_DIR="$abs_target" cargo build --release --workspace --bins) >>"$blog" 2>&1 ||
+        die "building revision $rev failed (log: $blog); rebuild the current tree before other benchmarks"
+    mkdir -p "$TARGET_DIR/bench-baseline"
+    cp "$bin/pool-selector" "$baseline.partial"
+    mv "$baseline.partial" "$baseline"
+    git worktree remove --force "$worktree" >>"$blog" 2>&1 || rm -rf "$worktree"
+    worktree=""
+    log "baseline saved as $baseline; building the current tree again so $bin/* are current"
+    build_current "$blog"
+fi
+
+for b in compactor pool-selector event-generator regret-bench; do
+    [[ -x $bin/$b ]] || die "$bin/$b is missing: build with cargo build --release --workspace --bins"
+done
+! cmp -s "$bin/pool-selector" "$baseline" || die "$bin/pool-selector is the baseline's ($rev): build the current tree"
+
+status=0
+
+# ---------------------------------------------------------------------------------------------------
+# 1. Regret.
+log "regret-bench (REGRET_SEEDS=${REGRET_SEEDS:-default}, REGRET_SETS=${REGRET_SETS:-default})"
+echo
+echo "### Regret of each strategy (regret-bench)"
+echo
+regret_rc=0
+"$bin/regret-bench" 2>"$WORK/regret-bench.log" || regret_rc=$?
+echo
+case $regret_rc in
+0) echo "regret-bench: every target met." ;;
+1)
+    echo "regret-bench: a target was NOT met (exit status 1: $(tail -n 1 "$WORK/regret-bench.log"))."
+    status=1
+    ;;
+*)
+    echo "regret-bench: FAILED (exit status $regret_rc; log: $WORK/regret-bench.log): $(tail -n 1 "$WORK/regret-bench.log")"
+    status=1
+    ;;
+esac
+
+# ---------------------------------------------------------------------------------------------------
+# The history both servers read.
+DATA="$WORK/data"
+rm -rf "$DATA"
+mkdir -p "$DATA"
+log "generating the stationary scenario over $HOURS h into $DATA"
+gen=$("$bin/event-generator" --scenario stationary --hours "$HOURS" --seed 1 --sink "$DATA" 2>"$WORK/generator.log") ||
+    die "event-generator failed (log: $WORK/generator.log)"
+read -r g_events g_pools <<<"$($PY -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["events"], d["pools"])' "$gen")"
+log "compactor --once (SETTLE=0)"
+env EVENTS_URL="$DATA" SETTLE=0 LOG_FORMAT=json LOG_LEVEL=info "$bin/compactor" --once 2>"$WORK/compactor.log" ||
+    die "compactor --once over $DATA exited non-zero (log: $WORK/compactor.log)"
+compacted=$($PY -c '
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        d = json.loads(line)
+    except ValueError:
+        continue
+    if d.get("message") == "compaction pass finished":
+        print(d["hours_compacted"], "hours compacted,", d["days_merged"], "days merged,", d.get("errors", 0), "errors")
+        break
+else:
+    sys.exit("no \"compaction pass finished\" line in " + sys.argv[1])' "$WORK/compactor.log")
+sync
+
+# A fresh pool-selector ($1 = the binary) over $DATA; returns once /health answers.
+start_selector() {
+    port_open "$PORT" && die "port $PORT is taken by another program; set BENCH_PORT"
+    env EVENTS_URL="$DATA" HOST=127.0.0.1 PORT="$PORT" LOG_LEVEL=warn "$1" 2>>"$WORK/pool-selector.log" &
+    selector_pid=$!
+    local deadline=$((SECONDS + 30))
+    until curl -fs -o /dev/null "$BASE/health"; do
+        kill -0 "$selector_pid" 2>/dev/null || die "$1 exited at start (log: $WORK/pool-selector.log)"
+        ((SECONDS < deadline)) || die "$1 not healthy after 30 s (log: $WORK/pool-selector.log)"
+        sleep 0.02
+    done
+}
+selector_rss_mb() { awk '/VmHWM/ {print $2 / 1024}' "/proc/$selector_pid/status"; }
+stop_selector() {
+    kill -TERM "$selector_pid" 2>/dev/null || true
+    wait "$selector_pid" 2>/dev/null || true
+    selector_pid=""
+}
+# A GET that must answer 200; the body goes to $2.
+get_ok() { # $1 path, $2 body file
+    local code
+    code=$(curl -s -o "$2" -w '%{http_code}' "$BASE$1")
+    [[ $code == 200 ]] || die "GET $1 answered $code: $(head -c 300 "$2")"
+}
+# Rollup and raw hours of a scan report in a /pools answer.
+scan_hours() { $PY -c 'import json,sys; s=json.load(open(sys.argv[1]))["scan"]; print("%s rollup hours + %s raw" % (s.get("rollup_hours"), s.get("raw_hours")))' "$1"; }
+
+# QUERIES warm requests ($1 = label, the rest: --param NAME=VALUE / --picks FILE). Sets LAST_ROW (the
+# table row), P50 and P99 (ms) and SLOWEST (the slowest request).
+measure() {
+    local label=$1 out codes p95 max slowest
+    shift
+    out=$($PY load-test/ranking_queries.py --port "$PORT" --types "$TYPES" --count "$QUERIES" "$@") ||
+        die "ranking_queries.py failed ($label)"
+    read -r P50 p95 P99 max codes slowest <<<"$($PY -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["p50_ms"], d["p95_ms"], d["p99_ms"], d["max_ms"], ",".join(f"{v}x{k}" for k, v in d["codes"].items()), d["slowest"])' "$out")"
+    LAST_ROW="| $label | $codes | $(fmt2 "$P50") | $(fmt2 "$p95") | $(fmt2 "$P99") | $(fmt2 "$max") |"
+    SLOWEST="$slowest"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# 2. /get-pool latency: the current binary, then the baseline, on the same data and sets.
+log "current pool-selector: $QUERIES warm /get-pool requests × 4 (default, wilson, thompson, k=3)"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+start_selector "$bin/pool-selector"
+get_ok "/get-pool" "$WORK/body.json" # warm-up: the first scan of the whole history
+get_ok "/pools?limit=10000" "$WORK/body-pools.json"
+TYPES=$($PY -c 'import json,sys; print(",".join(sorted({p["instance_type"] for p in json.load(open(sys.argv[1]))["pools"]})))' "$WORK/body-pools.json")
+n_types=$(tr ',' '\n' <<<"$TYPES" | wc -l)
+n_pools=$(json_field "$WORK/body-pools.json" total_pools)
+cur_scan=$(scan_hours "$WORK/body-pools.json")
+measure "current, default (pooled)" --picks "$WORK/picks-current-default.txt"
+row_cur=$LAST_ROW cur_p50=$P50 cur_p99=$P99 cur_slowest=$SLOWEST
+measure "current, strategy=wilson" --param strategy=wilson --picks "$WORK/picks-current-wilson.txt"
+row_wil=$LAST_ROW wil_p50=$P50 wil_p99=$P99
+measure "current, strategy=thompson" --param strategy=thompson
+row_tho=$LAST_ROW tho_p50=$P50 tho_p99=$P99
+measure "current, k=3" --param k=3
+row_k3=$LAST_ROW k3_p50=$P50 k3_p99=$P99
+cur_rss=$(selector_rss_mb)
+stop_selector
+
+log "baseline pool-selector ($rev): $QUERIES warm /get-pool requests"
+start_selector "$baseline"
+get_ok "/get-pool" "$WORK/body.json"
+get_ok "/pools?limit=1" "$WORK/body-pools.json"
+base_scan=$(scan_hours "$WORK/body-pools.json")
+base_strategy=$(json_field "$WORK/body.json" strategy)
+measure "baseline $rev, default ($base_strategy)" --picks "$WORK/picks-baseline-default.txt"
+row_base=$LAST_ROW base_p50=$P50 base_p99=$P99 base_slowest=$SLOWEST
+base_rss=$(selector_rss_mb)
+stop_selector
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+same_picks() { paste -d' ' "$1" "$2" | awk '$1 == $2 {n++} END {print n + 0}'; }
+same_wilson=$(same_picks "$WORK/picks-current-wilson.txt" "$WORK/picks-baseline-default.txt")
+same_default=$(same_picks "$WORK/picks-current-default.txt" "$WORK/picks-baseline-default.txt")
+r50=$(ratio "$cur_p50" "$base_p50")
+r99=$(ratio "$cur_p99" "$base_p99")
+with_ratios() { echo "$1 $(ratio "$2" "$base_p50")× | $(ratio "$3" "$base_p99")× |"; }
+
+cat <<TXT
+
+### /get-pool latency: current vs baseline $rev, same data
+
+The \`stationary\` scenario over $HOURS h ($((HOURS / 24)) days, seed 1): $g_events events, $g_pools pools ($n_pools with jobs, $n_types instance types); one \`compactor --once\` pass (SETTLE=0): $compacted. Scans: current $cur_scan, baseline $base_scan. Each row: $QUERIES warm requests in one process (after one whole-history \`/get-pool\` and 10 untimed requests), each for a different pair or triple of instance types (the same sets in every row), whole history (the default window), one keep-alive connection. The servers ran one after the other; load average before / after: $load_before / $load_after ($(nproc) cores).
+
+| server, request | answers | p50 ms | p95 ms | p99 ms | max ms | p50 vs baseline | p99 vs baseline |
+|---|---:|---:|---:|---:|---:|---:|---:|
+$row_base 1.00× | 1.00× |
+$(with_ratios "$row_cur" "$cur_p50" "$cur_p99")
+$(with_ratios "$row_wil" "$wil_p50" "$wil_p99")
+$(with_ratios "$row_tho" "$tho_p50" "$tho_p99")
+$(with_ratios "$row_k3" "$k3_p50" "$k3_p99")
+
+Peak RSS: current $(fmt1 "$cur_rss") MB, baseline $(fmt1 "$base_rss") MB. Same pick as the baseline's default ($base_strategy) for the same set: current strategy=wilson $same_wilson of $QUERIES, current default $same_default of $QUERIES. Slowest request: current default $cur_slowest; baseline $base_slowest.
+
+Targets: current default / baseline default p50 ≤ ${T_LATENCY_RATIO}× $(met "$r50" "$T_LATENCY_RATIO") (${r50}×); p99 ≤ ${T_LATENCY_RATIO}× $(met "$r99" "$T_LATENCY_RATIO") (${r99}×).
+TXT
+
+# ---------------------------------------------------------------------------------------------------
+# 3. Backtest, current binary, same data.
+log "backtest: ${#BACKTESTS[@]} settings, 1 warm-up + 3 timed requests each"
+start_selector "$bin/pool-selector"
+bt_rows=() strat_rows=() bt_targets=()
+for q in "${BACKTESTS[@]}"; do
+    walls=() replays=()
+    for i in 0 1 2 3; do
+        read -r code t < <(curl -s -o "$WORK/body.json" -w '%{http_code} %{time_total}\n' "$BASE/backtest?$q")
+        [[ $code == 200 ]] || die "GET /backtest?$q answered $code: $(head -c 300 "$WORK/body.json")"
+        ms=$(awk -v t="$t" 'BEGIN {print t * 1000}')
+        if ((i == 0)); then
+            first_ms=$ms
+        else
+            walls+=("$ms")
+            replays+=("$(json_field "$WORK/body.json" replay_ms)")
+        fi
+    done
+    wall=$(printf '%s\n' "${walls[@]}" | median)
+    replay=$(printf '%s\n' "${replays[@]}" | median)
+    read -r steps candidates scan hindsight <<<"$($PY -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = d["scan"]
+h = d.get("hindsight")
+print(d["steps"], d["candidates"], "%s+%s" % (s.get("rollup_hours"), s.get("raw_hours")),
+      "%s:%d/%d" % (h["pool_id"], h["spot_terminations"], h["jobs"]) if h else "none")' "$WORK/body.json")"
+    bt_rows+=("| \`$q\` | $steps | $candidates | $(fmt1 "$first_ms") | $(fmt1 "$wall") | $(fmt1 "$replay") | ${scan/+/ rollup + } raw | ${hindsight%%:*} (${hindsight##*:} terminations/jobs) |")
+    # shellcheck disable=SC2016 # the backticks are markdown in a Python string
+    while IFS= read -r line; do strat_rows+=("$line"); done < <($PY -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+pct = lambda v: "–" if v is None else "%.2f" % (100 * v)
+for s in d["strategies"]:
+    print("| `%s` | %s | %d / %d | %d | %d | %s | %s | %d |" % (
+        sys.argv[2], s["strategy"], s["steps_scored"], s["steps_scored"] + s["steps_unscored"],
+        s["jobs"], s["spot_terminations"], pct(s["realized_rate"]), pct(s["regret"]), s["distinct_pools"]))' "$WORK/body.json" "$q")
+    bt_targets+=("\`$q\` ≤ $T_BACKTEST_MS ms $(met "$wall" "$T_BACKTEST_MS") ($(fmt1 "$wall") ms)")
+done
+svg_q=${BACKTESTS[0]}
+code=$(curl -s -o "$WORK/backtest.svg" -w '%{http_code}' "$BASE/backtest.svg?$svg_q")
+[[ $code == 200 ]] || die "GET /backtest.svg?$svg_q answered $code: $(head -c 300 "$WORK/backtest.svg")"
+grep -q '<svg' "$WORK/backtest.svg" || die "/backtest.svg?$svg_q is not an SVG (saved in $WORK/backtest.svg)"
+bt_rss=$(selector_rss_mb)
+stop_selector
+
+cat <<TXT
+
+### Backtest (current binary, same data)
+
+Every strategy replayed at hourly steps; wall time is the median of 3 requests after one warm-up request (the first column), replay_ms (the replay after the scan, from the answer) likewise. The best pool in hindsight is the candidate with the lowest termination rate over the replayed span among those with ≥ 30 jobs in it. Peak RSS after the backtests: $(fmt1 "$bt_rss") MB.
+
+| request | steps | candidates | first request ms | wall ms | replay_ms | scan hours | best in hindsight |
+|---|---:|---:|---:|---:|---:|---|---|
+$(printf '%s\n' "${bt_rows[@]}")
+
+| request | strategy | steps scored | jobs | terminations | realized rate % | regret, points | distinct pools |
+|---|---|---:|---:|---:|---:|---:|---:|
+$(printf '%s\n' "${strat_rows[@]}")
+
+Chart of \`/backtest.svg?$svg_q\`: $WORK/backtest.svg ($(wc -c <"$WORK/backtest.svg") bytes).
+
+Targets: backtest wall time $(printf '%s; ' "${bt_targets[@]}" | sed 's/; $//').
+TXT
+
+# The exit status says whether regret-bench met its targets (the others are only reported).
+((status == 0)) || exit "$status"
