@@ -57,7 +57,7 @@ lint: ## Clippy on every target, warnings are errors
 run: ## Build, write a sample dataset when ./data/events is empty, serve it on :5050
 	scripts/run.sh
 
-bench: ## Release benchmarks: raw scans and rollups against DuckDB, ingestion, relay, monitor (tables)
+bench: ## Release benchmarks: raw scans and rollups against DuckDB, ranking regret and latency, ingestion, relay, monitor (tables)
 	load-test/bench.sh
 
 services-start: ## Start the test servers and print their env (eval "$(make -s services-start)")

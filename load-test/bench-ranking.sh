@@ -19,7 +19,8 @@
 # The baseline pool-selector is cached as $TARGET_DIR/bench-baseline/pool-selector-<rev>. Without it,
 # the revision is checked out in a temporary git worktree and built with
 # `cargo build --release --workspace --bins` in the same target directory (dependencies are reused; a
-# few minutes the first time), the binary copied there, and the current tree built again so that
+# few minutes the first time), the binary copied there, the release artifacts of the workspace's own
+# crates removed (the baseline's share their names) and the current tree built again, so that
 # $TARGET_DIR/release/* are today's binaries once more.
 #
 # Settings: BENCH_QUERIES (200), BENCH_PORT (5393), BENCH_BASELINE_REV (25c309f, the commit before the
@@ -112,6 +113,15 @@ if [[ ! -x $baseline ]]; then
     mv "$baseline.partial" "$baseline"
     git worktree remove --force "$worktree" >>"$blog" 2>&1 || rm -rf "$worktree"
     worktree=""
+    # Cargo hashes a workspace crate by its path relative to the workspace root, so the baseline's
+    # crates overwrote the current ones' artifacts under the same names, and their fingerprints (source
+    # mtimes, relative paths) can look fresh to the current tree: without this, the current build links
+    # against the baseline's pool-core and pool-history. Only the workspace's own crates go.
+    members=$(cargo metadata --no-deps --format-version 1 |
+        $PY -c 'import json,sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"]))')
+    clean_args=()
+    for m in $members; do clean_args+=(-p "$m"); done
+    cargo clean --release "${clean_args[@]}" >>"$blog" 2>&1 || die "cargo clean --release ${clean_args[*]} failed (log: $blog)"
     log "baseline saved as $baseline; building the current tree again so $bin/* are current"
     build_current "$blog"
 fi
@@ -135,11 +145,11 @@ echo
 case $regret_rc in
 0) echo "regret-bench: every target met." ;;
 1)
-    echo "regret-bench: a target was NOT met (exit status 1: $(tail -n 1 "$WORK/regret-bench.log"))."
+    echo "regret-bench: a target was NOT met (exit status 1; $(grep -m 1 '^Error:' "$WORK/regret-bench.log" || tail -n 1 "$WORK/regret-bench.log"))."
     status=1
     ;;
 *)
-    echo "regret-bench: FAILED (exit status $regret_rc; log: $WORK/regret-bench.log): $(tail -n 1 "$WORK/regret-bench.log")"
+    echo "regret-bench: FAILED (exit status $regret_rc; log: $WORK/regret-bench.log): $(grep -m 1 -e '^Error:' -e 'panicked' "$WORK/regret-bench.log" || tail -n 1 "$WORK/regret-bench.log")"
     status=1
     ;;
 esac

@@ -72,7 +72,11 @@ pool-selector is serving $DATA on http://127.0.0.1:$PORT  (Ctrl-C to stop)
   curl -s 'http://127.0.0.1:$PORT/get-pool?instance_types=c6a.xlarge,m6a.xlarge'
   curl -s 'http://127.0.0.1:$PORT/get-pool?window=24h&availability_zones=us-east-1a,us-east-1b'
   curl -s 'http://127.0.0.1:$PORT/pools?limit=5&window=7d'
+  curl -s 'http://127.0.0.1:$PORT/get-pool?instance_types=c6a.xlarge,m6a.xlarge&k=3'   # + 2 diverse alternatives
+  curl -s 'http://127.0.0.1:$PORT/get-pool?strategy=thompson'          # one posterior draw: spreads traffic
   curl -s 'http://127.0.0.1:$PORT/pools?strategy=naive&limit=5'      # the seed's raw rate
+  curl -s 'http://127.0.0.1:$PORT/backtest?window=48h&train_window=24h&instance_types=c6a.xlarge,m6a.xlarge'
+  open    'http://127.0.0.1:$PORT/backtest.svg?window=48h&train_window=24h'    # the backtest as a chart
   curl -s 'http://127.0.0.1:$PORT/get-pool?instance_types=oops'       # a 400 naming the parameter
   open    http://127.0.0.1:$PORT/docs/                                   # Swagger UI
   curl -s  http://127.0.0.1:$PORT/metrics

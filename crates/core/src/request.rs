@@ -273,19 +273,16 @@ impl RankingRequest {
     /// for `/get-pool`, where it is the other way round.
     pub fn canonical(&self, with_limit: bool) -> String {
         let mut s = form_urlencoded_serializer();
-        let join = |v: Vec<&str>| v.join(",");
-        if !self.instance_types.is_empty() {
-            s.append_pair(
-                "instance_types",
-                &join(self.instance_types.iter().map(|t| t.as_str()).collect()),
-            );
-        }
-        if !self.zones.is_empty() {
-            s.append_pair(
-                "availability_zones",
-                &join(self.zones.iter().map(|z| z.as_str()).collect()),
-            );
-        }
+        append_list(
+            &mut s,
+            "instance_types",
+            self.instance_types.iter().map(|t| t.as_str()),
+        );
+        append_list(
+            &mut s,
+            "availability_zones",
+            self.zones.iter().map(|z| z.as_str()),
+        );
         if let Some(w) = self.window {
             s.append_pair("window", &w.as_secs().to_string());
         }
@@ -310,12 +307,11 @@ impl RankingRequest {
         if let Some(seed) = self.seed {
             s.append_pair("seed", &seed.to_string());
         }
-        if !self.exclude_pools.is_empty() {
-            s.append_pair(
-                "exclude_pools",
-                &join(self.exclude_pools.iter().map(|p| p.as_str()).collect()),
-            );
-        }
+        append_list(
+            &mut s,
+            "exclude_pools",
+            self.exclude_pools.iter().map(|p| p.as_str()),
+        );
         if let (false, Some(k)) = (with_limit, self.k) {
             s.append_pair("k", &k.to_string());
         }
@@ -443,25 +439,21 @@ impl BacktestRequest {
     /// The canonical query string (the relay's cache key), as [`RankingRequest::canonical`].
     pub fn canonical(&self) -> String {
         let mut s = form_urlencoded_serializer();
-        let join = |v: Vec<&str>| v.join(",");
-        if !self.strategies.is_empty() {
-            s.append_pair(
-                "strategies",
-                &join(self.strategies.iter().map(|t| t.as_str()).collect()),
-            );
-        }
-        if !self.instance_types.is_empty() {
-            s.append_pair(
-                "instance_types",
-                &join(self.instance_types.iter().map(|t| t.as_str()).collect()),
-            );
-        }
-        if !self.zones.is_empty() {
-            s.append_pair(
-                "availability_zones",
-                &join(self.zones.iter().map(|z| z.as_str()).collect()),
-            );
-        }
+        append_list(
+            &mut s,
+            "strategies",
+            self.strategies.iter().map(|t| t.as_str()),
+        );
+        append_list(
+            &mut s,
+            "instance_types",
+            self.instance_types.iter().map(|t| t.as_str()),
+        );
+        append_list(
+            &mut s,
+            "availability_zones",
+            self.zones.iter().map(|z| z.as_str()),
+        );
         for (name, d) in [
             ("window", self.window),
             ("step", self.step),
@@ -487,6 +479,18 @@ impl BacktestRequest {
             s.append_pair("min_jobs", &m.to_string());
         }
         s.finish()
+    }
+}
+
+/// `name=a,b,c`, unless the list is empty.
+fn append_list<'a>(
+    s: &mut url::form_urlencoded::Serializer<'static, String>,
+    name: &str,
+    values: impl Iterator<Item = &'a str>,
+) {
+    let joined = values.collect::<Vec<_>>().join(",");
+    if !joined.is_empty() {
+        s.append_pair(name, &joined);
     }
 }
 

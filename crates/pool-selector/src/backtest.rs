@@ -180,10 +180,7 @@ async fn run(
         strategies,
         confidence: r.confidence.unwrap_or(state.defaults.confidence),
         risk: r.risk,
-        model: pool_ranking::ModelConfig {
-            // Nobody reads `degraded` in a replay.
-            ..state.model.clone()
-        },
+        model: state.model.clone(),
         first_step: plan.train_hours,
         steps: plan.steps(),
         step_hours: plan.step_hours,

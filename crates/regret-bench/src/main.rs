@@ -155,6 +155,26 @@ fn draw(kind: ScenarioKind, seed: u64, hours: u32) -> Drawn {
     Drawn { world: w, series }
 }
 
+/// The instance types of the pools with jobs, sorted.
+fn instance_types(evidence: &[Evidence]) -> Vec<&str> {
+    evidence
+        .iter()
+        .filter(|e| e.jobs > 0)
+        .map(|e| e.pool.instance_type().as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The pools with jobs of the `chosen` instance types: a request's candidates.
+fn candidates_of(evidence: &[Evidence], chosen: &[&str]) -> Vec<usize> {
+    (0..evidence.len())
+        .filter(|&i| {
+            evidence[i].jobs > 0 && chosen.contains(&evidence[i].pool.instance_type().as_str())
+        })
+        .collect()
+}
+
 /// Mean regret of every variant over `sets` random instance-type sets of one world.
 fn regrets(d: &Drawn, args: &Args, seed: u64) -> Vec<(f64, usize)> {
     let t = d.world.hours as usize;
@@ -198,13 +218,7 @@ fn regrets(d: &Drawn, args: &Args, seed: u64) -> Vec<(f64, usize)> {
         .iter()
         .map(|p| p.rate_at(d.world.hours - 1))
         .collect();
-    let types: Vec<&str> = plain
-        .iter()
-        .filter(|e| e.jobs > 0)
-        .map(|e| e.pool.instance_type().as_str())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let types = instance_types(&plain);
     // Sets and Thompson draws from separate streams, so the sets do not depend on the draws.
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(7919));
     let mut draws_rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(7919) ^ 0xd4a5);
@@ -212,11 +226,7 @@ fn regrets(d: &Drawn, args: &Args, seed: u64) -> Vec<(f64, usize)> {
     for _ in 0..args.sets {
         let m = rng.random_range(1..=3usize);
         let chosen: Vec<&str> = types.choose_multiple(&mut rng, m).copied().collect();
-        let candidates: Vec<usize> = (0..plain.len())
-            .filter(|&i| {
-                plain[i].jobs > 0 && chosen.contains(&plain[i].pool.instance_type().as_str())
-            })
-            .collect();
+        let candidates = candidates_of(&plain, &chosen);
         if candidates.len() < 2 {
             continue;
         }
@@ -263,13 +273,7 @@ fn spread(d: &Drawn, requests: usize) -> (f64, f64) {
         .map(|s| evidence_at(s, t, t, None))
         .collect();
     let model = fit(&evidence, &ModelConfig::default());
-    let types: Vec<&str> = evidence
-        .iter()
-        .filter(|e| e.jobs > 0)
-        .map(|e| e.pool.instance_type().as_str())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let types = instance_types(&evidence);
     let params = Params {
         strategy: Strategy::Thompson,
         confidence: 0.95,
@@ -279,11 +283,7 @@ fn spread(d: &Drawn, requests: usize) -> (f64, f64) {
     let (mut worst, mut top_share) = (f64::NEG_INFINITY, 0.0_f64);
     for _ in 0..20 {
         let chosen: Vec<&str> = types.choose_multiple(&mut rng, 2).copied().collect();
-        let candidates: Vec<usize> = (0..evidence.len())
-            .filter(|&i| {
-                evidence[i].jobs > 0 && chosen.contains(&evidence[i].pool.instance_type().as_str())
-            })
-            .collect();
+        let candidates = candidates_of(&evidence, &chosen);
         if candidates.len() < 2 {
             continue;
         }
