@@ -158,7 +158,12 @@ pub async fn rank(state: &AppState, r: &Ranking) -> Result<Ranked, ApiError> {
     let mut evidence = Vec::with_capacity(tallies.pools.len());
     let mut slots = Vec::with_capacity(tallies.pools.len());
     let mut candidates = vec![];
-    for (slot, (pool, t)) in tallies.pools.iter().enumerate() {
+    // In pool-id order: the scan's order varies between scans, and a seeded draw (or the float sums
+    // of the fit) must not.
+    let mut order: Vec<usize> = (0..tallies.pools.len()).collect();
+    order.sort_unstable_by(|&a, &b| tallies.pools[a].0.as_str().cmp(tallies.pools[b].0.as_str()));
+    for slot in order {
+        let (pool, t) = &tallies.pools[slot];
         if t.jobs == 0 {
             continue;
         }
@@ -288,7 +293,7 @@ pub async fn get_pool(
     .into_iter()
     .map(|i| ranked.pool(i))
     .collect();
-    Ok(HttpResponse::Ok().json(PoolChoice {
+    Ok(answer(&r).json(PoolChoice {
         pool: ranked.pool(0),
         strategy: r.params.strategy,
         window_seconds: r.query.window.as_secs(),
@@ -304,6 +309,16 @@ pub async fn get_pool(
         alternatives,
         seed: r.seed,
     }))
+}
+
+/// A 200 for `r`. An unseeded `thompson` answer is one random draw for one caller: `no-store` tells
+/// caches (the relay among them) never to hand it to another.
+fn answer(r: &Ranking) -> actix_web::HttpResponseBuilder {
+    let mut res = HttpResponse::Ok();
+    if r.params.strategy == Strategy::Thompson && r.seed.is_none() {
+        res.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+    }
+    res
 }
 
 fn is_stale(age: Option<u64>, stale_after: Duration) -> bool {
@@ -335,7 +350,7 @@ pub async fn pools(
     let pools = (0..total_pools.min(r.limit))
         .map(|i| ranked.pool(i))
         .collect();
-    Ok(HttpResponse::Ok().json(PoolsResponse {
+    Ok(answer(&r).json(PoolsResponse {
         strategy: r.params.strategy,
         window_seconds: r.query.window.as_secs(),
         half_life_seconds: r.query.half_life.map(|d| d.as_secs()),

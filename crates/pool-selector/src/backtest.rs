@@ -140,7 +140,10 @@ async fn run(
     };
     let mut series = Vec::with_capacity(tallies.pools.len());
     let mut candidates = vec![];
-    for (pool, t) in &tallies.pools {
+    // In pool-id order, so a seeded replay gives the same answer whatever order the scan returned.
+    let mut pools: Vec<_> = tallies.pools.iter().collect();
+    pools.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    for (pool, t) in pools {
         if t.jobs == 0 {
             continue;
         }

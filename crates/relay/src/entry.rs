@@ -24,6 +24,9 @@ pub struct Entry {
     pub stored_at_ms: u64,
     /// How long after `stored_at_ms` the entry is fresh (0 for an answer that is not cached).
     pub fresh_for_ms: u64,
+    /// The upstream said `Cache-Control: no-store` (an unseeded Thompson draw when that is
+    /// pool-selector's default strategy): passed on, never stored. Not part of the stored encoding.
+    pub no_store: bool,
 }
 
 /// Where an entry is in its life at a given moment.
@@ -96,6 +99,7 @@ impl Entry {
             body: Bytes::copy_from_slice(&rest[ct_len..]),
             stored_at_ms,
             fresh_for_ms,
+            no_store: false,
         })
     }
 }
@@ -111,6 +115,7 @@ mod tests {
             body: Bytes::from_static(br#"{"pool_id":"pool-c6a.xlarge-us-east-1a"}"#),
             stored_at_ms: 1_000_000,
             fresh_for_ms: 30_000,
+            no_store: false,
         }
     }
 

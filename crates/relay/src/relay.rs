@@ -318,7 +318,13 @@ impl Relay {
         request_id: &str,
     ) -> Result<Arc<Entry>, UpstreamError> {
         let mut entry = self.upstream.fetch(key, request_id).await?;
-        let fresh_for = self.policy.freshness_of(entry.status);
+        let fresh_for = if entry.no_store {
+            // The upstream decided this answer is for its caller alone (see `Entry::no_store`).
+            self.metrics.uncacheable(key.route(), "upstream_no_store");
+            Duration::ZERO
+        } else {
+            self.policy.freshness_of(entry.status)
+        };
         entry.fresh_for_ms = fresh_for.as_millis() as u64;
         let entry = Arc::new(entry);
         if !fresh_for.is_zero() {

@@ -363,6 +363,7 @@ mod tests {
             body: Bytes::from(vec![b'x'; body_bytes]),
             stored_at_ms,
             fresh_for_ms: 30_000,
+            no_store: false,
         })
     }
 

@@ -152,6 +152,13 @@ impl Upstream {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/octet-stream")
             .to_owned();
+        let no_store = res
+            .headers()
+            .get_all(reqwest::header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|d| d.trim().eq_ignore_ascii_case("no-store"));
         if res
             .content_length()
             .is_some_and(|n| n > self.max_body_bytes as u64)
@@ -173,6 +180,7 @@ impl Upstream {
             body,
             stored_at_ms: now_ms(),
             fresh_for_ms: 0,
+            no_store,
         })
     }
 

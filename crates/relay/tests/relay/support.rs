@@ -22,6 +22,11 @@ pub struct Upstream {
 
 impl Upstream {
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// [`spawn`](Self::spawn) with pool-selector's settings changed by `tweak`.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut pool_selector::Settings)) -> Self {
         let dir = tempfile::tempdir().expect("temp folder");
         let storage = StorageArgs::for_url(dir.path().to_str().expect("utf-8 path"))
             .open()
@@ -41,7 +46,8 @@ impl Upstream {
         ));
         write_partitioned(&storage, "x", &events).await;
 
-        let settings = pool_selector::Settings::for_events_url(dir.path().to_str().unwrap());
+        let mut settings = pool_selector::Settings::for_events_url(dir.path().to_str().unwrap());
+        tweak(&mut settings);
         let app = pool_selector::Application::build(settings)
             .await
             .expect("pool-selector builds");

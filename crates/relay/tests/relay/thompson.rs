@@ -104,3 +104,37 @@ async fn seeded_thompson_is_cached_under_its_seed() {
     assert_eq!(upstream.requests_to("/get-pool").await, 2);
     assert_eq!(relay.metric("relay_uncacheable_total", &[]).await, 0);
 }
+
+#[tokio::test]
+async fn draws_by_pool_selectors_default_are_not_stored_either() {
+    // pool-selector ranks by thompson when a request names no strategy: the relay cannot tell from the
+    // request, but pool-selector's `Cache-Control: no-store` tells it.
+    let upstream =
+        Upstream::spawn_with(|s| s.strategy = pool_core::request::Strategy::Thompson).await;
+    let relay = spawn_relay(&upstream.base, &shared_redis(), |_| {}).await;
+    for i in 0..3 {
+        let r = relay
+            .get("/get-pool?instance_types=c6a.xlarge,m6a.xlarge")
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_ne!(r.cache, "HIT", "{i}: a draw was served from the cache");
+    }
+    assert_eq!(upstream.requests_to("/get-pool").await, 3);
+    assert!(
+        !redis_holds(
+            &relay.prefix,
+            "GET /get-pool?instance_types=c6a.xlarge%2Cm6a.xlarge"
+        )
+        .await,
+        "the draw was stored in Redis"
+    );
+    assert_eq!(
+        relay
+            .metric(
+                "relay_uncacheable_total",
+                &[("route", "/get-pool"), ("reason", "upstream_no_store")]
+            )
+            .await,
+        3
+    );
+}
