@@ -17,7 +17,7 @@ import random
 import time
 import urllib.parse
 
-from warm_queries import percentile
+from warm_queries import report
 
 
 def distinct_sets(types: list[str], n: int, seed: int) -> list[list[str]]:
@@ -77,22 +77,7 @@ def main() -> None:
     if a.picks:
         with open(a.picks, "w") as f:
             f.write("".join(f"{x}\n" for x in picks))
-    slowest_ms, slowest = max(timed)
-    ms = sorted(t for t, _ in timed)
-    print(
-        json.dumps(
-            {
-                "requests": len(ms),
-                "p50_ms": percentile(ms, 50),
-                "p95_ms": percentile(ms, 95),
-                "p99_ms": percentile(ms, 99),
-                "max_ms": ms[-1],
-                "slowest": f"/get-pool?{slowest}",
-                "slowest_index": [q for _, q in timed].index(slowest) + 1,
-                "codes": {str(k): v for k, v in sorted(codes.items())},
-            }
-        )
-    )
+    print(json.dumps(report(timed, codes)))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,23 @@ def percentile(sorted_ms: list[float], p: float) -> float:
     return sorted_ms[rank - 1]
 
 
+def report(timed: list[tuple[float, str]], codes: dict[int, int]) -> dict:
+    """The JSON line both latency probes print: nearest-rank p50/p95/p99/max of `timed` (ms, query),
+    the slowest query and when it ran (1-based), for whoever chases a tail, and the status codes seen."""
+    slowest_ms, slowest = max(timed)
+    ms = sorted(t for t, _ in timed)
+    return {
+        "requests": len(ms),
+        "p50_ms": percentile(ms, 50),
+        "p95_ms": percentile(ms, 95),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": ms[-1],
+        "slowest": f"/get-pool?{slowest}",
+        "slowest_index": [q for _, q in timed].index(slowest) + 1,
+        "codes": {str(k): v for k, v in sorted(codes.items())},
+    }
+
+
 def distinct_queries(types: list[str], n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     seen: set[str] = set()
@@ -65,22 +82,7 @@ def main() -> None:
         timed.append(((time.perf_counter() - started) * 1000, q))
         codes[resp.status] = codes.get(resp.status, 0) + 1
     conn.close()
-    slowest_ms, slowest = max(timed)
-    ms = sorted(t for t, _ in timed)
-    print(
-        json.dumps(
-            {
-                "requests": len(ms),
-                "p50_ms": percentile(ms, 50),
-                "p99_ms": percentile(ms, 99),
-                "max_ms": ms[-1],
-                # Which query the tail comes from, and when it ran (1-based), for whoever chases it.
-                "slowest": f"/get-pool?{slowest}",
-                "slowest_index": [q for _, q in timed].index(slowest) + 1,
-                "codes": {str(k): v for k, v in sorted(codes.items())},
-            }
-        )
-    )
+    print(json.dumps(report(timed, codes)))
 
 
 if __name__ == "__main__":
