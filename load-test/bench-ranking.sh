@@ -46,22 +46,17 @@ BACKTESTS=("window=7d&step=1h&train_window=7d" "window=13d&step=1h&train_window=
 # wall time (ms).
 T_LATENCY_RATIO=2 T_BACKTEST_MS=1000
 
-log() { echo "bench-ranking: $*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+BENCH_PART=ranking
+# shellcheck source=load-test/lib.sh
+source load-test/lib.sh
 
 [[ -x $PY ]] || die "$PY is missing (scripts/install-deps.sh creates the venv)"
+[[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (Debian package time; scripts/install-deps.sh installs it)"
 command -v cargo >/dev/null || die "cargo is missing"
 
-selector_pid=""
 worktree=""
 cleanup() {
-    if [[ -n $selector_pid ]]; then
-        kill -TERM "$selector_pid" 2>/dev/null || true
-        wait "$selector_pid" 2>/dev/null || true
-    fi
+    stop_selector
     if [[ -n $worktree ]]; then
         git worktree remove --force "$worktree" 2>/dev/null || rm -rf "$worktree"
         git worktree prune 2>/dev/null || true
@@ -72,13 +67,6 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$WORK"
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# "met" or "NOT met" for value ≤ target.
-met() { awk -v v="$1" -v t="$2" 'BEGIN {print (v != "" && v + 0 <= t + 0) ? "met" : "NOT met"}'; }
-fmt1() { awk -v v="$1" 'BEGIN {printf "%.1f", v}'; }
-fmt2() { awk -v v="$1" 'BEGIN {printf "%.2f", v}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 json_field() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 
 # ---------------------------------------------------------------------------------------------------
@@ -164,40 +152,10 @@ gen=$("$bin/event-generator" --scenario stationary --hours "$HOURS" --seed 1 --s
     die "event-generator failed (log: $WORK/generator.log)"
 read -r g_events g_pools <<<"$($PY -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["events"], d["pools"])' "$gen")"
 log "compactor --once (SETTLE=0)"
-env EVENTS_URL="$DATA" SETTLE=0 LOG_FORMAT=json LOG_LEVEL=info "$bin/compactor" --once 2>"$WORK/compactor.log" ||
-    die "compactor --once over $DATA exited non-zero (log: $WORK/compactor.log)"
-compacted=$($PY -c '
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        d = json.loads(line)
-    except ValueError:
-        continue
-    if d.get("message") == "compaction pass finished":
-        print(d["hours_compacted"], "hours compacted,", d["days_merged"], "days merged,", d.get("errors", 0), "errors")
-        break
-else:
-    sys.exit("no \"compaction pass finished\" line in " + sys.argv[1])' "$WORK/compactor.log")
+compact_once "$WORK/compactor.log"
+compacted="$C_HOURS hours compacted, $C_DAYS days merged, $C_ERRORS errors"
 sync
 
-# A fresh pool-selector ($1 = the binary) over $DATA; returns once /health answers.
-start_selector() {
-    port_open "$PORT" && die "port $PORT is taken by another program; set BENCH_PORT"
-    env EVENTS_URL="$DATA" HOST=127.0.0.1 PORT="$PORT" LOG_LEVEL=warn "$1" 2>>"$WORK/pool-selector.log" &
-    selector_pid=$!
-    local deadline=$((SECONDS + 30))
-    until curl -fs -o /dev/null "$BASE/health"; do
-        kill -0 "$selector_pid" 2>/dev/null || die "$1 exited at start (log: $WORK/pool-selector.log)"
-        ((SECONDS < deadline)) || die "$1 not healthy after 30 s (log: $WORK/pool-selector.log)"
-        sleep 0.02
-    done
-}
-selector_rss_mb() { awk '/VmHWM/ {print $2 / 1024}' "/proc/$selector_pid/status"; }
-stop_selector() {
-    kill -TERM "$selector_pid" 2>/dev/null || true
-    wait "$selector_pid" 2>/dev/null || true
-    selector_pid=""
-}
 # A GET that must answer 200; the body goes to $2.
 get_ok() { # $1 path, $2 body file
     local code

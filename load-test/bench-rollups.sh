@@ -39,11 +39,9 @@ BASE="http://127.0.0.1:$PORT"
 # latency p50 and p99 (ms), and the first whole-history request on the 365-day dataset (ms).
 T_RATIO=0.15 T_RSS=150 T_P50=5 T_P99=20 T_FIRST_YEAR=250
 
-log() { echo "bench-rollups: $*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+BENCH_PART=rollups
+# shellcheck source=load-test/lib.sh
+source load-test/lib.sh
 
 for b in compactor pool-selector event-generator; do
     [[ -x $bin/$b ]] || die "$bin/$b is missing: build with cargo build --release --workspace --bins"
@@ -52,46 +50,14 @@ done
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (Debian package time; scripts/install-deps.sh installs it)"
 [[ -x $PY ]] || die "$PY is missing (scripts/install-deps.sh creates the venv with duckdb)"
 
-selector_pid=""
 cleanup() {
-    if [[ -n $selector_pid ]]; then
-        kill -TERM "$selector_pid" 2>/dev/null || true
-        wait "$selector_pid" 2>/dev/null || true
-    fi
+    stop_selector
     # The datasets are large (B is ~800 MB of NDJSON): gone at the end, also after a failure. The logs
     # in $WORK stay, for the error message that names them.
     if [[ $KEEP != 1 ]]; then rm -rf "$WORK/A" "$WORK/B" "$WORK"/truth-*.json "$WORK/body.json"; fi
 }
 trap cleanup EXIT
 mkdir -p "$WORK"
-
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-maximum() { sort -g | tail -1; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
-# "met" or "NOT met" for value ≤ target.
-met() { awk -v v="$1" -v t="$2" 'BEGIN {print (v != "" && v + 0 <= t + 0) ? "met" : "NOT met"}'; }
-fmt1() { awk -v v="$1" 'BEGIN {printf "%.1f", v}'; }
-
-# A fresh pool-selector over $DATA with the given extra environment; returns once /health answers.
-start_selector() {
-    port_open "$PORT" && die "port $PORT is taken by another program; set BENCH_PORT"
-    env "$@" EVENTS_URL="$DATA" HOST=127.0.0.1 PORT="$PORT" LOG_LEVEL=warn "$bin/pool-selector" \
-        2>>"$WORK/pool-selector.log" &
-    selector_pid=$!
-    local deadline=$((SECONDS + 30))
-    until curl -fs -o /dev/null "$BASE/health"; do
-        kill -0 "$selector_pid" 2>/dev/null || die "pool-selector exited at start (log: $WORK/pool-selector.log)"
-        ((SECONDS < deadline)) || die "pool-selector not healthy after 30 s (log: $WORK/pool-selector.log)"
-        sleep 0.02
-    done
-}
-selector_rss_mb() { awk '/VmHWM/ {print $2 / 1024}' "/proc/$selector_pid/status"; }
-stop_selector() {
-    kill -TERM "$selector_pid" 2>/dev/null || true
-    wait "$selector_pid" 2>/dev/null || true
-    selector_pid=""
-}
 
 # The winner of a /get-pool answer with its counts, to compare two engines' answers exactly.
 answer() { $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["pool_id"], d["jobs"], d["spot_terminations"], sep=",")' "$1"; }
@@ -104,7 +70,7 @@ answer() { $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["poo
 selector_first() { # $1 = USE_ROLLUPS value
     local ms=() rss=() answers=() i code t
     for ((i = 0; i < REPEAT; i++)); do
-        start_selector USE_ROLLUPS="$1"
+        start_selector "$bin/pool-selector" USE_ROLLUPS="$1"
         read -r code t < <(curl -s -o "$WORK/body.json" -w '%{http_code} %{time_total}\n' "$BASE/get-pool?window=0")
         [[ $code == 200 ]] || die "GET /get-pool?window=0 (USE_ROLLUPS=$1) answered $code: $(head -c 300 "$WORK/body.json")"
         rss+=("$(selector_rss_mb)")
@@ -129,36 +95,6 @@ duck() {
     done
     DUCK_MS=$(printf '%s\n' "${ms[@]}" | median)
     DUCK_RSS=$(printf '%s\n' "${rss[@]}" | maximum)
-}
-
-# One `compactor --once` pass with SETTLE=0. Sets C_SECONDS, C_RSS (MB, from GNU time) and, from the
-# pass's summary log line, C_HOURS, C_DAYS, C_EVENTS, C_ERRORS.
-compact_once() { # $1 = log file
-    local t0 rc=0 ms summary
-    t0=$(date +%s%N)
-    /usr/bin/time -f '%M' -o "$WORK/compactor.time" env EVENTS_URL="$DATA" SETTLE=0 LOG_FORMAT=json \
-        LOG_LEVEL=info "$bin/compactor" --once 2>"$1" || rc=$?
-    ms=$(ms_since "$t0")
-    if ((rc != 0)); then
-        tail -n 20 "$1" >&2
-        die "compactor --once over $DATA exited $rc (log: $1)"
-    fi
-    summary=$($PY -c '
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        d = json.loads(line)
-    except ValueError:
-        continue
-    if d.get("message") == "compaction pass finished":
-        print(d["hours_compacted"], d["days_merged"], d["events"], d.get("errors", 0))
-        break
-else:
-    sys.exit("no \"compaction pass finished\" line in " + sys.argv[1])' "$1")
-    read -r C_HOURS C_DAYS C_EVENTS C_ERRORS <<<"$summary"
-    C_SECONDS=$(awk -v ms="$ms" 'BEGIN {printf "%.2f", ms / 1000}')
-    # GNU time prints the peak in KiB on its last line.
-    C_RSS=$(tail -n 1 "$WORK/compactor.time" | awk '{print $1 / 1024}')
 }
 
 run_dataset() { # $1 name, $2 events, $3 hours
@@ -197,7 +133,7 @@ run_dataset() { # $1 name, $2 events, $3 hours
     local d_ms=$DUCK_MS d_rss=$DUCK_RSS
 
     log "dataset $name: $QUERIES distinct warm queries in one process"
-    start_selector USE_ROLLUPS=true
+    start_selector "$bin/pool-selector" USE_ROLLUPS=true
     curl -fs -o /dev/null "$BASE/get-pool?window=0" || die "warm-up request failed"
     local pools types scan
     pools=$(curl -fs "$BASE/pools?window=0") || die "GET /pools?window=0 failed"

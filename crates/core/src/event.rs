@@ -534,13 +534,16 @@ impl Partition {
         }
         None
     }
-    /// Start of the hour, microseconds since the epoch.
-    pub fn start_micros(&self) -> i64 {
+    /// Start of the hour.
+    pub fn start(&self) -> DateTime<Utc> {
         self.date
             .and_hms_opt(self.hour, 0, 0)
             .expect("hour < 24")
             .and_utc()
-            .timestamp_micros()
+    }
+    /// Start of the hour, microseconds since the epoch.
+    pub fn start_micros(&self) -> i64 {
+        self.start().timestamp_micros()
     }
     /// End of the hour (exclusive), microseconds since the epoch.
     pub fn end_micros(&self) -> i64 {

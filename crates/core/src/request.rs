@@ -262,9 +262,7 @@ impl RankingRequest {
     /// Parse a raw query string (without `?`) as pool-selector's query extractor does: a repeated,
     /// unknown or malformed parameter is a 400 naming it.
     pub fn from_query(query: &str) -> Result<Self, ApiError> {
-        let params: RankingParams = serde_urlencoded::from_str(query)
-            .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
-        params.parse()
+        decode_query::<RankingParams>(query)?.parse()
     }
 
     /// The canonical query string (without `?`): every given parameter in its parsed form, in a fixed
@@ -431,9 +429,7 @@ impl BacktestParams {
 impl BacktestRequest {
     /// Parse a raw query string as pool-selector's extractor does.
     pub fn from_query(query: &str) -> Result<Self, ApiError> {
-        let params: BacktestParams = serde_urlencoded::from_str(query)
-            .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
-        params.parse()
+        decode_query::<BacktestParams>(query)?.parse()
     }
 
     /// The canonical query string (the relay's cache key), as [`RankingRequest::canonical`].
@@ -480,6 +476,12 @@ impl BacktestRequest {
         }
         s.finish()
     }
+}
+
+/// A raw query string as actix-web's `Query` extractor reads it: a repeated or unknown parameter is a 400.
+fn decode_query<P: serde::de::DeserializeOwned>(query: &str) -> Result<P, ApiError> {
+    serde_urlencoded::from_str(query)
+        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))
 }
 
 /// `name=a,b,c`, unless the list is empty.

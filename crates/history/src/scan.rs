@@ -23,14 +23,14 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use serde::Serialize;
 
-use pool_core::event::{AvailabilityZone, InstanceType, PoolId};
+use pool_core::event::{AvailabilityZone, InstanceType, Partition, PoolId};
 use pool_core::storage::Storage;
 use pool_core::window::Window;
 
 use crate::catalog::Catalog;
 use crate::ndjson::{ReadStats, TolerantNdjson};
 use crate::table::{self, Choice, Layout};
-use crate::tally::{Accumulator, HOUR_MICROS, PoolCount, SeenEvents, Tally};
+use crate::tally::{Accumulator, PoolCount, SeenEvents, Tally};
 
 /// What a ranking request asks of the history. Every field is already parsed and validated.
 #[derive(Debug, Clone)]
@@ -68,10 +68,13 @@ impl Query {
     /// [`Query::series_from`] in microseconds since the epoch, aligned down to its hour.
     pub fn series_from_micros(&self) -> Option<i64> {
         self.series_from.map(|s| {
-            let micros = s.timestamp_micros();
-            let into_hour = micros.rem_euclid(HOUR_MICROS);
-            debug_assert_eq!(into_hour, 0, "series_from {s} is not on an hour boundary");
-            micros - into_hour
+            let hour = Partition::of(&s).start_micros();
+            debug_assert_eq!(
+                hour,
+                s.timestamp_micros(),
+                "series_from {s} is not on an hour boundary"
+            );
+            hour
         })
     }
 
@@ -128,6 +131,7 @@ pub struct ScanReport {
 /// Per-pool tallies of one scan, plus the scan's report.
 #[derive(Debug)]
 pub struct Tallies {
+    /// In pool-id order.
     pub pools: Vec<(PoolId, Tally)>,
     pub report: ScanReport,
 }
@@ -363,6 +367,11 @@ impl EventSource {
                 report: raw.report,
             }
         };
+        // Rollup and raw parts are merged through hash maps: a fixed order makes every consumer's
+        // answer (a seeded draw, the fit's float sums) independent of how the scan went.
+        result
+            .pools
+            .sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         result.report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.observer.scanned(&result.report);
         Ok(result)

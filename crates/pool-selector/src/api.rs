@@ -158,12 +158,8 @@ pub async fn rank(state: &AppState, r: &Ranking) -> Result<Ranked, ApiError> {
     let mut evidence = Vec::with_capacity(tallies.pools.len());
     let mut slots = Vec::with_capacity(tallies.pools.len());
     let mut candidates = vec![];
-    // In pool-id order: the scan's order varies between scans, and a seeded draw (or the float sums
-    // of the fit) must not.
-    let mut order: Vec<usize> = (0..tallies.pools.len()).collect();
-    order.sort_unstable_by(|&a, &b| tallies.pools[a].0.as_str().cmp(tallies.pools[b].0.as_str()));
-    for slot in order {
-        let (pool, t) = &tallies.pools[slot];
+    // The scan's pools come in pool-id order, so a seeded draw is the same whatever the scan did.
+    for (slot, (pool, t)) in tallies.pools.iter().enumerate() {
         if t.jobs == 0 {
             continue;
         }

@@ -8,10 +8,10 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use pool_core::event::format_timestamp;
+use pool_core::event::{Partition, format_timestamp};
 use pool_core::http::ApiError;
 use pool_core::request::{BacktestParams, BacktestRequest};
 use pool_core::window::Window;
@@ -89,9 +89,7 @@ impl Plan {
                 .unwrap_or(DEFAULT_TRAIN_WINDOW)
         });
         Ok(Self {
-            end_hour: now
-                .duration_trunc(TimeDelta::hours(1))
-                .expect("an hour divides any timestamp"),
+            end_hour: Partition::of(&now).start(),
             span_hours,
             step_hours,
             train_hours: hours(train),
@@ -140,10 +138,8 @@ async fn run(
     };
     let mut series = Vec::with_capacity(tallies.pools.len());
     let mut candidates = vec![];
-    // In pool-id order, so a seeded replay gives the same answer whatever order the scan returned.
-    let mut pools: Vec<_> = tallies.pools.iter().collect();
-    pools.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-    for (pool, t) in pools {
+    // The scan's pools come in pool-id order: a seeded replay is reproducible.
+    for (pool, t) in &tallies.pools {
         if t.jobs == 0 {
             continue;
         }

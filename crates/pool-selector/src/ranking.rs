@@ -2,10 +2,10 @@
 //! The statistics themselves live in `pool_ranking` (pure, tested on their own); this module only
 //! translates.
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use pool_core::event::{PoolId, format_timestamp};
+use pool_core::event::{Partition, PoolId, format_timestamp};
 use pool_history::Tally;
 use pool_ranking::{Change, Evidence, Hour, PoolModel, RECENT_HOURS, Scored};
 
@@ -14,10 +14,7 @@ pub use pool_core::request::Strategy;
 /// The first hour of the recent series a ranking at `now` needs: [`RECENT_HOURS`] hours ending with
 /// the current one.
 pub fn series_start(now: DateTime<Utc>) -> DateTime<Utc> {
-    let hour = now
-        .duration_trunc(TimeDelta::hours(1))
-        .expect("an hour divides any timestamp");
-    hour - TimeDelta::hours(RECENT_HOURS as i64 - 1)
+    Partition::of(&now).start() - TimeDelta::hours(RECENT_HOURS as i64 - 1)
 }
 
 /// A pool's evidence from its tally, whose `hourly` series starts at [`series_start`]. Hours past

@@ -5,7 +5,7 @@ mod common;
 use chrono::Duration;
 use common::TestApp;
 use pool_core::storage::{Storage, StorageArgs};
-use testkit::{metric_value, pool_events, write_partitioned};
+use testkit::{fleet_events, metric_value, pool_events, write_partitioned};
 
 async fn folder_with(events: &[pool_core::Event]) -> (tempfile::TempDir, Storage) {
     let dir = tempfile::tempdir().unwrap();
@@ -93,20 +93,14 @@ async fn get_pool_keeps_the_seed_contract_and_adds_the_evidence() {
 async fn a_small_lucky_pool_does_not_beat_a_proven_one_unless_naive() {
     // A proven pool at 1 %, a lucky one with 2 clean jobs, and the fleet around them at 5–6 %: the
     // lucky pool's family and zone say it is probably no better than its neighbours.
-    let mut events = pool_events("pool-c6a.large-us-east-1a", 2, 0, Duration::hours(1));
-    events.extend(pool_events(
-        "pool-m6a.large-us-east-1a",
-        5000,
-        50,
-        Duration::hours(1),
-    ));
-    for (pool, spot) in [
-        ("pool-c6a.xlarge-us-east-1b", 25),
-        ("pool-r6a.large-us-east-1b", 25),
-        ("pool-m6a.xlarge-us-east-1c", 30),
-    ] {
-        events.extend(pool_events(pool, 500, spot, Duration::hours(1)));
-    }
+    let hour = Duration::hours(1);
+    let events = fleet_events(&[
+        ("pool-c6a.large-us-east-1a", 2, 0, hour),
+        ("pool-m6a.large-us-east-1a", 5000, 50, hour),
+        ("pool-c6a.xlarge-us-east-1b", 500, 25, hour),
+        ("pool-r6a.large-us-east-1b", 500, 25, hour),
+        ("pool-m6a.xlarge-us-east-1c", 500, 30, hour),
+    ]);
     let (dir, _) = folder_with(&events).await;
     let app = TestApp::spawn(url(&dir)).await;
 
@@ -616,19 +610,11 @@ async fn events_stamped_in_the_future_do_not_steer_the_ranking() {
 
 #[tokio::test]
 async fn pools_has_a_default_limit_and_says_how_many_matched() {
-    let mut events = pool_events("pool-c6a.xlarge-us-east-1a", 50, 1, Duration::hours(1));
-    events.extend(pool_events(
-        "pool-m6a.xlarge-us-east-1a",
-        50,
-        2,
-        Duration::hours(1),
-    ));
-    events.extend(pool_events(
-        "pool-r6a.xlarge-us-east-1a",
-        50,
-        3,
-        Duration::hours(1),
-    ));
+    let events = fleet_events(&[
+        ("pool-c6a.xlarge-us-east-1a", 50, 1, Duration::hours(1)),
+        ("pool-m6a.xlarge-us-east-1a", 50, 2, Duration::hours(1)),
+        ("pool-r6a.xlarge-us-east-1a", 50, 3, Duration::hours(1)),
+    ]);
     let (dir, _) = folder_with(&events).await;
     let mut settings = pool_selector::Settings::for_events_url(url(&dir));
     settings.limits.pools_default_limit = 2;

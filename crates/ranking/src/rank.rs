@@ -104,14 +104,20 @@ pub fn rank(
     out
 }
 
-/// Cells of the integration grid in [`probability_lowest`].
-const GRID: usize = 256;
+/// Points at which the target's CDF is tabulated, and cells of equal target mass at which the rivals
+/// are evaluated, in [`probability_lowest`].
+const FINE: usize = 512;
+const CELLS: usize = 48;
 
 /// Posterior probability that the rate of Beta `target` is below the rate of every Beta in `others`
-/// (independent posteriors): `∫ Π S_i(x) dF(x)`, summed over a grid of the target's central mass
-/// (all but 2·10⁻⁹ of it) as CDF differences, so a density that is infinite at 0 is handled. Rivals
-/// with no mass below the target's upper end are skipped, and the sum stops once the product is
-/// negligible.
+/// (independent posteriors): `∫ Π S_i(x) dF(x)`, the target's CDF `F`, each rival's survival `S_i`.
+///
+/// Integrated in the target's probability space: its central mass (all but 2·10⁻⁹) is cut into
+/// [`CELLS`] cells of equal mass, whose midpoints are found on a table of `F` over [`FINE`] points (no
+/// quantile function needed, and a density that is infinite at 0 is handled), and the rivals are
+/// evaluated once per cell: the rivals' CDFs are the cost, so they are evaluated as few times as the
+/// accuracy allows. Rivals with no mass below the target's upper end are skipped, and the sum stops once
+/// the product is negligible.
 pub fn probability_lowest(target: (f64, f64), others: &[(f64, f64)]) -> f64 {
     let d = beta(target.0, target.1);
     let lo = d.inverse_cdf(1e-9);
@@ -124,17 +130,24 @@ pub fn probability_lowest(target: (f64, f64), others: &[(f64, f64)]) -> f64 {
     if rivals.is_empty() {
         return 1.0;
     }
-    let width = (hi - lo) / GRID as f64;
+    let width = (hi - lo) / FINE as f64;
+    let xs: Vec<f64> = (0..=FINE).map(|j| lo + width * j as f64).collect();
+    let cdfs: Vec<f64> = xs.iter().map(|&x| d.cdf(x)).collect();
+    let (first, mass) = (cdfs[0], cdfs[FINE] - cdfs[0]);
+    let cell_mass = mass / CELLS as f64;
     let mut total = 0.0;
-    let mut prev_cdf = d.cdf(lo);
-    for j in 0..GRID {
-        let x1 = lo + width * (j + 1) as f64;
-        let mid = x1 - width / 2.0;
-        let cdf = d.cdf(x1);
-        let mass = cdf - prev_cdf;
-        prev_cdf = cdf;
-        let survive: f64 = rivals.iter().map(|r| (1.0 - r.cdf(mid)).max(0.0)).product();
-        total += mass * survive;
+    let mut j = 0;
+    for m in 0..CELLS {
+        // The x where F reaches the middle of this cell's mass, interpolated on the table.
+        let u = first + cell_mass * (m as f64 + 0.5);
+        while j + 1 < FINE && cdfs[j + 1] < u {
+            j += 1;
+        }
+        let span = cdfs[j + 1] - cdfs[j];
+        let t = if span > 0.0 { (u - cdfs[j]) / span } else { 0.5 };
+        let x = xs[j] + width * t.clamp(0.0, 1.0);
+        let survive: f64 = rivals.iter().map(|r| (1.0 - r.cdf(x)).max(0.0)).product();
+        total += cell_mass * survive;
         if survive < 1e-15 {
             break;
         }

@@ -139,6 +139,14 @@ pub fn pool_events(
         .collect()
 }
 
+/// [`pool_events`] for several pools at once: `(pool_id, jobs, spot, age)` each.
+pub fn fleet_events(pools: &[(&str, usize, usize, chrono::Duration)]) -> Vec<pool_core::Event> {
+    pools
+        .iter()
+        .flat_map(|&(pool, jobs, spot, age)| pool_events(pool, jobs, spot, age))
+        .collect()
+}
+
 /// Write events as hive-partitioned NDJSON objects named `<name>.json`, one per hourly partition.
 pub async fn write_partitioned(
     storage: &pool_core::storage::Storage,

@@ -3,15 +3,15 @@
 //! the backtest on a history with a known answer.
 
 use super::*;
-use chrono::{DurationRound, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
+use pool_core::event::Partition;
 use serde_json::Value;
 use testkit::event;
 
 /// `jobs` jobs of `pool`, the first `spot` lost to spot terminations, finishing inside the hour that
 /// starts `hours_ago` hours before the current one.
 fn in_hour(pool: &str, hours_ago: i64, jobs: usize, spot: usize) -> Vec<pool_core::Event> {
-    let hour =
-        Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap() - TimeDelta::hours(hours_ago);
+    let hour = Partition::of(&Utc::now()).start() - TimeDelta::hours(hours_ago);
     (0..jobs)
         .map(|i| {
             event(
@@ -27,18 +27,15 @@ fn in_hour(pool: &str, hours_ago: i64, jobs: usize, spot: usize) -> Vec<pool_cor
 /// A small fleet: three pools of one instance type in three zones, and neighbours that inform the
 /// priors.
 fn fleet() -> Vec<pool_core::Event> {
-    let mut events = vec![];
-    for (pool, jobs, spot) in [
-        ("pool-c6a.large-us-east-1a", 400, 4),
-        ("pool-c6a.large-us-east-1b", 400, 6),
-        ("pool-c6a.large-us-east-1c", 400, 40),
-        ("pool-m6a.large-us-east-1a", 400, 8),
-        ("pool-m6a.large-us-east-1b", 400, 12),
-        ("pool-r6a.large-us-east-1c", 400, 20),
-    ] {
-        events.extend(pool_events(pool, jobs, spot, Duration::minutes(90)));
-    }
-    events
+    let age = Duration::minutes(90);
+    testkit::fleet_events(&[
+        ("pool-c6a.large-us-east-1a", 400, 4, age),
+        ("pool-c6a.large-us-east-1b", 400, 6, age),
+        ("pool-c6a.large-us-east-1c", 400, 40, age),
+        ("pool-m6a.large-us-east-1a", 400, 8, age),
+        ("pool-m6a.large-us-east-1b", 400, 12, age),
+        ("pool-r6a.large-us-east-1c", 400, 20, age),
+    ])
 }
 
 fn pools_of(body: &Value, key: &str) -> Vec<String> {

@@ -11,7 +11,7 @@ use chrono::Duration as Age;
 use pool_core::storage::StorageArgs;
 use relay::{Application, Settings};
 use serde_json::Value;
-use testkit::{metric_value, pool_events, write_partitioned};
+use testkit::{fleet_events, metric_value, write_partitioned};
 
 /// pool-selector over a small dataset: three pools with recent jobs.
 pub struct Upstream {
@@ -31,19 +31,12 @@ impl Upstream {
         let storage = StorageArgs::for_url(dir.path().to_str().expect("utf-8 path"))
             .open()
             .expect("local storage");
-        let mut events = pool_events("pool-c6a.xlarge-us-east-1a", 200, 20, Age::minutes(20));
-        events.extend(pool_events(
-            "pool-m6a.xlarge-us-east-1b",
-            200,
-            2,
-            Age::minutes(20),
-        ));
-        events.extend(pool_events(
-            "pool-r6a.xlarge-us-east-1c",
-            200,
-            0,
-            Age::minutes(20),
-        ));
+        let age = Age::minutes(20);
+        let events = fleet_events(&[
+            ("pool-c6a.xlarge-us-east-1a", 200, 20, age),
+            ("pool-m6a.xlarge-us-east-1b", 200, 2, age),
+            ("pool-r6a.xlarge-us-east-1c", 200, 0, age),
+        ]);
         write_partitioned(&storage, "x", &events).await;
 
         let mut settings = pool_selector::Settings::for_events_url(dir.path().to_str().unwrap());
