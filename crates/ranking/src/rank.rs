@@ -144,7 +144,11 @@ pub fn probability_lowest(target: (f64, f64), others: &[(f64, f64)]) -> f64 {
             j += 1;
         }
         let span = cdfs[j + 1] - cdfs[j];
-        let t = if span > 0.0 { (u - cdfs[j]) / span } else { 0.5 };
+        let t = if span > 0.0 {
+            (u - cdfs[j]) / span
+        } else {
+            0.5
+        };
         let x = xs[j] + width * t.clamp(0.0, 1.0);
         let survive: f64 = rivals.iter().map(|r| (1.0 - r.cdf(x)).max(0.0)).product();
         total += cell_mass * survive;
