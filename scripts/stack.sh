@@ -9,11 +9,11 @@
 #   scripts/stack.sh prometheus-config   print the Prometheus config `up` generates from deploy/prometheus.yml
 #
 # Started, in order: an S3 server (moto, from the repo venv .venv) with a bucket, RabbitMQ with the
-# management plugin (its own epmd, node name and ports), Redis, pool-selector, compactor (a pass every
-# STACK_COMPACTOR_EVERY, rolling up hours STACK_COMPACTOR_SETTLE after they close, into the same bucket
-# pool-selector reads), ingest-worker, monitor, relay, Prometheus (scraping every service, config
-# generated from deploy/prometheus.yml), and an event-generator streaming to RabbitMQ at
-# STACK_GENERATOR_RATE events/s.
+# management plugin (its own epmd, node name and ports), Redis, intake (POST /events, publishing to
+# RabbitMQ), pool-selector, compactor (a pass every STACK_COMPACTOR_EVERY, rolling up hours
+# STACK_COMPACTOR_SETTLE after they close, into the same bucket pool-selector reads), ingest-worker,
+# monitor, relay, Prometheus (scraping every service, config generated from deploy/prometheus.yml), and
+# an event-generator streaming to RabbitMQ at STACK_GENERATOR_RATE events/s.
 #
 # State (pid files, data, logs) lives in STACK_DIR (default .stack/, git-ignored). Ports (defaults
 # chosen away from the services' own defaults and from scripts/test-services.sh's 17100-18008):
@@ -23,8 +23,10 @@
 #   STACK_AMQP_PORT 16001      STACK_RABBITMQ_MGMT_PORT 16002   STACK_REDIS_PORT 16003
 #   STACK_EPMD_PORT 16004      STACK_ERLANG_DIST_PORT 16005  STACK_COMPACTOR_PORT 16097
 #   STACK_RELAY_ADMIN_PORT 16081 (the relay's /metrics, /docs, /openapi.json)
+#   STACK_INTAKE_PORT 16098 (intake: POST /events)
 #
-# pool-selector's POST /events intake is on, with the token STACK_INTAKE_TOKEN (INTAKE_TOKENS; dev-token).
+# The intake accepts POST /events with the bearer token STACK_INTAKE_TOKEN (its INTAKE_TOKENS; default
+# dev-token). pool-selector only reads the bucket: it gets no RabbitMQ or intake setting.
 #
 # Other settings: STACK_GENERATOR_RATE (50), STACK_BUCKET (pool-events), STACK_LOG_LEVEL (INFO),
 # STACK_COMPACTOR_EVERY (1m), STACK_COMPACTOR_SETTLE (2m; short, so a closed hour is rolled up soon),
@@ -43,27 +45,21 @@ VENV="$ROOT/.venv"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 case $TARGET in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
 BIN="$TARGET/release"
-RABBIT_LIB=/usr/lib/rabbitmq/bin
-BINARIES=(pool-selector compactor ingest-worker relay monitor event-generator)
-# Start order; `down` stops in reverse (producers first, storage last).
-COMPONENTS=(s3 epmd rabbitmq redis pool-selector compactor ingest-worker monitor relay prometheus event-generator)
+BINARIES=(pool-selector compactor ingest-worker relay monitor intake event-generator)
+# Start order; `down` stops the producers (event-generator, intake) first and storage last.
+COMPONENTS=(s3 epmd rabbitmq redis pool-selector compactor ingest-worker monitor intake relay prometheus event-generator)
 
-log() { echo "stack: $*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+# log, die, port_open, running, pid_alive, spawn, wait_for, stop_pid and the moto, Redis, epmd and
+# RabbitMQ plumbing, shared with scripts/test-services.sh.
+SUPERVISE_NAME=stack
+SUPERVISE_PORT_HINT="; set STACK_*_PORT (see scripts/stack.sh)"
+# shellcheck source=lib/supervise.sh source-path=SCRIPTDIR
+source "$(dirname "$SCRIPT")/lib/supervise.sh"
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# A process that has exited but has not been reaped (a zombie) counts as gone.
-running() {
-    local st
-    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ -n $st && $st != Z* ]]
-}
+# A component's files in STATE: its pid file and its log.
 pidfile() { echo "$STATE/run/$1.pid"; }
 logfile() { echo "$STATE/logs/$1.log"; }
-alive() { [[ -f $(pidfile "$1") ]] && running "$(cat "$(pidfile "$1")")"; }
+alive() { pid_alive "$(pidfile "$1")"; }
 any_alive() {
     local c
     for c in "${COMPONENTS[@]}"; do alive "$c" && return 0; done
@@ -77,14 +73,22 @@ load_settings() {
     if [[ -f $STATE/settings ]]; then
         # shellcheck disable=SC1091
         source "$STATE/settings"
-        # A stack started before the compactor (or the relay's admin port) joined has no port recorded.
+        # A stack started before the compactor (or the relay's admin port, or the intake) joined has no
+        # port recorded.
         COMPACTOR_PORT=${COMPACTOR_PORT:-${STACK_COMPACTOR_PORT:-16097}}
         RELAY_ADMIN_PORT=${RELAY_ADMIN_PORT:-${STACK_RELAY_ADMIN_PORT:-16081}}
+        INTAKE_PORT=${INTAKE_PORT:-${STACK_INTAKE_PORT:-16098}}
         INTAKE_TOKEN=${INTAKE_TOKEN:-${STACK_INTAKE_TOKEN:-dev-token}}
-        return
+    else
+        load_fresh_settings
     fi
+    RABBIT_NODE="poolstack$AMQP_PORT@localhost"
+}
+
+load_fresh_settings() {
     RELAY_PORT=${STACK_RELAY_PORT:-16080}
     RELAY_ADMIN_PORT=${STACK_RELAY_ADMIN_PORT:-16081}
+    INTAKE_PORT=${STACK_INTAKE_PORT:-16098}
     INTAKE_TOKEN=${STACK_INTAKE_TOKEN:-dev-token}
     SELECTOR_PORT=${STACK_SELECTOR_PORT:-16050}
     MONITOR_PORT=${STACK_MONITOR_PORT:-16095}
@@ -99,35 +103,20 @@ load_settings() {
     DIST_PORT=${STACK_ERLANG_DIST_PORT:-16005}
     GENERATOR_RATE=${STACK_GENERATOR_RATE:-50}
     BUCKET=${STACK_BUCKET:-pool-events}
-    RABBIT_DIR=$(rabbit_dir)
+    RABBIT_DIR=$(rabbit_dir "$STATE" pool-stack)
 }
 
 save_settings() {
     local v
     {
         for v in RELAY_PORT RELAY_ADMIN_PORT SELECTOR_PORT MONITOR_PORT WORKER_PORT COMPACTOR_PORT PROMETHEUS_PORT \
-            S3_PORT AMQP_PORT MGMT_PORT REDIS_PORT EPMD_PORT DIST_PORT GENERATOR_RATE BUCKET RABBIT_DIR INTAKE_TOKEN; do
+            S3_PORT AMQP_PORT MGMT_PORT REDIS_PORT EPMD_PORT DIST_PORT GENERATOR_RATE BUCKET RABBIT_DIR INTAKE_PORT \
+            INTAKE_TOKEN; do
             printf '%s=%q\n' "$v" "${!v}"
         done
     } >"$STATE/settings"
 }
 
-# RabbitMQ runs as the rabbitmq user when we are root, and its folder must be reachable by that user. A
-# checkout under a private home (/root/...) is not, so fall back to a folder under /tmp.
-rabbit_dir() {
-    local dir="$STATE/rabbitmq"
-    if [[ $(id -u) -eq 0 ]]; then
-        mkdir -p "$dir"
-        chown rabbitmq:rabbitmq "$dir"
-        if ! setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups test -w "$dir" 2>/dev/null; then
-            rmdir "$dir" 2>/dev/null || true
-            dir="${TMPDIR:-/tmp}/pool-stack-$(echo "$STATE" | cksum | cut -d' ' -f1)/rabbitmq"
-        fi
-    fi
-    echo "$dir"
-}
-
-node_name() { echo "poolstack$AMQP_PORT@localhost"; }
 amqp_url() { echo "amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f"; }
 s3_env() {
     echo AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
@@ -139,6 +128,7 @@ exports() {
 export STACK_DIR='$STATE'
 export STACK_RELAY_URL='http://127.0.0.1:$RELAY_PORT'
 export STACK_RELAY_ADMIN_URL='http://127.0.0.1:$RELAY_ADMIN_PORT'
+export STACK_INTAKE_URL='http://127.0.0.1:$INTAKE_PORT'
 export STACK_INTAKE_TOKEN='$INTAKE_TOKEN'
 export STACK_SELECTOR_URL='http://127.0.0.1:$SELECTOR_PORT'
 export STACK_MONITOR_URL='http://127.0.0.1:$MONITOR_PORT'
@@ -156,73 +146,19 @@ EOF
 # ---------------------------------------------------------------------------------------------------
 # Process plumbing
 
-# Start a detached process in its own session (so `down` can also reach whatever it forks), output to
-# its log, pid to its pid file. Without job control a background job is not a group leader, so setsid
-# does not fork and $! is the session leader itself.
-spawn() {
+# The library's spawn, wait_for and stop_pid for a component by name (its files: pidfile, logfile).
+spawn_component() {
     local name=$1
     shift
-    setsid "$@" </dev/null >>"$(logfile "$name")" 2>&1 &
-    echo $! >"$(pidfile "$name")"
+    spawn "$(pidfile "$name")" "$(logfile "$name")" "$@"
 }
-
-# Wait until `check` succeeds; fail with the log's tail if the process dies or time runs out.
-wait_for() {
-    local name=$1 timeout=$2
-    shift 2
-    local deadline=$((SECONDS + timeout))
-    until "$@" >/dev/null 2>&1; do
-        if ! alive "$name"; then
-            tail -n 30 "$(logfile "$name")" >&2 || true
-            die "$name exited during start-up (log: $(logfile "$name"))"
-        fi
-        if ((SECONDS >= deadline)); then
-            tail -n 30 "$(logfile "$name")" >&2 || true
-            die "$name not ready after ${timeout}s (log: $(logfile "$name"))"
-        fi
-        sleep 0.2
-    done
+wait_component() {
+    local name=$1
+    shift
+    wait_for "$name" "$(pidfile "$name")" "$(logfile "$name")" "$@"
 }
-
-need_free_port() {
-    local name=$1 port=$2
-    port_open "$port" && die "port $port ($name) is taken by another program; set STACK_*_PORT (see scripts/stack.sh)"
-    return 0
-}
-
-# Every live process of the session led by `pid` (the component and whatever it forked).
-session_members() { ps -e -o pid=,sid=,stat= | awk -v s="$1" '$2 == s && $3 !~ /^Z/ { print $1 }'; }
-
-# Stop a component: SIGTERM to its process, SIGKILL after `grace` seconds, then anything left in its
-# session. Quiet when it is not running.
-stop_component() {
-    local name=$1 grace=${2:-10}
-    local pf
-    pf=$(pidfile "$name")
-    [[ -f $pf ]] || return 0
-    local pid
-    pid=$(cat "$pf")
-    if running "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        local deadline=$((SECONDS + grace))
-        while running "$pid" && ((SECONDS < deadline)); do
-            sleep 0.1
-        done
-        if running "$pid"; then
-            log "$name did not stop within ${grace}s; killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        log "stopped $name (pid $pid)"
-    fi
-    local left
-    left=$(session_members "$pid" | tr '\n' ' ')
-    if [[ -n ${left// /} ]]; then
-        # shellcheck disable=SC2086
-        kill -KILL $left 2>/dev/null || true
-        log "killed what $name left behind: $left"
-    fi
-    rm -f "$pf"
-}
+# Stop a component: SIGTERM, SIGKILL after `grace` seconds, then anything left in its session.
+stop_component() { stop_pid "$1" "$(pidfile "$1")" "${2:-10}" session; }
 
 # ---------------------------------------------------------------------------------------------------
 # Prerequisites
@@ -268,88 +204,27 @@ build_binaries() {
 # ---------------------------------------------------------------------------------------------------
 # Components
 
-start_s3() {
-    alive s3 && return 0
-    need_free_port "S3 (moto)" "$S3_PORT"
-    spawn s3 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT"
-}
-s3_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$S3_PORT/"; }
+start_s3() { moto_start "$(pidfile s3)" "$(logfile s3)" "$VENV/bin/moto_server" "$S3_PORT"; }
 make_bucket() {
     # Idempotent: moto answers 200 for a bucket this account already owns.
     curl -fsS -o /dev/null -X PUT "http://127.0.0.1:$S3_PORT/$BUCKET" ||
         die "could not create bucket $BUCKET on the S3 server"
 }
 
-rabbit_cmd() {
-    RABBIT_CMD=()
-    if [[ $(id -u) -eq 0 ]]; then
-        RABBIT_CMD+=(setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups)
-    fi
-    RABBIT_CMD+=(env LANG=C.UTF-8 LC_ALL=C.UTF-8 HOME="$RABBIT_DIR/home"
-        RABBITMQ_NODENAME="$(node_name)"
-        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-        RABBITMQ_NODE_PORT="$AMQP_PORT"
-        RABBITMQ_DIST_PORT="$DIST_PORT"
-        ERL_EPMD_PORT="$EPMD_PORT"
-        ERL_CRASH_DUMP="$RABBIT_DIR/log/erl_crash.dump"
-        RABBITMQ_CONF_ENV_FILE="$RABBIT_DIR/rabbitmq-env.conf"
-        RABBITMQ_CONFIG_FILE="$RABBIT_DIR/rabbitmq.conf"
-        RABBITMQ_ADVANCED_CONFIG_FILE="$RABBIT_DIR/advanced.config"
-        RABBITMQ_ENABLED_PLUGINS_FILE="$RABBIT_DIR/enabled_plugins"
-        RABBITMQ_MNESIA_BASE="$RABBIT_DIR/mnesia"
-        RABBITMQ_LOG_BASE="$RABBIT_DIR/log"
-        RABBITMQ_PID_FILE="$RABBIT_DIR/beam.pid"
-        "$@")
-}
-
-start_epmd() {
-    alive epmd && return 0
-    need_free_port epmd "$EPMD_PORT"
-    spawn epmd epmd -port "$EPMD_PORT" -address 127.0.0.1
-}
+start_epmd() { epmd_start "$(pidfile epmd)" "$(logfile epmd)"; }
 
 start_rabbitmq() {
     alive rabbitmq && return 0
-    need_free_port "RabbitMQ AMQP" "$AMQP_PORT"
-    need_free_port "RabbitMQ management" "$MGMT_PORT"
-    mkdir -p "$RABBIT_DIR"/{home,mnesia,log}
-    : >"$RABBIT_DIR/rabbitmq-env.conf"
-    echo "[rabbitmq_management]." >"$RABBIT_DIR/enabled_plugins"
-    cat >"$RABBIT_DIR/rabbitmq.conf" <<EOF
-management.tcp.ip = 127.0.0.1
-management.tcp.port = $MGMT_PORT
-collect_statistics_interval = 1000
-log.console = false
-log.file.level = info
-EOF
-    if [[ $(id -u) -eq 0 ]]; then
-        chown -R rabbitmq:rabbitmq "$RABBIT_DIR"
-    fi
-    rabbit_cmd "$RABBIT_LIB/rabbitmq-server"
-    (cd "$RABBIT_DIR" && spawn rabbitmq "${RABBIT_CMD[@]}")
+    need_free_port "$AMQP_PORT" "RabbitMQ AMQP"
+    need_free_port "$MGMT_PORT" "RabbitMQ management"
+    # shellcheck disable=SC2119 # the defaults only: no configuration lines of our own
+    rabbit_prepare
+    rabbit_start "$(pidfile rabbitmq)" "$(logfile rabbitmq)"
 }
-rabbitmq_ready() {
-    port_open "$AMQP_PORT" && curl -fsS -o /dev/null -u guest:guest "http://127.0.0.1:$MGMT_PORT/api/overview"
-}
-stop_rabbitmq() {
-    local beam=""
-    [[ -f $RABBIT_DIR/beam.pid ]] && beam=$(cat "$RABBIT_DIR/beam.pid")
-    # `down` deletes the broker's data, so there is nothing to flush: stop the VM at once.
-    if [[ -n $beam ]]; then kill -KILL "$beam" 2>/dev/null || true; fi
-    stop_component rabbitmq 30
-    if [[ -n $beam ]] && running "$beam"; then
-        kill -KILL "$beam" 2>/dev/null || true
-    fi
-}
+# `down` deletes the broker's data, so there is nothing to flush: the VM is killed at once.
+stop_rabbitmq() { rabbit_stop "$(pidfile rabbitmq)" fast session; }
 
-start_redis() {
-    alive redis && return 0
-    need_free_port Redis "$REDIS_PORT"
-    mkdir -p "$STATE/data/redis"
-    spawn redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-        --dir "$STATE/data/redis" --daemonize no
-}
-redis_ready() { [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
+start_redis() { redis_start "$(pidfile redis)" "$(logfile redis)" "$STATE/data/redis" "$REDIS_PORT"; }
 
 http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
 
@@ -357,15 +232,21 @@ start_service() {
     local name=$1 port=$2
     shift 2
     alive "$name" && return 0
-    need_free_port "$name" "$port"
-    # shellcheck disable=SC2046
-    spawn "$name" env LOG_LEVEL="${STACK_LOG_LEVEL:-INFO}" "$@"
+    need_free_port "$port" "$name"
+    spawn_component "$name" env LOG_LEVEL="${STACK_LOG_LEVEL:-INFO}" "$@"
 }
 
+# The intake takes POST /events from producers and publishes to RabbitMQ (the queue ingest-worker
+# drains); it is ready once the broker answers.
+start_intake() {
+    start_service intake "$INTAKE_PORT" HOST=127.0.0.1 PORT="$INTAKE_PORT" HTTP_WORKERS=2 \
+        AMQP_URL="$(amqp_url)" INTAKE_TOKENS="$INTAKE_TOKEN" "$BIN/intake"
+}
+# pool-selector only reads the bucket: no broker, no intake.
 start_pool_selector() {
     # shellcheck disable=SC2046
     start_service pool-selector "$SELECTOR_PORT" HOST=127.0.0.1 PORT="$SELECTOR_PORT" HTTP_WORKERS=2 \
-        $(s3_env) AMQP_URL="$(amqp_url)" INTAKE_TOKENS="$INTAKE_TOKEN" "$BIN/pool-selector"
+        $(s3_env) "$BIN/pool-selector"
 }
 # The compactor reads and writes the bucket pool-selector reads (rollups under events/_rollups/). A
 # short settle time, so an hour the generator filled is rolled up a few minutes after it closes.
@@ -389,7 +270,7 @@ start_relay() {
 }
 start_event_generator() {
     alive event-generator && return 0
-    spawn event-generator env LOG_LEVEL="${STACK_LOG_LEVEL:-INFO}" "$BIN/event-generator" \
+    spawn_component event-generator env LOG_LEVEL="${STACK_LOG_LEVEL:-INFO}" "$BIN/event-generator" \
         --sink "$(amqp_url)" --rate "$GENERATOR_RATE" --events 0
 }
 # The generator has no port: it is "ready" once it has run for two seconds without exiting.
@@ -413,6 +294,7 @@ prometheus_config() {
     local config
     config=$(sed -E -e "s#pool-selector-1:5050#127.0.0.1:$SELECTOR_PORT#" \
         -e "/pool-selector-2:5050/d" \
+        -e "s#intake:8000#127.0.0.1:$INTAKE_PORT#" \
         -e "s#relay:9108#127.0.0.1:$RELAY_ADMIN_PORT#" \
         -e "s#monitor:8090#127.0.0.1:$MONITOR_PORT#" \
         -e "s#ingest-worker:9091#127.0.0.1:$WORKER_PORT#" \
@@ -437,10 +319,10 @@ prometheus_config() {
 }
 start_prometheus() {
     alive prometheus && return 0
-    need_free_port Prometheus "$PROMETHEUS_PORT"
+    need_free_port "$PROMETHEUS_PORT" Prometheus
     mkdir -p "$STATE/data/prometheus"
     prometheus_config >"$STATE/prometheus.yml"
-    spawn prometheus prometheus --config.file="$STATE/prometheus.yml" \
+    spawn_component prometheus prometheus --config.file="$STATE/prometheus.yml" \
         --storage.tsdb.path="$STATE/data/prometheus" --storage.tsdb.retention.time=1d \
         --web.listen-address="127.0.0.1:$PROMETHEUS_PORT"
 }
@@ -452,7 +334,7 @@ preflight_ports() {
     for c in "${COMPONENTS[@]}"; do
         alive "$c" && continue
         for p in $(component_ports "$c"); do
-            need_free_port "$c" "$p"
+            need_free_port "$p" "$c"
         done
     done
 }
@@ -463,6 +345,7 @@ component_ports() {
     rabbitmq) echo "$AMQP_PORT $MGMT_PORT $DIST_PORT" ;;
     redis) echo "$REDIS_PORT" ;;
     pool-selector) echo "$SELECTOR_PORT" ;;
+    intake) echo "$INTAKE_PORT" ;;
     compactor) echo "$COMPACTOR_PORT" ;;
     ingest-worker) echo "$WORKER_PORT" ;;
     monitor) echo "$MONITOR_PORT" ;;
@@ -498,27 +381,29 @@ cmd_up() {
 
     start_s3
     start_epmd
-    wait_for epmd 10 port_open "$EPMD_PORT"
     start_rabbitmq
     start_redis
-    wait_for s3 60 s3_ready
+    wait_component s3 60 s3_answers "$S3_PORT"
     make_bucket
-    wait_for redis 20 redis_ready
-    wait_for rabbitmq 120 rabbitmq_ready
+    wait_component redis 20 redis_answers "$REDIS_PORT"
+    wait_component rabbitmq 120 rabbit_answers
     log "S3, RabbitMQ and Redis ready ($((SECONDS - t0))s)"
 
     start_pool_selector
     start_compactor
     start_ingest_worker
     start_monitor
-    wait_for pool-selector 60 http_ok "http://127.0.0.1:$SELECTOR_PORT/ready"
-    wait_for compactor 60 http_ok "http://127.0.0.1:$COMPACTOR_PORT/health"
-    wait_for ingest-worker 60 http_ok "http://127.0.0.1:$WORKER_PORT/health"
-    wait_for monitor 60 http_ok "http://127.0.0.1:$MONITOR_PORT/ready"
+    start_intake
+    wait_component pool-selector 60 http_ok "http://127.0.0.1:$SELECTOR_PORT/ready"
+    wait_component compactor 60 http_ok "http://127.0.0.1:$COMPACTOR_PORT/health"
+    wait_component ingest-worker 60 http_ok "http://127.0.0.1:$WORKER_PORT/health"
+    wait_component monitor 60 http_ok "http://127.0.0.1:$MONITOR_PORT/ready"
+    # /ready: the broker is reachable, so a POST /events from now on is published.
+    wait_component intake 60 http_ok "http://127.0.0.1:$INTAKE_PORT/ready"
     start_relay
-    wait_for relay 60 http_ok "http://127.0.0.1:$RELAY_PORT/ready"
+    wait_component relay 60 http_ok "http://127.0.0.1:$RELAY_PORT/ready"
     start_prometheus
-    wait_for prometheus 60 http_ok "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+    wait_component prometheus 60 http_ok "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
     start_event_generator
     generator_settled
     exports >"$STATE/env"
@@ -540,6 +425,7 @@ Pool Selector stack is running (state: $STATE; stop it with: make down)
 
   relay (the front door)  http://127.0.0.1:$RELAY_PORT
   relay admin             http://127.0.0.1:$RELAY_ADMIN_PORT/docs/ (Swagger UI), /metrics   (pool-selector: http://127.0.0.1:$SELECTOR_PORT/docs/)
+  intake (POST /events)   http://127.0.0.1:$INTAKE_PORT/docs/ (Swagger UI), /metrics   (Authorization: Bearer $INTAKE_TOKEN)
   Prometheus              http://127.0.0.1:$PROMETHEUS_PORT/   (scrape targets: /classic/targets with Debian's build)
   monitor                 http://127.0.0.1:$MONITOR_PORT/desired-worker-scale   (Swagger UI: /docs/)
   ingest-worker metrics   http://127.0.0.1:$WORKER_PORT/metrics
@@ -549,6 +435,9 @@ Pool Selector stack is running (state: $STATE; stop it with: make down)
   Redis                   redis://127.0.0.1:$REDIS_PORT
 
   event-generator streams $GENERATOR_RATE events/s into RabbitMQ; ingest-worker stores them in S3.
+  Producers POST events to the intake, which publishes them to RabbitMQ the same way:
+
+  curl -s -XPOST 'http://127.0.0.1:$INTAKE_PORT/events' -H 'Authorization: Bearer $INTAKE_TOKEN' -H 'content-type: application/x-ndjson' --data-binary @events.ndjson
 
   curl -s 'http://127.0.0.1:$RELAY_PORT/get-pool?window=1h'
   curl -s 'http://127.0.0.1:$RELAY_PORT/pools?limit=3' -D - -o /dev/null | grep -i x-cache
@@ -565,6 +454,8 @@ cmd_down() {
     fi
     load_settings
     stop_component event-generator 10
+    # The producers first: the intake answers what it is receiving (SIGTERM drains its requests).
+    stop_component intake 15
     stop_component relay 15
     stop_component monitor 10
     # The worker flushes and acknowledges its open batch on SIGTERM (SHUTDOWN_GRACE, 25 s by default).
@@ -577,10 +468,8 @@ cmd_down() {
     stop_rabbitmq
     stop_component epmd 5
     stop_component s3 10
-    rm -rf "$STATE/data" "$RABBIT_DIR" "$STATE/settings" "$STATE/env" "$STATE/prometheus.yml"
-    if [[ $RABBIT_DIR != "$STATE"/* ]]; then
-        rmdir "$(dirname "$RABBIT_DIR")" 2>/dev/null || true
-    fi
+    rabbit_remove_dir "$STATE"
+    rm -rf "$STATE/data" "$STATE/settings" "$STATE/env" "$STATE/prometheus.yml"
     log "down (logs kept in $STATE/logs)"
 }
 
@@ -591,6 +480,7 @@ component_url() {
     rabbitmq) echo "amqp 127.0.0.1:$AMQP_PORT, management http://127.0.0.1:$MGMT_PORT" ;;
     redis) echo "redis://127.0.0.1:$REDIS_PORT" ;;
     pool-selector) echo "http://127.0.0.1:$SELECTOR_PORT" ;;
+    intake) echo "http://127.0.0.1:$INTAKE_PORT (POST /events)" ;;
     compactor) echo "http://127.0.0.1:$COMPACTOR_PORT/metrics" ;;
     ingest-worker) echo "http://127.0.0.1:$WORKER_PORT/metrics" ;;
     monitor) echo "http://127.0.0.1:$MONITOR_PORT" ;;

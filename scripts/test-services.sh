@@ -28,23 +28,13 @@ ROOT="$(cd "$(dirname "$SCRIPT")/.." && pwd)"
 STATE="${TEST_SERVICES_DIR:-$ROOT/target/test-services}"
 TLS_DIR="$STATE/tls"
 VENV="$ROOT/.venv"
-NODE="pooltest@localhost"
-RABBIT_LIB=/usr/lib/rabbitmq/bin
+RABBIT_NODE="pooltest@localhost"
 
-log() { echo "test-services: $*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# A process that has exited but not been reaped yet (a zombie) counts as gone.
-running() {
-    local st
-    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ -n $st && $st != Z* ]]
-}
-pid_alive() { [[ -f $1 ]] && running "$(cat "$1")"; }
+# log, die, port_open, running, pid_alive, spawn, wait_for, stop_pid and the moto, Redis, epmd and
+# RabbitMQ plumbing, shared with scripts/stack.sh.
+SUPERVISE_NAME=test-services
+# shellcheck source=lib/supervise.sh source-path=SCRIPTDIR
+source "$(dirname "$SCRIPT")/lib/supervise.sh"
 
 # ---------------------------------------------------------------------------------------------------
 # Ports and paths
@@ -76,7 +66,7 @@ load_ports() {
 S3_PORT=$S3_PORT AMQP_PORT=$AMQP_PORT MGMT_PORT=$MGMT_PORT REDIS_PORT=$REDIS_PORT
 AMQPS_PORT=$AMQPS_PORT REDISS_PORT=$REDISS_PORT MGMTS_PORT=$MGMTS_PORT
 EPMD_PORT=$EPMD_PORT DIST_PORT=$DIST_PORT
-RABBIT_DIR=$(rabbit_dir)
+RABBIT_DIR=$(rabbit_dir "$STATE" pool-test-services)
 EOF
             # shellcheck disable=SC1091
             source "$STATE/ports"
@@ -84,21 +74,6 @@ EOF
         fi
     done
     die "no free block of ports found in 17100-18008"
-}
-
-# RabbitMQ runs as the rabbitmq user when we are root; its folder must be reachable by that user. A
-# checkout under a private home (/root/…) is not, so fall back to a folder under /tmp.
-rabbit_dir() {
-    local dir="$STATE/rabbitmq"
-    if [[ $(id -u) -eq 0 ]]; then
-        mkdir -p "$dir"
-        chown rabbitmq:rabbitmq "$dir"
-        if ! setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups test -w "$dir" 2>/dev/null; then
-            rmdir "$dir" 2>/dev/null || true
-            dir="${TMPDIR:-/tmp}/pool-test-services-$(echo "$STATE" | cksum | cut -d' ' -f1)/rabbitmq"
-        fi
-    fi
-    echo "$dir"
 }
 
 exports() {
@@ -112,7 +87,7 @@ export TEST_TLS_CA_FILE='$TLS_DIR/ca.pem'
 export TEST_AMQPS_URL='amqps://guest:guest@localhost:$AMQPS_PORT/%2f'
 export TEST_RABBITMQ_MANAGEMENT_HTTPS_URL='https://guest:guest@localhost:$MGMTS_PORT'
 export TEST_REDISS_URL='rediss://localhost:$REDISS_PORT'
-export TEST_RABBITMQ_NODE='$NODE'
+export TEST_RABBITMQ_NODE='$RABBIT_NODE'
 export TEST_RABBITMQ_CTL='$SCRIPT'
 EOF
 }
@@ -212,66 +187,10 @@ tls_handshake() {
 }
 
 # ---------------------------------------------------------------------------------------------------
-
-# Start a detached process (own session, no terminal, output to a log) and record its pid.
-spawn() {
-    local pidfile=$1 logfile=$2
-    shift 2
-    setsid "$@" </dev/null >>"$logfile" 2>&1 &
-    echo $! >"$pidfile"
-}
-
-# Wait until `check` succeeds; fail (with the log's tail) if the process dies or time runs out.
-wait_for() {
-    local what=$1 pidfile=$2 logfile=$3 timeout=$4
-    shift 4
-    local deadline=$((SECONDS + timeout))
-    until "$@" >/dev/null 2>&1; do
-        if ! pid_alive "$pidfile"; then
-            tail -n 30 "$logfile" >&2 || true
-            die "$what exited during start-up (log: $logfile)"
-        fi
-        if ((SECONDS >= deadline)); then
-            tail -n 30 "$logfile" >&2 || true
-            log "the readiness check $* says:"
-            "$@" >&2 || true
-            die "$what not ready after ${timeout}s (log: $logfile)"
-        fi
-        sleep 0.2
-    done
-}
-
-# Stop the process in `pidfile` with SIGTERM, then SIGKILL after `grace` seconds.
-stop_pid() {
-    local what=$1 pidfile=$2 grace=${3:-10}
-    if pid_alive "$pidfile"; then
-        local pid
-        pid=$(cat "$pidfile")
-        kill -TERM "$pid" 2>/dev/null || true
-        local deadline=$((SECONDS + grace))
-        while running "$pid" && ((SECONDS < deadline)); do
-            sleep 0.1
-        done
-        if running "$pid"; then
-            log "$what did not stop in ${grace}s, killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        log "stopped $what (pid $pid)"
-    fi
-    rm -f "$pidfile"
-}
-
-# ---------------------------------------------------------------------------------------------------
 # S3 (moto)
 
-start_s3() {
-    pid_alive "$STATE/moto.pid" && return 0
-    [[ -x $VENV/bin/moto_server ]] || die "$VENV/bin/moto_server is missing: run scripts/install-deps.sh"
-    port_open "$S3_PORT" && die "port $S3_PORT (S3) is taken by another program"
-    spawn "$STATE/moto.pid" "$STATE/moto.log" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT"
-}
-s3_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$S3_PORT/"; }
-wait_s3() { wait_for "S3 (moto)" "$STATE/moto.pid" "$STATE/moto.log" 60 s3_ready; }
+start_s3() { moto_start "$STATE/moto.pid" "$STATE/moto.log" "$VENV/bin/moto_server" "$S3_PORT"; }
+wait_s3() { wait_for "S3 (moto)" "$STATE/moto.pid" "$STATE/moto.log" 60 s3_answers "$S3_PORT"; }
 stop_s3() { stop_pid "S3 (moto)" "$STATE/moto.pid" 10; }
 
 # ---------------------------------------------------------------------------------------------------
@@ -280,17 +199,15 @@ stop_s3() { stop_pid "S3 (moto)" "$STATE/moto.pid" 10; }
 # One process, two ports: plain and TLS (server certificate only; clients need none).
 start_redis() {
     pid_alive "$STATE/redis.pid" && return 0
-    port_open "$REDIS_PORT" && die "port $REDIS_PORT (Redis) is taken by another program"
-    port_open "$REDISS_PORT" && die "port $REDISS_PORT (Redis TLS) is taken by another program"
+    need_free_port "$REDIS_PORT" "Redis"
+    need_free_port "$REDISS_PORT" "Redis TLS"
     ensure_tls
-    mkdir -p "$STATE/redis"
-    spawn "$STATE/redis.pid" "$STATE/redis.log" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
+    redis_start "$STATE/redis.pid" "$STATE/redis.log" "$STATE/redis" "$REDIS_PORT" \
         --tls-port "$REDISS_PORT" --tls-cert-file "$TLS_DIR/server.pem" \
-        --tls-key-file "$TLS_DIR/server.key" --tls-ca-cert-file "$TLS_DIR/ca.pem" --tls-auth-clients no \
-        --save "" --appendonly no --dir "$STATE/redis" --daemonize no
+        --tls-key-file "$TLS_DIR/server.key" --tls-ca-cert-file "$TLS_DIR/ca.pem" --tls-auth-clients no
 }
 redis_ready() {
-    [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping) == PONG ]] &&
+    redis_answers "$REDIS_PORT" &&
         [[ $(redis-cli --tls --cacert "$TLS_DIR/ca.pem" --sni localhost -h 127.0.0.1 -p "$REDISS_PORT" \
             ping) == PONG ]]
 }
@@ -300,111 +217,51 @@ stop_redis() { stop_pid "Redis" "$STATE/redis.pid" 10; }
 # ---------------------------------------------------------------------------------------------------
 # RabbitMQ, with a private epmd so nothing is shared with (or left in) the system's Erlang
 
-# RABBIT_CMD=( [setpriv to the rabbitmq user when root] env <the node's settings> "$@" ). Every path the
-# broker writes to is under RABBIT_DIR; the system's /etc/rabbitmq and /var/lib/rabbitmq are not used.
-rabbit_cmd() {
-    RABBIT_CMD=()
-    if [[ $(id -u) -eq 0 ]]; then
-        RABBIT_CMD+=(setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups)
-    fi
-    RABBIT_CMD+=(env LANG=C.UTF-8 LC_ALL=C.UTF-8 HOME="$RABBIT_DIR/home"
-        RABBITMQ_NODENAME="$NODE"
-        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-        RABBITMQ_NODE_PORT="$AMQP_PORT"
-        RABBITMQ_DIST_PORT="$DIST_PORT"
-        ERL_EPMD_PORT="$EPMD_PORT"
-        ERL_CRASH_DUMP="$RABBIT_DIR/log/erl_crash.dump"
-        RABBITMQ_CONF_ENV_FILE="$RABBIT_DIR/rabbitmq-env.conf"
-        RABBITMQ_CONFIG_FILE="$RABBIT_DIR/rabbitmq.conf"
-        RABBITMQ_ADVANCED_CONFIG_FILE="$RABBIT_DIR/advanced.config"
-        RABBITMQ_ENABLED_PLUGINS_FILE="$RABBIT_DIR/enabled_plugins"
-        RABBITMQ_MNESIA_BASE="$RABBIT_DIR/mnesia"
-        RABBITMQ_LOG_BASE="$RABBIT_DIR/log"
-        RABBITMQ_PID_FILE="$RABBIT_DIR/beam.pid"
-        "$@")
-}
-
+# The node's configuration (rabbit_prepare) with TLS listeners next to the plain ones: AMQPS and HTTPS
+# management, server certificate only. The certificates are copied where the rabbitmq user can read
+# them (the state folder may be private).
 prepare_rabbit() {
-    mkdir -p "$RABBIT_DIR"/{home,mnesia,log,tls}
-    : >"$RABBIT_DIR/rabbitmq-env.conf"
-    echo "[rabbitmq_management]." >"$RABBIT_DIR/enabled_plugins"
-    # The certificates, copied where the rabbitmq user can read them (the state folder may be private).
     local tls="$RABBIT_DIR/tls"
+    mkdir -p "$tls"
     cp "$TLS_DIR/ca.pem" "$TLS_DIR/server.pem" "$TLS_DIR/server.key" "$tls/"
     chmod 644 "$tls/ca.pem" "$tls/server.pem"
     chmod 600 "$tls/server.key"
-    cat >"$RABBIT_DIR/rabbitmq.conf" <<EOF
-management.tcp.ip = 127.0.0.1
-management.tcp.port = $MGMT_PORT
-# TLS next to the plain listeners: AMQPS and HTTPS management, server certificate only.
-listeners.ssl.default = 127.0.0.1:$AMQPS_PORT
-ssl_options.cacertfile = $tls/ca.pem
-ssl_options.certfile = $tls/server.pem
-ssl_options.keyfile = $tls/server.key
-ssl_options.verify = verify_none
-ssl_options.fail_if_no_peer_cert = false
-management.ssl.ip = 127.0.0.1
-management.ssl.port = $MGMTS_PORT
-management.ssl.cacertfile = $tls/ca.pem
-management.ssl.certfile = $tls/server.pem
-management.ssl.keyfile = $tls/server.key
-# Queue statistics every second (default 5 s) so tests that read them do not wait long.
-collect_statistics_interval = 1000
-log.console = false
-log.file.level = info
-EOF
-    if [[ $(id -u) -eq 0 ]]; then
-        chown -R rabbitmq:rabbitmq "$RABBIT_DIR"
-    fi
+    rabbit_prepare \
+        "listeners.ssl.default = 127.0.0.1:$AMQPS_PORT" \
+        "ssl_options.cacertfile = $tls/ca.pem" \
+        "ssl_options.certfile = $tls/server.pem" \
+        "ssl_options.keyfile = $tls/server.key" \
+        "ssl_options.verify = verify_none" \
+        "ssl_options.fail_if_no_peer_cert = false" \
+        "management.ssl.ip = 127.0.0.1" \
+        "management.ssl.port = $MGMTS_PORT" \
+        "management.ssl.cacertfile = $tls/ca.pem" \
+        "management.ssl.certfile = $tls/server.pem" \
+        "management.ssl.keyfile = $tls/server.key"
 }
 
-start_epmd() {
-    if ! pid_alive "$STATE/epmd.pid"; then
-        port_open "$EPMD_PORT" && die "port $EPMD_PORT (epmd) is taken by another program"
-        spawn "$STATE/epmd.pid" "$STATE/epmd.log" epmd -port "$EPMD_PORT" -address 127.0.0.1
-    fi
-    wait_for "epmd" "$STATE/epmd.pid" "$STATE/epmd.log" 10 port_open "$EPMD_PORT"
-}
+start_epmd() { epmd_start "$STATE/epmd.pid" "$STATE/epmd.log"; }
 
 start_rabbit() {
     pid_alive "$STATE/rabbitmq.pid" && return 0
-    port_open "$AMQP_PORT" && die "port $AMQP_PORT (AMQP) is taken by another program"
-    port_open "$MGMT_PORT" && die "port $MGMT_PORT (RabbitMQ management) is taken by another program"
-    port_open "$AMQPS_PORT" && die "port $AMQPS_PORT (AMQPS) is taken by another program"
-    port_open "$MGMTS_PORT" && die "port $MGMTS_PORT (RabbitMQ management HTTPS) is taken by another program"
+    need_free_port "$AMQP_PORT" "AMQP"
+    need_free_port "$MGMT_PORT" "RabbitMQ management"
+    need_free_port "$AMQPS_PORT" "AMQPS"
+    need_free_port "$MGMTS_PORT" "RabbitMQ management HTTPS"
     ensure_tls
     prepare_rabbit
     start_epmd
-    # The start script stays in front of the VM and turns SIGTERM into a clean broker shutdown.
-    rabbit_cmd "$RABBIT_LIB/rabbitmq-server"
-    (cd "$RABBIT_DIR" && spawn "$STATE/rabbitmq.pid" "$STATE/rabbitmq.log" "${RABBIT_CMD[@]}")
+    rabbit_start "$STATE/rabbitmq.pid" "$STATE/rabbitmq.log"
 }
 rabbit_ready() {
-    port_open "$AMQP_PORT" &&
-        curl -fsS -o /dev/null -u guest:guest "http://127.0.0.1:$MGMT_PORT/api/overview" &&
+    rabbit_answers &&
         tls_handshake "$AMQPS_PORT" &&
         curl -fsS -o /dev/null -u guest:guest --cacert "$TLS_DIR/ca.pem" \
             --resolve "localhost:$MGMTS_PORT:127.0.0.1" "https://localhost:$MGMTS_PORT/api/overview"
 }
 wait_rabbit() { wait_for "RabbitMQ" "$STATE/rabbitmq.pid" "$STATE/rabbitmq.log" 90 rabbit_ready; }
-# Graceful by default (SIGTERM: durable queues and persistent messages survive a restart, ~7 s because
-# the management plugin waits out a 5 s timer). `stop_rabbit fast` kills the VM at once, for `stop`,
-# which deletes the data anyway.
-stop_rabbit() {
-    local beam=""
-    [[ -f $RABBIT_DIR/beam.pid ]] && beam=$(cat "$RABBIT_DIR/beam.pid")
-    if [[ ${1:-} == fast && -n $beam ]] && running "$beam"; then
-        kill -KILL "$beam" 2>/dev/null || true
-        log "killed the RabbitMQ VM (pid $beam); its data is deleted next"
-    fi
-    stop_pid "RabbitMQ" "$STATE/rabbitmq.pid" 30
-    # The VM itself, should the start script have gone without it.
-    if [[ -n $beam ]] && running "$beam"; then
-        kill -KILL "$beam" 2>/dev/null || true
-        log "killed the RabbitMQ VM (pid $beam)"
-    fi
-    rm -f "$RABBIT_DIR/beam.pid"
-}
+# Graceful (data kept) unless `fast`; see rabbit_stop.
+stop_rabbit() { rabbit_stop "$STATE/rabbitmq.pid" "${1:-}"; }
 stop_epmd() { stop_pid "epmd" "$STATE/epmd.pid" 5; }
 
 # ---------------------------------------------------------------------------------------------------
@@ -444,10 +301,8 @@ cmd_stop() {
     stop_epmd
     stop_redis
     stop_s3
-    rm -rf "$RABBIT_DIR" "$STATE/redis" "$STATE/env" "$STATE/ports"
-    if [[ $RABBIT_DIR != "$STATE"/* ]]; then
-        rmdir "$(dirname "$RABBIT_DIR")" 2>/dev/null || true
-    fi
+    rabbit_remove_dir "$STATE"
+    rm -rf "$STATE/redis" "$STATE/env" "$STATE/ports"
 }
 
 cmd_status() {

@@ -2,7 +2,7 @@
 
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 
-use pool_core::metrics::register;
+use pool_http::metrics::register;
 use pool_history::compact::PassReport;
 
 pub const NAMESPACE: &str = "compactor";

@@ -4,16 +4,14 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use pool_core::config::{ListenArgs, StorageArgs, TelemetryArgs};
-use pool_core::window::{parse_duration, parse_positive_duration};
+use pool_core::config::{ListenArgs, TelemetryArgs};
+use pool_storage::StorageArgs;
+use pool_core::duration::{parse_arg as parse_settle, parse_positive_arg as parse_positive_duration};
 use pool_history::compact::Shard;
 
 /// Port of `/health` and `/metrics` in `--every` mode.
 pub const DEFAULT_PORT: u16 = 9107;
 
-fn parse_settle(s: &str) -> Result<Duration, String> {
-    parse_duration(s).map_err(|e| format!("{s:?} is not a duration such as 10m: {e}"))
-}
 
 #[derive(Parser, Debug, Clone)]
 #[command(

@@ -1,10 +1,21 @@
 //! Configuration pieces flattened into the binaries' clap parsers. Each comes from a flag or, failing
 //! that, the environment variable named in its `env` attribute.
 
-pub use crate::storage::StorageArgs;
 pub use crate::telemetry::TelemetryArgs;
 
 use clap::Args;
+
+/// RabbitMQ names every producer, the ingest worker and the monitor agree on (each can be overridden
+/// with its `AMQP_*` variable). Here, not in `pool-amqp`, because the monitor reads the queue's depth
+/// through the management API and never speaks AMQP.
+/// Default exchange producers publish to.
+pub const DEFAULT_EXCHANGE: &str = "events";
+/// Default queue the ingest worker consumes.
+pub const DEFAULT_QUEUE: &str = "events.ingest";
+/// Default dead-letter exchange.
+pub const DEFAULT_DEAD_LETTER_EXCHANGE: &str = "events.dlx";
+/// Default queue holding messages that can never be stored.
+pub const DEFAULT_DEAD_LETTER_QUEUE: &str = "events.dead";
 
 /// Where an HTTP server listens. Each binary sets its own default port through `PORT`.
 #[derive(Args, Debug, Clone)]

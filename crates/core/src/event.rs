@@ -5,6 +5,8 @@
 //! an inconsistent value: a [`PoolId`] always has an instance type and an availability zone, and an
 //! [`Outcome`] cannot be "succeeded with a spot termination".
 
+pub mod ndjson;
+
 use std::fmt;
 use std::str::FromStr;
 

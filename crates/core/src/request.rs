@@ -13,8 +13,32 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{AvailabilityZone, EventError, InstanceType, PoolId};
-use crate::http::ApiError;
-use crate::window::{MAX_WINDOW, Window, parse_duration};
+use crate::duration;
+use crate::window::{MAX_WINDOW, Window};
+
+/// A query that cannot be answered: one parameter at fault (a 400 naming it), or a query string that
+/// does not decode at all. HTTP services turn it into their JSON error body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    Parameter(#[from] EventError),
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl QueryError {
+    /// The parameter at fault, when one is.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            QueryError::Parameter(e) => Some(e.field),
+            QueryError::Malformed(_) => None,
+        }
+    }
+
+    fn parameter(field: &'static str, message: impl Into<String>) -> Self {
+        QueryError::Parameter(EventError::new(field, message))
+    }
+}
 
 /// Most values accepted in one list parameter: more is a mistake, and keeps filters small.
 pub const MAX_LIST_VALUES: usize = 200;
@@ -140,7 +164,7 @@ pub struct RankingRequest {
 fn list<T: FromStr<Err = EventError>>(
     field: &'static str,
     raw: &Option<String>,
-) -> Result<Vec<T>, ApiError> {
+) -> Result<Vec<T>, QueryError> {
     let Some(raw) = raw else { return Ok(vec![]) };
     let mut values: Vec<String> = raw
         .split(',')
@@ -150,7 +174,7 @@ fn list<T: FromStr<Err = EventError>>(
     values.sort();
     values.dedup();
     if values.len() > MAX_LIST_VALUES {
-        return Err(ApiError::bad_parameter(
+        return Err(QueryError::parameter(
             field,
             format!(
                 "{field}: at most {MAX_LIST_VALUES} values, got {}",
@@ -162,7 +186,7 @@ fn list<T: FromStr<Err = EventError>>(
         .iter()
         .map(|v| {
             v.parse::<T>()
-                .map_err(|e| ApiError::bad_parameter(field, format!("{field}: {}", e.message)))
+                .map_err(|e| QueryError::parameter(field, format!("{field}: {}", e.message)))
         })
         .collect()
 }
@@ -177,11 +201,11 @@ fn number<T: FromStr + PartialOrd + fmt::Display>(
     raw: Option<&str>,
     min: T,
     max: T,
-) -> Result<Option<T>, ApiError> {
+) -> Result<Option<T>, QueryError> {
     let Some(raw) = raw else { return Ok(None) };
     match raw.trim().parse::<T>() {
         Ok(v) if v >= min && v <= max => Ok(Some(v)),
-        _ => Err(ApiError::bad_parameter(
+        _ => Err(QueryError::parameter(
             field,
             format!("{field}: {raw:?} is not a number between {min} and {max}"),
         )),
@@ -191,7 +215,7 @@ fn number<T: FromStr + PartialOrd + fmt::Display>(
 impl RankingParams {
     /// Parse every parameter; the error names the first one at fault. A parameter given empty
     /// (`strategy=`) counts as not given, as forms send unset fields.
-    pub fn parse(&self) -> Result<RankingRequest, ApiError> {
+    pub fn parse(&self) -> Result<RankingRequest, QueryError> {
         let window = given(&self.window)
             .map(|w| Window::parse("window", w))
             .transpose()?;
@@ -227,9 +251,9 @@ pub fn only_with(
     given: bool,
     field: &'static str,
     with: Strategy,
-) -> Result<(), ApiError> {
+) -> Result<(), QueryError> {
     match strategy {
-        Some(s) if given && s != with => Err(ApiError::bad_parameter(
+        Some(s) if given && s != with => Err(QueryError::parameter(
             field,
             format!(
                 "{field} applies to strategy={}, not strategy={}",
@@ -242,13 +266,13 @@ pub fn only_with(
 }
 
 /// `half_life`: a duration, `0` = explicitly off.
-fn half_life(raw: &Option<String>) -> Result<Option<Option<Duration>>, ApiError> {
+fn half_life(raw: &Option<String>) -> Result<Option<Option<Duration>>, QueryError> {
     Ok(match given(raw) {
-        Some(h) => Some(match parse_duration(h) {
+        Some(h) => Some(match duration::parse(h) {
             Ok(d) if d.is_zero() => None,
             Ok(d) if d <= MAX_WINDOW => Some(d),
             _ => {
-                return Err(ApiError::bad_parameter(
+                return Err(QueryError::parameter(
                     "half_life",
                     format!("half_life: {h:?} is not a duration such as 12h or 3600 (0 = off)"),
                 ));
@@ -261,7 +285,7 @@ fn half_life(raw: &Option<String>) -> Result<Option<Option<Duration>>, ApiError>
 impl RankingRequest {
     /// Parse a raw query string (without `?`) as pool-selector's query extractor does: a repeated,
     /// unknown or malformed parameter is a 400 naming it.
-    pub fn from_query(query: &str) -> Result<Self, ApiError> {
+    pub fn from_query(query: &str) -> Result<Self, QueryError> {
         decode_query::<RankingParams>(query)?.parse()
     }
 
@@ -371,11 +395,11 @@ fn hours(
     raw: Option<&str>,
     min: Duration,
     max: Duration,
-) -> Result<Option<Duration>, ApiError> {
+) -> Result<Option<Duration>, QueryError> {
     let Some(raw) = raw else { return Ok(None) };
-    match parse_duration(raw) {
+    match duration::parse(raw) {
         Ok(d) if d >= min && d <= max && d.as_secs() % 3600 == 0 => Ok(Some(d)),
-        _ => Err(ApiError::bad_parameter(
+        _ => Err(QueryError::parameter(
             field,
             format!(
                 "{field}: {raw:?} is not a whole number of hours between {}h and {}h (e.g. 24h, 14d)",
@@ -387,12 +411,12 @@ fn hours(
 }
 
 impl BacktestParams {
-    pub fn parse(&self) -> Result<BacktestRequest, ApiError> {
+    pub fn parse(&self) -> Result<BacktestRequest, QueryError> {
         let mut strategies: Vec<Strategy> = vec![];
         if let Some(raw) = given(&self.strategies) {
             for name in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 let s = name.parse::<Strategy>().map_err(|e| {
-                    ApiError::bad_parameter("strategies", format!("strategies: {}", e.message))
+                    QueryError::parameter("strategies", format!("strategies: {}", e.message))
                 })?;
                 if !strategies.contains(&s) {
                     strategies.push(s);
@@ -428,7 +452,7 @@ impl BacktestParams {
 
 impl BacktestRequest {
     /// Parse a raw query string as pool-selector's extractor does.
-    pub fn from_query(query: &str) -> Result<Self, ApiError> {
+    pub fn from_query(query: &str) -> Result<Self, QueryError> {
         decode_query::<BacktestParams>(query)?.parse()
     }
 
@@ -479,9 +503,9 @@ impl BacktestRequest {
 }
 
 /// A raw query string as actix-web's `Query` extractor reads it: a repeated or unknown parameter is a 400.
-fn decode_query<P: serde::de::DeserializeOwned>(query: &str) -> Result<P, ApiError> {
+fn decode_query<P: serde::de::DeserializeOwned>(query: &str) -> Result<P, QueryError> {
     serde_urlencoded::from_str(query)
-        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))
+        .map_err(|e| QueryError::Malformed(format!("malformed query string: {e}")))
 }
 
 /// `name=a,b,c`, unless the list is empty.
@@ -586,8 +610,7 @@ mod tests {
             ("limit=5", None),
         ] {
             let e = BacktestRequest::from_query(q).unwrap_err();
-            assert_eq!(e.status.as_u16(), 400, "{q}");
-            assert_eq!(e.body.field.as_deref(), field, "{q}: {}", e.body.message);
+            assert_eq!(e.field(), field, "{q}: {e}");
         }
     }
 
@@ -628,14 +651,13 @@ mod tests {
             ("window=1h&window=2h", None),
         ] {
             let e = RankingRequest::from_query(q).unwrap_err();
-            assert_eq!(e.status.as_u16(), 400, "{q}");
-            assert_eq!(e.body.field.as_deref(), field, "{q}: {}", e.body.message);
+            assert_eq!(e.field(), field, "{q}: {e}");
         }
         let many: Vec<String> = (0..=MAX_LIST_VALUES)
             .map(|i| format!("m{i}.large"))
             .collect();
         let e =
             RankingRequest::from_query(&format!("instance_types={}", many.join(","))).unwrap_err();
-        assert!(e.body.message.contains("at most"), "{}", e.body.message);
+        assert!(e.to_string().contains("at most"), "{e}");
     }
 }

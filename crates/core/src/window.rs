@@ -1,5 +1,5 @@
 //! Time windows as people write them: `86400` (seconds, the seed's `EVENT_FILTER_WINDOW`), `90s`, `30m`,
-//! `24h`, `7d`, `2w`. Zero means "all history".
+//! `24h`, `7d`, `2w` ([`crate::duration`]). Zero means "all history".
 
 use std::time::Duration;
 
@@ -34,11 +34,8 @@ impl Window {
 
     /// Parse `field`'s value; the error names the field.
     pub fn parse(field: &'static str, s: &str) -> Result<Self, EventError> {
-        let d = parse_duration(s).map_err(|why| {
-            EventError::new(
-                field,
-                format!("{s:?} is not a window: {why} (use seconds, or a number with s, m, h, d or w, e.g. 24h; 0 = all history)"),
-            )
+        let d = crate::duration::parse(s).map_err(|e| {
+            EventError::new(field, format!("{e}; 0 = all history"))
         })?;
         if d > MAX_WINDOW {
             return Err(EventError::new(
@@ -47,40 +44,6 @@ impl Window {
             ));
         }
         Ok(Window(if d.is_zero() { None } else { Some(d) }))
-    }
-}
-
-/// Parse `N` (seconds) or `N` followed by one unit of `s`, `m`, `h`, `d`, `w`.
-pub fn parse_duration(s: &str) -> Result<Duration, &'static str> {
-    let s = s.trim();
-    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    if digits.is_empty() || digits.len() > 12 {
-        return Err("expected a whole number");
-    }
-    let n: u64 = digits.parse().map_err(|_| "expected a whole number")?;
-    let unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err("unknown unit"),
-    };
-    n.checked_mul(unit)
-        .map(Duration::from_secs)
-        .ok_or("too large")
-}
-
-/// [`parse_duration`] for settings that must be positive (intervals, ages), with a message for clap.
-pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    match parse_duration(s) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(format!(
-            "{s:?} is not a positive duration such as 30s, 5m or 300"
-        )),
     }
 }
 

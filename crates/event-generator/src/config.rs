@@ -7,9 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use clap::Parser;
 use pool_core::event::{PoolId, parse_timestamp};
-use pool_core::storage::StorageArgs;
+use pool_storage::StorageArgs;
 use pool_core::telemetry::TelemetryArgs;
-use pool_core::window::parse_duration;
+use pool_core::duration::parse_arg as parse_flush;
 
 use crate::pools::PoolChoice;
 use crate::scenario::{self, ScenarioKind};
@@ -131,17 +131,6 @@ fn parse_pool(s: &str) -> Result<PoolId, String> {
     s.trim().parse::<PoolId>().map_err(|e| e.message)
 }
 
-fn parse_flush(s: &str) -> Result<Duration, String> {
-    if let Some(ms) = s.trim().strip_suffix("ms") {
-        return ms
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("{s:?} is not a duration such as 500ms, 5s or 1m"));
-    }
-    parse_duration(s)
-        .map_err(|why| format!("{s:?} is not a duration ({why}); use e.g. 500ms, 5s or 1m"))
-}
 
 /// A flag combination or value that does not make sense.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

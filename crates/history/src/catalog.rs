@@ -15,7 +15,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt};
 
 use pool_core::event::{Partition, PoolId};
-use pool_core::storage::Storage;
+use pool_storage::Storage;
 
 use crate::rollup::{self, Block, BlockHour, ObjectEntry, ROLLUPS_DIR, RollupKey};
 use crate::scan::Query;

@@ -24,7 +24,7 @@ use object_store::path::Path;
 use serde::Serialize;
 
 use pool_core::event::{AvailabilityZone, InstanceType, Partition, PoolId};
-use pool_core::storage::Storage;
+use pool_storage::Storage;
 use pool_core::window::Window;
 
 use crate::catalog::Catalog;

@@ -20,7 +20,7 @@ use datafusion::functions::expr_fn::{ends_with, starts_with};
 use datafusion::prelude::{Expr, col, lit};
 
 use pool_core::event::Partition;
-use pool_core::storage::Storage;
+use pool_storage::Storage;
 
 use crate::scan::Query;
 

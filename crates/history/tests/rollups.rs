@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use pool_core::Event;
 use pool_core::event::{AvailabilityZone, InstanceType, Outcome, Partition};
-use pool_core::storage::{Storage, StorageArgs};
+use pool_storage::{Storage, StorageArgs};
 use pool_core::window::Window;
 use pool_history::compact::{CompactOptions, Compactor, PassReport, Shard};
 use pool_history::scan::NoObserver;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use lapin::BasicProperties;
-use pool_core::amqp::parse_events;
+use pool_core::event::ndjson::parse_events;
 use pool_core::event::Partition;
 
 /// One message as received.

@@ -30,10 +30,8 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
-use pool_core::amqp::{
-    self, AmqpArgs, AmqpError, CONTENT_TYPE_NDJSON, EVENT_COUNT_HEADER, REJECTION_REASON_HEADER,
-    Topology,
-};
+use pool_amqp::{AmqpArgs, AmqpError, EVENT_COUNT_HEADER, REJECTION_REASON_HEADER, Topology};
+use pool_core::event::ndjson::CONTENT_TYPE_NDJSON;
 use tokio::sync::watch;
 
 use crate::batch::{Added, Batch, DeadLetter, Limits, Message};
@@ -183,7 +181,7 @@ impl Worker {
         sessions: &mut u64,
         backoff: &mut ExponentialBackoff,
     ) -> Result<(), SessionError> {
-        let conn = amqp::connect(&self.amqp, "ingest-worker").await?;
+        let conn = pool_amqp::connect(&self.amqp, "ingest-worker").await?;
         let kind = self.topology.declare(&conn).await?;
         let channel = conn.create_channel().await?;
         channel

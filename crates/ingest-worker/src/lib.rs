@@ -1,6 +1,6 @@
 //! `ingest-worker`: drains the RabbitMQ ingest queue into the event store.
 //!
-//! Messages (NDJSON batches of job events, see [`pool_core::amqp`]) are consumed with a prefetch
+//! Messages (NDJSON batches of job events, see [`pool_amqp`]) are consumed with a prefetch
 //! window and gathered into a [`batch::Batch`] until it holds `BATCH_MAX_EVENTS` events or
 //! `BATCH_MAX_BYTES` bytes, or is `BATCH_MAX_AGE` old. The batch is then split by the hour of each
 //! event's `finished_at`, and each hour becomes **one new immutable object**

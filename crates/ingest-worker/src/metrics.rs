@@ -2,7 +2,7 @@
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Registry};
 
-use pool_core::metrics::{LATENCY_BUCKETS, counter_vec, register};
+use pool_http::metrics::{LATENCY_BUCKETS, counter_vec, register};
 
 /// The worker's Prometheus metrics. Clones share the same series.
 #[derive(Clone)]

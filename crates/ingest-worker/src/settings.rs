@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use clap::{Args, Parser};
-use pool_core::amqp::{AmqpArgs, parse_duration_flag};
-use pool_core::config::{StorageArgs, TelemetryArgs};
+use pool_amqp::AmqpArgs;
+use pool_core::duration::parse_arg as parse_duration_flag;
+use pool_core::config::TelemetryArgs;
+use pool_storage::StorageArgs;
 
 /// Default port of the `/metrics` and `/health` endpoints.
 pub const DEFAULT_METRICS_PORT: u16 = 9091;
@@ -207,7 +209,7 @@ mod tests {
         // Producers' default messages are accepted.
         assert!(s.limits.max_message_bytes >= s.amqp.message_max_bytes);
         assert!(
-            s.limits.max_message_bytes >= pool_core::amqp::AmqpArgs::default().message_max_bytes
+            s.limits.max_message_bytes >= pool_amqp::AmqpArgs::default().message_max_bytes
         );
         let d = Settings::new(s.amqp.clone(), s.storage.clone());
         assert_eq!(d.limits.max_message_bytes, s.limits.max_message_bytes);

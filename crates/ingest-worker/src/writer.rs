@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path;
 use pool_core::event::Partition;
-use pool_core::storage::{Storage, StorageError};
+use pool_storage::{Storage, StorageError};
 
 use crate::metrics::WorkerMetrics;
 
@@ -265,7 +265,7 @@ fn fsync_with_parents(file: &std::path::Path, levels: usize) -> std::io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pool_core::storage::StorageArgs;
+    use pool_storage::StorageArgs;
 
     #[tokio::test]
     async fn writes_one_object_per_partition_under_the_root() {

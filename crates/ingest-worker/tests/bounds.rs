@@ -11,9 +11,9 @@ use std::time::Duration;
 use lapin::BasicProperties;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use pool_core::amqp::{self, AmqpArgs, Publisher, REJECTION_REASON_HEADER};
+use pool_amqp::{ AmqpArgs, Publisher, REJECTION_REASON_HEADER};
 use pool_core::event::Event;
-use pool_core::storage::StorageArgs;
+use pool_storage::StorageArgs;
 use support::*;
 
 fn header(headers: &FieldTable, name: &str) -> String {
@@ -33,7 +33,7 @@ fn job_ids(events: &[Event]) -> HashSet<String> {
 /// Publish one raw message to the ingest exchange, as a foreign producer would, and wait for the
 /// broker's confirm.
 async fn publish_raw(amqp: &AmqpArgs, body: &[u8], message_id: &str) {
-    let conn = amqp::connect(amqp, "test-raw").await.unwrap();
+    let conn = pool_amqp::connect(amqp, "test-raw").await.unwrap();
     let channel = conn.create_channel().await.unwrap();
     channel
         .confirm_select(ConfirmSelectOptions::default())
@@ -292,7 +292,7 @@ enum Breakage {
 }
 
 async fn break_dead_letters(amqp: &AmqpArgs, how: Breakage) {
-    let conn = amqp::connect(amqp, "test-break").await.unwrap();
+    let conn = pool_amqp::connect(amqp, "test-break").await.unwrap();
     let channel = conn.create_channel().await.unwrap();
     match how {
         Breakage::Unbound => channel

@@ -153,7 +153,7 @@ async fn post_events_reaches_the_ranking() {
 async fn post_events_refuses_bad_bodies_and_publishes_nothing() {
     let amqp = test_amqp("bad");
     let dir = tempfile::tempdir().unwrap();
-    let storage_args = pool_core::storage::StorageArgs::for_url(dir.path().to_str().unwrap());
+    let storage_args = pool_storage::StorageArgs::for_url(dir.path().to_str().unwrap());
     let selector = Selector::spawn_with(storage_args, amqp.clone(), 4096).await;
     let good = events("bad", 3, 1);
 
@@ -222,7 +222,7 @@ async fn post_events_refuses_bad_bodies_and_publishes_nothing() {
 async fn broker_down_is_a_503_and_rankings_are_still_served() {
     let dead = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port());
     let dir = tempfile::tempdir().unwrap();
-    let storage_args = pool_core::storage::StorageArgs::for_url(dir.path().to_str().unwrap());
+    let storage_args = pool_storage::StorageArgs::for_url(dir.path().to_str().unwrap());
     let storage = storage_args.open().unwrap();
     // One stored event so the ranking has something to answer with.
     storage

@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pool_core::amqp::Publisher;
+use pool_amqp::Publisher;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +78,7 @@ async fn redelivered_events_stored_twice_are_counted_once() {
     // objects. Publishing the same events twice makes the worker store them twice for sure.
     let amqp = test_amqp("dups");
     let dir = tempfile::tempdir().unwrap();
-    let storage_args = pool_core::storage::StorageArgs::for_url(dir.path().to_str().unwrap());
+    let storage_args = pool_storage::StorageArgs::for_url(dir.path().to_str().unwrap());
     let storage = storage_args.open().unwrap();
     let worker = InProcessWorker::spawn(worker_settings(amqp.clone(), storage_args.clone())).await;
     let publisher = Publisher::connect(&amqp, "test").await.unwrap();
@@ -107,7 +107,7 @@ async fn redelivered_events_stored_twice_are_counted_once() {
 async fn sigterm_writes_the_open_batch_and_exits_zero() {
     let amqp = test_amqp("sigterm");
     let dir = tempfile::tempdir().unwrap();
-    let storage_args = pool_core::storage::StorageArgs::for_url(dir.path().to_str().unwrap());
+    let storage_args = pool_storage::StorageArgs::for_url(dir.path().to_str().unwrap());
     let storage = storage_args.open().unwrap();
     let mut worker = WorkerProcess::spawn(
         &amqp,

@@ -8,8 +8,8 @@ use std::time::Duration;
 use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
 use lapin::types::AMQPValue;
-use pool_core::amqp::{self, Publisher, REJECTION_REASON_HEADER};
-use pool_core::storage::StorageArgs;
+use pool_amqp::{ Publisher, REJECTION_REASON_HEADER};
+use pool_storage::StorageArgs;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,7 +112,7 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_the_reason() {
     let publisher = Publisher::connect(&amqp, "test").await.unwrap();
 
     // Raw messages, as a foreign producer might send them.
-    let conn = amqp::connect(&amqp, "test-raw").await.unwrap();
+    let conn = pool_amqp::connect(&amqp, "test-raw").await.unwrap();
     let channel = conn.create_channel().await.unwrap();
     let good = events("poison", 3, 1);
     let bad_pool = good[1]
@@ -266,10 +266,10 @@ async fn the_worker_waits_for_the_broker_and_a_dead_broker_is_an_error_for_publi
 async fn the_topology_is_idempotent_and_falls_back_to_classic_queues() {
     use lapin::options::QueueDeclareOptions;
     use lapin::types::FieldTable;
-    use pool_core::amqp::QueueKind;
+    use pool_amqp::QueueKind;
 
     let amqp = test_amqp("topology");
-    let conn = amqp::connect(&amqp, "test").await.unwrap();
+    let conn = pool_amqp::connect(&amqp, "test").await.unwrap();
     let topology = amqp.topology();
     assert_eq!(topology.declare(&conn).await.unwrap(), QueueKind::Quorum);
     assert_eq!(

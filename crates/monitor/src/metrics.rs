@@ -22,7 +22,7 @@
 //! | `pool_monitor_source_poll_duration_seconds` | vhost, queue | latency of one read |
 //! | `pool_monitor_source_last_success_timestamp_seconds` | vhost, queue | Unix time of the last successful read |
 
-use pool_core::metrics::{counter_vec, histogram_vec, register};
+use pool_http::metrics::{counter_vec, histogram_vec, register};
 use prometheus::{GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::decision::{Decision, Policy, QueueStats};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
-use pool_core::http::{ApiError, ErrorBody};
+use pool_http::{ApiError, ErrorBody};
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
@@ -128,8 +128,8 @@ pub async fn metrics_doc() {}
         workloads,
         ready,
         metrics_doc,
-        pool_core::http::health
+        pool_http::health
     ),
-    components(schemas(ErrorBody, ScaleReport, Readiness, pool_core::http::Health))
+    components(schemas(ErrorBody, ScaleReport, Readiness, pool_http::Health))
 )]
 pub struct ApiDoc;

@@ -21,19 +21,7 @@ use crate::source::{ManagementUrl, UrlError};
 /// Port the monitor listens on when `PORT` is not set.
 pub const DEFAULT_PORT: u16 = 8090;
 
-/// Parse `250ms`, or anything [`pool_core::window::parse_duration`] takes (`5`, `5s`, `2m`, `1h`).
-pub fn parse_interval(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if let Some(ms) = t.strip_suffix("ms") {
-        return ms
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 5s, 2m)"));
-    }
-    pool_core::window::parse_duration(t)
-        .map_err(|why| format!("{s:?} is not a duration: {why} (e.g. 500ms, 5s, 2m)"))
-}
+pub use pool_core::duration::parse_arg as parse_interval;
 
 /// Where the queue statistics come from.
 #[derive(Args, Debug, Clone)]
@@ -69,7 +57,7 @@ pub struct WorkloadArgs {
     #[arg(long, env = "WORKLOAD_NAME", default_value = "ingest-worker")]
     pub workload_name: String,
     /// Queue whose backlog drives the workload (the same variable the ingest-worker consumes from).
-    #[arg(long = "queue", env = "AMQP_QUEUE", default_value = pool_core::amqp::DEFAULT_QUEUE)]
+    #[arg(long = "queue", env = "AMQP_QUEUE", default_value = pool_core::config::DEFAULT_QUEUE)]
     pub queue: String,
     /// Fewest replicas published (0 allows scale to zero).
     #[arg(long, env = "MIN_REPLICAS", default_value_t = 1)]
@@ -135,7 +123,7 @@ impl Settings {
             },
             workload: WorkloadArgs {
                 workload_name: "ingest-worker".into(),
-                queue: pool_core::amqp::DEFAULT_QUEUE.into(),
+                queue: pool_core::config::DEFAULT_QUEUE.into(),
                 min_replicas: 1,
                 max_replicas: 10,
                 target_backlog_per_worker: 1000,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use pool_core::event::format_timestamp;
-use pool_core::http::ApiError;
+use pool_http::ApiError;
 use pool_core::request::only_with;
 use pool_core::window::Window;
 use pool_history::{Query, ScanReport, Tallies};
@@ -265,9 +265,9 @@ pub struct PoolsResponse {
     get, path = "/get-pool", tag = "ranking", params(RankingParams),
     responses(
         (status = 200, description = "The best pool", body = PoolChoice),
-        (status = 400, description = "A malformed parameter", body = pool_core::http::ErrorBody),
-        (status = 404, description = "No events match the filters", body = pool_core::http::ErrorBody),
-        (status = 503, description = "Event storage unreachable", body = pool_core::http::ErrorBody),
+        (status = 400, description = "A malformed parameter", body = pool_http::ErrorBody),
+        (status = 404, description = "No events match the filters", body = pool_http::ErrorBody),
+        (status = 503, description = "Event storage unreachable", body = pool_http::ErrorBody),
     )
 )]
 pub async fn get_pool(
@@ -326,9 +326,9 @@ fn is_stale(age: Option<u64>, stale_after: Duration) -> bool {
     get, path = "/pools", tag = "ranking", params(RankingParams),
     responses(
         (status = 200, description = "The ranking", body = PoolsResponse),
-        (status = 400, description = "A malformed parameter", body = pool_core::http::ErrorBody),
-        (status = 404, description = "No events match the filters", body = pool_core::http::ErrorBody),
-        (status = 503, description = "Event storage unreachable", body = pool_core::http::ErrorBody),
+        (status = 400, description = "A malformed parameter", body = pool_http::ErrorBody),
+        (status = 404, description = "No events match the filters", body = pool_http::ErrorBody),
+        (status = 503, description = "Event storage unreachable", body = pool_http::ErrorBody),
     )
 )]
 pub async fn pools(
@@ -371,7 +371,7 @@ pub struct Readiness {
     get, path = "/ready", tag = "operations",
     responses(
         (status = 200, body = Readiness),
-        (status = 503, description = "Event storage unreachable", body = pool_core::http::ErrorBody),
+        (status = 503, description = "Event storage unreachable", body = pool_http::ErrorBody),
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -394,8 +394,8 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "pool-selector", description = "Ranks EC2 spot pools by the risk of losing a Spark job to a spot termination."),
-    paths(get_pool, pools, crate::backtest::backtest, crate::backtest::backtest_svg, crate::intake::post_events, ready, pool_core::http::health),
-    components(schemas(PoolChoice, PoolsResponse, RankedPool, ScanReport, Strategy, Readiness, pool_ranking::Change, pool_ranking::ChangeScope, crate::backtest::BacktestResponse, pool_ranking::backtest::Hindsight, pool_ranking::backtest::StrategyOutcome, pool_core::http::ErrorBody, pool_core::http::Health, crate::intake::Accepted, crate::intake::EventIn)),
+    paths(get_pool, pools, crate::backtest::backtest, crate::backtest::backtest_svg, crate::intake::post_events, ready, pool_http::health),
+    components(schemas(PoolChoice, PoolsResponse, RankedPool, ScanReport, Strategy, Readiness, pool_ranking::Change, pool_ranking::ChangeScope, crate::backtest::BacktestResponse, pool_ranking::backtest::Hindsight, pool_ranking::backtest::StrategyOutcome, pool_http::ErrorBody, pool_http::Health, crate::intake::Accepted, crate::intake::EventIn)),
     tags((name = "ranking"), (name = "ingestion"), (name = "operations")),
     modifiers(&BearerAuth)
 )]

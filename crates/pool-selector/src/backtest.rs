@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use pool_core::event::{Partition, format_timestamp};
-use pool_core::http::ApiError;
+use pool_http::ApiError;
 use pool_core::request::{BacktestParams, BacktestRequest};
 use pool_core::window::Window;
 use pool_history::{Query, ScanReport};
@@ -228,9 +228,9 @@ async fn run(
     get, path = "/backtest", tag = "ranking", params(BacktestParams),
     responses(
         (status = 200, description = "How each strategy's picks fared", body = BacktestResponse),
-        (status = 400, description = "A malformed parameter", body = pool_core::http::ErrorBody),
-        (status = 404, description = "No events match the filters", body = pool_core::http::ErrorBody),
-        (status = 503, description = "Busy, or event storage unreachable", body = pool_core::http::ErrorBody),
+        (status = 400, description = "A malformed parameter", body = pool_http::ErrorBody),
+        (status = 404, description = "No events match the filters", body = pool_http::ErrorBody),
+        (status = 503, description = "Busy, or event storage unreachable", body = pool_http::ErrorBody),
     )
 )]
 pub async fn backtest(
@@ -247,9 +247,9 @@ pub async fn backtest(
     get, path = "/backtest.svg", tag = "ranking", params(BacktestParams),
     responses(
         (status = 200, description = "The chart", content_type = "image/svg+xml", body = String),
-        (status = 400, description = "A malformed parameter", body = pool_core::http::ErrorBody),
-        (status = 404, description = "No events match the filters", body = pool_core::http::ErrorBody),
-        (status = 503, description = "Busy, or event storage unreachable", body = pool_core::http::ErrorBody),
+        (status = 400, description = "A malformed parameter", body = pool_http::ErrorBody),
+        (status = 404, description = "No events match the filters", body = pool_http::ErrorBody),
+        (status = 503, description = "Busy, or event storage unreachable", body = pool_http::ErrorBody),
     )
 )]
 pub async fn backtest_svg(

@@ -33,9 +33,9 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use pool_core::amqp::{AmqpArgs, Publisher};
-use pool_core::http::ApiError;
-use pool_core::metrics::{counter_vec, register};
+use pool_amqp::{AmqpArgs, Publisher};
+use pool_http::ApiError;
+use pool_http::metrics::{counter_vec, register};
 
 use crate::settings::IntakeArgs;
 
@@ -206,14 +206,14 @@ fn too_large(limit: usize) -> ApiError {
     ),
     responses(
         (status = 202, description = "Every event was confirmed by the broker", body = Accepted),
-        (status = 400, description = "At least one invalid event (details list each), e.g. stamped in the future; nothing was published", body = pool_core::http::ErrorBody),
-        (status = 401, description = "No bearer token, or not one of INTAKE_TOKENS", body = pool_core::http::ErrorBody),
-        (status = 404, description = "The intake is off (no INTAKE_TOKENS configured)", body = pool_core::http::ErrorBody),
-        (status = 408, description = "The body did not arrive within INTAKE_BODY_TIMEOUT", body = pool_core::http::ErrorBody),
-        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = pool_core::http::ErrorBody),
-        (status = 415, description = "Not a JSON or NDJSON body", body = pool_core::http::ErrorBody),
-        (status = 429, description = "The token is over its rate; see Retry-After", body = pool_core::http::ErrorBody),
-        (status = 503, description = "RabbitMQ unavailable or did not confirm, or too many bodies at once (busy, see Retry-After); nothing is reported as accepted, retry", body = pool_core::http::ErrorBody),
+        (status = 400, description = "At least one invalid event (details list each), e.g. stamped in the future; nothing was published", body = pool_http::ErrorBody),
+        (status = 401, description = "No bearer token, or not one of INTAKE_TOKENS", body = pool_http::ErrorBody),
+        (status = 404, description = "The intake is off (no INTAKE_TOKENS configured)", body = pool_http::ErrorBody),
+        (status = 408, description = "The body did not arrive within INTAKE_BODY_TIMEOUT", body = pool_http::ErrorBody),
+        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = pool_http::ErrorBody),
+        (status = 415, description = "Not a JSON or NDJSON body", body = pool_http::ErrorBody),
+        (status = 429, description = "The token is over its rate; see Retry-After", body = pool_http::ErrorBody),
+        (status = 503, description = "RabbitMQ unavailable or did not confirm, or too many bodies at once (busy, see Retry-After); nothing is reported as accepted, retry", body = pool_http::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -311,7 +311,7 @@ async fn receive(
         + chrono::Duration::from_std(intake.max_clock_skew).unwrap_or(chrono::Duration::MAX);
     // Decoding a large body is CPU work: off the HTTP worker, so other requests on it are not stalled.
     let body = body.freeze();
-    let parsed = web::block(move || pool_core::amqp::parse_events_before(&body, horizon))
+    let parsed = web::block(move || pool_core::event::ndjson::parse_events_before(&body, horizon))
         .await
         .map_err(|e| ApiError::internal(format!("the body decoder failed: {e}")))?;
     let events = parsed.map_err(|invalid| {

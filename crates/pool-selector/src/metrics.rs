@@ -2,7 +2,7 @@
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 
-use pool_core::metrics::{LATENCY_BUCKETS, register};
+use pool_http::metrics::{LATENCY_BUCKETS, register};
 
 use pool_history::{ScanObserver, ScanReport};
 

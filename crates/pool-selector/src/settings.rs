@@ -4,9 +4,14 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 
-use pool_core::amqp::AmqpArgs;
-use pool_core::config::{ListenArgs, StorageArgs, TelemetryArgs};
-use pool_core::window::{Window, parse_duration, parse_positive_duration};
+use pool_amqp::AmqpArgs;
+use pool_core::config::{ListenArgs, TelemetryArgs};
+use pool_storage::StorageArgs;
+use pool_core::duration::{
+    parse_arg as parse_duration, parse_positive_arg as parse_positive_duration,
+    parse_positive_arg as parse_half_life,
+};
+use pool_core::window::Window;
 
 use crate::ranking::Strategy;
 
@@ -17,17 +22,6 @@ fn parse_window(s: &str) -> Result<Window, String> {
     Window::parse("EVENT_FILTER_WINDOW", s).map_err(|e| e.to_string())
 }
 
-fn parse_half_life(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
-        .map_err(|e| format!("{s:?}: {e}"))
-        .and_then(|d| {
-            if d.is_zero() {
-                Err("must be positive".into())
-            } else {
-                Ok(d)
-            }
-        })
-}
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
@@ -115,7 +109,7 @@ pub struct Settings {
     /// compacted hour counts within about this long.
     #[arg(long, env = "ROLLUP_RECHECK", default_value = "30s", value_parser = parse_positive_duration)]
     pub rollup_recheck: Duration,
-    /// RabbitMQ, where `POST /events` publishes (AMQP_URL, AMQP_EXCHANGE, …; see pool_core::amqp).
+    /// RabbitMQ, where `POST /events` publishes (AMQP_URL, AMQP_EXCHANGE, …; see pool_amqp).
     #[command(flatten)]
     pub amqp: AmqpArgs,
     /// Largest `POST /events` body in bytes (larger ones get a 413).

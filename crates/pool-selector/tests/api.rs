@@ -4,7 +4,7 @@ mod common;
 
 use chrono::Duration;
 use common::TestApp;
-use pool_core::storage::{Storage, StorageArgs};
+use pool_storage::{Storage, StorageArgs};
 use testkit::{fleet_events, metric_value, pool_events, write_partitioned};
 
 async fn folder_with(events: &[pool_core::Event]) -> (tempfile::TempDir, Storage) {
@@ -641,7 +641,7 @@ mod intake {
     fn settings(tweak: impl FnOnce(&mut pool_selector::Settings)) -> pool_selector::Settings {
         let mut s = pool_selector::Settings::for_events_url("/nonexistent/intake-test");
         // Nothing here reaches the broker: every request is refused before publishing.
-        s.amqp = pool_core::amqp::AmqpArgs::for_url("amqp://guest:guest@127.0.0.1:1/%2f");
+        s.amqp = pool_amqp::AmqpArgs::for_url("amqp://guest:guest@127.0.0.1:1/%2f");
         s.intake.intake_tokens = vec![TOKEN.into(), "other-token".into()];
         tweak(&mut s);
         s
@@ -808,7 +808,7 @@ mod intake {
         let ca = testkit::require_env("TEST_TLS_CA_FILE");
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let app = TestApp::spawn_with(settings(|s| {
-            s.amqp = pool_core::amqp::AmqpArgs::for_url(url).with_suffix(&suffix);
+            s.amqp = pool_amqp::AmqpArgs::for_url(url).with_suffix(&suffix);
             s.amqp.ca_file = Some(ca.into());
         }))
         .await;

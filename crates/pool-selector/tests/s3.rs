@@ -5,7 +5,7 @@ mod common;
 use chrono::Duration;
 use common::TestApp;
 use object_store::ObjectStoreExt;
-use pool_core::storage::StorageArgs;
+use pool_storage::StorageArgs;
 use testkit::{new_bucket, pool_events, s3_args, s3_endpoint, write_partitioned};
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
-use pool_core::http::{ApiError, ErrorBody, Health};
+use pool_http::{ApiError, ErrorBody, Health};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
@@ -246,7 +246,7 @@ fn backtest_svg_doc() {}
         pools_doc,
         backtest_doc,
         backtest_svg_doc,
-        pool_core::http::health,
+        pool_http::health,
         ready
     ),
     components(schemas(ErrorBody, Health, Readiness)),

@@ -11,19 +11,7 @@ pub const DEFAULT_PORT: u16 = 8080;
 /// Port of the operations listener (`/metrics`, `/docs`, `/openapi.json`) when `ADMIN_PORT` is not set.
 pub const DEFAULT_ADMIN_PORT: u16 = 9108;
 
-/// Parse a duration written as `500ms`, `2s`, `2` (seconds), `1m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Some(ms) = s.strip_suffix("ms") {
-        return ms
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("{s:?} is not a whole number of milliseconds"));
-    }
-    pool_core::window::parse_duration(s)
-        .map_err(|why| format!("{s:?} is not a duration ({why}; use e.g. 500ms, 2s, 2, 1m)"))
-}
+pub use pool_core::duration::parse_arg as parse_duration;
 
 /// Everything the relay needs to run.
 #[derive(Parser, Debug, Clone)]

@@ -1,11 +1,11 @@
 //! The relay's own Prometheus metrics (request counts and latency by route come from
-//! [`pool_core::metrics::HttpMetrics`]).
+//! [`pool_http::metrics::HttpMetrics`]).
 //!
 //! Label children are resolved once here, so the hot path increments a counter without a label lookup.
 
 use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
 
-use pool_core::metrics::{counter_vec, histogram_vec, register};
+use pool_http::metrics::{counter_vec, histogram_vec, register};
 
 use crate::relay::CacheStatus;
 

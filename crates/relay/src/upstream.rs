@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 
 use actix_web::http::StatusCode;
 use bytes::Bytes;
-use pool_core::http::ApiError;
+use pool_http::ApiError;
 
 use crate::entry::{Entry, now_ms};
 use crate::key::CacheKey;

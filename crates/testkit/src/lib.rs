@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use pool_core::storage::StorageArgs;
+use pool_storage::StorageArgs;
 
 /// The value of a `TEST_*` variable exported by `scripts/test-services.sh`; panics when it is missing.
 pub fn require_env(name: &str) -> String {
@@ -149,7 +149,7 @@ pub fn fleet_events(pools: &[(&str, usize, usize, chrono::Duration)]) -> Vec<poo
 
 /// Write events as hive-partitioned NDJSON objects named `<name>.json`, one per hourly partition.
 pub async fn write_partitioned(
-    storage: &pool_core::storage::Storage,
+    storage: &pool_storage::Storage,
     name: &str,
     events: &[pool_core::Event],
 ) {

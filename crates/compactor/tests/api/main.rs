@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use compactor::{Application, Settings};
-use pool_core::storage::StorageArgs;
+use pool_storage::StorageArgs;
 use testkit::{eventually, metric_value, pool_events, write_partitioned};
 
 async fn history() -> (tempfile::TempDir, String) {

@@ -7,7 +7,7 @@
 //! returns only when every message is confirmed. When the broker restarts, each task reconnects with
 //! backoff and resends exactly its messages that were not confirmed (a message whose confirm was lost
 //! may be stored twice; readers count each `job_id` once). Exchange and queue names come from the
-//! `AMQP_*` variables (see `pool_core::amqp::AmqpArgs`); the broker URL from `--sink`.
+//! `AMQP_*` variables (see `pool_amqp::AmqpArgs`); the broker URL from `--sink`.
 //!
 //! `--rate R` is kept by the generator's clock (sends return as soon as their task is queued);
 //! `--rate 0` goes as fast as the broker confirms, since `send` waits once [`MAX_IN_FLIGHT`] batches
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use pool_core::amqp::{AmqpArgs, Publisher};
+use pool_amqp::{AmqpArgs, Publisher};
 use pool_core::event::Event;
 use tokio::task::JoinSet;
 

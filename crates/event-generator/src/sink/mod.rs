@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use pool_core::event::Event;
-use pool_core::storage::StorageArgs;
+use pool_storage::StorageArgs;
 use serde::Serialize;
 
 pub use object::{ObjectSink, ObjectSinkOptions};
@@ -110,7 +110,7 @@ pub struct SinkSettings {
     pub object: ObjectSinkOptions,
     /// Exchange and queue names and message sizes of an `amqp://` sink (its URL comes from `--sink`);
     /// `None` = from the `AMQP_*` variables.
-    pub amqp: Option<pool_core::amqp::AmqpArgs>,
+    pub amqp: Option<pool_amqp::AmqpArgs>,
 }
 
 /// Open the sink `url` points at.

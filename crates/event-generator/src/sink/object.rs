@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::path::Path;
 use pool_core::event::{Event, Partition};
-use pool_core::storage::{Storage, StorageArgs};
+use pool_storage::{Storage, StorageArgs};
 use tokio::task::JoinSet;
 
 use super::{Sink, SinkReport};
@@ -66,7 +66,7 @@ pub struct ObjectSink {
     buffered: usize,
     sends: u64,
     next_object: u64,
-    uploads: JoinSet<Result<(), (Path, pool_core::storage::StorageError)>>,
+    uploads: JoinSet<Result<(), (Path, pool_storage::StorageError)>>,
     report: SinkReport,
 }
 

@@ -15,9 +15,9 @@ use ingest_worker::{Application, Settings};
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use object_store::ObjectStoreExt;
-use pool_core::amqp::{self, AmqpArgs};
+use pool_amqp::{ AmqpArgs};
 use pool_core::event::Event;
-use pool_core::storage::{Storage, StorageArgs};
+use pool_storage::{Storage, StorageArgs};
 
 /// Settings naming exchanges and queues of their own on the test broker (`TEST_AMQP_URL`).
 pub fn test_amqp(tag: &str) -> AmqpArgs {
@@ -121,7 +121,7 @@ pub async fn wait_stored(storage: &Storage, want: usize, timeout: Duration) -> H
 
 /// Messages ready in `queue` (quorum queues do not count unacknowledged ones here).
 pub async fn ready_messages(args: &AmqpArgs, queue: &str) -> u32 {
-    let conn = amqp::connect(args, "test-inspect").await.expect("connect");
+    let conn = pool_amqp::connect(args, "test-inspect").await.expect("connect");
     let channel = conn.create_channel().await.expect("channel");
     let q = channel
         .queue_declare(
@@ -140,7 +140,7 @@ pub async fn ready_messages(args: &AmqpArgs, queue: &str) -> u32 {
 
 /// Take every message from `queue` (acknowledged, so they are gone): (headers, body).
 pub async fn drain(args: &AmqpArgs, queue: &str) -> Vec<(FieldTable, Vec<u8>)> {
-    let conn = amqp::connect(args, "test-drain").await.expect("connect");
+    let conn = pool_amqp::connect(args, "test-drain").await.expect("connect");
     let channel = conn.create_channel().await.expect("channel");
     let mut out = Vec::new();
     while let Some(m) = channel
@@ -463,7 +463,7 @@ impl PrivateBroker {
         let args = AmqpArgs::for_url(&url);
         let started = Instant::now();
         loop {
-            if let Ok(conn) = amqp::connect(&args, "probe").await {
+            if let Ok(conn) = pool_amqp::connect(&args, "probe").await {
                 let _ = conn.close(200, "probe".into()).await;
                 break;
             }
@@ -597,7 +597,7 @@ impl Selector {
 /// Delete the test's exchanges and queues (best effort; the harness broker is thrown away anyway).
 pub async fn delete_topology(args: &AmqpArgs) {
     use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    let Ok(conn) = amqp::connect(args, "test-cleanup").await else {
+    let Ok(conn) = pool_amqp::connect(args, "test-cleanup").await else {
         return;
     };
     if let Ok(channel) = conn.create_channel().await {

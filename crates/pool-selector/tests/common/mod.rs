@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use pool_core::storage::StorageArgs;
+use pool_storage::StorageArgs;
 use pool_selector::{Application, Settings};
 use serde_json::Value;
 

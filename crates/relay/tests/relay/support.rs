@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::Duration as Age;
-use pool_core::storage::StorageArgs;
+use pool_storage::StorageArgs;
 use relay::{Application, Settings};
 use serde_json::Value;
 use testkit::{fleet_events, metric_value, write_partitioned};

@@ -29,7 +29,7 @@
 //! 2-core machine; batching a few hundred events per message cuts that to a few hundred messages/s
 //! with the same guarantees (a message is confirmed, stored and acknowledged as a unit). Consumers also
 //! accept a JSON array or a single JSON object per message (`application/json`), so a foreign producer
-//! sending one event per message still works. See [`encode_messages`] and [`parse_events`].
+//! sending one event per message still works. See [`pool_core::event::ndjson`].
 //!
 //! # Guarantees
 //!
@@ -55,44 +55,24 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
-use serde::Serialize;
 
-use chrono::{DateTime, Utc};
 
-use crate::event::{Event, EventError, RawEvent, format_timestamp};
+
+
+use pool_core::event::Event;
+use pool_core::event::ndjson::{CONTENT_TYPE_NDJSON, encode_messages};
+use pool_core::duration::parse_arg as parse_duration_flag;
 
 /// Default broker URL: the local broker's default vhost as `guest` (who may only log in from loopback).
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-/// Default exchange producers publish to.
-pub const DEFAULT_EXCHANGE: &str = "events";
-/// Default queue the ingest worker consumes.
-pub const DEFAULT_QUEUE: &str = "events.ingest";
-/// Default dead-letter exchange.
-pub const DEFAULT_DEAD_LETTER_EXCHANGE: &str = "events.dlx";
-/// Default queue holding messages that can never be stored.
-pub const DEFAULT_DEAD_LETTER_QUEUE: &str = "events.dead";
+pub use pool_core::config::{
+    DEFAULT_DEAD_LETTER_EXCHANGE, DEFAULT_DEAD_LETTER_QUEUE, DEFAULT_EXCHANGE, DEFAULT_QUEUE,
+};
 
-/// Content type of a message holding one event per line.
-pub const CONTENT_TYPE_NDJSON: &str = "application/x-ndjson";
 /// Header on a dead-lettered message saying why it was rejected.
 pub const REJECTION_REASON_HEADER: &str = "x-rejection-reason";
 /// Header with the number of events in a message (informational; consumers count lines themselves).
 pub const EVENT_COUNT_HEADER: &str = "x-event-count";
-
-/// Most bad lines listed in an [`InvalidEvents`] error; the rest are only counted.
-pub const MAX_LISTED_ERRORS: usize = 100;
-
-/// Parse a duration flag: `500ms`, or `N` seconds with an optional `s`, `m`, `h`, `d`, `w` unit.
-pub fn parse_duration_flag(s: &str) -> Result<Duration, String> {
-    if let Some(ms) = s.trim().strip_suffix("ms") {
-        return ms
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("{s:?} is not a whole number of milliseconds"));
-    }
-    crate::window::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 30s, 500ms, 2m)"))
-}
 
 /// RabbitMQ settings, flattened into every binary that publishes or consumes events.
 #[derive(Args, Debug, Clone)]
@@ -202,7 +182,7 @@ impl AmqpArgs {
 }
 
 fn redact(url: &str) -> String {
-    crate::redact::url(url)
+    pool_core::redact::url(url)
 }
 
 /// What went wrong talking to the broker (other than publishing, see [`PublishError`]).
@@ -227,13 +207,13 @@ pub async fn connect(args: &AmqpArgs, name: &str) -> Result<Connection, AmqpErro
         url: args.redacted_url(),
         message,
     };
-    crate::tls::install_crypto_provider();
+    pool_core::tls::install_crypto_provider();
     let mut builder = lapin::DefaultConnectionBuilder::new()
         .map_err(|e| failed(e.to_string()))?
         .with_uri_str(args.url.clone())
         .with_properties(props);
     if let Some(path) = &args.ca_file {
-        let pem = crate::tls::read_ca_pem(path).map_err(|e| failed(e.to_string()))?;
+        let pem = pool_core::tls::read_ca_pem(path).map_err(|e| failed(e.to_string()))?;
         builder = builder.with_tls_config(lapin::tcp::OwnedTLSConfig {
             identity: None,
             cert_chain: Some(String::from_utf8_lossy(&pem).into_owned()),
@@ -412,248 +392,6 @@ fn refuses_quorum(e: &lapin::Error) -> bool {
             | Some(AMQPErrorKind::Hard(AMQPHardError::NOTIMPLEMENTED))
             | Some(AMQPErrorKind::Hard(AMQPHardError::COMMANDINVALID))
     )
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Message format
-// ---------------------------------------------------------------------------------------------------
-
-/// Pack events into NDJSON message bodies of at most `max_events` events and about `max_bytes` bytes
-/// (a single larger event still gets a message of its own). Every line ends with `\n`.
-pub fn encode_messages(events: &[Event], max_events: usize, max_bytes: usize) -> Vec<Vec<u8>> {
-    let max_events = max_events.max(1);
-    let mut out = Vec::new();
-    let mut body = Vec::new();
-    let mut count = 0;
-    for event in events {
-        let line = event.to_json();
-        if count > 0 && (count >= max_events || body.len() + line.len() + 1 > max_bytes) {
-            out.push(std::mem::take(&mut body));
-            count = 0;
-        }
-        body.extend_from_slice(line.as_bytes());
-        body.push(b'\n');
-        count += 1;
-    }
-    if count > 0 {
-        out.push(body);
-    }
-    out
-}
-
-/// One invalid event in a body: where it is (`line` for NDJSON, 1-based; `index` for a JSON array,
-/// 0-based) and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BadEvent {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index: Option<usize>,
-    /// The field at fault, or `event`/`body` when the whole thing is unreadable.
-    pub field: String,
-    pub message: String,
-}
-
-impl BadEvent {
-    fn at_line(line: usize, field: &str, message: impl Into<String>) -> Self {
-        Self {
-            line: Some(line),
-            index: None,
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-    fn at_index(index: usize, field: &str, message: impl Into<String>) -> Self {
-        Self {
-            line: None,
-            index: Some(index),
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-    fn body(message: impl Into<String>) -> Self {
-        Self {
-            line: None,
-            index: None,
-            field: "body".into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for BadEvent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.line, self.index) {
-            (Some(l), _) => write!(f, "line {l}: {}", self.message),
-            (_, Some(i)) => write!(f, "index {i}: {}", self.message),
-            _ => f.write_str(&self.message),
-        }
-    }
-}
-
-/// A body with at least one invalid event. Lists the first [`MAX_LISTED_ERRORS`] and counts all.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{total} invalid event(s), first: {}", .listed.first().map(|b| b.to_string()).unwrap_or_default())]
-pub struct InvalidEvents {
-    pub listed: Vec<BadEvent>,
-    pub total: usize,
-}
-
-impl InvalidEvents {
-    fn push(&mut self, bad: BadEvent) {
-        if self.listed.len() < MAX_LISTED_ERRORS {
-            self.listed.push(bad);
-        }
-        self.total += 1;
-    }
-    fn one(bad: BadEvent) -> Self {
-        Self {
-            listed: vec![bad],
-            total: 1,
-        }
-    }
-}
-
-/// Parse a body holding events: one JSON object, a JSON array of objects, or NDJSON (one object per
-/// line; blank lines ignored). All or nothing: any invalid event makes the whole body invalid, and the
-/// error names every bad line or index. An empty body is invalid too (it carries no event).
-pub fn parse_events(body: &[u8]) -> Result<Vec<Event>, InvalidEvents> {
-    parse_events_with(body, None)
-}
-
-/// [`parse_events`] for a front door: an event stamped after `horizon` (the server's clock plus the
-/// allowed skew) is invalid too, naming `finished_at`. A job reports its end after it ended, so such a
-/// stamp is a broken clock or a forgery, and it would keep full weight in every ranking for ever.
-pub fn parse_events_before(
-    body: &[u8],
-    horizon: DateTime<Utc>,
-) -> Result<Vec<Event>, InvalidEvents> {
-    parse_events_with(body, Some(horizon))
-}
-
-fn parse_events_with(
-    body: &[u8],
-    horizon: Option<DateTime<Utc>>,
-) -> Result<Vec<Event>, InvalidEvents> {
-    let trimmed = body.trim_ascii();
-    if trimmed.is_empty() {
-        return Err(InvalidEvents::one(BadEvent::body(
-            "the body holds no events",
-        )));
-    }
-    if trimmed[0] == b'[' {
-        return parse_array(trimmed, horizon);
-    }
-    // A pretty-printed single object spans several lines; NDJSON never has an object across lines.
-    if trimmed[0] == b'{'
-        && trimmed.contains(&b'\n')
-        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(trimmed)
-    {
-        return event_from_value(value, horizon)
-            .map(|e| vec![e])
-            .map_err(|(field, message)| InvalidEvents::one(BadEvent::at_line(1, field, message)));
-    }
-    let mut events = Vec::with_capacity(trimmed.len() / 150 + 1);
-    let mut bad = InvalidEvents {
-        listed: Vec::new(),
-        total: 0,
-    };
-    for (i, line) in body.split(|b| *b == b'\n').enumerate() {
-        let line = line.trim_ascii();
-        if line.is_empty() {
-            continue;
-        }
-        match Event::from_json(line).and_then(|e| not_after(e, horizon)) {
-            Ok(e) => events.push(e),
-            Err(e) => bad.push(BadEvent::at_line(i + 1, e.field, e.to_string())),
-        }
-    }
-    if bad.total > 0 { Err(bad) } else { Ok(events) }
-}
-
-fn not_after(e: Event, horizon: Option<DateTime<Utc>>) -> Result<Event, EventError> {
-    match horizon {
-        Some(h) if e.finished_at > h => Err(EventError::new(
-            "finished_at",
-            format!(
-                "{} is in the future (later than {}, the server's clock plus MAX_CLOCK_SKEW); \
-                 send an event after its job finished",
-                format_timestamp(&e.finished_at),
-                format_timestamp(&h)
-            ),
-        )),
-        _ => Ok(e),
-    }
-}
-
-fn event_from_value(
-    value: serde_json::Value,
-    horizon: Option<DateTime<Utc>>,
-) -> Result<Event, (&'static str, String)> {
-    let raw: RawEvent = serde_json::from_value(value)
-        .map_err(|e| ("event", format!("event: not a JSON event object: {e}")))?;
-    Event::try_from(raw)
-        .and_then(|e| not_after(e, horizon))
-        .map_err(|e| (e.field, e.to_string()))
-}
-
-/// Parse a JSON array one element at a time: each element is decoded, checked and dropped before the
-/// next, so a body of 16 MiB of `[0,0,…]` costs a counter, not millions of `serde_json::Value`s.
-fn parse_array(body: &[u8], horizon: Option<DateTime<Utc>>) -> Result<Vec<Event>, InvalidEvents> {
-    use serde::de::{Deserializer as _, SeqAccess, Visitor};
-
-    struct Elements<'a> {
-        horizon: Option<DateTime<Utc>>,
-        events: &'a mut Vec<Event>,
-        bad: &'a mut InvalidEvents,
-    }
-    impl<'de> Visitor<'de> for Elements<'_> {
-        type Value = usize;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an array of event objects")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
-            let mut n = 0;
-            while let Some(v) = seq.next_element::<serde_json::Value>()? {
-                if !v.is_object() && self.bad.listed.len() >= MAX_LISTED_ERRORS {
-                    // Never an event, and its message would not be listed: count it, build nothing.
-                    self.bad.total += 1;
-                    n += 1;
-                    continue;
-                }
-                match event_from_value(v, self.horizon) {
-                    Ok(e) => self.events.push(e),
-                    Err((field, message)) => self.bad.push(BadEvent::at_index(n, field, message)),
-                }
-                n += 1;
-            }
-            Ok(n)
-        }
-    }
-
-    let mut events = Vec::with_capacity(body.len() / 150 + 1);
-    let mut bad = InvalidEvents {
-        listed: Vec::new(),
-        total: 0,
-    };
-    let malformed = |e: serde_json::Error| {
-        InvalidEvents::one(BadEvent::body(format!("malformed JSON array: {e}")))
-    };
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let n = (&mut de)
-        .deserialize_seq(Elements {
-            horizon,
-            events: &mut events,
-            bad: &mut bad,
-        })
-        .map_err(malformed)?;
-    de.end().map_err(malformed)?;
-    if n == 0 {
-        return Err(InvalidEvents::one(BadEvent::body(
-            "the array holds no events",
-        )));
-    }
-    if bad.total > 0 { Err(bad) } else { Ok(events) }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1026,81 +764,6 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn event(i: usize) -> Event {
-        Event::from_json(
-            format!(
-                r#"{{"finished_at":"2026-11-22T10:00:00.123","job_id":"job-{i}","pool_id":"pool-c6a.xlarge-us-east-1a","status":"SUCCEEDED","reason":""}}"#
-            )
-            .as_bytes(),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn messages_hold_bounded_batches_and_round_trip() {
-        let events: Vec<Event> = (0..2500).map(event).collect();
-        let bodies = encode_messages(&events, 1000, usize::MAX);
-        assert_eq!(bodies.len(), 3);
-        let back: Vec<Event> = bodies
-            .iter()
-            .flat_map(|b| parse_events(b).unwrap())
-            .collect();
-        assert_eq!(back, events);
-
-        let line = events[0].to_json().len() + 1;
-        let bodies = encode_messages(&events[..10], 1000, line * 3);
-        assert_eq!(bodies.len(), 4, "3 + 3 + 3 + 1 by bytes");
-        assert!(bodies.iter().all(|b| b.len() <= line * 3));
-        // One event larger than the limit still travels, alone.
-        assert_eq!(encode_messages(&events[..2], 1000, 10).len(), 2);
-        assert!(encode_messages(&[], 10, 10).is_empty());
-    }
-
-    #[test]
-    fn bodies_may_be_an_object_an_array_or_ndjson() {
-        let one = event(1).to_json();
-        assert_eq!(parse_events(one.as_bytes()).unwrap(), vec![event(1)]);
-        let pretty = serde_json::to_string_pretty(&event(1)).unwrap();
-        assert!(pretty.contains('\n'));
-        assert_eq!(parse_events(pretty.as_bytes()).unwrap(), vec![event(1)]);
-        let array = format!("[{}, {}]", event(1).to_json(), event(2).to_json());
-        assert_eq!(parse_events(array.as_bytes()).unwrap().len(), 2);
-        let ndjson = format!("{}\r\n\n{}\n", event(1).to_json(), event(2).to_json());
-        assert_eq!(parse_events(ndjson.as_bytes()).unwrap().len(), 2);
-    }
-
-    #[test]
-    fn every_bad_line_or_index_is_named() {
-        let ndjson = format!(
-            "{}\nnot json\n{}\n{}\n",
-            event(1).to_json(),
-            event(2).to_json().replace("pool-c6a", "pool-C6A"),
-            event(3).to_json()
-        );
-        let err = parse_events(ndjson.as_bytes()).unwrap_err();
-        assert_eq!(err.total, 2);
-        assert_eq!(err.listed[0].line, Some(2));
-        assert_eq!(err.listed[0].field, "event");
-        assert_eq!(err.listed[1].line, Some(3));
-        assert_eq!(err.listed[1].field, "pool_id");
-
-        let array = format!(r#"[{}, {{"job_id": "x"}}, 7]"#, event(1).to_json());
-        let err = parse_events(array.as_bytes()).unwrap_err();
-        assert_eq!(err.total, 2);
-        assert_eq!(err.listed[0].index, Some(1));
-        assert!(err.listed[0].message.contains("missing field"), "{err:?}");
-        assert_eq!(err.listed[1].index, Some(2));
-
-        assert_eq!(parse_events(b"  \n").unwrap_err().listed[0].field, "body");
-        assert_eq!(parse_events(b"[]").unwrap_err().listed[0].field, "body");
-        assert_eq!(parse_events(b"[1, 2").unwrap_err().listed[0].field, "body");
-
-        let many: String = (0..250).map(|_| "nope\n").collect();
-        let err = parse_events(many.as_bytes()).unwrap_err();
-        assert_eq!(err.total, 250);
-        assert_eq!(err.listed.len(), MAX_LISTED_ERRORS);
-    }
 
     #[test]
     fn names_take_a_suffix_and_urls_hide_passwords() {

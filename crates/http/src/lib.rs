@@ -1,4 +1,4 @@
-//! HTTP plumbing shared by the actix-web services: the JSON error body, request metrics middleware,
+//! `pool-http`: HTTP plumbing shared by the actix-web services: the JSON error body, request metrics middleware,
 //! `/health`, `/metrics`, and extractor configs that answer bad input with a 4xx JSON instead of text.
 
 use std::time::Instant;
@@ -11,7 +11,11 @@ use actix_web::{HttpResponse, ResponseError, web};
 use prometheus::Registry;
 use serde::Serialize;
 
-use crate::event::EventError;
+use pool_core::event::EventError;
+use pool_core::request::QueryError;
+
+pub mod metrics;
+
 use crate::metrics::HttpMetrics;
 
 /// The error body every service answers with: `{"error": "bad_parameter", "message": "…", "field": "…"}`.
@@ -87,6 +91,15 @@ impl ApiError {
 impl From<EventError> for ApiError {
     fn from(e: EventError) -> Self {
         ApiError::bad_parameter(e.field, e.to_string())
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Parameter(e) => e.into(),
+            QueryError::Malformed(message) => ApiError::bad_request(message),
+        }
     }
 }
 

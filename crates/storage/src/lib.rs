@@ -1,4 +1,4 @@
-//! Where events live, and how their objects are named.
+//! `pool-storage`: where events live, and how their objects are named.
 //!
 //! One URL says it all: a local folder (`./data/events`, `file:///srv/events`), an S3 prefix
 //! (`s3://bucket/events/`) or the seed's single growing object (`s3://bucket/events.json`). The seed's
@@ -16,7 +16,8 @@ use object_store::path::Path;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use url::Url;
 
-use crate::event::Partition;
+use pool_core::event::Partition;
+use pool_core::event::ndjson::Partitioned;
 
 /// Default location of the event history: the folder `make run` fills with a sample.
 pub const DEFAULT_EVENTS_URL: &str = "./data/events";
@@ -233,6 +234,22 @@ impl Storage {
         Ok(())
     }
 
+    /// Write each partition of `events` as one object named `name` under its hour (`dt=…/hr=…/name`).
+    /// Returns the number of objects written.
+    pub async fn put_partitioned(
+        &self,
+        name: &str,
+        events: Partitioned,
+    ) -> Result<usize, StorageError> {
+        let mut written = 0;
+        for (partition, body) in events {
+            self.put(&self.object_path(&partition, name), body.bytes.into())
+                .await?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
     /// Create the root folder of a local location (no-op on S3, where folders do not exist).
     pub fn ensure_local_root(&self) -> Result<(), StorageError> {
         if self.store_url.scheme() == "file" && !self.single_object {
@@ -301,7 +318,7 @@ mod tests {
         let s = args.open().unwrap();
         assert!(!s.single_object);
         assert_eq!(s.root_url(), "s3://b/events/");
-        let p = crate::event::Partition {
+        let p = pool_core::event::Partition {
             date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
             hour: 7,
         };
