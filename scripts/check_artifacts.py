@@ -13,28 +13,39 @@ static:
     unknown fields are errors) for the oldest and newest Kubernetes versions we support; custom resources
     (ServiceMonitor, ScaledObject, TriggerAuthentication) against the CRD schemas in k8s/crds-schemas;
   * consistency: probes, resources and security contexts on every container (CronJob pods too); Services,
-    PDBs, ServiceMonitors, the HPA and the ScaledObject point at things that exist; the NetworkPolicies
-    admit only the relay (plus Prometheus) to pool-selector and only Prometheus to the compactor; the
-    HPA/KEDA limits equal the monitor's; every image of a rendering comes from one repository; kustomize
-    and Helm render the same kinds of resources per component;
+    PDBs, ServiceMonitors, the HPAs and the ScaledObject point at things that exist; the NetworkPolicies
+    admit only the relay (plus Prometheus) to pool-selector, only the producers' namespaces (plus
+    Prometheus) to the intake and only Prometheus to the compactor; the worker's HPA/KEDA limits equal the
+    monitor's, the intake's HPA scales on CPU; every image of a rendering comes from one repository;
+    kustomize and Helm render the same kinds of resources per component;
   * the compactor: a Deployment running `--every` (1 replica, scraped) or, with the CronJob component or
     compactor.mode=cronjob, an Indexed CronJob (concurrencyPolicy Forbid, completions = parallelism = N,
     args `--once --shard $(JOB_COMPLETION_INDEX)/N`), never both; pool-selector's storage settings, its own
     credentials and ServiceAccount;
+  * the intake: its Deployment (port, /health and /ready, AMQP_URL and INTAKE_TOKENS from Secrets, the
+    request limits from a ConfigMap), Service, ServiceMonitor, PDB and CPU-based HPA (which then owns the
+    replica count); with NetworkPolicies, a model of their semantics says a producer pod (a Spark driver
+    in a namespace labelled pool-selector.io/event-producer=true) and Prometheus reach the intake's port,
+    while a pod of an unlabelled namespace, a pod of the platform's own namespace, and the producer at
+    pool-selector's port do not; helm:no-intake renders none of it;
   * hardening: every Deployment and CronJob runs as a ServiceAccount of its own (no token); no Secret is
-    read by two services; pool-selector has no AMQP/RabbitMQ setting or credential (read-only S3 only);
+    read by two services; pool-selector has no AMQP/RabbitMQ/intake setting or credential (read-only S3
+    only);
     egress is denied by default with DNS allowed to all and each service's dependencies allowed on their
     ports only (the S3 port from AWS_ENDPOINT_URL); images render `repo@sha256:...` exactly when a digest
     is set (the pinned overlay, Helm image.digest); the relay's public Service leaves out its admin port
     (ADMIN_PORT), which only Prometheus may reach and which the ServiceMonitor scrapes; the IAM policies in
     k8s/iam give pool-selector read access only;
   * docker-compose.yml parses (`docker-compose config`) and is wired as documented (the compactor with
-    `--every` and pool-selector's storage settings, pool-selector's INTAKE_TOKENS, the relay's ADMIN_PORT);
-    the Dockerfile builds a real binary as a non-root user;
+    `--every` and pool-selector's storage settings, the intake with INTAKE_TOKENS and ingest-worker's
+    broker, pool-selector with no AMQP or intake setting, the relay's ADMIN_PORT); the Dockerfile builds a
+    real binary as a non-root user;
+  * the local scripts: scripts/stack.sh and scripts/fuzz.sh give pool-selector no AMQP or intake setting
+    and start the intake with its tokens and the broker;
   * `promtool check config` accepts deploy/prometheus.yml and the variant `make up` generates from it;
-    Prometheus scrapes the compactor, and the relay on its admin port;
+    Prometheus scrapes the compactor, the intake, and the relay on its admin port;
   * the Grafana dashboard and its provisioning parse and agree on the datasource; it has the compactor's
-    lag panel.
+    lag panel and counts accepted events with the intake's metric.
 
 live:
   * every metric name the dashboard, the adapter rules and the HPA use is exported on /metrics by
@@ -86,11 +97,12 @@ KUSTOMIZATIONS = ["base"] + sorted(f"overlays/{p.parent.name}" for p in (K8S / "
 # Renderings whose every image must be pinned by digest.
 PINNED = {"kustomize:overlays/example-pinned", "helm:ci/production-values.yaml"}
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-SECRET_KEYS = {"aws-access-key-id", "aws-secret-access-key", "amqp-url", "rabbitmq-management-url", "redis-url"}
-COMPONENTS = ["pool-selector", "relay", "ingest-worker", "monitor", "compactor"]
+# Secret keys the services read (the intake's bearer tokens: `tokens` of its own Secret).
+SECRET_KEYS = {"aws-access-key-id", "aws-secret-access-key", "amqp-url", "rabbitmq-management-url", "redis-url", "tokens"}
+COMPONENTS = ["pool-selector", "relay", "ingest-worker", "monitor", "compactor", "intake"]
 # Helm values key of each component.
 VALUES_KEY = {"pool-selector": "poolSelector", "relay": "relay", "ingest-worker": "ingestWorker", "monitor": "monitor",
-              "compactor": "compactor"}
+              "compactor": "compactor", "intake": "intake"}
 # Egress each service needs besides DNS (TCP ports): S3 (the port of AWS_ENDPOINT_URL, "storage"), RabbitMQ
 # (AMQP and AMQPS), its management API (HTTP and HTTPS), Redis, and the relay's upstream (pool-selector's
 # port, "upstream"). Nothing else.
@@ -98,20 +110,37 @@ AMQP_PORTS = {5672, 5671}
 MANAGEMENT_PORTS = {15672, 15671}
 REDIS_PORTS = {6379}
 EGRESS_NEEDS = {"pool-selector": {"storage"}, "ingest-worker": {"storage", "amqp"}, "compactor": {"storage"},
-                "monitor": {"management"}, "relay": {"upstream", "redis"}}
+                "monitor": {"management"}, "relay": {"upstream", "redis"}, "intake": {"amqp"}}
 PROMETHEUS_PEER = {"app.kubernetes.io/name": "prometheus"}
 IAM = K8S / "iam"
 DESIRED_METRIC = "pool_monitor_desired_replicas"
 # Readiness path per component: ingest-worker and the compactor serve no traffic and have no /ready, so
 # their readiness is their liveness. The live check proves each path answers on the running service.
 READY_PATH = {"pool-selector": "/ready", "relay": "/ready", "monitor": "/ready", "ingest-worker": "/health",
-              "compactor": "/health"}
+              "compactor": "/health", "intake": "/ready"}
 # The compactor is a Deployment (`--every`) or an Indexed CronJob (`--once --shard $(JOB_COMPLETION_INDEX)/N`),
 # never both; these renderings have it switched off.
 COMPACTOR = "compactor"
 COMPACTOR_DISABLED = {"helm:no-compactor"}
 COMPACTOR_PORT = "9107"
-DURATION = re.compile(r"^0*[1-9][0-9]*(s|m|h|d|w)?$")
+# The intake (POST /events for the producers); these renderings have it switched off.
+INTAKE = "intake"
+INTAKE_DISABLED = {"helm:no-intake"}
+INTAKE_PORT = "8000"
+# The request limits the intake reads from its ConfigMap (k8s intake-settings, Helm intake.limits).
+INTAKE_LIMITS = {"INTAKE_RATE_PER_SECOND", "INTAKE_BURST", "INTAKE_MAX_CONCURRENT", "INTAKE_BODY_TIMEOUT",
+                 "MAX_BODY_BYTES", "MAX_CLOCK_SKEW"}
+# Settings pool-selector must not get (it neither takes POST /events nor talks to the broker).
+NOT_FOR_SELECTOR = ("AMQP_", "RABBITMQ_", "INTAKE_")
+# Sample pods for the NetworkPolicy model (namespace labels, pod labels, in the platform's namespace?):
+# a Spark driver in a producer namespace (labelled as the base and the chart's defaults expect, and
+# named spark-jobs for the variants that select by name); a Spark driver in an unlabelled namespace;
+# Prometheus. The platform's own namespace is `pool-selector` (the overlays' and the Helm renderings').
+PLATFORM_NAMESPACE = {"kubernetes.io/metadata.name": "pool-selector"}
+PRODUCER = ({"kubernetes.io/metadata.name": "spark-jobs", "pool-selector.io/event-producer": "true"},
+            {"spark-role": "driver", "spark-app-selector": "spark-0123"}, False)
+OUTSIDER = ({"kubernetes.io/metadata.name": "default"}, {"spark-role": "driver"}, False)
+PROMETHEUS = ({"kubernetes.io/metadata.name": "monitoring"}, {"app.kubernetes.io/name": "prometheus"}, False)DURATION = re.compile(r"^0*[1-9][0-9]*(s|m|h|d|w)?$")
 PROMQL_WORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
     "offset", "inf", "nan", "le",
@@ -196,6 +225,13 @@ HELM_VARIANTS: dict[str, dict[str, Any]] = {
     # The compactor as an Indexed CronJob on 3 shards (parity with overlays/example-compactor-cronjob).
     "compactor-cronjob": {"compactor": {"mode": "cronjob", "shards": 3}},
     "no-compactor": {"compactor": {"enabled": False}},
+    "no-intake": {"intake": {"enabled": False}},
+    # The intake at a fixed size, its producers selected by namespace name (an expression) instead of a label.
+    "intake-fixed-by-name": {"intake": {
+        "autoscaling": {"enabled": False}, "replicas": 3, "port": 8080,
+        "producers": {"namespaceSelector": {"matchLabels": None, "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["spark-jobs", "spark-adhoc"]}]}},
+    }},
     # One image pinned by digest, the others by tag.
     "digest": {"relay": {"image": {"digest": "sha256:" + "0123456789abcdef" * 4}}},
 }
@@ -218,6 +254,14 @@ BAD_VALUES = [
     {"compactor": {"shards": 0}},
     {"compactor": {"every": "0m"}},
     {"compactor": {"every": "5 minutes"}},
+    # An empty namespace selector would admit every namespace to POST /events.
+    {"intake": {"producers": {"namespaceSelector": {"matchLabels": None}}}},
+    {"intake": {"producers": {"namespaceSelector": {"matchLabels": None, "matchExpressions": []}}}},
+    {"intake": {"tokens": {"existingSecret": ""}}},
+    {"credentials": {"intake": {"existingSecret": ""}}},
+    {"intake": {"autoscaling": {"targetCPUUtilizationPercentage": 0}}},
+    {"intake": {"limits": {"bodyTimeout": "0s"}}},
+    {"intake": {"port": 0}},
 ]
 
 
@@ -421,9 +465,11 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
     cronjobs = by_kind.get("CronJob", [])
     for cj in cronjobs:
         pod_problems(cj, cj["spec"]["jobTemplate"]["spec"]["template"], probes=False)
-    # The compactor may be a CronJob instead (check_compactor checks that there is exactly one of them).
-    if set(deploy_by_comp) - {COMPACTOR} != set(COMPONENTS) - {COMPACTOR}:
-        problems.append(f"Deployments for {sorted(deploy_by_comp)}, expected {COMPONENTS}")
+    # The compactor may be a CronJob instead (check_compactor checks that there is exactly one of them);
+    # the intake may be switched off (check_intake checks that nothing of it is left then).
+    expected = set(COMPONENTS) - {COMPACTOR} - ({INTAKE} if source in INTAKE_DISABLED else set())
+    if set(deploy_by_comp) - {COMPACTOR} != expected:
+        problems.append(f"Deployments for {sorted(deploy_by_comp)}, expected {sorted(expected)}")
     # One repository for every image (an overlay that forgets one, e.g. a component's CronJob added
     # after its images were set, shows here).
     repos = {i.rsplit("/", 1)[0] for i in images}
@@ -480,9 +526,14 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
         cj["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels", {})
         for cj in cronjobs if component(cj) == COMPACTOR
     ]
+    intake = deploy_by_comp.get(INTAKE)
     guarded = set()
     for np in nps:
         target = np["spec"]["podSelector"].get("matchLabels", {})
+        if intake and selects(target, pod_labels(intake)):
+            guarded.add(INTAKE)
+            problems.extend(intake_ingress_problems(np))
+            continue
         if relay and selects(target, pod_labels(relay)):
             guarded.add("relay")
             problems.extend(relay_ingress_problems(np))
@@ -501,7 +552,7 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
                     problems.append(f"{name_of(np)}: admits ports other than metrics: {rule.get('ports')}")
             continue
         if not selects(target, selector_pods):
-            problems.append(f"{name_of(np)}: selects none of pool-selector, the relay and the compactor")
+            problems.append(f"{name_of(np)}: selects none of pool-selector, the relay, the compactor and the intake")
             continue
         guarded.add("pool-selector")
         relay_admitted = False
@@ -525,8 +576,9 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
                     problems.append(f"{name_of(np)}: admits pods other than the relay: {peer}")
         if not relay_admitted:
             problems.append(f"{name_of(np)}: does not admit the relay")
-    if nps and guarded != ({"pool-selector", "relay", COMPACTOR} if compactor_pods else {"pool-selector", "relay"}):
-        problems.append(f"ingress NetworkPolicies guard {sorted(guarded)}, expected pool-selector, the relay and the compactor")
+    want_guarded = {"pool-selector", "relay"} | ({COMPACTOR} if compactor_pods else set()) | ({INTAKE} if intake else set())
+    if nps and guarded != want_guarded:
+        problems.append(f"ingress NetworkPolicies guard {sorted(guarded)}, expected {sorted(want_guarded)}")
 
     # Autoscaling agrees with the monitor's policy.
     policy = next((d for n, d in configmaps.items() if "MIN_REPLICAS" in d), None)
@@ -537,10 +589,12 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
     elif "AMQP_QUEUE" not in policy:
         problems.append(f"the monitor's policy names no AMQP_QUEUE (the variable the monitor and ingest-worker read): {sorted(policy)}")
     worker = deploy_by_comp.get("ingest-worker")
+    # The intake's HPA (CPU) is check_intake's; every other HPA is the worker's.
+    hpas = [h for h in hpas if intake is None or h["spec"]["scaleTargetRef"]["name"] != intake["metadata"]["name"]]
     for h in hpas:
         spec = h["spec"]
         if worker is None or spec["scaleTargetRef"]["name"] != worker["metadata"]["name"]:
-            problems.append(f"{name_of(h)}: does not target the ingest-worker Deployment")
+            problems.append(f"{name_of(h)}: does not target the ingest-worker Deployment nor the intake's")
         ext = [m["external"] for m in spec.get("metrics", []) if m["type"] == "External"]
         if not ext or ext[0]["metric"]["name"] != DESIRED_METRIC:
             problems.append(f"{name_of(h)}: does not follow the External metric {DESIRED_METRIC}")
@@ -692,6 +746,205 @@ def check_compactor(r: Report, source: str, objs: list[dict]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
+# The intake: its objects, and who reaches it (a model of NetworkPolicy ingress semantics)
+
+
+def policy_types(np: dict) -> list[str]:
+    """A NetworkPolicy's policyTypes; when unset, Kubernetes takes Ingress, plus Egress if it has egress rules."""
+    spec = np["spec"]
+    return spec.get("policyTypes") or (["Ingress"] + (["Egress"] if spec.get("egress") else []))
+
+
+def rule_port_matches(rule_port: dict, name: str, number: int) -> bool:
+    """A NetworkPolicyPort against a TCP container port (its name and number); no `port` means every port."""
+    if rule_port.get("protocol", "TCP") != "TCP":
+        return False
+    port = rule_port.get("port")
+    if port is None:
+        return True
+    if isinstance(port, str):
+        return port == name
+    return port <= number <= rule_port.get("endPort", port)
+
+
+def peer_admits(peer: dict, source: tuple[dict, dict, bool], ipblocks_admit: bool) -> bool:
+    """A NetworkPolicyPeer against a pod (its namespace's labels, its labels, whether it is in the policy's
+    namespace). An ipBlock may match any pod's address: it counts as `ipblocks_admit` says (True when
+    proving that a pod is refused, False when proving that it is admitted)."""
+    ns_labels, labels, same_namespace = source
+    if "ipBlock" in peer:
+        return ipblocks_admit
+    if "namespaceSelector" in peer:
+        if not selector_matches(peer["namespaceSelector"], ns_labels):
+            return False
+    elif not same_namespace:
+        return False
+    return "podSelector" not in peer or selector_matches(peer["podSelector"], labels)
+
+
+def ingress_admits(nps: list[dict], target: dict, port_name: str, port: int, source: tuple[dict, dict, bool],
+                   ipblocks_admit: bool = False) -> bool:
+    """Whether the NetworkPolicies let `source` open a TCP connection to the pods labelled `target` on the
+    container port (port_name, port): admitted when no Ingress policy selects those pods, else when a rule
+    of one of those that do matches both the port and the source (policies add up)."""
+    policies = [np for np in nps if "Ingress" in policy_types(np) and selector_matches(np["spec"].get("podSelector"), target)]
+    if not policies:
+        return True
+    for np in policies:
+        for rule in np["spec"].get("ingress") or []:
+            ports = rule.get("ports") or []
+            if ports and not any(rule_port_matches(p, port_name, port) for p in ports):
+                continue
+            peers = rule.get("from") or []
+            if not peers or any(peer_admits(peer, source, ipblocks_admit) for peer in peers):
+                return True
+    return False
+
+
+def intake_ingress_problems(np: dict) -> list[str]:
+    """The intake's ingress: producer namespaces (selected by some label or expression, never all of them)
+    and Prometheus, on its `http` port only."""
+    problems = []
+    producers = prometheus = False
+    for rule in np["spec"].get("ingress", []):
+        peers = rule.get("from")
+        ports = [p.get("port") for p in rule.get("ports", [])]
+        if not peers:
+            problems.append(f"{name_of(np)}: a rule admits every source to the intake")
+            continue
+        if ports != ["http"]:
+            problems.append(f"{name_of(np)}: admits ports {ports}; only the intake's port http")
+        for peer in peers:
+            ns = peer.get("namespaceSelector")
+            if "ipBlock" in peer:
+                problems.append(f"{name_of(np)}: an ipBlock peer admits addresses to the intake")
+            elif is_prometheus_peer(peer):
+                prometheus = True
+            elif ns is None:
+                problems.append(f"{name_of(np)}: admits pods of the platform's own namespace: {peer}")
+            elif not (ns.get("matchLabels") or ns.get("matchExpressions")):
+                problems.append(f"{name_of(np)}: a namespaceSelector that selects every namespace: {peer}")
+            else:
+                producers = True
+    if not producers:
+        problems.append(f"{name_of(np)}: admits no producer namespace")
+    if not prometheus:
+        problems.append(f"{name_of(np)}: does not admit Prometheus (the intake's /metrics shares its port)")
+    return problems
+
+
+def owner_component(o: dict) -> str | None:
+    """The component an object belongs to: what a PDB or NetworkPolicy selects, else its label."""
+    if o["kind"] in ("PodDisruptionBudget", "NetworkPolicy"):
+        sel = o["spec"].get("selector") or o["spec"].get("podSelector") or {}
+        return (sel.get("matchLabels") or {}).get("app.kubernetes.io/name")
+    return component(o)
+
+
+def check_intake(r: Report, source: str, objs: list[dict]) -> None:
+    """The intake: a Deployment serving POST /events on `http` (/health, /ready), AMQP_URL and INTAKE_TOKENS
+    from Secrets, its request limits from a ConfigMap, no storage access; its Service, ServiceMonitor, PDB
+    and CPU-based HPA (owning the replica count); then who reaches it through the NetworkPolicies."""
+    mine = [o for o in objs if owner_component(o) == INTAKE]
+    if source in INTAKE_DISABLED:
+        r.check(not mine, f"{source}: no intake resources", f"{sorted(name_of(o) for o in mine)}")
+        return
+    by_kind: dict[str, list[dict]] = {}
+    for o in objs:
+        by_kind.setdefault(o["kind"], []).append(o)
+    deployments = [o for o in by_kind.get("Deployment", []) if component(o) == INTAKE]
+    if len(deployments) != 1:
+        r.fail(f"{source}: the intake must be one Deployment, got {sorted(name_of(o) for o in deployments)}")
+        return
+    d = deployments[0]
+    labels = d["spec"]["template"]["metadata"].get("labels", {})
+    c = d["spec"]["template"]["spec"]["containers"][0]
+    env = container_env(c)
+    ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+    configmaps = {o["metadata"]["name"]: o.get("data", {}) or {} for o in by_kind.get("ConfigMap", [])}
+    problems: list[str] = []
+    if "http" not in ports or env.get("PORT", {}).get("value") != str(ports["http"]):
+        problems.append(f"{name_of(d)}: PORT {env.get('PORT', {}).get('value')} is not its http container port {ports.get('http')}")
+    for name, key in (("AMQP_URL", "amqp-url"), ("INTAKE_TOKENS", None)):
+        ref = env.get(name, {}).get("valueFrom", {}).get("secretKeyRef")
+        if not ref or (key and ref.get("key") != key):
+            problems.append(f"{name_of(d)}: {name} is not read from a Secret{f' (key {key})' if key else ''}")
+    names = set(env)
+    for ef in c.get("envFrom", []):
+        names |= set(configmaps.get(ef.get("configMapRef", {}).get("name"), {}))
+    if not INTAKE_LIMITS <= names:
+        problems.append(f"{name_of(d)}: request limits {sorted(INTAKE_LIMITS - names)} not set (intake-settings)")
+    if any(n.startswith("AWS_") or n == "EVENTS_URL" for n in names):
+        problems.append(f"{name_of(d)}: has storage settings {sorted(n for n in names if n.startswith('AWS_') or n == 'EVENTS_URL')}; it only publishes")
+    services = [sv for sv in by_kind.get("Service", []) if selects(sv["spec"].get("selector", {}), labels)]
+    if not any(p.get("targetPort") == "http" for sv in services for p in sv["spec"]["ports"]):
+        problems.append(f"{name_of(d)}: no Service exposes its http port")
+    if by_kind.get("ServiceMonitor") and not any(
+        selects(sm["spec"]["selector"]["matchLabels"], sv["metadata"].get("labels", {})) and sm["spec"]["endpoints"][0].get("port") == "http"
+        for sm in by_kind["ServiceMonitor"] for sv in services
+    ):
+        problems.append(f"{name_of(d)}: no ServiceMonitor scrapes its /metrics (port http)")
+    if by_kind.get("PodDisruptionBudget") and not any(
+        selects(p["spec"]["selector"]["matchLabels"], labels) for p in by_kind["PodDisruptionBudget"]
+    ):
+        problems.append(f"{name_of(d)}: no PodDisruptionBudget keeps an intake pod")
+    hpas = [h for h in by_kind.get("HorizontalPodAutoscaler", []) if h["spec"]["scaleTargetRef"]["name"] == d["metadata"]["name"]]
+    if hpas:
+        spec = hpas[0]["spec"]
+        cpu = [m["resource"] for m in spec.get("metrics", []) if m["type"] == "Resource" and m["resource"]["name"] == "cpu"]
+        if len(hpas) > 1 or len(cpu) != 1 or len(spec["metrics"]) != 1:
+            problems.append(f"{name_of(hpas[0])}: the intake scales on CPU alone, by one HPA")
+        elif cpu[0]["target"].get("type") != "Utilization" or not 1 <= cpu[0]["target"].get("averageUtilization", 0) <= 100:
+            problems.append(f"{name_of(hpas[0])}: CPU target {cpu[0]['target']}, expected Utilization 1-100%")
+        if not 1 <= spec.get("minReplicas", 1) <= spec["maxReplicas"]:
+            problems.append(f"{name_of(hpas[0])}: min/max replicas {spec.get('minReplicas')}/{spec['maxReplicas']}")
+        if "replicas" in d["spec"]:
+            problems.append(f"{name_of(d)}: sets spec.replicas although its HPA owns the count")
+        if not c.get("resources", {}).get("requests", {}).get("cpu"):
+            problems.append(f"{name_of(d)}: no CPU request for its HPA's utilisation")
+        scaling = f"HPA on CPU ({spec.get('minReplicas', 1)}-{spec['maxReplicas']})"
+    else:
+        if not d["spec"].get("replicas"):
+            problems.append(f"{name_of(d)}: neither an HPA nor a replica count")
+        scaling = f"{d['spec'].get('replicas')} replicas"
+    r.check(not problems, f"{source}: intake Deployment, Service, ServiceMonitor, PDB and {scaling} wired as specified",
+            "; ".join(problems[:8]))
+
+    # Who reaches it. A producer's pod must, Prometheus too; nobody else, and the producer not pool-selector.
+    nps = by_kind.get("NetworkPolicy", [])
+    if not nps:
+        r.check((HELM_VALUES.get(source, {}).get("networkPolicy") or {}).get("enabled") is False,
+                f"{source}: no NetworkPolicy rendered (networkPolicy.enabled false): every pod reaches the intake")
+        return
+    port = ports.get("http", 0)
+    selector = next((o for o in deployments_of(objs, "pool-selector")), None)
+    relay = next((o for o in deployments_of(objs, "relay")), None)
+    problems = []
+    if not ingress_admits(nps, labels, "http", port, PRODUCER):
+        problems.append(f"a producer pod {PRODUCER[1]} in a namespace {PRODUCER[0]} cannot reach the intake's port {port}")
+    if not ingress_admits(nps, labels, "http", port, PROMETHEUS):
+        problems.append("Prometheus cannot reach the intake's port (/metrics)")
+    if ingress_admits(nps, labels, "http", port, OUTSIDER, ipblocks_admit=True):
+        problems.append(f"a pod of a namespace without the producer label {OUTSIDER[0]} reaches the intake")
+    if relay is not None and ingress_admits(nps, labels, "http", port,
+                                            (PLATFORM_NAMESPACE, relay["spec"]["template"]["metadata"]["labels"], True),
+                                            ipblocks_admit=True):
+        problems.append("a pod of the platform's own namespace (the relay) reaches the intake")
+    if selector is not None:
+        sc = selector["spec"]["template"]["spec"]["containers"][0]
+        sport = {p.get("name"): p["containerPort"] for p in sc.get("ports", [])}.get("http", 0)
+        if ingress_admits(nps, selector["spec"]["template"]["metadata"]["labels"], "http", sport, PRODUCER, ipblocks_admit=True):
+            problems.append("the producer pod reaches pool-selector directly")
+    r.check(not problems, f"{source}: NetworkPolicies admit a producer namespace's pod and Prometheus to the intake's port "
+            f"{port}, and not an unlabelled namespace, the platform's own pods, nor the producer to pool-selector",
+            "; ".join(problems))
+
+
+def deployments_of(objs: list[dict], comp: str) -> list[dict]:
+    return [o for o in objs if o["kind"] == "Deployment" and component(o) == comp]
+
+
+# ---------------------------------------------------------------------------------------------------
 # Hardening: service accounts, Secrets, pool-selector's access, egress, image digests, the relay's admin
 # port, the IAM policies
 
@@ -817,7 +1070,8 @@ def check_hardening(r: Report, source: str, objs: list[dict]) -> None:
     r.check(bool(users) and not shared, f"{source}: no Secret is read by two services ({len(users)} Secrets, one per service)",
             f"shared: {shared}")
 
-    # 3. pool-selector: S3 read credentials only; no AMQP/RabbitMQ setting or credential, no intake.
+    # 3. pool-selector: S3 read credentials only; no AMQP/RabbitMQ setting or credential, no intake setting
+    # (POST /events is the intake's).
     problems = []
     selector_loads = [(o, t) for comp, o, t in loads if comp == "pool-selector"]
     for owner, t in selector_loads:
@@ -828,14 +1082,14 @@ def check_hardening(r: Report, source: str, objs: list[dict]) -> None:
                     names |= {ef.get("prefix", "") + k for k in configmaps.get(ef["configMapRef"]["name"], {})}
                 else:
                     problems.append(f"{name_of(owner)}: envFrom {ef}: keys that cannot be checked")
-            bad = sorted(n for n in names if n.startswith(("AMQP_", "RABBITMQ_")) or n == "INTAKE_TOKENS")
+            bad = sorted(n for n in names if n.startswith(NOT_FOR_SELECTOR))
             if bad:
                 problems.append(f"{name_of(owner)}: sets {bad}")
             keys = {e["valueFrom"]["secretKeyRef"].get("key") for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
             if not keys <= {"aws-access-key-id", "aws-secret-access-key"}:
                 problems.append(f"{name_of(owner)}: reads Secret keys {sorted(keys - {'aws-access-key-id', 'aws-secret-access-key'})}")
     r.check(bool(selector_loads) and not problems,
-            f"{source}: pool-selector reads only S3 credentials (no AMQP/RabbitMQ setting or Secret key, no INTAKE_TOKENS)",
+            f"{source}: pool-selector reads only S3 credentials (no {'/'.join(p + '*' for p in NOT_FOR_SELECTOR)} setting, no other Secret key)",
             "; ".join(problems[:6]))
 
     # 4. Images: `repo@sha256:...` exactly where a digest is set.
@@ -1114,7 +1368,7 @@ def check_compose(r: Report) -> None:
         return
     svcs = resolved["services"]
     want = {"rabbitmq", "redis", "minio", "minio-init", "prometheus", "grafana", "pool-selector-1", "pool-selector-2",
-            "pool-selector-lb", "relay", "ingest-worker", "monitor", "compactor", "event-generator"}
+            "pool-selector-lb", "relay", "intake", "ingest-worker", "monitor", "compactor", "event-generator"}
     r.check(want <= set(svcs), "compose has every service of the stack", f"missing {sorted(want - set(svcs))}")
     r.check("management" in svcs["rabbitmq"]["image"], "compose RabbitMQ has the management plugin")
     bins = workspace_binaries()
@@ -1143,9 +1397,18 @@ def check_compose(r: Report) -> None:
             src = v["source"] if isinstance(v, dict) else v.split(":")[0]
             if src.startswith("/") or src.startswith("."):
                 r.check(Path(src).exists(), f"compose {name}: mounted {src} exists")
-    # pool-selector's intake stays on in the local stack: it needs its tokens.
+    # POST /events is the intake's: its tokens, and the broker ingest-worker consumes from. pool-selector
+    # only reads the bucket.
+    intake_env = svcs.get("intake", {}).get("environment", {})
+    r.check(bool(intake_env.get("INTAKE_TOKENS")), "compose intake: INTAKE_TOKENS set (POST /events is on)")
+    worker_amqp = svcs["ingest-worker"]["environment"].get("AMQP_URL")
+    r.check(bool(worker_amqp) and intake_env.get("AMQP_URL") == worker_amqp,
+            "compose intake: publishes to the broker ingest-worker consumes from (AMQP_URL)",
+            f"intake {intake_env.get('AMQP_URL')}, ingest-worker {worker_amqp}")
     for name in ("pool-selector-1", "pool-selector-2"):
-        r.check(bool(svcs[name]["environment"].get("INTAKE_TOKENS")), f"compose {name}: INTAKE_TOKENS set (POST /events is on)")
+        bad = sorted(k for k in svcs[name]["environment"] if k.startswith(NOT_FOR_SELECTOR))
+        r.check(not bad, f"compose {name}: no AMQP or intake setting (POST /events is the intake's)", f"sets {bad}")
+        r.check("rabbitmq" not in (svcs[name].get("depends_on") or {}), f"compose {name}: does not wait for RabbitMQ")
     # The relay: public PORT 8080, /metrics (and /docs) on ADMIN_PORT, published on the host's loopback only.
     relay_env = svcs["relay"].get("environment", {})
     admin = relay_env.get("ADMIN_PORT")
@@ -1163,7 +1426,7 @@ def check_compose(r: Report) -> None:
     # Prometheus targets are compose services on the ports serving their /metrics.
     prom = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     listen = {"pool-selector-1": "5050", "pool-selector-2": "5050", "relay": "8080", "ingest-worker": "9091", "monitor": "8090",
-              "compactor": COMPACTOR_PORT}
+              "compactor": COMPACTOR_PORT, "intake": INTAKE_PORT}
     for name, port in listen.items():
         env = svcs[name].get("environment", {})
         r.check(env.get("PORT", env.get("METRICS_PORT")) == port, f"compose {name} listens on {port}")
@@ -1179,17 +1442,58 @@ def check_compose(r: Report) -> None:
     r.check(set(COMPONENTS) <= jobs, "prometheus scrapes every service", f"jobs: {sorted(jobs)}")
 
 
+def shell_block(text: str, start: str) -> str:
+    """The lines of a shell script from the first line starting with `start` to the end of that command:
+    a function's body up to its closing `}`, else the command's continuation lines (ending in `\\`)."""
+    lines = text.splitlines()
+    i = next((n for n, l in enumerate(lines) if l.lstrip().startswith(start)), None)
+    if i is None:
+        return ""
+    if lines[i].rstrip().endswith("{"):
+        end = next((n for n in range(i + 1, len(lines)) if lines[n].startswith("}")), len(lines))
+        return "\n".join(lines[i:end + 1])
+    end = i
+    while end < len(lines) - 1 and lines[end].rstrip().endswith("\\"):
+        end += 1
+    return "\n".join(lines[i:end + 1])
+
+
+def check_scripts(r: Report) -> None:
+    """`make up` (scripts/stack.sh) and the fuzzer (scripts/fuzz.sh) run pool-selector without broker or
+    intake settings, and the intake with its tokens and the broker."""
+    stack = (ROOT / "scripts" / "stack.sh").read_text()
+    fuzz = (ROOT / "scripts" / "fuzz.sh").read_text()
+    forbidden = re.compile(r"\b(AMQP_\w*|INTAKE_\w*|RABBITMQ_\w*)=|amqp_url|AMQP_ENV|selector_env")
+    for script, text, start in (("scripts/stack.sh", stack, "start_pool_selector()"),
+                                ("scripts/fuzz.sh", fuzz, "start pool-selector ")):
+        block = shell_block(text, start)
+        bad = sorted({m.group(0) for m in forbidden.finditer(block)})
+        r.check(bool(block) and not bad, f"{script}: pool-selector started without AMQP or intake settings",
+                f"found {bad}" if block else f"no `{start}` in {script}")
+    for script, text, start in (("scripts/stack.sh", stack, "start_intake()"), ("scripts/fuzz.sh", fuzz, "start intake ")):
+        block = shell_block(text, start)
+        r.check("INTAKE_TOKENS=" in block and ("AMQP_URL=" in block or "AMQP_ENV" in block),
+                f"{script}: the intake started with INTAKE_TOKENS and the broker's AMQP_URL",
+                block[:300] or f"no `{start}` in {script}")
+
+
 def check_prometheus(r: Report) -> None:
-    def compactor_targets(config: dict) -> list[str]:
-        job = next((j for j in config["scrape_configs"] if j["job_name"] == COMPACTOR), {})
+    def job_targets(config: dict, name: str) -> list[str]:
+        job = next((j for j in config["scrape_configs"] if j["job_name"] == name), {})
         if job.get("metrics_path", "/metrics") != "/metrics":
             return []
         return [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+
+    def compactor_targets(config: dict) -> list[str]:
+        return job_targets(config, COMPACTOR)
 
     prom = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     r.check(compactor_targets(prom) == [f"compactor:{COMPACTOR_PORT}"],
             f"deploy/prometheus.yml scrapes the compactor (job compactor, compactor:{COMPACTOR_PORT}/metrics)",
             f"targets: {compactor_targets(prom)}")
+    r.check(job_targets(prom, INTAKE) == [f"intake:{INTAKE_PORT}"],
+            f"deploy/prometheus.yml scrapes the intake (job intake, intake:{INTAKE_PORT}/metrics)",
+            f"targets: {job_targets(prom, INTAKE)}")
     promtool = shutil.which("promtool")
     if not r.check(promtool is not None, "promtool is installed (Debian package prometheus)"):
         return
@@ -1204,11 +1508,13 @@ def check_prometheus(r: Report) -> None:
             r.check(p.returncode == 0, "promtool check config (make-up variant)", (p.stdout + p.stderr).strip()[-500:])
         finally:
             os.unlink(f.name)
-        r.check(not re.search(r"(pool-selector-\d|relay|monitor|ingest-worker|compactor):\d", local.stdout),
+        r.check(not re.search(r"(pool-selector-\d|relay|monitor|ingest-worker|compactor|intake):\d", local.stdout),
                 "make-up variant has only local targets")
-        local_targets = compactor_targets(yaml.safe_load(local.stdout))
-        r.check(len(local_targets) == 1 and local_targets[0].startswith("127.0.0.1:"),
-                "make-up variant scrapes the local compactor", f"targets: {local_targets}")
+        local_config = yaml.safe_load(local.stdout)
+        for name in (COMPACTOR, INTAKE):
+            local_targets = job_targets(local_config, name)
+            r.check(len(local_targets) == 1 and local_targets[0].startswith("127.0.0.1:"),
+                    f"make-up variant scrapes the local {name}", f"targets: {local_targets}")
 
 
 def dashboard_queries() -> list[str]:
@@ -1248,7 +1554,7 @@ def check_grafana(r: Report) -> None:
     prov = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "dashboards" / "pool-selector.yml").read_text())
     r.check(prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards", "dashboard provider reads the mounted folder")
     names = set().union(*(promql_metric_names(q) for q in dashboard_queries()))
-    prefixes = ("pool_selector_", "relay_", "ingest_worker_", "pool_monitor_", "compactor_")
+    prefixes = ("pool_selector_", "relay_", "ingest_worker_", "pool_monitor_", "compactor_", "intake_")
     r.check(len(names) >= 20 and all(n.startswith(prefixes) for n in names),
             f"dashboard uses {len(names)} service metrics", f"unexpected: {sorted(n for n in names if not n.startswith(prefixes))}")
     ids = [p["id"] for p in dash["panels"]]
@@ -1262,6 +1568,9 @@ def check_grafana(r: Report) -> None:
             f"panels: {[p['title'] for p in lag]}")
     r.check(any("compactor_hours_compacted_total" in panel_names(p) for p in dash["panels"]),
             "dashboard has a panel of hours compacted (compactor_hours_compacted_total)")
+    # POST /events moved from pool-selector to the intake, and its counter with it.
+    r.check("intake_events_accepted_total" in names and "pool_selector_events_accepted_total" not in names,
+            "dashboard counts accepted events with intake_events_accepted_total (not pool-selector's old counter)")
 
 
 def cmd_static() -> int:
@@ -1279,6 +1588,9 @@ def cmd_static() -> int:
     section("compactor")
     for source, objs in renderings.items():
         check_compactor(r, source, objs)
+    section("intake: objects, and who reaches it (producers, Prometheus; nobody else)")
+    for source, objs in renderings.items():
+        check_intake(r, source, objs)
     section("hardening: accounts, Secrets, pool-selector read only, egress, digests, relay admin port, IAM")
     for source, objs in renderings.items():
         check_hardening(r, source, objs)
@@ -1288,6 +1600,8 @@ def cmd_static() -> int:
     section("Dockerfile and docker-compose")
     check_dockerfile(r)
     check_compose(r)
+    section("local scripts (make up, the fuzzer)")
+    check_scripts(r)
     section("Prometheus")
     check_prometheus(r)
     section("Grafana")
@@ -1335,6 +1649,7 @@ def cmd_live(env_file: str) -> int:
         "ingest-worker": env["STACK_WORKER_URL"],
         "monitor": env["STACK_MONITOR_URL"],
         "compactor": env["STACK_COMPACTOR_URL"],
+        "intake": env["STACK_INTAKE_URL"],
     }
     # The relay serves /metrics on its admin listener only.
     metrics_urls = dict(urls, relay=env.get("STACK_RELAY_ADMIN_URL", env["STACK_RELAY_URL"]))

@@ -7,8 +7,10 @@
 #   scripts/fuzz.sh install                                       only create the fuzzer's venv
 #
 # Started as local processes on free loopback ports, from the built binaries (nothing is built here):
-#   * pool-selector over a small folder dataset written by event-generator (fixed seed), publishing
-#     POST /events to the test RabbitMQ (exchange and queues named fuzz.events*);
+#   * pool-selector over a small folder dataset written by event-generator (fixed seed); it only reads
+#     (no broker, no intake settings);
+#   * intake publishing POST /events to the test RabbitMQ (exchange and queues named fuzz.events*), with
+#     the bearer token INTAKE_TOKENS=fuzz-token and per-token limits far above what the fuzzer sends;
 #   * compactor `--every` over the same folder (SETTLE=0), so rollups appear while the fuzzer reads;
 #   * ingest-worker draining fuzz.events.ingest into the same folder;
 #   * relay in front of pool-selector, caching in the test Redis (a key prefix of its own per run);
@@ -16,8 +18,9 @@
 # Each is ready once /health answers (and /ready where a service has one), within a deadline. Then
 # every service that serves an OpenAPI document is fuzzed: `st run <schema URL> --url <base URL>`, the
 # schema and the base URL taken separately (the relay's document comes from its admin listener when
-# the binary has ADMIN_PORT). A service without a document (404) is listed as such. pool-selector gets
-# INTAKE_TOKENS=fuzz-token and the fuzzer its bearer header when the binary knows INTAKE_TOKENS.
+# the binary has ADMIN_PORT). A service without a document (404) is listed as such. The fuzzer sends the
+# intake's bearer header, so POST /events is exercised past authentication (events it accepts are
+# published, and ingest-worker writes them into the folder pool-selector reads).
 #
 # The run fails when a check fails (default checks: no 5xx, and status code, content type, headers and
 # body as the document declares them), when schemathesis reports an error, when a started process
@@ -30,7 +33,7 @@
 #
 # Settings (environment):
 #   FUZZ_PROFILE        release | debug: binaries from $CARGO_TARGET_DIR/<profile> (default ./target).
-#                       Default: of the profiles with all six binaries, the one built last (make test
+#                       Default: of the profiles with all seven binaries, the one built last (make test
 #                       sets debug: its test build has just made them).
 #   FUZZ_MAX_EXAMPLES   examples per operation in the fuzzing phase (default 500; about 1 min in all)
 #   FUZZ_SEED           schemathesis seed, for reproducible runs (default 20251126)
@@ -52,9 +55,9 @@ WORKERS="${FUZZ_WORKERS:-2}"
 # Every check of a response against the document: no 5xx, a declared status code, content type and
 # headers, and a body matching the declared schema.
 CHECKS="${FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}"
-BINARIES=(pool-selector relay monitor compactor ingest-worker event-generator)
+BINARIES=(pool-selector intake relay monitor compactor ingest-worker event-generator)
 # The order services are fuzzed and summarised in.
-SERVICES=(pool-selector relay monitor compactor ingest-worker)
+SERVICES=(pool-selector intake relay monitor compactor ingest-worker)
 INTAKE_TOKEN="fuzz-token"
 START_DEADLINE=60
 
@@ -240,9 +243,9 @@ wait_ok() {
 }
 
 # Free loopback ports, bound together so they are distinct.
-read -r SELECTOR_PORT RELAY_PORT RELAY_ADMIN_PORT MONITOR_PORT COMPACTOR_PORT WORKER_PORT < <("$PY" -c '
+read -r SELECTOR_PORT INTAKE_PORT RELAY_PORT RELAY_ADMIN_PORT MONITOR_PORT COMPACTOR_PORT WORKER_PORT < <("$PY" -c '
 import socket
-socks = [socket.socket() for _ in range(6)]
+socks = [socket.socket() for _ in range(7)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -265,17 +268,12 @@ AMQP_ENV=(AMQP_URL="$TEST_AMQP_URL" AMQP_EXCHANGE=fuzz.events AMQP_QUEUE=fuzz.ev
     AMQP_DEAD_LETTER_EXCHANGE=fuzz.events.dlx AMQP_DEAD_LETTER_QUEUE=fuzz.events.dead
     AMQP_CONFIRM_TIMEOUT=5s AMQP_CONNECT_TIMEOUT=5s)
 
-selector_env=()
-selector_headers=()
-if has_setting pool-selector INTAKE_TOKENS; then
-    selector_env+=(INTAKE_TOKENS="$INTAKE_TOKEN")
-    selector_headers+=(--header "Authorization: Bearer $INTAKE_TOKEN")
-fi
-# A per-token rate limit far above what the fuzzer sends, so its requests reach the handler.
-has_setting pool-selector INTAKE_RATE_PER_SECOND && selector_env+=(INTAKE_RATE_PER_SECOND=100000)
-has_setting pool-selector INTAKE_BURST && selector_env+=(INTAKE_BURST=100000)
-start pool-selector HOST=127.0.0.1 PORT="$SELECTOR_PORT" HTTP_WORKERS=2 EVENTS_URL="$DATA" \
-    ROLLUP_RECHECK=2s MAX_BODY_BYTES=1048576 "${AMQP_ENV[@]}" "${selector_env[@]}"
+start pool-selector HOST=127.0.0.1 PORT="$SELECTOR_PORT" HTTP_WORKERS=2 EVENTS_URL="$DATA" ROLLUP_RECHECK=2s
+
+# The bearer token the fuzzer presents, and a per-token rate limit far above what it sends, so its
+# requests reach the handler; a 1 MiB body bound keeps the largest generated bodies cheap.
+start intake HOST=127.0.0.1 PORT="$INTAKE_PORT" HTTP_WORKERS=2 INTAKE_TOKENS="$INTAKE_TOKEN" \
+    INTAKE_RATE_PER_SECOND=100000 INTAKE_BURST=100000 MAX_BODY_BYTES=1048576 "${AMQP_ENV[@]}"
 
 start compactor HOST=127.0.0.1 PORT="$COMPACTOR_PORT" HTTP_WORKERS=1 EVENTS_URL="$DATA" SETTLE=0 \
     COMPACTOR_CONCURRENCY=1 --every 5s
@@ -299,6 +297,8 @@ start relay HOST=127.0.0.1 PORT="$RELAY_PORT" HTTP_WORKERS=2 UPSTREAM_URL="http:
     REDIS_URL="$TEST_REDIS_URL" REDIS_KEY_PREFIX="fuzz:$$:$(date +%s):" "${relay_env[@]}"
 
 wait_ok pool-selector "http://127.0.0.1:$SELECTOR_PORT/ready"
+# /ready: the broker answers, so POST /events publishes instead of answering 503.
+wait_ok intake "http://127.0.0.1:$INTAKE_PORT/ready"
 wait_ok compactor "http://127.0.0.1:$COMPACTOR_PORT/health"
 wait_ok ingest-worker "http://127.0.0.1:$WORKER_PORT/health"
 wait_ok monitor "http://127.0.0.1:$MONITOR_PORT/health"
@@ -309,11 +309,12 @@ if [[ -n $relay_admin ]]; then
 else
     wait_ok relay "http://127.0.0.1:$RELAY_PORT/health"
 fi
-log "services ready in $((SECONDS - t0))s: pool-selector :$SELECTOR_PORT, relay :$RELAY_PORT${relay_admin:+ (admin :$RELAY_ADMIN_PORT)}, monitor :$MONITOR_PORT, compactor :$COMPACTOR_PORT, ingest-worker :$WORKER_PORT"
+log "services ready in $((SECONDS - t0))s: pool-selector :$SELECTOR_PORT, intake :$INTAKE_PORT, relay :$RELAY_PORT${relay_admin:+ (admin :$RELAY_ADMIN_PORT)}, monitor :$MONITOR_PORT, compactor :$COMPACTOR_PORT, ingest-worker :$WORKER_PORT"
 
 # schema URL and base URL of each service
 declare -A SCHEMA_URL=(
     [pool-selector]="http://127.0.0.1:$SELECTOR_PORT/openapi.json"
+    [intake]="http://127.0.0.1:$INTAKE_PORT/openapi.json"
     [relay]="${relay_admin:-http://127.0.0.1:$RELAY_PORT}/openapi.json"
     [monitor]="http://127.0.0.1:$MONITOR_PORT/openapi.json"
     [compactor]="http://127.0.0.1:$COMPACTOR_PORT/openapi.json"
@@ -321,6 +322,7 @@ declare -A SCHEMA_URL=(
 )
 declare -A BASE_URL=(
     [pool-selector]="http://127.0.0.1:$SELECTOR_PORT"
+    [intake]="http://127.0.0.1:$INTAKE_PORT"
     [relay]="http://127.0.0.1:$RELAY_PORT"
     [monitor]="http://127.0.0.1:$MONITOR_PORT"
     [compactor]="http://127.0.0.1:$COMPACTOR_PORT"
@@ -376,7 +378,8 @@ fuzz_service() {
     if "$PY" -c 'import json,sys; sys.exit(0 if any(p == "/docs" or p.startswith("/docs/") for p in json.load(open(sys.argv[1])).get("paths", {})) else 1)' "$schema"; then
         args+=(--exclude-path-regex '^/docs(/|$)')
     fi
-    [[ $name == pool-selector ]] && args+=("${selector_headers[@]}")
+    # POST /events needs the intake's bearer token (without it every request is a 401).
+    [[ $name == intake ]] && args+=(--header "Authorization: Bearer $INTAKE_TOKEN")
     log "$name: fuzzing $base (schema $schema_url)"
     local rc=0
     (cd "$WORK" && "$ST" "${args[@]}") >"$out" 2>&1 || rc=$?

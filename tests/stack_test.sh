@@ -6,8 +6,10 @@
 #   1. `stack.sh up` starts everything and prints the URLs and a curl that answers; a second `up`
 #      starts nothing (same pids); `status` says all running.
 #   2. Events go through the pipeline twice: a bounded event-generator run publishing to RabbitMQ
-#      (its --truth file says what it published) and a POST /events to pool-selector. Both land in S3
-#      through ingest-worker and are ranked, read through the relay (cache MISS, then HIT).
+#      (its --truth file says what it published) and a POST /events to the intake (which counts them
+#      in intake_events_accepted_total; without its token it refuses them). Both land in S3 through
+#      ingest-worker and are ranked, read through the relay (cache MISS, then HIT). pool-selector has
+#      no POST /events any more.
 #   3. The streaming generator started by `up` keeps flowing (ingest-worker's written counter grows);
 #      the monitor reads the queue and sees the worker consuming; the compactor answers /health and
 #      completes passes (compactor_passes_total ≥ 1); pool-selector's scan report says how many hours
@@ -17,8 +19,8 @@
 #   5. `stack.sh down` stops everything: no process of any component's session, nothing in the stack's
 #      folders, no port of the stack listening.
 #
-# Own state folder and ports (STACK_TEST_DIR, default target/stack-test; ports 16100-16197), so a
-# developer's `make up` stack (16000-16097) and the test servers (17100-18008) are not touched.
+# Own state folder and ports (STACK_TEST_DIR, default target/stack-test; ports 16100-16198), so a
+# developer's `make up` stack (16000-16098) and the test servers (17100-18008) are not touched.
 # STACK_BUILD defaults to `always` here so the binaries under test are the current sources'.
 set -euo pipefail
 
@@ -28,9 +30,9 @@ export STACK_DIR="${STACK_TEST_DIR:-$ROOT/target/stack-test}"
 export STACK_RELAY_PORT=16180 STACK_SELECTOR_PORT=16150 STACK_MONITOR_PORT=16195 STACK_WORKER_PORT=16196
 export STACK_PROMETHEUS_PORT=16190 STACK_S3_PORT=16100 STACK_AMQP_PORT=16101 STACK_RABBITMQ_MGMT_PORT=16102
 export STACK_REDIS_PORT=16103 STACK_EPMD_PORT=16104 STACK_ERLANG_DIST_PORT=16105 STACK_COMPACTOR_PORT=16197
-export STACK_RELAY_ADMIN_PORT=16181
+export STACK_RELAY_ADMIN_PORT=16181 STACK_INTAKE_PORT=16198
 export STACK_BUILD="${STACK_BUILD:-always}"
-PORTS=(16180 16181 16150 16195 16196 16190 16100 16101 16102 16103 16104 16105 16197)
+PORTS=(16180 16181 16150 16195 16196 16190 16100 16101 16102 16103 16104 16105 16197 16198)
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 case $TARGET in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
 
@@ -97,7 +99,7 @@ pass "stack.sh up in ${up_seconds}s"
 source "$STACK_DIR/env"
 out=$(cat "$STACK_DIR/test-up.out")
 for url in "$STACK_RELAY_URL" "$STACK_RELAY_ADMIN_URL/docs/" "$STACK_PROMETHEUS_URL" "$STACK_MONITOR_URL/desired-worker-scale" \
-    "$STACK_COMPACTOR_URL/metrics"; do
+    "$STACK_COMPACTOR_URL/metrics" "$STACK_INTAKE_URL/docs/"; do
     check "up prints $url" grep -qF "$url" <<<"$out"
 done
 # Every page `up` prints answers (redirects followed); bare service addresses are not pages.
@@ -146,7 +148,7 @@ p = [p for p in t["pools"] if p["pool_id"] == sys.argv[2]][0]
 print(p["jobs"], p["spot_terminations"])' "$truth" "$gen_pool")
 check "the generator published 2000 events (truth file)" test "$gen_jobs" -eq 2000
 
-# (b) POST /events to pool-selector: 300 events as NDJSON, every 10th lost to a spot termination.
+# (b) POST /events to the intake: 300 events as NDJSON, every 10th lost to a spot termination.
 python3 - "$run_id" "$post_pool" >"$STACK_DIR/post.ndjson" <<'PY'
 import json, sys
 from datetime import datetime, timedelta, timezone
@@ -162,11 +164,24 @@ for i in range(300):
         "reason": "SPOT_INSTANCE_TERMINATION" if spot else "",
     }))
 PY
+accepted() { curl -fs --max-time 5 "$STACK_INTAKE_URL/metrics" | awk '$1 == "intake_events_accepted_total" { print int($2) }'; }
+a0=$(accepted) || a0=""
+# Without a token (and with a wrong one) the intake refuses the events: nothing is published.
+for auth in "" "Authorization: Bearer not-$STACK_INTAKE_TOKEN"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/x-ndjson' ${auth:+-H "$auth"} \
+        --data-binary @"$STACK_DIR/post.ndjson" "$STACK_INTAKE_URL/events") || true
+    check "POST /events ${auth:+with a wrong token}${auth:-without a token} → 401 (got $code)" test "$code" = 401
+done
 code=$(curl -s -o "$STACK_DIR/post.out" -w '%{http_code}' -X POST -H 'Content-Type: application/x-ndjson' \
-    -H "Authorization: Bearer $STACK_INTAKE_TOKEN" --data-binary @"$STACK_DIR/post.ndjson" "$STACK_SELECTOR_URL/events")
-check "POST /events → 202 {\"accepted\": 300} (got $code $(cat "$STACK_DIR/post.out"))" \
+    -H "Authorization: Bearer $STACK_INTAKE_TOKEN" --data-binary @"$STACK_DIR/post.ndjson" "$STACK_INTAKE_URL/events")
+check "POST /events to the intake → 202 {\"accepted\": 300} (got $code $(cat "$STACK_DIR/post.out"))" \
     python3 -c 'import json,sys; sys.exit(0 if sys.argv[1] == "202" and json.load(open(sys.argv[2])).get("accepted") == 300 else 1)' \
     "$code" "$STACK_DIR/post.out"
+a1=$(accepted) || a1=""
+check "intake_events_accepted_total grew by 300 (${a0:-absent} → ${a1:-absent})" test "$((${a1:-0} - ${a0:-0}))" -eq 300
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $STACK_INTAKE_TOKEN" \
+    --data-binary @"$STACK_DIR/post.ndjson" "$STACK_SELECTOR_URL/events") || true
+check "pool-selector has no POST /events any more (HTTP $code)" test "$code" -ge 400 -a "$code" -lt 500
 
 # Both batches become visible through the relay with exactly the published counts (each job once).
 # The relay caches a 404 for 5 s and a 200 for 30 s; the worker writes a batch within ~2 s, and each

@@ -56,12 +56,9 @@ use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
 
-
-
-
+use pool_core::duration::parse_arg as parse_duration_flag;
 use pool_core::event::Event;
 use pool_core::event::ndjson::{CONTENT_TYPE_NDJSON, encode_messages};
-use pool_core::duration::parse_arg as parse_duration_flag;
 
 /// Default broker URL: the local broker's default vhost as `guest` (who may only log in from loopback).
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

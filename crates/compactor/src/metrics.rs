@@ -2,8 +2,8 @@
 
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 
-use pool_http::metrics::register;
 use pool_history::compact::PassReport;
+use pool_http::metrics::register;
 
 pub const NAMESPACE: &str = "compactor";
 

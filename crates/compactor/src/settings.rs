@@ -5,13 +5,14 @@ use std::time::Duration;
 use clap::Parser;
 
 use pool_core::config::{ListenArgs, TelemetryArgs};
-use pool_storage::StorageArgs;
-use pool_core::duration::{parse_arg as parse_settle, parse_positive_arg as parse_positive_duration};
+use pool_core::duration::{
+    parse_arg as parse_settle, parse_positive_arg as parse_positive_duration,
+};
 use pool_history::compact::Shard;
+use pool_storage::StorageArgs;
 
 /// Port of `/health` and `/metrics` in `--every` mode.
 pub const DEFAULT_PORT: u16 = 9107;
-
 
 #[derive(Parser, Debug, Clone)]
 #[command(

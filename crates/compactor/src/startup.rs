@@ -15,11 +15,11 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use chrono::Utc;
 
-use pool_http::{health, metrics, not_found, track_requests};
-use pool_http::metrics::{HttpMetrics, new_registry};
 use pool_history::compact::{CompactOptions, Compactor, PassReport};
 use pool_history::scan::NoObserver;
 use pool_history::{EventSource, SourceOptions};
+use pool_http::metrics::{HttpMetrics, new_registry};
+use pool_http::{health, metrics, not_found, track_requests};
 
 use crate::metrics::{CompactorMetrics, NAMESPACE};
 use crate::settings::{DEFAULT_PORT, Settings};

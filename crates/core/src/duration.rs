@@ -6,7 +6,9 @@ use std::time::Duration;
 
 /// Why a duration did not parse; the message says what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input:?} is not a duration: {why} (write e.g. 500ms, 30s, 5m, 24h, 7d, or whole seconds)")]
+#[error(
+    "{input:?} is not a duration: {why} (write e.g. 500ms, 30s, 5m, 24h, 7d, or whole seconds)"
+)]
 pub struct DurationError {
     pub input: String,
     pub why: String,
@@ -70,7 +72,14 @@ mod tests {
     #[test]
     fn refusals_say_what_is_accepted() {
         for bad in [
-            "", "soon", "1.5s", "-1", "1y", "2M", "3months", "99999999999999999999",
+            "",
+            "soon",
+            "1.5s",
+            "-1",
+            "1y",
+            "2M",
+            "3months",
+            "99999999999999999999",
         ] {
             let e = parse(bad).unwrap_err();
             assert!(e.to_string().contains("e.g. 500ms"), "{bad}: {e}");

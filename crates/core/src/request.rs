@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{AvailabilityZone, EventError, InstanceType, PoolId};
 use crate::duration;
+use crate::event::{AvailabilityZone, EventError, InstanceType, PoolId};
 use crate::window::{MAX_WINDOW, Window};
 
 /// A query that cannot be answered: one parameter at fault (a 400 naming it), or a query string that

@@ -34,9 +34,8 @@ impl Window {
 
     /// Parse `field`'s value; the error names the field.
     pub fn parse(field: &'static str, s: &str) -> Result<Self, EventError> {
-        let d = crate::duration::parse(s).map_err(|e| {
-            EventError::new(field, format!("{e}; 0 = all history"))
-        })?;
+        let d = crate::duration::parse(s)
+            .map_err(|e| EventError::new(field, format!("{e}; 0 = all history")))?;
         if d > MAX_WINDOW {
             return Err(EventError::new(
                 field,

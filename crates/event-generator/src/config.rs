@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use clap::Parser;
-use pool_core::event::{PoolId, parse_timestamp};
-use pool_storage::StorageArgs;
-use pool_core::telemetry::TelemetryArgs;
 use pool_core::duration::parse_arg as parse_flush;
+use pool_core::event::{PoolId, parse_timestamp};
+use pool_core::telemetry::TelemetryArgs;
+use pool_storage::StorageArgs;
 
 use crate::pools::PoolChoice;
 use crate::scenario::{self, ScenarioKind};
@@ -130,7 +130,6 @@ fn scenario_parser() -> impl clap::builder::TypedValueParser<Value = ScenarioKin
 fn parse_pool(s: &str) -> Result<PoolId, String> {
     s.trim().parse::<PoolId>().map_err(|e| e.message)
 }
-
 
 /// A flag combination or value that does not make sense.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -24,8 +24,8 @@ use object_store::path::Path;
 use serde::Serialize;
 
 use pool_core::event::{AvailabilityZone, InstanceType, Partition, PoolId};
-use pool_storage::Storage;
 use pool_core::window::Window;
+use pool_storage::Storage;
 
 use crate::catalog::Catalog;
 use crate::ndjson::{ReadStats, TolerantNdjson};

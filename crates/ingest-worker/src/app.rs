@@ -9,8 +9,8 @@ use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context;
 use prometheus::Registry;
 
-use pool_http::{health, metrics as metrics_handler, not_found, track_requests};
 use pool_http::metrics::{HttpMetrics, new_registry};
+use pool_http::{health, metrics as metrics_handler, not_found, track_requests};
 
 use crate::batch::Limits;
 use crate::consumer::Worker;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use lapin::BasicProperties;
-use pool_core::event::ndjson::parse_events;
 use pool_core::event::Partition;
+use pool_core::event::ndjson::parse_events;
 
 /// One message as received.
 #[derive(Debug, Clone)]

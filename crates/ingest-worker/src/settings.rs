@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser};
 use pool_amqp::AmqpArgs;
-use pool_core::duration::parse_arg as parse_duration_flag;
 use pool_core::config::TelemetryArgs;
+use pool_core::duration::parse_arg as parse_duration_flag;
 use pool_storage::StorageArgs;
 
 /// Default port of the `/metrics` and `/health` endpoints.
@@ -208,9 +208,7 @@ mod tests {
         assert_eq!(s.batch_max_messages(), 256);
         // Producers' default messages are accepted.
         assert!(s.limits.max_message_bytes >= s.amqp.message_max_bytes);
-        assert!(
-            s.limits.max_message_bytes >= pool_amqp::AmqpArgs::default().message_max_bytes
-        );
+        assert!(s.limits.max_message_bytes >= pool_amqp::AmqpArgs::default().message_max_bytes);
         let d = Settings::new(s.amqp.clone(), s.storage.clone());
         assert_eq!(d.limits.max_message_bytes, s.limits.max_message_bytes);
         assert_eq!(d.limits.max_inflight_bytes, s.limits.max_inflight_bytes);

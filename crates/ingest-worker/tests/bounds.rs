@@ -11,7 +11,7 @@ use std::time::Duration;
 use lapin::BasicProperties;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use pool_amqp::{ AmqpArgs, Publisher, REJECTION_REASON_HEADER};
+use pool_amqp::{AmqpArgs, Publisher, REJECTION_REASON_HEADER};
 use pool_core::event::Event;
 use pool_storage::StorageArgs;
 use support::*;

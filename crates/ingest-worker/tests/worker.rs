@@ -8,7 +8,7 @@ use std::time::Duration;
 use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
 use lapin::types::AMQPValue;
-use pool_amqp::{ Publisher, REJECTION_REASON_HEADER};
+use pool_amqp::{Publisher, REJECTION_REASON_HEADER};
 use pool_storage::StorageArgs;
 use support::*;
 

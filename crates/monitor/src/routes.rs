@@ -123,13 +123,7 @@ pub async fn metrics_doc() {}
         title = "monitor",
         description = "Desired worker scale from RabbitMQ queue statistics, for the Kubernetes HPA."
     ),
-    paths(
-        desired_worker_scale,
-        workloads,
-        ready,
-        metrics_doc,
-        pool_http::health
-    ),
+    paths(desired_worker_scale, workloads, ready, metrics_doc, pool_http::health),
     components(schemas(ErrorBody, ScaleReport, Readiness, pool_http::Health))
 )]
 pub struct ApiDoc;

@@ -11,10 +11,10 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use pool_core::event::format_timestamp;
-use pool_http::ApiError;
 use pool_core::request::only_with;
 use pool_core::window::Window;
 use pool_history::{Query, ScanReport, Tallies};
+use pool_http::ApiError;
 use pool_ranking::{Evidence, Model, ModelConfig, Params, Scored};
 
 use crate::ranking::{self, RankedPool, Strategy, series_start};

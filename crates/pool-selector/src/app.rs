@@ -10,8 +10,8 @@ use anyhow::Context;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use pool_http::{self as http, track_requests};
 use pool_http::metrics::{HttpMetrics, new_registry};
+use pool_http::{self as http, track_requests};
 
 use crate::api::{self, ApiDoc, AppState, Defaults};
 use crate::metrics::SelectorMetrics;

@@ -12,10 +12,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use pool_core::event::{Partition, format_timestamp};
-use pool_http::ApiError;
 use pool_core::request::{BacktestParams, BacktestRequest};
 use pool_core::window::Window;
 use pool_history::{Query, ScanReport};
+use pool_http::ApiError;
 use pool_ranking::backtest::{self, Hindsight, Series, Spec, StrategyOutcome};
 use pool_ranking::{Hour, Strategy};
 

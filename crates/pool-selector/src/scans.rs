@@ -19,9 +19,9 @@ use prometheus::{IntCounter, IntGauge, Registry};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use pool_history::{EventSource, Query, QueryError, Tallies};
 use pool_http::ApiError;
 use pool_http::metrics::register;
-use pool_history::{EventSource, Query, QueryError, Tallies};
 
 use crate::runtime::QueryRuntime;
 

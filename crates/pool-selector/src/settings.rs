@@ -6,12 +6,12 @@ use clap::{ArgAction, Parser};
 
 use pool_amqp::AmqpArgs;
 use pool_core::config::{ListenArgs, TelemetryArgs};
-use pool_storage::StorageArgs;
 use pool_core::duration::{
     parse_arg as parse_duration, parse_positive_arg as parse_positive_duration,
     parse_positive_arg as parse_half_life,
 };
 use pool_core::window::Window;
+use pool_storage::StorageArgs;
 
 use crate::ranking::Strategy;
 
@@ -21,7 +21,6 @@ pub const DEFAULT_PORT: u16 = 5050;
 fn parse_window(s: &str) -> Result<Window, String> {
     Window::parse("EVENT_FILTER_WINDOW", s).map_err(|e| e.to_string())
 }
-
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {

@@ -15,8 +15,8 @@
 
 use std::fmt;
 
-use pool_http::ApiError;
 use pool_core::request::{BacktestRequest, RankingRequest, Strategy};
+use pool_http::ApiError;
 
 /// The pool-selector read routes the relay forwards. A later route is one more line here (and one
 /// more arm in [`CacheKey::new`] when its query grammar is not the ranking one).
@@ -59,11 +59,13 @@ impl CacheKey {
         let (query, uncacheable) = match route {
             "/backtest" | "/backtest.svg" => {
                 // A backtest's thompson draws are seeded (default 0): every answer is reproducible.
-                let request = BacktestRequest::from_query(query).map_err(|e| KeyError::Invalid(e.into()))?;
+                let request =
+                    BacktestRequest::from_query(query).map_err(|e| KeyError::Invalid(e.into()))?;
                 (request.canonical(), None)
             }
             _ => {
-                let request = RankingRequest::from_query(query).map_err(|e| KeyError::Invalid(e.into()))?;
+                let request =
+                    RankingRequest::from_query(query).map_err(|e| KeyError::Invalid(e.into()))?;
                 let random = request.strategy == Some(Strategy::Thompson) && request.seed.is_none();
                 (
                     request.canonical(route == "/pools"),

@@ -7,8 +7,8 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use pool_http::{health, metrics, not_found, track_requests};
 use pool_http::metrics::{HttpMetrics, new_registry};
+use pool_http::{health, metrics, not_found, track_requests};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 

@@ -416,7 +416,10 @@ mod tests {
         assert_eq!((p.events(), p.partitions().count()), (3, 2));
         let first = p.remove(&event(1).partition()).unwrap();
         assert_eq!(first.events, 2);
-        assert_eq!(parse_events(&first.bytes).unwrap(), vec![event(1), event(3)]);
+        assert_eq!(
+            parse_events(&first.bytes).unwrap(),
+            vec![event(1), event(3)]
+        );
         assert_eq!(p.bytes(), later.to_json().len() + 1);
         let rest: Vec<_> = p.into_iter().collect();
         assert_eq!(rest[0].0, later.partition());

@@ -15,7 +15,7 @@ use ingest_worker::{Application, Settings};
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use object_store::ObjectStoreExt;
-use pool_amqp::{ AmqpArgs};
+use pool_amqp::AmqpArgs;
 use pool_core::event::Event;
 use pool_storage::{Storage, StorageArgs};
 
@@ -121,7 +121,9 @@ pub async fn wait_stored(storage: &Storage, want: usize, timeout: Duration) -> H
 
 /// Messages ready in `queue` (quorum queues do not count unacknowledged ones here).
 pub async fn ready_messages(args: &AmqpArgs, queue: &str) -> u32 {
-    let conn = pool_amqp::connect(args, "test-inspect").await.expect("connect");
+    let conn = pool_amqp::connect(args, "test-inspect")
+        .await
+        .expect("connect");
     let channel = conn.create_channel().await.expect("channel");
     let q = channel
         .queue_declare(
@@ -140,7 +142,9 @@ pub async fn ready_messages(args: &AmqpArgs, queue: &str) -> u32 {
 
 /// Take every message from `queue` (acknowledged, so they are gone): (headers, body).
 pub async fn drain(args: &AmqpArgs, queue: &str) -> Vec<(FieldTable, Vec<u8>)> {
-    let conn = pool_amqp::connect(args, "test-drain").await.expect("connect");
+    let conn = pool_amqp::connect(args, "test-drain")
+        .await
+        .expect("connect");
     let channel = conn.create_channel().await.expect("channel");
     let mut out = Vec::new();
     while let Some(m) = channel

@@ -2,8 +2,8 @@
 
 #![allow(dead_code)]
 
-use pool_storage::StorageArgs;
 use pool_selector::{Application, Settings};
+use pool_storage::StorageArgs;
 use serde_json::Value;
 
 pub struct TestApp {
