@@ -8,7 +8,7 @@
 #     events_written_total reaches the count (every event durably written and acknowledged).
 #   * Publish-to-visible (phase 2): a live stream at the target rate (BENCH_INGEST_RATE, 50,000 events/s,
 #     for BENCH_INGEST_STREAM_SECONDS, 30) while load-test/ingest_probe.py POSTs one marker event every
-#     250 ms to pool-selector (published behind the stream) and polls GET /pools until it is counted;
+#     250 ms to the intake (published behind the stream) and polls GET /pools until it is counted;
 #     p50/p99 over every marker. The same probe runs during phase 1, where the flood outruns the worker
 #     and builds a backlog: those figures are shown for information (latency = backlog / drain rate).
 #   * Correctness and the cost of at-least-once: GET /pools over the whole history must count exactly the
@@ -29,7 +29,7 @@ RATE=${BENCH_INGEST_RATE:-50000}
 STREAM_S=${BENCH_INGEST_STREAM_SECONDS:-30}
 PY=$ROOT/.venv/bin/python
 [ -x "$PY" ] || PY=python3
-for b in event-generator ingest-worker pool-selector; do
+for b in event-generator ingest-worker intake pool-selector; do
   [ -x "$bin/$b" ] || { echo "missing $bin/$b: run cargo build --release --workspace --bins" >&2; exit 1; }
 done
 
@@ -64,12 +64,13 @@ else
   storage_desc="local folder (fsync)"
 fi
 
-wport=$(free_port); sport=$(free_port); nport=$(free_port)
+wport=$(free_port); sport=$(free_port); nport=$(free_port); iport=$(free_port)
 METRICS_PORT=$wport METRICS_HOST=127.0.0.1 "$bin/ingest-worker" 2>"$work/worker.log" & worker=$!; pids+=("$worker")
 PORT=$sport HOST=127.0.0.1 "$bin/pool-selector" 2>"$work/selector.log" & pids+=("$!")
-wait_http "http://127.0.0.1:$wport/health"; wait_http "http://127.0.0.1:$sport/health"
+INTAKE_TOKENS=bench-token INTAKE_RATE_PER_SECOND=1000 PORT=$iport HOST=127.0.0.1 "$bin/intake" 2>"$work/intake.log" & pids+=("$!")
+wait_http "http://127.0.0.1:$wport/health"; wait_http "http://127.0.0.1:$sport/health"; wait_http "http://127.0.0.1:$iport/health"
 
-probe() { "$PY" load-test/ingest_probe.py --selector "http://127.0.0.1:$sport" --stop-file "$work/stop-$1" >"$work/probe-$1.json"; }
+probe() { "$PY" load-test/ingest_probe.py --intake "http://127.0.0.1:$iport" --token bench-token --selector "http://127.0.0.1:$sport" --stop-file "$work/stop-$1" >"$work/probe-$1.json"; }
 wait_written() { # $1 = count → seconds waited for the worker to reach it
   local deadline=$((SECONDS + 600)) written
   while :; do

@@ -2,7 +2,7 @@
 """Publish-to-visible latency of the ingestion path, measured from the outside.
 
 Every --interval seconds one *marker* event (its own pool, `pool-zz9.bench-us-east-1a`, finished "now")
-is POSTed to pool-selector's /events, which publishes it to RabbitMQ behind whatever load is already
+is POSTed to the intake service's /events, which publishes it to RabbitMQ behind whatever load is already
 queued. A second thread polls `GET /pools?instance_types=zz9.bench&window=2h` every --poll seconds; the
 marker pool's job count says how many markers are visible (the worker consumes one queue in order and
 acknowledges batches in order, so markers become visible in publish order). A marker's latency is the
@@ -37,7 +37,9 @@ def percentile(values, p):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--selector", required=True)
+    ap.add_argument("--intake", required=True, help="the intake service, where markers are POSTed")
+    ap.add_argument("--token", required=True, help="a bearer token of the intake's INTAKE_TOKENS")
+    ap.add_argument("--selector", required=True, help="pool-selector, polled until a marker counts")
     ap.add_argument("--interval", type=float, default=0.25)
     ap.add_argument("--poll", type=float, default=0.05)
     ap.add_argument("--stop-file", required=True)
@@ -64,9 +66,9 @@ def main():
                 "reason": "",
             }
             req = urllib.request.Request(
-                f"{a.selector}/events",
+                f"{a.intake}/events",
                 data=json.dumps(event).encode(),
-                headers={"content-type": "application/json"},
+                headers={"content-type": "application/json", "authorization": f"Bearer {a.token}"},
                 method="POST",
             )
             t0 = time.monotonic()

@@ -6,15 +6,18 @@
 #      compactor as a Deployment and as a CronJob), every object validates against the Kubernetes
 #      schemas (kubernetes-validate) or its CRD schema (k8s/crds-schemas), the manifests are consistent
 #      (the compactor's `--every` Deployment or its Indexed CronJob with `--shard $(JOB_COMPLETION_INDEX)/N`),
-#      docker-compose.yml parses, promtool accepts the Prometheus configs (the compactor scraped), the
-#      dashboard parses (with its compaction lag panel); the hardening (a ServiceAccount and a Secret per
-#      service, pool-selector read only, default-deny egress, image digests, the relay's admin port);
+#      docker-compose.yml parses, promtool accepts the Prometheus configs (the compactor and the intake
+#      scraped), the dashboard parses (with its compaction lag panel, accepted events from the intake);
+#      the hardening (a ServiceAccount and a Secret per service, pool-selector read only with no AMQP or
+#      intake setting in the manifests, compose, stack.sh and fuzz.sh, default-deny egress, image
+#      digests, the relay's admin port); who reaches the intake (a producer namespace's pod and
+#      Prometheus, nobody else), in every kustomize and Helm rendering;
 #      then scripts/check_env_vars.py: every environment variable the artifacts set for a service is one
 #      its binary reads (from `<binary> --help`; needs the built binaries, release or debug, in
 #      $CARGO_TARGET_DIR or target/: run it after cargo, as `make test` does);
-#   2. tests/stack_test.sh: `make up` end to end (events through RabbitMQ into S3, a ranking through the
-#      relay, the dashboard's metric names on the live /metrics, every Prometheus target up), then
-#      `make down` leaves nothing running.
+#   2. tests/stack_test.sh: `make up` end to end (events through RabbitMQ and through the intake's
+#      POST /events into S3, a ranking through the relay, the dashboard's metric names on the live
+#      /metrics, every Prometheus target up), then `make down` leaves nothing running.
 #
 #   scripts/check-artifacts.sh            both
 #   scripts/check-artifacts.sh static     only 1 (seconds; no build, no servers; built binaries needed)

@@ -140,7 +140,8 @@ PLATFORM_NAMESPACE = {"kubernetes.io/metadata.name": "pool-selector"}
 PRODUCER = ({"kubernetes.io/metadata.name": "spark-jobs", "pool-selector.io/event-producer": "true"},
             {"spark-role": "driver", "spark-app-selector": "spark-0123"}, False)
 OUTSIDER = ({"kubernetes.io/metadata.name": "default"}, {"spark-role": "driver"}, False)
-PROMETHEUS = ({"kubernetes.io/metadata.name": "monitoring"}, {"app.kubernetes.io/name": "prometheus"}, False)DURATION = re.compile(r"^0*[1-9][0-9]*(s|m|h|d|w)?$")
+PROMETHEUS = ({"kubernetes.io/metadata.name": "monitoring"}, {"app.kubernetes.io/name": "prometheus"}, False)
+DURATION = re.compile(r"^0*[1-9][0-9]*(s|m|h|d|w)?$")
 PROMQL_WORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
     "offset", "inf", "nan", "le",

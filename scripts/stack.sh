@@ -47,7 +47,7 @@ case $TARGET in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
 BIN="$TARGET/release"
 BINARIES=(pool-selector compactor ingest-worker relay monitor intake event-generator)
 # Start order; `down` stops the producers (event-generator, intake) first and storage last.
-COMPONENTS=(s3 epmd rabbitmq redis pool-selector compactor ingest-worker monitor intake relay prometheus event-generator)
+COMPONENTS=(s3 epmd rabbitmq redis intake pool-selector compactor ingest-worker monitor relay prometheus event-generator)
 
 # log, die, port_open, running, pid_alive, spawn, wait_for, stop_pid and the moto, Redis, epmd and
 # RabbitMQ plumbing, shared with scripts/test-services.sh.
@@ -344,8 +344,8 @@ component_ports() {
     epmd) echo "$EPMD_PORT" ;;
     rabbitmq) echo "$AMQP_PORT $MGMT_PORT $DIST_PORT" ;;
     redis) echo "$REDIS_PORT" ;;
-    pool-selector) echo "$SELECTOR_PORT" ;;
     intake) echo "$INTAKE_PORT" ;;
+    pool-selector) echo "$SELECTOR_PORT" ;;
     compactor) echo "$COMPACTOR_PORT" ;;
     ingest-worker) echo "$WORKER_PORT" ;;
     monitor) echo "$MONITOR_PORT" ;;
@@ -389,17 +389,17 @@ cmd_up() {
     wait_component rabbitmq 120 rabbit_answers
     log "S3, RabbitMQ and Redis ready ($((SECONDS - t0))s)"
 
+    start_intake
     start_pool_selector
     start_compactor
     start_ingest_worker
     start_monitor
-    start_intake
+    # /ready: the broker is reachable, so a POST /events from now on is published.
+    wait_component intake 60 http_ok "http://127.0.0.1:$INTAKE_PORT/ready"
     wait_component pool-selector 60 http_ok "http://127.0.0.1:$SELECTOR_PORT/ready"
     wait_component compactor 60 http_ok "http://127.0.0.1:$COMPACTOR_PORT/health"
     wait_component ingest-worker 60 http_ok "http://127.0.0.1:$WORKER_PORT/health"
     wait_component monitor 60 http_ok "http://127.0.0.1:$MONITOR_PORT/ready"
-    # /ready: the broker is reachable, so a POST /events from now on is published.
-    wait_component intake 60 http_ok "http://127.0.0.1:$INTAKE_PORT/ready"
     start_relay
     wait_component relay 60 http_ok "http://127.0.0.1:$RELAY_PORT/ready"
     start_prometheus
@@ -434,14 +434,14 @@ Pool Selector stack is running (state: $STATE; stop it with: make down)
   S3 (moto)               http://127.0.0.1:$S3_PORT   bucket s3://$BUCKET/events/ (keys test / test)
   Redis                   redis://127.0.0.1:$REDIS_PORT
 
-  event-generator streams $GENERATOR_RATE events/s into RabbitMQ; ingest-worker stores them in S3.
-  Producers POST events to the intake, which publishes them to RabbitMQ the same way:
-
-  curl -s -XPOST 'http://127.0.0.1:$INTAKE_PORT/events' -H 'Authorization: Bearer $INTAKE_TOKEN' -H 'content-type: application/x-ndjson' --data-binary @events.ndjson
+  event-generator streams $GENERATOR_RATE events/s into RabbitMQ; ingest-worker stores them in S3. Producers
+  post theirs to the intake, which publishes them to RabbitMQ the same way.
 
   curl -s 'http://127.0.0.1:$RELAY_PORT/get-pool?window=1h'
   curl -s 'http://127.0.0.1:$RELAY_PORT/pools?limit=3' -D - -o /dev/null | grep -i x-cache
   curl -s http://127.0.0.1:$MONITOR_PORT/desired-worker-scale
+  curl -s -XPOST 'http://127.0.0.1:$INTAKE_PORT/events' -H 'Authorization: Bearer $INTAKE_TOKEN' \\
+      -H 'content-type: application/x-ndjson' --data-binary @events.ndjson
 
 Logs: make logs (or $STATE/logs/); status: make status
 TXT
@@ -479,8 +479,8 @@ component_url() {
     epmd) echo "127.0.0.1:$EPMD_PORT" ;;
     rabbitmq) echo "amqp 127.0.0.1:$AMQP_PORT, management http://127.0.0.1:$MGMT_PORT" ;;
     redis) echo "redis://127.0.0.1:$REDIS_PORT" ;;
-    pool-selector) echo "http://127.0.0.1:$SELECTOR_PORT" ;;
     intake) echo "http://127.0.0.1:$INTAKE_PORT (POST /events)" ;;
+    pool-selector) echo "http://127.0.0.1:$SELECTOR_PORT" ;;
     compactor) echo "http://127.0.0.1:$COMPACTOR_PORT/metrics" ;;
     ingest-worker) echo "http://127.0.0.1:$WORKER_PORT/metrics" ;;
     monitor) echo "http://127.0.0.1:$MONITOR_PORT" ;;

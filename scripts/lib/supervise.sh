@@ -17,11 +17,11 @@
 # calling any rabbit_* function): RABBIT_DIR (every file the broker writes: config, data, logs, its
 # HOME), RABBIT_NODE (the Erlang node name, e.g. pooltest@localhost), AMQP_PORT, MGMT_PORT (the HTTP
 # management listener), DIST_PORT (Erlang distribution), EPMD_PORT (a private epmd, so nothing is shared
-# with, or left in, the system's Erlang), and optionally RABBIT_LIB (default /usr/lib/rabbitmq/bin, where
-# Debian's rabbitmq-server package puts the scripts that run the broker as the calling user).
+# with, or left in, the system's Erlang). The broker is Debian's rabbitmq-server package: RABBIT_LIB is
+# where it puts the scripts that run the broker as the calling user.
 
 : "${SUPERVISE_NAME:?set SUPERVISE_NAME before sourcing scripts/lib/supervise.sh}"
-RABBIT_LIB=${RABBIT_LIB:-/usr/lib/rabbitmq/bin}
+RABBIT_LIB=/usr/lib/rabbitmq/bin
 
 # ---------------------------------------------------------------------------------------------------
 # Messages

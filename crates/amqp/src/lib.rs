@@ -505,6 +505,20 @@ impl Publisher {
         matches!(&*self.state.lock().await, LinkState::Up(l) if l.usable())
     }
 
+    /// Make sure a usable connection is up, opening one if needed, and give up after the connect
+    /// timeout whatever holds the connection lock: for readiness probes, which must answer promptly.
+    /// Cheap while connected (a status check); during the cool-down after a failed attempt it fails
+    /// at once, so frequent probes against a dead broker do not become a stream of connection attempts.
+    pub async fn ensure_connected(&self) -> Result<(), PublishError> {
+        match tokio::time::timeout(self.args.connect_timeout, self.link()).await {
+            Ok(link) => link.map(|_| ()),
+            Err(_) => Err(PublishError::Unavailable(format!(
+                "no usable connection within {:?}",
+                self.args.connect_timeout
+            ))),
+        }
+    }
+
     async fn link(&self) -> Result<Link, PublishError> {
         let mut state = self.state.lock().await;
         match &*state {

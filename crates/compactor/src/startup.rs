@@ -19,7 +19,7 @@ use pool_history::compact::{CompactOptions, Compactor, PassReport};
 use pool_history::scan::NoObserver;
 use pool_history::{EventSource, SourceOptions};
 use pool_http::metrics::{HttpMetrics, new_registry};
-use pool_http::{health, metrics, not_found, track_requests};
+use pool_http::track_requests;
 
 use crate::metrics::{CompactorMetrics, NAMESPACE};
 use crate::settings::{DEFAULT_PORT, Settings};
@@ -84,9 +84,7 @@ impl Application {
                         .wrap(from_fn(track_requests))
                         .app_data(registry.clone())
                         .app_data(http_metrics.clone())
-                        .route("/health", web::get().to(health))
-                        .route("/metrics", web::get().to(metrics))
-                        .default_service(web::to(not_found))
+                        .configure(crate::routes::configure)
                 })
                 .workers(settings.listen.workers().min(2))
                 .disable_signals()

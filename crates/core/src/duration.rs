@@ -1,5 +1,5 @@
 //! The one duration grammar of every setting and query parameter: `humantime` (`500ms`, `30s`, `2m`,
-//! `24h`, `7d`, `1h 30m`) plus bare whole seconds (`86400`), which the seed's `EVENT_FILTER_WINDOW`
+//! `24h`, `7d`, `1h 30m`, `1.5h`) plus bare whole seconds (`86400`), which the seed's `EVENT_FILTER_WINDOW`
 //! uses. Months and years are refused: their length is ambiguous, and `30d` says what is meant.
 
 use std::time::Duration;
@@ -30,7 +30,7 @@ pub fn parse(s: &str) -> Result<Duration, DurationError> {
             .map(Duration::from_secs)
             .map_err(|_| err("too large"));
     }
-    if t.contains(|c: char| c == 'M' || c == 'y') || t.contains("month") {
+    if t.contains(['M', 'y']) || t.contains("month") {
         return Err(err("months and years have no fixed length; use days"));
     }
     humantime::parse_duration(t).map_err(|e| err(&e.to_string()))
@@ -66,6 +66,7 @@ mod tests {
         assert_eq!(parse("7d").unwrap(), secs(7 * 86_400));
         assert_eq!(parse("1w").unwrap(), secs(7 * 86_400));
         assert_eq!(parse("1h 30m").unwrap(), secs(5_400));
+        assert_eq!(parse("1.5h").unwrap(), secs(5_400));
         assert_eq!(parse("0").unwrap(), Duration::ZERO);
     }
 
@@ -74,7 +75,7 @@ mod tests {
         for bad in [
             "",
             "soon",
-            "1.5s",
+            "1,5s",
             "-1",
             "1y",
             "2M",

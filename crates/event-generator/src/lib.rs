@@ -8,14 +8,14 @@
 //! and change their termination probability over time (regime changes, new pools, a zone outage); the
 //! truth file then holds each pool's rate over time.
 //!
-//! * [`config`]: flags, environment and the checked [`config::Plan`].
+//! * [`settings`]: flags, environment and the checked [`settings::Plan`].
 //! * [`pools`]: the pool catalogue, traffic weights and termination probabilities.
 //! * [`scenario`]: seeded worlds with time-varying truth, and hourly count sampling (pure, no I/O; also
 //!   used by benchmarks directly).
 //! * [`generate`]: seeded events, backfill finish times and scenario backfills.
 //! * [`sink`]: destinations (folder / S3 objects, RabbitMQ).
 
-pub mod config;
+pub mod settings;
 pub mod generate;
 pub mod pools;
 pub mod scenario;
@@ -31,7 +31,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-pub use config::{Args, Mode, Plan};
+pub use settings::{Args, Mode, Plan};
 use generate::{Backfill, Generator, Producer, ScenarioBackfill, world_pools};
 use pools::draw_pools;
 use scenario::{ScenarioKind, world};
@@ -193,7 +193,8 @@ async fn stream(
     sink: &mut dyn Sink,
     stop: &AtomicBool,
 ) -> anyhow::Result<(Generator, bool)> {
-    let started = Instant::now();
+    // Tokio's clock, the one the ticker runs on: a test with paused time drives the stream exactly.
+    let started = tokio::time::Instant::now();
     let mut ticker = tokio::time::interval(STREAM_TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sent = 0u64;

@@ -1,12 +1,11 @@
-//! A batch of consumed messages: their events grouped by hourly partition as NDJSON, the messages that
-//! must be dead-lettered, and the delivery tag that acknowledges all of them at once.
+//! A batch of consumed messages: their events grouped by hourly partition as NDJSON (the same
+//! [`Partitioned`] grouping every writer of objects uses, so stored lines are canonical), the messages
+//! that must be dead-lettered, and the delivery tag that acknowledges all of them at once.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use lapin::BasicProperties;
-use pool_core::event::Partition;
-use pool_core::event::ndjson::parse_events;
+use pool_core::event::ndjson::{Partitioned, parse_events};
 
 /// One message as received.
 #[derive(Debug, Clone)]
@@ -57,9 +56,11 @@ pub struct Batch {
     started: Option<Instant>,
     tags: Vec<u64>,
     messages: usize,
-    events: usize,
-    bytes: usize,
-    partitions: BTreeMap<Partition, Vec<u8>>,
+    /// The events' NDJSON per hourly partition; it counts its own events and bytes.
+    partitions: Partitioned,
+    /// Bodies of the messages to dead-letter, in bytes: they are held too, so they count towards
+    /// `max_bytes` with the NDJSON.
+    dead_bytes: usize,
     dead: Vec<DeadLetter>,
 }
 
@@ -76,7 +77,7 @@ pub struct Sealed {
     /// Bytes held: event NDJSON plus dead-letter bodies.
     pub bytes: usize,
     /// NDJSON (one canonical event line each) per hourly partition.
-    pub partitions: BTreeMap<Partition, Vec<u8>>,
+    pub partitions: Partitioned,
     pub dead: Vec<DeadLetter>,
 }
 
@@ -87,9 +88,8 @@ impl Batch {
             started: None,
             tags: Vec::new(),
             messages: 0,
-            events: 0,
-            bytes: 0,
-            partitions: BTreeMap::new(),
+            partitions: Partitioned::default(),
+            dead_bytes: 0,
             dead: Vec::new(),
         }
     }
@@ -113,16 +113,10 @@ impl Batch {
         }
         match parse_events(&message.body) {
             Ok(events) => {
-                let n = events.len();
                 for event in &events {
-                    let body = self.partitions.entry(event.partition()).or_default();
-                    let before = body.len();
-                    serde_json::to_writer(&mut *body, event).expect("an event always serialises");
-                    body.push(b'\n');
-                    self.bytes += body.len() - before;
+                    self.partitions.push(event);
                 }
-                self.events += n;
-                Added::Events(n)
+                Added::Events(events.len())
             }
             Err(invalid) => {
                 let reason = invalid.to_string();
@@ -134,7 +128,7 @@ impl Batch {
 
     /// Keep `message` for the dead-letter exchange; its body counts towards the batch's bytes.
     fn reject(&mut self, message: Message, reason: String) {
-        self.bytes += message.body.len();
+        self.dead_bytes += message.body.len();
         self.dead.push(DeadLetter { message, reason });
     }
 
@@ -143,18 +137,18 @@ impl Batch {
     }
 
     pub fn events(&self) -> usize {
-        self.events
+        self.partitions.events()
     }
 
     /// Bytes held: event NDJSON plus the bodies of the messages to dead-letter.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.partitions.bytes() + self.dead_bytes
     }
 
     /// True when the batch must be written now (by events, bytes or messages; age is [`Self::deadline`]).
     pub fn is_full(&self) -> bool {
-        self.events >= self.limits.max_events
-            || self.bytes >= self.limits.max_bytes
+        self.events() >= self.limits.max_events
+            || self.bytes() >= self.limits.max_bytes
             || self.messages >= self.limits.max_messages
     }
 
@@ -171,8 +165,8 @@ impl Batch {
             tags: std::mem::take(&mut self.tags),
             started: self.started.unwrap_or_else(Instant::now),
             messages: self.messages,
-            events: self.events,
-            bytes: self.bytes,
+            events: self.events(),
+            bytes: self.bytes(),
             partitions: std::mem::take(&mut self.partitions),
             dead: std::mem::take(&mut self.dead),
         };
@@ -233,10 +227,14 @@ mod tests {
         assert_eq!(s.last_tag, 2);
         assert_eq!(s.tags, [1, 2]);
         assert_eq!(s.events, 3);
-        let paths: Vec<String> = s.partitions.keys().map(|p| p.path()).collect();
+        let paths: Vec<String> = s.partitions.partitions().map(|(p, _)| p.path()).collect();
         assert_eq!(paths, ["dt=2026-11-22/hr=10", "dt=2026-11-22/hr=11"]);
-        let hr10 = String::from_utf8(s.partitions.values().next().unwrap().clone()).unwrap();
-        let hr11 = String::from_utf8(s.partitions.values().nth(1).unwrap().clone()).unwrap();
+        let bodies: Vec<_> = s.partitions.into_iter().map(|(_, b)| b).collect();
+        assert_eq!((bodies[0].events, bodies[1].events), (2, 1));
+        // The batch holds exactly its NDJSON: one canonical line and its newline per event.
+        assert_eq!(s.bytes, bodies[0].bytes.len() + bodies[1].bytes.len());
+        let hr10 = String::from_utf8(bodies[0].bytes.clone()).unwrap();
+        let hr11 = String::from_utf8(bodies[1].bytes.clone()).unwrap();
         // 12:30+02:00 is 10:30 UTC: partitions are by the UTC hour.
         assert_eq!(hr10.lines().count(), 2);
         assert_eq!(hr11.lines().count(), 1);

@@ -34,12 +34,12 @@
 //!
 //! `/metrics` and `/health` are served on `METRICS_PORT` (default 9091).
 
-pub mod app;
 pub mod batch;
 pub mod consumer;
 pub mod metrics;
 pub mod settings;
+pub mod startup;
 pub mod writer;
 
-pub use app::Application;
 pub use settings::Settings;
+pub use startup::Application;

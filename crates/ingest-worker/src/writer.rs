@@ -1,7 +1,6 @@
 //! Writes a batch's partitions as new immutable objects, durably, retrying storage errors: transient
 //! ones for as long as it takes, permanent ones a bounded number of times.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -10,6 +9,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path;
 use pool_core::event::Partition;
+use pool_core::event::ndjson::{Body, Partitioned};
 use pool_storage::{Storage, StorageError};
 
 use crate::metrics::WorkerMetrics;
@@ -167,9 +167,9 @@ impl Writer {
     /// messages stay unacknowledged meanwhile, and a shutdown deadline bounds the wait from outside.
     /// A partition refused with a permanent error ([`is_permanent`]) `max_permanent_attempts` times is
     /// given up and returned in [`Written::given_up`], for the caller to dead-letter.
-    pub async fn write_all(&self, partitions: BTreeMap<Partition, Vec<u8>>) -> Written {
+    pub async fn write_all(&self, partitions: Partitioned) -> Written {
         let results: Vec<Result<usize, GivenUp>> = futures::stream::iter(partitions)
-            .map(|(partition, body)| self.write_one(partition, Bytes::from(body)))
+            .map(|(partition, body)| self.write_one(partition, body))
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
@@ -186,7 +186,12 @@ impl Writer {
         written
     }
 
-    async fn write_one(&self, partition: Partition, body: Bytes) -> Result<usize, GivenUp> {
+    async fn write_one(&self, partition: Partition, body: Body) -> Result<usize, GivenUp> {
+        let Body {
+            bytes: body,
+            events,
+        } = body;
+        let body = Bytes::from(body);
         let path = self.storage.object_path(&partition, &Self::new_name());
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.min_delay)
@@ -213,7 +218,6 @@ impl Writer {
                     .inc();
                 if refused >= self.retry.max_permanent_attempts {
                     self.metrics.write_given_up.inc();
-                    let events = body.iter().filter(|b| **b == b'\n').count();
                     tracing::error!(object = %path, error = %e, attempts = refused, events,
                         "the store refused the write {refused} times (WRITE_MAX_ATTEMPTS); giving up: \
                          its events go to the dead-letter exchange");
@@ -265,7 +269,21 @@ fn fsync_with_parents(file: &std::path::Path, levels: usize) -> std::io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
+    use pool_core::Event;
     use pool_storage::StorageArgs;
+
+    /// A valid event finishing at `hour`:30 on 2026-11-22 (UTC).
+    fn event_at(hour: u32, job: &str) -> Event {
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 22, hour, 30, 0)
+            .unwrap();
+        testkit::event(at, job, "pool-c6a.xlarge-us-east-1a", "spot")
+    }
+
+    fn ndjson(events: &[Event]) -> Vec<u8> {
+        testkit::ndjson(events).into_bytes()
+    }
 
     #[tokio::test]
     async fn writes_one_object_per_partition_under_the_root() {
@@ -275,19 +293,15 @@ mod tests {
             .unwrap();
         let metrics = WorkerMetrics::register(&prometheus::Registry::new());
         let writer = Writer::new(storage, 2, RetryPolicy::default(), metrics);
-        let p = |h| Partition {
-            date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
-            hour: h,
-        };
-        let mut parts = BTreeMap::new();
-        parts.insert(p(9), b"a\n".to_vec());
-        parts.insert(p(10), b"bb\n".to_vec());
+        let nine = [event_at(9, "a")];
+        let ten = [event_at(10, "b"), event_at(10, "c")];
+        let parts = Partitioned::of(nine.iter().chain(&ten));
         let w = writer.write_all(parts).await;
         assert_eq!(
             w,
             Written {
                 objects: 2,
-                bytes: 5,
+                bytes: ndjson(&nine).len() + ndjson(&ten).len(),
                 given_up: Vec::new(),
             }
         );
@@ -296,7 +310,7 @@ mod tests {
             .map(|e| e.unwrap().path())
             .collect();
         assert_eq!(files.len(), 1);
-        assert_eq!(std::fs::read(&files[0]).unwrap(), b"bb\n");
+        assert_eq!(std::fs::read(&files[0]).unwrap(), ndjson(&ten));
         assert!(files[0].extension().is_some_and(|e| e == "json"));
     }
 
@@ -380,19 +394,15 @@ mod tests {
             max_permanent_attempts: 3,
         };
         let writer = Writer::new(storage, 2, retry, metrics.clone());
-        let p = Partition {
-            date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
-            hour: 7,
-        };
-        let mut parts = BTreeMap::new();
-        parts.insert(p, b"{}\n{}\n".to_vec());
-        let w = writer.write_all(parts).await;
+        let refused = [event_at(7, "a"), event_at(7, "b")];
+        let p = refused[0].partition();
+        let w = writer.write_all(Partitioned::of(&refused)).await;
         assert_eq!((w.objects, w.bytes), (0, 0));
         assert_eq!(w.given_up.len(), 1);
         let g = &w.given_up[0];
         assert_eq!(g.partition, p);
         assert_eq!(g.events, 2);
-        assert_eq!(&g.body[..], b"{}\n{}\n");
+        assert_eq!(&g.body[..], &ndjson(&refused)[..]);
         assert_eq!(metrics.write_given_up.get(), 1);
         assert_eq!(
             metrics

@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::{SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::decision::{
     CapacitySource, Decision, History, Policy, QueueStats, Rule, RuleValues, decide,
 };
@@ -93,6 +94,8 @@ pub struct Poller {
     api: ManagementApi,
     poll_interval: Duration,
     metrics: MonitorMetrics,
+    /// The time decisions are taken at (the real clock, unless a test supplied its own).
+    clock: Arc<dyn Clock>,
     slots: RwLock<Vec<WorkloadSlot>>,
     /// Outcome of the previous read per (vhost, queue), to log transitions instead of every poll.
     last_ok: RwLock<HashMap<(String, String), bool>>,
@@ -108,7 +111,7 @@ pub enum LookupError {
 }
 
 impl Poller {
-    pub fn new(config: &MonitorConfig, metrics: MonitorMetrics) -> Self {
+    pub fn new(config: &MonitorConfig, metrics: MonitorMetrics, clock: Arc<dyn Clock>) -> Self {
         Self {
             api: ManagementApi::new(
                 config.management_url.clone(),
@@ -117,6 +120,7 @@ impl Poller {
             ),
             poll_interval: config.poll_interval,
             metrics,
+            clock,
             slots: RwLock::new(
                 config
                     .workloads
@@ -164,8 +168,13 @@ impl Poller {
             ((vhost.clone(), queue.clone()), r, started.elapsed())
         }))
         .await;
-        let observed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let now = Instant::now();
+        // Wall time first: a report showing a time at or after a clock change then used a `now` at
+        // or after it too, which is what lets a test tell which reading a decision was taken at.
+        let observed_at = self
+            .clock
+            .utc()
+            .to_rfc3339_opts(SecondsFormat::Millis, true);
+        let now = self.clock.now();
         let mut results: BTreeMap<(String, String), Result<QueueStats, SourceError>> =
             BTreeMap::new();
         for (key, result, elapsed) in reads {

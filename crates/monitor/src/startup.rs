@@ -12,6 +12,7 @@ use pool_http::{health, metrics, not_found, query_config, track_requests};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::clock::{Clock, SystemClock};
 use crate::metrics::{MonitorMetrics, NAMESPACE};
 use crate::poller::Poller;
 use crate::routes::{ApiDoc, desired_worker_scale, ready, workloads};
@@ -39,10 +40,24 @@ impl Application {
     /// Validate the settings, bind the port and prepare the server; nothing is polled until
     /// [`Application::run_until_stopped`].
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`Application::build`] with decisions taken at `clock`'s time instead of the machine's: the
+    /// integration tests pass a clock they advance by hand, so a stabilisation window passes when
+    /// the test says so rather than after waiting it out.
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         let config = settings.validate()?;
         let registry = new_registry(NAMESPACE);
         let http_metrics = HttpMetrics::register(&registry);
-        let poller = Arc::new(Poller::new(&config, MonitorMetrics::register(&registry)));
+        let poller = Arc::new(Poller::new(
+            &config,
+            MonitorMetrics::register(&registry),
+            clock,
+        ));
 
         let (host, port) = config.listen.addr(DEFAULT_PORT);
         let addr = format!("{host}:{port}");

@@ -19,8 +19,8 @@ use pool_http::ApiError;
 use pool_ranking::backtest::{self, Hindsight, Series, Spec, StrategyOutcome};
 use pool_ranking::{Hour, Strategy};
 
-use crate::api::AppState;
 use crate::chart::{Line, percent_lines};
+use crate::state::AppState;
 
 /// Span replayed when the request does not say.
 pub const DEFAULT_SPAN: Duration = Duration::from_secs(14 * 24 * 3600);

@@ -3,20 +3,23 @@
 //! * `pool_history` (its own crate): the history, raw NDJSON and rollups → per-pool tallies.
 //! * `pool_ranking` (its own crate): the statistics: shared priors, change tests, strategies,
 //!   probability of being best, alternatives, backtest. [`ranking`] turns tallies into its evidence.
-//! * [`api`]: HTTP handlers and the OpenAPI document; [`backtest`]: `/backtest` and its chart
-//!   ([`chart`]); [`app`]: the server.
-//! * `intake`: `POST /events`, validated and published to RabbitMQ with publisher confirms.
+//! * [`routes`]: HTTP handlers and the OpenAPI document; [`backtest`]: `/backtest` and its chart
+//!   ([`chart`]); [`state`]: what the handlers share; [`scans`]: the bound on scans;
+//!   [`startup`]: the server.
+//!
+//! Events reach the history through the `intake` service (`POST /events` → RabbitMQ →
+//! ingest-worker); this service only reads.
 
-pub mod api;
-pub mod app;
 pub mod backtest;
 pub mod chart;
-mod intake;
 pub mod metrics;
 pub mod ranking;
+pub mod routes;
 pub mod runtime;
 pub mod scans;
 pub mod settings;
+pub mod startup;
+pub mod state;
 
-pub use app::Application;
 pub use settings::Settings;
+pub use startup::Application;

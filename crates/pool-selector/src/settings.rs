@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 
-use pool_amqp::AmqpArgs;
 use pool_core::config::{ListenArgs, TelemetryArgs};
 use pool_core::duration::{
     parse_arg as parse_duration, parse_positive_arg as parse_positive_duration,
@@ -20,15 +19,6 @@ pub const DEFAULT_PORT: u16 = 5050;
 
 fn parse_window(s: &str) -> Result<Window, String> {
     Window::parse("EVENT_FILTER_WINDOW", s).map_err(|e| e.to_string())
-}
-
-fn parse_rate(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(r) if (1e-6..=1e6).contains(&r) => Ok(r),
-        _ => Err(format!(
-            "{s:?} is not a rate between 0.000001 and 1000000 per second"
-        )),
-    }
 }
 
 fn parse_confidence(s: &str) -> Result<f64, String> {
@@ -108,14 +98,6 @@ pub struct Settings {
     /// compacted hour counts within about this long.
     #[arg(long, env = "ROLLUP_RECHECK", default_value = "30s", value_parser = parse_positive_duration)]
     pub rollup_recheck: Duration,
-    /// RabbitMQ, where `POST /events` publishes (AMQP_URL, AMQP_EXCHANGE, …; see pool_amqp).
-    #[command(flatten)]
-    pub amqp: AmqpArgs,
-    /// Largest `POST /events` body in bytes (larger ones get a 413).
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = crate::intake::DEFAULT_MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
-    #[command(flatten)]
-    pub intake: IntakeArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -130,41 +112,14 @@ pub struct LimitArgs {
     /// `Retry-After`.
     #[arg(long, env = "MAX_QUEUED_SCANS", default_value_t = 16)]
     pub max_queued_scans: usize,
-    /// Events stamped further ahead of this server's clock are refused by `POST /events` and ignored
-    /// by rankings (counted in `scan.future_events`).
+    /// Events stamped further ahead of this server's clock are ignored by rankings (counted in
+    /// `scan.future_events`).
     #[arg(long, env = "MAX_CLOCK_SKEW", default_value = "5m", value_parser = parse_duration)]
     pub max_clock_skew: Duration,
     /// Pools `/pools` returns when the request sets no `limit` (`total_pools` tells how many matched).
     #[arg(long, env = "POOLS_DEFAULT_LIMIT", default_value_t = 100,
           value_parser = clap::value_parser!(u64).range(1..=pool_core::request::MAX_POOLS_LIMIT as u64))]
     pub pools_default_limit: u64,
-}
-
-/// Who may `POST /events`, and how much.
-#[derive(clap::Args, Debug, Clone)]
-pub struct IntakeArgs {
-    /// Bearer tokens allowed to `POST /events`, comma-separated (mount them from a Secret). Unset:
-    /// the intake is off and `POST /events` answers 404.
-    #[arg(
-        long,
-        env = "INTAKE_TOKENS",
-        hide_env_values = true,
-        value_delimiter = ','
-    )]
-    pub intake_tokens: Vec<String>,
-    /// Requests per second each token may make, steady (fractions allowed, e.g. 0.5); bursts up to
-    /// `INTAKE_BURST`; past it, 429 with `Retry-After`.
-    #[arg(long, env = "INTAKE_RATE_PER_SECOND", default_value_t = 50.0, value_parser = parse_rate)]
-    pub intake_rate_per_second: f64,
-    /// Requests a token may make at once above its steady rate.
-    #[arg(long, env = "INTAKE_BURST", default_value_t = 100)]
-    pub intake_burst: u32,
-    /// Request bodies read at once; past it, `503 {"error":"busy"}` with `Retry-After`.
-    #[arg(long, env = "INTAKE_MAX_CONCURRENT", default_value_t = 8)]
-    pub intake_max_concurrent: usize,
-    /// Longest time to receive one request body; a slower client gets a 408.
-    #[arg(long, env = "INTAKE_BODY_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
-    pub intake_body_timeout: Duration,
 }
 
 impl Settings {

@@ -1,17 +1,11 @@
-//! One cached upstream answer and its life cycle: fresh, then stale for a grace period, then gone.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! One cached upstream answer and its life cycle: fresh, then stale for a grace period, then gone;
+//! and how a given answer was obtained ([`CacheStatus`], the `X-Cache` header). The status lives here,
+//! below both the caching logic that decides it and the metrics that count it, so neither of those
+//! modules depends on the other.
+//!
+//! Times are milliseconds since the Unix epoch, read from the relay's [`crate::clock`].
 
 use bytes::{BufMut, Bytes, BytesMut};
-
-/// Milliseconds since the Unix epoch. Wall-clock time, because entries are shared between replicas
-/// through Redis and each replica must agree on how old an entry is.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// An upstream answer: what the relay needs to replay it (status, content type, body) and when it was
 /// stored, plus how long it stays fresh, decided by the replica that stored it.
@@ -38,6 +32,32 @@ pub enum Freshness {
     Stale,
     /// Past the grace period: treat it as missing.
     Expired,
+}
+
+/// How the answer to one request was obtained: the `X-Cache` header, and the `result` label of
+/// `relay_cache_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Fresh from the cache.
+    Hit,
+    /// From the upstream (possibly through another request's fetch).
+    Miss,
+    /// From the cache past its TTL, inside the grace period; a refresh is under way.
+    Stale,
+    /// From the upstream, not cached: Redis being unavailable, or a question whose answers must not be
+    /// shared (an unseeded thompson draw).
+    Bypass,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Stale => "STALE",
+            CacheStatus::Bypass => "BYPASS",
+        }
+    }
 }
 
 /// Format version of the stored bytes, so a future layout change can never be misread.

@@ -4,22 +4,28 @@
 //! entries are served while one refresh runs, and Redis being down only turns caching off.
 //!
 //! * [`key`]: the allowlist and the canonical form of a request (its cache key).
-//! * [`entry`]: a cached answer and its life cycle (fresh, stale, expired), stored as compact bytes.
+//! * [`entry`]: a cached answer and its life cycle (fresh, stale, expired), stored as compact bytes, and
+//!   how an answer was obtained ([`entry::CacheStatus`], the `X-Cache` header).
 //! * [`store`]: the in-process cache and Redis, with timeouts and a breaker.
 //! * [`upstream`]: the HTTP client to pool-selector.
 //! * [`relay`]: the caching logic (hit, stale-while-revalidate, coalescing, cross-replica lock).
-//! * [`api`], [`startup`], [`config`], [`metrics`]: the service around it.
+//! * [`clock`]: the time the cache's freshness is judged by (the system's; a manual one in tests).
+//! * [`routes`], [`startup`], [`settings`], [`metrics`]: the service around it.
+//!
+//! Modules depend on each other one way only: `startup` → `routes` → `relay` → `store`, `upstream`
+//! → `metrics`, `key`, `entry`, `clock`.
 
-pub mod api;
-pub mod config;
+pub mod clock;
 pub mod entry;
 pub mod key;
 pub mod metrics;
 pub mod relay;
+pub mod routes;
+pub mod settings;
 pub mod startup;
 pub mod store;
 pub mod tls;
 pub mod upstream;
 
-pub use config::Settings;
+pub use settings::Settings;
 pub use startup::Application;

@@ -7,7 +7,7 @@ use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
 
 use pool_http::metrics::{counter_vec, histogram_vec, register};
 
-use crate::relay::CacheStatus;
+use crate::entry::CacheStatus;
 
 #[derive(Clone)]
 pub struct RelayMetrics {

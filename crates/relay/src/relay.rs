@@ -24,36 +24,12 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use crate::entry::{Entry, Freshness, now_ms};
+use crate::clock::SharedClock;
+use crate::entry::{CacheStatus, Entry, Freshness};
 use crate::key::CacheKey;
 use crate::metrics::RelayMetrics;
 use crate::store::{Lookup, Store, Unavailable};
 use crate::upstream::{Upstream, UpstreamError};
-
-/// How the answer was obtained: the `X-Cache` header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheStatus {
-    /// Fresh from the cache.
-    Hit,
-    /// From the upstream (possibly through another request's fetch).
-    Miss,
-    /// From the cache past its TTL, inside the grace period; a refresh is under way.
-    Stale,
-    /// From the upstream, not cached: Redis being unavailable, or a question whose answers must not be
-    /// shared (an unseeded thompson draw).
-    Bypass,
-}
-
-impl CacheStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CacheStatus::Hit => "HIT",
-            CacheStatus::Miss => "MISS",
-            CacheStatus::Stale => "STALE",
-            CacheStatus::Bypass => "BYPASS",
-        }
-    }
-}
 
 /// How long answers are kept.
 #[derive(Debug, Clone, Copy)]
@@ -103,17 +79,31 @@ pub struct Relay {
     policy: Policy,
     inflight: Mutex<HashMap<String, Flight>>,
     metrics: RelayMetrics,
+    /// Decides whether an entry is fresh, stale or expired (the one the store and upstream use too).
+    clock: SharedClock,
 }
 
 impl Relay {
-    pub fn new(store: Store, upstream: Upstream, policy: Policy, metrics: RelayMetrics) -> Self {
+    pub fn new(
+        store: Store,
+        upstream: Upstream,
+        policy: Policy,
+        metrics: RelayMetrics,
+        clock: SharedClock,
+    ) -> Self {
         Self {
             store,
             upstream,
             policy,
             inflight: Mutex::new(HashMap::new()),
             metrics,
+            clock,
         }
+    }
+
+    /// The relay's current time (ms since the epoch), against which entries' ages are measured.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     pub fn store(&self) -> &Store {
@@ -135,16 +125,18 @@ impl Relay {
         }
         let k = key.to_string();
         let status = match self.store.get(&k).await {
-            Lookup::Found(entry, from_l1) => match entry.freshness(now_ms(), self.grace_ms()) {
-                Freshness::Fresh => {
-                    return Ok(self.answer(entry, CacheStatus::Hit, from_l1));
+            Lookup::Found(entry, from_l1) => {
+                match entry.freshness(self.now_ms(), self.grace_ms()) {
+                    Freshness::Fresh => {
+                        return Ok(self.answer(entry, CacheStatus::Hit, from_l1));
+                    }
+                    Freshness::Stale => {
+                        self.refresh(key, &k, request_id);
+                        return Ok(self.answer(entry, CacheStatus::Stale, from_l1));
+                    }
+                    Freshness::Expired => CacheStatus::Miss,
                 }
-                Freshness::Stale => {
-                    self.refresh(key, &k, request_id);
-                    return Ok(self.answer(entry, CacheStatus::Stale, from_l1));
-                }
-                Freshness::Expired => CacheStatus::Miss,
-            },
+            }
             Lookup::Missing => CacheStatus::Miss,
             Lookup::Unavailable => CacheStatus::Bypass,
         };
@@ -192,7 +184,7 @@ impl Relay {
     }
 
     fn is_fresh(&self, entry: &Entry) -> bool {
-        entry.freshness(now_ms(), self.grace_ms()) == Freshness::Fresh
+        entry.freshness(self.now_ms(), self.grace_ms()) == Freshness::Fresh
     }
 
     /// Start refreshing a stale entry unless a fetch for its key is already under way.

@@ -12,11 +12,12 @@ use pool_http::{health, metrics, not_found, track_requests};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{self, ApiDoc};
-use crate::config::{DEFAULT_ADMIN_PORT, DEFAULT_PORT, Settings};
+use crate::clock::{SharedClock, SystemClock};
 use crate::key::RELAYED_ROUTES;
 use crate::metrics::RelayMetrics;
 use crate::relay::{Policy, Relay};
+use crate::routes::{self, ApiDoc};
+use crate::settings::{DEFAULT_ADMIN_PORT, DEFAULT_PORT, Settings};
 use crate::store::{RedisSettings, Store};
 use crate::upstream::{Upstream, UpstreamLimits};
 
@@ -36,6 +37,13 @@ impl Application {
     /// serves, from its in-process cache) while Redis is down. Fails on a malformed URL or a port
     /// already taken.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`build`](Self::build) with the clock that decides the cache's freshness (entries' TTL and
+    /// grace, their `Age`, `L1_TTL`). Tests pass a [`crate::clock::ManualClock`] to move past a TTL
+    /// at once instead of sleeping through it; give replicas that share a Redis the same clock.
+    pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         let registry = new_registry("relay");
         let http_metrics = HttpMetrics::register(&registry);
         let relay_metrics = RelayMetrics::register(&registry);
@@ -51,6 +59,7 @@ impl Application {
             settings.l1_ttl,
             settings.l1_capacity_bytes,
             relay_metrics.clone(),
+            clock.clone(),
         )?;
         let upstream = Upstream::new(
             &settings.upstream_url,
@@ -60,6 +69,7 @@ impl Application {
                 max_body_bytes: settings.upstream_max_body_bytes,
             },
             relay_metrics.clone(),
+            clock.clone(),
         )?;
         let policy = Policy {
             ttl: Duration::from_secs(settings.cache_ttl_seconds),
@@ -67,7 +77,13 @@ impl Application {
             grace: Duration::from_secs(settings.stale_grace_seconds),
             lock_timeout: settings.effective_lock_timeout(),
         };
-        let relay = web::Data::from(Arc::new(Relay::new(store, upstream, policy, relay_metrics)));
+        let relay = web::Data::from(Arc::new(Relay::new(
+            store,
+            upstream,
+            policy,
+            relay_metrics,
+            clock,
+        )));
 
         let (host, port) = settings.listen.addr(DEFAULT_PORT);
         let bind = |port: u16| {
@@ -99,16 +115,16 @@ impl Application {
                 .app_data(public_relay.clone())
                 .app_data(public_metrics.clone())
                 .wrap(from_fn(track_requests))
-                .wrap(from_fn(api::request_id));
+                .wrap(from_fn(routes::request_id));
             for &route in RELAYED_ROUTES {
                 app = app.service(
                     web::resource(route)
-                        .route(web::get().to(move |req, relay| api::relay(route, req, relay)))
-                        .default_service(web::to(api::method_not_allowed)),
+                        .route(web::get().to(move |req, relay| routes::relay(route, req, relay)))
+                        .default_service(web::to(routes::method_not_allowed)),
                 );
             }
             app.route("/health", web::get().to(health))
-                .route("/ready", web::get().to(api::ready))
+                .route("/ready", web::get().to(routes::ready))
                 .default_service(web::to(not_found))
         })
         .workers(settings.listen.workers())
@@ -125,9 +141,9 @@ impl Application {
                 .app_data(registry.clone())
                 .app_data(http_metrics.clone())
                 .route("/health", web::get().to(health))
-                .route("/ready", web::get().to(api::ready))
+                .route("/ready", web::get().to(routes::ready))
                 .route("/metrics", web::get().to(metrics))
-                .route("/docs", web::get().to(api::docs_redirect))
+                .route("/docs", web::get().to(routes::docs_redirect))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
                 .default_service(web::to(not_found))
         })

@@ -11,6 +11,10 @@
 //!   to pool-selector.
 //!
 //! Either way it is bounded by bytes (`L1_CAPACITY_BYTES`), least recently used first out.
+//!
+//! How long an in-process entry is served is decided with the relay's [`crate::clock`], like the
+//! entries' freshness, so a test can move past `L1_TTL` without waiting. The cache's own expiry, on
+//! real time, only reclaims the memory afterwards.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +24,8 @@ use moka::sync::Cache;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, RedisError};
 
-use crate::entry::{Entry, now_ms};
+use crate::clock::{SharedClock, system_now_ms};
+use crate::entry::Entry;
 use crate::metrics::RelayMetrics;
 
 /// Redis could not be used for this command (down, slow, or skipped by the breaker).
@@ -53,9 +58,18 @@ pub struct RedisSettings {
 struct Held {
     entry: Arc<Entry>,
     keep: Duration,
+    /// The relay's clock time (ms since the epoch) from which it is no longer served.
+    until_ms: u64,
 }
 
-/// Each entry expires after its own `keep`.
+impl Held {
+    fn served_at(&self, now_ms: u64) -> bool {
+        now_ms < self.until_ms
+    }
+}
+
+/// Each entry leaves the cache after its own `keep` of real time (by then the relay's clock has
+/// stopped serving it too, in production where that clock is the real one).
 struct HeldExpiry;
 
 impl moka::Expiry<String, Held> for HeldExpiry {
@@ -96,6 +110,8 @@ pub struct Store {
     /// 0 while Redis is believed up; otherwise the time (ms since epoch) before which it is skipped.
     down_until_ms: AtomicU64,
     metrics: RelayMetrics,
+    /// Decides how long in-process entries are served.
+    clock: SharedClock,
 }
 
 /// Deletes the lock only if it still holds our token, so a holder whose lock expired cannot release
@@ -110,6 +126,7 @@ impl Store {
         l1_ttl: Duration,
         l1_capacity_bytes: u64,
         metrics: RelayMetrics,
+        clock: SharedClock,
     ) -> anyhow::Result<Self> {
         let client = crate::tls::redis_client(&redis.url, redis.ca_file.as_deref())?;
         let config = ConnectionManagerConfig::new()
@@ -134,12 +151,17 @@ impl Store {
             retry_ms: redis.retry.as_millis() as u64,
             down_until_ms: AtomicU64::new(0),
             metrics,
+            clock,
         })
     }
 
-    /// The in-process copy of `key`, if any.
+    /// The in-process copy of `key`, if any is still to be served.
     pub fn get_l1(&self, key: &str) -> Option<Arc<Entry>> {
-        self.l1.get(key).map(|h| h.entry)
+        let now = self.clock.now_ms();
+        self.l1
+            .get(key)
+            .filter(|h| h.served_at(now))
+            .map(|h| h.entry)
     }
 
     /// Look `key` up in the in-process cache, then in Redis (filling the in-process cache on a find).
@@ -202,19 +224,27 @@ impl Store {
     }
 
     /// Put `entry` in the in-process cache unless it already holds a newer answer: a lookup that read
-    /// Redis just before a refresh stored its result must not put the older entry back.
+    /// Redis just before a refresh stored its result must not put the older entry back. An entry no
+    /// longer served counts as absent.
     fn offer_l1(&self, key: &str, entry: &Arc<Entry>, keep: Duration) {
         use moka::ops::compute::Op;
         if keep.is_zero() {
             return;
         }
+        let now = self.clock.now_ms();
         self.l1
             .entry_by_ref(key)
             .and_compute_with(|held| match held {
-                Some(h) if h.value().entry.stored_at_ms > entry.stored_at_ms => Op::Nop,
+                Some(h)
+                    if h.value().served_at(now)
+                        && h.value().entry.stored_at_ms > entry.stored_at_ms =>
+                {
+                    Op::Nop
+                }
                 _ => Op::Put(Held {
                     entry: entry.clone(),
                     keep,
+                    until_ms: now.saturating_add(keep.as_millis() as u64),
                 }),
             });
     }
@@ -309,12 +339,13 @@ impl Store {
     }
 
     /// Closed breaker: yes. Open: no, until the retry time, when exactly one caller gets to probe.
+    /// The breaker paces probes of a real server, so it runs on the system's clock, not the cache's.
     fn may_try(&self) -> bool {
         let until = self.down_until_ms.load(Ordering::Relaxed);
         if until == 0 {
             return true;
         }
-        let now = now_ms();
+        let now = system_now_ms();
         now >= until
             && self
                 .down_until_ms
@@ -336,7 +367,7 @@ impl Store {
 
     fn failed(&self, op: &'static str, why: &str) {
         self.metrics.redis_error(op);
-        let until = (now_ms() + self.retry_ms).max(1);
+        let until = (system_now_ms() + self.retry_ms).max(1);
         if self.down_until_ms.swap(until, Ordering::AcqRel) == 0 {
             self.metrics.redis_up.set(0);
             tracing::warn!(
@@ -354,6 +385,7 @@ fn describe(e: &RedisError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, ManualClock};
     use bytes::Bytes;
 
     fn entry(body_bytes: usize, stored_at_ms: u64) -> Arc<Entry> {
@@ -367,7 +399,8 @@ mod tests {
         })
     }
 
-    async fn store(capacity_bytes: u64) -> Store {
+    /// A store whose Redis never answers, on `clock`, mirroring for 1 s.
+    async fn store(capacity_bytes: u64, clock: Arc<ManualClock>) -> Store {
         let metrics = RelayMetrics::register(&prometheus::Registry::new());
         let settings = RedisSettings {
             url: "redis://127.0.0.1:1".into(),
@@ -376,16 +409,24 @@ mod tests {
             retry: Duration::from_secs(60),
             key_prefix: "t:".into(),
         };
-        Store::new(&settings, Duration::from_secs(1), capacity_bytes, metrics).unwrap()
+        Store::new(
+            &settings,
+            Duration::from_secs(1),
+            capacity_bytes,
+            metrics,
+            clock,
+        )
+        .unwrap()
     }
 
     #[tokio::test]
     async fn the_in_process_cache_is_bounded_by_bytes_not_entries() {
-        let s = store(64 * 1024).await;
+        let clock = Arc::new(ManualClock::starting_now());
+        let s = store(64 * 1024, clock.clone()).await;
         for i in 0..200 {
             s.offer_l1(
                 &format!("k{i}"),
-                &entry(4 * 1024, now_ms()),
+                &entry(4 * 1024, clock.now_ms()),
                 Duration::from_secs(60),
             );
         }
@@ -400,8 +441,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_redis_refuses_is_kept_in_process_for_its_whole_life() {
-        let s = store(1 << 20).await;
-        let e = entry(10, now_ms());
+        let clock = Arc::new(ManualClock::starting_now());
+        let s = store(1 << 20, clock.clone()).await;
+        let e = entry(10, clock.now_ms());
         // Redis is unreachable: the put fails, and the entry is held for `keep`, not `L1_TTL`.
         assert_eq!(
             s.put("k", e.clone(), Duration::from_secs(300)).await,
@@ -409,9 +451,29 @@ mod tests {
         );
         let held = s.l1.get("k").expect("kept in process");
         assert_eq!(held.keep, Duration::from_secs(300));
-        assert_eq!(s.get_l1("k"), Some(e));
+        assert_eq!(s.get_l1("k"), Some(e.clone()));
         // An older answer never replaces a newer one.
         s.offer_l1("k", &entry(10, 1), Duration::from_secs(300));
         assert!(s.get_l1("k").unwrap().stored_at_ms > 1);
+        // Served well past L1_TTL, up to the end of its life and no further.
+        clock.advance(Duration::from_millis(299_999));
+        assert_eq!(s.get_l1("k"), Some(e));
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(s.get_l1("k"), None);
+    }
+
+    #[tokio::test]
+    async fn a_mirror_of_redis_is_served_for_l1_ttl_by_the_relays_clock() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let s = store(1 << 20, clock.clone()).await;
+        let e = entry(10, clock.now_ms());
+        s.offer_l1("k", &e, s.mirror_ttl);
+        clock.advance(Duration::from_millis(999));
+        assert_eq!(s.get_l1("k"), Some(e.clone()));
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(s.get_l1("k"), None, "past L1_TTL the copy is not served");
+        // A copy no longer served does not keep an older answer out.
+        s.offer_l1("k", &entry(10, 1), s.mirror_ttl);
+        assert_eq!(s.get_l1("k").unwrap().stored_at_ms, 1);
     }
 }

@@ -10,7 +10,8 @@ use actix_web::http::StatusCode;
 use bytes::Bytes;
 use pool_http::ApiError;
 
-use crate::entry::{Entry, now_ms};
+use crate::clock::SharedClock;
+use crate::entry::Entry;
 use crate::key::CacheKey;
 use crate::metrics::RelayMetrics;
 
@@ -70,6 +71,8 @@ pub struct Upstream {
     max_body_bytes: usize,
     connections: Arc<Semaphore>,
     metrics: RelayMetrics,
+    /// Stamps each answer with the time it arrived, from which the relay judges its freshness.
+    clock: SharedClock,
 }
 
 impl Upstream {
@@ -77,6 +80,7 @@ impl Upstream {
         base_url: &str,
         limits: UpstreamLimits,
         metrics: RelayMetrics,
+        clock: SharedClock,
     ) -> anyhow::Result<Self> {
         let shown = pool_core::redact::url(base_url);
         let parsed = url::Url::parse(base_url)
@@ -98,6 +102,7 @@ impl Upstream {
             max_body_bytes: limits.max_body_bytes,
             connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             metrics,
+            clock,
         })
     }
 
@@ -178,7 +183,7 @@ impl Upstream {
             status,
             content_type,
             body,
-            stored_at_ms: now_ms(),
+            stored_at_ms: self.clock.now_ms(),
             fresh_for_ms: 0,
             no_store,
         })

@@ -11,12 +11,16 @@
 //! `max_age` depends only on the events, so the same events give the same keys and bytes.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock: the flush age follows the same clock as the stream's ticks.
+use tokio::time::Instant;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::path::Path;
+use pool_core::event::ndjson::Partitioned;
 use pool_core::event::{Event, Partition};
 use pool_storage::{Storage, StorageArgs};
 use tokio::task::JoinSet;
@@ -50,9 +54,8 @@ impl Default for ObjectSinkOptions {
     }
 }
 
-struct Buffer {
-    bytes: Vec<u8>,
-    events: u64,
+/// When a partition's buffer was started and last written to (its lines live in `ObjectSink::buffers`).
+struct Written {
     /// Sequence number of the last send that wrote here (least recently written goes first).
     last_send: u64,
     since: Instant,
@@ -62,8 +65,8 @@ struct Buffer {
 pub struct ObjectSink {
     storage: Storage,
     opts: ObjectSinkOptions,
-    buffers: HashMap<Partition, Buffer>,
-    buffered: usize,
+    buffers: Partitioned,
+    written: HashMap<Partition, Written>,
     sends: u64,
     next_object: u64,
     uploads: JoinSet<Result<(), (Path, pool_storage::StorageError)>>,
@@ -90,8 +93,8 @@ impl ObjectSink {
         Self {
             storage,
             opts,
-            buffers: HashMap::new(),
-            buffered: 0,
+            buffers: Partitioned::default(),
+            written: HashMap::new(),
             sends: 0,
             next_object: 0,
             uploads: JoinSet::new(),
@@ -101,17 +104,14 @@ impl ObjectSink {
 
     /// Hand one partition's buffer to an upload task.
     async fn flush(&mut self, partition: Partition) -> anyhow::Result<()> {
+        self.written.remove(&partition);
         let Some(buf) = self.buffers.remove(&partition) else {
             return Ok(());
         };
-        if buf.events == 0 {
-            return Ok(());
-        }
-        self.buffered -= buf.bytes.len();
         let name = format!("{}-{:06}", self.opts.name_prefix, self.next_object);
         self.next_object += 1;
         let path = self.storage.object_path(&partition, &name);
-        self.report.events += buf.events;
+        self.report.events += buf.events as u64;
         self.report.objects += 1;
         self.report.bytes += buf.bytes.len() as u64;
         tracing::debug!(object = %path, events = buf.events, bytes = buf.bytes.len(), "writing object");
@@ -141,13 +141,13 @@ impl ObjectSink {
     /// Flush the least recently written partitions until at most half the memory budget is used.
     async fn shed(&mut self) -> anyhow::Result<()> {
         let mut order: Vec<(u64, Partition)> = self
-            .buffers
+            .written
             .iter()
-            .map(|(p, b)| (b.last_send, *p))
+            .map(|(p, w)| (w.last_send, *p))
             .collect();
         order.sort_unstable();
         for (_, p) in order {
-            if self.buffered <= self.opts.max_buffered_bytes / 2 {
+            if self.buffers.bytes() <= self.opts.max_buffered_bytes / 2 {
                 break;
             }
             self.flush(p).await?;
@@ -161,31 +161,26 @@ impl Sink for ObjectSink {
     async fn send(&mut self, events: Vec<Event>) -> anyhow::Result<()> {
         self.sends += 1;
         for event in &events {
-            let partition = event.partition();
-            let buf = self.buffers.entry(partition).or_insert_with(|| Buffer {
-                bytes: Vec::with_capacity(64 << 10),
-                events: 0,
-                last_send: 0,
-                since: Instant::now(),
-            });
-            let before = buf.bytes.len();
-            serde_json::to_writer(&mut buf.bytes, event).context("serialising an event")?;
-            buf.bytes.push(b'\n');
-            buf.events += 1;
-            buf.last_send = self.sends;
-            self.buffered += buf.bytes.len() - before;
-            if buf.bytes.len() >= self.opts.max_object_bytes {
+            let (partition, size) = self.buffers.push(event);
+            self.written
+                .entry(partition)
+                .or_insert_with(|| Written {
+                    last_send: 0,
+                    since: Instant::now(),
+                })
+                .last_send = self.sends;
+            if size >= self.opts.max_object_bytes {
                 self.flush(partition).await?;
             }
         }
-        if self.buffered > self.opts.max_buffered_bytes {
+        if self.buffers.bytes() > self.opts.max_buffered_bytes {
             self.shed().await?;
         }
         if let Some(max_age) = self.opts.max_age {
             let mut old: Vec<Partition> = self
-                .buffers
+                .written
                 .iter()
-                .filter(|(_, b)| b.since.elapsed() >= max_age)
+                .filter(|(_, w)| w.since.elapsed() >= max_age)
                 .map(|(p, _)| *p)
                 .collect();
             old.sort_unstable();
@@ -197,8 +192,7 @@ impl Sink for ObjectSink {
     }
 
     async fn finish(&mut self) -> anyhow::Result<SinkReport> {
-        let mut rest: Vec<Partition> = self.buffers.keys().copied().collect();
-        rest.sort_unstable();
+        let rest: Vec<Partition> = self.buffers.partitions().map(|(p, _)| *p).collect();
         for p in rest {
             self.flush(p).await?;
         }

@@ -2,7 +2,10 @@
 //! themselves (alternatives, probability of being best, staleness, degraded pools), Thompson draws, and
 //! the backtest on a history with a known answer.
 
-use super::*;
+use chrono::Duration;
+use testkit::pool_events;
+
+use crate::helpers::{folder_with, spawn_app, url};
 use chrono::{TimeDelta, Utc};
 use pool_core::event::Partition;
 use serde_json::Value;
@@ -52,7 +55,7 @@ fn pools_of(body: &Value, key: &str) -> Vec<String> {
 #[tokio::test]
 async fn bad_ranking_and_backtest_parameters_are_400s_naming_them() {
     let (dir, _) = folder_with(&fleet()).await;
-    let app = TestApp::spawn(url(&dir)).await;
+    let app = spawn_app(url(&dir)).await;
     for (path, field) in [
         ("/get-pool?strategy=wilson&risk=0.9", "risk"),
         ("/get-pool?risk=1.5", "risk"),
@@ -82,7 +85,7 @@ async fn bad_ranking_and_backtest_parameters_are_400s_naming_them() {
 #[tokio::test]
 async fn an_answer_explains_its_pick_and_offers_diverse_alternatives() {
     let (dir, _) = folder_with(&fleet()).await;
-    let app = TestApp::spawn(url(&dir)).await;
+    let app = spawn_app(url(&dir)).await;
 
     let (status, body) = app.get("/get-pool?instance_types=c6a.large&k=3").await;
     assert_eq!(status, 200, "{body}");
@@ -144,7 +147,7 @@ async fn an_answer_explains_its_pick_and_offers_diverse_alternatives() {
 async fn fresh_data_is_not_stale() {
     let events = pool_events("pool-c6a.large-us-east-1a", 50, 1, Duration::seconds(5));
     let (dir, _) = folder_with(&events).await;
-    let app = TestApp::spawn(url(&dir)).await;
+    let app = spawn_app(url(&dir)).await;
     let (status, body) = app.get("/get-pool").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["stale"], false, "{body}");
@@ -180,7 +183,7 @@ async fn a_pool_that_turns_bad_is_flagged_and_loses_the_pick_within_hours() {
     events.extend(in_hour("pool-m6a.large-us-east-1b", 1, 20, 0));
     events.extend(in_hour("pool-m6a.large-us-east-1b", 0, 20, 1));
     let (dir, _) = folder_with(&events).await;
-    let app = TestApp::spawn(url(&dir)).await;
+    let app = spawn_app(url(&dir)).await;
 
     let (_, body) = app.get("/pools").await;
     let bad = body["pools"]
@@ -215,7 +218,7 @@ async fn thompson_is_reproducible_with_a_seed_and_spreads_traffic_without() {
         Duration::minutes(5),
     ));
     let (dir, _) = folder_with(&events).await;
-    let app = TestApp::spawn(url(&dir)).await;
+    let app = spawn_app(url(&dir)).await;
 
     // The same seed, the same draw, every time (the scan's order of pools varies; the draw must not).
     let (_, a) = app.get("/get-pool?strategy=thompson&seed=7").await;
@@ -250,7 +253,7 @@ async fn the_backtest_replays_a_history_with_a_known_answer() {
         ));
     }
     let (dir, _) = folder_with(&events).await;
-    let app = TestApp::spawn(url(&dir)).await;
+    let app = spawn_app(url(&dir)).await;
 
     let (status, body) = app
         .get("/backtest?strategies=naive,pooled&window=24h&train_window=24h&step=1h")

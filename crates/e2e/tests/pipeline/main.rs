@@ -1,0 +1,11 @@
+//! The pipeline across services, with real servers (`scripts/test-services.sh`): what producers send
+//! (event-generator, the intake's `POST /events`) goes through RabbitMQ and the ingest-worker into
+//! storage, and pool-selector's `GET /pools` counts exactly that, each job once.
+//!
+//! * `producers`: event-generator and `POST /events` to the ranking; rankings served while the broker
+//!   is down.
+//! * `recovery`: events stored twice are counted once; a broker restart mid-stream loses nothing.
+
+mod helpers;
+mod producers;
+mod recovery;

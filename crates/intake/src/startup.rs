@@ -1,0 +1,112 @@
+//! Building and running the HTTP server (zero2prod's shape: build → port → run_until_stopped).
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use pool_http::{self as http, track_requests};
+
+use crate::metrics::Metrics;
+use crate::routes::{self, ApiDoc, Intake};
+use crate::settings::Settings;
+
+/// How long in-flight requests may take to finish after SIGTERM (a body still arriving, a publish
+/// awaiting its confirm).
+const SHUTDOWN_GRACE_SECS: u64 = 10;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    intake: web::Data<Intake>,
+}
+
+impl Application {
+    /// Bind the port and prepare the server. Does not connect to RabbitMQ (the first request or
+    /// readiness probe does), so the intake starts while the broker is down. Nothing is served until
+    /// [`run_until_stopped`](Self::run_until_stopped).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let Metrics {
+            registry,
+            http: http_metrics,
+            intake: intake_metrics,
+        } = Metrics::new();
+        let intake = web::Data::new(Intake::new(&settings, intake_metrics));
+        if !intake.enabled() {
+            tracing::warn!("POST /events is off (no INTAKE_TOKENS): every request gets a 404");
+        }
+        let registry = web::Data::new(registry);
+        let http_metrics = web::Data::new(http_metrics);
+        let (host, port) = settings.listen.addr(settings.port());
+        let listener = TcpListener::bind((host.as_str(), port))
+            .with_context(|| format!("binding {host}:{port}"))?;
+        let port = listener.local_addr()?.port();
+        let openapi = ApiDoc::openapi();
+        let data = intake.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(track_requests))
+                .app_data(data.clone())
+                .app_data(registry.clone())
+                .app_data(http_metrics.clone())
+                .app_data(http::query_config())
+                .route("/events", web::post().to(routes::post_events))
+                .route("/health", web::get().to(http::health))
+                .route("/ready", web::get().to(routes::ready))
+                .route("/metrics", web::get().to(http::metrics))
+                .route(
+                    "/docs",
+                    web::get().to(|| async {
+                        HttpResponse::PermanentRedirect()
+                            .insert_header(("Location", "/docs/"))
+                            .finish()
+                    }),
+                )
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .default_service(web::to(http::not_found))
+        })
+        .workers(settings.listen.workers())
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+        .listen(listener)?
+        .run();
+        tracing::info!(
+            port,
+            broker = %settings.amqp.redacted_url(),
+            exchange = %settings.amqp.exchange,
+            "intake listening"
+        );
+        Ok(Self {
+            port,
+            server,
+            intake,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serve until SIGTERM / Ctrl-C (or the server stops), let in-flight requests finish, then close
+    /// the broker connection.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = self.server;
+        tokio::pin!(server);
+        let result = tokio::select! {
+            r = &mut server => r,
+            _ = pool_core::shutdown::signal() => {
+                // `stop` sends the command at once; its future only reports completion, which needs
+                // the server future polled: so drive the server, not that future.
+                drop(handle.stop(true));
+                server.await
+            }
+        };
+        self.intake.publisher().close().await;
+        result
+    }
+}

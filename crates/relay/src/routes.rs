@@ -1,0 +1,278 @@
+//! HTTP handlers: the relayed routes, readiness, the request id, and the OpenAPI document.
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+use pool_http::{ApiError, ErrorBody, Health};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::clock::system_now_ms;
+use crate::key::{CacheKey, KeyError};
+use crate::relay::Relay;
+use crate::upstream::REQUEST_ID;
+
+/// The `X-Cache` response header: `HIT`, `MISS`, `STALE` or `BYPASS` (see [`crate::entry::CacheStatus`]).
+pub const X_CACHE: &str = "x-cache";
+
+/// Longest request id accepted from a client; a longer or non-printable one is replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The id of the request being served: the client's `X-Request-Id`, or a new one.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+/// Middleware giving every request an id (the client's `X-Request-Id` when it sent a sane one), passed
+/// to the upstream and returned in the response, so one id follows a request through both services.
+pub async fn request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let given = req
+        .headers()
+        .get(REQUEST_ID)
+        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| s.bytes().all(|b| b.is_ascii_graphic()))
+        .map(Arc::<str>::from);
+    let id = given.unwrap_or_else(new_request_id);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut res = next.call(req).await?;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID), v);
+    }
+    Ok(res)
+}
+
+/// A UUIDv7 (time-ordered, so ids sort by arrival in logs, hence the system's clock rather than the
+/// relay's cache clock). The random part comes from the thread's generator, seeded once, rather than a
+/// `getrandom` call per request: this runs on every cache hit.
+fn new_request_id() -> Arc<str> {
+    let uuid =
+        uuid::Builder::from_unix_timestamp_millis(system_now_ms(), &rand::random()).into_uuid();
+    Arc::from(
+        uuid.hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()) as &str,
+    )
+}
+
+/// Serve one relayed route (registered once per entry of [`crate::key::RELAYED_ROUTES`]).
+pub async fn relay(route: &'static str, req: HttpRequest, relay: web::Data<Relay>) -> HttpResponse {
+    let key = match CacheKey::new(route, req.query_string()) {
+        Ok(k) => k,
+        Err(KeyError::Invalid(e)) => return e.error_response(),
+        Err(e @ KeyError::QueryTooLong(_)) => {
+            return ApiError::new(StatusCode::URI_TOO_LONG, "query_too_long", e.to_string())
+                .error_response();
+        }
+    };
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(new_request_id);
+    let relay = relay.into_inner();
+    match relay.serve(&key, &request_id).await {
+        Ok(answer) => {
+            let entry = &answer.entry;
+            let status = StatusCode::from_u16(entry.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut res = HttpResponse::build(status);
+            if let Ok(ct) = HeaderValue::from_str(&entry.content_type) {
+                res.insert_header((header::CONTENT_TYPE, ct));
+            }
+            res.insert_header((X_CACHE, answer.status.as_str()))
+                .insert_header((header::AGE, entry.age_secs(relay.now_ms())))
+                .body(entry.body.clone())
+        }
+        Err(failure) => {
+            let mut res = ApiError::from(&failure.error).error_response();
+            if let Ok(v) = HeaderValue::from_str(failure.status.as_str()) {
+                res.headers_mut()
+                    .insert(HeaderName::from_static(X_CACHE), v);
+            }
+            res
+        }
+    }
+}
+
+/// JSON 405 for another method on a relayed route (the relay only relays reads).
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let mut res = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} {} is not relayed; only GET is",
+            req.method(),
+            req.path()
+        ),
+    )
+    .error_response();
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET"));
+    res
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` when Redis and the upstream answer, `degraded` otherwise. The relay still serves while
+    /// degraded (cached entries, BYPASS), so readiness never fails on either.
+    pub status: &'static str,
+    /// `up` or `down` (requests bypass the cache while it is down).
+    pub redis: &'static str,
+    /// `up` or `down` (pool-selector's `/health`).
+    pub upstream: &'static str,
+}
+
+/// Readiness: always 200 while the process serves, reporting what is degraded.
+#[utoipa::path(get, path = "/ready", tag = "operations", responses((status = 200, body = Readiness)))]
+pub async fn ready(relay: web::Data<Relay>) -> HttpResponse {
+    let (redis, upstream) = futures::join!(relay.store().ping(), relay.upstream().healthy());
+    let word = |up: bool| if up { "up" } else { "down" };
+    HttpResponse::Ok().json(Readiness {
+        status: if redis && upstream {
+            "ready"
+        } else {
+            "degraded"
+        },
+        redis: word(redis),
+        upstream: word(upstream),
+    })
+}
+
+/// `/docs` without the trailing slash lands on Swagger UI too.
+pub async fn docs_redirect() -> HttpResponse {
+    HttpResponse::MovedPermanently()
+        .insert_header((header::LOCATION, "/docs/"))
+        .finish()
+}
+
+/// The best pool for a job, relayed from pool-selector through the cache.
+#[utoipa::path(
+    get,
+    path = "/get-pool",
+    tag = "relayed",
+    params(pool_core::request::RankingParams),
+    responses(
+        (status = 200, description = "pool-selector's answer: `{\"pool_id\": …, …}`. An unseeded `strategy=thompson` request is one random draw per caller: never cached nor shared, always BYPASS.", content_type = "application/json",
+            headers(("x-cache" = String, description = "HIT, MISS, STALE or BYPASS (Redis unavailable, or an unseeded thompson draw)"), ("age" = u64, description = "Seconds since pool-selector answered"), ("x-request-id" = String))),
+        (status = 400, description = "A malformed, unknown or repeated parameter (refused by the relay with pool-selector's own rules)", body = ErrorBody),
+        (status = 404, description = "No matching data (cached for NEGATIVE_TTL_SECONDS)", body = ErrorBody),
+        (status = 414, description = "Query string longer than the relay accepts", body = ErrorBody),
+        (status = 502, description = "pool-selector unreachable, or its answer unusable", body = ErrorBody),
+        (status = 503, description = "pool-selector is busy (every scan slot taken) or its storage is unavailable; see Retry-After", body = ErrorBody),
+        (status = 504, description = "pool-selector did not answer in time", body = ErrorBody),
+    )
+)]
+#[allow(dead_code)]
+fn get_pool_doc() {}
+
+/// The whole ranking with per-pool statistics, relayed from pool-selector through the cache.
+#[utoipa::path(
+    get,
+    path = "/pools",
+    tag = "relayed",
+    params(pool_core::request::RankingParams),
+    responses(
+        (status = 200, description = "pool-selector's ranking. An unseeded `strategy=thompson` request is one random draw per caller: never cached nor shared, always BYPASS.", content_type = "application/json",
+            headers(("x-cache" = String, description = "HIT, MISS, STALE or BYPASS (Redis unavailable, or an unseeded thompson draw)"), ("age" = u64), ("x-request-id" = String))),
+        (status = 400, description = "A malformed, unknown or repeated parameter", body = ErrorBody),
+        (status = 404, description = "No matching data", body = ErrorBody),
+        (status = 414, description = "Query string longer than the relay accepts", body = ErrorBody),
+        (status = 502, description = "pool-selector unreachable, or its answer unusable", body = ErrorBody),
+        (status = 503, description = "pool-selector is busy or its storage is unavailable; see Retry-After", body = ErrorBody),
+        (status = 504, description = "pool-selector did not answer in time", body = ErrorBody),
+    )
+)]
+#[allow(dead_code)]
+fn pools_doc() {}
+
+/// A replay of the ranking strategies over past hours (regret against the best pool in hindsight),
+/// relayed from pool-selector through the cache. Keyed by the canonical form of its own parameters
+/// (`window=14d` and `window=336h` are one entry; the order of `strategies` is kept).
+#[utoipa::path(
+    get,
+    path = "/backtest",
+    tag = "relayed",
+    params(pool_core::request::BacktestParams),
+    responses(
+        (status = 200, description = "pool-selector's backtest", content_type = "application/json",
+            headers(("x-cache" = String, description = "HIT, MISS, STALE or BYPASS"), ("age" = u64, description = "Seconds since pool-selector answered"), ("x-request-id" = String))),
+        (status = 400, description = "A malformed, unknown or repeated parameter (refused by the relay with pool-selector's own rules)", body = ErrorBody),
+        (status = 404, description = "No matching data (cached for NEGATIVE_TTL_SECONDS)", body = ErrorBody),
+        (status = 414, description = "Query string longer than the relay accepts", body = ErrorBody),
+        (status = 502, description = "pool-selector unreachable, or its answer unusable", body = ErrorBody),
+        (status = 503, description = "pool-selector is busy or its storage is unavailable; see Retry-After", body = ErrorBody),
+        (status = 504, description = "pool-selector did not answer in time", body = ErrorBody),
+    )
+)]
+#[allow(dead_code)]
+fn backtest_doc() {}
+
+/// The same backtest drawn as an SVG chart, relayed from pool-selector through the cache with its
+/// content type (`image/svg+xml`).
+#[utoipa::path(
+    get,
+    path = "/backtest.svg",
+    tag = "relayed",
+    params(pool_core::request::BacktestParams),
+    responses(
+        (status = 200, description = "pool-selector's chart", content_type = "image/svg+xml", body = String,
+            headers(("x-cache" = String, description = "HIT, MISS, STALE or BYPASS"), ("age" = u64, description = "Seconds since pool-selector answered"), ("x-request-id" = String))),
+        (status = 400, description = "A malformed, unknown or repeated parameter (refused by the relay with pool-selector's own rules)", body = ErrorBody),
+        (status = 404, description = "No matching data (cached for NEGATIVE_TTL_SECONDS)", body = ErrorBody),
+        (status = 414, description = "Query string longer than the relay accepts", body = ErrorBody),
+        (status = 502, description = "pool-selector unreachable, or its answer unusable", body = ErrorBody),
+        (status = 503, description = "pool-selector is busy or its storage is unavailable; see Retry-After", body = ErrorBody),
+        (status = 504, description = "pool-selector did not answer in time", body = ErrorBody),
+    )
+)]
+#[allow(dead_code)]
+fn backtest_svg_doc() {}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "relay",
+        description = "The front door to pool-selector: relays an allowlist of its read routes through a \
+                       Redis cache (X-Cache: HIT, MISS, STALE, BYPASS). Any other path is a 404 from the relay. \
+                       `/metrics`, `/docs` and this document are served on the operations port (ADMIN_PORT) only."
+    ),
+    paths(
+        get_pool_doc,
+        pools_doc,
+        backtest_doc,
+        backtest_svg_doc,
+        pool_http::health,
+        ready
+    ),
+    components(schemas(ErrorBody, Health, Readiness)),
+    tags((name = "relayed", description = "Read routes of pool-selector, cached"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::RELAYED_ROUTES;
+
+    #[test]
+    fn every_relayed_route_is_documented() {
+        let doc = ApiDoc::openapi();
+        for route in RELAYED_ROUTES {
+            assert!(
+                doc.paths.paths.contains_key(*route),
+                "{route} missing from the OpenAPI document"
+            );
+        }
+        assert!(doc.paths.paths.contains_key("/ready"));
+        let json = serde_json::to_value(&doc).expect("the document serialises");
+        let chart = &json["paths"]["/backtest.svg"]["get"]["responses"]["200"]["content"];
+        assert!(chart.get("image/svg+xml").is_some(), "{chart}");
+    }
+}
