@@ -94,11 +94,6 @@ impl Intake {
         !self.tokens.is_empty()
     }
 
-    /// The publisher every request shares.
-    pub fn publisher(&self) -> &Publisher {
-        &self.publisher
-    }
-
     /// The position of the request's bearer token among the accepted ones, compared in constant time.
     fn authorize(&self, req: &HttpRequest) -> Result<usize, ApiError> {
         let unauthorized = |message: &str| {

@@ -22,7 +22,6 @@ const SHUTDOWN_GRACE_SECS: u64 = 10;
 pub struct Application {
     port: u16,
     server: Server,
-    intake: web::Data<Intake>,
 }
 
 impl Application {
@@ -46,11 +45,10 @@ impl Application {
             .with_context(|| format!("binding {host}:{port}"))?;
         let port = listener.local_addr()?.port();
         let openapi = ApiDoc::openapi();
-        let data = intake.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(track_requests))
-                .app_data(data.clone())
+                .app_data(intake.clone())
                 .app_data(registry.clone())
                 .app_data(http_metrics.clone())
                 .app_data(http::query_config())
@@ -80,24 +78,23 @@ impl Application {
             exchange = %settings.amqp.exchange,
             "intake listening"
         );
-        Ok(Self {
-            port,
-            server,
-            intake,
-        })
+        Ok(Self { port, server })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serve until SIGTERM / Ctrl-C (or the server stops), let in-flight requests finish, then close
-    /// the broker connection.
+    /// Serve until SIGTERM / Ctrl-C (or the server stops) and let in-flight requests finish: each
+    /// one answers only after its publish was confirmed (or failed), so nothing accepted is lost when
+    /// the process then exits. The broker connection is not closed politely: its I/O runs on the HTTP
+    /// workers' runtimes, which are gone by then (a close would wait for ever); RabbitMQ sees the
+    /// socket close instead.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = self.server;
         tokio::pin!(server);
-        let result = tokio::select! {
+        tokio::select! {
             r = &mut server => r,
             _ = pool_core::shutdown::signal() => {
                 // `stop` sends the command at once; its future only reports completion, which needs
@@ -105,8 +102,6 @@ impl Application {
                 drop(handle.stop(true));
                 server.await
             }
-        };
-        self.intake.publisher().close().await;
-        result
+        }
     }
 }
