@@ -56,21 +56,17 @@ mod tests {
         assert_eq!(Window::parse("window", "24h").unwrap().as_secs(), 86_400);
         assert_eq!(Window::parse("window", "30m").unwrap().as_secs(), 1_800);
         assert_eq!(Window::parse("window", "7d").unwrap().as_secs(), 604_800);
-        assert_eq!(Window::parse("window", "24 hours").unwrap().as_secs(), 86_400);
+        assert_eq!(
+            Window::parse("window", "24 hours").unwrap().as_secs(),
+            86_400
+        );
         assert_eq!(Window::parse("window", "0").unwrap(), Window::ALL);
         assert_eq!(Window::from_secs(0), Window::ALL);
     }
 
     #[test]
     fn bad_windows_name_the_field() {
-        for bad in [
-            "",
-            "-1",
-            "h",
-            "99999999999999999999",
-            "1000000w",
-            "1y",
-        ] {
+        for bad in ["", "-1", "h", "99999999999999999999", "1000000w", "1y"] {
             let err = Window::parse("window", bad).unwrap_err();
             assert_eq!(err.field, "window", "{bad}");
         }

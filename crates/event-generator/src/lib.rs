@@ -15,10 +15,10 @@
 //! * [`generate`]: seeded events, backfill finish times and scenario backfills.
 //! * [`sink`]: destinations (folder / S3 objects, RabbitMQ).
 
-pub mod settings;
 pub mod generate;
 pub mod pools;
 pub mod scenario;
+pub mod settings;
 pub mod sink;
 
 use std::sync::Arc;
@@ -31,10 +31,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-pub use settings::{Args, Mode, Plan};
 use generate::{Backfill, Generator, Producer, ScenarioBackfill, world_pools};
 use pools::draw_pools;
 use scenario::{ScenarioKind, world};
+pub use settings::{Args, Mode, Plan};
 use sink::Sink;
 
 /// Events per batch handed to the sink.

@@ -1,5 +1,8 @@
 //! Valid job events for fixtures, and their hourly NDJSON objects.
 
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::TimeZone;
 use pool_core::Event;
 use pool_core::event::ndjson::Partitioned;
 use pool_storage::Storage;
@@ -59,4 +62,52 @@ pub async fn write_partitioned(storage: &Storage, name: &str, events: &[Event]) 
 /// Serialize events as NDJSON.
 pub fn ndjson(events: &[Event]) -> String {
     events.iter().map(|e| e.to_json() + "\n").collect()
+}
+
+/// `n` valid events with job ids `<prefix>-<i>`, spread over `hours` hourly partitions from
+/// 2026-11-22T00:00Z and 6 pools (odd names included), every 7th a spot termination.
+pub fn spread_events(prefix: &str, n: usize, hours: u32) -> Vec<Event> {
+    let base = chrono::Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
+    let pools = [
+        "pool-c6a.xlarge-us-east-1a",
+        "pool-c6a.xlarge-us-east-1b",
+        "pool-m6a.xlarge-us-east-1a",
+        "pool-r6a.xlarge-us-east-1c",
+        "pool-m7i-flex.large-eu-central-1b",
+        "pool-c7i.metal-24xl-us-west-2-lax-1a",
+    ];
+    (0..n)
+        .map(|i| {
+            let at = base
+                + chrono::Duration::hours((i as u32 % hours.max(1)) as i64)
+                + chrono::Duration::milliseconds((i % 3_600_000) as i64);
+            let outcome = if i % 7 == 0 { "spot" } else { "ok" };
+            event(
+                at,
+                &format!("{prefix}-{i}"),
+                pools[i % pools.len()],
+                outcome,
+            )
+        })
+        .collect()
+}
+
+/// The job ids of `events`.
+pub fn job_ids(events: &[Event]) -> HashSet<String> {
+    events
+        .iter()
+        .map(|e| e.job_id.as_str().to_owned())
+        .collect()
+}
+
+/// Count events per pool, each job id once: what a correct reader of the store counts.
+pub fn jobs_per_pool<'a>(events: impl IntoIterator<Item = &'a Event>) -> BTreeMap<String, u64> {
+    let mut seen = HashSet::new();
+    let mut out = BTreeMap::new();
+    for e in events {
+        if seen.insert(e.job_id.as_str().to_owned()) {
+            *out.entry(e.pool_id.as_str().to_owned()).or_default() += 1;
+        }
+    }
+    out
 }

@@ -8,6 +8,8 @@
 //!   deadline, killed with its process group on drop ([`process::ChildProcess`]); free ports.
 //! * [`broker`]: a private RabbitMQ node a test may stop and restart without disturbing the others.
 //! * [`metrics`]: scraping a `/metrics` endpoint and reading one series.
+//! * [`queues`]: exchanges and queues of a test's own on RabbitMQ, read back and deleted.
+//! * [`stored`]: every event line a pipeline stored, read back from S3 or a folder.
 //! * [`events`]: valid job events and their hourly NDJSON objects, for fixtures.
 //! * [`eventually`]: wait for a condition with a deadline (tests never pace themselves with sleeps
 //!   nor assert on how long something took).
@@ -17,7 +19,9 @@ pub mod broker;
 pub mod events;
 pub mod metrics;
 pub mod process;
+pub mod queues;
 pub mod servers;
+pub mod stored;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -1,153 +1,20 @@
 //! What the pipeline tests share: queues of their own on a broker, event fixtures, each service
 //! in-process on port 0 through testkit's `TestApp` (the ingest-worker, pool-selector, the intake), and
 //! reading back what was stored.
-//!
-//! The queue and storage helpers mirror those of ingest-worker's own tests (`tests/api/helpers.rs`):
-//! they need the broker's and the store's clients, which the harness (`testkit`) does not depend on.
+//! The queue, storage and fixture helpers are testkit's, shared with every crate's tests.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
-use futures::StreamExt;
-use object_store::ObjectStoreExt;
 use pool_amqp::AmqpArgs;
-use pool_core::event::Event;
-use pool_storage::{Storage, StorageArgs};
+use pool_storage::StorageArgs;
 use serde_json::Value;
 use testkit::TestApp;
 use tokio::sync::oneshot;
 
-/// Settings naming exchanges and queues of their own on the test broker (`TEST_AMQP_URL`).
-pub fn test_amqp(tag: &str) -> AmqpArgs {
-    amqp_on(&testkit::servers::amqp_url(), tag)
-}
-
-/// Settings naming exchanges and queues of their own on the broker at `url`.
-pub fn amqp_on(url: &str, tag: &str) -> AmqpArgs {
-    let mut args = AmqpArgs::for_url(url).with_suffix(&testkit::servers::unique(tag));
-    args.connect_timeout = Duration::from_secs(5);
-    args.confirm_timeout = Duration::from_secs(20);
-    args
-}
-
-/// `n` valid events with job ids `<prefix>-<i>`, spread over `hours` hourly partitions and 6 pools,
-/// every 7th a spot termination.
-pub fn events(prefix: &str, n: usize, hours: u32) -> Vec<Event> {
-    let base = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
-    let pools = [
-        "pool-c6a.xlarge-us-east-1a",
-        "pool-c6a.xlarge-us-east-1b",
-        "pool-m6a.xlarge-us-east-1a",
-        "pool-r6a.xlarge-us-east-1c",
-        "pool-m7i-flex.large-eu-central-1b",
-        "pool-c7i.metal-24xl-us-west-2-lax-1a",
-    ];
-    (0..n)
-        .map(|i| {
-            let at = base
-                + chrono::Duration::hours((i as u32 % hours.max(1)) as i64)
-                + chrono::Duration::milliseconds((i % 3_600_000) as i64);
-            let outcome = if i % 7 == 0 { "spot" } else { "ok" };
-            testkit::event(
-                at,
-                &format!("{prefix}-{i}"),
-                pools[i % pools.len()],
-                outcome,
-            )
-        })
-        .collect()
-}
-
-/// Count events per pool, each job id once: what a correct ranking must count.
-pub fn jobs_per_pool(events: &[Event]) -> BTreeMap<String, u64> {
-    let mut seen = HashSet::new();
-    let mut out = BTreeMap::new();
-    for e in events {
-        if seen.insert(e.job_id.as_str().to_owned()) {
-            *out.entry(e.pool_id.as_str().to_owned()).or_default() += 1;
-        }
-    }
-    out
-}
-
-/// Every event line stored under the root (duplicates included).
-pub async fn stored(storage: &Storage) -> Vec<Event> {
-    let metas: Vec<_> = storage
-        .store
-        .list(Some(&storage.root))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .map(|m| m.expect("listing the store"))
-        .collect();
-    let mut out = Vec::new();
-    for meta in metas {
-        let bytes = storage
-            .store
-            .get(&meta.location)
-            .await
-            .expect("reading an object")
-            .bytes()
-            .await
-            .expect("reading an object");
-        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            out.push(
-                Event::from_json(line)
-                    .unwrap_or_else(|e| panic!("{} holds an invalid line: {e}", meta.location)),
-            );
-        }
-    }
-    out
-}
-
-/// Wait until at least `want` distinct job ids are stored; returns them.
-pub async fn wait_stored(storage: &Storage, want: usize, timeout: Duration) -> HashSet<String> {
-    testkit::eventually(
-        &format!("{want} distinct job ids in storage"),
-        timeout,
-        || async {
-            let ids: HashSet<String> = stored(storage)
-                .await
-                .into_iter()
-                .map(|e| e.job_id.as_str().to_owned())
-                .collect();
-            (ids.len() >= want).then_some(ids)
-        },
-    )
-    .await
-}
-
-/// Wait until exactly `want` event lines are stored (copies included).
-pub async fn wait_stored_lines(storage: &Storage, want: usize, timeout: Duration) {
-    testkit::eventually(
-        &format!("{want} event lines in storage"),
-        timeout,
-        || async { (stored(storage).await.len() == want).then_some(()) },
-    )
-    .await;
-}
-
-/// Delete the test's exchanges and queues (best effort; the test broker is thrown away anyway).
-pub async fn delete_topology(args: &AmqpArgs) {
-    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    let Ok(conn) = pool_amqp::connect(args, "test-cleanup").await else {
-        return;
-    };
-    if let Ok(channel) = conn.create_channel().await {
-        for q in [&args.queue, &args.dead_letter_queue] {
-            let _ = channel
-                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for x in [&args.exchange, &args.dead_letter_exchange] {
-            let _ = channel
-                .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-    }
-    let _ = conn.close(200, "bye".into()).await;
-}
+pub use testkit::events::{jobs_per_pool, spread_events as events};
+pub use testkit::queues::{amqp_on, delete_topology, test_amqp};
+pub use testkit::stored::{wait_stored, wait_stored_lines};
 
 // ---------------------------------------------------------------------------------------------------
 // The services, in-process.

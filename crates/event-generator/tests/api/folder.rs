@@ -1,16 +1,14 @@
 //! The generator writing to a local folder: layout, determinism, truth file, streams, the binary.
 
-
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::helpers::{END, generate, parse_object, read_tree};
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use crate::helpers::{END, generate, parse_object, read_tree};
 use pool_core::event::Outcome;
 
 fn dir_arg(dir: &tempfile::TempDir) -> String {

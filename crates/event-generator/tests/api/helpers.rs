@@ -1,6 +1,5 @@
 //! Helpers shared by the generator's integration tests.
 
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

@@ -1,12 +1,10 @@
 //! The generator writing to a real S3 server (`TEST_S3_ENDPOINT`, started by scripts/test-services.sh).
 
-
-
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use clap::Parser;
 use crate::helpers::{END, generate, parse_object, read_tree};
+use clap::Parser;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;

@@ -1,14 +1,12 @@
 //! Scenario backfills written to a local folder: counts match the truth file, each rate segment shows
 //! in the data, runs are reproducible, and bad combinations are refused.
 
-
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use chrono::{DateTime, Utc};
 use crate::helpers::{generate, parse_object, read_tree};
+use chrono::{DateTime, Utc};
 use event_generator::scenario::{OutcomeCounts, ScenarioKind, ScenarioTruth};
 use pool_core::event::{Event, Outcome};
 

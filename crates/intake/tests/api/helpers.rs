@@ -1,16 +1,14 @@
 //! Spawning the intake in the test process, talking to it, and reading back what it published.
 
 use std::ops::Deref;
-use std::time::Duration;
 
 use intake::{Application, Settings};
-use lapin::options::{
-    BasicGetOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::FieldTable;
 use pool_amqp::AmqpArgs;
 use pool_core::Event;
 use serde_json::Value;
+
+pub use testkit::ndjson;
+pub use testkit::queues::{declare_topology, delete_topology, drain_events, ready_messages};
 
 /// A bearer token every test intake accepts.
 pub const TOKEN: &str = "test-token-1";
@@ -19,22 +17,18 @@ pub const OTHER_TOKEN: &str = "other-token";
 
 /// Exchange and queue names of this test's own on the test RabbitMQ.
 pub fn test_amqp() -> AmqpArgs {
-    amqp_on(&testkit::servers::amqp_url())
+    testkit::queues::test_amqp("intake")
 }
 
 /// A broker address where nothing listens (a port just found free).
 pub fn dead_amqp() -> AmqpArgs {
-    amqp_on(&format!(
-        "amqp://guest:guest@127.0.0.1:{}/%2f",
-        testkit::process::free_port()
-    ))
-}
-
-fn amqp_on(url: &str) -> AmqpArgs {
-    let mut args = AmqpArgs::for_url(url).with_suffix(&testkit::servers::unique("x"));
-    args.connect_timeout = Duration::from_secs(5);
-    args.confirm_timeout = Duration::from_secs(20);
-    args
+    testkit::queues::amqp_on(
+        &format!(
+            "amqp://guest:guest@127.0.0.1:{}/%2f",
+            testkit::process::free_port()
+        ),
+        "dead",
+    )
 }
 
 /// Test settings publishing with `amqp`, accepting [`TOKEN`] and [`OTHER_TOKEN`], changed by `tweak`.
@@ -147,83 +141,4 @@ pub fn events(tag: &str, n: usize) -> Vec<Event> {
             )
         })
         .collect()
-}
-
-/// Declare the exchanges and queues `amqp` names (as the intake and the ingest-worker do), so the
-/// queue exists and holds what is published from now on.
-pub async fn declare_topology(amqp: &AmqpArgs) {
-    let conn = pool_amqp::connect(amqp, "test-declare")
-        .await
-        .expect("the test RabbitMQ answers");
-    amqp.topology()
-        .declare(&conn)
-        .await
-        .expect("declaring the topology");
-    let _ = conn.close(200, "bye".into()).await;
-}
-
-/// Messages ready in the ingest queue.
-pub async fn ready_messages(amqp: &AmqpArgs) -> u32 {
-    let conn = pool_amqp::connect(amqp, "test-inspect")
-        .await
-        .expect("connect");
-    let channel = conn.create_channel().await.expect("channel");
-    let q = channel
-        .queue_declare(
-            amqp.queue.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("the queue exists");
-    let _ = conn.close(200, "bye".into()).await;
-    q.message_count()
-}
-
-/// Take every message from the ingest queue (so they are gone) and decode their events, in order.
-pub async fn drain_events(amqp: &AmqpArgs) -> Vec<Event> {
-    let conn = pool_amqp::connect(amqp, "test-drain")
-        .await
-        .expect("connect");
-    let channel = conn.create_channel().await.expect("channel");
-    let mut out = Vec::new();
-    while let Some(m) = channel
-        .basic_get(amqp.queue.as_str().into(), BasicGetOptions { no_ack: true })
-        .await
-        .expect("basic.get")
-    {
-        let events = pool_core::event::ndjson::parse_events(&m.delivery.data)
-            .expect("the intake publishes valid NDJSON");
-        out.extend(events);
-    }
-    let _ = conn.close(200, "bye".into()).await;
-    out
-}
-
-/// Delete the test's exchanges and queues (best effort: the names are unique anyway).
-pub async fn delete_topology(amqp: &AmqpArgs) {
-    let Ok(conn) = pool_amqp::connect(amqp, "test-cleanup").await else {
-        return;
-    };
-    if let Ok(channel) = conn.create_channel().await {
-        for q in [&amqp.queue, &amqp.dead_letter_queue] {
-            let _ = channel
-                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for x in [&amqp.exchange, &amqp.dead_letter_exchange] {
-            let _ = channel
-                .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-    }
-    let _ = conn.close(200, "bye".into()).await;
-}
-
-/// NDJSON of `events`.
-pub fn ndjson(events: &[Event]) -> String {
-    testkit::ndjson(events)
 }

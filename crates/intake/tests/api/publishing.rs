@@ -59,7 +59,7 @@ async fn post_events_refuses_bad_bodies_and_publishes_nothing() {
 
     // One valid event first, so something is known to be in the queue.
     assert_eq!(app.post_json(good[0].to_json()).await.status, 202);
-    assert_eq!(ready_messages(&amqp).await, 1);
+    assert_eq!(ready_messages(&amqp, &amqp.queue).await, 1);
 
     let body = format!(
         "{}\n{{\"finished_at\":\"yesterday\",\"job_id\":\"x\",\"pool_id\":\"pool-c6a.xlarge-us-east-1a\",\"status\":\"SUCCEEDED\"}}\n\n{}\nnot json\n",
