@@ -19,7 +19,7 @@ use pool_history::compact::{CompactOptions, Compactor, PassReport};
 use pool_history::scan::NoObserver;
 use pool_history::{EventSource, SourceOptions};
 use pool_http::metrics::{HttpMetrics, new_registry};
-use pool_http::track_requests;
+use pool_http::{operations, track_requests};
 
 use crate::metrics::{CompactorMetrics, NAMESPACE};
 use crate::settings::{DEFAULT_PORT, Settings};
@@ -84,7 +84,7 @@ impl Application {
                         .wrap(from_fn(track_requests))
                         .app_data(registry.clone())
                         .app_data(http_metrics.clone())
-                        .configure(crate::routes::configure)
+                        .configure(operations(None))
                 })
                 .workers(settings.listen.workers().min(2))
                 .disable_signals()

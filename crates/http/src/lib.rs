@@ -193,3 +193,24 @@ pub async fn metrics(registry: web::Data<Registry>) -> HttpResponse {
 pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     ApiError::not_found(format!("no route {} {}", req.method(), req.path())).error_response()
 }
+
+/// The operations routes every HTTP service answers alike: `/health`, `/metrics`, with an API document
+/// `/docs` (Swagger UI, `/docs` redirecting to `/docs/`) and `/openapi.json`, and a 404 JSON for
+/// anything else. Register it last (`App::configure`): routes registered before it take precedence.
+/// Needs the service's `Registry` and `HttpMetrics` in the app data.
+pub fn operations(
+    openapi: Option<utoipa::openapi::OpenApi>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    move |cfg| {
+        cfg.route("/health", web::get().to(health))
+            .route("/metrics", web::get().to(metrics));
+        if let Some(doc) = &openapi {
+            cfg.service(web::redirect("/docs", "/docs/").permanent())
+                .service(
+                    utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                        .url("/openapi.json", doc.clone()),
+                );
+        }
+        cfg.default_service(web::to(not_found));
+    }
+}

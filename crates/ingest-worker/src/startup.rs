@@ -16,7 +16,7 @@ use anyhow::Context;
 use prometheus::Registry;
 
 use pool_http::metrics::{HttpMetrics, new_registry};
-use pool_http::{health, metrics as metrics_handler, not_found, track_requests};
+use pool_http::{operations, track_requests};
 
 use crate::batch::Limits;
 use crate::consumer::Worker;
@@ -100,9 +100,7 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(http_metrics.clone())
                 .wrap(middleware::from_fn(track_requests))
-                .route("/health", web::get().to(health))
-                .route("/metrics", web::get().to(metrics_handler))
-                .default_service(web::to(not_found))
+                .configure(operations(None))
         })
         .workers(1)
         .disable_signals()

@@ -4,10 +4,9 @@ use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
 
 use pool_http::{self as http, track_requests};
 
@@ -53,19 +52,8 @@ impl Application {
                 .app_data(http_metrics.clone())
                 .app_data(http::query_config())
                 .route("/events", web::post().to(routes::post_events))
-                .route("/health", web::get().to(http::health))
                 .route("/ready", web::get().to(routes::ready))
-                .route("/metrics", web::get().to(http::metrics))
-                .route(
-                    "/docs",
-                    web::get().to(|| async {
-                        HttpResponse::PermanentRedirect()
-                            .insert_header(("Location", "/docs/"))
-                            .finish()
-                    }),
-                )
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
-                .default_service(web::to(http::not_found))
+                .configure(http::operations(Some(openapi.clone())))
         })
         .workers(settings.listen.workers())
         .disable_signals()

@@ -8,9 +8,8 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use pool_http::metrics::{HttpMetrics, new_registry};
-use pool_http::{health, metrics, not_found, query_config, track_requests};
+use pool_http::{operations, query_config, track_requests};
 use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::clock::{Clock, SystemClock};
 use crate::metrics::{MonitorMetrics, NAMESPACE};
@@ -84,12 +83,8 @@ impl Application {
                 .app_data(query_config())
                 .route("/desired-worker-scale", web::get().to(desired_worker_scale))
                 .route("/workloads", web::get().to(workloads))
-                .route("/health", web::get().to(health))
                 .route("/ready", web::get().to(ready))
-                .route("/metrics", web::get().to(metrics))
-                .service(web::redirect("/docs", "/docs/"))
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
-                .default_service(web::to(not_found))
+                .configure(operations(Some(openapi.clone())))
         })
         .workers(config.listen.workers())
         .disable_signals()

@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
 
 use pool_http::metrics::{HttpMetrics, new_registry};
 use pool_http::{self as http, track_requests};
@@ -104,19 +103,8 @@ impl Application {
                     "/backtest.svg",
                     web::get().to(crate::backtest::backtest_svg),
                 )
-                .route("/health", web::get().to(http::health))
                 .route("/ready", web::get().to(routes::ready))
-                .route("/metrics", web::get().to(http::metrics))
-                .route(
-                    "/docs",
-                    web::get().to(|| async {
-                        HttpResponse::PermanentRedirect()
-                            .insert_header(("Location", "/docs/"))
-                            .finish()
-                    }),
-                )
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
-                .default_service(web::to(http::not_found))
+                .configure(http::operations(Some(openapi.clone())))
         })
         .workers(settings.listen.workers())
         // A client that closes its side has gone: drop its handler, so a scan nobody waits for is

@@ -145,13 +145,6 @@ pub async fn ready(relay: web::Data<Relay>) -> HttpResponse {
     })
 }
 
-/// `/docs` without the trailing slash lands on Swagger UI too.
-pub async fn docs_redirect() -> HttpResponse {
-    HttpResponse::MovedPermanently()
-        .insert_header((header::LOCATION, "/docs/"))
-        .finish()
-}
-
 /// The best pool for a job, relayed from pool-selector through the cache.
 #[utoipa::path(
     get,

@@ -8,9 +8,8 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use pool_http::metrics::{HttpMetrics, new_registry};
-use pool_http::{health, metrics, not_found, track_requests};
+use pool_http::{health, not_found, operations, track_requests};
 use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::key::RELAYED_ROUTES;
@@ -140,12 +139,8 @@ impl Application {
                 .app_data(relay.clone())
                 .app_data(registry.clone())
                 .app_data(http_metrics.clone())
-                .route("/health", web::get().to(health))
                 .route("/ready", web::get().to(routes::ready))
-                .route("/metrics", web::get().to(metrics))
-                .route("/docs", web::get().to(routes::docs_redirect))
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
-                .default_service(web::to(not_found))
+                .configure(operations(Some(openapi.clone())))
         })
         .workers(1)
         .disable_signals()

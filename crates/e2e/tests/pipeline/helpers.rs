@@ -10,7 +10,7 @@ use pool_amqp::AmqpArgs;
 use pool_storage::StorageArgs;
 use serde_json::Value;
 use testkit::TestApp;
-use tokio::sync::oneshot;
+use testkit::app::GracefulApp;
 
 pub use testkit::events::{jobs_per_pool, spread_events as events};
 pub use testkit::queues::{amqp_on, delete_topology, test_amqp};
@@ -21,12 +21,9 @@ pub use testkit::stored::{wait_stored, wait_stored_lines};
 // ---------------------------------------------------------------------------------------------------
 
 /// The ingest-worker in-process, stopped the way SIGTERM stops the binary: through the shutdown
+/// The ingest-worker in-process, stopped the way SIGTERM stops the binary: through the shutdown
 /// future `run_until_stopped` takes.
-pub struct TestWorker {
-    pub app: TestApp,
-    shutdown: Option<oneshot::Sender<()>>,
-    outcome: Option<oneshot::Receiver<anyhow::Result<()>>>,
-}
+pub type TestWorker = GracefulApp<anyhow::Result<()>>;
 
 /// The ingest-worker consuming `amqp` into `storage`: batches written once their first message is
 /// 300 ms old (so a test waiting for the store does not wait for the 2 s default), metrics on a free
@@ -38,38 +35,7 @@ pub async fn spawn_worker(amqp: AmqpArgs, storage: StorageArgs) -> TestWorker {
     let app = ingest_worker::Application::build(settings)
         .await
         .expect("the worker builds");
-    let (shutdown, stopped) = oneshot::channel::<()>();
-    let (report, outcome) = oneshot::channel();
-    let port = app.port();
-    let app = TestApp::start(port, async move {
-        let result = app
-            .run_until_stopped(async move {
-                let _ = stopped.await;
-            })
-            .await;
-        let _ = report.send(result);
-    });
-    TestWorker {
-        app,
-        shutdown: Some(shutdown),
-        outcome: Some(outcome),
-    }
-}
-
-impl TestWorker {
-    /// Ask it to stop (as SIGTERM does) and return how that went.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        let _ = self.shutdown.take().expect("stopped once").send(());
-        self.outcome
-            .take()
-            .expect("stopped once")
-            .await
-            .expect("the worker task reports how it stopped")
-    }
-
-    pub async fn metric(&self, name: &str) -> f64 {
-        self.app.metric(name, &[]).await
-    }
+    GracefulApp::start(app.port(), |shutdown| app.run_until_stopped(shutdown))
 }
 
 /// pool-selector in-process over `storage`.

@@ -49,7 +49,7 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     let storage = storage_args.open().unwrap();
     let worker = spawn_worker(amqp.clone(), storage_args.clone()).await;
     testkit::eventually("the worker consuming", Duration::from_secs(60), || async {
-        (worker.metric("ingest_worker_consuming").await == 1.0).then_some(())
+        (worker.metric("ingest_worker_consuming", &[]).await == 1.0).then_some(())
     })
     .await;
 
@@ -97,7 +97,9 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     testkit::eventually(
         "the worker reconnected",
         Duration::from_secs(60),
-        || async { (worker.metric("ingest_worker_reconnects_total").await >= 1.0).then_some(()) },
+        || async {
+            (worker.metric("ingest_worker_reconnects_total", &[]).await >= 1.0).then_some(())
+        },
     )
     .await;
 

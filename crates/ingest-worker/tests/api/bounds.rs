@@ -94,11 +94,11 @@ async fn oversized_messages_are_dead_lettered_unparsed_and_the_prefetch_is_bound
     assert_eq!(settings.effective_prefetch(), 16);
     let worker = spawn_app(settings).await;
     testkit::eventually("the worker consuming", Duration::from_secs(30), || async {
-        (worker.metric("ingest_worker_consuming").await == 1.0).then_some(())
+        (worker.metric("ingest_worker_consuming", &[]).await == 1.0).then_some(())
     })
     .await;
     assert_eq!(
-        worker.metric("ingest_worker_effective_prefetch").await,
+        worker.metric("ingest_worker_effective_prefetch", &[]).await,
         16.0
     );
     let prefetch = testkit::eventually(
@@ -148,22 +148,30 @@ async fn oversized_messages_are_dead_lettered_unparsed_and_the_prefetch_is_bound
         "the metrics to count it",
         Duration::from_secs(10),
         || async {
-            (worker.metric("ingest_worker_events_written_total").await == 200.0).then_some(())
+            (worker
+                .metric("ingest_worker_events_written_total", &[])
+                .await
+                == 200.0)
+                .then_some(())
         },
     )
     .await;
     assert_eq!(
         worker
-            .metric("ingest_worker_messages_oversized_total")
+            .metric("ingest_worker_messages_oversized_total", &[])
             .await,
         1.0
     );
     assert_eq!(
-        worker.metric("ingest_worker_dead_lettered_total").await,
+        worker
+            .metric("ingest_worker_dead_lettered_total", &[])
+            .await,
         1.0
     );
     assert_eq!(
-        worker.metric("ingest_worker_events_consumed_total").await,
+        worker
+            .metric("ingest_worker_events_consumed_total", &[])
+            .await,
         200.0,
         "the oversized message was not parsed"
     );
@@ -246,15 +254,19 @@ async fn writes_the_store_refuses_are_given_up_and_their_events_dead_lettered() 
         "the give-up and the dead letters to be counted",
         Duration::from_secs(10),
         || async {
-            let given_up = worker.metric("ingest_worker_write_given_up_total").await;
-            let dead = worker.metric("ingest_worker_dead_lettered_total").await;
+            let given_up = worker
+                .metric("ingest_worker_write_given_up_total", &[])
+                .await;
+            let dead = worker
+                .metric("ingest_worker_dead_lettered_total", &[])
+                .await;
             (given_up >= 1.0 && dead == letters.len() as f64).then_some(())
         },
     )
     .await;
     assert!(
         worker
-            .metric_with(
+            .metric(
                 "ingest_worker_errors_total",
                 &[("kind", "storage_permanent")]
             )
@@ -262,7 +274,9 @@ async fn writes_the_store_refuses_are_given_up_and_their_events_dead_lettered() 
             >= 3.0
     );
     assert_eq!(
-        worker.metric("ingest_worker_events_written_total").await,
+        worker
+            .metric("ingest_worker_events_written_total", &[])
+            .await,
         0.0
     );
     worker.stop().await.unwrap();
@@ -325,7 +339,7 @@ async fn an_undeliverable_dead_letter_does_not_block_the_queue(tag: &str, how: B
     testkit::eventually(
         "the worker to declare the topology and consume",
         Duration::from_secs(30),
-        || async { (worker.metric("ingest_worker_consuming").await == 1.0).then_some(()) },
+        || async { (worker.metric("ingest_worker_consuming", &[]).await == 1.0).then_some(()) },
     )
     .await;
     // Connecting declares the topology (idempotently): before breaking it, not after.
@@ -343,7 +357,7 @@ async fn an_undeliverable_dead_letter_does_not_block_the_queue(tag: &str, how: B
         Duration::from_secs(90),
         || async {
             (worker
-                .metric("ingest_worker_dead_letter_given_up_total")
+                .metric("ingest_worker_dead_letter_given_up_total", &[])
                 .await
                 >= 1.0)
                 .then_some(())
@@ -352,18 +366,20 @@ async fn an_undeliverable_dead_letter_does_not_block_the_queue(tag: &str, how: B
     .await;
     assert!(
         worker
-            .metric_with("ingest_worker_errors_total", &[("kind", "dead_letter")])
+            .metric("ingest_worker_errors_total", &[("kind", "dead_letter")])
             .await
             >= 3.0,
         "three failed attempts before giving up"
     );
     assert_eq!(
-        worker.metric("ingest_worker_dead_lettered_total").await,
+        worker
+            .metric("ingest_worker_dead_lettered_total", &[])
+            .await,
         0.0
     );
     assert_eq!(
         worker
-            .metric("ingest_worker_dead_letter_given_up_total")
+            .metric("ingest_worker_dead_letter_given_up_total", &[])
             .await,
         1.0
     );

@@ -7,9 +7,8 @@ use std::time::Duration;
 use ingest_worker::{Application, Settings};
 use pool_amqp::AmqpArgs;
 use pool_storage::StorageArgs;
-use testkit::TestApp;
+use testkit::app::GracefulApp;
 use testkit::process::{ChildProcess, Sig, free_port};
-use tokio::sync::oneshot;
 
 pub use testkit::events::{job_ids, jobs_per_pool, spread_events as events};
 pub use testkit::queues::{
@@ -27,56 +26,16 @@ pub fn worker_settings(amqp: AmqpArgs, storage: StorageArgs) -> Settings {
 }
 
 /// The worker running inside the test process, stopped the way SIGTERM stops the binary: through the
-/// shutdown future `run_until_stopped` takes.
-pub struct TestWorker {
-    pub app: TestApp,
-    shutdown: Option<oneshot::Sender<()>>,
-    outcome: Option<oneshot::Receiver<anyhow::Result<()>>>,
-}
+/// The worker in-process, stopped the way SIGTERM stops the binary: through the shutdown future
+/// `run_until_stopped` takes ([`testkit::app::GracefulApp::stop`] returns how it ended).
+pub type TestWorker = GracefulApp<anyhow::Result<()>>;
 
 /// Build the worker from `settings` and run it in-process.
 pub async fn spawn_app(settings: Settings) -> TestWorker {
     let app = Application::build(settings)
         .await
         .expect("the worker builds");
-    let (shutdown, stopped) = oneshot::channel::<()>();
-    let (report, outcome) = oneshot::channel();
-    let port = app.port();
-    let app = TestApp::start(port, async move {
-        let result = app
-            .run_until_stopped(async move {
-                let _ = stopped.await;
-            })
-            .await;
-        let _ = report.send(result);
-    });
-    TestWorker {
-        app,
-        shutdown: Some(shutdown),
-        outcome: Some(outcome),
-    }
-}
-
-impl TestWorker {
-    /// Ask it to stop (as SIGTERM does) and return how that went.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        let _ = self.shutdown.take().expect("stopped once").send(());
-        self.outcome
-            .take()
-            .expect("stopped once")
-            .await
-            .expect("the worker task reports how it stopped")
-    }
-
-    /// One metric of the worker (the sum of its series; 0 when absent).
-    pub async fn metric(&self, name: &str) -> f64 {
-        self.app.metric(name, &[]).await
-    }
-
-    /// The sum of a metric's series whose labels include `labels`.
-    pub async fn metric_with(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.app.metric(name, labels).await
-    }
+    GracefulApp::start(app.port(), |shutdown| app.run_until_stopped(shutdown))
 }
 
 /// The worker binary as a child process, configured through its environment (as in production).
@@ -133,8 +92,8 @@ impl WorkerProcess {
     }
 
     /// One metric of the worker process (0 when absent or when it does not answer).
-    pub async fn metric(&self, name: &str) -> f64 {
-        testkit::metric_value(&testkit::scrape(&self.base).await, name, &[])
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        testkit::metric_value(&testkit::scrape(&self.base).await, name, labels)
     }
 
     pub fn signal(&self, signal: Sig) {

@@ -40,8 +40,12 @@ async fn sigkill_mid_batch_then_restart_loses_nothing_and_counts_nothing_twice()
         "10,000 consumed and 9,000 written",
         Duration::from_secs(90),
         || async {
-            let consumed = first.metric("ingest_worker_events_consumed_total").await;
-            let written = first.metric("ingest_worker_events_written_total").await;
+            let consumed = first
+                .metric("ingest_worker_events_consumed_total", &[])
+                .await;
+            let written = first
+                .metric("ingest_worker_events_written_total", &[])
+                .await;
             (consumed == 10_000.0 && written == 9_000.0).then_some(())
         },
     )
@@ -106,7 +110,11 @@ async fn sigterm_writes_the_open_batch_and_exits_zero() {
         .await
         .unwrap();
     testkit::eventually("1,234 consumed", Duration::from_secs(60), || async {
-        (worker.metric("ingest_worker_events_consumed_total").await == 1_234.0).then_some(())
+        (worker
+            .metric("ingest_worker_events_consumed_total", &[])
+            .await
+            == 1_234.0)
+            .then_some(())
     })
     .await;
     assert!(stored_job_ids(&storage).await.is_empty());

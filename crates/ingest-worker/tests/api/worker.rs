@@ -46,21 +46,29 @@ async fn batches_are_partitioned_by_hour_and_stored_in_s3() {
 
     wait_drained(&amqp, &amqp.queue).await;
     testkit::eventually("the metrics to add up", Duration::from_secs(10), || async {
-        (worker.metric("ingest_worker_events_written_total").await == 2500.0).then_some(())
+        (worker
+            .metric("ingest_worker_events_written_total", &[])
+            .await
+            == 2500.0)
+            .then_some(())
     })
     .await;
     assert_eq!(
-        worker.metric("ingest_worker_messages_consumed_total").await,
+        worker
+            .metric("ingest_worker_messages_consumed_total", &[])
+            .await,
         25.0
     );
     assert_eq!(
-        worker.metric("ingest_worker_objects_written_total").await,
+        worker
+            .metric("ingest_worker_objects_written_total", &[])
+            .await,
         objects.len() as f64
     );
-    assert_eq!(worker.metric("ingest_worker_consuming").await, 1.0);
+    assert_eq!(worker.metric("ingest_worker_consuming", &[]).await, 1.0);
     assert!(
         worker
-            .metric("ingest_worker_batch_latency_seconds_count")
+            .metric("ingest_worker_batch_latency_seconds_count", &[])
             .await
             >= 1.0
     );
@@ -181,7 +189,11 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_the_reason() {
     assert!(reason(h).contains("no events"), "{}", reason(h));
 
     testkit::eventually("metrics", Duration::from_secs(10), || async {
-        (worker.metric("ingest_worker_dead_lettered_total").await == 3.0).then_some(())
+        (worker
+            .metric("ingest_worker_dead_lettered_total", &[])
+            .await
+            == 3.0)
+            .then_some(())
     })
     .await;
     assert_eq!(ready_messages(&amqp, &amqp.queue).await, 0);
@@ -206,7 +218,11 @@ async fn stopping_writes_and_acknowledges_the_open_batch() {
         .await
         .unwrap();
     testkit::eventually("700 events consumed", Duration::from_secs(30), || async {
-        (worker.metric("ingest_worker_events_consumed_total").await == 700.0).then_some(())
+        (worker
+            .metric("ingest_worker_events_consumed_total", &[])
+            .await
+            == 700.0)
+            .then_some(())
     })
     .await;
     assert!(
@@ -245,10 +261,10 @@ async fn the_worker_waits_for_the_broker_and_a_dead_broker_is_an_error_for_publi
     ))
     .await;
     testkit::eventually("broker errors counted", Duration::from_secs(10), || async {
-        (worker.metric("ingest_worker_errors_total").await >= 1.0).then_some(())
+        (worker.metric("ingest_worker_errors_total", &[]).await >= 1.0).then_some(())
     })
     .await;
-    assert_eq!(worker.metric("ingest_worker_consuming").await, 0.0);
+    assert_eq!(worker.metric("ingest_worker_consuming", &[]).await, 0.0);
     worker
         .stop()
         .await

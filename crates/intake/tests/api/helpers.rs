@@ -42,7 +42,6 @@ pub fn settings(amqp: AmqpArgs, tweak: impl FnOnce(&mut Settings)) -> Settings {
 /// The intake on a free port (stopped when dropped), with a client for it.
 pub struct App {
     app: testkit::TestApp,
-    pub client: reqwest::Client,
 }
 
 impl Deref for App {
@@ -59,7 +58,6 @@ pub async fn spawn_app(settings: Settings) -> App {
         .expect("the intake builds");
     App {
         app: testkit::TestApp::start(app.port(), app.run_until_stopped()),
-        client: reqwest::Client::new(),
     }
 }
 

@@ -1,25 +1,12 @@
 //! Spawning pool-selector in the test process for black-box HTTP tests, and the fixtures they share.
 
-use std::ops::Deref;
-
 use chrono::Duration;
 use pool_selector::{Application, Settings};
 use pool_storage::{Storage, StorageArgs};
-use serde_json::Value;
 use testkit::{pool_events, write_partitioned};
 
 /// pool-selector on a free port (stopped when dropped), with a client for it.
-pub struct App {
-    app: testkit::TestApp,
-    pub client: reqwest::Client,
-}
-
-impl Deref for App {
-    type Target = testkit::TestApp;
-    fn deref(&self) -> &testkit::TestApp {
-        &self.app
-    }
-}
+pub type App = testkit::TestApp;
 
 /// pool-selector over the events at `url` (a folder, `file://` or `s3://` URL).
 pub async fn spawn_app(url: &str) -> App {
@@ -38,37 +25,7 @@ pub async fn spawn_app_with(settings: Settings) -> App {
     let app = Application::build(settings)
         .await
         .expect("pool-selector builds");
-    App {
-        app: testkit::TestApp::start(app.port(), app.run_until_stopped()),
-        client: reqwest::Client::new(),
-    }
-}
-
-impl App {
-    /// `GET path_and_query`: the status and the body as JSON (a JSON string when it is not JSON).
-    pub async fn get(&self, path_and_query: &str) -> (u16, Value) {
-        let res = self
-            .client
-            .get(self.url(path_and_query))
-            .send()
-            .await
-            .expect("request reaches the app");
-        let status = res.status().as_u16();
-        let text = res.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, body)
-    }
-
-    /// `GET path`: the status and the body as text.
-    pub async fn text(&self, path: &str) -> (u16, String) {
-        let res = self
-            .client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request reaches the app");
-        (res.status().as_u16(), res.text().await.expect("body"))
-    }
+    testkit::TestApp::start(app.port(), app.run_until_stopped())
 }
 
 /// A temporary folder holding `events` in hourly partitions.
