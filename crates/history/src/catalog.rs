@@ -17,8 +17,8 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 use pool_core::event::{Partition, PoolId};
 use pool_storage::Storage;
 
+use crate::query::Query;
 use crate::rollup::{self, Block, BlockHour, ObjectEntry, ROLLUPS_DIR, RollupKey};
-use crate::scan::Query;
 use crate::table;
 use crate::tally::{HOUR_MICROS, Moments, Tally};
 

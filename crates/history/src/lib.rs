@@ -2,6 +2,7 @@
 //!
 //! * [`scan`]: [`EventSource`], DataFusion over raw NDJSON, tallied per pool ([`tally`]); with rollups on,
 //!   closed hours come from them and only the rest is scanned.
+//! * [`query`]: what a scan is asked and what it reports.
 //! * [`table`]: which objects a scan reads (explicit partition roots, or the whole table).
 //! * [`rollup`]: the rollup format (Parquet with its manifest inside) and its decoded, cached form.
 //! * [`catalog`]: what storage holds now, and which hours of a query each rollup answers.
@@ -11,6 +12,7 @@
 pub mod catalog;
 pub mod compact;
 pub mod ndjson;
+pub mod query;
 pub mod rollup;
 pub mod scan;
 pub mod table;

@@ -22,7 +22,7 @@ use datafusion::prelude::{Expr, col, lit};
 use pool_core::event::Partition;
 use pool_storage::Storage;
 
-use crate::scan::Query;
+use crate::query::Query;
 
 /// Longest window (in days, counting the day after today) read from per-partition roots instead of a
 /// listing of the whole history.

@@ -12,7 +12,7 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 
 use pool_core::event::{Outcome, PoolId, SPOT_INSTANCE_TERMINATION, parse_timestamp_micros};
 
-use crate::scan::{Query, ScanReport};
+use crate::query::{Query, ScanReport};
 
 /// Number of power moments kept per pool and hour (see [`Moments`]).
 pub const MOMENTS: usize = 6;
