@@ -48,7 +48,7 @@ K8S_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 # (the seed-compatibility aliases S3_BUCKET_NAME, AWS_KEY_ID, ... of crates/core/src/storage.rs, which the
 # artifacts must not use). Found with `grep -rn 'std::env::var\|from_env' crates/*/src`:
 #   * event-generator, with an amqp:// sink, reads the AMQP_* settings through
-#     pool_core::amqp::AmqpArgs::from_env (crates/event-generator/src/sink/amqp.rs): the arguments
+#     pool_amqp::AmqpArgs::from_env (crates/event-generator/src/sink/amqp.rs): the arguments
 #     ingest-worker takes on its command line, so their names come from ingest-worker's --help.
 # Deliberately absent, because no binary reads them: RUST_LOG (the log filter is LOG_LEVEL,
 # crates/core/src/telemetry.rs builds its EnvFilter from it), and the AWS SDK's standard variables other
