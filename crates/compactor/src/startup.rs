@@ -5,7 +5,6 @@
 //! until SIGTERM; a pass in progress is finished first, because every write it makes is already
 //! idempotent and a half-done pass only costs the next one time.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,10 +74,7 @@ impl Application {
             Some(_) => {
                 let http_metrics = web::Data::new(HttpMetrics::register(&registry));
                 let registry = web::Data::new(registry);
-                let (host, port) = settings.listen.addr(DEFAULT_PORT);
-                let listener = TcpListener::bind((host.as_str(), port))
-                    .with_context(|| format!("binding {host}:{port}"))?;
-                let port = listener.local_addr()?.port();
+                let (listener, port) = settings.listen.bind(DEFAULT_PORT)?;
                 let server = HttpServer::new(move || {
                     App::new()
                         .wrap(from_fn(track_requests))

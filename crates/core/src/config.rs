@@ -43,6 +43,21 @@ impl ListenArgs {
     pub fn addr(&self, default_port: u16) -> (String, u16) {
         (self.host.clone(), self.port.unwrap_or(default_port))
     }
+    /// Bind the listening socket (the service's default port when none was given; 0 picks a free one)
+    /// and return it with the port actually bound. The error names the address and what to change.
+    pub fn bind(&self, default_port: u16) -> std::io::Result<(std::net::TcpListener, u16)> {
+        let (host, port) = self.addr(default_port);
+        let listener = std::net::TcpListener::bind((host.as_str(), port)).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot listen on {host}:{port}: {e} (set HOST and PORT to a free address)"
+                ),
+            )
+        })?;
+        let port = listener.local_addr()?.port();
+        Ok((listener, port))
+    }
     pub fn workers(&self) -> usize {
         self.workers.filter(|w| *w > 0).unwrap_or_else(|| {
             std::thread::available_parallelism()

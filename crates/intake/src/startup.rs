@@ -1,11 +1,8 @@
 //! Building and running the HTTP server (zero2prod's shape: build → port → run_until_stopped).
 
-use std::net::TcpListener;
-
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use anyhow::Context;
 use utoipa::OpenApi;
 
 use pool_http::{self as http, track_requests};
@@ -39,10 +36,7 @@ impl Application {
         }
         let registry = web::Data::new(registry);
         let http_metrics = web::Data::new(http_metrics);
-        let (host, port) = settings.listen.addr(settings.port());
-        let listener = TcpListener::bind((host.as_str(), port))
-            .with_context(|| format!("binding {host}:{port}"))?;
-        let port = listener.local_addr()?.port();
+        let (listener, port) = settings.listen.bind(settings.port())?;
         let openapi = ApiDoc::openapi();
         let server = HttpServer::new(move || {
             App::new()

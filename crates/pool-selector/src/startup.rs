@@ -1,6 +1,5 @@
 //! Building and running the HTTP server (zero2prod's shape: build → port → run_until_stopped).
 
-use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
@@ -84,10 +83,7 @@ impl Application {
             backtests: Arc::new(tokio::sync::Semaphore::new(scan_limits.max_running)),
         });
         let registry = web::Data::new(registry);
-        let (host, port) = settings.listen.addr(settings.port());
-        let listener = TcpListener::bind((host.as_str(), port))
-            .with_context(|| format!("binding {host}:{port}"))?;
-        let port = listener.local_addr()?.port();
+        let (listener, port) = settings.listen.bind(settings.port())?;
         let openapi = ApiDoc::openapi();
         let server = HttpServer::new(move || {
             App::new()
