@@ -12,7 +12,7 @@ TEST_ARGS ?= --workspace
 FUZZ ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help build test fuzz fmt lint run bench services-start services-stop up down status logs check-artifacts
+.PHONY: help build test fuzz fmt lint run bench services-start services-stop up down status logs check-artifacts load chaos demo
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -77,6 +77,17 @@ status: ## Show the local stack's processes and URLs
 
 logs: ## Tail the local stack's logs (make logs C=relay for one component)
 	scripts/stack.sh logs $(C)
+
+load: ## Locust read, write and mixed scenarios against `make up` (LOAD_DURATION s each, default 60): reports/load/load-report.md
+	load-test/load.sh
+
+chaos: ## Chaos Toolkit experiments under the mixed load (needs STACK_CHAOS=1 make up, or starts one): reports/chaos/chaos-report.md
+	chaos/run.sh
+
+# Needs `make up` running and a built launcher; starts its own launcher (simulated runs) beside the stack,
+# DEMO_LAUNCHES launches per arm (default 60): scripts/demo.sh.
+demo: ## The launcher's loop on the local stack: default strategy vs naive, regret and pool shares plotted
+	scripts/demo.sh
 
 check-artifacts: ## Check deploy/, k8s/, helm/ offline and run the make-up end-to-end test
 	scripts/check-artifacts.sh

@@ -36,6 +36,14 @@ static:
     is set (the pinned overlay, Helm image.digest); the relay's public Service leaves out its admin port
     (ADMIN_PORT), which only Prometheus may reach and which the ServiceMonitor scrapes; the IAM policies in
     k8s/iam give pool-selector read access only;
+  * the launcher: its Deployment (BACKEND=kubernetes, its Secret, RELAY_URL/INTAKE_URL the rendered Services),
+    Service, ServiceMonitor, PDB; the ConfigMap mounted at LAUNCH_TEMPLATES equal to deploy/launch-templates
+    (no drift); its RBAC exactly a Role in SPARK_NAMESPACE on sparkapplications (get, list, watch, create,
+    delete) and pods (get, list, watch), no wildcard, no ClusterRole, bound to its account only (the only
+    pod with an API token); clients' namespaces and Prometheus reach it, it reaches the intake; and every
+    SparkApplication `launcher render` prints (the binary of $CARGO_TARGET_DIR) validates against
+    k8s/crds-schemas/sparkapplication-sparkoperator-v1beta2.json with executors on the pool (instance type,
+    zone, spot affinity) and the driver on on-demand capacity;
   * docker-compose.yml parses (`docker-compose config`) and is wired as documented (the compactor with
     `--every` and pool-selector's storage settings, the intake with INTAKE_TOKENS and ingest-worker's
     broker, pool-selector with no AMQP or intake setting, the relay's ADMIN_PORT); the Dockerfile builds a
@@ -46,6 +54,8 @@ static:
     Prometheus scrapes the compactor, the intake, and the relay on its admin port;
   * the Grafana dashboard and its provisioning parse and agree on the datasource; it has the compactor's
     lag panel and counts accepted events with the intake's metric.
+  * k8s/chaos: the Chaos Mesh experiments (PodChaos, NetworkChaos) validate strictly against their CRD
+    schemas in k8s/crds-schemas (taken from chaos-mesh/chaos-mesh's config/crd/bases).
 
 live:
   * every metric name the dashboard, the adapter rules and the HPA use is exported on /metrics by
@@ -90,6 +100,9 @@ CRD_SCHEMAS = {
     ("keda.sh/v1alpha1", "ScaledObject"): K8S / "crds-schemas" / "scaledobject-keda-v1alpha1.json",
     ("keda.sh/v1alpha1", "TriggerAuthentication"): K8S / "crds-schemas" / "triggerauthentication-keda-v1alpha1.json",
 }
+# The Spark Operator's SparkApplication: not part of any rendering, but of what the launcher creates
+# (`launcher render`, check_spark_applications).
+SPARK_APPLICATION_SCHEMA = K8S / "crds-schemas" / "sparkapplication-sparkoperator-v1beta2.json"
 # Oldest supported (Chart.yaml kubeVersion >= 1.25; HPA v2 and PDB policy/v1 are GA there) and newest known.
 KUBE_VERSIONS = ["1.25", kv_utils.major_minor(kubernetes_validate.latest_version())]
 # The base and every overlay (a new overlay is checked without being listed here).
@@ -98,7 +111,8 @@ KUSTOMIZATIONS = ["base"] + sorted(f"overlays/{p.parent.name}" for p in (K8S / "
 PINNED = {"kustomize:overlays/example-pinned", "helm:ci/production-values.yaml"}
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 # Secret keys the services read (the intake's bearer tokens: `tokens` of its own Secret).
-SECRET_KEYS = {"aws-access-key-id", "aws-secret-access-key", "amqp-url", "rabbitmq-management-url", "redis-url", "tokens"}
+SECRET_KEYS = {"aws-access-key-id", "aws-secret-access-key", "amqp-url", "rabbitmq-management-url", "redis-url", "tokens",
+               "intake-token"}
 COMPONENTS = ["pool-selector", "relay", "ingest-worker", "monitor", "compactor", "intake"]
 # Helm values key of each component.
 VALUES_KEY = {"pool-selector": "poolSelector", "relay": "relay", "ingest-worker": "ingestWorker", "monitor": "monitor",
@@ -110,14 +124,28 @@ AMQP_PORTS = {5672, 5671}
 MANAGEMENT_PORTS = {15672, 15671}
 REDIS_PORTS = {6379}
 EGRESS_NEEDS = {"pool-selector": {"storage"}, "ingest-worker": {"storage", "amqp"}, "compactor": {"storage"},
-                "monitor": {"management"}, "relay": {"upstream", "redis"}, "intake": {"amqp"}}
+                "monitor": {"management"}, "relay": {"upstream", "redis"}, "intake": {"amqp"},
+                "launcher": {"relay", "intake", "redis", "kubeapi"}}
 PROMETHEUS_PEER = {"app.kubernetes.io/name": "prometheus"}
 IAM = K8S / "iam"
 DESIRED_METRIC = "pool_monitor_desired_replicas"
 # Readiness path per component: ingest-worker and the compactor serve no traffic and have no /ready, so
 # their readiness is their liveness. The live check proves each path answers on the running service.
 READY_PATH = {"pool-selector": "/ready", "relay": "/ready", "monitor": "/ready", "ingest-worker": "/health",
-              "compactor": "/health", "intake": "/ready"}
+              "compactor": "/health", "intake": "/ready", "launcher": "/ready"}
+# The launcher (POST /launch: Spark jobs on the recommended pool); these renderings have it switched off
+# (it needs the intake). The only workload with a Kubernetes API token, limited by its Role.
+LAUNCHER = "launcher"
+LAUNCHER_DISABLED = {"helm:no-intake"}
+LAUNCHER_TEMPLATES = ROOT / "deploy" / "launch-templates"
+# Exactly these rules, in the Spark jobs namespace (SPARK_NAMESPACE); nothing else anywhere.
+LAUNCHER_RULES = {("sparkoperator.k8s.io", "sparkapplications"): {"get", "list", "watch", "create", "delete"},
+                  ("", "pods"): {"get", "list", "watch"}}
+KUBE_API_PORTS = {443, 6443}
+# A user of the launcher: a pod of a namespace labelled as its client (the base's and the chart's default).
+LAUNCHER_CLIENT = ({"kubernetes.io/metadata.name": "data-team", "pool-selector.io/launcher-client": "true"},
+                   {"app": "notebook"}, False)
+SIZES = {"small": ((1, "512m"), (1, "512m", 1)), "medium": ((1, "1g"), (2, "2g", 3)), "large": ((2, "2g"), (4, "6g", 10))}
 # The compactor is a Deployment (`--every`) or an Indexed CronJob (`--once --shard $(JOB_COMPLETION_INDEX)/N`),
 # never both; these renderings have it switched off.
 COMPACTOR = "compactor"
@@ -226,7 +254,8 @@ HELM_VARIANTS: dict[str, dict[str, Any]] = {
     # The compactor as an Indexed CronJob on 3 shards (parity with overlays/example-compactor-cronjob).
     "compactor-cronjob": {"compactor": {"mode": "cronjob", "shards": 3}},
     "no-compactor": {"compactor": {"enabled": False}},
-    "no-intake": {"intake": {"enabled": False}},
+    # The launcher posts outcomes to the intake: it goes with it.
+    "no-intake": {"intake": {"enabled": False}, "launcher": {"enabled": False}},
     # The intake at a fixed size, its producers selected by namespace name (an expression) instead of a label.
     "intake-fixed-by-name": {"intake": {
         "autoscaling": {"enabled": False}, "replicas": 3, "port": 8080,
@@ -263,6 +292,11 @@ BAD_VALUES = [
     {"intake": {"autoscaling": {"targetCPUUtilizationPercentage": 0}}},
     {"intake": {"limits": {"bodyTimeout": "0s"}}},
     {"intake": {"port": 0}},
+    # The launcher's clients must be selected by some label; its Spark namespace must be a namespace name.
+    {"launcher": {"clients": {"namespaceSelector": {"matchLabels": None}}}},
+    {"launcher": {"sparkNamespace": "Spark Jobs"}},
+    {"launcher": {"kubernetesApi": {"ports": []}}},
+    {"credentials": {"launcher": {"existingSecret": ""}}},
 ]
 
 
@@ -410,7 +444,10 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
         pod = template["spec"]
         psc = pod.get("securityContext", {})
         comp_name = template["metadata"].get("labels", {}).get("app.kubernetes.io/name")
-        if pod.get("automountServiceAccountToken") is not False:
+        if comp_name == LAUNCHER:
+            if pod.get("automountServiceAccountToken") is not True:
+                problems.append(f"{name_of(owner)}: the launcher calls the Kubernetes API but mounts no token")
+        elif pod.get("automountServiceAccountToken") is not False:
             problems.append(f"{name_of(owner)}: automountServiceAccountToken is not false")
         for c in pod["containers"]:
             where = f"{name_of(owner)}/{c['name']}"
@@ -469,6 +506,8 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
     # The compactor may be a CronJob instead (check_compactor checks that there is exactly one of them);
     # the intake may be switched off (check_intake checks that nothing of it is left then).
     expected = set(COMPONENTS) - {COMPACTOR} - ({INTAKE} if source in INTAKE_DISABLED else set())
+    if source not in LAUNCHER_DISABLED:
+        expected.add(LAUNCHER)
     if set(deploy_by_comp) - {COMPACTOR} != expected:
         problems.append(f"Deployments for {sorted(deploy_by_comp)}, expected {sorted(expected)}")
     # One repository for every image (an overlay that forgets one, e.g. a component's CronJob added
@@ -528,9 +567,14 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
         for cj in cronjobs if component(cj) == COMPACTOR
     ]
     intake = deploy_by_comp.get(INTAKE)
+    launcher = deploy_by_comp.get(LAUNCHER)
     guarded = set()
     for np in nps:
         target = np["spec"]["podSelector"].get("matchLabels", {})
+        if launcher and selects(target, pod_labels(launcher)):
+            guarded.add(LAUNCHER)
+            problems.extend(launcher_ingress_problems(np))
+            continue
         if intake and selects(target, pod_labels(intake)):
             guarded.add(INTAKE)
             problems.extend(intake_ingress_problems(np))
@@ -577,7 +621,8 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
                     problems.append(f"{name_of(np)}: admits pods other than the relay: {peer}")
         if not relay_admitted:
             problems.append(f"{name_of(np)}: does not admit the relay")
-    want_guarded = {"pool-selector", "relay"} | ({COMPACTOR} if compactor_pods else set()) | ({INTAKE} if intake else set())
+    want_guarded = {"pool-selector", "relay"} | ({COMPACTOR} if compactor_pods else set()) | ({INTAKE} if intake else set()) \
+        | ({LAUNCHER} if launcher else set())
     if nps and guarded != want_guarded:
         problems.append(f"ingress NetworkPolicies guard {sorted(guarded)}, expected {sorted(want_guarded)}")
 
@@ -821,6 +866,9 @@ def intake_ingress_problems(np: dict) -> list[str]:
                 problems.append(f"{name_of(np)}: an ipBlock peer admits addresses to the intake")
             elif is_prometheus_peer(peer):
                 prometheus = True
+            elif ns is None and set(peer) == {"podSelector"} and \
+                    (peer["podSelector"].get("matchLabels") or {}).get("app.kubernetes.io/name") == LAUNCHER:
+                pass  # the launcher posts the outcomes of the jobs it launched
             elif ns is None:
                 problems.append(f"{name_of(np)}: admits pods of the platform's own namespace: {peer}")
             elif not (ns.get("matchLabels") or ns.get("matchExpressions")):
@@ -941,6 +989,264 @@ def check_intake(r: Report, source: str, objs: list[dict]) -> None:
             "; ".join(problems))
 
 
+def launcher_ingress_problems(np: dict) -> list[str]:
+    """The launcher's ingress: its clients' namespaces (selected by some label or expression, never all of
+    them) and Prometheus, on its `http` port only. POST /launch starts Spark jobs: not open to everyone."""
+    problems = []
+    clients = prometheus = False
+    for rule in np["spec"].get("ingress", []):
+        peers = rule.get("from")
+        ports = [p.get("port") for p in rule.get("ports", [])]
+        if not peers:
+            problems.append(f"{name_of(np)}: a rule admits every source to the launcher")
+            continue
+        if ports != ["http"]:
+            problems.append(f"{name_of(np)}: admits ports {ports}; only the launcher's port http")
+        for peer in peers:
+            ns = peer.get("namespaceSelector")
+            if "ipBlock" in peer:
+                problems.append(f"{name_of(np)}: an ipBlock peer admits addresses to the launcher")
+            elif is_prometheus_peer(peer):
+                prometheus = True
+            elif ns is None or not (ns.get("matchLabels") or ns.get("matchExpressions")):
+                problems.append(f"{name_of(np)}: a peer that is no labelled client namespace: {peer}")
+            else:
+                clients = True
+    if not clients:
+        problems.append(f"{name_of(np)}: admits no client namespace")
+    if not prometheus:
+        problems.append(f"{name_of(np)}: does not admit Prometheus (the launcher's /metrics shares its port)")
+    return problems
+
+
+def launcher_templates() -> dict[str, str]:
+    """deploy/launch-templates as the ConfigMap must hold it: every template and job file (not README.md)."""
+    return {f.name: f.read_text() for f in sorted(LAUNCHER_TEMPLATES.iterdir())
+            if f.is_file() and f.suffix in (".yaml", ".py")}
+
+
+def check_launcher(r: Report, source: str, objs: list[dict]) -> None:
+    """The launcher: its Deployment (BACKEND=kubernetes, port, /health and /ready, INTAKE_TOKEN and REDIS_URL
+    from its Secret, RELAY_URL and INTAKE_URL the rendered Services), the templates ConfigMap identical to
+    deploy/launch-templates (a), its RBAC limited to SparkApplications and reading pods in SPARK_NAMESPACE
+    (b), its Service, ServiceMonitor and PDB; who reaches it, and that it reaches the intake."""
+    mine = [o for o in objs if owner_component(o) == LAUNCHER]
+    if source in LAUNCHER_DISABLED:
+        r.check(not mine, f"{source}: no launcher resources", f"{sorted(name_of(o) for o in mine)}")
+        return
+    by_kind: dict[str, list[dict]] = {}
+    for o in objs:
+        by_kind.setdefault(o["kind"], []).append(o)
+    deployments = deployments_of(objs, LAUNCHER)
+    if len(deployments) != 1:
+        r.fail(f"{source}: the launcher must be one Deployment, got {sorted(name_of(o) for o in deployments)}")
+        return
+    d = deployments[0]
+    pod = d["spec"]["template"]
+    labels = pod["metadata"].get("labels", {})
+    c = pod["spec"]["containers"][0]
+    env = container_env(c)
+    value = {k: v.get("value") for k, v in env.items()}
+    ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+    services = by_kind.get("Service", [])
+    problems: list[str] = []
+    if value.get("BACKEND") != "kubernetes":
+        problems.append(f"{name_of(d)}: BACKEND is {value.get('BACKEND')}, not kubernetes")
+    if "http" not in ports or value.get("PORT") != str(ports["http"]):
+        problems.append(f"{name_of(d)}: PORT {value.get('PORT')} is not its http container port {ports.get('http')}")
+    for name, key in (("INTAKE_TOKEN", "intake-token"), ("REDIS_URL", "redis-url")):
+        ref = env.get(name, {}).get("valueFrom", {}).get("secretKeyRef")
+        if not ref or ref.get("key") != key:
+            problems.append(f"{name_of(d)}: {name} is not read from its Secret (key {key})")
+    for name, comp in (("RELAY_URL", "relay"), ("INTAKE_URL", INTAKE)):
+        url = urllib.parse.urlparse(value.get(name) or "")
+        target = next((dd for dd in deployments_of(objs, comp)), None)
+        svc = next((sv for sv in services if sv["metadata"]["name"] == url.hostname), None)
+        if target is None or svc is None or not selects(svc["spec"].get("selector", {}), target["spec"]["template"]["metadata"].get("labels", {})):
+            problems.append(f"{name_of(d)}: {name} {value.get(name)} is not the {comp} Service")
+        elif url.port not in {pp["port"] for pp in svc["spec"]["ports"]}:
+            problems.append(f"{name_of(d)}: {name} port {url.port} is not a port of {name_of(svc)}")
+    if d["spec"].get("replicas", 1) != 1 or d["spec"].get("strategy", {}).get("type") != "Recreate":
+        problems.append(f"{name_of(d)}: must run one replica, recreated (two launchers would watch the same launches)")
+    if not any(p.get("targetPort") == "http" for sv in services if selects(sv["spec"].get("selector", {}), labels) for p in sv["spec"]["ports"]):
+        problems.append(f"{name_of(d)}: no Service exposes its http port")
+    if by_kind.get("ServiceMonitor") and not any(
+        selects(sm["spec"]["selector"]["matchLabels"], sv["metadata"].get("labels", {})) and sm["spec"]["endpoints"][0].get("port") == "http"
+        for sm in by_kind["ServiceMonitor"] for sv in services if selects(sv["spec"].get("selector", {}), labels)
+    ):
+        problems.append(f"{name_of(d)}: no ServiceMonitor scrapes its /metrics (port http)")
+    if HELM_VALUES.get(source, {}).get("launcher", {}).get("pdb", {}).get("enabled", True) and not any(
+        selects(pdb["spec"]["selector"]["matchLabels"], labels) for pdb in by_kind.get("PodDisruptionBudget", [])
+    ):
+        problems.append(f"{name_of(d)}: no PodDisruptionBudget")
+    r.check(not problems, f"{source}: launcher Deployment (BACKEND=kubernetes), Service, ServiceMonitor and PDB wired as specified",
+            "; ".join(problems[:8]))
+
+    # (a) The templates: the ConfigMap mounted at LAUNCH_TEMPLATES holds exactly deploy/launch-templates.
+    mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in pod["spec"].get("volumes", [])}
+    mounted = [volumes.get(n, {}).get("configMap", {}).get("name") for n, path in mounts.items()
+               if path.rstrip("/") == (value.get("LAUNCH_TEMPLATES") or "").rstrip("/")]
+    configmaps = {o["metadata"]["name"]: o.get("data", {}) or {} for o in by_kind.get("ConfigMap", [])}
+    want = launcher_templates()
+    if len(mounted) != 1 or mounted[0] not in configmaps:
+        r.fail(f"{source}: LAUNCH_TEMPLATES {value.get('LAUNCH_TEMPLATES')} is not a mounted, rendered ConfigMap ({mounted})")
+    else:
+        got = configmaps[mounted[0]]
+        drift = sorted(set(want) ^ set(got)) + sorted(k for k in set(want) & set(got) if want[k] != got[k])
+        r.check(bool(want) and not drift, f"{source}: ConfigMap {mounted[0]} holds exactly deploy/launch-templates ({', '.join(sorted(want))})",
+                f"differs in {drift}: copy deploy/launch-templates/*.yaml and *.py to k8s/base/launch-templates/ and "
+                "helm/pool-selector-platform/files/launch-templates/")
+
+    # (b) RBAC: one Role in SPARK_NAMESPACE with exactly LAUNCHER_RULES, bound to the launcher's account only.
+    problems = []
+    namespace = value.get("SPARK_NAMESPACE")
+    account = pod["spec"].get("serviceAccountName")
+    for kind in ("ClusterRole", "ClusterRoleBinding"):
+        if by_kind.get(kind):
+            problems.append(f"{kind}s rendered: {[name_of(o) for o in by_kind[kind]]}")
+    roles = by_kind.get("Role", [])
+    bindings = by_kind.get("RoleBinding", [])
+    if len(roles) != 1 or len(bindings) != 1:
+        problems.append(f"expected one Role and one RoleBinding (the launcher's), got {[name_of(o) for o in roles + bindings]}")
+    for role in roles:
+        if role["metadata"].get("namespace") != namespace:
+            problems.append(f"{name_of(role)}: namespace {role['metadata'].get('namespace')} is not SPARK_NAMESPACE {namespace}")
+        got: dict[tuple[str, str], set[str]] = {}
+        for rule in role.get("rules", []):
+            words = rule.get("apiGroups", []) + rule.get("resources", []) + rule.get("verbs", []) + rule.get("resourceNames", [])
+            if "*" in words or rule.get("nonResourceURLs"):
+                problems.append(f"{name_of(role)}: a wildcard or non-resource rule {rule}")
+            for g in rule.get("apiGroups", []):
+                for res in rule.get("resources", []):
+                    got.setdefault((g, res), set()).update(rule.get("verbs", []))
+        if got != LAUNCHER_RULES:
+            problems.append(f"{name_of(role)}: rules {sorted((k, sorted(v)) for k, v in got.items())}, expected exactly "
+                            f"{sorted((k, sorted(v)) for k, v in LAUNCHER_RULES.items())}")
+    for rb in bindings:
+        ref = rb.get("roleRef", {})
+        subjects = rb.get("subjects", [])
+        if rb["metadata"].get("namespace") != namespace or ref.get("kind") != "Role" or \
+                ref.get("name") not in {ro["metadata"]["name"] for ro in roles}:
+            problems.append(f"{name_of(rb)}: does not bind the launcher's Role in {namespace}")
+        platform_ns = d["metadata"].get("namespace", "pool-selector")
+        if subjects != [{"kind": "ServiceAccount", "name": account, "namespace": platform_ns}]:
+            problems.append(f"{name_of(rb)}: subjects {subjects}, expected the launcher's ServiceAccount {platform_ns}/{account}")
+    tokens = [name_of(o) for comp, o, t in workloads(objs) if t["spec"].get("automountServiceAccountToken") is not False and comp != LAUNCHER]
+    if tokens:
+        problems.append(f"workloads other than the launcher mount an API token: {tokens}")
+    r.check(not problems, f"{source}: launcher RBAC: a Role in {namespace} allowing exactly sparkapplications "
+            "(get, list, watch, create, delete) and pods (get, list, watch), no wildcard, bound to its account only",
+            "; ".join(problems[:6]))
+
+    # Who reaches it, and whether it reaches the intake.
+    nps = by_kind.get("NetworkPolicy", [])
+    if not nps:
+        return
+    port = ports.get("http", 0)
+    problems = []
+    if not ingress_admits(nps, labels, "http", port, LAUNCHER_CLIENT):
+        problems.append(f"a client pod in a namespace {LAUNCHER_CLIENT[0]} cannot reach the launcher")
+    if not ingress_admits(nps, labels, "http", port, PROMETHEUS):
+        problems.append("Prometheus cannot reach the launcher's port (/metrics)")
+    if ingress_admits(nps, labels, "http", port, OUTSIDER, ipblocks_admit=True):
+        problems.append(f"a pod of a namespace without the client label {OUTSIDER[0]} reaches the launcher")
+    intake = next(iter(deployments_of(objs, INTAKE)), None)
+    if intake is not None:
+        ic = intake["spec"]["template"]["spec"]["containers"][0]
+        iport = {p.get("name"): p["containerPort"] for p in ic.get("ports", [])}.get("http", 0)
+        if not ingress_admits(nps, intake["spec"]["template"]["metadata"]["labels"], "http", iport, (PLATFORM_NAMESPACE, labels, True)):
+            problems.append("the launcher cannot reach the intake (its outcomes)")
+    r.check(not problems, f"{source}: NetworkPolicies admit a client namespace's pod and Prometheus to the launcher, not an "
+            "unlabelled namespace; the launcher reaches the intake", "; ".join(problems))
+
+
+def find_launcher() -> Path | None:
+    """The launcher binary, like scripts/check_env_vars.py finds binaries: TARGET_DIR/{release,debug}
+    (TARGET_DIR: $CARGO_TARGET_DIR, else ./target), the more recently built."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+    found = [p for p in (target / "release" / LAUNCHER, target / "debug" / LAUNCHER) if p.is_file() and os.access(p, os.X_OK)]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def check_spark_applications(r: Report) -> None:
+    """Every SparkApplication the launcher's kubernetes backend would create (`launcher render`: every template
+    in every size, for a sample pool) validates against the Spark Operator's CRD schema, and carries the
+    placement: executors on the pool (instance-type and zone nodeSelector, spot affinity), the driver on
+    on-demand capacity, the launch labels, the size preset."""
+    schema = json.loads(SPARK_APPLICATION_SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    binary = find_launcher()
+    if not r.check(binary is not None, "the launcher binary is built (cargo build -p launcher)",
+                   "no launcher in $CARGO_TARGET_DIR/{release,debug}: build first"):
+        return
+    # `--templates` before the subcommand: a top-level flag (also given as LAUNCH_TEMPLATES) or a global one.
+    p = subprocess.run([str(binary), "--templates", str(LAUNCHER_TEMPLATES), "render"], capture_output=True, text=True,
+                       timeout=120, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LAUNCH_TEMPLATES": str(LAUNCHER_TEMPLATES)})
+    if not r.check(p.returncode == 0, f"{binary} --templates deploy/launch-templates render", p.stderr.strip()[-500:]):
+        return
+    try:
+        apps = json.loads(p.stdout)
+    except ValueError as e:
+        r.fail(f"launcher render: not JSON: {e}")
+        return
+    templates = sorted(f.stem for f in LAUNCHER_TEMPLATES.glob("*.yaml"))
+    r.check(isinstance(apps, list) and len(apps) == len(templates) * len(SIZES),
+            f"launcher render: {len(apps) if isinstance(apps, list) else '?'} SparkApplications "
+            f"({len(templates)} templates x {len(SIZES)} sizes)")
+    bad = copy.deepcopy(apps[0]) if apps else None
+    if bad is not None:
+        bad["spec"]["executor"]["nodeSelectr"] = bad["spec"]["executor"].pop("nodeSelector", {})
+        r.check(any(True for _ in validator.iter_errors(bad)), "the SparkApplication schema rejects a misspelt field")
+    errors: list[str] = []
+    for app in apps if isinstance(apps, list) else []:
+        name = app.get("metadata", {}).get("name", "?")
+        errors.extend(f"{name}: {'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(app))
+        errors.extend(f"{name}: {why}" for why in spark_application_problems(app))
+    r.check(not errors, f"every rendered SparkApplication validates against {SPARK_APPLICATION_SCHEMA.name} and is placed as "
+            "specified (executors: instance type, zone, spot; driver: on-demand; labels; size)", "; ".join(errors[:8]))
+
+
+def spark_application_problems(app: dict) -> list[str]:
+    problems = []
+    meta = app.get("metadata", {})
+    labels = meta.get("labels", {}) or {}
+    pool = labels.get("pool-selector.io/pool-id", "")
+    for key in ("pool-selector.io/launch-id", "pool-selector.io/job-id", "pool-selector.io/pool-id", "pool-selector.io/attempt"):
+        if not labels.get(key):
+            problems.append(f"label {key} missing")
+    if labels.get("app.kubernetes.io/managed-by") != "pool-selector-launcher":
+        problems.append("label app.kubernetes.io/managed-by is not pool-selector-launcher")
+    spec = app.get("spec", {})
+    executor, driver = spec.get("executor", {}), spec.get("driver", {})
+    selector = executor.get("nodeSelector", {}) or {}
+    itype, zone = selector.get("node.kubernetes.io/instance-type"), selector.get("topology.kubernetes.io/zone")
+    if not itype or not zone or pool != f"pool-{itype}-{zone}":
+        problems.append(f"executor nodeSelector {selector} is not the pool {pool}")
+
+    def capacity_terms(pod: dict) -> list[set[tuple[str, str, tuple[str, ...]]]]:
+        terms = (((pod.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
+        return [{(e.get("key"), e.get("operator"), tuple(e.get("values", []))) for e in t.get("matchExpressions", [])} for t in terms]
+
+    spot = [{("karpenter.sh/capacity-type", "In", ("spot",))}, {("eks.amazonaws.com/capacityType", "In", ("SPOT",))}]
+    on_demand = [{("karpenter.sh/capacity-type", "In", ("on-demand",))}, {("eks.amazonaws.com/capacityType", "In", ("ON_DEMAND",))}]
+    for who, pod, want in (("executor", executor, spot), ("driver", driver, on_demand)):
+        terms = capacity_terms(pod)
+        # Terms are ORed: each must require one of the two capacity labels (Karpenter's or EKS's), both covered.
+        if not all(any(w <= t for w in want) for t in terms) or not all(any(w <= t for t in terms) for w in want):
+            problems.append(f"{who} node affinity {terms} is not {'spot' if want is spot else 'on-demand'} capacity (Karpenter or EKS)")
+    if (driver.get("nodeSelector") or {}).get("node.kubernetes.io/instance-type"):
+        problems.append("the driver is pinned to the spot pool's instance type")
+    sizes = {(driver.get("cores"), driver.get("memory"), executor.get("cores"), executor.get("memory"), executor.get("instances"))}
+    presets = {(d[0], d[1], e[0], e[1], e[2]) for d, e in SIZES.values()}
+    if not sizes <= presets:
+        problems.append(f"resources {sizes} are none of the size presets")
+    if (spec.get("restartPolicy") or {}).get("type") != "Never":
+        problems.append("restartPolicy is not Never (the launcher retries on another pool)")
+    return problems
+
+
 def deployments_of(objs: list[dict], comp: str) -> list[dict]:
     return [o for o in objs if o["kind"] == "Deployment" and component(o) == comp]
 
@@ -1052,14 +1358,18 @@ def check_hardening(r: Report, source: str, objs: list[dict]) -> None:
             continue
         if accounts[sa].get("automountServiceAccountToken") is not False:
             problems.append(f"ServiceAccount/{sa}: automountServiceAccountToken is not false")
-        if spec.get("automountServiceAccountToken") is not False:
+        if comp == LAUNCHER:
+            if spec.get("automountServiceAccountToken") is not True:
+                problems.append(f"{name_of(owner)}: the launcher mounts no API token")
+        elif spec.get("automountServiceAccountToken") is not False:
             problems.append(f"{name_of(owner)}: automountServiceAccountToken is not false")
         if component(accounts[sa]) != comp:
             problems.append(f"ServiceAccount/{sa}: labelled {component(accounts[sa])}, used by {comp}")
         if owner_of.setdefault(sa, comp) != comp:
             problems.append(f"ServiceAccount/{sa}: shared by {owner_of[sa]} and {comp}")
     r.check(bool(loads) and not problems,
-            f"{source}: each of {len(loads)} Deployments/CronJobs runs as a ServiceAccount of its own, without a token",
+            f"{source}: each of {len(loads)} Deployments/CronJobs runs as a ServiceAccount of its own, without a token "
+            "(but the launcher's pod)",
             "; ".join(problems[:8]))
 
     # 2. No Secret read by two services.
@@ -1221,6 +1531,24 @@ def check_hardening(r: Report, source: str, objs: list[dict]) -> None:
                 want |= MANAGEMENT_PORTS
             elif need == "redis":
                 want |= REDIS_PORTS
+            elif need in ("relay", "intake"):
+                # The launcher: exactly that service's pods on its http port.
+                peer_labels = next((t2["metadata"].get("labels", {}) for c2, o2, t2 in loads if c2 == need), None)
+                port = pod_ports.get(need, {}).get("http")
+                want.add(port)
+                if peer_labels is None or not any(
+                        port in [p.get("port") for p in rule.get("ports", []) or []]
+                        and all(set(peer) == {"podSelector"} and selector_matches(peer["podSelector"], peer_labels)
+                                for peer in rule.get("to") or [{}])
+                        for np, rule in rules):
+                    problems.append(f"{comp}: no rule allows exactly the {need}'s pods on its port {port}")
+            elif need == "kubeapi":
+                # The API server's endpoints: addresses (ipBlocks) on 443/6443 only.
+                api = {p.get("port") for np, rule in rules if rule.get("to") and all("ipBlock" in peer for peer in rule["to"])
+                       for p in rule.get("ports", []) or []}
+                if not api or not api <= KUBE_API_PORTS:
+                    problems.append(f"{comp}: Kubernetes API egress on {sorted(api)}, expected ipBlocks on some of {sorted(KUBE_API_PORTS)}")
+                want |= api
             elif need == "upstream":
                 up = pod_ports.get("pool-selector", {}).get("http")
                 want.add(up)
@@ -1574,6 +1902,63 @@ def check_grafana(r: Report) -> None:
             "dashboard counts accepted events with intake_events_accepted_total (not pool-selector's old counter)")
 
 
+# ---------------------------------------------------------------------------------------------------
+# Chaos Mesh experiments (k8s/chaos)
+
+CHAOS_MESH = K8S / "chaos"
+CHAOS_MESH_SCHEMAS = {
+    ("chaos-mesh.org/v1alpha1", "PodChaos"): K8S / "crds-schemas" / "podchaos-chaos-mesh-v1alpha1.json",
+    ("chaos-mesh.org/v1alpha1", "NetworkChaos"): K8S / "crds-schemas" / "networkchaos-chaos-mesh-v1alpha1.json",
+}
+
+
+def check_chaos_mesh(r: Report) -> None:
+    """k8s/chaos: every Chaos Mesh resource validates against its CRD schema (strict, as the API server would
+    with --validate=strict), the validators reject a misspelt field, lasting faults have a duration, a
+    selector in the platform's namespace names components that exist, and the experiments cover an
+    availability zone's pods, S3 latency and a broker restart."""
+    validators = {k: jsonschema.Draft202012Validator(json.loads(p.read_text())) for k, p in CHAOS_MESH_SCHEMAS.items()}
+    for v in validators.values():
+        jsonschema.Draft202012Validator.check_schema(v.schema)
+    objs = [(path.name, obj) for path in sorted(CHAOS_MESH.glob("*.yaml")) for obj in docs(path.read_text())]
+    r.check(bool(objs), f"k8s/chaos: {len(objs)} Chaos Mesh resources", "none found")
+    for fname, obj in objs:
+        key = (obj.get("apiVersion"), obj.get("kind"))
+        if key not in validators:
+            r.fail(f"k8s/chaos/{fname}: {key} has no CRD schema in k8s/crds-schemas")
+            continue
+        errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validators[key].iter_errors(obj)]
+        spec = obj.get("spec") or {}
+        if (key[1] == "NetworkChaos" or spec.get("action") == "pod-failure") and not spec.get("duration"):
+            errors.append("a lasting fault needs spec.duration (else it lasts until the resource is deleted)")
+        for sel in (spec.get("selector") or {}, (spec.get("target") or {}).get("selector") or {}):
+            if "pool-selector" not in (sel.get("namespaces") or []):
+                continue
+            names = {(sel.get("labelSelectors") or {}).get("app.kubernetes.io/name")} - {None}
+            for e in sel.get("expressionSelectors") or []:
+                if e.get("key") == "app.kubernetes.io/name":
+                    names |= set(e.get("values") or [])
+            unknown = sorted(names - set(COMPONENTS))
+            if unknown:
+                errors.append(f"selects components that do not exist: {unknown}")
+        r.check(not errors, f"k8s/chaos/{fname}: {name_of(obj)} valid (CRD schema, strict)", "; ".join(errors))
+    for key, v in validators.items():
+        sample = next((o for _, o in objs if (o.get("apiVersion"), o.get("kind")) == key), None)
+        if sample is None:
+            r.fail(f"k8s/chaos has no {key[1]} to test its validator with")
+            continue
+        bad = copy.deepcopy(sample)
+        bad["spec"]["selector"]["labelSelector"] = {"app": "typo"}
+        r.check(bool(list(v.iter_errors(bad))), f"{key[1]} validator rejects a misspelt field (spec.selector.labelSelector)")
+    kinds = [(o.get("kind"), o.get("spec") or {}) for _, o in objs]
+    r.check(any(k == "PodChaos" and "topology.kubernetes.io/zone" in (s.get("selector", {}).get("nodeSelectors") or {})
+                for k, s in kinds), "k8s/chaos kills an availability zone's pods (PodChaos by topology.kubernetes.io/zone)")
+    r.check(any(k == "NetworkChaos" and s.get("action") == "delay" for k, s in kinds),
+            "k8s/chaos adds S3 latency (NetworkChaos delay)")
+    r.check(any(k == "PodChaos" and "rabbitmq" in json.dumps(s.get("selector")) for k, s in kinds),
+            "k8s/chaos restarts a broker (PodChaos on RabbitMQ)")
+
+
 def cmd_static() -> int:
     r = Report()
     section("kustomize")
@@ -1596,6 +1981,10 @@ def cmd_static() -> int:
     for source, objs in renderings.items():
         check_hardening(r, source, objs)
     check_iam(r)
+    section("launcher: objects, templates ConfigMap, RBAC, who reaches it; its SparkApplications against the CRD schema")
+    for source, objs in renderings.items():
+        check_launcher(r, source, objs)
+    check_spark_applications(r)
     section("prometheus adapter")
     check_adapter(r, renderings)
     section("Dockerfile and docker-compose")
@@ -1607,6 +1996,8 @@ def cmd_static() -> int:
     check_prometheus(r)
     section("Grafana")
     check_grafana(r)
+    section("Chaos Mesh experiments (k8s/chaos) against their CRD schemas")
+    check_chaos_mesh(r)
     return r.done("artifact checks")
 
 
@@ -1652,6 +2043,8 @@ def cmd_live(env_file: str) -> int:
         "compactor": env["STACK_COMPACTOR_URL"],
         "intake": env["STACK_INTAKE_URL"],
     }
+    if env.get("STACK_LAUNCHER_URL"):
+        urls[LAUNCHER] = env["STACK_LAUNCHER_URL"]
     # The relay serves /metrics on its admin listener only.
     metrics_urls = dict(urls, relay=env.get("STACK_RELAY_ADMIN_URL", env["STACK_RELAY_URL"]))
     section("metrics exported by the running services")
@@ -1679,6 +2072,9 @@ def cmd_live(env_file: str) -> int:
         if d["kind"] != "Deployment":
             continue
         comp = d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        if comp not in urls:
+            r.fail(f"{comp}: not running in this stack (no STACK_{comp.upper()}_URL in the env file)")
+            continue
         c = d["spec"]["template"]["spec"]["containers"][0]
         for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
             if kind in c:

@@ -23,7 +23,7 @@
 #   STACK_AMQP_PORT 16001      STACK_RABBITMQ_MGMT_PORT 16002   STACK_REDIS_PORT 16003
 #   STACK_EPMD_PORT 16004      STACK_ERLANG_DIST_PORT 16005  STACK_COMPACTOR_PORT 16097
 #   STACK_RELAY_ADMIN_PORT 16081 (the relay's /metrics, /docs, /openapi.json)
-#   STACK_INTAKE_PORT 16098 (intake: POST /events)
+#   STACK_INTAKE_PORT 16098 (intake: POST /events)   STACK_LAUNCHER_PORT 16099 (launcher: POST /launch)
 #
 # The intake accepts POST /events with the bearer token STACK_INTAKE_TOKEN (its INTAKE_TOKENS; default
 # dev-token). pool-selector only reads the bucket: it gets no RabbitMQ or intake setting.
@@ -45,9 +45,9 @@ VENV="$ROOT/.venv"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 case $TARGET in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
 BIN="$TARGET/release"
-BINARIES=(pool-selector compactor ingest-worker relay monitor intake event-generator)
+BINARIES=(pool-selector compactor ingest-worker relay monitor intake event-generator launcher)
 # Start order; `down` stops the producers (event-generator, intake) first and storage last.
-COMPONENTS=(s3 epmd rabbitmq redis intake pool-selector compactor ingest-worker monitor relay prometheus event-generator)
+COMPONENTS=(s3 epmd rabbitmq redis intake pool-selector compactor ingest-worker monitor relay launcher prometheus event-generator)
 
 # log, die, port_open, running, pid_alive, spawn, wait_for, stop_pid and the moto, Redis, epmd and
 # RabbitMQ plumbing, shared with scripts/test-services.sh.
@@ -55,6 +55,9 @@ SUPERVISE_NAME=stack
 SUPERVISE_PORT_HINT="; set STACK_*_PORT (see scripts/stack.sh)"
 # shellcheck source=lib/supervise.sh source-path=SCRIPTDIR
 source "$(dirname "$SCRIPT")/lib/supervise.sh"
+# STACK_CHAOS=1: the chaos topology (faultproxy, a second pool-selector behind nginx); chaos/README.md.
+# shellcheck source=lib/chaos-topology.sh source-path=SCRIPTDIR
+source "$(dirname "$SCRIPT")/lib/chaos-topology.sh"
 
 # A component's files in STATE: its pid file and its log.
 pidfile() { echo "$STATE/run/$1.pid"; }
@@ -79,9 +82,12 @@ load_settings() {
         RELAY_ADMIN_PORT=${RELAY_ADMIN_PORT:-${STACK_RELAY_ADMIN_PORT:-16081}}
         INTAKE_PORT=${INTAKE_PORT:-${STACK_INTAKE_PORT:-16098}}
         INTAKE_TOKEN=${INTAKE_TOKEN:-${STACK_INTAKE_TOKEN:-dev-token}}
+        LAUNCHER_PORT=${LAUNCHER_PORT:-${STACK_LAUNCHER_PORT:-16099}}
+        SIMULATE_TRUTH=${SIMULATE_TRUTH:-${STACK_SIMULATE_TRUTH:-}}
     else
         load_fresh_settings
     fi
+    chaos_components
     RABBIT_NODE="poolstack$AMQP_PORT@localhost"
 }
 
@@ -90,6 +96,8 @@ load_fresh_settings() {
     RELAY_ADMIN_PORT=${STACK_RELAY_ADMIN_PORT:-16081}
     INTAKE_PORT=${STACK_INTAKE_PORT:-16098}
     INTAKE_TOKEN=${STACK_INTAKE_TOKEN:-dev-token}
+    LAUNCHER_PORT=${STACK_LAUNCHER_PORT:-16099}
+    SIMULATE_TRUTH=${STACK_SIMULATE_TRUTH:-}
     SELECTOR_PORT=${STACK_SELECTOR_PORT:-16050}
     MONITOR_PORT=${STACK_MONITOR_PORT:-16095}
     WORKER_PORT=${STACK_WORKER_PORT:-16096}
@@ -104,6 +112,7 @@ load_fresh_settings() {
     GENERATOR_RATE=${STACK_GENERATOR_RATE:-50}
     BUCKET=${STACK_BUCKET:-pool-events}
     RABBIT_DIR=$(rabbit_dir "$STATE" pool-stack)
+    chaos_fresh_settings
 }
 
 save_settings() {
@@ -111,7 +120,7 @@ save_settings() {
     {
         for v in RELAY_PORT RELAY_ADMIN_PORT SELECTOR_PORT MONITOR_PORT WORKER_PORT COMPACTOR_PORT PROMETHEUS_PORT \
             S3_PORT AMQP_PORT MGMT_PORT REDIS_PORT EPMD_PORT DIST_PORT GENERATOR_RATE BUCKET RABBIT_DIR INTAKE_PORT \
-            INTAKE_TOKEN; do
+            INTAKE_TOKEN LAUNCHER_PORT SIMULATE_TRUTH "${CHAOS_SETTINGS[@]}"; do
             printf '%s=%q\n' "$v" "${!v}"
         done
     } >"$STATE/settings"
@@ -119,7 +128,7 @@ save_settings() {
 
 amqp_url() { echo "amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f"; }
 s3_env() {
-    echo AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+    echo AWS_ENDPOINT_URL="http://127.0.0.1:$(s3_service_port)" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
         AWS_REGION=us-east-1 EVENTS_URL="s3://$BUCKET/events/"
 }
 
@@ -129,6 +138,7 @@ export STACK_DIR='$STATE'
 export STACK_RELAY_URL='http://127.0.0.1:$RELAY_PORT'
 export STACK_RELAY_ADMIN_URL='http://127.0.0.1:$RELAY_ADMIN_PORT'
 export STACK_INTAKE_URL='http://127.0.0.1:$INTAKE_PORT'
+export STACK_LAUNCHER_URL='http://127.0.0.1:$LAUNCHER_PORT'
 export STACK_INTAKE_TOKEN='$INTAKE_TOKEN'
 export STACK_SELECTOR_URL='http://127.0.0.1:$SELECTOR_PORT'
 export STACK_MONITOR_URL='http://127.0.0.1:$MONITOR_PORT'
@@ -141,6 +151,7 @@ export STACK_AMQP_URL='$(amqp_url)'
 export STACK_RABBITMQ_MANAGEMENT_URL='http://guest:guest@127.0.0.1:$MGMT_PORT'
 export STACK_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'
 EOF
+    chaos_exports
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -262,11 +273,24 @@ start_ingest_worker() {
 }
 start_monitor() {
     start_service monitor "$MONITOR_PORT" HOST=127.0.0.1 PORT="$MONITOR_PORT" HTTP_WORKERS=1 \
-        RABBITMQ_MANAGEMENT_URL="http://guest:guest@127.0.0.1:$MGMT_PORT" "$BIN/monitor"
+        RABBITMQ_MANAGEMENT_URL="http://guest:guest@127.0.0.1:$(mgmt_service_port)" "$BIN/monitor"
 }
 start_relay() {
     start_service relay "$RELAY_PORT" HOST=127.0.0.1 PORT="$RELAY_PORT" ADMIN_PORT="$RELAY_ADMIN_PORT" HTTP_WORKERS=2 \
-        UPSTREAM_URL="http://127.0.0.1:$SELECTOR_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" "$BIN/relay"
+        UPSTREAM_URL="http://127.0.0.1:$(selector_upstream_port)" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" "$BIN/relay"
+}
+# The launcher asks the relay for pools and sends outcomes to the intake; its launches live in Redis, its
+# runs are real `spark-submit --master local[*]` jobs (PySpark from the repo venv) with their folders in
+# the stack's state. STACK_SIMULATE_TRUTH=FILE (a generator truth file) makes runs end as spot
+# terminations with their pool's true probability.
+start_launcher() {
+    local simulate=()
+    [[ -n $SIMULATE_TRUTH ]] && simulate=(SIMULATE_TRUTH="$SIMULATE_TRUTH")
+    start_service launcher "$LAUNCHER_PORT" HOST=127.0.0.1 PORT="$LAUNCHER_PORT" HTTP_WORKERS=2 \
+        LAUNCH_TEMPLATES="$ROOT/deploy/launch-templates" RELAY_URL="http://127.0.0.1:$RELAY_PORT" \
+        INTAKE_URL="http://127.0.0.1:$INTAKE_PORT" INTAKE_TOKEN="$INTAKE_TOKEN" \
+        REDIS_URL="redis://127.0.0.1:$REDIS_PORT" SPARK_SUBMIT="$VENV/bin/spark-submit" \
+        SPARK_WORK_DIR="$STATE/data/launcher" "${simulate[@]}" "$BIN/launcher"
 }
 start_event_generator() {
     alive event-generator && return 0
@@ -350,7 +374,9 @@ component_ports() {
     ingest-worker) echo "$WORKER_PORT" ;;
     monitor) echo "$MONITOR_PORT" ;;
     relay) echo "$RELAY_PORT $RELAY_ADMIN_PORT" ;;
+    launcher) echo "$LAUNCHER_PORT" ;;
     prometheus) echo "$PROMETHEUS_PORT" ;;
+    *) chaos_ports "$1" ;;
     esac
 }
 
@@ -388,6 +414,7 @@ cmd_up() {
     wait_component redis 20 redis_answers "$REDIS_PORT"
     wait_component rabbitmq 120 rabbit_answers
     log "S3, RabbitMQ and Redis ready ($((SECONDS - t0))s)"
+    start_faultproxy
 
     start_intake
     start_pool_selector
@@ -400,8 +427,11 @@ cmd_up() {
     wait_component compactor 60 http_ok "http://127.0.0.1:$COMPACTOR_PORT/health"
     wait_component ingest-worker 60 http_ok "http://127.0.0.1:$WORKER_PORT/health"
     wait_component monitor 60 http_ok "http://127.0.0.1:$MONITOR_PORT/ready"
+    start_selector_replica
     start_relay
     wait_component relay 60 http_ok "http://127.0.0.1:$RELAY_PORT/ready"
+    start_launcher
+    wait_component launcher 60 http_ok "http://127.0.0.1:$LAUNCHER_PORT/ready"
     start_prometheus
     wait_component prometheus 60 http_ok "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
     start_event_generator
@@ -426,6 +456,7 @@ Pool Selector stack is running (state: $STATE; stop it with: make down)
   relay (the front door)  http://127.0.0.1:$RELAY_PORT
   relay admin             http://127.0.0.1:$RELAY_ADMIN_PORT/docs/ (Swagger UI), /metrics   (pool-selector: http://127.0.0.1:$SELECTOR_PORT/docs/)
   intake (POST /events)   http://127.0.0.1:$INTAKE_PORT/docs/ (Swagger UI), /metrics   (Authorization: Bearer $INTAKE_TOKEN)
+  launcher (POST /launch) http://127.0.0.1:$LAUNCHER_PORT/docs/ (Swagger UI), /launches, /metrics
   Prometheus              http://127.0.0.1:$PROMETHEUS_PORT/   (scrape targets: /classic/targets with Debian's build)
   monitor                 http://127.0.0.1:$MONITOR_PORT/desired-worker-scale   (Swagger UI: /docs/)
   ingest-worker metrics   http://127.0.0.1:$WORKER_PORT/metrics
@@ -442,9 +473,22 @@ Pool Selector stack is running (state: $STATE; stop it with: make down)
   curl -s http://127.0.0.1:$MONITOR_PORT/desired-worker-scale
   curl -s -XPOST 'http://127.0.0.1:$INTAKE_PORT/events' -H 'Authorization: Bearer $INTAKE_TOKEN' \\
       -H 'content-type: application/x-ndjson' --data-binary @events.ndjson
+  curl -s -XPOST 'http://127.0.0.1:$LAUNCHER_PORT/launch' -H 'content-type: application/json' \
+      -d '{"application":"astronauts","instance_types":["c6a.xlarge","m6a.xlarge"]}'
 
 Logs: make logs (or $STATE/logs/); status: make status
 TXT
+}
+
+# Spark runs the launcher started live in process groups of their own (so they survive a launcher
+# restart); `down` stops them too, so nothing keeps running.
+stop_launcher_runs() {
+    local f pid
+    for f in "$STATE"/data/launcher/*/pid; do
+        [[ -f $f ]] || continue
+        pid=$(cat "$f")
+        [[ -n $pid ]] && kill -TERM -- "-$pid" 2>/dev/null || true
+    done
 }
 
 cmd_down() {
@@ -454,7 +498,10 @@ cmd_down() {
     fi
     load_settings
     stop_component event-generator 10
-    # The producers first: the intake answers what it is receiving (SIGTERM drains its requests).
+    # The launcher first (its runs go on and are picked up by the next launcher; stopped below), then
+    # the producers: the intake answers what it is receiving (SIGTERM drains its requests).
+    stop_component launcher 15
+    stop_launcher_runs
     stop_component intake 15
     stop_component relay 15
     stop_component monitor 10
@@ -463,6 +510,7 @@ cmd_down() {
     # On SIGTERM the compactor finishes the pass in progress (seconds for this stack's history).
     stop_component compactor 30
     stop_component pool-selector 15
+    stop_chaos_topology
     stop_component prometheus 15
     stop_component redis 10
     stop_rabbitmq
@@ -485,6 +533,7 @@ component_url() {
     ingest-worker) echo "http://127.0.0.1:$WORKER_PORT/metrics" ;;
     monitor) echo "http://127.0.0.1:$MONITOR_PORT" ;;
     relay) echo "http://127.0.0.1:$RELAY_PORT, admin http://127.0.0.1:$RELAY_ADMIN_PORT" ;;
+    launcher) echo "http://127.0.0.1:$LAUNCHER_PORT (POST /launch)" ;;
     prometheus) echo "http://127.0.0.1:$PROMETHEUS_PORT" ;;
     event-generator) echo "$GENERATOR_RATE events/s to amqp 127.0.0.1:$AMQP_PORT" ;;
     esac

@@ -14,7 +14,8 @@
 # Exported to tests: TEST_S3_ENDPOINT, TEST_AMQP_URL, TEST_RABBITMQ_MANAGEMENT_URL, TEST_REDIS_URL,
 # the TLS endpoints TEST_AMQPS_URL, TEST_RABBITMQ_MANAGEMENT_HTTPS_URL, TEST_REDISS_URL (host `localhost`,
 # which the server certificate names) with TEST_TLS_CA_FILE (the CA that signed it, PEM),
-# TEST_RABBITMQ_NODE, TEST_RABBITMQ_CTL (this script, for the broker subcommands above) and
+# TEST_RABBITMQ_NODE, TEST_RABBITMQ_CTL (this script, for the broker subcommands above), TEST_SPARK_SUBMIT
+# (the repo venv's PySpark spark-submit, when installed) and
 # TEST_SERVICES_DIR. State (pid files, data, logs, the `env` file, the CA and server certificate in
 # tls/, which `stop` keeps) lives in TEST_SERVICES_DIR, default target/test-services (git-ignored).
 # Ports: the first block 17100+k*100 (k = 0..9) whose nine ports are free, kept for as long as the
@@ -90,6 +91,10 @@ export TEST_REDISS_URL='rediss://localhost:$REDISS_PORT'
 export TEST_RABBITMQ_NODE='$RABBIT_NODE'
 export TEST_RABBITMQ_CTL='$SCRIPT'
 EOF
+    # PySpark's spark-submit from the repo venv (scripts/install-deps.sh), for the launcher's real runs.
+    if [[ -x $ROOT/.venv/bin/spark-submit ]]; then
+        echo "export TEST_SPARK_SUBMIT='$ROOT/.venv/bin/spark-submit'"
+    fi
 }
 
 # ---------------------------------------------------------------------------------------------------

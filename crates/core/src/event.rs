@@ -64,8 +64,8 @@ fn is_name_part(s: &str) -> bool {
 ///
 /// Lowercase letters, digits and inner dashes on both sides of exactly one dot. Anything else (quotes,
 /// spaces, SQL) is refused here, long before it could reach a query.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct InstanceType(String);
 
 impl InstanceType {
@@ -113,8 +113,8 @@ impl fmt::Display for InstanceType {
 }
 
 /// An availability zone such as `us-east-1a`, `eu-central-1b` or the local zone `us-west-2-lax-1a`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct AvailabilityZone(String);
 
 impl AvailabilityZone {
@@ -163,7 +163,8 @@ impl fmt::Display for AvailabilityZone {
 ///
 /// Both halves may hold dashes (`m7i-flex.large`, `c7i.metal-24xl`, `us-west-2-lax-1a`), so the split is
 /// the first dash after the instance type's dot whose remainder is a valid zone.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct PoolId {
     raw: String,
     instance_type: InstanceType,
@@ -224,6 +225,37 @@ impl FromStr for PoolId {
 impl fmt::Display for PoolId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.raw)
+    }
+}
+
+/// Deserialising parses: a stored or received value is checked like any other input.
+macro_rules! try_from_string {
+    ($($t:ty),*) => {$(
+        impl TryFrom<String> for $t {
+            type Error = EventError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+    )*};
+}
+try_from_string!(InstanceType, AvailabilityZone, PoolId);
+
+impl From<PoolId> for String {
+    fn from(p: PoolId) -> String {
+        p.raw
+    }
+}
+
+impl From<InstanceType> for String {
+    fn from(t: InstanceType) -> String {
+        t.0
+    }
+}
+
+impl From<AvailabilityZone> for String {
+    fn from(z: AvailabilityZone) -> String {
+        z.0
     }
 }
 

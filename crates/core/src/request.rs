@@ -53,7 +53,7 @@ pub const MAX_K: usize = 20;
 pub const MAX_BACKTEST_SPAN: Duration = Duration::from_secs(31 * 24 * 3600);
 
 /// How pools are ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// Upper bound of the Wilson score interval of the termination rate (default).

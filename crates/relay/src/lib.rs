@@ -9,16 +9,18 @@
 //! * [`store`]: the in-process cache and Redis, with timeouts and a breaker.
 //! * [`upstream`]: the HTTP client to pool-selector.
 //! * [`relay`]: the caching logic (hit, stale-while-revalidate, coalescing, cross-replica lock).
+//! * [`page`]: the ranking page at `/` (HTML and inline SVG, rendered by pure functions).
 //! * [`clock`]: the time the cache's freshness is judged by (the system's; a manual one in tests).
 //! * [`routes`], [`startup`], [`settings`], [`metrics`]: the service around it.
 //!
-//! Modules depend on each other one way only: `startup` → `routes` → `relay` → `store`, `upstream`
-//! → `metrics`, `key`, `entry`, `clock`.
+//! Modules depend on each other one way only: `startup` → `routes` → `page`, `relay` → `store`,
+//! `upstream` → `metrics`, `key`, `entry`, `clock`.
 
 pub mod clock;
 pub mod entry;
 pub mod key;
 pub mod metrics;
+pub mod page;
 pub mod relay;
 pub mod routes;
 pub mod settings;

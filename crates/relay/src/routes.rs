@@ -1,4 +1,5 @@
-//! HTTP handlers: the relayed routes, readiness, the request id, and the OpenAPI document.
+//! HTTP handlers: the relayed routes, the ranking page, readiness, the request id, and the OpenAPI
+//! document.
 
 use std::sync::Arc;
 
@@ -13,7 +14,9 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::clock::system_now_ms;
+use crate::entry::CacheStatus;
 use crate::key::{CacheKey, KeyError};
+use crate::page;
 use crate::relay::Relay;
 use crate::upstream::REQUEST_ID;
 
@@ -99,6 +102,152 @@ pub async fn relay(route: &'static str, req: HttpRequest, relay: web::Data<Relay
             res
         }
     }
+}
+
+/// What the ranking page may load: its own inline styles and data-URI images, nothing else (it has no
+/// script), and its form may only submit to the relay itself.
+const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+                        form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The ranking page at `/`: the form's query is the ranking query of `/pools`, checked by the same
+/// grammar (a refused one is the page with the error and a 400, never a 500), and the ranking and
+/// the backtest chart are fetched through the cache exactly like API requests.
+pub async fn ranking_page(req: HttpRequest, relay: web::Data<Relay>) -> HttpResponse {
+    let query = req.query_string();
+    let form = page::Form::from_query(query);
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(new_request_id);
+    let relay = relay.into_inner();
+    let (status, body, cache) = page_body(&relay, query, &request_id).await;
+    let mut res = HttpResponse::build(status);
+    res.insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"));
+    if let Some(cache) = cache {
+        res.insert_header((X_CACHE, cache.as_str()));
+    }
+    res.body(page::render(&form, &body))
+}
+
+/// The error part of a page answered with `status`.
+fn page_error(status: StatusCode, message: String, field: Option<String>) -> page::Body {
+    page::Body::Error {
+        status: status.as_u16(),
+        message,
+        field,
+    }
+}
+
+/// The page's status, what it shows, and how its ranking was obtained (`X-Cache`).
+async fn page_body(
+    relay: &std::sync::Arc<Relay>,
+    query: &str,
+    request_id: &str,
+) -> (StatusCode, page::Body, Option<CacheStatus>) {
+    let key = match CacheKey::new("/pools", query) {
+        Ok(k) => k,
+        Err(KeyError::Invalid(e)) => {
+            return (e.status, page_error(e.status, e.body.message, e.body.field), None);
+        }
+        Err(e @ KeyError::QueryTooLong(_)) => {
+            let status = StatusCode::URI_TOO_LONG;
+            return (status, page_error(status, e.to_string(), None), None);
+        }
+    };
+    // The chart replays the same candidates: the instance types and zones of the ranking's query.
+    let chart_key = pool_core::request::RankingRequest::from_query(query)
+        .ok()
+        .and_then(|r| {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            let join = |v: Vec<&str>| v.join(",");
+            if !r.instance_types.is_empty() {
+                q.append_pair(
+                    "instance_types",
+                    &join(r.instance_types.iter().map(|t| t.as_str()).collect()),
+                );
+            }
+            if !r.zones.is_empty() {
+                q.append_pair(
+                    "availability_zones",
+                    &join(r.zones.iter().map(|z| z.as_str()).collect()),
+                );
+            }
+            CacheKey::new("/backtest.svg", &q.finish()).ok()
+        });
+    let chart = async {
+        match &chart_key {
+            Some(k) => Some(relay.serve(k, request_id).await),
+            None => None,
+        }
+    };
+    let (pools, chart) = futures::join!(relay.serve(&key, request_id), chart);
+    let answer = match pools {
+        Ok(answer) => answer,
+        Err(failure) => {
+            let e = ApiError::from(&failure.error);
+            return (
+                e.status,
+                page_error(e.status, e.body.message, None),
+                Some(failure.status),
+            );
+        }
+    };
+    let cache = Some(answer.status);
+    let entry = &answer.entry;
+    if entry.status != 200 {
+        // pool-selector's own error (400, 404, 503...): its message, its status; any other failure
+        // of the upstream is a 502 here, so the page never answers a 500.
+        let status = match entry.status {
+            s @ (400 | 404 | 503 | 504) => StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_GATEWAY),
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        let body: Option<page::ErrorAnswer> = serde_json::from_slice(&entry.body).ok();
+        let (message, field) = body
+            .map(|b| (b.message, b.field))
+            .unwrap_or_else(|| ("the ranking service's answer could not be used".into(), None));
+        return (status, page_error(status, message, field), cache);
+    }
+    let ranking: page::Ranking = match serde_json::from_slice(&entry.body) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "the ranking page could not read pool-selector's /pools answer");
+            let status = StatusCode::BAD_GATEWAY;
+            return (
+                status,
+                page_error(status, "the ranking service's answer could not be used".into(), None),
+                cache,
+            );
+        }
+    };
+    if ranking.pools.is_empty() {
+        let status = StatusCode::NOT_FOUND;
+        return (
+            status,
+            page_error(status, "no pools match these filters".into(), None),
+            cache,
+        );
+    }
+    let chart_svg = match chart {
+        Some(Ok(a))
+            if a.entry.status == 200 && a.entry.content_type.starts_with("image/svg+xml") =>
+        {
+            String::from_utf8(a.entry.body.to_vec()).ok()
+        }
+        _ => None,
+    };
+    (
+        StatusCode::OK,
+        page::Body::Ranking {
+            ranking,
+            query: key.query().to_owned(),
+            chart_svg,
+        },
+        cache,
+    )
 }
 
 /// JSON 405 for another method on a relayed route (the relay only relays reads).
@@ -228,6 +377,29 @@ fn backtest_doc() {}
 #[allow(dead_code)]
 fn backtest_svg_doc() {}
 
+/// The ranking page: an HTML form (instance types, zones, window, strategy) and the pools it
+/// selects, best first, each with its termination rate and interval drawn as a bar, the pick
+/// highlighted, and the backtest chart when pool-selector has one. Takes the parameters of `/pools`;
+/// fetched through the same cache. No script and no external asset.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "page",
+    params(pool_core::request::RankingParams),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String,
+            headers(("x-cache" = String, description = "How the ranking was obtained: HIT, MISS, STALE or BYPASS"), ("x-request-id" = String))),
+        (status = 400, description = "A malformed, unknown or repeated parameter: the page, showing the error", content_type = "text/html", body = String),
+        (status = 404, description = "No matching data: the page, saying so", content_type = "text/html", body = String),
+        (status = 414, description = "Query string longer than the relay accepts: the page, saying so", content_type = "text/html", body = String),
+        (status = 502, description = "pool-selector unreachable, or its answer unusable: the page, saying so", content_type = "text/html", body = String),
+        (status = 503, description = "pool-selector is busy or its storage is unavailable: the page, saying so", content_type = "text/html", body = String),
+        (status = 504, description = "pool-selector did not answer in time: the page, saying so", content_type = "text/html", body = String),
+    )
+)]
+#[allow(dead_code)]
+fn ranking_page_doc() {}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -237,6 +409,7 @@ fn backtest_svg_doc() {}
                        `/metrics`, `/docs` and this document are served on the operations port (ADMIN_PORT) only."
     ),
     paths(
+        ranking_page_doc,
         get_pool_doc,
         pools_doc,
         backtest_doc,
@@ -245,7 +418,9 @@ fn backtest_svg_doc() {}
         ready
     ),
     components(schemas(ErrorBody, Health, Readiness)),
-    tags((name = "relayed", description = "Read routes of pool-selector, cached"), (name = "operations"))
+    tags((name = "relayed", description = "Read routes of pool-selector, cached"),
+         (name = "page", description = "The ranking page for people, over the same cache"),
+         (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -264,6 +439,13 @@ mod tests {
             );
         }
         assert!(doc.paths.paths.contains_key("/ready"));
+        let page = &serde_json::to_value(&doc).unwrap()["paths"]["/"]["get"]["responses"];
+        for status in ["200", "400", "404"] {
+            assert!(
+                page[status]["content"].get("text/html").is_some(),
+                "{status}: {page}"
+            );
+        }
         let json = serde_json::to_value(&doc).expect("the document serialises");
         let chart = &json["paths"]["/backtest.svg"]["get"]["responses"]["200"]["content"];
         assert!(chart.get("image/svg+xml").is_some(), "{chart}");

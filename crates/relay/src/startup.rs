@@ -122,6 +122,12 @@ impl Application {
                         .default_service(web::to(routes::method_not_allowed)),
                 );
             }
+            // The ranking page, for people: the same cache behind an HTML form.
+            app = app.service(
+                web::resource("/")
+                    .route(web::get().to(routes::ranking_page))
+                    .default_service(web::to(routes::method_not_allowed)),
+            );
             app.route("/health", web::get().to(health))
                 .route("/ready", web::get().to(routes::ready))
                 .default_service(web::to(not_found))

@@ -89,3 +89,8 @@ pub async fn silent_server() -> (String, std::sync::Arc<std::sync::atomic::Atomi
     });
     (format!("http://127.0.0.1:{port}"), accepted)
 }
+
+/// PySpark's `spark-submit` (`TEST_SPARK_SUBMIT`, the repo venv's, installed by `scripts/install-deps.sh`).
+pub fn spark_submit() -> String {
+    require_env("TEST_SPARK_SUBMIT")
+}

@@ -5,7 +5,9 @@
 //! * `producers`: event-generator and `POST /events` to the ranking; rankings served while the broker
 //!   is down.
 //! * `recovery`: events stored twice are counted once; a broker restart mid-stream loses nothing.
+//! * `launches`: a launched Spark job's outcome reaches the ranking (the closed loop).
 
 mod helpers;
+mod launches;
 mod producers;
 mod recovery;

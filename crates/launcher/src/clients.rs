@@ -1,0 +1,181 @@
+//! The two services a launch talks to: the relay, which picks the pool, and the intake, which takes
+//! the outcome back into the pipeline.
+
+use std::time::Duration;
+
+use pool_core::event::{Event, JobId, PoolId};
+use serde::Deserialize;
+
+use crate::launch::{Attempt, LaunchSpec};
+
+/// Why no pool came back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PickError {
+    /// The ranking knows no pool for the request (no data yet, or every pool excluded).
+    #[error("{0}")]
+    NoPool(String),
+    /// The relay refused the request (a window or strategy it does not accept).
+    #[error("{0}")]
+    Refused(String),
+    /// The relay cannot be reached or failed.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Asks `GET /get-pool` (the relay's, or pool-selector's: the same contract).
+#[derive(Clone)]
+pub struct Ranking {
+    client: reqwest::Client,
+    base: String,
+}
+
+#[derive(Deserialize)]
+struct Pick {
+    pool_id: String,
+}
+
+fn message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().or(v["message"].as_str()).or(v["error"].as_str()).map(str::to_owned))
+        .unwrap_or_else(|| body.chars().take(300).collect())
+}
+
+fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(3)))
+        .build()
+        .expect("an HTTP client builds")
+}
+
+impl Ranking {
+    pub fn new(base: &str, timeout: Duration) -> Self {
+        Self {
+            client: client(timeout),
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The query of a pick: never spliced by hand, encoded by serde.
+    pub fn query(spec: &LaunchSpec, exclude: &[PoolId]) -> String {
+        let join = |v: Vec<&str>| v.join(",");
+        let mut pairs: Vec<(&str, String)> = vec![(
+            "instance_types",
+            join(spec.instance_types.iter().map(|t| t.as_str()).collect()),
+        )];
+        if !spec.availability_zones.is_empty() {
+            pairs.push(("availability_zones", join(spec.availability_zones.iter().map(|z| z.as_str()).collect())));
+        }
+        if !exclude.is_empty() {
+            pairs.push(("exclude_pools", join(exclude.iter().map(|p| p.as_str()).collect())));
+        }
+        if let Some(s) = spec.strategy {
+            pairs.push(("strategy", s.as_str().to_owned()));
+        }
+        if let Some(w) = &spec.window {
+            pairs.push(("window", w.clone()));
+        }
+        serde_urlencoded::to_string(pairs).expect("strings encode")
+    }
+
+    pub async fn pick(&self, spec: &LaunchSpec, exclude: &[PoolId]) -> Result<PoolId, PickError> {
+        let url = format!("{}/get-pool?{}", self.base, Self::query(spec, exclude));
+        let unavailable = |e: String| PickError::Unavailable(format!("the relay at {} cannot pick a pool: {e}", self.base));
+        let resp = self.client.get(&url).send().await.map_err(|e| unavailable(e.to_string()))?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| unavailable(e.to_string()))?;
+        match status.as_u16() {
+            200 => {
+                let pick: Pick = serde_json::from_str(&body).map_err(|e| unavailable(format!("unreadable answer: {e}")))?;
+                pick.pool_id.parse().map_err(|e: pool_core::event::EventError| unavailable(e.message))
+            }
+            404 => Err(PickError::NoPool(format!("no pool to run on: {}", message(&body)))),
+            400 | 422 => Err(PickError::Refused(message(&body))),
+            s => Err(unavailable(format!("{s}: {}", message(&body)))),
+        }
+    }
+}
+
+/// Sends outcome events to the intake's `POST /events`.
+#[derive(Clone)]
+pub struct Intake {
+    client: reqwest::Client,
+    url: String,
+    token: Option<String>,
+}
+
+impl Intake {
+    pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Self {
+        Self {
+            client: client(timeout),
+            url: format!("{}/events", base.trim_end_matches('/')),
+            token: token.filter(|t| !t.is_empty()),
+        }
+    }
+
+    /// Without a token nothing is published (the intake would refuse it).
+    pub fn enabled(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// The event of a finished attempt, in the seed's schema.
+    pub fn event(attempt: &Attempt) -> Option<Event> {
+        let outcome = attempt.outcome()?;
+        let finished_at = attempt.finished_at?;
+        let job_id: JobId = attempt.job_id.parse().ok()?;
+        Some(Event::new(finished_at, job_id, attempt.pool_id.clone(), outcome))
+    }
+
+    /// Publish one attempt's outcome; `Ok` once the intake accepted it (RabbitMQ confirmed it).
+    pub async fn publish(&self, attempt: &Attempt) -> Result<(), String> {
+        let Some(token) = &self.token else {
+            return Err("no INTAKE_TOKEN".into());
+        };
+        let event = Self::event(attempt).ok_or("the attempt has no outcome")?;
+        let resp = self
+            .client
+            .post(&self.url)
+            .bearer_auth(token)
+            .header("content-type", "application/x-ndjson")
+            .body(event.to_json() + "\n")
+            .send()
+            .await
+            .map_err(|e| format!("the intake at {} cannot be reached: {e}", self.url))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(format!("the intake answered {status}: {}", message(&body)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::launch::LaunchRequest;
+
+    #[test]
+    fn the_pick_query_is_encoded() {
+        let spec = serde_json::from_value::<LaunchRequest>(serde_json::json!({
+            "application": "a", "instance_types": ["m6a.xlarge", "c6a.xlarge"],
+            "availability_zones": ["us-east-1a"], "strategy": "naive", "window": "24h"
+        }))
+        .unwrap()
+        .parse(|_| true, 3)
+        .unwrap();
+        let ex: Vec<PoolId> = vec!["pool-c6a.xlarge-us-east-1a".parse().unwrap()];
+        assert_eq!(
+            Ranking::query(&spec, &ex),
+            "instance_types=c6a.xlarge%2Cm6a.xlarge&availability_zones=us-east-1a&exclude_pools=pool-c6a.xlarge-us-east-1a&strategy=naive&window=24h"
+        );
+    }
+
+    #[test]
+    fn error_messages_are_read_from_json_bodies() {
+        assert_eq!(message(r#"{"error":{"code":"x","message":"no data"}}"#), "no data");
+        assert_eq!(message(r#"{"error":"busy"}"#), "busy");
+        assert_eq!(message("plain"), "plain");
+    }
+}
