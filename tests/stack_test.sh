@@ -9,7 +9,9 @@
 #      (its --truth file says what it published) and a POST /events to the intake (which counts them
 #      in intake_events_accepted_total; without its token it refuses them). Both land in S3 through
 #      ingest-worker and are ranked, read through the relay (cache MISS, then HIT). pool-selector has
-#      no POST /events any more.
+#      no POST /events any more. A curl to the launcher's POST /launch runs a real Spark job
+#      (spark-submit --master local[*]) on the pool the relay picks; its outcome goes back through the
+#      intake and is ranked (one more job in /pools).
 #   3. The streaming generator started by `up` keeps flowing (ingest-worker's written counter grows);
 #      the monitor reads the queue and sees the worker consuming; the compactor answers /health and
 #      completes passes (compactor_passes_total ≥ 1); pool-selector's scan report says how many hours
@@ -30,9 +32,9 @@ export STACK_DIR="${STACK_TEST_DIR:-$ROOT/target/stack-test}"
 export STACK_RELAY_PORT=16180 STACK_SELECTOR_PORT=16150 STACK_MONITOR_PORT=16195 STACK_WORKER_PORT=16196
 export STACK_PROMETHEUS_PORT=16190 STACK_S3_PORT=16100 STACK_AMQP_PORT=16101 STACK_RABBITMQ_MGMT_PORT=16102
 export STACK_REDIS_PORT=16103 STACK_EPMD_PORT=16104 STACK_ERLANG_DIST_PORT=16105 STACK_COMPACTOR_PORT=16197
-export STACK_RELAY_ADMIN_PORT=16181 STACK_INTAKE_PORT=16198
+export STACK_RELAY_ADMIN_PORT=16181 STACK_INTAKE_PORT=16198 STACK_LAUNCHER_PORT=16199
 export STACK_BUILD="${STACK_BUILD:-always}"
-PORTS=(16180 16181 16150 16195 16196 16190 16100 16101 16102 16103 16104 16105 16197 16198)
+PORTS=(16180 16181 16150 16195 16196 16190 16100 16101 16102 16103 16104 16105 16197 16198 16199)
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 case $TARGET in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
 
@@ -187,7 +189,7 @@ check "pool-selector has no POST /events any more (HTTP $code)" test "$code" -ge
 # The relay caches a 404 for 5 s and a 200 for 30 s; the worker writes a batch within ~2 s, and each
 # pool's events arrive together, so the first 200 already holds them all.
 wait_ranking() {
-    local itype=$1 jobs=$2 spot=$3 deadline=$((SECONDS + 90)) got=""
+    local itype=$1 jobs=$2 spot=$3 deadline=$((SECONDS + 120)) got=""
     while ((SECONDS < deadline)); do
         got=$(curl -s "$STACK_RELAY_URL/pools?instance_types=$itype&window=0") || true
         if python3 -c '
@@ -215,6 +217,33 @@ check "GET /get-pool through the relay answers 200 with one of the two pools" \
     python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["pool_id"] in sys.argv[2:] else 1)' "$body" "$gen_pool" "$post_pool"
 check "the relay answers the first call from upstream (X-Cache MISS or BYPASS)" grep -qiE '^x-cache: (MISS|BYPASS)' <<<"$first"
 check "the relay answers the repeated call from its cache (X-Cache HIT)" grep -qi '^x-cache: HIT' <<<"$second"
+
+# The closed loop: a curl to the launcher runs a real Spark job (spark-submit --master local[*]) on the
+# pool the relay picks; its outcome goes back through the intake and shows in /pools (one more job).
+launch=$(curl -s -XPOST "$STACK_LAUNCHER_URL/launch" -H 'content-type: application/json' \
+    -d '{"application":"astronauts","instance_types":["zz9.stackpost"],"arguments":["--craft","ISS"]}')
+launch_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("launch_id", ""))' "$launch" 2>/dev/null || true)
+check "POST /launch → 202 with a launch on $post_pool (${launch:0:200})" \
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["pool_id"] == sys.argv[2] and d["state"] == "SUBMITTED" else 1)' "$launch" "$post_pool"
+wait_launch() {
+    local deadline=$((SECONDS + 240)) got=""
+    while ((SECONDS < deadline)); do
+        got=$(curl -s "$STACK_LAUNCHER_URL/launches/$launch_id") || true
+        if python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+sys.exit(0 if d["state"] == "COMPLETED" and d["attempts"][0]["outcome_published"] else 1)' "$got" 2>/dev/null; then
+            return 0
+        fi
+        sleep 2
+    done
+    echo "last answer: ${got:0:600}" >&2
+    tail -n 20 "$STACK_DIR"/data/launcher/*/log >&2 || true
+    return 1
+}
+check "the launched Spark job completed and its outcome was published" wait_launch
+check "the launch's outcome is ranked through the relay: 301 jobs, 30 spot terminations" \
+    wait_ranking zz9.stackpost 301 30
 
 # ---------------------------------------------------------------------------------------------------
 # 3. the streaming generator keeps flowing; the monitor sees the queue

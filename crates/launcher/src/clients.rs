@@ -37,7 +37,13 @@ struct Pick {
 fn message(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v["error"]["message"].as_str().or(v["message"].as_str()).or(v["error"].as_str()).map(str::to_owned))
+        .and_then(|v| {
+            v["error"]["message"]
+                .as_str()
+                .or(v["message"].as_str())
+                .or(v["error"].as_str())
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| body.chars().take(300).collect())
 }
 
@@ -65,10 +71,16 @@ impl Ranking {
             join(spec.instance_types.iter().map(|t| t.as_str()).collect()),
         )];
         if !spec.availability_zones.is_empty() {
-            pairs.push(("availability_zones", join(spec.availability_zones.iter().map(|z| z.as_str()).collect())));
+            pairs.push((
+                "availability_zones",
+                join(spec.availability_zones.iter().map(|z| z.as_str()).collect()),
+            ));
         }
         if !exclude.is_empty() {
-            pairs.push(("exclude_pools", join(exclude.iter().map(|p| p.as_str()).collect())));
+            pairs.push((
+                "exclude_pools",
+                join(exclude.iter().map(|p| p.as_str()).collect()),
+            ));
         }
         if let Some(s) = spec.strategy {
             pairs.push(("strategy", s.as_str().to_owned()));
@@ -81,16 +93,32 @@ impl Ranking {
 
     pub async fn pick(&self, spec: &LaunchSpec, exclude: &[PoolId]) -> Result<PoolId, PickError> {
         let url = format!("{}/get-pool?{}", self.base, Self::query(spec, exclude));
-        let unavailable = |e: String| PickError::Unavailable(format!("the relay at {} cannot pick a pool: {e}", self.base));
-        let resp = self.client.get(&url).send().await.map_err(|e| unavailable(e.to_string()))?;
+        let unavailable = |e: String| {
+            PickError::Unavailable(format!(
+                "the relay at {} cannot pick a pool: {e}",
+                self.base
+            ))
+        };
+        let resp = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
         let status = resp.status();
         let body = resp.text().await.map_err(|e| unavailable(e.to_string()))?;
         match status.as_u16() {
             200 => {
-                let pick: Pick = serde_json::from_str(&body).map_err(|e| unavailable(format!("unreadable answer: {e}")))?;
-                pick.pool_id.parse().map_err(|e: pool_core::event::EventError| unavailable(e.message))
+                let pick: Pick = serde_json::from_str(&body)
+                    .map_err(|e| unavailable(format!("unreadable answer: {e}")))?;
+                pick.pool_id
+                    .parse()
+                    .map_err(|e: pool_core::event::EventError| unavailable(e.message))
             }
-            404 => Err(PickError::NoPool(format!("no pool to run on: {}", message(&body)))),
+            404 => Err(PickError::NoPool(format!(
+                "no pool to run on: {}",
+                message(&body)
+            ))),
             400 | 422 => Err(PickError::Refused(message(&body))),
             s => Err(unavailable(format!("{s}: {}", message(&body)))),
         }
@@ -124,7 +152,12 @@ impl Intake {
         let outcome = attempt.outcome()?;
         let finished_at = attempt.finished_at?;
         let job_id: JobId = attempt.job_id.parse().ok()?;
-        Some(Event::new(finished_at, job_id, attempt.pool_id.clone(), outcome))
+        Some(Event::new(
+            finished_at,
+            job_id,
+            attempt.pool_id.clone(),
+            outcome,
+        ))
     }
 
     /// Publish one attempt's outcome; `Ok` once the intake accepted it (RabbitMQ confirmed it).
@@ -174,7 +207,10 @@ mod tests {
 
     #[test]
     fn error_messages_are_read_from_json_bodies() {
-        assert_eq!(message(r#"{"error":{"code":"x","message":"no data"}}"#), "no data");
+        assert_eq!(
+            message(r#"{"error":{"code":"x","message":"no data"}}"#),
+            "no data"
+        );
         assert_eq!(message(r#"{"error":"busy"}"#), "busy");
         assert_eq!(message("plain"), "plain");
     }

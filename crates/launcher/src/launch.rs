@@ -115,7 +115,10 @@ fn parse_list<T: std::str::FromStr<Err = pool_core::event::EventError> + Ord>(
     if values.len() > MAX_LIST_VALUES {
         return Err(bad(
             field,
-            format!("{field}: at most {MAX_LIST_VALUES} values, got {}", values.len()),
+            format!(
+                "{field}: at most {MAX_LIST_VALUES} values, got {}",
+                values.len()
+            ),
         ));
     }
     let mut out = BTreeSet::new();
@@ -142,11 +145,18 @@ impl LaunchRequest {
             .as_deref()
             .map(str::trim)
             .filter(|a| !a.is_empty())
-            .ok_or_else(|| bad("application", "application is required: the name of a template (GET /applications)"))?;
+            .ok_or_else(|| {
+                bad(
+                    "application",
+                    "application is required: the name of a template (GET /applications)",
+                )
+            })?;
         if !known(application) {
             return Err(bad(
                 "application",
-                format!("unknown application {application:?}: GET /applications lists the templates"),
+                format!(
+                    "unknown application {application:?}: GET /applications lists the templates"
+                ),
             ));
         }
         let instance_types: Vec<InstanceType> = parse_list(
@@ -163,7 +173,10 @@ impl LaunchRequest {
         if self.arguments.len() > MAX_ARGUMENTS {
             return Err(bad(
                 "arguments",
-                format!("arguments: at most {MAX_ARGUMENTS}, got {}", self.arguments.len()),
+                format!(
+                    "arguments: at most {MAX_ARGUMENTS}, got {}",
+                    self.arguments.len()
+                ),
             ));
         }
         if let Some(i) = self
@@ -197,7 +210,8 @@ impl LaunchRequest {
         let window = match self.window.as_deref().filter(|w| !w.trim().is_empty()) {
             None => None,
             Some(w) => {
-                Window::parse("window", w).map_err(|e| bad("window", format!("window: {}", e.message)))?;
+                Window::parse("window", w)
+                    .map_err(|e| bad("window", format!("window: {}", e.message)))?;
                 Some(w.trim().to_owned())
             }
         };
@@ -289,15 +303,32 @@ pub struct Launch {
 pub fn run_name(application: &str, launch_id: &str, attempt: u32) -> String {
     let app: String = application
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(30)
         .collect();
-    let short: String = launch_id.chars().filter(|c| *c != '-').rev().take(12).collect::<String>();
+    let short: String = launch_id
+        .chars()
+        .filter(|c| *c != '-')
+        .rev()
+        .take(12)
+        .collect::<String>();
     let short: String = short.chars().rev().collect();
     format!("{}-{short}-{attempt}", app.trim_matches('-'))
 }
 
-fn new_attempt(launch_id: &str, application: &str, n: u32, pool: PoolId, now: DateTime<Utc>) -> Attempt {
+fn new_attempt(
+    launch_id: &str,
+    application: &str,
+    n: u32,
+    pool: PoolId,
+    now: DateTime<Utc>,
+) -> Attempt {
     Attempt {
         attempt: n,
         job_id: Uuid::new_v4().to_string(),
@@ -315,7 +346,11 @@ fn new_attempt(launch_id: &str, application: &str, n: u32, pool: PoolId, now: Da
 impl Launch {
     /// Whether the reconciler still has something to do: not finished, or an outcome not yet published.
     pub fn needs_work(&self) -> bool {
-        !self.state.is_terminal() || self.attempts.iter().any(|a| a.publishes() && !a.outcome_published)
+        !self.state.is_terminal()
+            || self
+                .attempts
+                .iter()
+                .any(|a| a.publishes() && !a.outcome_published)
     }
 
     /// A new launch whose first attempt goes to `pool`.
@@ -356,11 +391,15 @@ impl Launch {
     }
 
     pub fn current(&self) -> &Attempt {
-        self.attempts.last().expect("a launch has at least one attempt")
+        self.attempts
+            .last()
+            .expect("a launch has at least one attempt")
     }
 
     pub fn current_mut(&mut self) -> &mut Attempt {
-        self.attempts.last_mut().expect("a launch has at least one attempt")
+        self.attempts
+            .last_mut()
+            .expect("a launch has at least one attempt")
     }
 
     /// Every pool tried so far: the next attempt goes elsewhere.
@@ -433,7 +472,12 @@ pub enum Next {
 
 /// The decision after an attempt ended with `outcome`: only a spot termination is retried (on another
 /// pool), and only while attempts remain; a job that failed on its own would fail anywhere.
-pub fn next_step(outcome: &Outcome, attempts_so_far: u32, max_attempts: u32, cancel_requested: bool) -> Next {
+pub fn next_step(
+    outcome: &Outcome,
+    attempts_so_far: u32,
+    max_attempts: u32,
+    cancel_requested: bool,
+) -> Next {
     match outcome {
         Outcome::Succeeded => Next::End(State::Completed),
         _ if cancel_requested => Next::End(State::Cancelled),
@@ -462,7 +506,10 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            spec.instance_types.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            spec.instance_types
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>(),
             ["c6a.xlarge", "m6a.xlarge"]
         );
         assert_eq!(spec.size, Size::Medium);
@@ -473,7 +520,9 @@ mod tests {
 
     #[test]
     fn defaults_apply() {
-        let spec = req(serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"]})).unwrap();
+        let spec =
+            req(serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"]}))
+                .unwrap();
         assert_eq!(spec.size, Size::Small);
         assert_eq!(spec.max_attempts, 3);
         assert!(spec.availability_zones.is_empty() && spec.arguments.is_empty());
@@ -482,18 +531,54 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let cases = [
-            (serde_json::json!({"instance_types": ["c6a.xlarge"]}), "application"),
-            (serde_json::json!({"application": "nope", "instance_types": ["c6a.xlarge"]}), "application"),
-            (serde_json::json!({"application": "astronauts"}), "instance_types"),
-            (serde_json::json!({"application": "astronauts", "instance_types": []}), "instance_types"),
-            (serde_json::json!({"application": "astronauts", "instance_types": ["c6a"]}), "instance_types"),
-            (serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"], "availability_zones": ["mars"]}), "availability_zones"),
-            (serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"], "size": "huge"}), "size"),
-            (serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"], "max_attempts": 0}), "max_attempts"),
-            (serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"], "max_attempts": 11}), "max_attempts"),
-            (serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"], "strategy": "best"}), "strategy"),
-            (serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"], "window": "soon"}), "window"),
-            (serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"], "arguments": ["a\u{0}b"]}), "arguments"),
+            (
+                serde_json::json!({"instance_types": ["c6a.xlarge"]}),
+                "application",
+            ),
+            (
+                serde_json::json!({"application": "nope", "instance_types": ["c6a.xlarge"]}),
+                "application",
+            ),
+            (
+                serde_json::json!({"application": "astronauts"}),
+                "instance_types",
+            ),
+            (
+                serde_json::json!({"application": "astronauts", "instance_types": []}),
+                "instance_types",
+            ),
+            (
+                serde_json::json!({"application": "astronauts", "instance_types": ["c6a"]}),
+                "instance_types",
+            ),
+            (
+                serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"], "availability_zones": ["mars"]}),
+                "availability_zones",
+            ),
+            (
+                serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"], "size": "huge"}),
+                "size",
+            ),
+            (
+                serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"], "max_attempts": 0}),
+                "max_attempts",
+            ),
+            (
+                serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"], "max_attempts": 11}),
+                "max_attempts",
+            ),
+            (
+                serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"], "strategy": "best"}),
+                "strategy",
+            ),
+            (
+                serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"], "window": "soon"}),
+                "window",
+            ),
+            (
+                serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"], "arguments": ["a\u{0}b"]}),
+                "arguments",
+            ),
         ];
         for (json, field) in cases {
             let e = req(json.clone()).expect_err(&json.to_string());
@@ -507,7 +592,10 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused() {
-        assert!(serde_json::from_value::<LaunchRequest>(serde_json::json!({"aplication": "x"})).is_err());
+        assert!(
+            serde_json::from_value::<LaunchRequest>(serde_json::json!({"aplication": "x"}))
+                .is_err()
+        );
     }
 
     #[test]
@@ -516,8 +604,15 @@ mod tests {
         for max in 1..=MAX_ATTEMPTS_LIMIT {
             for n in 1..=max {
                 for cancel in [false, true] {
-                    assert_eq!(next_step(&Outcome::Succeeded, n, max, cancel), Next::End(State::Completed));
-                    let want_other = if cancel { State::Cancelled } else { State::Failed };
+                    assert_eq!(
+                        next_step(&Outcome::Succeeded, n, max, cancel),
+                        Next::End(State::Completed)
+                    );
+                    let want_other = if cancel {
+                        State::Cancelled
+                    } else {
+                        State::Failed
+                    };
                     assert_eq!(next_step(&other, n, max, cancel), Next::End(want_other));
                     let spot = next_step(&Outcome::SpotTermination, n, max, cancel);
                     let want = match (cancel, n < max) {
@@ -533,7 +628,9 @@ mod tests {
 
     #[test]
     fn attempts_move_through_their_states() {
-        let spec = req(serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"]})).unwrap();
+        let spec =
+            req(serde_json::json!({"application": "astronauts", "instance_types": ["c6a.xlarge"]}))
+                .unwrap();
         let p1: PoolId = "pool-c6a.xlarge-us-east-1a".parse().unwrap();
         let p2: PoolId = "pool-c6a.xlarge-us-east-1b".parse().unwrap();
         let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
@@ -562,7 +659,10 @@ mod tests {
         let n = run_name("My_App.v2", "0193a0a2-7b3c-7def-8123-456789abcdef", 3);
         assert_eq!(n, "my-app-v2-456789abcdef-3");
         assert!(n.len() <= 63);
-        assert!(n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        assert!(
+            n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
     }
 
     #[test]

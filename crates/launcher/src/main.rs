@@ -9,12 +9,18 @@ use launcher::{Application, Settings};
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
     if let Some(Command::Render { pool }) = &settings.command {
-        let manifests = launcher::manifest::render_samples(&settings.templates, pool, &launcher::startup::placement(&settings))?;
+        let manifests = launcher::manifest::render_samples(
+            &settings.templates,
+            pool,
+            &launcher::startup::placement(&settings),
+        )?;
         println!("{}", serde_json::to_string_pretty(&manifests)?);
         return Ok(());
     }
     settings.telemetry.init();
-    let app = Application::build(settings).await.context("launcher cannot start")?;
+    let app = Application::build(settings)
+        .await
+        .context("launcher cannot start")?;
     app.run_until_stopped().await.context("launcher stopped")?;
     tracing::info!("launcher stopped");
     Ok(())

@@ -72,7 +72,12 @@ pub fn render(template: &Template, launch: &Launch, placement: &Placement) -> Va
     render_attempt(template, launch, attempt, placement)
 }
 
-pub fn render_attempt(template: &Template, launch: &Launch, attempt: &Attempt, placement: &Placement) -> Value {
+pub fn render_attempt(
+    template: &Template,
+    launch: &Launch,
+    attempt: &Attempt,
+    placement: &Placement,
+) -> Value {
     let mut app = template.manifest.clone();
     let labels = labels(launch, attempt);
     let meta = &mut app["metadata"];
@@ -123,9 +128,15 @@ fn executor_selector(pool: &PoolId) -> Value {
 
 /// Every SparkApplication the templates in `folder` give: each template in each size, on `pool`. What
 /// `launcher render` prints, for validating the manifests offline against the operator's CRD schema.
-pub fn render_samples(folder: &std::path::Path, pool: &str, placement: &Placement) -> anyhow::Result<Vec<Value>> {
+pub fn render_samples(
+    folder: &std::path::Path,
+    pool: &str,
+    placement: &Placement,
+) -> anyhow::Result<Vec<Value>> {
     let templates = crate::template::Templates::load(folder)?;
-    let pool: PoolId = pool.parse().map_err(|e: pool_core::event::EventError| anyhow::anyhow!("--pool: {}", e.message))?;
+    let pool: PoolId = pool
+        .parse()
+        .map_err(|e: pool_core::event::EventError| anyhow::anyhow!("--pool: {}", e.message))?;
     let mut out = Vec::new();
     for t in templates.iter() {
         for size in crate::size::Size::ALL {
@@ -143,7 +154,7 @@ pub fn render_samples(folder: &std::path::Path, pool: &str, placement: &Placemen
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::launch::{LaunchRequest, Launch};
+    use crate::launch::{Launch, LaunchRequest};
     use std::path::Path;
 
     const TEMPLATE: &str = "apiVersion: sparkoperator.k8s.io/v1beta2\nkind: SparkApplication\nmetadata:\n  name: astronauts\n  labels:\n    team: data\nspec:\n  type: Python\n  mode: cluster\n  image: example/spark:1\n  mainApplicationFile: local:///opt/spark/jobs/astronauts.py\n  sparkVersion: 3.5.3\n  driver:\n    cores: 9\n    nodeSelector:\n      disk: ssd\n  executor:\n    instances: 99\n";
@@ -161,7 +172,10 @@ mod tests {
     }
 
     fn placement() -> Placement {
-        Placement { namespace: "spark-jobs".into(), service_account: "spark".into() }
+        Placement {
+            namespace: "spark-jobs".into(),
+            service_account: "spark".into(),
+        }
     }
 
     #[test]
@@ -169,12 +183,17 @@ mod tests {
         let (t, l) = launch("medium");
         let app = render(&t, &l, &placement());
         let spec = &app["spec"];
-        assert_eq!(spec["executor"]["nodeSelector"][INSTANCE_TYPE_LABEL], "c6a.xlarge");
+        assert_eq!(
+            spec["executor"]["nodeSelector"][INSTANCE_TYPE_LABEL],
+            "c6a.xlarge"
+        );
         assert_eq!(spec["executor"]["nodeSelector"][ZONE_LABEL], "us-east-1b");
-        let terms = &spec["executor"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
+        let terms = &spec["executor"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"];
         assert_eq!(terms[0]["matchExpressions"][0]["values"][0], "spot");
         assert_eq!(terms[1]["matchExpressions"][0]["values"][0], "SPOT");
-        let dterms = &spec["driver"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
+        let dterms = &spec["driver"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"];
         assert_eq!(dterms[0]["matchExpressions"][0]["values"][0], "on-demand");
         assert_eq!(dterms[1]["matchExpressions"][0]["values"][0], "ON_DEMAND");
         // The template's own driver selector is kept; the size replaces its resources.
@@ -191,7 +210,11 @@ mod tests {
         let (t, l) = launch("small");
         let app = render(&t, &l, &placement());
         let a = l.current();
-        for labels in [&app["metadata"]["labels"], &app["spec"]["driver"]["labels"], &app["spec"]["executor"]["labels"]] {
+        for labels in [
+            &app["metadata"]["labels"],
+            &app["spec"]["driver"]["labels"],
+            &app["spec"]["executor"]["labels"],
+        ] {
             assert_eq!(labels[LABEL_LAUNCH_ID], l.launch_id.as_str());
             assert_eq!(labels[LABEL_JOB_ID], a.job_id.as_str());
             assert_eq!(labels[LABEL_POOL_ID], "pool-c6a.xlarge-us-east-1b");
@@ -203,7 +226,12 @@ mod tests {
         assert_eq!(app["metadata"]["namespace"], "spark-jobs");
         for v in app["metadata"]["labels"].as_object().unwrap().values() {
             let v = v.as_str().unwrap();
-            assert!(v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)), "{v}");
+            assert!(
+                v.len() <= 63
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)),
+                "{v}"
+            );
         }
     }
 }

@@ -50,11 +50,25 @@ pub struct LauncherMetrics {
 impl LauncherMetrics {
     pub fn register(registry: &Registry) -> Self {
         Self {
-            launches: counter_vec(registry, "launches_total", "Launches ended, by final state.", &["state"]),
-            attempts: counter_vec(registry, "attempts_total", "Attempts ended, by outcome.", &["outcome"]),
+            launches: counter_vec(
+                registry,
+                "launches_total",
+                "Launches ended, by final state.",
+                &["state"],
+            ),
+            attempts: counter_vec(
+                registry,
+                "attempts_total",
+                "Attempts ended, by outcome.",
+                &["outcome"],
+            ),
             published: register(
                 registry,
-                IntCounter::new("outcomes_published_total", "Outcome events accepted by the intake.").unwrap(),
+                IntCounter::new(
+                    "outcomes_published_total",
+                    "Outcome events accepted by the intake.",
+                )
+                .unwrap(),
             ),
             publish_failures: register(
                 registry,
@@ -66,7 +80,11 @@ impl LauncherMetrics {
             ),
             active: register(
                 registry,
-                IntGauge::new("active_launches", "Launches not finished, as of the last reconcile.").unwrap(),
+                IntGauge::new(
+                    "active_launches",
+                    "Launches not finished, as of the last reconcile.",
+                )
+                .unwrap(),
             ),
         }
     }

@@ -22,12 +22,25 @@ impl From<LaunchError> for ApiError {
         let msg = e.to_string();
         match e {
             LaunchError::Invalid(s) => ApiError::bad_parameter(s.field, s.message),
-            LaunchError::NoPool(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_pool", msg),
-            LaunchError::RelayRefused(_) => ApiError::new(StatusCode::BAD_REQUEST, "relay_refused", msg),
-            LaunchError::RelayUnavailable(_) => ApiError::unavailable("relay_unavailable", msg).retry_after(5),
-            LaunchError::Busy { .. } => ApiError::busy(msg, 10),
-            LaunchError::Submission(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "submission_failed", msg),
-            LaunchError::Store(StoreError::Unavailable(_)) => ApiError::unavailable("store_unavailable", msg).retry_after(5),
+            LaunchError::NoPool(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_pool", msg)
+            }
+            LaunchError::RelayRefused(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "relay_refused", msg)
+            }
+            LaunchError::RelayUnavailable(_) => {
+                ApiError::unavailable("relay_unavailable", msg).retry_after(5)
+            }
+            LaunchError::Busy { .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_launches", msg)
+                    .retry_after(10)
+            }
+            LaunchError::Submission(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "submission_failed", msg)
+            }
+            LaunchError::Store(StoreError::Unavailable(_)) => {
+                ApiError::unavailable("store_unavailable", msg).retry_after(5)
+            }
             LaunchError::Store(StoreError::Corrupt(_)) => ApiError::internal(msg),
             LaunchError::NotFound(_) => ApiError::not_found(msg),
             LaunchError::Finished(..) => ApiError::new(StatusCode::CONFLICT, "finished", msg),
@@ -40,7 +53,10 @@ impl From<LaunchError> for ApiError {
 #[utoipa::path(post, path = "/launch", tag = "launches", request_body = LaunchRequest,
     responses((status = 202, body = Launch), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn launch(launcher: web::Data<Launcher>, body: web::Json<LaunchRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn launch(
+    launcher: web::Data<Launcher>,
+    body: web::Json<LaunchRequest>,
+) -> Result<HttpResponse, ApiError> {
     let launch = launcher.launch(&body).await?;
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/launches/{}", launch.launch_id)))
@@ -65,11 +81,19 @@ pub struct LaunchList {
 /// Launches, newest first.
 #[utoipa::path(get, path = "/launches", tag = "launches", params(ListParams),
     responses((status = 200, body = LaunchList), (status = 400, body = ErrorBody)))]
-pub async fn list(launcher: web::Data<Launcher>, q: web::Query<ListParams>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    launcher: web::Data<Launcher>,
+    q: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
     let state = match q.state.as_deref().filter(|s| !s.trim().is_empty()) {
         None => None,
         Some(s) => Some(State::parse(s).ok_or_else(|| {
-            ApiError::bad_parameter("state", format!("state: {s:?} is not one of SUBMITTED, RUNNING, COMPLETED, FAILED, CANCELLED"))
+            ApiError::bad_parameter(
+                "state",
+                format!(
+                    "state: {s:?} is not one of SUBMITTED, RUNNING, COMPLETED, FAILED, CANCELLED"
+                ),
+            )
         })?),
     };
     let limit = match q.limit.as_deref().filter(|s| !s.trim().is_empty()) {
@@ -79,23 +103,38 @@ pub async fn list(launcher: web::Data<Launcher>, q: web::Query<ListParams>) -> R
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::bad_parameter("limit", format!("limit: {l:?} is not a number between 1 and {MAX_LIST_LIMIT}")))?,
+            .ok_or_else(|| {
+                ApiError::bad_parameter(
+                    "limit",
+                    format!("limit: {l:?} is not a number between 1 and {MAX_LIST_LIMIT}"),
+                )
+            })?,
     };
-    let launches = launcher.store.list(state, limit).await.map_err(LaunchError::from)?;
+    let launches = launcher
+        .store
+        .list(state, limit)
+        .await
+        .map_err(LaunchError::from)?;
     Ok(HttpResponse::Ok().json(LaunchList { launches }))
 }
 
 /// One launch, with every attempt.
 #[utoipa::path(get, path = "/launches/{id}", tag = "launches", params(("id" = String, Path)),
     responses((status = 200, body = Launch), (status = 404, body = ErrorBody)))]
-pub async fn get(launcher: web::Data<Launcher>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    launcher: web::Data<Launcher>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(launcher.get(&id).await?))
 }
 
 /// Cancel a launch: its run is stopped, no outcome is published for it.
 #[utoipa::path(delete, path = "/launches/{id}", tag = "launches", params(("id" = String, Path)),
     responses((status = 202, body = Launch), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn cancel(launcher: web::Data<Launcher>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn cancel(
+    launcher: web::Data<Launcher>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Accepted().json(launcher.cancel(&id).await?))
 }
 
@@ -140,8 +179,22 @@ pub async fn ready(launcher: web::Data<Launcher>) -> Result<HttpResponse, ApiErr
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "launcher", description = "Places Spark jobs on the recommended spot pool and feeds each outcome back."),
+    info(
+        title = "launcher",
+        description = "Places Spark jobs on the recommended spot pool and feeds each outcome back."
+    ),
     paths(launch, list, get, cancel, applications, ready, pool_http::health),
-    components(schemas(LaunchRequest, Launch, Attempt, State, LaunchList, Applications, Application, Ready, ErrorBody, pool_http::Health))
+    components(schemas(
+        LaunchRequest,
+        Launch,
+        Attempt,
+        State,
+        LaunchList,
+        Applications,
+        Application,
+        Ready,
+        ErrorBody,
+        pool_http::Health
+    ))
 )]
 pub struct ApiDoc;

@@ -21,7 +21,6 @@ use crate::metrics::LauncherMetrics;
 use crate::store::{Store, StoreError};
 use crate::template::Templates;
 
-
 /// What a request to the launcher can run into.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -33,7 +32,9 @@ pub enum LaunchError {
     RelayRefused(String),
     #[error("{0}")]
     RelayUnavailable(String),
-    #[error("{active} launches are running (MAX_ACTIVE_LAUNCHES); try again when some have finished")]
+    #[error(
+        "{active} launches are running (MAX_ACTIVE_LAUNCHES); try again when some have finished"
+    )]
     Busy { active: usize },
     #[error("the run could not be submitted: {0}")]
     Submission(String),
@@ -89,7 +90,10 @@ impl Launcher {
 
     /// `POST /launch`: check the request, pick the pool, save the launch, submit its first run.
     pub async fn launch(&self, req: &LaunchRequest) -> Result<Launch, LaunchError> {
-        let spec = req.parse(|a| self.templates.get(a).is_some(), self.default_max_attempts)?;
+        let spec = req.parse(
+            |a| self.templates.get(a).is_some(),
+            self.default_max_attempts,
+        )?;
         let active = self.store.active().await?.len();
         if active >= self.max_active {
             return Err(LaunchError::Busy { active });
@@ -112,9 +116,9 @@ impl Launcher {
     }
 
     async fn submit(&self, launch: &Launch) -> Result<(), BackendError> {
-        let run = self
-            .run(launch)
-            .ok_or_else(|| BackendError::Refused(format!("template {:?} is gone", launch.application)))?;
+        let run = self.run(launch).ok_or_else(|| {
+            BackendError::Refused(format!("template {:?} is gone", launch.application))
+        })?;
         self.backend.submit(run).await
     }
 
@@ -138,7 +142,10 @@ impl Launcher {
     }
 
     pub async fn get(&self, id: &str) -> Result<Launch, LaunchError> {
-        self.store.get(id).await?.ok_or_else(|| LaunchError::NotFound(id.to_owned()))
+        self.store
+            .get(id)
+            .await?
+            .ok_or_else(|| LaunchError::NotFound(id.to_owned()))
     }
 
     /// `DELETE /launches/{id}`: stop the current run; the launch ends CANCELLED, publishing nothing for
@@ -150,13 +157,22 @@ impl Launcher {
                 return Err(LaunchError::Finished(id.to_owned(), launch.state.as_str()));
             }
             if let Some(run) = self.run(&launch) {
-                self.backend.cancel(run).await.map_err(|e| LaunchError::Submission(e.to_string()))?;
+                self.backend
+                    .cancel(run)
+                    .await
+                    .map_err(|e| LaunchError::Submission(e.to_string()))?;
             }
             launch.cancel_requested = true;
             launch.cancel_attempt(Utc::now());
             if self.store.put(&mut launch).await? {
-                self.metrics.launches.with_label_values(&["CANCELLED"]).inc();
-                self.metrics.attempts.with_label_values(&["cancelled"]).inc();
+                self.metrics
+                    .launches
+                    .with_label_values(&["CANCELLED"])
+                    .inc();
+                self.metrics
+                    .attempts
+                    .with_label_values(&["cancelled"])
+                    .inc();
                 tracing::info!(launch = id, "launch cancelled");
                 return Ok(launch);
             }
@@ -203,7 +219,10 @@ impl Launcher {
                         Ok(()) => {}
                         Err(BackendError::Refused(m)) => {
                             tracing::warn!(launch = id, error = %m, "submission refused");
-                            launch.finish_attempt(&Outcome::OtherFailure(SUBMISSION_FAILED.into()), now);
+                            launch.finish_attempt(
+                                &Outcome::OtherFailure(SUBMISSION_FAILED.into()),
+                                now,
+                            );
                         }
                         Err(e) => return Err(LaunchError::Submission(e.to_string())),
                     }
@@ -249,11 +268,20 @@ impl Launcher {
             let next = if current.reason == SUBMISSION_FAILED {
                 Next::End(State::Failed)
             } else {
-                next_step(&outcome, launch.attempts.len() as u32, launch.max_attempts, launch.cancel_requested)
+                next_step(
+                    &outcome,
+                    launch.attempts.len() as u32,
+                    launch.max_attempts,
+                    launch.cancel_requested,
+                )
             };
             match next {
                 Next::End(state) => launch.end(state, now),
-                Next::Relaunch => match self.ranking.pick(&launch.spec(), &launch.tried_pools()).await {
+                Next::Relaunch => match self
+                    .ranking
+                    .pick(&launch.spec(), &launch.tried_pools())
+                    .await
+                {
                     Ok(pool) => {
                         tracing::info!(launch = id, from = %current.pool_id, to = %pool, "spot termination: relaunching on another pool");
                         launch.relaunch(pool, now);
@@ -264,16 +292,16 @@ impl Launcher {
                         launch.end(State::Failed, now);
                     }
                     // The relay is down: try again next pass.
-                    Err(PickError::Unavailable(m)) => tracing::warn!(launch = id, error = %m, "relaunch waits for the relay"),
+                    Err(PickError::Unavailable(m)) => {
+                        tracing::warn!(launch = id, error = %m, "relaunch waits for the relay")
+                    }
                 },
             }
         }
 
         let saved = launch.clone();
         self.save(launch, &before).await?;
-        if submit_after_save
-            && let Err(e) = self.submit(&saved).await
-        {
+        if submit_after_save && let Err(e) = self.submit(&saved).await {
             // The next pass sees a saved attempt with no run and submits (or fails) it.
             tracing::warn!(launch = id, error = %e, "relaunch submission failed; retried next pass");
         }
@@ -290,17 +318,24 @@ impl Launcher {
         }
         for (i, a) in launch.attempts.iter().enumerate() {
             let was = before.attempts.get(i);
-            if a.state.is_terminal() && was.is_none_or(|w| !w.state.is_terminal())
+            if a.state.is_terminal()
+                && was.is_none_or(|w| !w.state.is_terminal())
                 && let Some(o) = a.outcome()
             {
-                self.metrics.attempts.with_label_values(&[attempt_label(&o)]).inc();
+                self.metrics
+                    .attempts
+                    .with_label_values(&[attempt_label(&o)])
+                    .inc();
             }
             if a.outcome_published && was.is_none_or(|w| !w.outcome_published) {
                 self.metrics.published.inc();
             }
         }
         if launch.state.is_terminal() && !before.state.is_terminal() {
-            self.metrics.launches.with_label_values(&[launch.state.as_str()]).inc();
+            self.metrics
+                .launches
+                .with_label_values(&[launch.state.as_str()])
+                .inc();
             tracing::info!(launch = %launch.launch_id, state = launch.state.as_str(), attempts = launch.attempts.len(), "launch finished");
         }
         Ok(())

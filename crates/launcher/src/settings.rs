@@ -38,7 +38,12 @@ pub struct Settings {
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
     /// Folder of launch templates: `<name>.yaml` (a SparkApplication) with its job file beside it.
-    #[arg(long, env = "LAUNCH_TEMPLATES", default_value = "deploy/launch-templates", global = true)]
+    #[arg(
+        long,
+        env = "LAUNCH_TEMPLATES",
+        default_value = "deploy/launch-templates",
+        global = true
+    )]
     pub templates: PathBuf,
     /// Where the pool is asked for (`GET /get-pool`): the relay, or pool-selector itself.
     #[arg(long, env = "RELAY_URL", default_value = "http://127.0.0.1:8080")]
@@ -105,7 +110,11 @@ pub struct KubernetesArgs {
     #[arg(long, env = "SPARK_NAMESPACE", default_value = "spark-jobs")]
     pub spark_namespace: String,
     /// ServiceAccount of the Spark driver (it creates the executor pods).
-    #[arg(long, env = "SPARK_SERVICE_ACCOUNT", default_value = "spark-operator-spark")]
+    #[arg(
+        long,
+        env = "SPARK_SERVICE_ACCOUNT",
+        default_value = "spark-operator-spark"
+    )]
     pub spark_service_account: String,
 }
 

@@ -48,15 +48,20 @@ pub struct Truth {
 impl Truth {
     pub fn load(path: &Path) -> Result<Self, TruthError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| TruthError::Read(shown.clone(), e.to_string()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| TruthError::Read(shown.clone(), e.to_string()))?;
         Self::parse(&text).map_err(|e| TruthError::Read(shown, e))
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
-        let file: TruthFile = serde_json::from_str(text).map_err(|e| format!("not a truth file: {e}"))?;
+        let file: TruthFile =
+            serde_json::from_str(text).map_err(|e| format!("not a truth file: {e}"))?;
         let mut probabilities = HashMap::new();
         for p in file.pools {
-            let pool: PoolId = p.pool_id.parse().map_err(|e: pool_core::event::EventError| e.message)?;
+            let pool: PoolId = p
+                .pool_id
+                .parse()
+                .map_err(|e: pool_core::event::EventError| e.message)?;
             let prob = p
                 .termination_probability
                 .or_else(|| p.rate.last().map(|s| s.probability))
@@ -82,9 +87,9 @@ impl Truth {
 
 /// A number in [0, 1) fixed by the job id (FNV-1a of its bytes seeds the generator).
 pub fn uniform(job_id: &str) -> f64 {
-    let seed = job_id
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    let seed = job_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    });
     ChaCha8Rng::seed_from_u64(seed).random::<f64>()
 }
 
@@ -98,18 +103,36 @@ mod tests {
             {"pool_id":"pool-c6a.xlarge-us-east-1a","termination_probability":0.25,"jobs":3},
             {"pool_id":"pool-m6a.xlarge-us-east-1a","rate":[{"probability":0.5},{"probability":0.125}]}]}"#)
         .unwrap();
-        assert_eq!(t.probability(&"pool-c6a.xlarge-us-east-1a".parse().unwrap()), 0.25);
-        assert_eq!(t.probability(&"pool-m6a.xlarge-us-east-1a".parse().unwrap()), 0.125);
-        assert_eq!(t.probability(&"pool-r6a.xlarge-us-east-1a".parse().unwrap()), 0.0);
+        assert_eq!(
+            t.probability(&"pool-c6a.xlarge-us-east-1a".parse().unwrap()),
+            0.25
+        );
+        assert_eq!(
+            t.probability(&"pool-m6a.xlarge-us-east-1a".parse().unwrap()),
+            0.125
+        );
+        assert_eq!(
+            t.probability(&"pool-r6a.xlarge-us-east-1a".parse().unwrap()),
+            0.0
+        );
     }
 
     #[test]
     fn bad_truth_files_say_why() {
         for (text, want) in [
             ("[]", "not a truth file"),
-            (r#"{"pools":[{"pool_id":"nope","termination_probability":0.1}]}"#, "pool"),
-            (r#"{"pools":[{"pool_id":"pool-c6a.xlarge-us-east-1a"}]}"#, "neither"),
-            (r#"{"pools":[{"pool_id":"pool-c6a.xlarge-us-east-1a","termination_probability":1.5}]}"#, "not in [0, 1]"),
+            (
+                r#"{"pools":[{"pool_id":"nope","termination_probability":0.1}]}"#,
+                "pool",
+            ),
+            (
+                r#"{"pools":[{"pool_id":"pool-c6a.xlarge-us-east-1a"}]}"#,
+                "neither",
+            ),
+            (
+                r#"{"pools":[{"pool_id":"pool-c6a.xlarge-us-east-1a","termination_probability":1.5}]}"#,
+                "not in [0, 1]",
+            ),
         ] {
             let e = Truth::parse(text).unwrap_err();
             assert!(e.contains(want), "{text}: {e}");
@@ -119,9 +142,14 @@ mod tests {
     #[test]
     fn draws_follow_the_probability_and_repeat() {
         let pool: PoolId = "pool-c6a.xlarge-us-east-1a".parse().unwrap();
-        let t = Truth::parse(r#"{"pools":[{"pool_id":"pool-c6a.xlarge-us-east-1a","termination_probability":0.3}]}"#).unwrap();
+        let t = Truth::parse(
+            r#"{"pools":[{"pool_id":"pool-c6a.xlarge-us-east-1a","termination_probability":0.3}]}"#,
+        )
+        .unwrap();
         let n = 20_000;
-        let lost = (0..n).filter(|i| t.reclaimed(&pool, &format!("job-{i}"))).count();
+        let lost = (0..n)
+            .filter(|i| t.reclaimed(&pool, &format!("job-{i}")))
+            .count();
         let rate = lost as f64 / n as f64;
         // Binomial(20000, 0.3): sd ≈ 0.0032; 5 sd.
         assert!((rate - 0.3).abs() < 0.017, "{rate}");

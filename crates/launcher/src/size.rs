@@ -41,18 +41,36 @@ impl Size {
     pub fn preset(self) -> Preset {
         match self {
             Size::Small => Preset {
-                driver: Pod { cores: 1, memory: "512m" },
-                executor: Pod { cores: 1, memory: "512m" },
+                driver: Pod {
+                    cores: 1,
+                    memory: "512m",
+                },
+                executor: Pod {
+                    cores: 1,
+                    memory: "512m",
+                },
                 executors: 1,
             },
             Size::Medium => Preset {
-                driver: Pod { cores: 1, memory: "1g" },
-                executor: Pod { cores: 2, memory: "2g" },
+                driver: Pod {
+                    cores: 1,
+                    memory: "1g",
+                },
+                executor: Pod {
+                    cores: 2,
+                    memory: "2g",
+                },
                 executors: 3,
             },
             Size::Large => Preset {
-                driver: Pod { cores: 2, memory: "2g" },
-                executor: Pod { cores: 4, memory: "6g" },
+                driver: Pod {
+                    cores: 2,
+                    memory: "2g",
+                },
+                executor: Pod {
+                    cores: 4,
+                    memory: "6g",
+                },
                 executors: 10,
             },
         }
@@ -81,6 +99,10 @@ mod tests {
             assert!(a.driver.cores <= b.driver.cores);
         }
         assert_eq!("MEDIUM".parse::<Size>(), Ok(Size::Medium));
-        assert!("xl".parse::<Size>().unwrap_err().contains("small, medium, large"));
+        assert!(
+            "xl".parse::<Size>()
+                .unwrap_err()
+                .contains("small, medium, large")
+        );
     }
 }

@@ -48,7 +48,9 @@ pub async fn backend(settings: &Settings) -> anyhow::Result<Arc<dyn Backend>> {
                 .map(Truth::load)
                 .transpose()?;
             if settings.local.simulate_only && truth.is_none() {
-                anyhow::bail!("SIMULATE_ONLY needs SIMULATE_TRUTH (the outcomes are drawn from it)");
+                anyhow::bail!(
+                    "SIMULATE_ONLY needs SIMULATE_TRUTH (the outcomes are drawn from it)"
+                );
             }
             Arc::new(LocalBackend::new(
                 settings.local.spark_submit.clone(),
@@ -74,16 +76,28 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let templates = Templates::load(&settings.templates)?;
         let store: Arc<dyn Store> = match &settings.redis_url {
-            Some(url) => Arc::new(RedisStore::new(url, &settings.redis_key_prefix, settings.launch_retention)?),
+            Some(url) => Arc::new(RedisStore::new(
+                url,
+                &settings.redis_key_prefix,
+                settings.launch_retention,
+            )?),
             None => {
-                tracing::warn!("no REDIS_URL: launches are kept in memory and lost when the launcher stops");
+                tracing::warn!(
+                    "no REDIS_URL: launches are kept in memory and lost when the launcher stops"
+                );
                 Arc::new(MemoryStore::default())
             }
         };
         let backend = backend(&settings).await?;
-        let intake = Intake::new(&settings.intake_url, settings.intake_token.clone(), settings.http_client_timeout);
+        let intake = Intake::new(
+            &settings.intake_url,
+            settings.intake_token.clone(),
+            settings.http_client_timeout,
+        );
         if !intake.enabled() {
-            tracing::warn!("no INTAKE_TOKEN: outcomes are not published, the ranking does not learn from launches");
+            tracing::warn!(
+                "no INTAKE_TOKEN: outcomes are not published, the ranking does not learn from launches"
+            );
         }
         let Metrics {
             registry,
@@ -101,7 +115,10 @@ impl Application {
             max_active: settings.max_active_launches,
             holder: uuid::Uuid::new_v4().to_string(),
         });
-        let reconciler = tokio::spawn(reconcile(launcher.clone().into_inner(), settings.poll_interval));
+        let reconciler = tokio::spawn(reconcile(
+            launcher.clone().into_inner(),
+            settings.poll_interval,
+        ));
         let registry = web::Data::new(registry);
         let http_metrics = web::Data::new(http_metrics);
         let (listener, port) = settings.listen.bind(settings.port())?;

@@ -140,8 +140,12 @@ impl RedisStore {
     pub fn new(url: &str, prefix: &str, retention: Duration) -> Result<Self, StoreError> {
         pool_core::tls::install_crypto_provider();
         let shown = pool_core::redact::url(url);
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("REDIS_URL {shown} cannot be used: {}", e.category())))?;
+        let client = redis::Client::open(url).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "REDIS_URL {shown} cannot be used: {}",
+                e.category()
+            ))
+        })?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)));
@@ -159,7 +163,10 @@ impl RedisStore {
         format!("{}launch:{id}", self.prefix)
     }
 
-    async fn run<T>(&self, f: impl Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+    async fn run<T>(
+        &self,
+        f: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.timeout, f).await {
             Ok(r) => r.map_err(unavailable),
             Err(_) => Err(StoreError::Unavailable("no answer in time".into())),
@@ -178,7 +185,9 @@ impl RedisStore {
         let docs: Vec<Option<String>> = self.run(pipe.query_async(&mut conn)).await?;
         docs.into_iter()
             .flatten()
-            .map(|d| serde_json::from_str::<Launch>(&d).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .map(|d| {
+                serde_json::from_str::<Launch>(&d).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
             .collect()
     }
 }
@@ -187,12 +196,21 @@ impl RedisStore {
 impl Store for RedisStore {
     async fn get(&self, id: &str) -> Result<Option<Launch>, StoreError> {
         let mut conn = self.conn.clone();
-        let got: HashMap<String, String> = self.run(redis::cmd("HGETALL").arg(self.key(id)).query_async(&mut conn)).await?;
+        let got: HashMap<String, String> = self
+            .run(
+                redis::cmd("HGETALL")
+                    .arg(self.key(id))
+                    .query_async(&mut conn),
+            )
+            .await?;
         let (Some(v), Some(doc)) = (got.get("v"), got.get("doc")) else {
             return Ok(None);
         };
-        let mut launch: Launch = serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        launch.version = v.parse().map_err(|_| StoreError::Corrupt(format!("version {v:?}")))?;
+        let mut launch: Launch =
+            serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        launch.version = v
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("version {v:?}")))?;
         Ok(Some(launch))
     }
 
@@ -224,7 +242,12 @@ impl Store for RedisStore {
 
     async fn active(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn.clone();
-        self.run(redis::cmd("SMEMBERS").arg(format!("{}active", self.prefix)).query_async(&mut conn)).await
+        self.run(
+            redis::cmd("SMEMBERS")
+                .arg(format!("{}active", self.prefix))
+                .query_async(&mut conn),
+        )
+        .await
     }
 
     async fn list(&self, state: Option<State>, limit: usize) -> Result<Vec<Launch>, StoreError> {
@@ -235,7 +258,13 @@ impl Store for RedisStore {
         while out.len() < limit && start < MAX_SCAN {
             let mut conn = self.conn.clone();
             let ids: Vec<String> = self
-                .run(redis::cmd("ZREVRANGE").arg(&zset).arg(start).arg(start + PAGE - 1).query_async(&mut conn))
+                .run(
+                    redis::cmd("ZREVRANGE")
+                        .arg(&zset)
+                        .arg(start)
+                        .arg(start + PAGE - 1)
+                        .query_async(&mut conn),
+                )
                 .await?;
             if ids.is_empty() {
                 break;
@@ -244,13 +273,27 @@ impl Store for RedisStore {
             let docs = self.docs(&ids).await?;
             // Ids whose record expired (finished launches past the retention) leave the index.
             if docs.len() < ids.len() {
-                let present: std::collections::HashSet<&str> = docs.iter().map(|l| l.launch_id.as_str()).collect();
-                let gone: Vec<&String> = ids.iter().filter(|i| !present.contains(i.as_str())).collect();
+                let present: std::collections::HashSet<&str> =
+                    docs.iter().map(|l| l.launch_id.as_str()).collect();
+                let gone: Vec<&String> = ids
+                    .iter()
+                    .filter(|i| !present.contains(i.as_str()))
+                    .collect();
                 let mut conn = self.conn.clone();
-                let _: Result<i64, _> = self.run(redis::cmd("ZREM").arg(&zset).arg(gone).query_async(&mut conn)).await;
+                let _: Result<i64, _> = self
+                    .run(
+                        redis::cmd("ZREM")
+                            .arg(&zset)
+                            .arg(gone)
+                            .query_async(&mut conn),
+                    )
+                    .await;
                 start -= ids.len() - docs.len();
             }
-            out.extend(docs.into_iter().filter(|l| state.is_none_or(|s| l.state == s)));
+            out.extend(
+                docs.into_iter()
+                    .filter(|l| state.is_none_or(|s| l.state == s)),
+            );
         }
         out.truncate(limit);
         Ok(out)

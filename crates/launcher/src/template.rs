@@ -47,7 +47,10 @@ pub struct Application {
 
 impl Template {
     fn spec_str(&self, key: &str) -> String {
-        self.manifest["spec"][key].as_str().unwrap_or_default().to_owned()
+        self.manifest["spec"][key]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// The arguments a launch passes: its own, or the template's default ones when it gives none.
@@ -57,7 +60,11 @@ impl Template {
         }
         self.manifest["spec"]["arguments"]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -73,9 +80,12 @@ impl Template {
     /// Parse one template file.
     pub fn parse(name: &str, path: &Path, text: &str) -> Result<Self, TemplateError> {
         let invalid = |m: String| TemplateError::Invalid(path.to_owned(), m);
-        let manifest: Value = serde_yaml_ng::from_str(text).map_err(|e| invalid(format!("not YAML: {e}")))?;
+        let manifest: Value =
+            serde_yaml_ng::from_str(text).map_err(|e| invalid(format!("not YAML: {e}")))?;
         if manifest["apiVersion"] != API_VERSION || manifest["kind"] != KIND {
-            return Err(invalid(format!("must be apiVersion {API_VERSION}, kind {KIND}")));
+            return Err(invalid(format!(
+                "must be apiVersion {API_VERSION}, kind {KIND}"
+            )));
         }
         let main = manifest["spec"]["mainApplicationFile"]
             .as_str()
@@ -101,14 +111,19 @@ pub struct Templates(BTreeMap<String, Template>);
 
 impl Templates {
     pub fn load(folder: &Path) -> Result<Self, TemplateError> {
-        let entries = std::fs::read_dir(folder).map_err(|e| TemplateError::Folder(folder.to_owned(), e))?;
+        let entries =
+            std::fs::read_dir(folder).map_err(|e| TemplateError::Folder(folder.to_owned(), e))?;
         let mut out = BTreeMap::new();
         for entry in entries {
-            let path = entry.map_err(|e| TemplateError::Folder(folder.to_owned(), e))?.path();
+            let path = entry
+                .map_err(|e| TemplateError::Folder(folder.to_owned(), e))?
+                .path();
             if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
                 continue;
             }
-            let Some(name) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+            let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| TemplateError::Invalid(path.clone(), e.to_string()))?;
             out.insert(name.to_owned(), Template::parse(name, &path, &text)?);
@@ -139,7 +154,10 @@ mod tests {
         let t = Template::parse("job", Path::new("/t/job.yaml"), GOOD).unwrap();
         assert_eq!(t.local_file, Path::new("/t/job.py"));
         let a = t.application();
-        assert_eq!((a.kind.as_str(), a.spark_version.as_str()), ("Python", "3.5.3"));
+        assert_eq!(
+            (a.kind.as_str(), a.spark_version.as_str()),
+            ("Python", "3.5.3")
+        );
     }
 
     #[test]
@@ -147,9 +165,14 @@ mod tests {
         for (text, want) in [
             ("{", "not YAML"),
             ("apiVersion: v1\nkind: Pod\n", "must be apiVersion"),
-            ("apiVersion: sparkoperator.k8s.io/v1beta2\nkind: SparkApplication\nspec: {}\n", "mainApplicationFile"),
+            (
+                "apiVersion: sparkoperator.k8s.io/v1beta2\nkind: SparkApplication\nspec: {}\n",
+                "mainApplicationFile",
+            ),
         ] {
-            let e = Template::parse("x", Path::new("x.yaml"), text).unwrap_err().to_string();
+            let e = Template::parse("x", Path::new("x.yaml"), text)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{e}");
         }
     }

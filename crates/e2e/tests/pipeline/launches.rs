@@ -28,13 +28,16 @@ async fn a_launched_spark_job_is_counted_in_the_ranking() {
     let selector = spawn_selector(storage_args).await;
 
     let runs = tempfile::tempdir().unwrap();
-    let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/launch-templates");
+    let templates =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/launch-templates");
     let mut settings = launcher::Settings::for_tests(templates, &selector.app.base, &intake.base);
     settings.intake_token = Some(INTAKE_TOKEN.into());
     settings.local.spark_submit = testkit::servers::spark_submit();
     settings.local.spark_work_dir = runs.path().to_owned();
     settings.poll_interval = Duration::from_millis(200);
-    let app = launcher::Application::build(settings).await.expect("the launcher builds");
+    let app = launcher::Application::build(settings)
+        .await
+        .expect("the launcher builds");
     let launcher = TestApp::start(app.port(), app.run_until_stopped());
 
     let res = launcher
@@ -49,10 +52,15 @@ async fn a_launched_spark_job_is_counted_in_the_ranking() {
     assert_eq!(launched["pool_id"], "pool-c6a.xlarge-us-east-1a");
     let id = launched["launch_id"].as_str().unwrap();
 
-    let done = testkit::eventually("the Spark job to finish", Duration::from_secs(300), || async {
-        let (_, l) = launcher.get(&format!("/launches/{id}")).await;
-        (l["state"] == "COMPLETED" && l["attempts"][0]["outcome_published"] == true).then_some(l)
-    })
+    let done = testkit::eventually(
+        "the Spark job to finish",
+        Duration::from_secs(300),
+        || async {
+            let (_, l) = launcher.get(&format!("/launches/{id}")).await;
+            (l["state"] == "COMPLETED" && l["attempts"][0]["outcome_published"] == true)
+                .then_some(l)
+        },
+    )
     .await;
     let job_id = done["attempts"][0]["job_id"].as_str().unwrap().to_owned();
 

@@ -29,21 +29,28 @@ const NODE_GONE_REASONS: [&str; 3] = ["NodeShutdown", "Terminated", "NodeLost"];
 /// Whether a pod was taken by its node going away.
 pub fn lost_with_its_node(pod: &Value) -> bool {
     let status = &pod["status"];
-    if status["reason"].as_str().is_some_and(|r| NODE_GONE_REASONS.contains(&r)) {
+    if status["reason"]
+        .as_str()
+        .is_some_and(|r| NODE_GONE_REASONS.contains(&r))
+    {
         return true;
     }
     status["conditions"].as_array().is_some_and(|conditions| {
         conditions.iter().any(|c| {
             c["type"] == "DisruptionTarget"
                 && c["status"] == "True"
-                && c["reason"].as_str().is_some_and(|r| DISRUPTION_REASONS.contains(&r))
+                && c["reason"]
+                    .as_str()
+                    .is_some_and(|r| DISRUPTION_REASONS.contains(&r))
         })
     })
 }
 
 /// The run's status from the application's state and its pods.
 pub fn classify(application: &Value, pods: &[Value]) -> RunStatus {
-    let state = application["status"]["applicationState"]["state"].as_str().unwrap_or("");
+    let state = application["status"]["applicationState"]["state"]
+        .as_str()
+        .unwrap_or("");
     match state {
         "COMPLETED" => RunStatus::Finished(Outcome::Succeeded),
         "FAILED" | "SUBMISSION_FAILED" if pods.iter().any(lost_with_its_node) => {
@@ -91,8 +98,14 @@ mod tests {
             ("FAILING", RunStatus::Running),
             ("UNKNOWN", RunStatus::Running),
             ("COMPLETED", RunStatus::Finished(Outcome::Succeeded)),
-            ("FAILED", RunStatus::Finished(Outcome::OtherFailure(EXECUTION_ERROR.into()))),
-            ("SUBMISSION_FAILED", RunStatus::Finished(Outcome::OtherFailure(SUBMISSION_FAILED.into()))),
+            (
+                "FAILED",
+                RunStatus::Finished(Outcome::OtherFailure(EXECUTION_ERROR.into())),
+            ),
+            (
+                "SUBMISSION_FAILED",
+                RunStatus::Finished(Outcome::OtherFailure(SUBMISSION_FAILED.into())),
+            ),
         ] {
             assert_eq!(classify(&app(s), &[]), want, "{s}");
         }
@@ -109,9 +122,16 @@ mod tests {
         for p in &lost {
             assert!(lost_with_its_node(p), "{p}");
             let pods = [pod(None, None), p.clone()];
-            assert_eq!(classify(&app("FAILED"), &pods), RunStatus::Finished(Outcome::SpotTermination), "{p}");
+            assert_eq!(
+                classify(&app("FAILED"), &pods),
+                RunStatus::Finished(Outcome::SpotTermination),
+                "{p}"
+            );
             // Completed anyway: Spark replaced the executor; the job did not suffer.
-            assert_eq!(classify(&app("COMPLETED"), &pods), RunStatus::Finished(Outcome::Succeeded));
+            assert_eq!(
+                classify(&app("COMPLETED"), &pods),
+                RunStatus::Finished(Outcome::Succeeded)
+            );
             assert_eq!(classify(&app("RUNNING"), &pods), RunStatus::Running);
         }
     }

@@ -8,8 +8,10 @@
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::Client;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams,
+};
 use serde_json::Value;
 
 use super::classify::classify;
@@ -56,17 +58,29 @@ impl KubernetesBackend {
     }
 
     fn applications(&self) -> Api<DynamicObject> {
-        Api::namespaced_with(self.client.clone(), &self.placement.namespace, &self.resource)
+        Api::namespaced_with(
+            self.client.clone(),
+            &self.placement.namespace,
+            &self.resource,
+        )
     }
 }
 
 #[async_trait]
 impl Backend for KubernetesBackend {
     async fn submit(&self, run: Run<'_>) -> Result<(), BackendError> {
-        let manifest = manifest::render_attempt(run.template, run.launch, run.attempt, &self.placement);
-        let object: DynamicObject = serde_json::from_value(manifest)
-            .map_err(|e| BackendError::Refused(format!("the rendered SparkApplication is not an object: {e}")))?;
-        match self.applications().create(&PostParams::default(), &object).await {
+        let manifest =
+            manifest::render_attempt(run.template, run.launch, run.attempt, &self.placement);
+        let object: DynamicObject = serde_json::from_value(manifest).map_err(|e| {
+            BackendError::Refused(format!(
+                "the rendered SparkApplication is not an object: {e}"
+            ))
+        })?;
+        match self
+            .applications()
+            .create(&PostParams::default(), &object)
+            .await
+        {
             Ok(_) => Ok(()),
             // Created before a restart: the same attempt, already running.
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
@@ -86,7 +100,8 @@ impl Backend for KubernetesBackend {
         };
         let app = serde_json::to_value(&app).unwrap_or(Value::Null);
         let status = classify(&app, &[]);
-        if !matches!(status, RunStatus::Finished(ref o) if !matches!(o, pool_core::event::Outcome::Succeeded)) {
+        if !matches!(status, RunStatus::Finished(ref o) if !matches!(o, pool_core::event::Outcome::Succeeded))
+        {
             return Ok(status);
         }
         // Failed: the pods say whether their nodes went away.
@@ -104,7 +119,11 @@ impl Backend for KubernetesBackend {
     }
 
     async fn cancel(&self, run: Run<'_>) -> Result<(), BackendError> {
-        match self.applications().delete(&run.attempt.run_name, &DeleteParams::background()).await {
+        match self
+            .applications()
+            .delete(&run.attempt.run_name, &DeleteParams::background())
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(api_error(e, "deleting the SparkApplication")),

@@ -40,7 +40,12 @@ fn io(e: std::io::Error, what: &str) -> BackendError {
 }
 
 impl LocalBackend {
-    pub fn new(spark_submit: String, work_dir: PathBuf, truth: Option<Truth>, simulate_only: bool) -> Self {
+    pub fn new(
+        spark_submit: String,
+        work_dir: PathBuf,
+        truth: Option<Truth>,
+        simulate_only: bool,
+    ) -> Self {
         Self {
             spark_submit,
             work_dir,
@@ -53,7 +58,10 @@ impl LocalBackend {
     /// its Spark through the `python` beside it; with the system's first on PATH it does not.
     fn path(&self) -> std::ffi::OsString {
         let current = std::env::var_os("PATH").unwrap_or_default();
-        let Some(folder) = Path::new(&self.spark_submit).parent().filter(|f| !f.as_os_str().is_empty()) else {
+        let Some(folder) = Path::new(&self.spark_submit)
+            .parent()
+            .filter(|f| !f.as_os_str().is_empty())
+        else {
             return current;
         };
         let mut paths = vec![folder.to_path_buf()];
@@ -100,9 +108,9 @@ impl LocalBackend {
             // reclaim or cancel stops spark-submit with every process it started.
             .process_group(0)
             .kill_on_drop(false);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| BackendError::Refused(format!("cannot start {}: {e}", self.spark_submit)))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            BackendError::Refused(format!("cannot start {}: {e}", self.spark_submit))
+        })?;
         // Reap it when it ends (after a launcher restart, init does).
         tokio::spawn(async move {
             let _ = child.wait().await;
@@ -123,7 +131,11 @@ impl LocalBackend {
 }
 
 fn read_pid(dir: &Path) -> Option<i32> {
-    std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()
+    std::fs::read_to_string(dir.join("pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn alive(pid: i32) -> bool {
@@ -136,15 +148,20 @@ fn alive(pid: i32) -> bool {
 impl Backend for LocalBackend {
     async fn submit(&self, run: Run<'_>) -> Result<(), BackendError> {
         let dir = self.dir(&run);
-        if dir.join("pid").exists() || dir.join("simulated").exists() || dir.join("started").exists() {
+        if dir.join("pid").exists()
+            || dir.join("simulated").exists()
+            || dir.join("started").exists()
+        {
             return Ok(());
         }
         std::fs::create_dir_all(&dir).map_err(|e| io(e, "cannot create the run folder"))?;
         if self.simulate_only {
-            std::fs::write(dir.join("simulated"), b"").map_err(|e| io(e, "cannot write the run folder"))?;
+            std::fs::write(dir.join("simulated"), b"")
+                .map_err(|e| io(e, "cannot write the run folder"))?;
             return Ok(());
         }
-        std::fs::write(dir.join("started"), b"").map_err(|e| io(e, "cannot write the run folder"))?;
+        std::fs::write(dir.join("started"), b"")
+            .map_err(|e| io(e, "cannot write the run folder"))?;
         self.spawn(&run, &dir)
     }
 
@@ -160,7 +177,9 @@ impl Backend for LocalBackend {
         }
         if let Ok(code) = std::fs::read_to_string(dir.join("exit")) {
             let code = code.trim().parse::<i32>().ok();
-            return Ok(RunStatus::Finished(self.outcome_after_exit(&run, &dir, code)));
+            return Ok(RunStatus::Finished(
+                self.outcome_after_exit(&run, &dir, code),
+            ));
         }
         let Some(pid) = read_pid(&dir) else {
             // Started but the wrapper has not written its pid yet; or never started.
@@ -174,13 +193,18 @@ impl Backend for LocalBackend {
             // One more look: the wrapper may have written `exit` and ended since the first read.
             if let Ok(code) = std::fs::read_to_string(dir.join("exit")) {
                 let code = code.trim().parse::<i32>().ok();
-                return Ok(RunStatus::Finished(self.outcome_after_exit(&run, &dir, code)));
+                return Ok(RunStatus::Finished(
+                    self.outcome_after_exit(&run, &dir, code),
+                ));
             }
-            return Ok(RunStatus::Finished(self.outcome_after_exit(&run, &dir, None)));
+            return Ok(RunStatus::Finished(
+                self.outcome_after_exit(&run, &dir, None),
+            ));
         }
         if self.reclaimed(&run) && !dir.join("reclaimed").exists() {
             tracing::info!(run = %run.attempt.run_name, pool = %run.attempt.pool_id, "simulated spot reclaim: stopping the run");
-            std::fs::write(dir.join("reclaimed"), b"").map_err(|e| io(e, "cannot write the run folder"))?;
+            std::fs::write(dir.join("reclaimed"), b"")
+                .map_err(|e| io(e, "cannot write the run folder"))?;
             let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
         }
         Ok(RunStatus::Running)
@@ -189,7 +213,8 @@ impl Backend for LocalBackend {
     async fn cancel(&self, run: Run<'_>) -> Result<(), BackendError> {
         let dir = self.dir(&run);
         if dir.exists() {
-            std::fs::write(dir.join("cancelled"), b"").map_err(|e| io(e, "cannot write the run folder"))?;
+            std::fs::write(dir.join("cancelled"), b"")
+                .map_err(|e| io(e, "cannot write the run folder"))?;
         }
         if let Some(pid) = read_pid(&dir).filter(|p| alive(*p)) {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
@@ -198,7 +223,8 @@ impl Backend for LocalBackend {
     }
 
     async fn ready(&self) -> Result<(), BackendError> {
-        std::fs::create_dir_all(&self.work_dir).map_err(|e| io(e, "SPARK_WORK_DIR cannot be created"))
+        std::fs::create_dir_all(&self.work_dir)
+            .map_err(|e| io(e, "SPARK_WORK_DIR cannot be created"))
     }
 
     fn name(&self) -> &'static str {

@@ -38,18 +38,26 @@ impl World {
         write_partitioned(
             &storage,
             "x",
-            &fleet_events(&[(POOL_A, 300, 0, age), (POOL_B, 300, 30, age), (POOL_C, 300, 90, age)]),
+            &fleet_events(&[
+                (POOL_A, 300, 0, age),
+                (POOL_B, 300, 30, age),
+                (POOL_C, 300, 90, age),
+            ]),
         )
         .await;
         let settings = pool_selector::Settings::for_events_url(events.path().to_str().unwrap());
-        let app = pool_selector::Application::build(settings).await.expect("pool-selector builds");
+        let app = pool_selector::Application::build(settings)
+            .await
+            .expect("pool-selector builds");
         let selector = TestApp::start(app.port(), app.run_until_stopped());
 
         let amqp = testkit::queues::test_amqp("launcher");
         testkit::queues::declare_topology(&amqp).await;
         let mut s = intake::Settings::for_amqp(amqp.clone());
         s.intake.intake_tokens = vec![TOKEN.into()];
-        let app = intake::Application::build(s).await.expect("the intake builds");
+        let app = intake::Application::build(s)
+            .await
+            .expect("the intake builds");
         let intake = TestApp::start(app.port(), app.run_until_stopped());
         World {
             selector,
@@ -62,7 +70,10 @@ impl World {
 
     /// A truth file giving each pool its probability of a spot reclaim.
     pub fn truth(&self, pools: &[(&str, f64)]) -> PathBuf {
-        let path = self.dir.path().join(format!("truth-{}.json", testkit::servers::unique("t")));
+        let path = self
+            .dir
+            .path()
+            .join(format!("truth-{}.json", testkit::servers::unique("t")));
         let pools: Vec<Value> = pools
             .iter()
             .map(|(p, prob)| json!({"pool_id": p, "termination_probability": prob}))
@@ -73,7 +84,8 @@ impl World {
 
     /// Launcher settings against this world: its own Redis key prefix and run folder, fast polling.
     pub fn settings(&self, templates: &Path) -> Settings {
-        let mut s = Settings::for_tests(templates.to_owned(), &self.selector.base, &self.intake.base);
+        let mut s =
+            Settings::for_tests(templates.to_owned(), &self.selector.base, &self.intake.base);
         s.intake_token = Some(TOKEN.into());
         s.redis_url = Some(testkit::servers::redis_url());
         s.redis_key_prefix = format!("{}:", testkit::servers::unique("launcher"));
@@ -95,7 +107,9 @@ fn pool_storage_for(dir: &Path) -> pool_storage::Storage {
 }
 
 pub async fn spawn_launcher(settings: Settings) -> TestApp {
-    let app = Application::build(settings).await.expect("the launcher builds");
+    let app = Application::build(settings)
+        .await
+        .expect("the launcher builds");
     TestApp::start(app.port(), app.run_until_stopped())
 }
 
@@ -123,7 +137,8 @@ pub async fn wait_finished(app: &TestApp, id: &str, timeout: Duration) -> Value 
             .unwrap()
             .iter()
             .all(|a| a["outcome_published"] == true || a["state"] == "CANCELLED");
-        (["COMPLETED", "FAILED", "CANCELLED"].contains(&state.as_str()) && published).then_some(body)
+        (["COMPLETED", "FAILED", "CANCELLED"].contains(&state.as_str()) && published)
+            .then_some(body)
     })
     .await
 }
@@ -131,12 +146,16 @@ pub async fn wait_finished(app: &TestApp, id: &str, timeout: Duration) -> Value 
 /// Wait for `n` outcome events on the queue (they are taken from it).
 pub async fn wait_outcomes(world: &World, n: usize) -> Vec<pool_core::Event> {
     let got = std::sync::Mutex::new(Vec::new());
-    testkit::eventually(&format!("{n} outcome events"), Duration::from_secs(60), || async {
-        let more = world.outcomes().await;
-        let mut got = got.lock().unwrap();
-        got.extend(more);
-        (got.len() >= n).then_some(())
-    })
+    testkit::eventually(
+        &format!("{n} outcome events"),
+        Duration::from_secs(60),
+        || async {
+            let more = world.outcomes().await;
+            let mut got = got.lock().unwrap();
+            got.extend(more);
+            (got.len() >= n).then_some(())
+        },
+    )
     .await;
     got.into_inner().unwrap()
 }

@@ -23,14 +23,22 @@ async fn a_spot_termination_is_relaunched_on_the_next_best_pool() {
     )
     .await;
     assert_eq!(status, 202, "{launched}");
-    let done = wait_finished(&app, launched["launch_id"].as_str().unwrap(), Duration::from_secs(60)).await;
+    let done = wait_finished(
+        &app,
+        launched["launch_id"].as_str().unwrap(),
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(done["state"], "COMPLETED", "{done}");
     let attempts = done["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 2, "{done}");
     assert_eq!(attempts[0]["pool_id"], POOL_A);
     assert_eq!(attempts[0]["status"], "FAILED");
     assert_eq!(attempts[0]["reason"], "SPOT_INSTANCE_TERMINATION");
-    assert_eq!(attempts[1]["pool_id"], POOL_B, "the next best pool, A excluded");
+    assert_eq!(
+        attempts[1]["pool_id"], POOL_B,
+        "the next best pool, A excluded"
+    );
     assert_eq!(attempts[1]["status"], "SUCCEEDED");
     assert_eq!(done["pool_id"], POOL_B);
 
@@ -43,8 +51,19 @@ async fn a_spot_termination_is_relaunched_on_the_next_best_pool() {
         assert_eq!(e.outcome.status(), a["status"].as_str().unwrap());
         assert_eq!(e.outcome.reason(), a["reason"].as_str().unwrap());
     }
-    assert_eq!(app.metric("launcher_attempts_total", &[("outcome", "spot_termination")]).await, 1.0);
-    assert_eq!(app.metric("launcher_attempts_total", &[("outcome", "succeeded")]).await, 1.0);
+    assert_eq!(
+        app.metric(
+            "launcher_attempts_total",
+            &[("outcome", "spot_termination")]
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        app.metric("launcher_attempts_total", &[("outcome", "succeeded")])
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -62,14 +81,30 @@ async fn a_launch_reclaimed_everywhere_fails_after_its_attempts() {
         )
         .await;
         assert_eq!(status, 202, "{launched}");
-        let done = wait_finished(&app, launched["launch_id"].as_str().unwrap(), Duration::from_secs(60)).await;
+        let done = wait_finished(
+            &app,
+            launched["launch_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+        )
+        .await;
         assert_eq!(done["state"], "FAILED", "{done}");
         let attempts = done["attempts"].as_array().unwrap();
         // max_attempts, or fewer when every pool was tried (three pools of c6a.xlarge).
         assert_eq!(attempts.len(), want_attempts, "{done}");
-        let pools: BTreeSet<&str> = attempts.iter().map(|a| a["pool_id"].as_str().unwrap()).collect();
-        assert_eq!(pools.len(), attempts.len(), "never the same pool twice: {done}");
-        assert!(attempts.iter().all(|a| a["reason"] == "SPOT_INSTANCE_TERMINATION"));
+        let pools: BTreeSet<&str> = attempts
+            .iter()
+            .map(|a| a["pool_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            pools.len(),
+            attempts.len(),
+            "never the same pool twice: {done}"
+        );
+        assert!(
+            attempts
+                .iter()
+                .all(|a| a["reason"] == "SPOT_INSTANCE_TERMINATION")
+        );
     }
     let events = wait_outcomes(&world, 5).await;
     assert_eq!(events.len(), 5);

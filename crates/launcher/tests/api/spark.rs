@@ -22,14 +22,23 @@ async fn a_real_spark_job_runs_and_its_outcome_is_published() {
     )
     .await;
     assert_eq!(status, 202, "{launched}");
-    let done = wait_finished(&app, launched["launch_id"].as_str().unwrap(), Duration::from_secs(300)).await;
+    let done = wait_finished(
+        &app,
+        launched["launch_id"].as_str().unwrap(),
+        Duration::from_secs(300),
+    )
+    .await;
     let run = done["attempts"][0]["run_name"].as_str().unwrap();
-    let log = std::fs::read_to_string(world.dir.path().join("runs").join(run).join("log")).unwrap_or_default();
+    let log = std::fs::read_to_string(world.dir.path().join("runs").join(run).join("log"))
+        .unwrap_or_default();
     assert_eq!(done["state"], "COMPLETED", "{done}\n{log}");
     assert_eq!(done["attempts"][0]["pool_id"], POOL_A);
     assert!(log.contains("ISS"), "the job printed its roster: {log}");
     let events = wait_outcomes(&world, 1).await;
-    assert_eq!(events[0].job_id.as_str(), done["attempts"][0]["job_id"].as_str().unwrap());
+    assert_eq!(
+        events[0].job_id.as_str(),
+        done["attempts"][0]["job_id"].as_str().unwrap()
+    );
     assert_eq!(events[0].outcome.status(), "SUCCEEDED");
 }
 
@@ -77,9 +86,19 @@ async fn a_launcher_killed_mid_run_picks_the_run_up_and_publishes_once() {
         .json()
         .await
         .unwrap();
-    let id = launched["launch_id"].as_str().expect("a launch id").to_owned();
+    let id = launched["launch_id"]
+        .as_str()
+        .expect("a launch id")
+        .to_owned();
     testkit::eventually("the launch to run", Duration::from_secs(60), || async {
-        let l: serde_json::Value = client.get(format!("{base}/launches/{id}")).send().await.ok()?.json().await.ok()?;
+        let l: serde_json::Value = client
+            .get(format!("{base}/launches/{id}"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
         (l["state"] == "RUNNING").then_some(())
     })
     .await;
@@ -88,14 +107,29 @@ async fn a_launcher_killed_mid_run_picks_the_run_up_and_publishes_once() {
 
     let mut second = launcher_process(&world, &prefix, port);
     wait_port(&mut second, port, Duration::from_secs(60)).await;
-    let done = testkit::eventually("the launch to finish after the restart", Duration::from_secs(300), || async {
-        let l: serde_json::Value = client.get(format!("{base}/launches/{id}")).send().await.ok()?.json().await.ok()?;
-        (l["state"] == "COMPLETED" && l["attempts"][0]["outcome_published"] == true).then_some(l)
-    })
+    let done = testkit::eventually(
+        "the launch to finish after the restart",
+        Duration::from_secs(300),
+        || async {
+            let l: serde_json::Value = client
+                .get(format!("{base}/launches/{id}"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (l["state"] == "COMPLETED" && l["attempts"][0]["outcome_published"] == true)
+                .then_some(l)
+        },
+    )
     .await;
     assert_eq!(done["attempts"].as_array().unwrap().len(), 1, "{done}");
     let events = wait_outcomes(&world, 1).await;
     assert_eq!(events.len(), 1, "one event for the one attempt: {events:?}");
-    assert_eq!(events[0].job_id.as_str(), done["attempts"][0]["job_id"].as_str().unwrap());
+    assert_eq!(
+        events[0].job_id.as_str(),
+        done["attempts"][0]["job_id"].as_str().unwrap()
+    );
     second.terminate(Duration::from_secs(10)).await;
 }
