@@ -78,6 +78,7 @@ pool-selector is serving $DATA on http://127.0.0.1:$PORT  (Ctrl-C to stop)
   curl -s 'http://127.0.0.1:$PORT/backtest?window=48h&train_window=24h&instance_types=c6a.xlarge,m6a.xlarge'
   open    'http://127.0.0.1:$PORT/backtest.svg?window=48h&train_window=24h'    # the backtest as a chart
   curl -s 'http://127.0.0.1:$PORT/get-pool?instance_types=oops'       # a 400 naming the parameter
+  POOL_SELECTOR_URL=http://127.0.0.1:$PORT $bin/poolctl pools -t c6a.xlarge,m6a.xlarge   # the ranking as a table
   open    http://127.0.0.1:$PORT/docs/                                   # Swagger UI
   curl -s  http://127.0.0.1:$PORT/metrics
 

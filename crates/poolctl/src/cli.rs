@@ -268,14 +268,24 @@ mod tests {
         assert_eq!(cli.global.output, Format::Json);
         match cli.command {
             Command::GetPool { filters, k, .. } => {
-                assert_eq!(filters.instance_types.as_deref(), Some("c6a.xlarge,m6a.xlarge"));
+                assert_eq!(
+                    filters.instance_types.as_deref(),
+                    Some("c6a.xlarge,m6a.xlarge")
+                );
                 assert_eq!(filters.window.as_deref(), Some("24h"));
                 assert_eq!(k.as_deref(), Some("3"));
             }
             other => panic!("{other:?}"),
         }
         let cli = Cli::try_parse_from([
-            "poolctl", "launch", "astronauts", "-t", "c6a.xlarge", "--", "--rows", "10",
+            "poolctl",
+            "launch",
+            "astronauts",
+            "-t",
+            "c6a.xlarge",
+            "--",
+            "--rows",
+            "10",
         ])
         .unwrap();
         match cli.command {

@@ -107,7 +107,9 @@ impl Client {
         let url = format!("{base}{path_and_query}");
         let mut req = self.http.request(method, &url);
         if let Some((content_type, bytes)) = body {
-            req = req.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes);
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(bytes);
         }
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -257,9 +259,15 @@ mod tests {
         let e = refusal(
             Service::Relay,
             base,
-            &reply(404, r#"{"error":"not_found","message":"no job events matching x"}"#),
+            &reply(
+                404,
+                r#"{"error":"not_found","message":"no job events matching x"}"#,
+            ),
         );
-        assert_eq!((e.exit, e.message.as_str()), (Exit::NoData, "no job events matching x"));
+        assert_eq!(
+            (e.exit, e.message.as_str()),
+            (Exit::NoData, "no job events matching x")
+        );
         let e = refusal(
             Service::Relay,
             base,
@@ -273,7 +281,11 @@ mod tests {
             e.message,
             "the relay refused the request (parameter window): window: bad"
         );
-        let e = refusal(Service::Intake, base, &reply(401, r#"{"error":"unauthorized"}"#));
+        let e = refusal(
+            Service::Intake,
+            base,
+            &reply(401, r#"{"error":"unauthorized"}"#),
+        );
         assert_eq!(e.exit, Exit::Service);
         assert!(e.message.contains("INTAKE_TOKEN"), "{e}");
         let mut busy = reply(503, "not json");
@@ -285,7 +297,9 @@ mod tests {
 
     #[test]
     fn a_non_json_answer_names_the_setting() {
-        let e = reply(200, "<html>").json(Service::Monitor, "http://x").unwrap_err();
+        let e = reply(200, "<html>")
+            .json(Service::Monitor, "http://x")
+            .unwrap_err();
         assert_eq!(e.exit, Exit::Service);
         assert!(e.message.contains("MONITOR_URL"), "{e}");
     }

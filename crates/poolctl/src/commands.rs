@@ -45,7 +45,11 @@ pub struct Context {
 /// Run the command `cli` names.
 pub async fn run(cli: Cli, ctx: &Context) -> Result<Outcome, CliError> {
     match cli.command {
-        Command::GetPool { filters, k, exclude } => get_pool(ctx, &filters, k, exclude).await,
+        Command::GetPool {
+            filters,
+            k,
+            exclude,
+        } => get_pool(ctx, &filters, k, exclude).await,
         Command::Pools { filters, limit } => pools(ctx, &filters, limit).await,
         Command::Scale { workload } => scale(ctx, workload.as_deref()).await,
         Command::Events {
@@ -191,9 +195,7 @@ async fn scale(ctx: &Context, workload: Option<&str>) -> Result<Outcome, CliErro
         one => vec![one],
     };
     if records.is_empty() {
-        return Err(CliError::no_data(
-            "the monitor has no workloads configured",
-        ));
+        return Err(CliError::no_data("the monitor has no workloads configured"));
     }
     let stdout = match ctx.global.output {
         Format::Json if workload.is_some() => output::json(&records[0]),
@@ -314,7 +316,8 @@ pub fn launch_body(args: &LaunchArgs) -> Result<Value, CliError> {
 /// A launch id as a path segment: refused unless it could be one (letters, digits, `-`).
 fn launch_path(id: &str) -> Result<String, CliError> {
     let id = id.trim();
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         return Err(CliError::usage(format!(
             "{id:?} is not a launch id (see `poolctl launches` for them)"
         )));
@@ -422,7 +425,16 @@ async fn list_launches(
 async fn cancel(ctx: &Context, id: &str) -> Result<Outcome, CliError> {
     let path = launch_path(id)?;
     let base = &ctx.global.launcher_url;
-    let value = call(ctx, Service::Launcher, base, Method::DELETE, &path, None, None).await?;
+    let value = call(
+        ctx,
+        Service::Launcher,
+        base,
+        Method::DELETE,
+        &path,
+        None,
+        None,
+    )
+    .await?;
     Ok(Outcome::found(render_launch(ctx, &value)?))
 }
 
@@ -466,9 +478,16 @@ mod tests {
         let e = ranking_query(&filters("oops"), &[], false).unwrap_err();
         assert_eq!(e.exit, Exit::Usage);
         assert!(e.message.contains("instance_types"), "{e}");
-        let mut f = Filters::default();
-        f.strategy = Some("best".into());
-        assert!(ranking_query(&f, &[], true).unwrap_err().message.contains("strategy"));
+        let f = Filters {
+            strategy: Some("best".into()),
+            ..Filters::default()
+        };
+        assert!(
+            ranking_query(&f, &[], true)
+                .unwrap_err()
+                .message
+                .contains("strategy")
+        );
     }
 
     #[test]
@@ -509,7 +528,12 @@ mod tests {
             instance_types: " , ".into(),
             ..args
         };
-        assert!(launch_body(&none).unwrap_err().message.contains("at least one"));
+        assert!(
+            launch_body(&none)
+                .unwrap_err()
+                .message
+                .contains("at least one")
+        );
     }
 
     #[test]

@@ -65,7 +65,10 @@ impl std::error::Error for CliError {}
 /// A query the services would refuse, caught before sending it (same grammar, same message).
 impl From<pool_core::request::QueryError> for CliError {
     fn from(e: pool_core::request::QueryError) -> Self {
-        CliError::usage(e.to_string())
+        match e {
+            pool_core::request::QueryError::Parameter(p) => CliError::from(p),
+            pool_core::request::QueryError::Malformed(m) => CliError::usage(m),
+        }
     }
 }
 

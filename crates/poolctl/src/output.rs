@@ -155,7 +155,7 @@ pub fn interval_bar(low: f64, high: f64, point: f64, max: f64, width: usize) -> 
         return String::new();
     }
     let cell = |v: f64| -> usize {
-        if !(max > 0.0) || !v.is_finite() {
+        if max.is_nan() || max <= 0.0 || !v.is_finite() {
             return 0;
         }
         let x = (v / max).clamp(0.0, 1.0) * (width - 1) as f64;
@@ -618,7 +618,10 @@ mod tests {
         );
         assert!(lines[1].starts_with("   #  POOL"), "{out}");
         let pick = lines.iter().find(|l| l.contains("r6a")).unwrap();
-        assert!(pick.starts_with("*  1  pool-r6a.xlarge-us-east-1c"), "{out}");
+        assert!(
+            pick.starts_with("*  1  pool-r6a.xlarge-us-east-1c"),
+            "{out}"
+        );
         assert!(!out.contains('\x1b'), "no colour without a terminal: {out}");
         // Every pool row's columns start at the same offsets.
         let rows: Vec<&&str> = lines.iter().filter(|l| l.contains("pool-")).collect();
@@ -671,7 +674,10 @@ mod tests {
             alternatives: vec![r.pools[1].clone()],
         };
         let out = choice_table(&c, &Style::plain());
-        assert!(out.starts_with("pick pool-r6a.xlarge-us-east-1c\n"), "{out}");
+        assert!(
+            out.starts_with("pick pool-r6a.xlarge-us-east-1c\n"),
+            "{out}"
+        );
         assert!(out.contains("best of 3 candidates with probability 87%, 0.70% ahead"));
         assert!(out.contains("window all history, newest event 2h ago (STALE)"));
         assert!(out.contains("*  1  pool-r6a"), "{out}");
@@ -684,7 +690,10 @@ mod tests {
         assert_eq!(window_label(86_400 * 7), "7d");
         assert_eq!(window_label(5_400), "90m");
         assert_eq!(age_label(59), "59s");
-        assert_eq!(short_time("2026-11-26T23:50:00.123Z"), "2026-11-26 23:50:00");
+        assert_eq!(
+            short_time("2026-11-26T23:50:00.123Z"),
+            "2026-11-26 23:50:00"
+        );
         assert_eq!(short_time("2026-11-26T23:50:00Z"), "2026-11-26 23:50:00");
     }
 
@@ -712,7 +721,10 @@ mod tests {
                           "submitted_at": "2026-11-26T23:50:00.123Z", "finished_at": null}]}))
         .unwrap();
         let list = launches_table(std::slice::from_ref(&launch), &Style::plain());
-        assert!(list.contains("0193    astronauts   FAILED  pool-c6a"), "{list}");
+        assert!(
+            list.contains("0193    astronauts   FAILED  pool-c6a"),
+            "{list}"
+        );
         assert!(list.contains("1/3"), "{list}");
         let detail = launch_detail(&launch, &Style::plain());
         assert!(detail.contains("SPOT_INSTANCE_TERMINATION"), "{detail}");

@@ -174,7 +174,7 @@ pub fn render(form: &Form, body: &Body) -> String {
         Body::Error { .. } => "Error · spot pool ranking",
         Body::Ranking { .. } => "Spot pool ranking",
     };
-    let _ = write!(
+    let _ = writeln!(
         h,
         r#"<!doctype html>
 <html lang="en">
@@ -187,8 +187,7 @@ pub fn render(form: &Form, body: &Body) -> String {
 <body>
 <header><h1>Spot pool ranking</h1>
 <p>Which EC2 spot pool is least likely to lose a Spark job to a spot termination: the pools of the chosen instance types and zones, best first, each with its termination rate and interval.</p></header>
-<main>
-"#
+<main>"#
     );
     render_form(&mut h, form);
     match body {
@@ -201,10 +200,9 @@ pub fn render(form: &Form, body: &Body) -> String {
                 .as_deref()
                 .map(|f| format!(" (parameter <code>{}</code>)", escape(f)))
                 .unwrap_or_default();
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                r#"<section id="error" class="error" role="alert" aria-labelledby="error-title"><h2 id="error-title">{}{field}</h2><p id="error-message">{}</p></section>
-"#,
+                r#"<section id="error" class="error" role="alert" aria-labelledby="error-title"><h2 id="error-title">{}{field}</h2><p id="error-message">{}</p></section>"#,
                 escape(error_title(*status)),
                 escape(message)
             );
@@ -242,10 +240,9 @@ fn error_title(status: u16) -> &'static str {
 
 fn render_form(h: &mut String, form: &Form) {
     let input = |h: &mut String, name: &str, label: &str, value: &str, hint: &str, ph: &str| {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            r#"<div class="field"><label for="{name}">{label}</label><input id="{name}" name="{name}" type="text" value="{}" placeholder="{ph}" aria-describedby="{name}-hint" autocomplete="off" spellcheck="false"><small id="{name}-hint">{hint}</small></div>
-"#,
+            r#"<div class="field"><label for="{name}">{label}</label><input id="{name}" name="{name}" type="text" value="{}" placeholder="{ph}" aria-describedby="{name}-hint" autocomplete="off" spellcheck="false"><small id="{name}-hint">{hint}</small></div>"#,
             escape(value)
         );
     };
@@ -327,10 +324,9 @@ fn render_ranking(h: &mut String, r: &Ranking, query: &str) {
         })
         .unwrap_or_default();
     if let Some(pick) = r.pools.first() {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            r#"<section id="pick" class="pick-card" aria-labelledby="pick-title"><h2 id="pick-title">Pick</h2><p><strong id="pick-pool">{}</strong></p><p>{} jobs, {} lost to spot terminations ({}); score {}, interval {} – {}.</p></section>
-"#,
+            r#"<section id="pick" class="pick-card" aria-labelledby="pick-title"><h2 id="pick-title">Pick</h2><p><strong id="pick-pool">{}</strong></p><p>{} jobs, {} lost to spot terminations ({}); score {}, interval {} – {}.</p></section>"#,
             escape(&pick.pool_id),
             pick.jobs,
             pick.spot_terminations,
@@ -345,15 +341,14 @@ fn render_ranking(h: &mut String, r: &Ranking, query: &str) {
     } else {
         format!("?{query}")
     };
-    let _ = write!(
+    let _ = writeln!(
         h,
         r#"<section aria-labelledby="pools-title"><h2 id="pools-title">Pools</h2>
 <p class="summary">{} of {} pools, strategy {}, window {}{}. JSON: <a href="/pools{q}">/pools</a>, <a href="/get-pool{q}">/get-pool</a>.</p>
 <div class="scroll"><table id="pools">
 <caption>Pools ranked best first; the highlighted row is the pick. The bars share one scale from 0 to {}.</caption>
 <thead><tr><th scope="col">#</th><th scope="col">Pool</th><th scope="col" class="num">Jobs</th><th scope="col" class="num">Spot terminations</th><th scope="col" class="num">Rate</th><th scope="col">Score and interval</th><th scope="col">Last event</th></tr></thead>
-<tbody>
-"#,
+<tbody>"#,
         r.pools.len(),
         r.total_pools,
         escape(&r.strategy),
@@ -376,10 +371,9 @@ fn render_ranking(h: &mut String, r: &Ranking, query: &str) {
         } else {
             ""
         };
-        let _ = write!(
+        let _ = writeln!(
             h,
-            r#"<tr{class} data-pool="{id}"><td class="num">{rank}</td><th scope="row"><span class="pool">{id}</span>{badge}</th><td class="num">{jobs}</td><td class="num">{spot}</td><td class="num">{rate}</td><td class="interval">{bar}<span class="range">{score} ({lo} – {hi})</span></td><td class="time">{last}</td></tr>
-"#,
+            r#"<tr{class} data-pool="{id}"><td class="num">{rank}</td><th scope="row"><span class="pool">{id}</span>{badge}</th><td class="num">{jobs}</td><td class="num">{spot}</td><td class="num">{rate}</td><td class="interval">{bar}<span class="range">{score} ({lo} – {hi})</span></td><td class="time">{last}</td></tr>"#,
             id = escape(&p.pool_id),
             rank = i + 1,
             jobs = p.jobs,
@@ -399,10 +393,9 @@ fn render_chart(h: &mut String, svg: &str) {
     use base64::Engine as _;
     let data = base64::engine::general_purpose::STANDARD.encode(svg.as_bytes());
     // An <img> of a data URI: drawn offline, and an SVG shown as an image can run nothing.
-    let _ = write!(
+    let _ = writeln!(
         h,
-        r#"<section id="backtest" aria-labelledby="backtest-title"><h2 id="backtest-title">Backtest</h2><p>The realized termination rate of each strategy's picks over the stored history.</p><img class="chart" src="data:image/svg+xml;base64,{data}" alt="Backtest chart: the cumulative realized termination rate of each ranking strategy's picks, hour by hour"></section>
-"#
+        r#"<section id="backtest" aria-labelledby="backtest-title"><h2 id="backtest-title">Backtest</h2><p>The realized termination rate of each strategy's picks over the stored history.</p><img class="chart" src="data:image/svg+xml;base64,{data}" alt="Backtest chart: the cumulative realized termination rate of each ranking strategy's picks, hour by hour"></section>"#
     );
 }
 
@@ -507,7 +500,10 @@ mod tests {
     #[test]
     fn escapes_every_special_character() {
         assert_eq!(escape(EVIL), ESCAPED);
-        assert_eq!(escape("pool-c6a.xlarge-us-east-1a"), "pool-c6a.xlarge-us-east-1a");
+        assert_eq!(
+            escape("pool-c6a.xlarge-us-east-1a"),
+            "pool-c6a.xlarge-us-east-1a"
+        );
     }
 
     #[test]
@@ -567,7 +563,10 @@ mod tests {
             .lines()
             .find(|l| l.contains(r#"class="pick""#))
             .unwrap();
-        assert!(pick_row.contains("pool-r6a.xlarge-us-east-1c"), "{pick_row}");
+        assert!(
+            pick_row.contains("pool-r6a.xlarge-us-east-1c"),
+            "{pick_row}"
+        );
         assert!(pick_row.contains(r#"<span class="badge">pick</span>"#));
         assert_eq!(html.matches("<svg class=\"bar\"").count(), 2);
         assert!(html.contains("2 of 2 pools, strategy pooled, window 1d; newest event 40s ago"));
@@ -615,7 +614,10 @@ mod tests {
             },
         );
         assert!(html.contains(r#"<img class="chart" src="data:image/svg+xml;base64,PHN2Zz4"#));
-        assert!(!html.contains("<script"), "the chart is never inlined as markup");
+        assert!(
+            !html.contains("<script"),
+            "the chart is never inlined as markup"
+        );
         assert!(html.contains(r#"alt="Backtest chart"#));
     }
 
@@ -623,7 +625,10 @@ mod tests {
     fn bars_share_one_scale() {
         let p = pool("p", 10, 1, 0.05, 0.1, 0.075);
         let svg = bar_svg(&p, 0.1);
-        assert!(svg.contains(r#"<rect x="100.0" y="4" width="100.0""#), "{svg}");
+        assert!(
+            svg.contains(r#"<rect x="100.0" y="4" width="100.0""#),
+            "{svg}"
+        );
         assert!(svg.contains(r#"cx="150.0""#), "{svg}");
         assert!(svg.contains(r#"aria-label="score 7.50%, interval 5.00% to 10.0%""#));
         // A zero scale does not divide by zero.
@@ -632,7 +637,10 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert_eq!(short_time("2026-11-26T23:50:00.123Z"), "2026-11-26 23:50 UTC");
+        assert_eq!(
+            short_time("2026-11-26T23:50:00.123Z"),
+            "2026-11-26 23:50 UTC"
+        );
         assert_eq!(short_time("garbage"), "garbage");
         assert_eq!(window_label(0), "all history");
         assert_eq!(percent(0.0123), "1.23%");

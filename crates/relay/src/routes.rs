@@ -151,7 +151,11 @@ async fn page_body(
     let key = match CacheKey::new("/pools", query) {
         Ok(k) => k,
         Err(KeyError::Invalid(e)) => {
-            return (e.status, page_error(e.status, e.body.message, e.body.field), None);
+            return (
+                e.status,
+                page_error(e.status, e.body.message, e.body.field),
+                None,
+            );
         }
         Err(e @ KeyError::QueryTooLong(_)) => {
             let status = StatusCode::URI_TOO_LONG;
@@ -202,13 +206,18 @@ async fn page_body(
         // pool-selector's own error (400, 404, 503...): its message, its status; any other failure
         // of the upstream is a 502 here, so the page never answers a 500.
         let status = match entry.status {
-            s @ (400 | 404 | 503 | 504) => StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_GATEWAY),
+            s @ (400 | 404 | 503 | 504) => {
+                StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
             _ => StatusCode::BAD_GATEWAY,
         };
         let body: Option<page::ErrorAnswer> = serde_json::from_slice(&entry.body).ok();
-        let (message, field) = body
-            .map(|b| (b.message, b.field))
-            .unwrap_or_else(|| ("the ranking service's answer could not be used".into(), None));
+        let (message, field) = body.map(|b| (b.message, b.field)).unwrap_or_else(|| {
+            (
+                "the ranking service's answer could not be used".into(),
+                None,
+            )
+        });
         return (status, page_error(status, message, field), cache);
     }
     let ranking: page::Ranking = match serde_json::from_slice(&entry.body) {
@@ -218,7 +227,11 @@ async fn page_body(
             let status = StatusCode::BAD_GATEWAY;
             return (
                 status,
-                page_error(status, "the ranking service's answer could not be used".into(), None),
+                page_error(
+                    status,
+                    "the ranking service's answer could not be used".into(),
+                    None,
+                ),
                 cache,
             );
         }

@@ -36,7 +36,7 @@ async fn events_from_a_file_and_from_stdin_are_accepted_and_published() {
         .write_stdin(array);
     assert_eq!(run(cmd).await.expect(0).json()["accepted"], 3);
 
-    let published = testkit::eventually(
+    testkit::eventually(
         "the 8 events to be in the queue",
         std::time::Duration::from_secs(60),
         || async {
@@ -45,7 +45,6 @@ async fn events_from_a_file_and_from_stdin_are_accepted_and_published() {
         },
     )
     .await;
-    let _ = published;
     let got: HashSet<String> = job_ids(&testkit::queues::drain_events(&amqp).await);
     let sent: HashSet<String> = job_ids(&from_file)
         .into_iter()
@@ -58,8 +57,15 @@ async fn events_from_a_file_and_from_stdin_are_accepted_and_published() {
 #[tokio::test]
 async fn a_bad_event_is_refused_here_with_its_line_and_nothing_is_sent() {
     let (intake, amqp) = spawn_intake().await;
-    let good = ndjson(&pool_events("pool-c6a.xlarge-us-east-1a", 2, 0, Age::minutes(5)));
-    let body = format!("{good}{{\"finished_at\":\"2026-01-01T00:00:00\",\"job_id\":\"x\",\"pool_id\":\"nope\",\"status\":\"SUCCEEDED\",\"reason\":\"\"}}\n");
+    let good = ndjson(&pool_events(
+        "pool-c6a.xlarge-us-east-1a",
+        2,
+        0,
+        Age::minutes(5),
+    ));
+    let body = format!(
+        "{good}{{\"finished_at\":\"2026-01-01T00:00:00\",\"job_id\":\"x\",\"pool_id\":\"nope\",\"status\":\"SUCCEEDED\",\"reason\":\"\"}}\n"
+    );
     let mut cmd = poolctl();
     cmd.env("INTAKE_URL", &intake.base)
         .env("INTAKE_TOKEN", TOKEN)
@@ -67,8 +73,15 @@ async fn a_bad_event_is_refused_here_with_its_line_and_nothing_is_sent() {
         .write_stdin(body);
     let out = run(cmd).await.expect(2);
     assert!(out.stderr().contains("line 3"), "{}", out.stderr());
-    assert!(out.stderr().contains("nothing was sent"), "{}", out.stderr());
-    assert_eq!(intake.metric("intake_events_accepted_total", &[]).await, 0.0);
+    assert!(
+        out.stderr().contains("nothing was sent"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(
+        intake.metric("intake_events_accepted_total", &[]).await,
+        0.0
+    );
     assert_eq!(
         intake
             .metric("intake_http_requests_total", &[("route", "/events")])
@@ -92,7 +105,11 @@ async fn a_wrong_token_exits_3_and_names_the_setting() {
             Age::minutes(5),
         )));
     let out = run(cmd).await.expect(3);
-    assert!(out.stderr().contains("refused the token"), "{}", out.stderr());
+    assert!(
+        out.stderr().contains("refused the token"),
+        "{}",
+        out.stderr()
+    );
     assert!(out.stderr().contains("INTAKE_TOKEN"), "{}", out.stderr());
     testkit::queues::delete_topology(&amqp).await;
 }

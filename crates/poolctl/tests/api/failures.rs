@@ -47,7 +47,11 @@ async fn usage_errors_exit_2_before_any_request() {
     let mut cmd = poolctl();
     cmd.args(["events", "send", "/no/such/file.ndjson"]);
     let out = run(cmd).await.expect(2);
-    assert!(out.stderr().contains("cannot read /no/such/file.ndjson"), "{}", out.stderr());
+    assert!(
+        out.stderr().contains("cannot read /no/such/file.ndjson"),
+        "{}",
+        out.stderr()
+    );
 }
 
 #[tokio::test]
@@ -57,7 +61,10 @@ async fn an_unreachable_service_exits_3_and_says_how_to_fix_it() {
     cmd.env("POOL_SELECTOR_URL", &dead).arg("pools");
     let out = run(cmd).await.expect(3);
     let err = out.stderr();
-    assert!(err.contains(&format!("cannot reach the relay at {dead}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot reach the relay at {dead}")),
+        "{err}"
+    );
     assert!(err.contains("make up"), "{err}");
     assert!(err.contains("POOL_SELECTOR_URL"), "{err}");
 

@@ -62,7 +62,10 @@ async fn launch_waits_for_the_run_and_launches_lists_it() {
     cmd.env("LAUNCHER_URL", &app.base).arg("launches");
     let stdout = run(cmd).await.expect(0).stdout();
     assert!(stdout.starts_with("LAUNCH"), "{stdout}");
-    let row = stdout.lines().find(|l| l.starts_with(&id)).expect("the launch is listed");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .expect("the launch is listed");
     assert!(row.contains("astronauts"), "{row}");
     assert!(row.contains("COMPLETED"), "{row}");
     assert!(row.contains("pool-r6a.xlarge-us-east-1c"), "{row}");
@@ -70,7 +73,10 @@ async fn launch_waits_for_the_run_and_launches_lists_it() {
     let mut cmd = poolctl();
     cmd.env("LAUNCHER_URL", &app.base).args(["launches", &id]);
     let stdout = run(cmd).await.expect(0).stdout();
-    assert!(stdout.starts_with(&format!("launch {id}  astronauts  COMPLETED")), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("launch {id}  astronauts  COMPLETED")),
+        "{stdout}"
+    );
     assert!(stdout.contains("SUCCEEDED"), "{stdout}");
 
     // No launch in that state: exit 1, and the reason on stderr.

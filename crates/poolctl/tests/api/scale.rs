@@ -18,9 +18,11 @@ async fn scale_shows_each_workloads_desired_scale() {
         .await
         .expect("the monitor builds");
     let app = testkit::TestApp::start(app.port(), app.run_until_stopped());
-    testkit::eventually("the monitor's first poll", Duration::from_secs(60), || async {
-        (app.get("/ready").await.0 == 200).then_some(())
-    })
+    testkit::eventually(
+        "the monitor's first poll",
+        Duration::from_secs(60),
+        || async { (app.get("/ready").await.0 == 200).then_some(()) },
+    )
     .await;
 
     let mut cmd = poolctl();
@@ -39,13 +41,20 @@ async fn scale_shows_each_workloads_desired_scale() {
     let report = run(cmd).await.expect(0).json();
     assert_eq!(report["workload"], "ingest-worker");
     assert_eq!(report["queue"], amqp.queue.as_str());
-    assert!(report["desired-worker-scale"].as_u64().unwrap() >= 1, "{report}");
+    assert!(
+        report["desired-worker-scale"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
 
     // An unknown workload is "no data", with the monitor's message.
     let mut cmd = poolctl();
     cmd.env("MONITOR_URL", &app.base)
         .args(["scale", "--workload", "nope"]);
     let out = run(cmd).await.expect(1);
-    assert!(out.stderr().contains("no such workload"), "{}", out.stderr());
+    assert!(
+        out.stderr().contains("no such workload"),
+        "{}",
+        out.stderr()
+    );
     testkit::queues::delete_topology(&amqp).await;
 }

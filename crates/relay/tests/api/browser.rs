@@ -151,8 +151,12 @@ impl Browser {
 
     async fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{id}/clear"), Some(json!({})))
-            .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/clear"),
+            Some(json!({})),
+        )
+        .await;
         self.call(
             reqwest::Method::POST,
             &format!("/element/{id}/value"),
@@ -163,8 +167,12 @@ impl Browser {
 
     async fn click(&self, css: &str) {
         let id = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({})))
-            .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
     }
 
     async fn script(&self, script: &str) -> Value {
@@ -224,11 +232,12 @@ async fn the_ranking_page_renders_in_chromium_and_its_form_changes_the_ranking()
     );
     // The highlight is drawn: the pick's row has a background of its own.
     let background = browser
-        .script(
-            "return getComputedStyle(document.querySelector('#pools tr.pick')).backgroundColor",
-        )
+        .script("return getComputedStyle(document.querySelector('#pools tr.pick')).backgroundColor")
         .await;
-    assert_ne!(background, "rgba(0, 0, 0, 0)", "the pick's row is highlighted");
+    assert_ne!(
+        background, "rgba(0, 0, 0, 0)",
+        "the pick's row is highlighted"
+    );
     let shot = browser.screenshot("ranking-page.png").await;
     eprintln!("screenshot: {}", shot.display());
 

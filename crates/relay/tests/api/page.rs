@@ -21,7 +21,10 @@ async fn the_page_ranks_the_pools_and_highlights_the_pick() {
         .lines()
         .find(|l| l.contains(r#"class="pick""#))
         .expect("a highlighted row");
-    assert!(pick_row.contains("pool-r6a.xlarge-us-east-1c"), "{pick_row}");
+    assert!(
+        pick_row.contains("pool-r6a.xlarge-us-east-1c"),
+        "{pick_row}"
+    );
     for pool in [
         "pool-r6a.xlarge-us-east-1c",
         "pool-m6a.xlarge-us-east-1b",
@@ -39,7 +42,10 @@ async fn the_page_ranks_the_pools_and_highlights_the_pick() {
     let html = page.body.as_str().unwrap();
     assert!(html.contains(r#"<strong id="pick-pool">pool-m6a.xlarge-us-east-1b</strong>"#));
     assert!(!html.contains("pool-r6a"), "{html}");
-    assert!(html.contains(r#"value="c6a.xlarge,m6a.xlarge""#), "the form keeps its values");
+    assert!(
+        html.contains(r#"value="c6a.xlarge,m6a.xlarge""#),
+        "the form keeps its values"
+    );
 }
 
 #[tokio::test]
@@ -65,7 +71,10 @@ async fn bad_input_is_a_400_page_with_the_error_escaped_and_no_upstream_work() {
     let relay = spawn_app(&upstream.base, &shared_redis(), |_| {}).await;
     for (query, field) in [
         ("instance_types=oops", "instance_types"),
-        ("instance_types=%3Cscript%3Ealert(1)%3C%2Fscript%3E", "instance_types"),
+        (
+            "instance_types=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+            "instance_types",
+        ),
         ("window=%22%3E%3Cimg%20src%3Dx%3E", "window"),
         ("strategy=%3Cb%3Ebest", "strategy"),
         ("bogus=%3Cscript%3E", ""),
@@ -78,7 +87,10 @@ async fn bad_input_is_a_400_page_with_the_error_escaped_and_no_upstream_work() {
         assert!(html.contains(r#"id="error""#), "{query}: {html}");
         assert!(html.contains(field), "{query}");
         for raw in ["<script", "<img", "<b>"] {
-            assert!(!html.contains(raw), "{query} reflected {raw} unescaped: {html}");
+            assert!(
+                !html.contains(raw),
+                "{query} reflected {raw} unescaped: {html}"
+            );
         }
     }
     let long = format!("/?instance_types={}", "a".repeat(5000));
