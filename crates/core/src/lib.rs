@@ -21,6 +21,7 @@ pub mod request;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
+pub mod view;
 pub mod window;
 
 pub use event::{Event, EventError, InstanceType, Outcome, PoolId};

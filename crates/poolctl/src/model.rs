@@ -4,58 +4,7 @@
 
 use serde::Deserialize;
 
-/// One ranked pool, as `/get-pool` and `/pools` describe it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Pool {
-    pub pool_id: String,
-    #[serde(default)]
-    pub instance_type: String,
-    #[serde(default)]
-    pub availability_zone: String,
-    pub jobs: u64,
-    pub spot_terminations: u64,
-    pub termination_rate: f64,
-    pub ci_low: f64,
-    pub ci_high: f64,
-    /// What pools are ordered by (lower is safer).
-    pub score: f64,
-    #[serde(default)]
-    pub degraded: bool,
-    #[serde(default)]
-    pub last_event_at: String,
-}
-
-/// `/get-pool`: the pick, its evidence and its alternatives.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Choice {
-    #[serde(flatten)]
-    pub pool: Pool,
-    pub strategy: String,
-    pub window_seconds: u64,
-    pub candidates: usize,
-    pub probability_best: f64,
-    #[serde(default)]
-    pub margin: Option<f64>,
-    #[serde(default)]
-    pub data_age_seconds: Option<u64>,
-    #[serde(default)]
-    pub stale: bool,
-    #[serde(default)]
-    pub alternatives: Vec<Pool>,
-}
-
-/// `/pools`: the ranking, best first.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Ranking {
-    pub strategy: String,
-    pub window_seconds: u64,
-    pub total_pools: usize,
-    #[serde(default)]
-    pub data_age_seconds: Option<u64>,
-    #[serde(default)]
-    pub stale: bool,
-    pub pools: Vec<Pool>,
-}
+pub use pool_core::view::{Choice, Pool, Ranking};
 
 /// One workload's decision from the monitor (`/workloads`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]

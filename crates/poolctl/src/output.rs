@@ -1,6 +1,7 @@
 //! Rendering answers: tables for people, JSON and NDJSON for scripts. Pure functions of the answer
 //! and a [`Style`], so every table is unit-tested without a terminal or a service.
 
+pub use pool_core::view::{age_label, percent, window_label};
 use std::fmt::Write as _;
 
 use clap::ValueEnum;
@@ -134,20 +135,6 @@ fn table_of(
     out
 }
 
-/// A rate as a percentage with a precision that suits its size: `1.23%`, `0.041%`, `0%`.
-pub fn percent(rate: f64) -> String {
-    let p = rate * 100.0;
-    if p == 0.0 {
-        "0%".into()
-    } else if p.abs() >= 10.0 {
-        format!("{p:.1}%")
-    } else if p.abs() >= 0.1 {
-        format!("{p:.2}%")
-    } else {
-        format!("{p:.3}%")
-    }
-}
-
 /// An interval on a shared scale `0..=max`, `width` characters: blank, then `━` from `low` to `high`,
 /// with `●` at `point`. Values outside the scale are clamped; a zero scale draws the point at 0.
 pub fn interval_bar(low: f64, high: f64, point: f64, max: f64, width: usize) -> String {
@@ -191,27 +178,6 @@ fn bar_max(pools: &[&Pool]) -> f64 {
         .map(|p| p.ci_high.max(p.score).max(p.termination_rate))
         .fold(0.0_f64, f64::max);
     if max > 0.0 { max } else { 0.01 }
-}
-
-/// `window_seconds` as people write it: `all history`, `24h`, `7d`, `90m`.
-pub fn window_label(secs: u64) -> String {
-    match secs {
-        0 => "all history".into(),
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
-
-/// An age in seconds, short: `45s`, `12m`, `3h`, `2d`.
-pub fn age_label(secs: u64) -> String {
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7_200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3_600),
-        s => format!("{}d", s / 86_400),
-    }
 }
 
 /// `2026-11-26T23:50:00.123Z` → `2026-11-26 23:50:00` (tables have no room for the rest).

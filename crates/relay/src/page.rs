@@ -8,6 +8,7 @@
 //! Every value that reaches the HTML is escaped with [`escape`]: what the user typed (echoed in the
 //! form, quoted in error messages) and what the upstream answered (pool ids, times).
 
+pub use pool_core::view::{Pool, Ranking, age_label, percent, window_label};
 use std::fmt::Write as _;
 
 use serde::Deserialize;
@@ -39,35 +40,6 @@ impl Form {
         }
         form
     }
-}
-
-/// One ranked pool: the fields of pool-selector's answer the page shows.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Pool {
-    pub pool_id: String,
-    pub jobs: u64,
-    pub spot_terminations: u64,
-    pub termination_rate: f64,
-    pub ci_low: f64,
-    pub ci_high: f64,
-    pub score: f64,
-    #[serde(default)]
-    pub degraded: bool,
-    #[serde(default)]
-    pub last_event_at: String,
-}
-
-/// pool-selector's `/pools` answer, as far as the page reads it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Ranking {
-    pub strategy: String,
-    pub window_seconds: u64,
-    pub total_pools: usize,
-    #[serde(default)]
-    pub data_age_seconds: Option<u64>,
-    #[serde(default)]
-    pub stale: bool,
-    pub pools: Vec<Pool>,
 }
 
 /// pool-selector's JSON error body (`{"error", "message", "field"}`), as far as the page shows it.
@@ -113,30 +85,6 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// A rate as a percentage with a precision that suits its size: `1.23%`, `0.041%`, `0%`.
-pub fn percent(rate: f64) -> String {
-    let p = rate * 100.0;
-    if p == 0.0 {
-        "0%".into()
-    } else if p.abs() >= 10.0 {
-        format!("{p:.1}%")
-    } else if p.abs() >= 0.1 {
-        format!("{p:.2}%")
-    } else {
-        format!("{p:.3}%")
-    }
-}
-
-fn window_label(secs: u64) -> String {
-    match secs {
-        0 => "all history".into(),
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
 }
 
 /// Width of a bar's drawing area (SVG user units; the SVG scales to its cell).
@@ -399,15 +347,6 @@ fn render_chart(h: &mut String, svg: &str) {
     );
 }
 
-fn age_label(secs: u64) -> String {
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7_200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3_600),
-        s => format!("{}d", s / 86_400),
-    }
-}
-
 /// `2026-11-26T23:50:00.123Z` → `2026-11-26 23:50 UTC`.
 fn short_time(ts: &str) -> String {
     if ts.len() >= 16 && ts.is_char_boundary(16) && ts.as_bytes().get(10) == Some(&b'T') {
@@ -472,6 +411,8 @@ mod tests {
     fn pool(id: &str, jobs: u64, spot: u64, lo: f64, hi: f64, score: f64) -> Pool {
         Pool {
             pool_id: id.into(),
+            instance_type: String::new(),
+            availability_zone: String::new(),
             jobs,
             spot_terminations: spot,
             termination_rate: spot as f64 / jobs as f64,
