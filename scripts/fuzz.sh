@@ -13,6 +13,8 @@
 #     the bearer token INTAKE_TOKENS=fuzz-token and per-token limits far above what the fuzzer sends;
 #   * compactor `--every` over the same folder (SETTLE=0), so rollups appear while the fuzzer reads;
 #   * ingest-worker draining fuzz.events.ingest into the same folder;
+#   * the launcher picking pools through the relay and publishing its (simulated: SIMULATE_ONLY) runs'
+#     outcomes to the intake, its launches in the test Redis;
 #   * relay in front of pool-selector, caching in the test Redis (a key prefix of its own per run);
 #   * monitor polling the test RabbitMQ management API (two workloads: the fuzz queues).
 # Each is ready once /health answers (and /ready where a service has one), within a deadline. Then
@@ -55,9 +57,9 @@ WORKERS="${FUZZ_WORKERS:-2}"
 # Every check of a response against the document: no 5xx, a declared status code, content type and
 # headers, and a body matching the declared schema.
 CHECKS="${FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}"
-BINARIES=(pool-selector intake relay monitor compactor ingest-worker event-generator)
+BINARIES=(pool-selector intake relay monitor compactor ingest-worker event-generator launcher)
 # The order services are fuzzed and summarised in.
-SERVICES=(pool-selector intake relay monitor compactor ingest-worker)
+SERVICES=(pool-selector intake relay monitor compactor ingest-worker launcher)
 INTAKE_TOKEN="fuzz-token"
 START_DEADLINE=60
 
@@ -243,9 +245,9 @@ wait_ok() {
 }
 
 # Free loopback ports, bound together so they are distinct.
-read -r SELECTOR_PORT INTAKE_PORT RELAY_PORT RELAY_ADMIN_PORT MONITOR_PORT COMPACTOR_PORT WORKER_PORT < <("$PY" -c '
+read -r SELECTOR_PORT INTAKE_PORT RELAY_PORT RELAY_ADMIN_PORT MONITOR_PORT COMPACTOR_PORT WORKER_PORT LAUNCHER_PORT < <("$PY" -c '
 import socket
-socks = [socket.socket() for _ in range(7)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -296,6 +298,15 @@ wait_ok pool-selector "http://127.0.0.1:$SELECTOR_PORT/health"
 start relay HOST=127.0.0.1 PORT="$RELAY_PORT" HTTP_WORKERS=2 UPSTREAM_URL="http://127.0.0.1:$SELECTOR_PORT" \
     REDIS_URL="$TEST_REDIS_URL" REDIS_KEY_PREFIX="fuzz:$$:$(date +%s):" "${relay_env[@]}"
 
+# The launcher asks the relay for pools and sends outcomes to the intake; its runs are simulated from a
+# truth file (no Spark: SIMULATE_ONLY), so every accepted launch ends within a poll and the fuzzer's
+# launches never pile up; its state is in the test Redis under a prefix of its own.
+echo '{"pools":[{"pool_id":"pool-c6a.xlarge-us-east-1a","termination_probability":0.5}]}' >"$WORK/truth.json"
+start launcher HOST=127.0.0.1 PORT="$LAUNCHER_PORT" HTTP_WORKERS=2 LAUNCH_TEMPLATES="$ROOT/deploy/launch-templates" \
+    RELAY_URL="http://127.0.0.1:$RELAY_PORT" INTAKE_URL="http://127.0.0.1:$INTAKE_PORT" INTAKE_TOKEN="$INTAKE_TOKEN" \
+    REDIS_URL="$TEST_REDIS_URL" REDIS_KEY_PREFIX="fuzz-launcher:$$:$(date +%s):" SIMULATE_TRUTH="$WORK/truth.json" \
+    SIMULATE_ONLY=true SPARK_WORK_DIR="$WORK/launcher" POLL_INTERVAL=200ms MAX_ACTIVE_LAUNCHES=1000
+
 wait_ok pool-selector "http://127.0.0.1:$SELECTOR_PORT/ready"
 # /ready: the broker answers, so POST /events publishes instead of answering 503.
 wait_ok intake "http://127.0.0.1:$INTAKE_PORT/ready"
@@ -304,12 +315,13 @@ wait_ok ingest-worker "http://127.0.0.1:$WORKER_PORT/health"
 wait_ok monitor "http://127.0.0.1:$MONITOR_PORT/health"
 # /desired-worker-scale and /workloads answer 503 until the first poll round: wait for it.
 wait_ok monitor "http://127.0.0.1:$MONITOR_PORT/ready"
+wait_ok launcher "http://127.0.0.1:$LAUNCHER_PORT/ready"
 if [[ -n $relay_admin ]]; then
     wait_ok relay "http://127.0.0.1:$RELAY_PORT/health" "$relay_admin/health"
 else
     wait_ok relay "http://127.0.0.1:$RELAY_PORT/health"
 fi
-log "services ready in $((SECONDS - t0))s: pool-selector :$SELECTOR_PORT, intake :$INTAKE_PORT, relay :$RELAY_PORT${relay_admin:+ (admin :$RELAY_ADMIN_PORT)}, monitor :$MONITOR_PORT, compactor :$COMPACTOR_PORT, ingest-worker :$WORKER_PORT"
+log "services ready in $((SECONDS - t0))s: pool-selector :$SELECTOR_PORT, intake :$INTAKE_PORT, relay :$RELAY_PORT${relay_admin:+ (admin :$RELAY_ADMIN_PORT)}, monitor :$MONITOR_PORT, compactor :$COMPACTOR_PORT, ingest-worker :$WORKER_PORT, launcher :$LAUNCHER_PORT"
 
 # schema URL and base URL of each service
 declare -A SCHEMA_URL=(
@@ -319,6 +331,7 @@ declare -A SCHEMA_URL=(
     [monitor]="http://127.0.0.1:$MONITOR_PORT/openapi.json"
     [compactor]="http://127.0.0.1:$COMPACTOR_PORT/openapi.json"
     [ingest-worker]="http://127.0.0.1:$WORKER_PORT/openapi.json"
+    [launcher]="http://127.0.0.1:$LAUNCHER_PORT/openapi.json"
 )
 declare -A BASE_URL=(
     [pool-selector]="http://127.0.0.1:$SELECTOR_PORT"
@@ -327,6 +340,7 @@ declare -A BASE_URL=(
     [monitor]="http://127.0.0.1:$MONITOR_PORT"
     [compactor]="http://127.0.0.1:$COMPACTOR_PORT"
     [ingest-worker]="http://127.0.0.1:$WORKER_PORT"
+    [launcher]="http://127.0.0.1:$LAUNCHER_PORT"
 )
 
 # ---------------------------------------------------------------------------------------------------

@@ -148,10 +148,7 @@ fn alive(pid: i32) -> bool {
 impl Backend for LocalBackend {
     async fn submit(&self, run: Run<'_>) -> Result<(), BackendError> {
         let dir = self.dir(&run);
-        if dir.join("pid").exists()
-            || dir.join("simulated").exists()
-            || dir.join("started").exists()
-        {
+        if dir.join("pid").exists() || dir.join("simulated").exists() {
             return Ok(());
         }
         std::fs::create_dir_all(&dir).map_err(|e| io(e, "cannot create the run folder"))?;
@@ -160,9 +157,23 @@ impl Backend for LocalBackend {
                 .map_err(|e| io(e, "cannot write the run folder"))?;
             return Ok(());
         }
-        std::fs::write(dir.join("started"), b"")
-            .map_err(|e| io(e, "cannot write the run folder"))?;
-        self.spawn(&run, &dir)
+        // `started` claims the run: of two submissions racing (the API and the reconciler after a
+        // restart), only the one that creates it spawns.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dir.join("started"))
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) => return Err(io(e, "cannot write the run folder")),
+        }
+        let spawned = self.spawn(&run, &dir);
+        if spawned.is_err() {
+            // Nothing runs: the next poll sees no run, and a resubmission fails the same way, visibly.
+            let _ = std::fs::remove_file(dir.join("started"));
+        }
+        spawned
     }
 
     async fn poll(&self, run: Run<'_>) -> Result<RunStatus, BackendError> {

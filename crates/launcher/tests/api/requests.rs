@@ -244,3 +244,39 @@ async fn active_launches_are_bounded_and_cancelled_runs_stop() {
         "a cancelled launch publishes nothing"
     );
 }
+
+#[tokio::test]
+async fn a_run_that_cannot_start_fails_its_launch_and_publishes_nothing() {
+    let world = World::start().await;
+    // A template whose job file is missing: the launch is refused at submission, visibly.
+    let templates = world.dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("ghost.yaml"),
+        "apiVersion: sparkoperator.k8s.io/v1beta2\nkind: SparkApplication\nmetadata:\n  name: ghost\nspec:\n  type: Python\n  mainApplicationFile: local:///opt/spark/jobs/ghost.py\n",
+    )
+    .unwrap();
+    let app = spawn_launcher(world.settings(&templates)).await;
+    let (status, answer) = post_launch(
+        &app,
+        &json!({"application": "ghost", "instance_types": ["c6a.xlarge"]}),
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"], "submission_failed");
+    assert!(
+        answer["message"].as_str().unwrap().contains("ghost.py"),
+        "{answer}"
+    );
+    let (_, list) = app.get("/launches?state=FAILED").await;
+    let failed = &list["launches"][0];
+    assert_eq!(
+        failed["attempts"][0]["reason"], "SUBMISSION_FAILED",
+        "{list}"
+    );
+    assert_eq!(failed["attempts"][0]["outcome_published"], false);
+    assert!(
+        world.outcomes().await.is_empty(),
+        "a run that never started publishes nothing"
+    );
+}
