@@ -94,7 +94,7 @@ impl Launcher {
             |a| self.templates.get(a).is_some(),
             self.default_max_attempts,
         )?;
-        let active = self.store.active().await?.len();
+        let active = self.store.active_count().await?;
         if active >= self.max_active {
             return Err(LaunchError::Busy { active });
         }

@@ -32,6 +32,10 @@ pub trait Store: Send + Sync {
     async fn put(&self, launch: &mut Launch) -> Result<bool, StoreError>;
     /// Ids of launches the reconciler still has work for ([`Launch::needs_work`]).
     async fn active(&self) -> Result<Vec<String>, StoreError>;
+    /// How many launches [`active`](Self::active) would list (`POST /launch` checks its bound with it).
+    async fn active_count(&self) -> Result<usize, StoreError> {
+        Ok(self.active().await?.len())
+    }
     /// Newest first, at most `limit`, optionally in one state.
     async fn list(&self, state: Option<State>, limit: usize) -> Result<Vec<Launch>, StoreError>;
     /// Hold (or renew) the reconciler lease as `holder` for `ttl`: only one replica reconciles at a time.
@@ -244,6 +248,16 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         self.run(
             redis::cmd("SMEMBERS")
+                .arg(format!("{}active", self.prefix))
+                .query_async(&mut conn),
+        )
+        .await
+    }
+
+    async fn active_count(&self) -> Result<usize, StoreError> {
+        let mut conn = self.conn.clone();
+        self.run(
+            redis::cmd("SCARD")
                 .arg(format!("{}active", self.prefix))
                 .query_async(&mut conn),
         )

@@ -94,6 +94,14 @@ impl World {
         s
     }
 
+    /// A launcher of simulated runs (no Spark) whose spot reclaims follow `pools`' probabilities.
+    pub async fn simulated_launcher(&self, pools: &[(&str, f64)]) -> TestApp {
+        let mut s = self.settings(&repo_templates());
+        s.local.simulate_truth = Some(self.truth(pools));
+        s.local.simulate_only = true;
+        spawn_launcher(s).await
+    }
+
     /// Every outcome event published so far (taken from the queue).
     pub async fn outcomes(&self) -> Vec<pool_core::Event> {
         testkit::queues::drain_events(&self.amqp).await

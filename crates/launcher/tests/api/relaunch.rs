@@ -11,11 +11,10 @@ use crate::helpers::*;
 #[tokio::test]
 async fn a_spot_termination_is_relaunched_on_the_next_best_pool() {
     let world = World::start().await;
-    let mut s = world.settings(&repo_templates());
     // The ranking's favourite is always reclaimed; the next best never is.
-    s.local.simulate_truth = Some(world.truth(&[(POOL_A, 1.0), (POOL_B, 0.0), (POOL_C, 0.0)]));
-    s.local.simulate_only = true;
-    let app = spawn_launcher(s).await;
+    let app = world
+        .simulated_launcher(&[(POOL_A, 1.0), (POOL_B, 0.0), (POOL_C, 0.0)])
+        .await;
 
     let (status, launched) = post_launch(
         &app,
@@ -69,10 +68,9 @@ async fn a_spot_termination_is_relaunched_on_the_next_best_pool() {
 #[tokio::test]
 async fn a_launch_reclaimed_everywhere_fails_after_its_attempts() {
     let world = World::start().await;
-    let mut s = world.settings(&repo_templates());
-    s.local.simulate_truth = Some(world.truth(&[(POOL_A, 1.0), (POOL_B, 1.0), (POOL_C, 1.0)]));
-    s.local.simulate_only = true;
-    let app = spawn_launcher(s).await;
+    let app = world
+        .simulated_launcher(&[(POOL_A, 1.0), (POOL_B, 1.0), (POOL_C, 1.0)])
+        .await;
 
     for (max, want_attempts) in [(2, 2), (5, 3)] {
         let (status, launched) = post_launch(

@@ -9,11 +9,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn bad_requests_get_a_400_naming_the_field() {
     let world = World::start().await;
-    let truth = world.truth(&[(POOL_A, 0.0)]);
-    let mut s = world.settings(&repo_templates());
-    s.local.simulate_truth = Some(truth);
-    s.local.simulate_only = true;
-    let app = spawn_launcher(s).await;
+    let app = world.simulated_launcher(&[(POOL_A, 0.0)]).await;
 
     let cases = [
         (json!({"instance_types": ["c6a.xlarge"]}), "application"),
@@ -97,10 +93,7 @@ async fn bad_requests_get_a_400_naming_the_field() {
 #[tokio::test]
 async fn applications_launches_and_operations_are_listed() {
     let world = World::start().await;
-    let mut s = world.settings(&repo_templates());
-    s.local.simulate_truth = Some(world.truth(&[(POOL_A, 0.0)]));
-    s.local.simulate_only = true;
-    let app = spawn_launcher(s).await;
+    let app = world.simulated_launcher(&[(POOL_A, 0.0)]).await;
 
     let (status, apps) = app.get("/applications").await;
     assert_eq!(status, 200);
