@@ -265,19 +265,28 @@ pub fn only_with(
     }
 }
 
-/// `half_life`: a duration, `0` = explicitly off.
+/// Shortest recency half-life: rankings sum per-hour tallies, whose weights are exact for half-lives
+/// of an hour or more (and a shorter one would weigh little but the last minutes).
+pub const MIN_HALF_LIFE: Duration = Duration::from_secs(3600);
+
+/// A half-life from its text: at least [`MIN_HALF_LIFE`], at most ten years.
+pub fn parse_half_life(h: &str) -> Result<Duration, String> {
+    match duration::parse(h) {
+        Ok(d) if d >= MIN_HALF_LIFE && d <= MAX_WINDOW => Ok(d),
+        Ok(d) if !d.is_zero() && d < MIN_HALF_LIFE => Err(format!(
+            "{h:?} is shorter than an hour, the shortest half-life (per-hour tallies weigh jobs exactly from 1h on)"
+        )),
+        _ => Err(format!("{h:?} is not a duration such as 12h or 3600")),
+    }
+}
+
+/// `half_life`: a duration of at least an hour, `0` = explicitly off.
 fn half_life(raw: &Option<String>) -> Result<Option<Option<Duration>>, QueryError> {
     Ok(match given(raw) {
-        Some(h) => Some(match duration::parse(h) {
-            Ok(d) if d.is_zero() => None,
-            Ok(d) if d <= MAX_WINDOW => Some(d),
-            _ => {
-                return Err(QueryError::parameter(
-                    "half_life",
-                    format!("half_life: {h:?} is not a duration such as 12h or 3600 (0 = off)"),
-                ));
-            }
-        }),
+        Some(h) if duration::parse(h).is_ok_and(|d| d.is_zero()) => Some(None),
+        Some(h) => Some(Some(parse_half_life(h).map_err(|e| {
+            QueryError::parameter("half_life", format!("half_life: {e} (0 = off)"))
+        })?)),
         None => None,
     })
 }
@@ -551,6 +560,12 @@ mod tests {
         assert_eq!(canon("strategy=Beta"), "strategy=bayes");
         assert_eq!(canon("half_life=0s"), "half_life=0");
         assert_eq!(canon("half_life=12h"), canon("half_life=43200"));
+        // Windows are one question per grain: minutes up to an hour, hours up to 62 days, days beyond.
+        assert_eq!(canon("window=90"), "window=120");
+        assert_eq!(canon("window=90s"), canon("window=2m"));
+        assert_eq!(canon("window=3601"), "window=7200");
+        assert_eq!(canon("window=25h"), canon("window=90000"));
+        assert_eq!(canon("window=62d 1s"), canon("window=63d"));
         assert_eq!(canon("min_jobs=007"), "min_jobs=7");
         assert_eq!(
             canon("instance_types=M6A.xlarge,%20c6a.xlarge,,c6a.xlarge"),
@@ -636,6 +651,7 @@ mod tests {
             ("confidence=1.5", Some("confidence")),
             ("strategy=magic", Some("strategy")),
             ("half_life=-1", Some("half_life")),
+            ("half_life=30m", Some("half_life")),
             ("min_jobs=x", Some("min_jobs")),
             ("limit=0", Some("limit")),
             ("risk=1", Some("risk")),

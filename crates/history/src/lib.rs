@@ -11,6 +11,7 @@
 
 pub mod catalog;
 pub mod compact;
+pub mod live;
 pub mod ndjson;
 pub mod query;
 pub mod rollup;

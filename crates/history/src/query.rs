@@ -62,12 +62,10 @@ impl Query {
         self.now.timestamp_micros().saturating_add(skew)
     }
 
-    /// Events that finished before this are outside the window.
+    /// Events that finished before this are outside the window: the window's start at `now`, on its
+    /// grain ([`Window::start`]), for raw scans and the live view alike.
     pub fn cutoff(&self) -> Option<DateTime<Utc>> {
-        self.window
-            .duration()
-            .and_then(|d| chrono::Duration::from_std(d).ok())
-            .map(|d| self.now - d)
+        self.window.start(self.now)
     }
 
     /// True when the query counts `pool`.

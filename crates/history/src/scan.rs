@@ -7,12 +7,12 @@
 //! needs what SQL makes awkward and memory-hungry: counting each event once (the ingestion pipeline is
 //! at-least-once), recency weights, and pool ids parsed into their parts.
 //!
-//! When rollups are on ([`crate::rollup`]), [`EventSource::tally`] reads closed hours from them and scans
-//! raw only the hours they do not cover.
+//! This is the reference reader: the compactor's, and the one the live view ([`crate::live`]) is
+//! tested against. The view uses the same reader ([`crate::ndjson`]) for the objects it loads.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
@@ -67,22 +67,15 @@ impl ScanObserver for NoObserver {
 pub struct SourceOptions {
     /// Count each event once (the ingestion pipeline delivers at least once).
     pub dedup: bool,
-    /// Read closed hours from rollups when they are up to date.
-    pub use_rollups: bool,
-    /// Rollups decoded in memory are kept up to this many bytes.
+    /// Rollups decoded in memory (the compactor's day merges) are kept up to this many bytes.
     pub rollup_cache_bytes: u64,
-    /// How old the listing of raw objects and rollups may be before a request lists again; a late
-    /// object written into a compacted hour counts within about this long.
-    pub listing_max_age: Duration,
 }
 
 impl Default for SourceOptions {
     fn default() -> Self {
         Self {
             dedup: true,
-            use_rollups: true,
-            rollup_cache_bytes: 256 << 20,
-            listing_max_age: Duration::from_secs(30),
+            rollup_cache_bytes: 64 << 20,
         }
     }
 }
@@ -124,6 +117,27 @@ fn is_not_found(e: &DataFusionError) -> bool {
         DataFusionError::Context(_, inner) => is_not_found(inner),
         _ => false,
     }
+}
+
+/// A DataFusion session over `storage`'s store, `partitions` wide.
+pub(crate) fn session(
+    storage: &Storage,
+    partitions: usize,
+) -> Result<SessionContext, DataFusionError> {
+    // No listing cache: new objects land every few seconds and must be visible on the next request.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+        .build_arc()?;
+    runtime.register_object_store(&storage.store_url, Arc::clone(&storage.store));
+    let config = SessionConfig::new()
+        .with_target_partitions(partitions)
+        .with_collect_statistics(false)
+        .with_repartition_file_scans(true);
+    Ok(SessionContext::new_with_config_rt(config, runtime))
+}
+
+pub(crate) fn is_storage_failure(e: &DataFusionError) -> bool {
+    is_storage_error(e)
 }
 
 /// The outcome of one raw scan: per-pool counts (with moments when collected) and the report.
@@ -196,81 +210,25 @@ impl EventSource {
         }
     }
 
-    /// Whether `q` can be answered partly from rollups: a partitioned history, dedup on (rollups hold
-    /// deduplicated counts), and no recency weighting sharper than an hour (the rollups' moments are
-    /// exact to 3·10⁻⁵ for half-lives of an hour or more).
-    fn rollups_apply(&self, q: &Query, layout: Layout) -> bool {
-        self.options.use_rollups
-            && self.options.dedup
-            && layout == Layout::Partitioned
-            && q.half_life.is_none_or(|h| h >= Duration::from_secs(3600))
-    }
-
-    /// Tally every pool that matches `q`: closed hours from rollups where they are up to date, the rest
-    /// from raw events.
+    /// Tally every pool that matches `q` from the raw events: the reference the live view is tested
+    /// against, and what tools read.
     pub async fn tally(self: &Arc<Self>, q: &Query) -> Result<Tallies, QueryError> {
         let started = Instant::now();
         let layout = self.layout().await?;
-        let mut result = if self.rollups_apply(q, layout) {
-            let snapshot = self
-                .catalog
-                .snapshot(self.options.listing_max_age)
-                .await
-                .map_err(|e| self.storage_error(e))?;
-            let listed = started.elapsed();
-            let mut plan = self
-                .catalog
-                .plan(&snapshot, q)
-                .await
-                .map_err(|e| self.storage_error(e))?;
-            let planned = started.elapsed();
-            let raw_roots = std::mem::take(&mut plan.raw_roots);
-            let root_count = raw_roots.len();
-            let raw = if raw_roots.is_empty() {
-                RawScan {
-                    pools: vec![],
-                    report: ScanReport::default(),
-                }
-            } else {
-                self.scan_raw(q, layout, Choice::Roots(raw_roots), None)
-                    .await?
-            };
-            tracing::debug!(
-                listing_ms = listed.as_secs_f64() * 1e3,
-                rollups_ms = (planned - listed).as_secs_f64() * 1e3,
-                raw_ms = (started.elapsed() - planned).as_secs_f64() * 1e3,
-                raw_roots = root_count,
-                "scan phases"
-            );
-            let mut tallies = plan.tallies;
-            let mut report = raw.report;
-            report.rows += plan.rows;
-            report.duplicates += plan.duplicates;
-            report.rollup_hours = plan.rollup_hours;
-            report.raw_hours = plan.raw_hours;
-            for (pool, c) in raw.pools {
-                tallies.entry(pool).or_default().merge(&c.tally);
-            }
-            Tallies {
-                pools: tallies.into_iter().collect(),
-                report,
-            }
-        } else {
-            let choice = match layout {
-                Layout::Partitioned => match table::window_roots(q.cutoff(), q.now) {
-                    Some(roots) => Choice::Roots(roots),
-                    None => Choice::Whole,
-                },
-                _ => Choice::Whole,
-            };
-            let raw = self.scan_raw(q, layout, choice, None).await?;
-            Tallies {
-                pools: raw.pools.into_iter().map(|(p, c)| (p, c.tally)).collect(),
-                report: raw.report,
-            }
+        let choice = match layout {
+            Layout::Partitioned => match table::window_roots(q.cutoff(), q.now) {
+                Some(roots) => Choice::Roots(roots),
+                None => Choice::Whole,
+            },
+            _ => Choice::Whole,
         };
-        // Rollup and raw parts are merged through hash maps: a fixed order makes every consumer's
-        // answer (a seeded draw, the fit's float sums) independent of how the scan went.
+        let raw = self.scan_raw(q, layout, choice, None).await?;
+        let mut result = Tallies {
+            pools: raw.pools.into_iter().map(|(p, c)| (p, c.tally)).collect(),
+            report: raw.report,
+        };
+        // A fixed order makes every consumer's answer (a seeded draw, the fit's float sums)
+        // independent of how the scan went.
         result
             .pools
             .sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
@@ -297,16 +255,7 @@ impl EventSource {
     }
 
     fn session(&self) -> Result<SessionContext, DataFusionError> {
-        // No listing cache: new objects land every few seconds and must be visible on the next request.
-        let runtime = RuntimeEnvBuilder::new()
-            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
-            .build_arc()?;
-        runtime.register_object_store(&self.storage.store_url, Arc::clone(&self.storage.store));
-        let config = SessionConfig::new()
-            .with_target_partitions(self.target_partitions)
-            .with_collect_statistics(false)
-            .with_repartition_file_scans(true);
-        Ok(SessionContext::new_with_config_rt(config, runtime))
+        session(&self.storage, self.target_partitions)
     }
 
     /// The reader for one scan: its counters, and a hook that logs and counts each object range's bad

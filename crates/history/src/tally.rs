@@ -207,6 +207,14 @@ pub struct SeenEvents {
     shards: Vec<Mutex<HashSet<u64, BuildHasherDefault<IdentityHasher>>>>,
 }
 
+impl std::fmt::Debug for SeenEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeenEvents")
+            .field("hashes", &self.len())
+            .finish()
+    }
+}
+
 impl Default for SeenEvents {
     fn default() -> Self {
         Self {
@@ -218,10 +226,46 @@ impl Default for SeenEvents {
 impl SeenEvents {
     const SHARDS: usize = 64;
 
+    /// Record `hash`; false when it was already there (a redelivered copy).
+    pub fn insert(&self, hash: u64) -> bool {
+        self.shards[Self::shard(hash)]
+            .lock()
+            .expect("poisoned")
+            .insert(hash)
+    }
+
+    /// Hashes held.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().expect("poisoned").len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The shard of a hash, from middle bits: the set itself uses the low bits for buckets and the top
     /// bits for its control bytes.
     fn shard(hash: u64) -> usize {
         ((hash >> 32) as usize) & (Self::SHARDS - 1)
+    }
+}
+
+/// `(spot termination, other failure)` of a status and reason, `None` when they do not form a valid
+/// outcome (`SUCCEEDED` with a reason, an unknown status).
+#[inline]
+pub fn outcome_flags(status: &str, reason: &str) -> Option<(bool, bool)> {
+    match (status, reason) {
+        ("FAILED", SPOT_INSTANCE_TERMINATION) => Some((true, false)),
+        ("SUCCEEDED", "") => Some((false, false)),
+        _ => match Outcome::from_parts(status, reason) {
+            Ok(Outcome::SpotTermination) => Some((true, false)),
+            Ok(Outcome::OtherFailure(_)) => Some((false, true)),
+            Ok(Outcome::Succeeded) => Some((false, false)),
+            Err(_) => None,
+        },
     }
 }
 
@@ -392,18 +436,9 @@ impl Accumulator {
                 reasons.value(i)
             };
             let status = statuses.value(i);
-            let (spot, other) = match (status, reason) {
-                ("FAILED", SPOT_INSTANCE_TERMINATION) => (true, false),
-                ("SUCCEEDED", "") => (false, false),
-                _ => match Outcome::from_parts(status, reason) {
-                    Ok(Outcome::SpotTermination) => (true, false),
-                    Ok(Outcome::OtherFailure(_)) => (false, true),
-                    Ok(Outcome::Succeeded) => (false, false),
-                    Err(_) => {
-                        self.report.invalid_rows += 1;
-                        continue;
-                    }
-                },
+            let Some((spot, other)) = outcome_flags(status, reason) else {
+                self.report.invalid_rows += 1;
+                continue;
             };
             let job = jobs.value(i);
             if job.is_empty() {

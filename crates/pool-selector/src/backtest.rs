@@ -1,9 +1,9 @@
 //! `GET /backtest` and `/backtest.svg`: replay the stored history and show how each strategy's picks
 //! fared against what actually happened.
 //!
-//! One scan (shared and bounded like any other, rollups for closed hours) yields every pool's hourly
-//! counts over the span and the window before it; the replay then runs on those counts off the HTTP
-//! worker, so 14 days at hourly steps costs pools × hours, not events.
+//! The live view yields every pool's hourly counts over the span and the window before it (from its
+//! hour cells, kept for 64 days); the replay then runs on those counts off the HTTP worker, bounded by
+//! `MAX_CONCURRENT_BACKTESTS`, so 14 days at hourly steps costs pools × hours, not events.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use serde::Serialize;
 use pool_core::event::{Partition, format_timestamp};
 use pool_core::request::{BacktestParams, BacktestRequest};
 use pool_core::window::Window;
-use pool_history::{Query, ScanReport};
+use pool_history::Query;
 use pool_http::ApiError;
 use pool_ranking::backtest::{self, Hindsight, Series, Spec, StrategyOutcome};
 use pool_ranking::{Hour, Strategy};
@@ -49,8 +49,11 @@ pub struct BacktestResponse {
     /// `min_jobs` jobs in it (`null` when none has).
     pub hindsight: Option<Hindsight>,
     pub strategies: Vec<StrategyOutcome>,
-    pub scan: ScanReport,
-    /// Time spent replaying (after the scan), milliseconds.
+    /// Version of the live view the replay read.
+    pub view_version: u64,
+    /// Events counted over the span and the window before it.
+    pub rows: u64,
+    /// Time spent replaying (after reading the view), milliseconds.
     pub replay_ms: f64,
 }
 
@@ -106,7 +109,7 @@ impl Plan {
     }
 }
 
-/// Scan, then replay on a blocking thread, bounded by the backtest slots.
+/// Read the view, then replay on a blocking thread, bounded by the backtest slots.
 async fn run(
     state: &AppState,
     params: &BacktestParams,
@@ -129,17 +132,21 @@ async fn run(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::busy("every backtest slot is taken; retry shortly", 2))?;
-    let tallies = state.scans.tally(&query).await?;
+    let (view_version, tallies) = state
+        .view
+        .tally(&query)
+        .ok_or_else(crate::fits::not_loaded)?;
+    let rows = tallies.iter().map(|(_, t)| t.jobs).sum();
     let total_hours = plan.span_hours + plan.train_hours;
     let wanted = Query {
         instance_types: plan.request.instance_types.clone(),
         zones: plan.request.zones.clone(),
         ..query.clone()
     };
-    let mut series = Vec::with_capacity(tallies.pools.len());
+    let mut series = Vec::with_capacity(tallies.len());
     let mut candidates = vec![];
     // The scan's pools come in pool-id order: a seeded replay is reproducible.
-    for (pool, t) in &tallies.pools {
+    for (pool, t) in &tallies {
         if t.jobs == 0 {
             continue;
         }
@@ -217,7 +224,8 @@ async fn run(
         pools_seen,
         hindsight: outcome.hindsight,
         strategies: outcome.strategies,
-        scan: tallies.report.clone(),
+        view_version,
+        rows,
         replay_ms: started.elapsed().as_secs_f64() * 1e3,
     };
     Ok((plan, response))
@@ -230,7 +238,7 @@ async fn run(
         (status = 200, description = "How each strategy's picks fared", body = BacktestResponse),
         (status = 400, description = "A malformed parameter", body = pool_http::ErrorBody),
         (status = 404, description = "No events match the filters", body = pool_http::ErrorBody),
-        (status = 503, description = "Busy, or event storage unreachable", body = pool_http::ErrorBody),
+        (status = 503, description = "Busy, or the view of the history still loading", body = pool_http::ErrorBody),
     )
 )]
 pub async fn backtest(
@@ -249,7 +257,7 @@ pub async fn backtest(
         (status = 200, description = "The chart", content_type = "image/svg+xml", body = String),
         (status = 400, description = "A malformed parameter", body = pool_http::ErrorBody),
         (status = 404, description = "No events match the filters", body = pool_http::ErrorBody),
-        (status = 503, description = "Busy, or event storage unreachable", body = pool_http::ErrorBody),
+        (status = 503, description = "Busy, or the view of the history still loading", body = pool_http::ErrorBody),
     )
 )]
 pub async fn backtest_svg(

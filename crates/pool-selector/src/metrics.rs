@@ -1,105 +1,159 @@
-//! pool-selector's own Prometheus metrics (HTTP metrics come from `pool_core`).
+//! pool-selector's own Prometheus metrics (HTTP metrics come from `pool_http`): what the live view
+//! reads and how current it is.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+
+use pool_history::QueryError;
+use pool_history::live::{RefreshReport, ViewObserver, ViewStatus};
 use pool_http::metrics::{LATENCY_BUCKETS, register};
-
-use pool_history::{ScanObserver, ScanReport};
 
 #[derive(Clone)]
 pub struct SelectorMetrics {
-    pub scans: IntCounter,
-    pub rows: IntCounter,
-    pub bytes: IntCounter,
-    pub objects: IntCounter,
-    pub duplicates: IntCounter,
-    pub invalid_rows: IntCounter,
-    pub bad_lines: IntCounter,
-    pub quarantined_objects: IntCounter,
-    pub scan_seconds: Histogram,
-    pub rollup_hours: IntCounter,
-    pub raw_hours: IntCounter,
-    pub future_events: IntCounter,
+    objects: IntCounter,
+    bytes: IntCounter,
+    events: IntCounter,
+    bad_lines: IntCounter,
+    quarantined_objects: IntCounter,
+    replaced_hours: IntCounter,
+    future_events: IntCounter,
+    refresh_seconds: Histogram,
+    refresh_errors: IntCounter,
+    age: Gauge,
+    loaded: IntGauge,
+    version: IntGauge,
+    pools: IntGauge,
+    memory: IntGauge,
+    dedup_hashes: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     register(registry, IntCounter::new(name, help).expect("valid metric"))
 }
 
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    register(registry, IntGauge::new(name, help).expect("valid metric"))
+}
+
 impl SelectorMetrics {
     pub fn register(registry: &Registry) -> Self {
         Self {
-            scans: counter(registry, "scans_total", "Scans of the event history."),
-            rows: counter(registry, "scan_rows_total", "Event rows tallied by scans."),
+            objects: counter(
+                registry,
+                "view_objects_read_total",
+                "Raw event objects read into the live view (each once, but for hours read again after a change).",
+            ),
             bytes: counter(
                 registry,
-                "scan_bytes_total",
-                "Bytes read from event storage by scans.",
+                "view_bytes_read_total",
+                "Bytes of raw event objects read into the live view.",
             ),
-            objects: counter(registry, "scan_objects_total", "Objects opened by scans."),
-            duplicates: counter(
+            events: counter(
                 registry,
-                "scan_duplicate_events_total",
-                "Rows skipped because their job_id was already counted (at-least-once delivery).",
-            ),
-            invalid_rows: counter(
-                registry,
-                "scan_invalid_rows_total",
-                "Rows that decoded but are not valid events (bad pool id, status/reason mismatch).",
+                "view_events_total",
+                "Distinct events added to the live view (from raw objects and rollups).",
             ),
             bad_lines: counter(
                 registry,
                 "bad_lines_total",
-                "Malformed lines found in event objects (each counted once, when its object is quarantined).",
+                "Malformed lines found in event objects (skipped; the object's other lines count).",
             ),
             quarantined_objects: counter(
                 registry,
                 "quarantined_objects_total",
                 "Event objects found to hold malformed lines; their valid lines are still used.",
             ),
-            rollup_hours: counter(
+            replaced_hours: counter(
                 registry,
-                "scan_rollup_hours_total",
-                "Hours of scanned windows answered from rollups.",
-            ),
-            raw_hours: counter(
-                registry,
-                "scan_raw_hours_total",
-                "Hours of scanned windows read from raw events (open, not yet compacted, changed since, or where the window starts).",
+                "view_replaced_hours_total",
+                "Hours of the view replaced after a change (a late object, a rewritten rollup).",
             ),
             future_events: counter(
                 registry,
-                "scan_future_events_total",
-                "Events ignored because they are stamped further in the future than MAX_CLOCK_SKEW.",
+                "view_future_events_total",
+                "Events stamped further ahead than MAX_CLOCK_SKEW when read: left out of every window until their time comes.",
             ),
-            scan_seconds: register(
+            refresh_seconds: register(
                 registry,
                 Histogram::with_opts(
-                    HistogramOpts::new("scan_duration_seconds", "Wall time of one history scan.")
-                        .buckets(LATENCY_BUCKETS.to_vec()),
+                    HistogramOpts::new(
+                        "view_refresh_duration_seconds",
+                        "Wall time of one refresh of the live view (listing and reading what is new).",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
                 )
                 .expect("valid metric"),
+            ),
+            refresh_errors: counter(
+                registry,
+                "view_refresh_errors_total",
+                "Refreshes of the live view that failed (storage unreachable, …); it answers from what it holds.",
+            ),
+            age: register(
+                registry,
+                Gauge::new(
+                    "view_age_seconds",
+                    "Seconds since the live view's last successful refresh.",
+                )
+                .expect("valid metric"),
+            ),
+            loaded: gauge(
+                registry,
+                "view_loaded",
+                "1 once the live view's first load finished (rankings are served), else 0.",
+            ),
+            version: gauge(
+                registry,
+                "view_version",
+                "Changes made to the live view's tallies so far.",
+            ),
+            pools: gauge(registry, "view_pools", "Pools held by the live view."),
+            memory: gauge(
+                registry,
+                "view_memory_bytes",
+                "Bytes held by the live view's tallies and dedup state.",
+            ),
+            dedup_hashes: gauge(
+                registry,
+                "view_dedup_hashes",
+                "Event hashes held to count redelivered copies once (live hours only).",
             ),
         }
     }
 }
 
-impl ScanObserver for SelectorMetrics {
+impl ViewObserver for SelectorMetrics {
+    fn read(&self, objects: u64, bytes: u64) {
+        self.objects.inc_by(objects);
+        self.bytes.inc_by(bytes);
+    }
+
     fn quarantined(&self, bad_lines: u64) {
         self.bad_lines.inc_by(bad_lines);
         self.quarantined_objects.inc();
     }
 
-    fn scanned(&self, r: &ScanReport) {
-        self.scans.inc();
-        self.rows.inc_by(r.rows);
-        self.bytes.inc_by(r.bytes);
-        self.objects.inc_by(r.objects);
-        self.duplicates.inc_by(r.duplicates);
-        self.invalid_rows.inc_by(r.invalid_rows);
-        self.scan_seconds.observe(r.elapsed_ms / 1000.0);
-        self.rollup_hours.inc_by(r.rollup_hours);
-        self.raw_hours.inc_by(r.raw_hours);
-        self.future_events.inc_by(r.future_events);
+    fn refreshed(&self, report: &RefreshReport, took: Duration) {
+        self.events.inc_by(report.events);
+        self.replaced_hours.inc_by(report.replaced_hours);
+        self.future_events.inc_by(report.future_events);
+        self.refresh_seconds.observe(took.as_secs_f64());
+    }
+
+    fn failed(&self, _error: &QueryError) {
+        self.refresh_errors.inc();
+    }
+
+    fn status(&self, status: &ViewStatus, now: DateTime<Utc>) {
+        self.loaded.set(i64::from(status.loaded));
+        self.version.set(status.version as i64);
+        self.pools.set(status.pools as i64);
+        self.memory.set(status.memory_bytes as i64);
+        self.dedup_hashes.set(status.dedup_hashes as i64);
+        if let Some(age) = status.age_seconds(now) {
+            self.age.set(age);
+        }
     }
 }

@@ -12,11 +12,13 @@ use serde::Serialize;
 
 use pool_core::event::format_timestamp;
 use pool_core::request::only_with;
-use pool_history::{Query, ScanReport, Tallies};
+use pool_history::Query;
+use pool_history::live::{ReadTotals, ViewStatus};
 use pool_http::ApiError;
-use pool_ranking::{Evidence, Model, Params, Scored};
+use pool_ranking::{Params, Scored};
 
-use crate::ranking::{self, RankedPool, Strategy, series_start};
+use crate::fits::{Fitted, not_loaded};
+use crate::ranking::{RankedPool, Strategy, series_start};
 use crate::state::{AppState, Defaults};
 
 pub use pool_core::request::RankingParams;
@@ -91,12 +93,11 @@ impl Ranking {
 
 /// A ranking and everything behind it.
 pub struct Ranked {
-    pub tallies: Arc<Tallies>,
-    /// Every pool with a job in the window; `slots[i]` is its place in `tallies.pools`.
-    pub evidence: Vec<Evidence>,
-    slots: Vec<usize>,
-    pub model: Model,
-    /// The candidates, best first.
+    /// The model fitted to the view for this window (shared with other requests).
+    pub fitted: Arc<Fitted>,
+    /// Whether this request found the fit already made.
+    pub reused: bool,
+    /// The candidates, best first (`index` into the fit's pools).
     pub order: Vec<Scored>,
 }
 
@@ -104,10 +105,11 @@ impl Ranked {
     /// The API's view of the `i`-th pool of `order`.
     pub fn pool(&self, i: usize) -> RankedPool {
         let s = &self.order[i];
+        let f = &self.fitted;
         RankedPool::new(
-            &self.evidence[s.index],
-            &self.tallies.pools[self.slots[s.index]].1,
-            &self.model.pools[s.index],
+            &f.evidence[s.index],
+            &f.pools[s.index].1,
+            &f.model.pools[s.index],
             s,
         )
     }
@@ -117,43 +119,95 @@ impl Ranked {
         let newest = self
             .order
             .iter()
-            .map(|s| self.tallies.pools[self.slots[s.index]].1.last_event_micros)
+            .map(|s| self.fitted.pools[s.index].1.last_event_micros)
             .max()?;
         Some(((now.timestamp_micros() - newest).max(0) / 1_000_000) as u64)
     }
 }
 
-/// Run the scan (shared with identical scans in flight, behind the concurrency bound), fit the model
-/// to every pool, and rank the candidates.
-pub async fn rank(state: &AppState, r: &Ranking) -> Result<Ranked, ApiError> {
-    let tallies = state.scans.tally(&r.query).await?;
-    let mut evidence = Vec::with_capacity(tallies.pools.len());
-    let mut slots = Vec::with_capacity(tallies.pools.len());
-    let mut candidates = vec![];
-    // The scan's pools come in pool-id order, so a seeded draw is the same whatever the scan did.
-    for (slot, (pool, t)) in tallies.pools.iter().enumerate() {
-        if t.jobs == 0 {
-            continue;
-        }
-        if t.jobs >= r.min_jobs.max(1) && r.candidates.wants(pool) && !r.exclude.contains(pool) {
-            candidates.push(evidence.len());
-        }
-        evidence.push(ranking::evidence(pool, t));
-        slots.push(slot);
-    }
-    let model = pool_ranking::fit(&evidence, &state.model);
+/// The model fitted to the live view for the request's window (computed once per view version and
+/// window, see [`crate::fits`]), and the candidates ranked on it. Never waits on storage.
+pub fn rank(state: &AppState, r: &Ranking) -> Result<Ranked, ApiError> {
+    let (fitted, reused) = state.fits.get(&state.view, &r.query, &state.model)?;
+    // The fit's pools come in pool-id order, so a seeded draw is the same whatever the view did.
+    let candidates: Vec<usize> = fitted
+        .pools
+        .iter()
+        .enumerate()
+        .filter(|(_, (pool, t))| {
+            t.jobs >= r.min_jobs.max(1) && r.candidates.wants(pool) && !r.exclude.contains(pool)
+        })
+        .map(|(i, _)| i)
+        .collect();
     let mut rng = match r.seed {
         Some(seed) => ChaCha8Rng::seed_from_u64(seed),
         None => ChaCha8Rng::from_rng(&mut rand::rng()),
     };
-    let order = pool_ranking::rank(&evidence, &model, &candidates, &r.params, &mut rng);
+    let order = pool_ranking::rank(
+        &fitted.evidence,
+        &fitted.model,
+        &candidates,
+        &r.params,
+        &mut rng,
+    );
     Ok(Ranked {
-        tallies,
-        evidence,
-        slots,
-        model,
+        fitted,
+        reused,
         order,
     })
+}
+
+/// How the live view answered: how current it is, what it holds, and the fit behind the answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ViewReport {
+    /// Changes to the view so far; answers from one version are the same until the next.
+    pub version: u64,
+    /// When the view last refreshed successfully (UTC).
+    pub refreshed_at: Option<String>,
+    /// Seconds since then.
+    pub age_seconds: Option<f64>,
+    /// The last refresh failed (storage unreachable): answers come from what the view holds.
+    pub failing: bool,
+    /// Events counted in the window, every pool.
+    pub rows: u64,
+    /// Pools held by the view.
+    pub pools: usize,
+    /// Bytes held by the view (cells and dedup state).
+    pub memory_bytes: usize,
+    /// Time to sum the view and fit the model for this window, milliseconds (0 when reused).
+    pub fit_ms: f64,
+    /// What the view has read since it started.
+    #[serde(flatten)]
+    pub totals: ReadTotals,
+}
+
+impl ViewReport {
+    fn new(status: &ViewStatus, ranked: &Ranked, now: DateTime<Utc>) -> Self {
+        Self {
+            version: ranked.fitted.version,
+            refreshed_at: status.refreshed_at.map(|t| format_timestamp(&t)),
+            age_seconds: status.age_seconds(now),
+            failing: status.failing,
+            rows: ranked.fitted.rows(),
+            pools: status.pools,
+            memory_bytes: status.memory_bytes,
+            fit_ms: if ranked.reused {
+                0.0
+            } else {
+                ranked.fitted.fit_ms
+            },
+            totals: status.totals,
+        }
+    }
+}
+
+/// Seconds since the view's last successful refresh.
+fn view_age_seconds(state: &AppState, now: DateTime<Utc>) -> Option<u64> {
+    state
+        .view
+        .status()
+        .age_seconds(now)
+        .map(|a| a.max(0.0) as u64)
 }
 
 fn no_data(r: &Ranking) -> ApiError {
@@ -173,8 +227,8 @@ fn no_data(r: &Ranking) -> ApiError {
     if !r.exclude.is_empty() {
         what.push(format!("outside the {} excluded pools", r.exclude.len()));
     }
-    let window = match r.query.window.duration() {
-        Some(d) => format!("in the last {} seconds", d.as_secs()),
+    let window = match r.query.cutoff() {
+        Some(start) => format!("since {}", format_timestamp(&start)),
         None => "in the whole history".to_owned(),
     };
     let filters = if what.is_empty() {
@@ -191,8 +245,11 @@ pub struct PoolChoice {
     #[serde(flatten)]
     pub pool: RankedPool,
     pub strategy: Strategy,
-    /// Look-back window used, seconds (0 = all history).
+    /// Look-back window used, seconds (0 = all history), rounded up to its grain (a minute up to an
+    /// hour, an hour up to 62 days, a day beyond).
     pub window_seconds: u64,
+    /// Where the window starts (UTC): `window_seconds` before the start of the current grain.
+    pub window_start: Option<String>,
     pub confidence: f64,
     /// Pools that were considered.
     pub candidates: usize,
@@ -203,7 +260,11 @@ pub struct PoolChoice {
     pub margin: Option<f64>,
     /// Seconds since the newest event among the candidates.
     pub data_age_seconds: Option<u64>,
-    /// The newest event is older than STALE_AFTER: the answer rests on old data.
+    /// Seconds since the view of the history last refreshed (it keeps answering while storage is
+    /// down; this grows).
+    pub view_age_seconds: Option<u64>,
+    /// The newest event, or the view's last refresh, is older than STALE_AFTER: the answer rests on
+    /// old data.
     pub stale: bool,
     /// With `k` > 1: up to k − 1 more pools, chosen for diversity (other zones first, then other
     /// instance types, among pools scoring within DIVERSITY_TOLERANCE of the next best).
@@ -219,6 +280,8 @@ pub struct PoolChoice {
 pub struct PoolsResponse {
     pub strategy: Strategy,
     pub window_seconds: u64,
+    /// Where the window starts (UTC).
+    pub window_start: Option<String>,
     pub half_life_seconds: Option<u64>,
     pub confidence: f64,
     pub generated_at: String,
@@ -226,10 +289,13 @@ pub struct PoolsResponse {
     pub total_pools: usize,
     /// Seconds since the newest event among the ranked pools.
     pub data_age_seconds: Option<u64>,
-    /// The newest event is older than STALE_AFTER.
+    /// Seconds since the view of the history last refreshed.
+    pub view_age_seconds: Option<u64>,
+    /// The newest event, or the view's last refresh, is older than STALE_AFTER.
     pub stale: bool,
     pub pools: Vec<RankedPool>,
-    pub scan: ScanReport,
+    /// How the live view answered.
+    pub view: ViewReport,
 }
 
 /// The pool least likely to lose a job to a spot termination.
@@ -239,7 +305,7 @@ pub struct PoolsResponse {
         (status = 200, description = "The best pool", body = PoolChoice),
         (status = 400, description = "A malformed parameter", body = pool_http::ErrorBody),
         (status = 404, description = "No events match the filters", body = pool_http::ErrorBody),
-        (status = 503, description = "Event storage unreachable", body = pool_http::ErrorBody),
+        (status = 503, description = "The view of the history is still loading", body = pool_http::ErrorBody),
     )
 )]
 pub async fn get_pool(
@@ -247,13 +313,14 @@ pub async fn get_pool(
     params: web::Query<RankingParams>,
 ) -> Result<HttpResponse, ApiError> {
     let r = Ranking::parse(&params, &state)?;
-    let ranked = rank(&state, &r).await?;
+    let ranked = rank(&state, &r)?;
     if ranked.order.is_empty() {
         return Err(no_data(&r));
     }
     let data_age_seconds = ranked.data_age_seconds(r.query.now);
+    let view_age_seconds = view_age_seconds(&state, r.query.now);
     let alternatives = pool_ranking::alternatives(
-        &ranked.evidence,
+        &ranked.fitted.evidence,
         &ranked.order,
         r.k,
         state.defaults.diversity_tolerance,
@@ -265,15 +332,21 @@ pub async fn get_pool(
         pool: ranked.pool(0),
         strategy: r.params.strategy,
         window_seconds: r.query.window.as_secs(),
+        window_start: r.query.cutoff().map(|c| format_timestamp(&c)),
         confidence: r.params.confidence,
         candidates: ranked.order.len(),
-        probability_best: pool_ranking::probability_best(&ranked.model, &ranked.order),
+        probability_best: pool_ranking::probability_best(&ranked.fitted.model, &ranked.order),
         margin: ranked
             .order
             .get(1)
             .map(|second| second.score - ranked.order[0].score),
         data_age_seconds,
-        stale: is_stale(data_age_seconds, state.defaults.stale_after),
+        view_age_seconds,
+        stale: is_stale(
+            data_age_seconds,
+            view_age_seconds,
+            state.defaults.stale_after,
+        ),
         alternatives,
         seed: r.seed,
     }))
@@ -289,8 +362,9 @@ fn answer(r: &Ranking) -> actix_web::HttpResponseBuilder {
     res
 }
 
-fn is_stale(age: Option<u64>, stale_after: Duration) -> bool {
-    age.is_some_and(|a| a > stale_after.as_secs())
+fn is_stale(data_age: Option<u64>, view_age: Option<u64>, stale_after: Duration) -> bool {
+    let limit = stale_after.as_secs();
+    data_age.is_some_and(|a| a > limit) || view_age.is_some_and(|a| a > limit)
 }
 
 /// Every matching pool, best first, with its statistics.
@@ -300,7 +374,7 @@ fn is_stale(age: Option<u64>, stale_after: Duration) -> bool {
         (status = 200, description = "The ranking", body = PoolsResponse),
         (status = 400, description = "A malformed parameter", body = pool_http::ErrorBody),
         (status = 404, description = "No events match the filters", body = pool_http::ErrorBody),
-        (status = 503, description = "Event storage unreachable", body = pool_http::ErrorBody),
+        (status = 503, description = "The view of the history is still loading", body = pool_http::ErrorBody),
     )
 )]
 pub async fn pools(
@@ -309,65 +383,79 @@ pub async fn pools(
 ) -> Result<HttpResponse, ApiError> {
     let r = Ranking::parse(&params, &state)?;
     let now = r.query.now;
-    let ranked = rank(&state, &r).await?;
+    let ranked = rank(&state, &r)?;
     if ranked.order.is_empty() {
         return Err(no_data(&r));
     }
     let total_pools = ranked.order.len();
     let data_age_seconds = ranked.data_age_seconds(now);
+    let view_age_seconds = view_age_seconds(&state, now);
     let pools = (0..total_pools.min(r.limit))
         .map(|i| ranked.pool(i))
         .collect();
     Ok(answer(&r).json(PoolsResponse {
         strategy: r.params.strategy,
         window_seconds: r.query.window.as_secs(),
+        window_start: r.query.cutoff().map(|c| format_timestamp(&c)),
         half_life_seconds: r.query.half_life.map(|d| d.as_secs()),
         confidence: r.params.confidence,
         generated_at: format_timestamp(&now),
         total_pools,
         data_age_seconds,
-        stale: is_stale(data_age_seconds, state.defaults.stale_after),
+        view_age_seconds,
+        stale: is_stale(
+            data_age_seconds,
+            view_age_seconds,
+            state.defaults.stale_after,
+        ),
         pools,
-        scan: ranked.tallies.report.clone(),
+        view: ViewReport::new(&state.view.status(), &ranked, now),
     }))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub status: &'static str,
+    /// `loaded`: the view of the history answers rankings.
+    pub view: &'static str,
+    /// `reachable` when the view's last refresh succeeded, else `unreachable` (rankings keep coming
+    /// from the view, flagged `stale` once older than STALE_AFTER).
     pub storage: &'static str,
+    /// Seconds since the view's last successful refresh.
+    pub view_age_seconds: Option<f64>,
 }
 
-/// Readiness: the event storage can be reached.
+/// Readiness: the view of the history is loaded, so rankings are answered. Storage being down later
+/// does not make a loaded replica unready: it keeps answering from memory (see `storage`).
 #[utoipa::path(
     get, path = "/ready", tag = "operations",
     responses(
         (status = 200, body = Readiness),
-        (status = 503, description = "Event storage unreachable", body = pool_http::ErrorBody),
+        (status = 503, description = "The view of the history is still loading", body = pool_http::ErrorBody),
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let storage = state.scans.source().storage();
-    let failed = |why: String| {
-        // Where the storage is and what it said stay in the log.
-        tracing::warn!(storage = %storage.display, why, "readiness: event storage unreachable");
-        ApiError::unavailable("storage_unavailable", "the event storage is unreachable")
-    };
-    match tokio::time::timeout(Duration::from_secs(5), storage.check_reachable()).await {
-        Ok(Ok(())) => Ok(HttpResponse::Ok().json(Readiness {
-            status: "ready",
-            storage: "reachable",
-        })),
-        Ok(Err(e)) => Err(failed(e.to_string())),
-        Err(_) => Err(failed("no answer within 5 s".into())),
+    let status = state.view.status();
+    if !status.loaded {
+        return Err(not_loaded());
     }
+    Ok(HttpResponse::Ok().json(Readiness {
+        status: "ready",
+        view: "loaded",
+        storage: if status.failing {
+            "unreachable"
+        } else {
+            "reachable"
+        },
+        view_age_seconds: status.age_seconds(Utc::now()),
+    }))
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "pool-selector", description = "Ranks EC2 spot pools by the risk of losing a Spark job to a spot termination."),
     paths(get_pool, pools, crate::backtest::backtest, crate::backtest::backtest_svg, ready, pool_http::health),
-    components(schemas(PoolChoice, PoolsResponse, RankedPool, ScanReport, Strategy, Readiness, pool_ranking::Change, pool_ranking::ChangeScope, crate::backtest::BacktestResponse, pool_ranking::backtest::Hindsight, pool_ranking::backtest::StrategyOutcome, pool_http::ErrorBody, pool_http::Health)),
+    components(schemas(PoolChoice, PoolsResponse, RankedPool, ViewReport, ReadTotals, Strategy, Readiness, pool_ranking::Change, pool_ranking::ChangeScope, crate::backtest::BacktestResponse, pool_ranking::backtest::Hindsight, pool_ranking::backtest::StrategyOutcome, pool_http::ErrorBody, pool_http::Health)),
     tags((name = "ranking"), (name = "operations"))
 )]
 pub struct ApiDoc;

@@ -7,8 +7,8 @@ use clap::{ArgAction, Parser};
 use pool_core::config::{ListenArgs, TelemetryArgs};
 use pool_core::duration::{
     parse_arg as parse_duration, parse_positive_arg as parse_positive_duration,
-    parse_positive_arg as parse_half_life,
 };
+use pool_core::request::parse_half_life;
 use pool_core::window::Window;
 use pool_storage::StorageArgs;
 
@@ -67,13 +67,15 @@ pub struct Settings {
     /// by measured regret), thompson, wilson, bayes or naive.
     #[arg(long, env = "RANKING_STRATEGY", default_value = "pooled", value_parser = |s: &str| s.parse::<Strategy>().map_err(|e| e.to_string()))]
     pub strategy: Strategy,
-    /// Default recency half-life (e.g. 12h); unset = every job in the window weighs the same.
+    /// Default recency half-life, at least 1h (e.g. 12h); unset = every job in the window weighs the
+    /// same.
     #[arg(long, env = "RANKING_HALF_LIFE", value_parser = parse_half_life)]
     pub half_life: Option<Duration>,
     /// Default confidence level of the termination-rate interval.
     #[arg(long, env = "RANKING_CONFIDENCE", default_value = "0.95", value_parser = parse_confidence)]
     pub confidence: f64,
-    /// An answer whose newest event is older than this says `stale: true` (e.g. 1h, 30m, 3600).
+    /// An answer whose newest event, or the view's last refresh, is older than this says
+    /// `stale: true` (e.g. 1h, 30m, 3600).
     #[arg(long, env = "STALE_AFTER", default_value = "1h", value_parser = parse_positive_duration)]
     pub stale_after: Duration,
     /// False-alarm rate of the change tests per pool and request: `degraded`, and when a pool's (or
@@ -88,16 +90,21 @@ pub struct Settings {
     /// delivers at least once).
     #[arg(long, env = "DEDUP_JOB_IDS", default_value_t = true, action = ArgAction::Set)]
     pub dedup: bool,
-    /// Read closed hours from the compactor's rollups (`<root>/_rollups/`) when they are up to date.
+    /// Load closed hours from the compactor's rollups (`<root>/_rollups/`) when their manifest
+    /// matches the raw objects.
     #[arg(long, env = "USE_ROLLUPS", default_value_t = true, action = ArgAction::Set)]
     pub use_rollups: bool,
-    /// Memory for decoded rollups, in bytes (least recently used ones are dropped past it).
-    #[arg(long, env = "ROLLUP_CACHE_BYTES", default_value_t = 256 << 20)]
-    pub rollup_cache_bytes: u64,
-    /// How old the listing of raw objects and rollups may get (e.g. 30s): a late object written into a
-    /// compacted hour counts within about this long.
-    #[arg(long, env = "ROLLUP_RECHECK", default_value = "30s", value_parser = parse_positive_duration)]
+    /// How often the live view lists the open and recent hours and reads what is new (e.g. 1s).
+    #[arg(long, env = "REFRESH_INTERVAL", default_value = "1s", value_parser = parse_positive_duration)]
+    pub refresh_interval: Duration,
+    /// How often the rollups are listed: a rollup rewritten after a late object replaces the hour it
+    /// changed (e.g. 10s).
+    #[arg(long, env = "ROLLUP_RECHECK", default_value = "10s", value_parser = parse_positive_duration)]
     pub rollup_recheck: Duration,
+    /// How often the whole history is listed: a late object written into an old hour counts within
+    /// about this long (e.g. 60s).
+    #[arg(long, env = "RELIST_INTERVAL", default_value = "60s", value_parser = parse_positive_duration)]
+    pub relist_interval: Duration,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -105,15 +112,11 @@ pub struct Settings {
 /// The bounds that keep cheap requests from causing unbounded work.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LimitArgs {
-    /// Scans running at once (each uses every core); default: the number of cores.
-    #[arg(long, env = "MAX_CONCURRENT_SCANS")]
-    pub max_concurrent_scans: Option<usize>,
-    /// Scans waiting behind the running ones; past this a request gets `503 {"error":"busy"}` with
-    /// `Retry-After`.
-    #[arg(long, env = "MAX_QUEUED_SCANS", default_value_t = 16)]
-    pub max_queued_scans: usize,
-    /// Events stamped further ahead of this server's clock are ignored by rankings (counted in
-    /// `scan.future_events`).
+    /// Backtests replaying at once (each is CPU work per request); past it a request gets
+    /// `503 {"error":"busy"}` with `Retry-After`. Default: the number of cores.
+    #[arg(long, env = "MAX_CONCURRENT_BACKTESTS")]
+    pub max_concurrent_backtests: Option<usize>,
+    /// Events stamped further ahead of this server's clock are ignored by rankings.
     #[arg(long, env = "MAX_CLOCK_SKEW", default_value = "5m", value_parser = parse_duration)]
     pub max_clock_skew: Duration,
     /// Pools `/pools` returns when the request sets no `limit` (`total_pools` tells how many matched).

@@ -1,31 +1,40 @@
 //! Building and running the HTTP server (zero2prod's shape: build → port → run_until_stopped).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use chrono::Utc;
 use utoipa::OpenApi;
 
+use pool_history::live::{LiveView, ViewObserver, ViewOptions};
 use pool_http::metrics::{HttpMetrics, new_registry};
 use pool_http::{self as http, track_requests};
 
+use crate::fits::Fits;
 use crate::metrics::SelectorMetrics;
 use crate::routes::{self, ApiDoc};
 use crate::runtime::QueryRuntime;
-use crate::scans::{ScanGate, ScanLimits};
 use crate::settings::Settings;
 use crate::state::{AppState, Defaults};
-use pool_history::{EventSource, SourceOptions};
 
 pub struct Application {
     port: u16,
     server: Server,
+    view: Arc<LiveView>,
+    runtime: QueryRuntime,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
+/// Fits kept (view version × window): a few hundred kB each.
+const FITS_KEPT: u64 = 64;
+
 impl Application {
-    /// Open storage, bind the port and prepare the server. Nothing is served until
+    /// Open storage, start the live view's refresh loop (its first pass loads the history; `/ready`
+    /// answers 200 once it has), bind the port and prepare the server. Nothing is served until
     /// [`run_until_stopped`](Self::run_until_stopped).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let storage = settings
@@ -35,37 +44,62 @@ impl Application {
         tracing::info!(events = %storage.display, root = %storage.root_url(), "event storage");
         let registry = new_registry("pool_selector");
         let http_metrics = web::Data::new(HttpMetrics::register(&registry));
-        let selector_metrics = SelectorMetrics::register(&registry);
+        let selector_metrics = Arc::new(SelectorMetrics::register(&registry));
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let source = Arc::new(EventSource::new(
+        let limits = &settings.limits;
+        let view = Arc::new(LiveView::new(
             storage,
-            SourceOptions {
+            ViewOptions {
                 dedup: settings.dedup,
                 use_rollups: settings.use_rollups,
-                rollup_cache_bytes: settings.rollup_cache_bytes,
-                listing_max_age: settings.rollup_recheck,
+                max_clock_skew: limits.max_clock_skew,
+                rollup_recheck: settings.rollup_recheck,
+                relist_interval: settings.relist_interval,
+                ..ViewOptions::default()
             },
-            Arc::new(selector_metrics),
+            Arc::clone(&selector_metrics) as Arc<dyn ViewObserver>,
         ));
-        let limits = &settings.limits;
-        let scan_limits = ScanLimits {
-            max_running: limits.max_concurrent_scans.unwrap_or(cores).max(1),
-            max_queued: limits.max_queued_scans,
+        // The view is read and refreshed on a runtime of its own (DataFusion spreads a read over
+        // every core; actix-web's workers are single-threaded).
+        let runtime = QueryRuntime::new(cores).context("starting the query runtime")?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
         };
+        runtime.spawn(Arc::clone(&view).run(
+            settings.refresh_interval,
+            Utc::now,
+            wait(stopped.clone()),
+        ));
+        // The view's age keeps moving on /metrics even while a refresh hangs on storage.
+        {
+            let (view, metrics, stopped) =
+                (Arc::clone(&view), Arc::clone(&selector_metrics), stopped);
+            runtime.spawn(async move {
+                let mut ticks = tokio::time::interval(Duration::from_secs(1));
+                tokio::select! {
+                    _ = wait(stopped) => {}
+                    _ = async {
+                        loop {
+                            ticks.tick().await;
+                            metrics.status(&view.status(), Utc::now());
+                        }
+                    } => {}
+                }
+            });
+        }
+        let backtests = limits.max_concurrent_backtests.unwrap_or(cores).max(1);
         tracing::info!(
-            max_concurrent_scans = scan_limits.max_running,
-            max_queued_scans = scan_limits.max_queued,
-            "scan limits"
+            refresh_interval = ?settings.refresh_interval,
+            relist_interval = ?settings.relist_interval,
+            max_concurrent_backtests = backtests,
+            "live view"
         );
         let state = web::Data::new(AppState {
-            scans: ScanGate::new(
-                source,
-                QueryRuntime::new(cores).context("starting the query runtime")?,
-                scan_limits,
-                &registry,
-            ),
+            view: Arc::clone(&view),
+            fits: Fits::new(FITS_KEPT, &registry),
             defaults: Defaults {
                 window: settings.event_filter_window,
                 strategy: settings.strategy,
@@ -80,7 +114,7 @@ impl Application {
                 change_alpha: settings.change_alpha,
                 ..pool_ranking::ModelConfig::default()
             },
-            backtests: Arc::new(tokio::sync::Semaphore::new(scan_limits.max_running)),
+            backtests: Arc::new(tokio::sync::Semaphore::new(backtests)),
         });
         let registry = web::Data::new(registry);
         let (listener, port) = settings.listen.bind(settings.port())?;
@@ -103,22 +137,34 @@ impl Application {
                 .configure(http::operations(Some(openapi.clone())))
         })
         .workers(settings.listen.workers())
-        // A client that closes its side has gone: drop its handler, so a scan nobody waits for is
-        // cancelled (see `scans`). HTTP clients do not half-close while awaiting an answer.
-        .h1_allow_half_closed(false)
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
         tracing::info!(port, "pool-selector listening");
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            view,
+            runtime,
+            stop,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serve until SIGTERM/SIGINT (actix-web's signal handling drains in-flight requests first).
+    /// The live view (tests and benchmarks refresh it directly to control time).
+    pub fn view(&self) -> Arc<LiveView> {
+        Arc::clone(&self.view)
+    }
+
+    /// Serve until SIGTERM/SIGINT (actix-web's signal handling drains in-flight requests first), then
+    /// stop the view's refresh loop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let _ = self.stop.send(true);
+        drop(self.runtime);
+        served
     }
 }

@@ -84,9 +84,9 @@ pub struct Settings {
     #[arg(long, env = "STALE_GRACE_SECONDS", default_value_t = 300)]
     pub stale_grace_seconds: u64,
 
-    /// How long a copy of a Redis entry stays in the in-process cache (0: not copied). Bounds how
-    /// much older than Redis an answer of this replica can be. While Redis is unavailable, answers are
-    /// kept in process for their whole TTL plus grace instead.
+    /// How long the in-process copy of an entry is served while Redis is up (0: no copies): bounds how
+    /// much older than Redis an answer of this replica can be. Copies are kept for the entry's whole
+    /// TTL plus grace, and served that long while Redis is unavailable.
     #[arg(long, env = "L1_TTL", default_value = "1s", value_parser = parse_duration)]
     pub l1_ttl: Duration,
     /// Memory of the in-process cache, in bytes (least recently used entries leave first).

@@ -56,6 +56,7 @@ impl Application {
                 key_prefix: settings.redis_key_prefix.clone(),
             },
             settings.l1_ttl,
+            Duration::from_secs(settings.stale_grace_seconds),
             settings.l1_capacity_bytes,
             relay_metrics.clone(),
             clock.clone(),

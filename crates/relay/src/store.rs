@@ -4,11 +4,12 @@
 //! makes requests skip Redis for `REDIS_RETRY` instead of each paying the timeout; then one request
 //! probes it. The connection manager reconnects on its own when Redis comes back.
 //!
-//! The in-process cache has two roles, told apart by how long an entry stays in it:
-//! * a **mirror** of what Redis holds, kept `L1_TTL` (short, so replicas never disagree for long);
-//! * the **fallback** when Redis is slow or down: an answer that could not be stored in Redis is kept in
-//!   process for its whole life (TTL plus grace), so a Redis outage never sends the full request rate
-//!   to pool-selector.
+//! Every entry the relay stores or reads from Redis is kept in process for its whole life (TTL plus
+//! grace), and served from there in two ways:
+//! * while Redis is up, as a **mirror** for `L1_TTL` only (short, so replicas never disagree for long);
+//!   after that the lookup goes to Redis, the shared copy;
+//! * while Redis is down (the breaker is open), for the rest of its life: losing Redis neither sends
+//!   the request rate to pool-selector nor makes each key's next request a miss.
 //!
 //! Either way it is bounded by bytes (`L1_CAPACITY_BYTES`), least recently used first out.
 //!
@@ -53,18 +54,24 @@ pub struct RedisSettings {
     pub key_prefix: String,
 }
 
-/// An in-process entry and how long it stays (a mirror of Redis, or the fallback for an outage).
+/// An in-process entry and how long it stays.
 #[derive(Clone)]
 struct Held {
     entry: Arc<Entry>,
     keep: Duration,
-    /// The relay's clock time (ms since the epoch) from which it is no longer served.
+    /// The relay's clock time (ms since the epoch) until which it is served while Redis is up.
+    mirror_until_ms: u64,
+    /// The end of its life: served until then while Redis is down.
     until_ms: u64,
 }
 
 impl Held {
-    fn served_at(&self, now_ms: u64) -> bool {
-        now_ms < self.until_ms
+    fn served_at(&self, now_ms: u64, redis_up: bool) -> bool {
+        if redis_up {
+            now_ms < self.mirror_until_ms.min(self.until_ms)
+        } else {
+            now_ms < self.until_ms
+        }
     }
 }
 
@@ -101,8 +108,11 @@ fn weight(key: &str, held: &Held) -> u32 {
 
 pub struct Store {
     l1: Cache<String, Held>,
-    /// How long a mirror of a Redis entry stays in process (zero: not mirrored).
+    /// How long an in-process copy is served while Redis is up (zero: never; it is still kept, for
+    /// when Redis goes).
     mirror_ttl: Duration,
+    /// How long past its TTL an entry lives (served stale): with its TTL, an entry's life.
+    grace: Duration,
     redis: ConnectionManager,
     prefix: String,
     timeout: Duration,
@@ -124,6 +134,7 @@ impl Store {
     pub fn new(
         redis: &RedisSettings,
         l1_ttl: Duration,
+        grace: Duration,
         l1_capacity_bytes: u64,
         metrics: RelayMetrics,
         clock: SharedClock,
@@ -145,6 +156,7 @@ impl Store {
         Ok(Self {
             l1,
             mirror_ttl: l1_ttl,
+            grace,
             redis: manager,
             prefix: redis.key_prefix.clone(),
             timeout: redis.timeout,
@@ -155,21 +167,40 @@ impl Store {
         })
     }
 
-    /// The in-process copy of `key`, if any is still to be served.
+    /// The in-process copy of `key`, if any is still to be served: for `L1_TTL` while Redis is up,
+    /// for the rest of its life while it is down.
     pub fn get_l1(&self, key: &str) -> Option<Arc<Entry>> {
         let now = self.clock.now_ms();
+        let redis_up = self.redis_up();
         self.l1
             .get(key)
-            .filter(|h| h.served_at(now))
+            .filter(|h| h.served_at(now, redis_up))
             .map(|h| h.entry)
     }
 
+    /// The time left in `entry`'s life (its TTL plus the grace period) at `now_ms`.
+    fn life_left(&self, entry: &Entry, now_ms: u64) -> Duration {
+        let end = entry
+            .stored_at_ms
+            .saturating_add(entry.fresh_for_ms)
+            .saturating_add(self.grace.as_millis() as u64);
+        Duration::from_millis(end.saturating_sub(now_ms))
+    }
+
     /// Look `key` up in the in-process cache, then in Redis (filling the in-process cache on a find).
+    /// When Redis turns out to be unavailable, the in-process copy is served for the rest of its
+    /// life: the first request after Redis goes is answered from memory too.
     pub async fn get(&self, key: &str) -> Lookup {
         if let Some(e) = self.get_l1(key) {
             return Lookup::Found(e, true);
         }
-        self.get_redis(key).await
+        match self.get_redis(key).await {
+            Lookup::Unavailable => match self.get_l1(key) {
+                Some(e) => Lookup::Found(e, true),
+                None => Lookup::Unavailable,
+            },
+            found_or_missing => found_or_missing,
+        }
     }
 
     /// Look `key` up in Redis only (the fetch leader's second look, and lock waiters' polling).
@@ -179,7 +210,7 @@ impl Store {
             Ok(Some(bytes)) => match Entry::decode(&bytes) {
                 Some(e) => {
                     let e = Arc::new(e);
-                    self.offer_l1(key, &e, self.mirror_ttl);
+                    self.offer_l1(key, &e, self.life_left(&e, self.clock.now_ms()));
                     Lookup::Found(e, false)
                 }
                 None => {
@@ -195,9 +226,9 @@ impl Store {
         }
     }
 
-    /// Store `entry` in Redis for `keep` (its TTL plus the grace period) and mirror it in process.
-    /// When Redis cannot take it (down, slow, breaker open), it is kept in process for all of `keep`
-    /// instead: this replica goes on answering from its own cache until Redis is back.
+    /// Store `entry` in Redis for `keep` (its TTL plus the grace period) and keep it in process for as
+    /// long. When Redis cannot take it (down, slow, breaker open), this replica goes on answering from
+    /// its own copy until Redis is back.
     pub async fn put(
         &self,
         key: &str,
@@ -212,7 +243,7 @@ impl Store {
             .to_owned();
         match self.query::<()>("set", &cmd).await {
             Ok(()) => {
-                self.offer_l1(key, &entry, self.mirror_ttl);
+                self.offer_l1(key, &entry, keep);
                 Ok(())
             }
             Err(Unavailable) => {
@@ -236,7 +267,7 @@ impl Store {
             .entry_by_ref(key)
             .and_compute_with(|held| match held {
                 Some(h)
-                    if h.value().served_at(now)
+                    if h.value().served_at(now, false)
                         && h.value().entry.stored_at_ms > entry.stored_at_ms =>
                 {
                     Op::Nop
@@ -244,6 +275,7 @@ impl Store {
                 _ => Op::Put(Held {
                     entry: entry.clone(),
                     keep,
+                    mirror_until_ms: now.saturating_add(self.mirror_ttl.as_millis() as u64),
                     until_ms: now.saturating_add(keep.as_millis() as u64),
                 }),
             });
@@ -412,6 +444,7 @@ mod tests {
         Store::new(
             &settings,
             Duration::from_secs(1),
+            Duration::from_secs(270),
             capacity_bytes,
             metrics,
             clock,
@@ -463,17 +496,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_mirror_of_redis_is_served_for_l1_ttl_by_the_relays_clock() {
+    async fn while_redis_is_up_the_copy_is_served_for_l1_ttl_and_for_its_life_once_it_is_down() {
         let clock = Arc::new(ManualClock::starting_now());
         let s = store(1 << 20, clock.clone()).await;
         let e = entry(10, clock.now_ms());
-        s.offer_l1("k", &e, s.mirror_ttl);
+        s.offer_l1("k", &e, Duration::from_secs(300));
+        assert!(s.redis_up());
         clock.advance(Duration::from_millis(999));
         assert_eq!(s.get_l1("k"), Some(e.clone()));
         clock.advance(Duration::from_millis(1));
-        assert_eq!(s.get_l1("k"), None, "past L1_TTL the copy is not served");
-        // A copy no longer served does not keep an older answer out.
-        s.offer_l1("k", &entry(10, 1), s.mirror_ttl);
+        assert_eq!(
+            s.get_l1("k"),
+            None,
+            "past L1_TTL the shared copy in Redis is asked"
+        );
+        // Redis goes: the breaker opens, and the same copy is served for the rest of its life.
+        assert!(matches!(s.get_redis("k").await, Lookup::Unavailable));
+        assert!(!s.redis_up());
+        assert_eq!(s.get_l1("k"), Some(e.clone()));
+        clock.advance(Duration::from_millis(298_999));
+        assert_eq!(s.get_l1("k"), Some(e));
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(s.get_l1("k"), None, "not past its life");
+        // A copy past its life does not keep an older answer out.
+        s.offer_l1("k", &entry(10, 1), Duration::from_secs(300));
         assert_eq!(s.get_l1("k").unwrap().stored_at_ms, 1);
     }
 }

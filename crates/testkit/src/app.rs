@@ -57,6 +57,20 @@ impl TestApp {
         (res.status().as_u16(), res.text().await.expect("a body"))
     }
 
+    /// Wait until `GET /ready` answers 200 (a service that loads before it serves, like pool-selector's
+    /// view of the history), or panic after a generous deadline.
+    pub async fn wait_ready(&self) {
+        crate::eventually(
+            &format!("{}/ready to answer 200", self.base),
+            std::time::Duration::from_secs(60),
+            || async {
+                let res = self.client.get(self.url("/ready")).send().await.ok()?;
+                (res.status().as_u16() == 200).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// This service's `/metrics` exposition.
     pub async fn metrics(&self) -> String {
         crate::metrics::scrape(&self.base).await

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 pub use app::TestApp;
 pub use events::{event, fleet_events, ndjson, pool_events, write_partitioned};
 pub use metrics::{metric_value, scrape};
-pub use servers::{new_bucket, require_env, s3_args, s3_endpoint, silent_server};
+pub use servers::{delete_bucket, new_bucket, require_env, s3_args, s3_endpoint, silent_server};
 
 /// Poll `check` every 50 ms until it returns `Some`, or panic after `timeout` with `what`. The timeout
 /// is a deadline for a condition, generous enough for a loaded machine, never a measurement.

@@ -61,6 +61,38 @@ pub async fn new_bucket(tag: &str) -> String {
     bucket
 }
 
+/// Delete `bucket` and everything in it from the test S3 server: storage that goes away under a
+/// running service.
+pub async fn delete_bucket(bucket: &str) {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let storage = s3_args(bucket, "").open().expect("test S3 settings");
+    let objects: Vec<_> = storage
+        .store
+        .list(None)
+        .try_collect()
+        .await
+        .expect("list the bucket");
+    for o in objects {
+        storage
+            .store
+            .delete(&o.location)
+            .await
+            .expect("delete an object");
+    }
+    let endpoint = s3_endpoint();
+    let res = reqwest::Client::new()
+        .delete(format!("{}/{bucket}", endpoint.trim_end_matches('/')))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("S3 test server at {endpoint} unreachable: {e}"));
+    assert!(
+        res.status().is_success(),
+        "deleting bucket {bucket} failed: {}",
+        res.status()
+    );
+}
+
 /// Storage settings for `s3://bucket/key_or_prefix` on the test S3 server.
 pub fn s3_args(bucket: &str, key_or_prefix: &str) -> StorageArgs {
     let mut args = StorageArgs::for_url(format!("s3://{bucket}/{key_or_prefix}"));

@@ -49,17 +49,21 @@ pub async fn spawn_selector(storage: StorageArgs) -> Selector {
     let app = pool_selector::Application::build(settings)
         .await
         .expect("pool-selector builds");
-    Selector {
-        app: TestApp::start(app.port(), app.run_until_stopped()),
-    }
+    let app = TestApp::start(app.port(), app.run_until_stopped());
+    app.wait_ready().await;
+    Selector { app }
 }
 
 impl Selector {
-    /// `GET /pools` over the whole history: jobs per pool as the ranking counts them.
+    /// `GET /pools` over the whole history: jobs per pool as the ranking counts them (empty before
+    /// any event is counted).
     pub async fn jobs_per_pool(&self) -> BTreeMap<String, u64> {
         let res = reqwest::get(self.app.url("/pools?window=0"))
             .await
             .expect("pool-selector answers");
+        if res.status() == 404 {
+            return BTreeMap::new();
+        }
         assert_eq!(res.status(), 200, "GET /pools");
         let body: Value = res.json().await.expect("JSON");
         body["pools"]
@@ -73,6 +77,32 @@ impl Selector {
                 )
             })
             .collect()
+    }
+
+    /// Wait until pool-selector's view has read every event object in `storage` (it refreshes every
+    /// second), then its count of jobs per pool.
+    pub async fn counted(&self, storage: &pool_storage::Storage) -> BTreeMap<String, u64> {
+        use futures::TryStreamExt;
+        let objects = storage
+            .store
+            .list(Some(&storage.root))
+            .try_collect::<Vec<_>>()
+            .await
+            .expect("list the events")
+            .iter()
+            .filter(|m| m.location.as_ref().ends_with(".json"))
+            .count() as u64;
+        testkit::eventually(
+            &format!("pool-selector's view to read all {objects} objects"),
+            Duration::from_secs(60),
+            || async {
+                let res = reqwest::get(self.app.url("/pools?window=0")).await.ok()?;
+                let body: Value = res.json().await.ok()?;
+                (body["view"]["objects"].as_u64()? >= objects).then_some(())
+            },
+        )
+        .await;
+        self.jobs_per_pool().await
     }
 }
 

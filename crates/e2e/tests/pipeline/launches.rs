@@ -69,7 +69,7 @@ async fn a_launched_spark_job_is_counted_in_the_ranking() {
     assert!(stored.contains(&job_id), "the launch's job id is stored");
     let mut want = jobs_per_pool(&before);
     *want.get_mut("pool-c6a.xlarge-us-east-1a").unwrap() += 1;
-    assert_eq!(selector.jobs_per_pool().await, want);
+    assert_eq!(selector.counted(&storage).await, want);
     worker.stop().await.unwrap();
     delete_topology(&amqp).await;
 }

@@ -100,7 +100,7 @@ async fn post_events_reaches_the_ranking() {
     assert_eq!((status, &body), (202, &json!({"accepted": 1})));
 
     wait_stored(&storage, 1_504, Duration::from_secs(90)).await;
-    let ranked = selector.jobs_per_pool().await;
+    let ranked = selector.counted(&storage).await;
     assert_eq!(ranked, jobs_per_pool(&sent));
 
     // Sending the same events again (a client retrying after a 503) stores them again but they are
@@ -111,7 +111,7 @@ async fn post_events_reaches_the_ranking() {
         202
     );
     wait_stored_lines(&storage, 1_604, Duration::from_secs(60)).await;
-    assert_eq!(selector.jobs_per_pool().await, jobs_per_pool(&sent));
+    assert_eq!(selector.counted(&storage).await, jobs_per_pool(&sent));
 
     assert_eq!(
         intake.metric("intake_events_accepted_total", &[]).await,

@@ -1,3 +1,5 @@
-//! pool-history's one integration-test binary: rollups and compaction against real storage.
+//! pool-history's one integration-test binary: the live view against raw events, compaction, against
+//! real storage (a folder and the S3 test server).
 
+mod live;
 mod rollups;

@@ -1,15 +1,18 @@
-//! Rollups against raw events: the same answers for every window, filter and weighting, over generated
-//! histories with redeliveries, malformed objects, late objects, racing compactors and day merges.
+//! The live view (loaded from rollups and raw objects) against raw events: the same answers for every
+//! window, filter and weighting, over generated histories with redeliveries, malformed objects, late
+//! objects, racing compactors and day merges.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use futures::StreamExt;
 use pool_core::Event;
 use pool_core::event::{AvailabilityZone, InstanceType, Outcome, Partition};
 use pool_core::window::Window;
 use pool_history::compact::{CompactOptions, Compactor, PassReport, Shard};
+use pool_history::live::{LiveView, NoViewObserver, ReadTotals, ViewOptions};
 use pool_history::scan::NoObserver;
 use pool_history::{EventSource, HourCount, Query, SourceOptions, Tally};
 use pool_storage::{Storage, StorageArgs};
@@ -17,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use testkit::{event, write_partitioned};
 
-const POOLS: [&str; 6] = [
+pub const POOLS: [&str; 6] = [
     "pool-c6a.xlarge-us-east-1a",
     "pool-c6a.xlarge-us-east-1b",
     "pool-m6a.xlarge-us-east-1a",
@@ -26,7 +29,7 @@ const POOLS: [&str; 6] = [
     "pool-c7i.metal-24xl-us-west-2b",
 ];
 
-fn now() -> DateTime<Utc> {
+pub fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 10, 30, 0).unwrap()
 }
 
@@ -34,7 +37,7 @@ fn now() -> DateTime<Utc> {
 /// own termination rate; about one hour in five gets a second object repeating part of the first
 /// (redelivery), and one hour gets a malformed object. Returns the distinct valid events written
 /// (each once, however often it was delivered).
-async fn generate(storage: &Storage, seed: u64, hours: i64) -> Vec<Event> {
+pub async fn generate(storage: &Storage, seed: u64, hours: i64) -> Vec<Event> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let start = now() - chrono::Duration::hours(hours);
     let mut written = vec![];
@@ -95,7 +98,7 @@ async fn generate(storage: &Storage, seed: u64, hours: i64) -> Vec<Event> {
     written
 }
 
-fn folder() -> (tempfile::TempDir, Storage) {
+pub fn folder() -> (tempfile::TempDir, Storage) {
     let dir = tempfile::tempdir().unwrap();
     let storage = StorageArgs::for_url(dir.path().to_str().unwrap())
         .open()
@@ -103,22 +106,41 @@ fn folder() -> (tempfile::TempDir, Storage) {
     (dir, storage)
 }
 
-fn source(storage: &Storage, use_rollups: bool) -> Arc<EventSource> {
+/// The reference: every answer read from the raw events.
+pub fn raw(storage: &Storage) -> Arc<EventSource> {
     Arc::new(EventSource::new(
         storage.clone(),
-        SourceOptions {
-            use_rollups,
-            // Tests relist explicitly (`invalidate`), standing in for the periodic recheck.
-            listing_max_age: Duration::from_secs(3600),
-            ..SourceOptions::default()
-        },
+        SourceOptions::default(),
         Arc::new(NoObserver),
     ))
 }
 
-async fn compact(storage: &Storage, shard: Shard) -> PassReport {
+/// View options for tests: the relist (60 s) and the rollup recheck (10 s) happen when a test's clock
+/// says so.
+pub fn view_options() -> ViewOptions {
+    ViewOptions {
+        rollup_recheck: Duration::from_secs(10),
+        relist_interval: Duration::from_secs(60),
+        read_concurrency: 4,
+        read_partitions: 2,
+        ..ViewOptions::default()
+    }
+}
+
+/// A live view over `storage`, loaded as of `at`.
+pub async fn view_at(storage: &Storage, at: DateTime<Utc>) -> LiveView {
+    let view = LiveView::new(storage.clone(), view_options(), Arc::new(NoViewObserver));
+    view.refresh(at).await.expect("the view loads");
+    view
+}
+
+pub fn totals(view: &LiveView) -> ReadTotals {
+    view.status().totals
+}
+
+pub async fn compact(storage: &Storage, shard: Shard) -> PassReport {
     let compactor = Compactor::new(
-        source(storage, false),
+        raw(storage),
         CompactOptions {
             settle: Duration::from_secs(600),
             shard,
@@ -128,7 +150,7 @@ async fn compact(storage: &Storage, shard: Shard) -> PassReport {
     compactor.run_once(now(), &|_, _| {}).await.unwrap()
 }
 
-fn query(window: Window, half_life: Option<Duration>) -> Query {
+pub fn query(window: Window, half_life: Option<Duration>) -> Query {
     Query {
         window,
         half_life,
@@ -136,32 +158,31 @@ fn query(window: Window, half_life: Option<Duration>) -> Query {
     }
 }
 
-async fn tallies(
-    src: &Arc<EventSource>,
-    q: &Query,
-) -> (HashMap<String, Tally>, pool_history::ScanReport) {
+pub async fn tallies(src: &Arc<EventSource>, q: &Query) -> HashMap<String, Tally> {
     let t = src.tally(q).await.unwrap();
-    (
-        t.pools
-            .into_iter()
-            .map(|(p, t)| (p.as_str().to_owned(), t))
-            .collect(),
-        t.report,
-    )
+    t.pools
+        .into_iter()
+        .map(|(p, t)| (p.as_str().to_owned(), t))
+        .collect()
+}
+
+pub fn view_tallies(view: &LiveView, q: &Query) -> HashMap<String, Tally> {
+    let (_, pools) = view.tally(q).expect("loaded");
+    pools
+        .into_iter()
+        .map(|(p, t)| (p.as_str().to_owned(), t))
+        .collect()
 }
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-3 * a.abs().max(b.abs()) + 1e-300
 }
 
-/// The rollup-backed answer equals the raw one: counts exactly, weighted sums within 0.1 %.
-async fn assert_same(
-    raw: &Arc<EventSource>,
-    rolled: &Arc<EventSource>,
-    q: &Query,
-) -> pool_history::ScanReport {
-    let (a, _) = tallies(raw, q).await;
-    let (b, report) = tallies(rolled, q).await;
+/// The view's answer equals the raw one: counts, first and last event and the hourly series exactly,
+/// weighted sums within 0.1 %.
+pub async fn assert_same(raw: &Arc<EventSource>, view: &LiveView, q: &Query) {
+    let a = tallies(raw, q).await;
+    let b = view_tallies(view, q);
     assert_eq!(
         a.keys().collect::<std::collections::BTreeSet<_>>(),
         b.keys().collect::<std::collections::BTreeSet<_>>(),
@@ -169,7 +190,7 @@ async fn assert_same(
     );
     for (pool, x) in &a {
         let y = &b[pool];
-        let what = format!("{pool} for {q:?}: raw {x:?} rollups {y:?}");
+        let what = format!("{pool} for {q:?}: raw {x:?} view {y:?}");
         assert_eq!(x.jobs, y.jobs, "{what}");
         assert_eq!(x.spot_terminations, y.spot_terminations, "{what}");
         assert_eq!(x.other_failures, y.other_failures, "{what}");
@@ -182,23 +203,13 @@ async fn assert_same(
             "terminations {what}"
         );
         assert!(close(x.rate(), y.rate()), "rate {what}");
+        assert_eq!(trimmed(&x.hourly), trimmed(&y.hourly), "hourly {what}");
     }
-    report
 }
 
-#[tokio::test]
-async fn rollups_answer_exactly_like_raw_events_for_random_queries() {
-    let (_dir, storage) = folder();
-    generate(&storage, 7, 80).await;
-    let pass = compact(&storage, Shard::default()).await;
-    assert_eq!(pass.errors, 0);
-    assert!(pass.hours_compacted >= 70, "{pass:?}");
-    assert!(pass.days_merged >= 3, "closed days merged: {pass:?}");
-    assert_eq!(pass.pending_hours, 0);
-
-    let raw = source(&storage, false);
-    let rolled = source(&storage, true);
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
+/// Random windows (each exact to its grain), filters, half-lives and hourly series.
+fn random_queries(seed: u64, n: usize) -> Vec<Query> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let types: Vec<InstanceType> = ["c6a.xlarge", "m6a.xlarge", "r6a.large", "c7i.metal-24xl"]
         .iter()
         .map(|t| t.parse().unwrap())
@@ -207,49 +218,66 @@ async fn rollups_answer_exactly_like_raw_events_for_random_queries() {
         .iter()
         .map(|z| z.parse().unwrap())
         .collect();
-    let mut rollup_hours_seen = 0;
-    for i in 0..60 {
-        let window = if i % 6 == 0 {
-            Window::ALL
-        } else {
-            Window::from_secs(rng.random_range(60..100 * 3600))
-        };
-        let half_life = match rng.random_range(0..4) {
-            0 => None,
-            1 => Some(Duration::from_secs(3600)),
-            2 => Some(Duration::from_secs(rng.random_range(3600..48 * 3600))),
-            _ => Some(Duration::from_secs(30 * 86_400)),
-        };
-        let mut q = query(window, half_life);
-        q.instance_types = types
-            .iter()
-            .filter(|_| rng.random_bool(0.3))
-            .cloned()
-            .collect();
-        q.zones = zones
-            .iter()
-            .filter(|_| rng.random_bool(0.3))
-            .cloned()
-            .collect();
-        let report = assert_same(&raw, &rolled, &q).await;
-        rollup_hours_seen += report.rollup_hours;
-        if window == Window::ALL {
-            assert!(report.rollup_hours >= 70, "{report:?}");
-            assert!(
-                report.raw_hours <= 2,
-                "only the open and settling hours are raw: {report:?}"
-            );
-        }
+    (0..n)
+        .map(|i| {
+            let window = match i % 6 {
+                0 => Window::ALL,
+                1 => Window::from_secs(rng.random_range(60..3600)),
+                _ => Window::from_secs(rng.random_range(60..100 * 3600)),
+            };
+            let half_life = match rng.random_range(0..4) {
+                0 => None,
+                1 => Some(Duration::from_secs(3600)),
+                2 => Some(Duration::from_secs(rng.random_range(3600..48 * 3600))),
+                _ => Some(Duration::from_secs(30 * 86_400)),
+            };
+            let mut q = query(window, half_life);
+            q.instance_types = types
+                .iter()
+                .filter(|_| rng.random_bool(0.3))
+                .cloned()
+                .collect();
+            q.zones = zones
+                .iter()
+                .filter(|_| rng.random_bool(0.3))
+                .cloned()
+                .collect();
+            if i % 3 == 0 {
+                q.series_from = Some(hour_of(now()) - chrono::Duration::hours(71));
+            }
+            q
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_view_answers_exactly_like_raw_events_before_and_after_compaction() {
+    let (_dir, storage) = folder();
+    generate(&storage, 7, 80).await;
+    let raw = raw(&storage);
+    let queries = random_queries(11, 60);
+
+    // Nothing compacted: every hour read raw.
+    let fresh = view_at(&storage, now()).await;
+    assert_eq!(totals(&fresh).rollup_hours, 0);
+    for q in &queries {
+        assert_same(&raw, &fresh, q).await;
     }
-    assert!(rollup_hours_seen > 1000);
-    // A half-life under an hour is beyond the rollups' precision: read raw, still the same answer.
-    let report = assert_same(
-        &raw,
-        &rolled,
-        &query(Window::ALL, Some(Duration::from_secs(600))),
-    )
-    .await;
-    assert_eq!(report.rollup_hours, 0);
+
+    let pass = compact(&storage, Shard::default()).await;
+    assert_eq!(pass.errors, 0);
+    assert!(pass.hours_compacted >= 70, "{pass:?}");
+    assert!(pass.days_merged >= 3, "closed days merged: {pass:?}");
+    assert_eq!(pass.pending_hours, 0);
+
+    // Loaded from rollups: closed hours from them, the live hours (previous and current) raw.
+    let view = view_at(&storage, now()).await;
+    let t = totals(&view);
+    assert!(t.rollup_hours >= 70, "{t:?}");
+    assert!(t.raw_hours <= 2, "only the live hours are raw: {t:?}");
+    for q in &queries {
+        assert_same(&raw, &view, q).await;
+    }
 
     // A year of history is a few hundred objects: closed days are one file each, no hourly leftovers.
     let keys: Vec<String> = storage
@@ -272,52 +300,61 @@ async fn rollups_answer_exactly_like_raw_events_for_random_queries() {
     );
 }
 
-use futures::StreamExt;
-
 #[tokio::test]
-async fn a_late_object_in_a_compacted_hour_is_read_raw_until_compacted_again() {
+async fn a_late_object_in_a_compacted_hour_replaces_that_hour_and_the_next_rollup_agrees() {
     let (_dir, storage) = folder();
     generate(&storage, 3, 50).await;
     compact(&storage, Shard::default()).await;
-    let raw = source(&storage, false);
-    let rolled = source(&storage, true);
+    let raw = raw(&storage);
+    let view = view_at(&storage, now()).await;
     let q = query(Window::ALL, Some(Duration::from_secs(6 * 3600)));
-    let before = assert_same(&raw, &rolled, &q).await;
+    assert_same(&raw, &view, &q).await;
 
-    // A late delivery lands in an hour of a day that is already merged.
+    // A late delivery lands in an hour of a day that is already merged, with a redelivered copy of one
+    // of its own events.
     let late_at = now() - chrono::Duration::hours(40);
-    let late: Vec<_> = (0..50)
+    let mut late: Vec<_> = (0..50)
         .map(|i| event(late_at, &format!("late-{i}"), POOLS[2], "spot"))
         .collect();
+    late.push(late[0].clone());
     write_partitioned(&storage, "late", &late).await;
-    rolled.catalog().invalidate();
-    let after = assert_same(&raw, &rolled, &q).await;
-    assert_eq!(after.raw_hours, before.raw_hours + 1, "{after:?}");
-    let (t, _) = tallies(&rolled, &q).await;
-    let (t0, _) = tallies(&raw, &q).await;
-    assert_eq!(
-        t[POOLS[2]].spot_terminations,
-        t0[POOLS[2]].spot_terminations
-    );
+    let before = view_tallies(&view, &q)[POOLS[2]].clone();
+    // Not listed yet: the view still answers as before.
+    view.refresh(now() + chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(view_tallies(&view, &q)[POOLS[2]].jobs, before.jobs);
+    // The relist finds it: the hour is read again whole and replaces what the view held.
+    view.refresh(now() + chrono::Duration::seconds(61))
+        .await
+        .unwrap();
+    assert_same(&raw, &view, &q).await;
+    assert_eq!(view_tallies(&view, &q)[POOLS[2]].jobs, before.jobs + 50);
+    assert_eq!(totals(&view).replaced_hours, 1);
+    assert_eq!(totals(&view).rebuilds, 0);
 
-    // The next pass compacts that hour again and re-merges its day.
+    // The next pass compacts that hour again and re-merges its day; the view agrees with it as is.
     let pass = compact(&storage, Shard::default()).await;
     assert_eq!(
         (pass.hours_compacted, pass.days_merged, pass.errors),
         (1, 1, 0),
         "{pass:?}"
     );
-    rolled.catalog().invalidate();
-    let healed = assert_same(&raw, &rolled, &q).await;
-    assert_eq!(healed.raw_hours, before.raw_hours);
+    view.refresh(now() + chrono::Duration::seconds(200))
+        .await
+        .unwrap();
+    assert_same(&raw, &view, &q).await;
+    assert_eq!(totals(&view).replaced_hours, 1, "nothing to replace");
+    // A view started now loads that hour from the new rollup, with the same answer.
+    let restarted = view_at(&storage, now()).await;
+    assert_same(&raw, &restarted, &q).await;
 }
 
 #[tokio::test]
 async fn two_compactors_at_once_and_sharded_compactors_agree_with_raw() {
     let (_dir, storage) = folder();
     generate(&storage, 5, 75).await;
-    let raw = source(&storage, false);
-    let rolled = source(&storage, true);
+    let raw = raw(&storage);
 
     // Two shards: each takes its own hours; together they cover everything.
     let half = compact(&storage, Shard { index: 0, count: 2 }).await;
@@ -326,11 +363,10 @@ async fn two_compactors_at_once_and_sharded_compactors_agree_with_raw() {
         "{half:?}"
     );
     let q = query(Window::from_secs(70 * 3600), None);
-    let partial = assert_same(&raw, &rolled, &q).await;
-    assert!(
-        partial.rollup_hours > 0 && partial.raw_hours > 10,
-        "{partial:?}"
-    );
+    let partial = view_at(&storage, now()).await;
+    assert_same(&raw, &partial, &q).await;
+    let t = totals(&partial);
+    assert!(t.rollup_hours > 0 && t.raw_hours > 10, "{t:?}");
 
     // Two full compactors racing over the rest.
     let (a, b) = tokio::join!(
@@ -340,18 +376,25 @@ async fn two_compactors_at_once_and_sharded_compactors_agree_with_raw() {
     assert_eq!((a.errors, b.errors), (0, 0), "{a:?} {b:?}");
     // Whatever order their writes landed in, one more pass settles the day merges.
     compact(&storage, Shard::default()).await;
-    rolled.catalog().invalidate();
+    let view = view_at(&storage, now()).await;
     for half_life in [None, Some(Duration::from_secs(7200))] {
-        let q = query(Window::ALL, half_life);
-        let report = assert_same(&raw, &rolled, &q).await;
-        assert!(report.raw_hours <= 2, "{report:?}");
+        assert_same(&raw, &view, &query(Window::ALL, half_life)).await;
+    }
+    assert!(totals(&view).raw_hours <= 2, "{:?}", totals(&view));
+    // The view that saw the partial state follows the rollups as they appear: same answers.
+    partial
+        .refresh(now() + chrono::Duration::seconds(11))
+        .await
+        .unwrap();
+    for half_life in [None, Some(Duration::from_secs(7200))] {
+        assert_same(&raw, &partial, &query(Window::ALL, half_life)).await;
     }
 }
 
 const HOUR_MICROS: i64 = 3_600_000_000;
 
 /// The start of `t`'s hour.
-fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
+pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
     Utc.timestamp_micros(t.timestamp_micros().div_euclid(HOUR_MICROS) * HOUR_MICROS)
         .unwrap()
 }
@@ -381,7 +424,7 @@ fn expected_hourly(events: &[Event], q: &Query) -> HashMap<String, Vec<HourCount
 }
 
 /// Without trailing empty hours (a series only grows as far as its last event).
-fn trimmed(series: &[HourCount]) -> &[HourCount] {
+pub fn trimmed(series: &[HourCount]) -> &[HourCount] {
     let n = series
         .iter()
         .rposition(|c| *c != HourCount::default())
@@ -391,12 +434,10 @@ fn trimmed(series: &[HourCount]) -> &[HourCount] {
 
 /// Every pool's `hourly` is the series computed from the events, never reaches past the horizon's
 /// hour, and sums to the tally's counts when the series starts no later than the window.
-async fn assert_series(
-    src: &Arc<EventSource>,
-    q: &Query,
-    events: &[Event],
-) -> pool_history::ScanReport {
-    let (got, report) = tallies(src, q).await;
+
+/// Every pool's `hourly` is the series computed from the events, never reaches past the horizon's
+/// hour, and sums to the tally's counts when the series starts no later than the window.
+fn assert_series(got: &HashMap<String, Tally>, q: &Query, events: &[Event]) {
     let want = expected_hourly(events, q);
     let from = q.series_from.unwrap();
     let from_micros = from.timestamp_micros();
@@ -409,7 +450,7 @@ async fn assert_series(
         Some(c) => from <= hour_of(c),
         None => events.iter().all(|e| e.finished_at >= from),
     };
-    for (pool, t) in &got {
+    for (pool, t) in got {
         let what = format!("{pool} for {q:?}");
         assert!(t.hourly.len() <= max_len, "past the horizon: {what}");
         let expected = want.get(pool).map_or(&[][..], |v| &v[..]);
@@ -428,11 +469,10 @@ async fn assert_series(
     for pool in want.keys() {
         assert!(got.contains_key(pool), "{pool} missing for {q:?}");
     }
-    report
 }
 
 #[tokio::test]
-async fn hourly_series_count_the_events_of_each_hour_from_raw_events_and_rollups() {
+async fn hourly_series_count_the_events_of_each_hour_from_raw_events_and_the_view() {
     let (_dir, storage) = folder();
     let mut events = generate(&storage, 13, 100).await;
     // Stamped a little ahead of the clock (within the allowed skew: counted) and far ahead (ignored):
@@ -465,7 +505,7 @@ async fn hourly_series_count_the_events_of_each_hour_from_raw_events_and_rollups
     let half_lives = [
         None,
         Some(Duration::from_secs(6 * 3600)),
-        Some(Duration::from_secs(600)),
+        Some(Duration::from_secs(3600)),
     ];
     let m6a: InstanceType = "m6a.xlarge".parse().unwrap();
     let queries: Vec<Query> = windows
@@ -499,56 +539,59 @@ async fn hourly_series_count_the_events_of_each_hour_from_raw_events_and_rollups
         })
         .collect();
 
-    // Nothing compacted yet: every hour is raw.
-    let raw = source(&storage, false);
+    // Nothing compacted yet: every hour is raw, in the raw scan and in the view.
+    let raw = raw(&storage);
+    let fresh = view_at(&storage, now()).await;
     for q in &queries {
-        assert_series(&raw, q, &events).await;
+        assert_series(&tallies(&raw, q).await, q, &events);
+        assert_series(&view_tallies(&fresh, q), q, &events);
     }
     let long = query(Window::ALL, None);
-    let (t, _) = tallies(&raw, &long).await;
     assert!(
-        t.values().all(|t| t.hourly.is_empty()),
+        tallies(&raw, &long)
+            .await
+            .values()
+            .all(|t| t.hourly.is_empty()),
         "no series asked for, none kept"
+    );
+    assert!(
+        view_tallies(&fresh, &long)
+            .values()
+            .all(|t| t.hourly.is_empty())
     );
 
     let pass = compact(&storage, Shard::default()).await;
     assert_eq!(pass.errors, 0);
     assert!(pass.days_merged >= 3, "{pass:?}");
-    let rolled = source(&storage, true);
-    let mut rollup_hours = 0;
+    let view = view_at(&storage, now()).await;
+    assert!(totals(&view).rollup_hours >= 90, "{:?}", totals(&view));
     for q in &queries {
-        let report = assert_series(&rolled, q, &events).await;
-        rollup_hours += report.rollup_hours;
-        assert_same(&raw, &rolled, q).await;
-        if q.window == Window::ALL && q.half_life != Some(Duration::from_secs(600)) {
-            assert!(report.rollup_hours >= 90, "{report:?}");
-        }
+        assert_series(&view_tallies(&view, q), q, &events);
+        assert_same(&raw, &view, q).await;
     }
-    assert!(rollup_hours > 1000, "{rollup_hours}");
     // The raw answers are unchanged by the compaction.
     for q in &queries {
-        assert_series(&raw, q, &events).await;
+        assert_series(&tallies(&raw, q).await, q, &events);
     }
 }
 
 #[tokio::test]
-async fn rollups_on_s3_match_raw_events() {
+async fn the_view_over_s3_with_rollups_matches_raw_events() {
     let bucket = testkit::new_bucket("rollups").await;
     let storage = testkit::s3_args(&bucket, "events/").open().unwrap();
     generate(&storage, 9, 30).await;
     let pass = compact(&storage, Shard::default()).await;
     assert_eq!(pass.errors, 0);
     assert!(pass.hours_compacted >= 25, "{pass:?}");
-    let raw = source(&storage, false);
-    let rolled = source(&storage, true);
-    for window in [Window::ALL, Window::from_secs(7 * 3600)] {
-        let report = assert_same(
-            &raw,
-            &rolled,
-            &query(window, Some(Duration::from_secs(3600))),
-        )
-        .await;
-        assert!(report.rollup_hours > 0, "{report:?}");
+    let raw = raw(&storage);
+    let view = view_at(&storage, now()).await;
+    assert!(totals(&view).rollup_hours >= 25, "{:?}", totals(&view));
+    for window in [
+        Window::ALL,
+        Window::from_secs(7 * 3600),
+        Window::from_secs(1800),
+    ] {
+        assert_same(&raw, &view, &query(window, Some(Duration::from_secs(3600)))).await;
     }
 }
 
@@ -581,8 +624,10 @@ async fn objects_split_into_byte_ranges_count_every_line_once_and_skip_bad_ones(
         )
         .await
         .unwrap();
-    let raw = source(&storage, false);
-    let t = raw.tally(&query(Window::ALL, None)).await.unwrap();
+    let t = raw(&storage)
+        .tally(&query(Window::ALL, None))
+        .await
+        .unwrap();
     let jobs: u64 = t.pools.iter().map(|(_, t)| t.jobs).sum();
     let spot: u64 = t.pools.iter().map(|(_, t)| t.spot_terminations).sum();
     assert_eq!(jobs, n as u64, "{:?}", t.report);

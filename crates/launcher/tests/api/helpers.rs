@@ -50,6 +50,7 @@ impl World {
             .await
             .expect("pool-selector builds");
         let selector = TestApp::start(app.port(), app.run_until_stopped());
+        selector.wait_ready().await;
 
         let amqp = testkit::queues::test_amqp("launcher");
         testkit::queues::declare_topology(&amqp).await;

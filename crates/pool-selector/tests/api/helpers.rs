@@ -20,8 +20,17 @@ pub async fn spawn_app_on(storage: StorageArgs) -> App {
     spawn_app_with(settings).await
 }
 
-/// pool-selector with these settings (see [`Settings::for_events_url`] for a start).
+/// pool-selector with these settings (see [`Settings::for_events_url`] for a start), once its view
+/// of the history is loaded.
 pub async fn spawn_app_with(settings: Settings) -> App {
+    let app = spawn_unready(settings).await;
+    app.wait_ready().await;
+    app
+}
+
+/// pool-selector with these settings, without waiting for its view to load (storage that is missing
+/// or hangs).
+pub async fn spawn_unready(settings: Settings) -> App {
     let app = Application::build(settings)
         .await
         .expect("pool-selector builds");

@@ -4,7 +4,9 @@
 use chrono::Duration;
 use testkit::{fleet_events, metric_value, pool_events, write_partitioned};
 
-use crate::helpers::{events_at, folder_with, spawn_app, spawn_app_with, url};
+use pool_core::window::Window;
+
+use crate::helpers::{events_at, folder_with, spawn_app, spawn_app_with, spawn_unready, url};
 
 #[tokio::test]
 async fn get_pool_keeps_the_seed_contract_and_adds_the_evidence() {
@@ -57,7 +59,7 @@ async fn get_pool_keeps_the_seed_contract_and_adds_the_evidence() {
             "pool-c6a.xlarge-us-east-1a"
         ]
     );
-    assert_eq!(body["scan"]["rows"], 1200);
+    assert_eq!(body["view"]["rows"], 1200);
     let worst = &body["pools"][2];
     assert_eq!(worst["spot_terminations"], 40);
     assert!((worst["termination_rate"].as_f64().unwrap() - 0.1).abs() < 1e-9);
@@ -151,7 +153,7 @@ async fn filters_zones_windows_and_limits() {
         .find(|p| p["pool_id"] == "pool-c6a.xlarge-us-east-1a")
         .unwrap();
     assert_eq!(old["jobs"], 100);
-    assert!(old["effective_jobs"].as_f64().unwrap() <= 100.0);
+    assert!(old["effective_jobs"].as_f64().unwrap() <= 100.0 + 1e-6);
     assert_eq!(body["half_life_seconds"], 43200);
 }
 
@@ -275,9 +277,9 @@ async fn malformed_lines_and_objects_are_skipped_counted_and_the_rest_answers() 
     for _ in 0..2 {
         let (status, body) = app.get("/pools").await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["scan"]["rows"], 52, "{body}");
-        assert_eq!(body["scan"]["skipped_lines"], 4, "{body}");
-        assert_eq!(body["scan"]["quarantined_objects"], 2, "{body}");
+        assert_eq!(body["view"]["rows"], 52, "{body}");
+        assert_eq!(body["view"]["skipped_lines"], 4, "{body}");
+        assert_eq!(body["view"]["quarantined_objects"], 2, "{body}");
         assert_eq!(body["total_pools"], 3);
     }
     let (_, metrics) = app.text("/metrics").await;
@@ -312,8 +314,8 @@ async fn decodable_but_invalid_rows_are_skipped() {
     assert_eq!(status, 200);
     assert_eq!(body["pools"][0]["jobs"], 10);
     assert_eq!(body["pools"][0]["spot_terminations"], 0);
-    let skipped = body["scan"]["invalid_rows"].as_u64().unwrap()
-        + body["scan"]["skipped_lines"].as_u64().unwrap();
+    let skipped = body["view"]["invalid_rows"].as_u64().unwrap()
+        + body["view"]["skipped_lines"].as_u64().unwrap();
     assert_eq!(skipped, 2, "{body}");
 }
 
@@ -327,11 +329,11 @@ async fn a_job_stored_twice_counts_once() {
     let (_, body) = app.get("/pools").await;
     assert_eq!(body["pools"][0]["jobs"], 100);
     assert_eq!(body["pools"][0]["spot_terminations"], 10);
-    assert_eq!(body["scan"]["duplicates"], 30);
+    assert_eq!(body["view"]["duplicates"], 30);
 }
 
 #[tokio::test]
-async fn a_short_window_does_not_open_old_partitions() {
+async fn every_object_is_read_once_whatever_the_windows_asked() {
     let events = events_at(
         "pool-c6a.xlarge-us-east-1a",
         5,
@@ -340,15 +342,18 @@ async fn a_short_window_does_not_open_old_partitions() {
     let (dir, _) = folder_with(&events).await;
     let app = spawn_app(url(&dir)).await;
     let (_, all) = app.get("/pools").await;
-    assert_eq!(all["scan"]["rows"], 50);
-    assert!(all["scan"]["objects"].as_u64().unwrap() >= 10);
+    assert_eq!(all["view"]["rows"], 50);
+    let objects = all["view"]["objects"].as_u64().unwrap();
+    assert!(objects >= 10, "{all}");
     let (_, recent) = app.get("/pools?window=1h").await;
-    assert_eq!(recent["scan"]["rows"], 5);
-    assert!(
-        recent["scan"]["objects"].as_u64().unwrap() <= 2,
-        "a 1-hour window opened {} objects",
-        recent["scan"]["objects"]
-    );
+    assert_eq!(recent["view"]["rows"], 5);
+    for window in ["2h", "7d", "30m", "0"] {
+        let (_, body) = app.get(&format!("/pools?window={window}")).await;
+        assert_eq!(
+            body["view"]["objects"], objects,
+            "nothing read again: {body}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -400,8 +405,13 @@ async fn operations_endpoints() {
         metric_value(&metrics, "pool_selector_http_requests_total", &bad),
         1.0
     );
-    assert!(metric_value(&metrics, "pool_selector_scan_rows_total", &[]) >= 5.0);
-    assert!(metric_value(&metrics, "pool_selector_scan_bytes_total", &[]) > 0.0);
+    assert!(metric_value(&metrics, "pool_selector_view_events_total", &[]) >= 5.0);
+    assert!(metric_value(&metrics, "pool_selector_view_bytes_read_total", &[]) > 0.0);
+    assert_eq!(
+        metric_value(&metrics, "pool_selector_view_loaded", &[]),
+        1.0
+    );
+    assert!(metric_value(&metrics, "pool_selector_view_age_seconds", &[]) < 3600.0);
     assert!(metrics.contains("pool_selector_http_request_duration_seconds_bucket"));
 
     let (status, spec) = app.get("/openapi.json").await;
@@ -416,10 +426,13 @@ async fn operations_endpoints() {
     assert_eq!(status, 200);
     assert!(html.to_lowercase().contains("swagger"));
 
-    let missing = spawn_app("/nonexistent/pool-selector/events").await;
+    let missing = spawn_unready(pool_selector::Settings::for_events_url(
+        "/nonexistent/pool-selector/events",
+    ))
+    .await;
     let (status, body) = missing.get("/ready").await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"], "storage_unavailable");
+    assert_eq!(body["error"], "loading");
 }
 
 /// Windows up to 31 days are read from per-hour and per-day roots instead of one listing of the whole
@@ -440,12 +453,34 @@ async fn every_window_counts_exactly_the_events_inside_it() {
     let mut settings = pool_selector::Settings::for_events_url(url(&dir));
     settings.limits.max_clock_skew = std::time::Duration::from_secs(2 * 3600);
     let app = spawn_app_with(settings).await;
-    let now = chrono::Utc::now();
-    for window_hours in [1_i64, 3, 24, 25, 47, 24 * 7, 24 * 30, 24 * 31, 24 * 40] {
-        let cutoff = now - Duration::hours(window_hours);
+    for window_hours in [
+        1_i64,
+        3,
+        24,
+        25,
+        47,
+        24 * 7,
+        24 * 30,
+        24 * 31,
+        24 * 40,
+        24 * 70,
+    ] {
+        let window = Window::from_secs(window_hours as u64 * 3600);
+        // The window starts on its grain before now; asked again if the grain turned meanwhile.
+        let (body, cutoff) = loop {
+            let before = window.start(chrono::Utc::now()).unwrap();
+            let (status, body) = app.get(&format!("/pools?window={window_hours}h")).await;
+            assert_eq!(status, 200, "window {window_hours}h: {body}");
+            if window.start(chrono::Utc::now()).unwrap() == before {
+                break (body, before);
+            }
+        };
+        assert_eq!(
+            body["window_start"],
+            pool_core::event::format_timestamp(&cutoff),
+            "{body}"
+        );
         let expected = events.iter().filter(|e| e.finished_at >= cutoff).count();
-        let (status, body) = app.get(&format!("/pools?window={window_hours}h")).await;
-        assert_eq!(status, 200, "window {window_hours}h: {body}");
         assert_eq!(
             body["pools"][0]["jobs"], expected,
             "window {window_hours}h counted the wrong events: {body}"
@@ -499,10 +534,10 @@ async fn closed_hours_are_answered_from_rollups_with_the_same_counts() {
         assert_eq!(status, 200, "{with}");
         let (_, without) = raw.get(query).await;
         assert!(
-            with["scan"]["rollup_hours"].as_u64().unwrap() >= 2,
+            with["view"]["rollup_hours"].as_u64().unwrap() >= 2,
             "{with}"
         );
-        assert_eq!(without["scan"]["rollup_hours"], 0);
+        assert_eq!(without["view"]["rollup_hours"], 0);
         let counts = |body: &serde_json::Value| -> Vec<(String, u64, u64)> {
             body["pools"]
                 .as_array()
@@ -573,12 +608,12 @@ async fn events_stamped_in_the_future_do_not_steer_the_ranking() {
     );
     assert_eq!(body["pools"][0]["jobs"], 301, "{body}");
     assert_eq!(body["total_pools"], 2, "{body}");
-    assert_eq!(body["scan"]["future_events"], 5_000, "{body}");
+    assert_eq!(body["view"]["future_events"], 5_000, "{body}");
     let (_, best) = app.get("/get-pool").await;
     assert_eq!(best["pool_id"], "pool-c6a.xlarge-us-east-1a");
     let (_, metrics) = app.text("/metrics").await;
     assert!(
-        metric_value(&metrics, "pool_selector_scan_future_events_total", &[]) >= 5_000.0,
+        metric_value(&metrics, "pool_selector_view_future_events_total", &[]) >= 5_000.0,
         "{metrics}"
     );
 }

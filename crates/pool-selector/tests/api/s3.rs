@@ -5,7 +5,7 @@ use object_store::ObjectStoreExt;
 use pool_storage::StorageArgs;
 use testkit::{new_bucket, pool_events, s3_args, s3_endpoint, write_partitioned};
 
-use crate::helpers::{App, spawn_app_on, spawn_app_with};
+use crate::helpers::{App, spawn_app_on, spawn_unready};
 
 #[tokio::test]
 async fn partitioned_layout_in_a_bucket_prefix() {
@@ -34,12 +34,13 @@ async fn partitioned_layout_in_a_bucket_prefix() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["pool_id"], "pool-m6a.xlarge-us-east-1a");
     let (_, body) = app.get("/pools?window=24h").await;
-    assert_eq!(body["scan"]["rows"], 600);
-    // The 4-day-old partition is pruned, not read.
-    assert_eq!(body["scan"]["objects"], 1, "{body}");
+    assert_eq!(body["view"]["rows"], 600);
+    let objects = body["view"]["objects"].as_u64().unwrap();
     let (_, body) = app.get("/pools").await;
-    assert_eq!(body["scan"]["rows"], 900);
+    assert_eq!(body["view"]["rows"], 900);
     assert_eq!(body["pools"][0]["pool_id"], "pool-r6a.xlarge-us-east-1a");
+    // Answers come from memory: asking again reads nothing.
+    assert_eq!(body["view"]["objects"], objects, "{body}");
 }
 
 #[tokio::test]
@@ -82,14 +83,23 @@ async fn the_seeds_single_object_layout_and_environment() {
 }
 
 #[tokio::test]
-async fn a_missing_bucket_is_not_ready_and_ranking_says_storage_is_unavailable() {
+async fn a_missing_bucket_is_not_ready_and_rankings_say_the_view_is_loading() {
     let args = s3_args("no-such-bucket-for-pool-selector", "events/");
-    let app = spawn_app_on(args).await;
+    let mut settings = pool_selector::Settings::for_events_url("unused");
+    settings.storage = args;
+    let app = spawn_unready(settings).await;
+    // Wait for a first load attempt to have failed, then look.
+    testkit::eventually(
+        "a failed refresh",
+        std::time::Duration::from_secs(30),
+        || async { (metric(&app, "view_refresh_errors_total").await >= 1).then_some(()) },
+    )
+    .await;
     let (status, body) = app.get("/ready").await;
     assert_eq!(status, 503, "{body}");
     let (status, body) = app.get("/get-pool").await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"], "storage_unavailable");
+    assert_eq!(body["error"], "loading");
     // The client is told what failed, not where the storage is or what it answered.
     for (_, body) in [app.get("/ready").await, app.get("/pools").await] {
         let text = body.to_string();
@@ -103,59 +113,72 @@ async fn metric(app: &App, name: &str) -> u64 {
     testkit::metric_value(&text, &format!("pool_selector_{name}"), &[]) as u64
 }
 
-async fn wait_metric(app: &App, name: &str, want: u64) {
-    testkit::eventually(
-        &format!("{name} to reach {want}"),
-        std::time::Duration::from_secs(20),
-        || async { (metric(app, name).await == want).then_some(()) },
-    )
-    .await;
-}
-
-/// Scans that hang (storage that never answers) fill the slots and the queue: a further request is
-/// refused at once, an identical one joins the scan in flight, and a scan whose clients hung up is
-/// cancelled and frees its slot for the one waiting.
+/// Storage that never answers: requests are answered at once (503 while the view loads), never
+/// held behind a listing.
 #[tokio::test]
-async fn scans_are_bounded_shared_and_cancelled_when_nobody_waits() {
+async fn requests_never_wait_on_storage_that_hangs() {
     let mut args = s3_args("hanging-bucket", "events/");
     args.aws_endpoint_url = Some(testkit::silent_server().await.0);
     let mut settings = pool_selector::Settings::for_events_url("unused");
     settings.storage = args;
-    settings.limits.max_concurrent_scans = Some(1);
-    settings.limits.max_queued_scans = 1;
-    let app = spawn_app_with(settings).await;
-    let get = |q: &'static str| {
-        let (client, base) = (app.client.clone(), app.base.clone());
-        tokio::spawn(async move { client.get(format!("{base}{q}")).send().await })
-    };
+    let app = spawn_unready(settings).await;
+    for query in ["/get-pool", "/pools?window=1h", "/backtest", "/ready"] {
+        let (status, body) =
+            tokio::time::timeout(std::time::Duration::from_secs(30), app.get(query))
+                .await
+                .unwrap_or_else(|_| panic!("{query} waited on storage"));
+        assert_eq!(status, 503, "{query}: {body}");
+    }
+    let (status, body) = app.get("/health").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+}
 
-    let first = get("/pools?window=1h");
-    wait_metric(&app, "scans_running", 1).await;
-    let queued = get("/pools?window=2h");
-    wait_metric(&app, "scans_queued", 1).await;
-    // The same question spelled differently joins the running scan instead of queueing.
-    let joined = get("/get-pool?window=60m");
-    wait_metric(&app, "scans_shared_total", 1).await;
+/// The bucket goes away under a loaded pool-selector: rankings keep coming from its view, `/ready`
+/// stays 200 and says storage is unreachable, and the answers' view age grows.
+#[tokio::test]
+async fn answers_keep_coming_from_the_view_when_storage_goes_away() {
+    let bucket = new_bucket("goes-away").await;
+    let args = s3_args(&bucket, "events/");
+    let storage = args.open().unwrap();
+    write_partitioned(
+        &storage,
+        "part-1",
+        &pool_events("pool-c6a.xlarge-us-east-1a", 50, 1, Duration::minutes(10)),
+    )
+    .await;
+    let mut settings = pool_selector::Settings::for_events_url("unused");
+    settings.storage = args;
+    settings.stale_after = std::time::Duration::from_secs(1);
+    let app = crate::helpers::spawn_app_with(settings).await;
+    let (status, before) = app.get("/get-pool").await;
+    assert_eq!(status, 200, "{before}");
 
-    let res = app
-        .client
-        .get(format!("{}/pools?window=3h", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 503);
-    assert!(res.headers().get("retry-after").is_some(), "Retry-After");
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["error"], "busy", "{body}");
-    assert_eq!(metric(&app, "scans_rejected_total").await, 1);
+    testkit::delete_bucket(&bucket).await;
 
-    // Both clients of the running scan hang up: it is cancelled, and the queued one takes its slot.
-    first.abort();
-    joined.abort();
-    wait_metric(&app, "scans_cancelled_total", 1).await;
-    wait_metric(&app, "scans_queued", 0).await;
-    assert_eq!(metric(&app, "scans_running").await, 1);
-    queued.abort();
-    wait_metric(&app, "scans_cancelled_total", 2).await;
-    wait_metric(&app, "scans_running", 0).await;
+    let ready = testkit::eventually(
+        "/ready to say storage is unreachable",
+        std::time::Duration::from_secs(30),
+        || async {
+            let (status, body) = app.get("/ready").await;
+            (status == 200 && body["storage"] == "unreachable").then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(ready["view"], "loaded");
+    let (status, after) = app.get("/get-pool").await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["pool_id"], before["pool_id"]);
+    assert_eq!(after["jobs"], 50);
+    // Stale once the view is older than STALE_AFTER (1 s here).
+    let stale = testkit::eventually(
+        "a stale answer",
+        std::time::Duration::from_secs(30),
+        || async {
+            let (_, body) = app.get("/get-pool").await;
+            (body["stale"] == true).then_some(body)
+        },
+    )
+    .await;
+    assert!(stale["view_age_seconds"].as_u64().unwrap() >= 1, "{stale}");
+    assert!(metric(&app, "view_refresh_errors_total").await >= 1);
 }

@@ -40,6 +40,7 @@ pub async fn spawn_app() -> Ranking {
         .await
         .expect("pool-selector builds");
     let selector = TestApp::start(app.port(), app.run_until_stopped());
+    selector.wait_ready().await;
     let relay = spawn_relay(&selector.base).await;
     Ranking { selector, relay }
 }

@@ -55,6 +55,7 @@ impl Upstream {
             .await
             .expect("pool-selector builds");
         let app = TestApp::start(app.port(), app.run_until_stopped());
+        app.wait_ready().await;
         Self {
             base: app.base.clone(),
             client: reqwest::Client::new(),
@@ -83,16 +84,15 @@ impl Upstream {
         ) as u64
     }
 
-    /// Every request pool-selector counted except its own `/metrics` reads.
+    /// Every request pool-selector counted except the test's own `/metrics` and `/ready` reads.
     pub async fn requests(&self) -> u64 {
         let text = self.exposition().await;
         let all = metric_value(&text, "pool_selector_http_requests_total", &[]);
-        let metrics = metric_value(
-            &text,
-            "pool_selector_http_requests_total",
-            &[("route", "/metrics")],
-        );
-        (all - metrics) as u64
+        let own: f64 = ["/metrics", "/ready"]
+            .iter()
+            .map(|r| metric_value(&text, "pool_selector_http_requests_total", &[("route", r)]))
+            .sum();
+        (all - own) as u64
     }
 }
 
