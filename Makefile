@@ -12,7 +12,7 @@ TEST_ARGS ?= --workspace
 FUZZ ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help build test fuzz fmt lint run bench services-start services-stop up down status logs check-artifacts load chaos demo
+.PHONY: help build test fuzz fmt lint run bench services-start services-stop up down status logs check-artifacts load chaos demo compose spark-image
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -91,3 +91,15 @@ demo: ## The launcher's loop on the local stack: default strategy vs naive, regr
 
 check-artifacts: ## Check deploy/, k8s/, helm/ offline and run the make-up end-to-end test
 	scripts/check-artifacts.sh
+
+# The whole stack in containers from the repository root (docker-compose.yml includes
+# deploy/docker-compose.yml): scripts/compose-env.sh writes .env with random secrets on first use (never
+# overwriting one), then compose starts everything in the background. Needs a Docker engine.
+compose: ## Write .env with random secrets if missing, then `docker compose up -d` (needs Docker)
+	scripts/compose-env.sh
+	docker compose up -d --build
+
+# The Spark job image deploy/launch-templates/*.yaml name (spec.image); push it to your registry and name
+# that image in the templates. scripts/check-artifacts.sh checks that this tag is the templates' image.
+spark-image: ## Build the Spark job image the launch templates name (PySpark 3.5.3 + the job files; needs Docker)
+	docker build -t pool-selector-platform/spark-jobs:3.5.3 deploy/spark-job

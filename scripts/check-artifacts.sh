@@ -9,9 +9,13 @@
 #      docker-compose.yml parses, promtool accepts the Prometheus configs (the compactor and the intake
 #      scraped), the dashboard parses (with its compaction lag panel, accepted events from the intake);
 #      the hardening (a ServiceAccount and a Secret per service, pool-selector read only with no AMQP or
-#      intake setting in the manifests, compose, stack.sh and fuzz.sh, default-deny egress, image
-#      digests, the relay's admin port); who reaches the intake (a producer namespace's pod and
-#      Prometheus, nobody else), in every kustomize and Helm rendering;
+#      intake setting in the manifests, compose, stack.sh and fuzz.sh, Pod Security `restricted`,
+#      default deny both ways in every namespace, a policy per workload, storage and API server egress
+#      named, the launcher's Role against its backend's calls, image digests, the relay's admin port);
+#      who reaches the intake (a producer namespace's pod and Prometheus, nobody else), in every
+#      kustomize and Helm rendering; the Spark jobs namespace and image; zone spread and PDBs; the
+#      alerts (promtool, runbooks) and the dashboard ConfigMap; compose from the root (.env, no
+#      default password, loopback ports); RabbitMQ's max_message_size; the documented install order;
 #      then scripts/check_env_vars.py: every environment variable the artifacts set for a service is one
 #      its binary reads (from `<binary> --help`; needs the built binaries, release or debug, in
 #      $CARGO_TARGET_DIR or target/: run it after cargo, as `make test` does);

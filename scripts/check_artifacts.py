@@ -7,11 +7,14 @@
 static:
   * `kubectl kustomize` renders k8s/base and every overlay in k8s/overlays (example-compactor-cronjob:
     with the components/compactor-cronjob component; example-pinned: images by digest);
-  * the Helm chart lints (strict) and renders with Helm v4's library (helm-python-sdk) for several value
-    sets and every example values file (ci/*-values.yaml), and values.schema.json rejects bad values;
+  * the Helm chart lints (strict; the one warning tolerated: its dependencies, pinned and disabled by
+    default behind <name>.enabled, are not downloaded into charts/) and renders with Helm v4's library
+    (helm-python-sdk) for several value sets and every example values file (ci/*-values.yaml), and
+    values.schema.json rejects bad values;
   * every rendered object validates against the Kubernetes OpenAPI schemas (kubernetes-validate, strict:
     unknown fields are errors) for the oldest and newest Kubernetes versions we support; custom resources
-    (ServiceMonitor, ScaledObject, TriggerAuthentication) against the CRD schemas in k8s/crds-schemas;
+    (ServiceMonitor, PrometheusRule, ScaledObject, TriggerAuthentication) against the CRD schemas in
+    k8s/crds-schemas;
   * consistency: probes, resources and security contexts on every container (CronJob pods too); Services,
     PDBs, ServiceMonitors, the HPAs and the ScaledObject point at things that exist; the NetworkPolicies
     admit only the relay (plus Prometheus) to pool-selector, only the producers' namespaces (plus
@@ -36,24 +39,53 @@ static:
     is set (the pinned overlay, Helm image.digest); the relay's public Service leaves out its admin port
     (ADMIN_PORT), which only Prometheus may reach and which the ServiceMonitor scrapes; the IAM policies in
     k8s/iam give pool-selector read access only;
+  * namespaces: every Namespace a rendering creates enforces, audits and warns Pod Security `restricted`,
+    every pod meets `restricted` (a model of its checks), and every namespace it deploys into (the
+    platform's, the Spark jobs namespace) has a default deny for ingress and egress; every workload has
+    an ingress policy (ingest-worker, the monitor and the compactor: Prometheus only, on their metrics
+    port); storage egress names the endpoint when AWS_ENDPOINT_URL does (in-cluster namespace and pods, or
+    an address), the API server egress names addresses (/24 or narrower, never the private ranges);
+  * zones: pool-selector, the relay, the intake and ingest-worker spread over topology.kubernetes.io/zone
+    (maxSkew 1), run two replicas at least and have a PDB keeping one that a drain can satisfy;
   * the launcher: its Deployment (BACKEND=kubernetes, its Secret, RELAY_URL/INTAKE_URL the rendered Services),
     Service, ServiceMonitor, PDB; the ConfigMap mounted at LAUNCH_TEMPLATES equal to deploy/launch-templates
-    (no drift); its RBAC exactly a Role in SPARK_NAMESPACE on sparkapplications (get, list, watch, create,
-    delete) and pods (get, list, watch), no wildcard, no ClusterRole, bound to its account only (the only
-    pod with an API token); clients' namespaces and Prometheus reach it, it reaches the intake; and every
+    (no drift); its RBAC exactly a Role in SPARK_NAMESPACE on sparkapplications (get, list, create, delete)
+    and pods (list): the verbs of the kube-rs calls of its kubernetes backend (read from its source), with
+    k8s/README.md naming the call behind each; no wildcard, no ClusterRole, bound to its account only (the
+    only pod with an API token); clients' namespaces and Prometheus reach it, it reaches the intake; and every
     SparkApplication `launcher render` prints (the binary of $CARGO_TARGET_DIR) validates against
     k8s/crds-schemas/sparkapplication-sparkoperator-v1beta2.json with executors on the pool (instance type,
     zone, spot affinity) and the driver on on-demand capacity;
-  * docker-compose.yml parses (`docker-compose config`) and is wired as documented (the compactor with
-    `--every` and pool-selector's storage settings, the intake with INTAKE_TOKENS and ingest-worker's
-    broker, pool-selector with no AMQP or intake setting, the relay's ADMIN_PORT); the Dockerfile builds a
-    real binary as a non-root user;
+  * the Spark jobs namespace: created (Pod Security `restricted`, an event producer), the Spark driver's
+    ServiceAccount (SPARK_SERVICE_ACCOUNT) with exactly the driver's Role, its NetworkPolicies (default deny,
+    the namespace's pods among themselves, DNS, the drivers to the launcher's API server addresses and to
+    the intake), a driver there reaching the intake; the Spark job image (deploy/spark-job): its Spark the
+    templates' sparkVersion, a numeric non-root USER the templates' pods run as, every job file copied to
+    mainApplicationFile's folder, `make spark-image` building the templates' image;
+  * alerts: k8s/base/prometheusrule.yaml and the chart's copy identical, `promtool check rules`, the
+    operator's alerts each with its metrics, a severity, a summary and a runbook_url to its own section of
+    docs/runbooks.md, every rendering carrying them; the dashboard as a ConfigMap labelled
+    grafana_dashboard: "1" equal to deploy/grafana/dashboards (and its copies);
+  * dependencies: RabbitMQ's max_message_size equal to ingest-worker's MAX_MESSAGE_BYTES default in every
+    RabbitMQ artifact; the install order (kube-prometheus-stack, the dependencies, the platform, the Spark
+    Operator watching spark-jobs) in k8s/README.md and the chart's README.md; every Secret and key the
+    example reads in k8s/README.md's table and in overlays/example/secrets.example.yaml;
+  * docker-compose.yml parses (`docker-compose config`, with a .env scripts/compose-env.sh writes) and is
+    wired as documented (the compactor with `--every` and pool-selector's storage settings, the intake with
+    INTAKE_TOKENS and ingest-worker's broker, pool-selector with no AMQP or intake setting, the relay's
+    ADMIN_PORT, the launcher's simulated runs with the intake's token, RabbitMQ's rabbitmq.conf); every port
+    on 127.0.0.1 but the relay's 8080, pool-selector on 5050; the root docker-compose.yml includes it;
+    without .env compose refuses to start (the secrets are `${VAR:?}`), no default password anywhere,
+    .env.example carries the seeds' names and every variable compose reads, compose-env.sh writes random
+    secrets and never overwrites a .env, `make compose` runs it then `docker compose up -d`; the
+    Dockerfile builds a real binary as a non-root user;
   * the local scripts: scripts/stack.sh and scripts/fuzz.sh give pool-selector no AMQP or intake setting
     and start the intake with its tokens and the broker;
   * `promtool check config` accepts deploy/prometheus.yml and the variant `make up` generates from it;
     Prometheus scrapes the compactor, the intake, and the relay on its admin port;
   * the Grafana dashboard and its provisioning parse and agree on the datasource; it has the compactor's
-    lag panel and counts accepted events with the intake's metric.
+    lag panel, counts accepted events with the intake's metric, and has the launcher's row (launches by
+    state, attempts by outcome, attempt duration quantiles, outbox depth).
   * k8s/chaos: the Chaos Mesh experiments (PodChaos, NetworkChaos) validate strictly against their CRD
     schemas in k8s/crds-schemas (taken from chaos-mesh/chaos-mesh's config/crd/bases).
 
@@ -97,6 +129,7 @@ DASHBOARD = DEPLOY / "grafana" / "dashboards" / "pool-selector.json"
 ADAPTER_VALUES = K8S / "prometheus-adapter" / "values.yaml"
 CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): K8S / "crds-schemas" / "servicemonitor-monitoring-v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): K8S / "crds-schemas" / "prometheusrule-monitoring-v1.json",
     ("keda.sh/v1alpha1", "ScaledObject"): K8S / "crds-schemas" / "scaledobject-keda-v1alpha1.json",
     ("keda.sh/v1alpha1", "TriggerAuthentication"): K8S / "crds-schemas" / "triggerauthentication-keda-v1alpha1.json",
 }
@@ -112,7 +145,7 @@ PINNED = {"kustomize:overlays/example-pinned", "helm:ci/production-values.yaml"}
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 # Secret keys the services read (the intake's bearer tokens: `tokens` of its own Secret).
 SECRET_KEYS = {"aws-access-key-id", "aws-secret-access-key", "amqp-url", "rabbitmq-management-url", "redis-url", "tokens",
-               "intake-token"}
+               "intake-token", "launcher-tokens"}
 COMPONENTS = ["pool-selector", "relay", "ingest-worker", "monitor", "compactor", "intake"]
 # Helm values key of each component.
 VALUES_KEY = {"pool-selector": "poolSelector", "relay": "relay", "ingest-worker": "ingestWorker", "monitor": "monitor",
@@ -138,10 +171,68 @@ READY_PATH = {"pool-selector": "/ready", "relay": "/ready", "monitor": "/ready",
 LAUNCHER = "launcher"
 LAUNCHER_DISABLED = {"helm:no-intake"}
 LAUNCHER_TEMPLATES = ROOT / "deploy" / "launch-templates"
-# Exactly these rules, in the Spark jobs namespace (SPARK_NAMESPACE); nothing else anywhere.
-LAUNCHER_RULES = {("sparkoperator.k8s.io", "sparkapplications"): {"get", "list", "watch", "create", "delete"},
-                  ("", "pods"): {"get", "list", "watch"}}
+# Exactly these rules, in the Spark jobs namespace (SPARK_NAMESPACE); nothing else anywhere. They are the
+# verbs of the calls the launcher's kubernetes backend makes (LAUNCHER_BACKEND, checked by
+# check_launcher_rbac_source): create (submit), get (poll), list (readiness), delete (cancel) on
+# SparkApplications, list on pods (a failed run's pods).
+LAUNCHER_RULES = {("sparkoperator.k8s.io", "sparkapplications"): {"get", "list", "create", "delete"},
+                  ("", "pods"): {"list"}}
+LAUNCHER_BACKEND = ROOT / "crates" / "launcher" / "src" / "backend" / "kubernetes.rs"
+# kube-rs Api methods and the verb each needs.
+KUBE_RS_VERBS = {"create": "create", "get": "get", "get_opt": "get", "get_status": "get", "list": "list",
+                 "watch": "watch", "delete": "delete", "delete_collection": "deletecollection", "patch": "patch",
+                 "patch_status": "patch", "replace": "update", "replace_status": "update"}
 KUBE_API_PORTS = {443, 6443}
+# The Spark jobs namespace: what the Spark driver may do there (the Spark Operator chart's driver Role).
+SPARK_NAMESPACE_DEFAULT = "spark-jobs"
+SPARK_DRIVER_RULES = {("", r): {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
+                      for r in ("pods", "services", "configmaps", "persistentvolumeclaims")}
+SPARK_DRIVER_ACCOUNT = "spark-driver"
+# Pod Security admission labels on every namespace a rendering creates.
+PSA_LABELS = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/audit": "restricted",
+              "pod-security.kubernetes.io/warn": "restricted"}
+# Volume types the `restricted` Pod Security profile allows.
+PSA_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+# The replicated services: spread over zones, at least two replicas, a PDB keeping one.
+REPLICATED = ["pool-selector", "relay", "intake", "ingest-worker"]
+ZONE_KEY = "topology.kubernetes.io/zone"
+# The Kubernetes API server's endpoints are named one by one: an ipBlock no wider than this.
+KUBE_API_MIN_PREFIX = 24
+# The alerts (k8s/base/prometheusrule.yaml, the chart's copy): each needs these metrics in its expression
+# (any one of a tuple) and a runbook section.
+PROMETHEUS_RULE = K8S / "base" / "prometheusrule.yaml"
+CHART_PROMETHEUS_RULE = CHART / "files" / "prometheusrule.yaml"
+RUNBOOKS = ROOT / "docs" / "runbooks.md"
+REQUIRED_ALERTS = {
+    "RankingsFailing": ("relay_http_requests_total",),
+    "RankingsNotServed": ("relay_http_requests_total",),
+    "RankingDataStale": ("pool_selector_view_age_seconds",),
+    "RankingViewNotLoaded": ("pool_selector_view_loaded",),
+    "IngestionBacklogGrowing": ("pool_monitor_queue_messages_ready",),
+    "EventsDeadLettered": ("ingest_worker_dead_lettered_total", "ingest_worker_dead_letter_given_up_total"),
+    "CompactionLagging": ("compactor_lag_seconds",),
+    "LauncherOutboxStuck": ("launcher_outbox_depth",),
+}
+DASHBOARDS = DEPLOY / "grafana" / "dashboards"
+DASHBOARD_COPIES = [K8S / "base" / "grafana-dashboards", CHART / "files" / "dashboards"]
+# RabbitMQ's max_message_size everywhere RabbitMQ is configured: ingest-worker's MAX_MESSAGE_BYTES default.
+WORKER_SETTINGS = ROOT / "crates" / "ingest-worker" / "src" / "settings.rs"
+RABBITMQ_CONFIGS = [DEPLOY / "rabbitmq" / "rabbitmq.conf", K8S / "dependencies" / "rabbitmq-values.yaml"]
+# The Spark job image (deploy/spark-job) the launch templates name.
+SPARK_JOB = DEPLOY / "spark-job"
+# Compose from the repository root, and its .env.
+ROOT_COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+COMPOSE_ENV = ROOT / "scripts" / "compose-env.sh"
+# The seeds' variable names .env.example must carry (000: the pool selector's .env; the S3 endpoint as
+# AWS_ENDPOINT_URL, where the seed's LOCALSTACK_URL goes).
+SEED_ENV = {"S3_BUCKET_NAME", "S3_FILE_NAME", "EVENT_FILTER_WINDOW", "AWS_ENDPOINT_URL", "AWS_KEY_ID", "AWS_SECRET", "LOG_LEVEL"}
+# Secrets compose must take from .env, never from a default.
+COMPOSE_SECRETS = {"GRAFANA_ADMIN_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "RABBITMQ_PASSWORD", "INTAKE_TOKEN",
+                   "AWS_KEY_ID", "AWS_SECRET"}
+# Default credentials that must appear nowhere in the compose artifacts.
+DEFAULT_PASSWORDS = re.compile(r"admin/admin|guest/guest|guest:guest|dev-token|minioadmin|pool-selector-dev|pool-dev\b"
+                               r"|:-(admin|guest|password|changeme|secret)\}", re.I)
 # A user of the launcher: a pod of a namespace labelled as its client (the base's and the chart's default).
 LAUNCHER_CLIENT = ({"kubernetes.io/metadata.name": "data-team", "pool-selector.io/launcher-client": "true"},
                    {"app": "notebook"}, False)
@@ -241,8 +332,10 @@ HELM_VARIANTS: dict[str, dict[str, Any]] = {
         "image": {"registry": "registry.example.com", "tag": "1.2.3"},
         "storage": {"endpoint": "http://minio.storage:9000", "eventsUrl": "s3://spark-events/events/"},
         # MinIO in the cluster: the storage egress goes to its namespace and port instead of HTTPS outside.
-        "networkPolicy": {"egress": {"storage": {
-            "ports": [9000], "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "storage"}}}]}}},
+        "networkPolicy": {"egress": {
+            "storage": {"ports": [9000], "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "storage"}},
+                                                 "podSelector": {"matchLabels": {"app": "minio"}}}]},
+            "kubernetesApi": {"ports": [443], "to": [{"ipBlock": {"cidr": "10.0.1.15/32"}}]}}},
         "poolSelector": {"replicas": 3, "env": {"EVENT_FILTER_WINDOW": "7d", "RANKING_STRATEGY": "bayes"}},
         "autoscaling": {"minReplicas": 2, "maxReplicas": 20},
         "serviceMonitor": {"labels": {"release": "kube-prometheus-stack"}},
@@ -264,6 +357,10 @@ HELM_VARIANTS: dict[str, dict[str, Any]] = {
     }},
     # One image pinned by digest, the others by tag.
     "digest": {"relay": {"image": {"digest": "sha256:" + "0123456789abcdef" * 4}}},
+    # The Spark jobs namespace (and its driver account) made elsewhere, under other names; zones spread
+    # strictly.
+    "spark-namespace-external": {"sparkJobs": {"create": False, "namespace": "batch", "driverServiceAccount": "spark"},
+                                 "zoneSpread": {"whenUnsatisfiable": "DoNotSchedule"}},
 }
 # Example values files shipped with the chart (left out of the package by .helmignore), rendered as
 # helm:ci/<file>.
@@ -294,10 +391,51 @@ BAD_VALUES = [
     {"intake": {"port": 0}},
     # The launcher's clients must be selected by some label; its Spark namespace must be a namespace name.
     {"launcher": {"clients": {"namespaceSelector": {"matchLabels": None}}}},
-    {"launcher": {"sparkNamespace": "Spark Jobs"}},
-    {"launcher": {"kubernetesApi": {"ports": []}}},
+    {"sparkJobs": {"namespace": "Spark Jobs"}},
+    {"launcher": {"sparkNamespace": "spark-jobs"}},
+    {"networkPolicy": {"egress": {"kubernetesApi": {"ports": []}}}},
+    # The API server by its endpoints' addresses, never a private range as a whole.
+    {"networkPolicy": {"egress": {"kubernetesApi": {"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}}}},
+    {"networkPolicy": {"egress": {"kubernetesApi": {"to": [{"namespaceSelector": {}}]}}}},
     {"credentials": {"launcher": {"existingSecret": ""}}},
+    {"zoneSpread": {"whenUnsatisfiable": "Sometimes"}},
+    {"prometheusRule": {"runbookBaseUrl": "docs/runbooks.md"}},
+    {"grafanaDashboard": {"enabled": "yes"}},
+    # RabbitMQ as a dependency must keep max_message_size.
+    {"rabbitmq": {"extraConfiguration": "log.console = true"}},
 ]
+
+
+def chart_dependencies(r: Report) -> set[str]:
+    """The chart's dependencies (Chart.yaml): each pinned to an exact version, from a repository, behind a
+    `<name>.enabled` condition that the chart's values leave false, so the chart renders (and installs)
+    without them. Returns their names: the one lint warning tolerated is that charts/ lacks them (they are
+    fetched by `helm dependency build`, never downloaded by the checks)."""
+    meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    deps = meta.get("dependencies") or []
+    problems = []
+    for d in deps:
+        name = d.get("name")
+        if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", str(d.get("version", ""))):
+            problems.append(f"{name}: version {d.get('version')!r} is not pinned (exact x.y.z)")
+        if not d.get("repository"):
+            problems.append(f"{name}: no repository")
+        if d.get("condition") != f"{name}.enabled":
+            problems.append(f"{name}: condition {d.get('condition')!r}, expected {name}.enabled")
+        if (values.get(name) or {}).get("enabled") is not False:
+            problems.append(f"{name}: values.yaml does not disable it ({name}.enabled: false)")
+    names = {d.get("name") for d in deps}
+    r.check(bool(deps) and not problems and {"redis", "rabbitmq"} <= names,
+            f"Chart.yaml dependencies {sorted(names)}: pinned, each behind <name>.enabled, off by default",
+            "; ".join(problems) or f"dependencies: {sorted(names)}")
+    return names
+
+
+def missing_dependencies_warning(message: str, deps: set[str]) -> bool:
+    """Helm lint's warning that charts/ lacks the declared dependencies (the checks never download them)."""
+    m = re.fullmatch(r"chart directory is missing these dependencies: (.*)", message.strip())
+    return bool(m) and set(m.group(1).split(",")) <= deps
 
 
 def render_helm(r: Report) -> dict[str, list[dict]]:
@@ -305,6 +443,7 @@ def render_helm(r: Report) -> dict[str, list[dict]]:
 
     out: dict[str, list[dict]] = {}
     r.ok(f"helm-python-sdk {helm.__version__} (Helm SDK {helm.helm_sdk_version()})")
+    deps = chart_dependencies(r)
     variants = dict(HELM_VARIANTS)
     for f in HELM_VALUES_FILES:
         variants[f"ci/{f.name}"] = yaml.safe_load(f.read_text()) or {}
@@ -312,10 +451,12 @@ def render_helm(r: Report) -> dict[str, list[dict]]:
     for variant, values in variants.items():
         HELM_VALUES[f"helm:{variant}"] = values
         report = helm.lint(str(CHART), values or None, strict=True)
-        problems = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2] + [
-            {"error": e} for e in report.get("errors", [])
+        # The dependencies are not in charts/ (never downloaded here): that warning alone is expected.
+        problems = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2
+                    and not missing_dependencies_warning(m.get("error", ""), deps)] + [
+            {"error": e} for e in report.get("errors", []) if not missing_dependencies_warning(e, deps)
         ]
-        r.check(not problems, f"helm lint --strict ({variant})", json.dumps(problems)[:800])
+        r.check(not problems, f"helm lint --strict ({variant}; the dependencies not downloaded)", json.dumps(problems)[:800])
         with helm.Chart.load(str(CHART)) as chart:
             try:
                 rendered = chart.render(values or None, name="psp", namespace="pool-selector", is_install=True)
@@ -391,6 +532,7 @@ def validate_objects(r: Report, renderings: dict[str, list[dict]]) -> None:
     for kind, field_path in [("Deployment", ("spec", "template", "spec", "containers", 0)),
                              ("CronJob", ("spec", "jobTemplate", "spec", "template", "spec", "containers", 0)),
                              ("HorizontalPodAutoscaler", ("spec",)), ("ServiceMonitor", ("spec", "endpoints", 0)),
+                             ("PrometheusRule", ("spec", "groups", 0, "rules", 0)),
                              ("ScaledObject", ("spec",)), ("TriggerAuthentication", ("spec",))]:
         if kind not in samples:
             r.fail(f"no {kind} rendered to test the validator with")
@@ -553,9 +695,10 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
             if ep.get("port") not in names:
                 problems.append(f"{name_of(sm)}: endpoint port {ep.get('port')} not on {name_of(svc)}")
 
-    # NetworkPolicies (ingress; egress is check_egress's): pool-selector admits the relay, and otherwise
-    # only Prometheus in another namespace; the compactor admits only Prometheus; the relay admits everyone
-    # on its public port and only Prometheus on its admin port.
+    # NetworkPolicies (ingress; egress is check_egress's): a namespace-wide policy denies (no rule); every
+    # workload has a policy of its own: pool-selector admits the relay, and otherwise only Prometheus in
+    # another namespace; the compactor, ingest-worker and the monitor admit only Prometheus, on their
+    # metrics port; the relay admits everyone on its public port and only Prometheus on its admin port.
     nps = [np for np in by_kind.get("NetworkPolicy", []) if "Ingress" in np["spec"].get("policyTypes", [])]
     for np in by_kind.get("NetworkPolicy", []):
         types = set(np["spec"].get("policyTypes", []))
@@ -569,8 +712,19 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
     intake = deploy_by_comp.get(INTAKE)
     launcher = deploy_by_comp.get(LAUNCHER)
     guarded = set()
+    metrics_only = {comp: port for comp, port in (("ingest-worker", "metrics"), ("monitor", "http")) if comp in deploy_by_comp}
     for np in nps:
         target = np["spec"]["podSelector"].get("matchLabels", {})
+        if not target and not np["spec"]["podSelector"].get("matchExpressions"):
+            # Every pod of the namespace: only a default deny may select them all.
+            if np["spec"].get("ingress"):
+                problems.append(f"{name_of(np)}: selects every pod and admits {np['spec']['ingress']}")
+            continue
+        only = next((c for c, _ in metrics_only.items() if selects(target, pod_labels(deploy_by_comp[c]))), None)
+        if only is not None:
+            guarded.add(only)
+            problems.extend(prometheus_only_problems(np, metrics_only[only]))
+            continue
         if launcher and selects(target, pod_labels(launcher)):
             guarded.add(LAUNCHER)
             problems.extend(launcher_ingress_problems(np))
@@ -585,16 +739,7 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
             continue
         if compactor_pods and all(selects(target, labels) for labels in compactor_pods):
             guarded.add(COMPACTOR)
-            for rule in np["spec"].get("ingress", []):
-                peers = rule.get("from")
-                if not peers or any(
-                    "ipBlock" in peer or "namespaceSelector" not in peer
-                    or peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") != "prometheus"
-                    for peer in peers
-                ):
-                    problems.append(f"{name_of(np)}: admits sources other than Prometheus: {peers}")
-                if [p.get("port") for p in rule.get("ports", [])] != ["metrics"]:
-                    problems.append(f"{name_of(np)}: admits ports other than metrics: {rule.get('ports')}")
+            problems.extend(prometheus_only_problems(np, "metrics"))
             continue
         if not selects(target, selector_pods):
             problems.append(f"{name_of(np)}: selects none of pool-selector, the relay, the compactor and the intake")
@@ -622,9 +767,9 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
         if not relay_admitted:
             problems.append(f"{name_of(np)}: does not admit the relay")
     want_guarded = {"pool-selector", "relay"} | ({COMPACTOR} if compactor_pods else set()) | ({INTAKE} if intake else set()) \
-        | ({LAUNCHER} if launcher else set())
+        | ({LAUNCHER} if launcher else set()) | set(metrics_only)
     if nps and guarded != want_guarded:
-        problems.append(f"ingress NetworkPolicies guard {sorted(guarded)}, expected {sorted(want_guarded)}")
+        problems.append(f"ingress NetworkPolicies guard {sorted(guarded)}, expected every workload {sorted(want_guarded)}")
 
     # Autoscaling agrees with the monitor's policy.
     policy = next((d for n, d in configmaps.items() if "MIN_REPLICAS" in d), None)
@@ -668,6 +813,25 @@ def consistency(r: Report, source: str, objs: list[dict]) -> None:
     if worker is not None and (hpas or sos) and "replicas" in worker["spec"] and source.startswith("helm"):
         problems.append("ingest-worker sets spec.replicas although an autoscaler owns it")
     r.check(not problems, f"{source}: probes, security, wiring, network policy and autoscaling consistent", "; ".join(problems[:12]))
+
+
+def prometheus_only_problems(np: dict, port: str) -> list[str]:
+    """An ingress policy admitting only Prometheus (a pod selector in a namespace selector), on `port`."""
+    problems = []
+    rules = np["spec"].get("ingress") or []
+    if not rules:
+        problems.append(f"{name_of(np)}: admits nothing (Prometheus cannot scrape {port})")
+    for rule in rules:
+        peers = rule.get("from")
+        if not peers or any(
+            "ipBlock" in peer or "namespaceSelector" not in peer
+            or peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") != "prometheus"
+            for peer in peers
+        ):
+            problems.append(f"{name_of(np)}: admits sources other than Prometheus: {peers}")
+        if [p.get("port") for p in rule.get("ports", [])] != [port]:
+            problems.append(f"{name_of(np)}: admits ports other than {port}: {rule.get('ports')}")
+    return problems
 
 
 def container_env(c: dict) -> dict[str, dict]:
@@ -1099,27 +1263,24 @@ def check_launcher(r: Report, source: str, objs: list[dict]) -> None:
                 "helm/pool-selector-platform/files/launch-templates/")
 
     # (b) RBAC: one Role in SPARK_NAMESPACE with exactly LAUNCHER_RULES, bound to the launcher's account only.
+    # The only other Role is the Spark driver's, in the same namespace (check_spark_jobs).
     problems = []
     namespace = value.get("SPARK_NAMESPACE")
     account = pod["spec"].get("serviceAccountName")
     for kind in ("ClusterRole", "ClusterRoleBinding"):
         if by_kind.get(kind):
             problems.append(f"{kind}s rendered: {[name_of(o) for o in by_kind[kind]]}")
-    roles = by_kind.get("Role", [])
-    bindings = by_kind.get("RoleBinding", [])
-    if len(roles) != 1 or len(bindings) != 1:
-        problems.append(f"expected one Role and one RoleBinding (the launcher's), got {[name_of(o) for o in roles + bindings]}")
+    roles = [o for o in by_kind.get("Role", []) if component(o) == LAUNCHER]
+    bindings = [o for o in by_kind.get("RoleBinding", []) if component(o) == LAUNCHER]
+    others = [name_of(o) for o in by_kind.get("Role", []) + by_kind.get("RoleBinding", [])
+              if component(o) not in (LAUNCHER, "spark-driver")]
+    if len(roles) != 1 or len(bindings) != 1 or others:
+        problems.append(f"expected one Role and one RoleBinding of the launcher (and the Spark driver's), got "
+                        f"{[name_of(o) for o in roles + bindings] + others}")
     for role in roles:
         if role["metadata"].get("namespace") != namespace:
             problems.append(f"{name_of(role)}: namespace {role['metadata'].get('namespace')} is not SPARK_NAMESPACE {namespace}")
-        got: dict[tuple[str, str], set[str]] = {}
-        for rule in role.get("rules", []):
-            words = rule.get("apiGroups", []) + rule.get("resources", []) + rule.get("verbs", []) + rule.get("resourceNames", [])
-            if "*" in words or rule.get("nonResourceURLs"):
-                problems.append(f"{name_of(role)}: a wildcard or non-resource rule {rule}")
-            for g in rule.get("apiGroups", []):
-                for res in rule.get("resources", []):
-                    got.setdefault((g, res), set()).update(rule.get("verbs", []))
+        got = role_rules(role, problems)
         if got != LAUNCHER_RULES:
             problems.append(f"{name_of(role)}: rules {sorted((k, sorted(v)) for k, v in got.items())}, expected exactly "
                             f"{sorted((k, sorted(v)) for k, v in LAUNCHER_RULES.items())}")
@@ -1136,11 +1297,12 @@ def check_launcher(r: Report, source: str, objs: list[dict]) -> None:
     if tokens:
         problems.append(f"workloads other than the launcher mount an API token: {tokens}")
     r.check(not problems, f"{source}: launcher RBAC: a Role in {namespace} allowing exactly sparkapplications "
-            "(get, list, watch, create, delete) and pods (get, list, watch), no wildcard, bound to its account only",
+            "(get, list, create, delete) and pods (list), no wildcard, no watch, no deletecollection, bound to its account only",
             "; ".join(problems[:6]))
 
-    # Who reaches it, and whether it reaches the intake.
-    nps = by_kind.get("NetworkPolicy", [])
+    # Who reaches it, and whether it reaches the intake (the platform namespace's policies).
+    platform_ns = d["metadata"].get("namespace")
+    nps = [np for np in by_kind.get("NetworkPolicy", []) if np["metadata"].get("namespace") == platform_ns]
     if not nps:
         return
     port = ports.get("http", 0)
@@ -1159,6 +1321,61 @@ def check_launcher(r: Report, source: str, objs: list[dict]) -> None:
             problems.append("the launcher cannot reach the intake (its outcomes)")
     r.check(not problems, f"{source}: NetworkPolicies admit a client namespace's pod and Prometheus to the launcher, not an "
             "unlabelled namespace; the launcher reaches the intake", "; ".join(problems))
+
+
+def role_rules(role: dict, problems: list[str]) -> dict[tuple[str, str], set[str]]:
+    """A Role's verbs per (API group, resource); a wildcard, resource name or non-resource rule is a problem."""
+    got: dict[tuple[str, str], set[str]] = {}
+    for rule in role.get("rules", []):
+        words = rule.get("apiGroups", []) + rule.get("resources", []) + rule.get("verbs", []) + rule.get("resourceNames", [])
+        if "*" in words or rule.get("nonResourceURLs"):
+            problems.append(f"{name_of(role)}: a wildcard or non-resource rule {rule}")
+        for g in rule.get("apiGroups", []):
+            for res in rule.get("resources", []):
+                got.setdefault((g, res), set()).update(rule.get("verbs", []))
+    return got
+
+
+def launcher_backend_calls() -> dict[tuple[str, str], set[str]]:
+    """The verbs of the Kubernetes API calls the launcher's kubernetes backend makes, per (group,
+    resource), read from its source (LAUNCHER_BACKEND): every `.<method>(` of a kube-rs Api on
+    `self.applications()` (SparkApplications) or on an `Api<Pod>`, and `watcher(` on either."""
+    text = re.sub(r"//[^\n]*", "", LAUNCHER_BACKEND.read_text())
+    out: dict[tuple[str, str], set[str]] = {}
+    apps = ("sparkoperator.k8s.io", "sparkapplications")
+    pods = ("", "pods")
+    # The names bound to an Api<Pod>: `let pods: Api<Pod> = ...`.
+    pod_vars = set(re.findall(r"let\s+(\w+)\s*:\s*Api<Pod>", text))
+    # A statement (up to `;` or `?`-chained await) calling a method on the applications Api or a pod Api.
+    for m in re.finditer(r"(self\s*\.\s*applications\s*\(\s*\)|\b(\w+)\b)\s*\.\s*(\w+)\s*\(", text):
+        receiver, var, method = m.group(1), m.group(2), m.group(3)
+        target = apps if receiver.startswith("self") else pods if var in pod_vars else None
+        if target is None or method not in KUBE_RS_VERBS:
+            continue
+        out.setdefault(target, set()).add(KUBE_RS_VERBS[method])
+    if re.search(r"\bwatcher\s*\(", text):
+        for target in (apps, pods):
+            if target in out:
+                out[target] |= {"list", "watch"}
+    return out
+
+
+def check_launcher_rbac_source(r: Report) -> None:
+    """LAUNCHER_RULES (the Role of every rendering) are exactly the verbs of the calls the launcher's
+    kubernetes backend makes, and k8s/README.md says which call needs which verb."""
+    calls = launcher_backend_calls()
+    r.check(calls == LAUNCHER_RULES, f"the launcher's Role allows exactly the verbs of its backend's kube-rs calls "
+            f"({LAUNCHER_BACKEND.relative_to(ROOT)}: {sorted((k[1], sorted(v)) for k, v in calls.items())})",
+            f"calls need {sorted((k, sorted(v)) for k, v in calls.items())}, the Role allows "
+            f"{sorted((k, sorted(v)) for k, v in LAUNCHER_RULES.items())}: change both Roles (k8s/base/launcher-rbac.yaml, "
+            "the chart's templates/launcher.yaml), LAUNCHER_RULES and k8s/README.md together")
+    readme = (K8S / "README.md").read_text()
+    section_text = readme[readme.find("### The launcher's Role"):]
+    section_text = section_text[:section_text.find("\n## ", 1)] if "\n## " in section_text else section_text
+    missing = [f"{res} {verb}" for (g, res), verbs in LAUNCHER_RULES.items() for verb in verbs
+               if not re.search(rf"\|[^\n]*\b{verb}\b[^\n]*\|[^\n]*{res}", section_text)]
+    r.check(bool(section_text) and not missing, "k8s/README.md (\"The launcher's Role\") names the call behind every verb of the Role",
+            f"no table row for {missing}")
 
 
 def find_launcher() -> Path | None:
@@ -1334,6 +1551,58 @@ def endpoint_port(url: str) -> int:
         return 443
     u = urllib.parse.urlparse(url)
     return u.port or (80 if u.scheme == "http" else 443)
+
+
+def prefix_length(cidr: str) -> int:
+    """The prefix length of an IPv4 or IPv6 CIDR (0 for a malformed one: as wide as it gets)."""
+    import ipaddress
+    try:
+        return ipaddress.ip_network(cidr, strict=False).prefixlen
+    except ValueError:
+        return 0
+
+
+def kube_api_block_problems(api_rules: list[dict]) -> list[str]:
+    """The Kubernetes API server's egress: ipBlocks of its endpoints, each no wider than /KUBE_API_MIN_PREFIX,
+    without exceptions (a private range as a whole, or 0.0.0.0/0 minus something, is not the API server)."""
+    problems = []
+    blocks = [peer["ipBlock"] for rule in api_rules for peer in rule.get("to") or []]
+    if not blocks:
+        problems.append("no ipBlock names the Kubernetes API server")
+    for b in blocks:
+        if prefix_length(b.get("cidr", "")) < KUBE_API_MIN_PREFIX or b.get("except"):
+            problems.append(f"the API server ipBlock {b} is wider than a /{KUBE_API_MIN_PREFIX} (name its endpoints' addresses)")
+    return problems
+
+
+def storage_egress_problems(comp: str, endpoint: str, rules: list[tuple[dict, dict]]) -> list[str]:
+    """Storage egress names the endpoint when the configuration names one (AWS_ENDPOINT_URL): an in-cluster
+    server by its namespace and pods (both selectors non-empty), or an ipBlock of its address (/16 or
+    narrower, no exceptions). Without an endpoint (AWS's public S3, which has no fixed addresses), HTTPS
+    outside the private and link-local ranges, or narrower ipBlocks (a VPC endpoint's)."""
+    port = endpoint_port(endpoint)
+    problems = []
+    peers = [peer for np, rule in rules if port in [p.get("port") for p in rule.get("ports", []) or []]
+             for peer in rule.get("to") or []]
+    if not peers:
+        return [f"{comp}: no egress rule reaches the storage port {port}"]
+    outside = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}
+    for peer in peers:
+        block = peer.get("ipBlock")
+        if block is not None:
+            wide = prefix_length(block.get("cidr", "")) < 16
+            if endpoint and (wide or block.get("except")):
+                problems.append(f"{comp}: storage egress to {block} although AWS_ENDPOINT_URL names {endpoint}: name that endpoint")
+            elif not endpoint and wide and not outside <= set(block.get("except") or []):
+                problems.append(f"{comp}: storage egress to {block} reaches the private or link-local ranges")
+            continue
+        ns, pods = peer.get("namespaceSelector"), peer.get("podSelector")
+        named = lambda s: bool(s) and bool(s.get("matchLabels") or s.get("matchExpressions"))  # noqa: E731
+        if not endpoint:
+            problems.append(f"{comp}: storage egress to pods {peer} although no AWS_ENDPOINT_URL names an in-cluster server")
+        elif not (named(ns) and named(pods)) and not (ns is None and named(pods)):
+            problems.append(f"{comp}: storage egress to {peer}: name the S3 server's namespace and pods")
+    return problems
 
 
 def check_hardening(r: Report, source: str, objs: list[dict]) -> None:
@@ -1524,7 +1793,9 @@ def check_hardening(r: Report, source: str, objs: list[dict]) -> None:
                 if storage_cm is None:
                     problems.append(f"{comp}: reads no storage ConfigMap (AWS_ENDPOINT_URL)")
                 else:
-                    want.add(endpoint_port(storage_cm.get("AWS_ENDPOINT_URL", "")))
+                    endpoint = storage_cm.get("AWS_ENDPOINT_URL", "")
+                    want.add(endpoint_port(endpoint))
+                    problems.extend(storage_egress_problems(comp, endpoint, rules))
             elif need == "amqp":
                 want |= AMQP_PORTS
             elif need == "management":
@@ -1543,11 +1814,13 @@ def check_hardening(r: Report, source: str, objs: list[dict]) -> None:
                         for np, rule in rules):
                     problems.append(f"{comp}: no rule allows exactly the {need}'s pods on its port {port}")
             elif need == "kubeapi":
-                # The API server's endpoints: addresses (ipBlocks) on 443/6443 only.
-                api = {p.get("port") for np, rule in rules if rule.get("to") and all("ipBlock" in peer for peer in rule["to"])
-                       for p in rule.get("ports", []) or []}
+                # The API server's endpoints: addresses (ipBlocks, each a /24 or narrower: never the private
+                # ranges as a whole) on 443/6443 only.
+                api_rules = [rule for np, rule in rules if rule.get("to") and all("ipBlock" in peer for peer in rule["to"])]
+                api = {p.get("port") for rule in api_rules for p in rule.get("ports", []) or []}
                 if not api or not api <= KUBE_API_PORTS:
                     problems.append(f"{comp}: Kubernetes API egress on {sorted(api)}, expected ipBlocks on some of {sorted(KUBE_API_PORTS)}")
+                problems.extend(f"{comp}: {why}" for why in kube_api_block_problems(api_rules))
                 want |= api
             elif need == "upstream":
                 up = pod_ports.get("pool-selector", {}).get("http")
@@ -1564,6 +1837,371 @@ def check_hardening(r: Report, source: str, objs: list[dict]) -> None:
         summary.append(f"{comp} {sorted(allowed)}")
     r.check(not problems, f"{source}: egress denied by default; DNS for all; only each service's dependencies "
             f"({'; '.join(sorted(set(summary)))})", "; ".join(problems[:8]))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Namespaces: Pod Security admission, default deny, the Spark jobs namespace; zone spread; alerts; the
+# dashboard ConfigMap
+
+
+def platform_namespace(objs: list[dict]) -> str | None:
+    """The namespace the platform's workloads are rendered into (None: the one the rendering is applied to,
+    as for k8s/base and the Helm chart)."""
+    return next((o["metadata"].get("namespace") for o in objs if o["kind"] in ("Deployment", "CronJob")), None)
+
+
+def platform_objects(objs: list[dict]) -> list[dict]:
+    """The objects of the platform's own namespace (not the Spark jobs namespace's, not Namespaces)."""
+    ns = platform_namespace(objs)
+    return [o for o in objs if o["kind"] != "Namespace" and o["metadata"].get("namespace") == ns]
+
+
+def spark_namespace(source: str, objs: list[dict]) -> str:
+    """The Spark jobs namespace of a rendering: the launcher's SPARK_NAMESPACE, else the chart's value."""
+    for d in deployments_of(objs, LAUNCHER):
+        for e in d["spec"]["template"]["spec"]["containers"][0].get("env", []):
+            if e["name"] == "SPARK_NAMESPACE":
+                return e.get("value", "")
+    return ((HELM_VALUES.get(source, {}) or {}).get("sparkJobs") or {}).get("namespace") or SPARK_NAMESPACE_DEFAULT
+
+
+def restricted_pod_problems(where: str, pod: dict) -> list[str]:
+    """What the `restricted` Pod Security profile refuses in a pod spec (a model of its checks: host
+    namespaces and ports, privileged, capabilities, privilege escalation, non-root, seccomp, volume types)."""
+    problems = []
+    psc = pod.get("securityContext") or {}
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(key):
+            problems.append(f"{where}: {key}")
+    for v in pod.get("volumes") or []:
+        kinds = set(v) - {"name"}
+        if not kinds <= PSA_VOLUMES:
+            problems.append(f"{where}: volume {v.get('name')} of type {sorted(kinds - PSA_VOLUMES)}")
+    pod_seccomp = (psc.get("seccompProfile") or {}).get("type")
+    for c in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+        sc = c.get("securityContext") or {}
+        cw = f"{where}/{c.get('name')}"
+        if sc.get("privileged"):
+            problems.append(f"{cw}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{cw}: allowPrivilegeEscalation is not false")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []) or set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{cw}: capabilities {caps} (drop ALL, add at most NET_BIND_SERVICE)")
+        if not (sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True):
+            problems.append(f"{cw}: runAsNonRoot is not true")
+        if sc.get("runAsUser", psc.get("runAsUser")) == 0:
+            problems.append(f"{cw}: runAsUser 0")
+        if ((sc.get("seccompProfile") or {}).get("type") or pod_seccomp) not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{cw}: no RuntimeDefault (or Localhost) seccomp profile")
+        if any(p.get("hostPort") for p in c.get("ports") or []):
+            problems.append(f"{cw}: a hostPort")
+    return problems
+
+
+def default_deny_problems(nps: list[dict], namespace: str | None, egress: bool) -> list[str]:
+    """A namespace's default deny: policies selecting every pod that, together, deny ingress (and egress when
+    `egress`) without a rule; and no policy of the namespace opens every pod to every peer."""
+    mine = [np for np in nps if np["metadata"].get("namespace") == namespace]
+    everyone = [np for np in mine if not (np["spec"].get("podSelector") or {}).get("matchLabels")
+                and not (np["spec"].get("podSelector") or {}).get("matchExpressions")]
+    denied = {ty for np in everyone for ty in policy_types(np)
+              if not np["spec"].get("ingress" if ty == "Ingress" else "egress")}
+    want = {"Ingress", "Egress"} if egress else {"Ingress"}
+    problems = [] if want <= denied else [f"namespace {namespace or '(the platform)'}: no default deny for {sorted(want - denied)}"]
+    return problems
+
+
+def check_namespaces(r: Report, source: str, objs: list[dict]) -> None:
+    """Every namespace the rendering creates carries the Pod Security labels (enforce, audit and warn
+    `restricted`); every pod of the rendering meets `restricted` (so the platform's namespace can carry them
+    too); every namespace it deploys into (the platform's and the Spark jobs namespace) has a default deny
+    for ingress and egress."""
+    created = [o for o in objs if o["kind"] == "Namespace"]
+    problems = [f"Namespace/{o['metadata']['name']}: labels {({k: (o['metadata'].get('labels') or {}).get(k) for k in PSA_LABELS})}"
+                for o in created if any((o["metadata"].get("labels") or {}).get(k) != v for k, v in PSA_LABELS.items())]
+    r.check(not problems, f"{source}: every Namespace it creates ({[o['metadata']['name'] for o in created]}) enforces, "
+            "audits and warns Pod Security `restricted`", "; ".join(problems))
+    problems = []
+    for comp, owner, t in workloads(objs):
+        problems.extend(restricted_pod_problems(name_of(owner), t["spec"]))
+    r.check(bool(workloads(objs)) and not problems, f"{source}: every pod meets the Pod Security `restricted` profile",
+            "; ".join(problems[:8]))
+    values = HELM_VALUES.get(source, {}) or {}
+    if (values.get("networkPolicy") or {}).get("enabled") is False:
+        r.check(not [o for o in objs if o["kind"] == "NetworkPolicy"], f"{source}: networkPolicy.enabled false: no NetworkPolicy")
+        return
+    nps = [o for o in objs if o["kind"] == "NetworkPolicy"]
+    egress = ((values.get("networkPolicy") or {}).get("egress") or {}).get("enabled") is not False
+    # The platform's namespace and every namespace the rendering creates (the Spark jobs namespace, unless
+    # the values say it exists already and is looked after elsewhere).
+    namespaces = {platform_namespace(objs)} | {o["metadata"]["name"] for o in created}
+    problems = [p for ns in sorted(namespaces, key=str) for p in default_deny_problems(nps, ns, egress)]
+    r.check(not problems, f"{source}: a default deny ({'ingress and egress' if egress else 'ingress'}) in every namespace it "
+            f"deploys into ({sorted(ns or '(the platform)' for ns in namespaces)})", "; ".join(problems))
+
+
+def check_spark_jobs(r: Report, source: str, objs: list[dict]) -> None:
+    """The Spark jobs namespace: created (Pod Security `restricted`, an event producer) unless the values say
+    it exists; the Spark driver's ServiceAccount (the launcher's SPARK_SERVICE_ACCOUNT) with exactly the
+    driver's Role, bound to it alone; the launcher's Role there (check_launcher); its NetworkPolicies:
+    default deny, the namespace's pods among themselves, DNS, and the drivers to the API server (the same
+    addresses as the launcher's) and to the intake; a driver there reaches the intake."""
+    values = HELM_VALUES.get(source, {}) or {}
+    create = (values.get("sparkJobs") or {}).get("create", True)
+    ns = spark_namespace(source, objs)
+    mine = [o for o in objs if o["metadata"].get("namespace") == ns or (o["kind"] == "Namespace" and o["metadata"]["name"] == ns)]
+    if not create:
+        r.check(not any(o["kind"] in ("Namespace", "ServiceAccount", "NetworkPolicy") for o in mine),
+                f"{source}: sparkJobs.create false: only the launcher's Role and RoleBinding in {ns}",
+                f"{sorted(name_of(o) for o in mine)}")
+        return
+    problems: list[str] = []
+    namespace = next((o for o in mine if o["kind"] == "Namespace"), None)
+    # The API server adds kubernetes.io/metadata.name to every namespace.
+    ns_labels = {**((namespace or {}).get("metadata", {}).get("labels") or {}), "kubernetes.io/metadata.name": ns}
+    if namespace is None:
+        problems.append(f"no Namespace {ns}")
+    elif ns_labels.get("pool-selector.io/event-producer") != "true":
+        problems.append(f"Namespace/{ns} is not labelled pool-selector.io/event-producer=true (its drivers post events)")
+    launcher = next(iter(deployments_of(objs, LAUNCHER)), None)
+    account = SPARK_DRIVER_ACCOUNT
+    if launcher is not None:
+        env = container_env(launcher["spec"]["template"]["spec"]["containers"][0])
+        account = env.get("SPARK_SERVICE_ACCOUNT", {}).get("value")
+    accounts = [o for o in mine if o["kind"] == "ServiceAccount"]
+    if [a["metadata"]["name"] for a in accounts] != [account]:
+        problems.append(f"ServiceAccounts {[a['metadata']['name'] for a in accounts]} in {ns}, expected the driver's {account}")
+    roles = [o for o in mine if o["kind"] == "Role" and component(o) != LAUNCHER]
+    bindings = [o for o in mine if o["kind"] == "RoleBinding" and component(o) != LAUNCHER]
+    if len(roles) != 1 or len(bindings) != 1:
+        problems.append(f"expected the Spark driver's Role and RoleBinding in {ns}, got {[name_of(o) for o in roles + bindings]}")
+    for role in roles:
+        got = role_rules(role, problems)
+        if got != SPARK_DRIVER_RULES:
+            problems.append(f"{name_of(role)}: rules {sorted((k, sorted(v)) for k, v in got.items())}, expected the driver's "
+                            f"{sorted((k, sorted(v)) for k, v in SPARK_DRIVER_RULES.items())}")
+    for rb in bindings:
+        if rb.get("roleRef", {}).get("name") not in {ro["metadata"]["name"] for ro in roles} or \
+                rb.get("subjects") != [{"kind": "ServiceAccount", "name": account, "namespace": ns}]:
+            problems.append(f"{name_of(rb)}: binds {rb.get('roleRef')} to {rb.get('subjects')}, expected the driver's Role to {ns}/{account}")
+    r.check(not problems, f"{source}: Spark jobs namespace {ns}: created, an event producer; the driver's account {account} "
+            "with exactly pods, services, configmaps and persistentvolumeclaims, bound to it alone", "; ".join(problems[:6]))
+
+    if (values.get("networkPolicy") or {}).get("enabled") is False:
+        return
+    nps = [o for o in mine if o["kind"] == "NetworkPolicy"]
+    platform = platform_objects(objs)
+    platform_nps = [o for o in platform if o["kind"] == "NetworkPolicy"]
+    problems = []
+    # Egress: the namespace's own pods, kube-dns, the API server's addresses (the launcher's), the intake.
+    launcher_api = {peer["ipBlock"]["cidr"] for np in platform_nps if launcher is not None
+                    and selector_matches(np["spec"].get("podSelector"), launcher["spec"]["template"]["metadata"]["labels"])
+                    for rule in np["spec"].get("egress") or [] for peer in rule.get("to") or [] if "ipBlock" in peer}
+    driver = {"spark-role": "driver", "spark-app-selector": "spark-0123"}
+    intake = next(iter(deployments_of(objs, INTAKE)), None)
+    api_seen = set()
+    for np in nps:
+        for rule in np["spec"].get("ingress") or []:
+            if not rule.get("from") or any(set(peer) != {"podSelector"} for peer in rule["from"]):
+                problems.append(f"{name_of(np)}: admits from outside the namespace: {rule.get('from')}")
+        for rule in np["spec"].get("egress") or []:
+            ports = {p.get("port") for p in rule.get("ports") or []}
+            for peer in rule.get("to") or [{}]:
+                if set(peer) == {"podSelector"}:
+                    continue  # the namespace's own pods
+                if "ipBlock" in peer:
+                    api_seen.add(peer["ipBlock"].get("cidr"))
+                    if not ports or not ports <= KUBE_API_PORTS:
+                        problems.append(f"{name_of(np)}: an ipBlock on ports {sorted(ports, key=str)}: only the API server's")
+                    if not selector_matches(np["spec"].get("podSelector"), driver) or np["spec"].get("podSelector") in ({}, None):
+                        problems.append(f"{name_of(np)}: the API server for pods other than the drivers")
+                elif (peer.get("podSelector") or {}).get("matchLabels", {}).get("k8s-app") == "kube-dns":
+                    if not ports <= {53}:
+                        problems.append(f"{name_of(np)}: DNS peer on ports {sorted(ports)}")
+                elif intake is not None and selector_matches(peer.get("podSelector"), intake["spec"]["template"]["metadata"]["labels"]) \
+                        and peer.get("namespaceSelector"):
+                    continue
+                else:
+                    problems.append(f"{name_of(np)}: egress to {peer} on {sorted(ports, key=str)}")
+    problems.extend(f"{ns}: {why}" for why in kube_api_block_problems(
+        [rule for np in nps for rule in np["spec"].get("egress") or [] if any("ipBlock" in peer for peer in rule.get("to") or [])]))
+    if launcher_api and api_seen != launcher_api:
+        problems.append(f"the drivers' API server addresses {sorted(api_seen)} differ from the launcher's {sorted(launcher_api)}")
+    if intake is not None and namespace is not None:
+        iport = {p.get("name"): p["containerPort"] for p in intake["spec"]["template"]["spec"]["containers"][0].get("ports", [])}.get("http", 0)
+        if not ingress_admits(platform_nps, intake["spec"]["template"]["metadata"]["labels"], "http", iport, (ns_labels, driver, False)):
+            problems.append(f"a Spark driver of {ns} (its namespace's labels {ns_labels}) cannot reach the intake")
+    r.check(not problems, f"{source}: {ns}'s NetworkPolicies: its pods among themselves, DNS, the drivers to the API server "
+            "(the launcher's addresses) and the intake, nothing else; a driver there reaches the intake", "; ".join(problems[:6]))
+
+
+def check_zone_spread(r: Report, source: str, objs: list[dict]) -> None:
+    """Every replicated service (REPLICATED) spreads over zones (a topologySpreadConstraint on
+    topology.kubernetes.io/zone, maxSkew 1, selecting its own pods), runs at least two replicas (its HPA's
+    or KEDA's minimum, else spec.replicas), and has a PDB keeping at least one pod that a drain can still
+    satisfy (minimum replicas > minAvailable)."""
+    values = HELM_VALUES.get(source, {}) or {}
+    problems = []
+    checked = []
+    by_kind: dict[str, list[dict]] = {}
+    for o in objs:
+        by_kind.setdefault(o["kind"], []).append(o)
+    for comp in REPLICATED:
+        for d in deployments_of(objs, comp):
+            checked.append(comp)
+            pod = d["spec"]["template"]
+            labels = pod["metadata"].get("labels", {})
+            zone = [c for c in pod["spec"].get("topologySpreadConstraints") or [] if c.get("topologyKey") == ZONE_KEY]
+            if len(zone) != 1 or zone[0].get("maxSkew") != 1 or zone[0].get("whenUnsatisfiable") not in ("ScheduleAnyway", "DoNotSchedule") \
+                    or not selects((zone[0].get("labelSelector") or {}).get("matchLabels", {}), labels):
+                problems.append(f"{name_of(d)}: no zone spread (maxSkew 1 on {ZONE_KEY}, its own pods): {zone}")
+            name = d["metadata"]["name"]
+            mins = [h["spec"].get("minReplicas", 1) for h in by_kind.get("HorizontalPodAutoscaler", []) if h["spec"]["scaleTargetRef"]["name"] == name] + \
+                   [s["spec"].get("minReplicaCount", 0) for s in by_kind.get("ScaledObject", []) if s["spec"]["scaleTargetRef"]["name"] == name]
+            least = min(mins) if mins else d["spec"].get("replicas", 1)
+            if least < 2:
+                problems.append(f"{name_of(d)}: at least {least} replica(s); a replicated service runs two at least (one per zone)")
+            pdbs = [p for p in by_kind.get("PodDisruptionBudget", []) if selects(p["spec"]["selector"].get("matchLabels", {}), labels)]
+            key = VALUES_KEY.get(comp, "")
+            if ((values.get(key) or {}).get("pdb") or {}).get("enabled") is False:
+                continue
+            if len(pdbs) != 1 or not isinstance(pdbs[0]["spec"].get("minAvailable"), int) or pdbs[0]["spec"]["minAvailable"] < 1:
+                problems.append(f"{name_of(d)}: no PDB with minAvailable >= 1: {[p['spec'] for p in pdbs]}")
+            elif least <= pdbs[0]["spec"]["minAvailable"]:
+                problems.append(f"{name_of(d)}: minAvailable {pdbs[0]['spec']['minAvailable']} with {least} replica(s) blocks every drain")
+    r.check(bool(checked) and not problems, f"{source}: {sorted(set(checked))} spread over zones, two replicas at least, a PDB "
+            "keeping one", "; ".join(problems[:6]))
+
+
+def runbook_anchors() -> set[str]:
+    """The GitHub anchors of docs/runbooks.md's headings."""
+    anchors = set()
+    for line in RUNBOOKS.read_text().splitlines():
+        m = re.match(r"#{1,6}\s+(.*)", line)
+        if m:
+            slug = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+            anchors.add(slug)
+    return anchors
+
+
+def promtool_rules(groups: list[dict]) -> tuple[bool, str]:
+    """`promtool check rules` on rule groups (a PrometheusRule's spec)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        return False, "promtool is not installed (Debian package prometheus)"
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+        yaml.safe_dump({"groups": groups}, f)
+    try:
+        p = subprocess.run([promtool, "check", "rules", f.name], capture_output=True, text=True)
+    finally:
+        os.unlink(f.name)
+    return p.returncode == 0, (p.stdout + p.stderr).strip()[-600:]
+
+
+def check_prometheus_rules(r: Report, renderings: dict[str, list[dict]]) -> None:
+    """The alerts: k8s/base/prometheusrule.yaml and the chart's copy are identical; promtool accepts the
+    groups; the operator's alerts (REQUIRED_ALERTS) are there, each with its metrics, a severity and a
+    runbook_url to its own section of docs/runbooks.md; every rendering with rules carries the same
+    groups (the chart's runbook base URL aside)."""
+    base = yaml.safe_load(PROMETHEUS_RULE.read_text())
+    r.check(CHART_PROMETHEUS_RULE.exists() and CHART_PROMETHEUS_RULE.read_text() == PROMETHEUS_RULE.read_text(),
+            f"{CHART_PROMETHEUS_RULE.relative_to(ROOT)} is a copy of {PROMETHEUS_RULE.relative_to(ROOT)}",
+            f"cp {PROMETHEUS_RULE.relative_to(ROOT)} {CHART_PROMETHEUS_RULE.relative_to(ROOT)}")
+    groups = base["spec"]["groups"]
+    ok, out = promtool_rules(groups)
+    r.check(ok, f"promtool check rules ({PROMETHEUS_RULE.relative_to(ROOT)} spec.groups)", out)
+    names = [g["name"] for g in groups]
+    r.check(len(names) == len(set(names)), "rule group names are unique (the CRD's list-map key)", f"{names}")
+    alerts = {rule["alert"]: rule for g in groups for rule in g.get("rules", []) if "alert" in rule}
+    anchors = runbook_anchors() if RUNBOOKS.exists() else set()
+    problems = []
+    for name, metrics in REQUIRED_ALERTS.items():
+        rule = alerts.get(name)
+        if rule is None:
+            problems.append(f"no alert {name}")
+        elif not promql_metric_names(str(rule["expr"])) & set(metrics):
+            problems.append(f"{name}: its expression uses none of {metrics}")
+    for name, rule in alerts.items():
+        url = (rule.get("annotations") or {}).get("runbook_url", "")
+        base_url, _, anchor = url.partition("#")
+        if not base_url.endswith("docs/runbooks.md") or anchor != name.lower() or anchor not in anchors:
+            problems.append(f"{name}: runbook_url {url!r} is not docs/runbooks.md#{name.lower()} (a section of {RUNBOOKS.relative_to(ROOT)})")
+        if (rule.get("labels") or {}).get("severity") not in ("page", "ticket"):
+            problems.append(f"{name}: severity {rule.get('labels')}, expected page or ticket")
+        if not (rule.get("annotations") or {}).get("summary"):
+            problems.append(f"{name}: no summary")
+    r.check(not problems, f"alerts {sorted(alerts)}: the operator's alerts, each with a severity, a summary and its runbook section",
+            "; ".join(problems[:8]))
+    want = json.dumps(groups, sort_keys=True)
+    for source, objs in renderings.items():
+        rules = [o for o in objs if o["kind"] == "PrometheusRule"]
+        values = HELM_VALUES.get(source, {}) or {}
+        if (values.get("prometheusRule") or {}).get("enabled") is False:
+            r.check(not rules, f"{source}: prometheusRule.enabled false: no PrometheusRule")
+            continue
+        got = [json.dumps(o["spec"]["groups"], sort_keys=True) for o in rules]
+        if source.startswith("helm:"):
+            url = ((values.get("prometheusRule") or {}).get("runbookBaseUrl"))
+            if url:
+                got = [g.replace(url, "https://git.example.com/pool-selector/blob/main/docs/runbooks.md") for g in got]
+        r.check(got == [want], f"{source}: one PrometheusRule with the alerts of {PROMETHEUS_RULE.relative_to(ROOT)}",
+                f"{len(rules)} PrometheusRules" if len(rules) != 1 else "its groups differ")
+
+
+def dashboard_files() -> dict[str, str]:
+    return {f.name: f.read_text() for f in sorted(DASHBOARDS.glob("*.json"))}
+
+
+def check_dashboard_configmaps(r: Report, renderings: dict[str, list[dict]]) -> None:
+    """The dashboards as ConfigMaps for the Grafana sidecar: the copies kustomize and Helm read are
+    identical to deploy/grafana/dashboards, and every rendering has one ConfigMap labelled
+    grafana_dashboard: "1" holding exactly those files."""
+    want = dashboard_files()
+    for copy_dir in DASHBOARD_COPIES:
+        got = {f.name: f.read_text() for f in sorted(copy_dir.glob("*.json"))}
+        r.check(got == want, f"{copy_dir.relative_to(ROOT)} is a copy of {DASHBOARDS.relative_to(ROOT)}",
+                f"cp {DASHBOARDS.relative_to(ROOT)}/*.json {copy_dir.relative_to(ROOT)}/")
+    for source, objs in renderings.items():
+        values = HELM_VALUES.get(source, {}) or {}
+        cms = [o for o in objs if o["kind"] == "ConfigMap" and (o["metadata"].get("labels") or {}).get("grafana_dashboard") == "1"]
+        if (values.get("grafanaDashboard") or {}).get("enabled") is False:
+            r.check(not cms, f"{source}: grafanaDashboard.enabled false: no dashboard ConfigMap")
+            continue
+        r.check(len(cms) == 1 and (cms[0].get("data") or {}) == want,
+                f"{source}: a ConfigMap labelled grafana_dashboard: \"1\" holds exactly {sorted(want)}",
+                f"{[name_of(o) for o in cms]}")
+
+
+def worker_max_message_bytes() -> int:
+    """ingest-worker's MAX_MESSAGE_BYTES default, from its settings (`pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 512 * 1024;`)."""
+    m = re.search(r"DEFAULT_MAX_MESSAGE_BYTES:\s*usize\s*=\s*([0-9_ *]+);", WORKER_SETTINGS.read_text())
+    value = 1
+    for factor in (m.group(1) if m else "0").replace("_", "").split("*"):
+        value *= int(factor.strip())
+    return value
+
+
+def rabbitmq_max_message_size(text: str) -> list[int]:
+    return [int(v) for v in re.findall(r"max_message_size\s*=\s*([0-9]+)", text)]
+
+
+def check_rabbitmq_configs(r: Report, renderings: dict[str, list[dict]]) -> None:
+    """RabbitMQ's max_message_size is ingest-worker's MAX_MESSAGE_BYTES default wherever RabbitMQ is
+    configured: compose's rabbitmq.conf (mounted into the broker), k8s/dependencies' values, the chart's
+    rabbitmq dependency values."""
+    want = worker_max_message_bytes()
+    r.check(want > 0, f"ingest-worker's DEFAULT_MAX_MESSAGE_BYTES is {want} ({WORKER_SETTINGS.relative_to(ROOT)})")
+    sources = {str(p.relative_to(ROOT)): p.read_text() for p in RABBITMQ_CONFIGS}
+    chart_values = yaml.safe_load((CHART / "values.yaml").read_text())
+    sources["helm values.yaml rabbitmq.extraConfiguration"] = (chart_values.get("rabbitmq") or {}).get("extraConfiguration", "")
+    for f in HELM_VALUES_FILES:
+        extra = ((yaml.safe_load(f.read_text()) or {}).get("rabbitmq") or {}).get("extraConfiguration")
+        if extra is not None:
+            sources[f"helm ci/{f.name} rabbitmq.extraConfiguration"] = extra
+    for where, text in sources.items():
+        got = rabbitmq_max_message_size(text)
+        r.check(got == [want], f"{where}: RabbitMQ max_message_size = {want} (ingest-worker's MAX_MESSAGE_BYTES)", f"got {got}")
 
 
 def check_iam(r: Report) -> None:
@@ -1688,8 +2326,13 @@ def check_compose(r: Report) -> None:
     compose = DEPLOY / "docker-compose.yml"
     exe = shutil.which("docker-compose")
     if r.check(exe is not None, "docker-compose is installed (scripts/install-deps.sh)"):
-        p = subprocess.run([exe, "-f", str(compose), "config"], capture_output=True, text=True, cwd=DEPLOY)
-        r.check(p.returncode == 0, "docker-compose config parses deploy/docker-compose.yml (no engine needed)", p.stderr.strip()[:500])
+        # With a .env as scripts/compose-env.sh writes it, and nothing from the caller's environment.
+        with tempfile.TemporaryDirectory() as tmp:
+            env_file = compose_env_file(Path(tmp))
+            p = subprocess.run([exe, "--env-file", str(env_file), "-f", str(compose), "config"], capture_output=True, text=True,
+                               cwd=DEPLOY, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        r.check(p.returncode == 0, "docker-compose config parses deploy/docker-compose.yml with a generated .env (no engine needed)",
+                p.stderr.strip()[:500])
         resolved = yaml.safe_load(p.stdout) if p.returncode == 0 else None
     else:
         resolved = None
@@ -1697,7 +2340,7 @@ def check_compose(r: Report) -> None:
         return
     svcs = resolved["services"]
     want = {"rabbitmq", "redis", "minio", "minio-init", "prometheus", "grafana", "pool-selector-1", "pool-selector-2",
-            "pool-selector-lb", "relay", "intake", "ingest-worker", "monitor", "compactor", "event-generator"}
+            "pool-selector-lb", "relay", "intake", "ingest-worker", "monitor", "compactor", "event-generator", LAUNCHER}
     r.check(want <= set(svcs), "compose has every service of the stack", f"missing {sorted(want - set(svcs))}")
     r.check("management" in svcs["rabbitmq"]["image"], "compose RabbitMQ has the management plugin")
     bins = workspace_binaries()
@@ -1752,10 +2395,48 @@ def check_compose(r: Report) -> None:
     published = [port_mapping(p) for p in svcs["relay"].get("ports", [])]
     r.check(all(ip == "127.0.0.1" for ip, target in published if target == str(admin)),
             "compose relay: the admin port is published on 127.0.0.1 only", f"{published}")
+    # Only the relay's public port listens on every interface; the seeds' ports: pool-selector 5050 (its
+    # balancer), the relay 8080.
+    exposed = {(name, ip, target) for name, s in svcs.items() for ip, target in (port_mapping(p) for p in s.get("ports", []))
+               if ip != "127.0.0.1"}
+    r.check(exposed == {("relay", None, "8080")} or exposed == {("relay", "0.0.0.0", "8080")},
+            "compose publishes every port on 127.0.0.1 but the relay's 8080", f"on every interface: {sorted(exposed, key=str)}")
+    r.check(("127.0.0.1", "5050") in [port_mapping(p) for p in svcs["pool-selector-lb"].get("ports", [])],
+            "compose publishes pool-selector (its balancer) on the seed's port 5050 (127.0.0.1)")
+    # RabbitMQ reads max_message_size from the mounted rabbitmq.conf (check_rabbitmq_configs).
+    mounts = [v if isinstance(v, dict) else {"source": v.split(":")[0], "target": v.split(":")[1]} for v in svcs["rabbitmq"].get("volumes", [])]
+    r.check(any(Path(m.get("source", "")).resolve() == (DEPLOY / "rabbitmq" / "rabbitmq.conf").resolve()
+                and m.get("target", "").startswith("/etc/rabbitmq/conf.d/") for m in mounts),
+            "compose rabbitmq mounts deploy/rabbitmq/rabbitmq.conf into /etc/rabbitmq/conf.d/", f"{mounts}")
+    # The launcher: local backend, simulated runs (no Spark in the image), the templates and a truth file
+    # mounted, the relay, the intake (with the intake's token) and Redis.
+    launcher = svcs.get(LAUNCHER, {})
+    lenv = launcher.get("environment", {})
+    lmounts = {v.get("target") if isinstance(v, dict) else v.split(":")[1]: v.get("source") if isinstance(v, dict) else v.split(":")[0]
+               for v in launcher.get("volumes", [])}
+    problems = []
+    if lenv.get("BACKEND") != "local" or str(lenv.get("SIMULATE_ONLY")).lower() != "true":
+        problems.append(f"BACKEND {lenv.get('BACKEND')}, SIMULATE_ONLY {lenv.get('SIMULATE_ONLY')}: expected local, true")
+    for var in ("LAUNCH_TEMPLATES", "SIMULATE_TRUTH"):
+        if lenv.get(var) not in lmounts or not Path(lmounts.get(lenv.get(var)) or "/nonexistent").exists():
+            problems.append(f"{var} {lenv.get(var)} is not a mounted file or folder of the repository")
+    truth = lmounts.get(lenv.get("SIMULATE_TRUTH"))
+    if truth and Path(truth).is_file():
+        pools = [pl.get("pool_id", "") for pl in json.loads(Path(truth).read_text()).get("pools", [])]
+        if not pools or not all(re.fullmatch(r"pool-[a-z0-9]+\.[a-z0-9]+-[a-z]{2}-[a-z]+-[0-9][a-z]", pl) for pl in pools):
+            problems.append(f"the truth file {truth} has no pools or malformed pool ids")
+    if lenv.get("RELAY_URL") != "http://relay:8080" or lenv.get("INTAKE_URL") != f"http://intake:{INTAKE_PORT}":
+        problems.append(f"RELAY_URL {lenv.get('RELAY_URL')}, INTAKE_URL {lenv.get('INTAKE_URL')}")
+    if not lenv.get("INTAKE_TOKEN") or lenv.get("INTAKE_TOKEN") not in str(intake_env.get("INTAKE_TOKENS", "")).split(","):
+        problems.append("INTAKE_TOKEN is not one of the intake's INTAKE_TOKENS")
+    if not str(lenv.get("REDIS_URL", "")).startswith("redis://redis:"):
+        problems.append(f"REDIS_URL {lenv.get('REDIS_URL')} is not the stack's Redis")
+    r.check(bool(launcher) and not problems, "compose launcher: local backend with simulated runs, the templates and a truth file "
+            "mounted, the relay, the intake (with its token) and Redis", "; ".join(problems))
     # Prometheus targets are compose services on the ports serving their /metrics.
     prom = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     listen = {"pool-selector-1": "5050", "pool-selector-2": "5050", "relay": "8080", "ingest-worker": "9091", "monitor": "8090",
-              "compactor": COMPACTOR_PORT, "intake": INTAKE_PORT}
+              "compactor": COMPACTOR_PORT, "intake": INTAKE_PORT, LAUNCHER: "8100"}
     for name, port in listen.items():
         env = svcs[name].get("environment", {})
         r.check(env.get("PORT", env.get("METRICS_PORT")) == port, f"compose {name} listens on {port}")
@@ -1768,7 +2449,236 @@ def check_compose(r: Report) -> None:
     r.check(relay_targets == [f"relay:{admin}"], f"deploy/prometheus.yml scrapes the relay on its admin port (relay:{admin})",
             f"targets: {relay_targets}")
     jobs = {j["job_name"] for j in prom["scrape_configs"]}
-    r.check(set(COMPONENTS) <= jobs, "prometheus scrapes every service", f"jobs: {sorted(jobs)}")
+    r.check(set(COMPONENTS) | {LAUNCHER} <= jobs, "prometheus scrapes every service, the launcher too", f"jobs: {sorted(jobs)}")
+
+
+def template_files() -> list[tuple[Path, dict]]:
+    return [(f, yaml.safe_load(f.read_text())) for f in sorted(LAUNCHER_TEMPLATES.glob("*.yaml"))]
+
+
+def make_recipe(target: str) -> list[str]:
+    """The recipe lines of a Makefile target (tab-indented lines after `target:`)."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next((i for i, l in enumerate(lines) if re.match(rf"^{re.escape(target)}:", l)), None)
+    if start is None:
+        return []
+    out = []
+    for l in lines[start + 1:]:
+        if not l.startswith("\t"):
+            break
+        out.append(l.strip())
+    return out
+
+
+def check_spark_image(r: Report) -> None:
+    """deploy/spark-job: the image the launch templates name. Its Spark version is the templates'
+    sparkVersion, it runs as a numeric non-root user (the uid the templates' pods run as), it copies every
+    template's job file (identical to deploy/launch-templates') to the folder mainApplicationFile names,
+    and `make spark-image` builds it under the templates' image name. The templates' driver and executor
+    meet Pod Security `restricted` (the Spark jobs namespace enforces it)."""
+    dockerfile = SPARK_JOB / "Dockerfile"
+    if not r.check(dockerfile.exists(), f"{dockerfile.relative_to(ROOT)} exists"):
+        return
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    lines = [l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("#")]
+    args = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", "\n".join(lines), re.M))
+    froms = [l for l in lines if l.upper().startswith("FROM ")]
+    users = [l.split()[1] for l in lines if l.upper().startswith("USER ")]
+    uid = users[-1].split(":")[0] if users else ""
+    r.check(uid.isdigit() and uid != "0", f"{dockerfile.relative_to(ROOT)} runs as a numeric non-root user (USER {users[-1] if users else 'none'})")
+    r.check((SPARK_JOB / ".dockerignore").exists(), f"{SPARK_JOB.relative_to(ROOT)}/.dockerignore exists")
+    templates = template_files()
+    versions = {app["spec"].get("sparkVersion") for _, app in templates}
+    r.check(bool(froms) and "${SPARK_VERSION}" in froms[-1] and versions == {args.get("SPARK_VERSION")},
+            f"the Spark job image's Spark ({args.get('SPARK_VERSION')}, FROM {froms[-1] if froms else '?'}) is the templates' sparkVersion {sorted(versions, key=str)}")
+    copies = [l for l in lines if l.upper().startswith("COPY ")]
+    problems = []
+    for f, app in templates:
+        main = app["spec"].get("mainApplicationFile", "")
+        path = main.removeprefix("local://")
+        folder, name = path.rsplit("/", 1)
+        job = SPARK_JOB / "jobs" / name
+        if not job.exists() or job.read_text() != (LAUNCHER_TEMPLATES / name).read_text():
+            problems.append(f"{f.name}: {job.relative_to(ROOT)} is not a copy of {(LAUNCHER_TEMPLATES / name).relative_to(ROOT)} "
+                            f"(cp {(LAUNCHER_TEMPLATES / name).relative_to(ROOT)} {job.parent.relative_to(ROOT)}/)")
+        if not any(re.search(r"\bjobs/", c) and c.split()[-1].rstrip("/") == folder for c in copies):
+            problems.append(f"{f.name}: no COPY of jobs/ into {folder}/ (mainApplicationFile {main})")
+        for role in ("driver", "executor"):
+            spec = app["spec"].get(role) or {}
+            pod = {"securityContext": spec.get("podSecurityContext"),
+                   "containers": [{"name": role, "securityContext": spec.get("securityContext")}]}
+            problems.extend(f"{f.name}: {why}" for why in restricted_pod_problems(role, pod))
+            if str((spec.get("podSecurityContext") or {}).get("runAsUser")) != uid:
+                problems.append(f"{f.name}: {role} runs as {(spec.get('podSecurityContext') or {}).get('runAsUser')}, not the image's user {uid}")
+        if (app["spec"].get("driver") or {}).get("serviceAccount") != SPARK_DRIVER_ACCOUNT:
+            problems.append(f"{f.name}: driver.serviceAccount is not {SPARK_DRIVER_ACCOUNT} (the account k8s/base/spark-jobs.yaml creates)")
+    r.check(bool(templates) and not problems, "every template's job file is in the image at its mainApplicationFile, its pods meet "
+            "Pod Security `restricted` as the image's user", "; ".join(problems[:6]))
+    images = {app["spec"].get("image") for _, app in templates}
+    recipe = " ".join(make_recipe("spark-image"))
+    m = re.search(r"docker build (?:.*\s)?-t\s+(\S+)\s+(?:.*\s)?(\S+)$", recipe)
+    built, context = (m.group(1), m.group(2)) if m else (None, None)
+    r.check(len(images) == 1 and built in images and context == str(SPARK_JOB.relative_to(ROOT)),
+            f"`make spark-image` builds {built} from {context}: the templates' image {sorted(images, key=str)}", f"recipe: {recipe!r}")
+
+
+def doc_positions(text: str, needles: list[str], heading: str = "## From an empty cluster") -> list[int]:
+    """Where each needle first appears in the section under `heading` (-1: not there)."""
+    start = text.find(heading)
+    if start < 0:
+        return [-1] * len(needles)
+    end = text.find("\n## ", start + len(heading))
+    section = text[start:end if end > 0 else len(text)]
+    return [section.find(n) for n in needles]
+
+
+def check_install_docs(r: Report, renderings: dict[str, list[dict]]) -> None:
+    """From an empty cluster to a working platform, in order, one command each: kube-prometheus-stack (the
+    ServiceMonitor and PrometheusRule CRDs), the dependencies, the platform, then the Spark Operator
+    watching the jobs namespace (which the platform creates); in k8s/README.md (kustomize) and the chart's
+    README.md (Helm). The Secrets: every Secret and key the example overlay's pods read (the launcher's
+    LAUNCHER_TOKENS too) is in k8s/README.md's table and has a placeholder in
+    overlays/example/secrets.example.yaml, which is no resource of the overlay."""
+    readme = (K8S / "README.md").read_text()
+    chart_readme = (CHART / "README.md").read_text()
+    operator = "helm install spark-operator spark-operator/spark-operator"
+    jobs = "spark.jobNamespaces={spark-jobs}"
+    steps = ["helm install kube-prometheus-stack", "helm install rabbitmq", "helm install redis", "helm install minio",
+             "kubectl apply -f k8s/overlays/example/namespace.yaml", "kubectl apply -k k8s/overlays/example", operator]
+    pos = doc_positions(readme, steps)
+    section = readme[readme.find("## From an empty cluster"):]
+    r.check(all(p >= 0 for p in pos) and pos == sorted(pos) and jobs in section[pos[-1]:pos[-1] + 300],
+            "k8s/README.md (\"From an empty cluster\") installs, in order: kube-prometheus-stack, RabbitMQ, Redis, MinIO, the namespace, the platform, "
+            f"the Spark Operator watching spark-jobs ({jobs})", f"positions {dict(zip(steps, pos))}")
+    steps = ["helm install kube-prometheus-stack", "helm dependency build", "helm install minio", "helm install psp", operator]
+    pos = doc_positions(chart_readme, steps)
+    section = chart_readme[chart_readme.find("## From an empty cluster"):]
+    r.check(all(p >= 0 for p in pos) and pos == sorted(pos) and jobs in section[pos[-1]:pos[-1] + 300],
+            "the chart's README.md (\"From an empty cluster\") installs, in order: kube-prometheus-stack, the dependencies, the chart, the Spark Operator "
+            f"({jobs})", f"positions {dict(zip(steps, pos))}")
+    r.check("VPC endpoint" in readme and "prefix list" in readme,
+            "k8s/README.md says how to restrict S3 egress on AWS (a VPC endpoint and its prefix list)")
+    # The Secrets the example overlay reads, with their keys.
+    objs = renderings.get("kustomize:overlays/example", [])
+    read: dict[str, set[str]] = {}
+    for comp, owner, t in workloads(objs):
+        for c in t["spec"]["containers"]:
+            for e in c.get("env", []):
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    read.setdefault(ref["name"], set()).add(ref["key"])
+    read.setdefault("launcher-credentials", set()).update({"redis-url", "intake-token", "launcher-tokens"})
+    example = K8S / "overlays" / "example" / "secrets.example.yaml"
+    placeholders = {o["metadata"]["name"]: set((o.get("stringData") or {}) | (o.get("data") or {}))
+                    for o in docs(example.read_text()) if o.get("kind") == "Secret"} if example.exists() else {}
+    invalid = []
+    for o in docs(example.read_text()) if example.exists() else []:
+        try:
+            kubernetes_validate.validate(o, KUBE_VERSIONS[0], strict=True)
+        except (kubernetes_validate.ValidationError, kv_utils.SchemaNotFoundError) as e:
+            invalid.append(f"{name_of(o)}: {getattr(e, 'message', e)}")
+    r.check(example.exists() and not invalid, f"{example.relative_to(ROOT)}: valid Secrets (Kubernetes schema, strict)", "; ".join(invalid))
+    missing = {s: sorted(keys - placeholders.get(s, set())) for s, keys in read.items() if keys - placeholders.get(s, set())}
+    kustomization = yaml.safe_load((K8S / "overlays" / "example" / "kustomization.yaml").read_text())
+    r.check(bool(read) and not missing and example.name not in json.dumps(kustomization.get("resources", [])),
+            f"overlays/example/secrets.example.yaml has a placeholder of every Secret and key the example reads ({len(read)} Secrets) "
+            "and is no resource of the overlay", f"missing {missing}")
+    table = readme[readme.find("| Secret |"):]
+    missing = [f"{s} {k}" for s, keys in read.items() for k in keys
+               if not re.search(rf"^\|\s*`{re.escape(s)}`\s*\|[^\n]*`{re.escape(k)}`", table, re.M)]
+    r.check(not missing, "k8s/README.md's table of Secrets lists every Secret and key (launcher-credentials: redis-url, "
+            "intake-token, launcher-tokens)", f"missing {missing}")
+    gitignore = (ROOT / ".gitignore").read_text().split()
+    r.check("secrets.yaml" in gitignore, ".gitignore keeps filled-in secrets.yaml files out of git")
+
+
+def compose_env_file(directory: Path) -> Path:
+    """A .env for the compose checks, written by scripts/compose-env.sh (random secrets)."""
+    path = directory / ".env"
+    subprocess.run([str(COMPOSE_ENV), str(path)], check=True, capture_output=True, text=True)
+    return path
+
+
+def env_example() -> dict[str, str]:
+    out = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        m = re.match(r"^([A-Z_][A-Z0-9_]*)=(.*)$", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def check_root_compose(r: Report) -> None:
+    """`docker compose up` from the repository root: docker-compose.yml includes deploy/docker-compose.yml;
+    its settings come from .env (the seeds' names, every interpolated variable in .env.example), the
+    secrets are required (`${VAR:?...}`, compose fails without them) and no default password appears;
+    scripts/compose-env.sh writes a .env with random secrets once and never overwrites one; `make compose`
+    runs it, then `docker compose up -d`; .env is git-ignored."""
+    if not r.check(ROOT_COMPOSE.exists(), "docker-compose.yml at the repository root"):
+        return
+    root = yaml.safe_load(ROOT_COMPOSE.read_text()) or {}
+    paths = [i if isinstance(i, str) else (i or {}).get("path") for i in root.get("include") or []]
+    r.check(paths == ["deploy/docker-compose.yml"] and set(root) == {"include"},
+            "docker-compose.yml includes deploy/docker-compose.yml (and defines nothing itself)", f"{root}")
+    exe = shutil.which("docker-compose")
+    with tempfile.TemporaryDirectory() as tmp:
+        env_file = compose_env_file(Path(tmp))
+        clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        if exe:
+            p = subprocess.run([exe, "--env-file", str(env_file), "-f", str(ROOT_COMPOSE), "config"], capture_output=True,
+                               text=True, cwd=ROOT, env=clean)
+            if p.returncode == 0:
+                r.ok("docker-compose config renders docker-compose.yml (include supported)")
+            else:
+                # docker-compose 1.x predates `include` (Compose 2.20): the structure is checked above.
+                r.check("include" in p.stderr, "docker-compose.yml: `include` needs Compose 2.20 (docker-compose 1.x here: "
+                        "structure checked with PyYAML, deploy/docker-compose.yml rendered on its own)", p.stderr.strip()[:300])
+            empty = Path(tmp) / "empty.env"
+            empty.write_text("")
+            p = subprocess.run([exe, "--env-file", str(empty), "-f", str(DEPLOY / "docker-compose.yml"), "config"],
+                               capture_output=True, text=True, cwd=DEPLOY, env=clean)
+            r.check(p.returncode != 0 and "Missing mandatory value" in p.stderr,
+                    "without .env, compose refuses to start (the secrets are required)", (p.stdout + p.stderr).strip()[:300])
+        # compose-env.sh: random secrets, owner-only, never overwritten.
+        values = {}
+        for line in env_file.read_text().splitlines():
+            m = re.match(r"^([A-Z_][A-Z0-9_]*)=(.*)$", line)
+            if m:
+                values[m.group(1)] = m.group(2)
+        required = [k for k, v in env_example().items() if v == ""]
+        secrets = [values.get(k, "") for k in required]
+        r.check(bool(required) and all(re.fullmatch(r"[0-9a-f]{32,}", s) for s in secrets) and len(set(secrets)) == len(secrets)
+                and (env_file.stat().st_mode & 0o077) == 0,
+                f"scripts/compose-env.sh fills every required secret of .env.example ({required}) with a distinct random value, "
+                "file readable by its owner only", f"{dict(zip(required, secrets))}, mode {oct(env_file.stat().st_mode)}")
+        before = env_file.read_text()
+        subprocess.run([str(COMPOSE_ENV), str(env_file)], check=True, capture_output=True)
+        mine = Path(tmp) / "mine.env"
+        mine.write_text("RABBITMQ_PASSWORD=mine\n")
+        subprocess.run([str(COMPOSE_ENV), str(mine)], check=True, capture_output=True)
+        r.check(env_file.read_text() == before and mine.read_text() == "RABBITMQ_PASSWORD=mine\n",
+                "scripts/compose-env.sh never overwrites an existing .env")
+    # Variables: the seeds' names, every interpolated one documented, secrets required.
+    texts = {p.relative_to(ROOT): p.read_text() for p in (ROOT_COMPOSE, DEPLOY / "docker-compose.yml")}
+    compose_text = texts[Path("deploy/docker-compose.yml")]
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", compose_text))
+    example = env_example()
+    r.check(SEED_ENV <= set(example), f".env.example carries the seeds' variables {sorted(SEED_ENV)}", f"missing {sorted(SEED_ENV - set(example))}")
+    r.check(used <= set(example), f".env.example lists every variable deploy/docker-compose.yml reads ({len(used)})",
+            f"missing {sorted(used - set(example))}")
+    loose = sorted({v for v in COMPOSE_SECRETS for m in re.finditer(rf"\$\{{{v}(:?[-?])?", compose_text) if m.group(1) != ":?"})
+    r.check(COMPOSE_SECRETS <= used and not loose, f"compose requires {sorted(COMPOSE_SECRETS)} from .env (${{VAR:?...}}, never a default)",
+            f"not required: {loose}; unused: {sorted(COMPOSE_SECRETS - used)}")
+    scanned = {**texts, ENV_EXAMPLE.relative_to(ROOT): ENV_EXAMPLE.read_text(), COMPOSE_ENV.relative_to(ROOT): COMPOSE_ENV.read_text(),
+               Path("deploy/README.md"): (DEPLOY / "README.md").read_text(),
+               Path("deploy/rabbitmq/rabbitmq.conf"): (DEPLOY / "rabbitmq" / "rabbitmq.conf").read_text()}
+    found = {str(p): sorted({m.group(0) for m in DEFAULT_PASSWORDS.finditer(t)}) for p, t in scanned.items() if DEFAULT_PASSWORDS.search(t)}
+    r.check(not found, "no default password in the compose artifacts (admin/admin, guest/guest, dev-token, minioadmin, ...)", f"{found}")
+    gitignore = (ROOT / ".gitignore").read_text().split()
+    r.check("/.env" in gitignore or ".env" in gitignore, ".gitignore keeps .env out of git")
+    recipe = make_recipe("compose")
+    r.check(len(recipe) >= 2 and recipe[0].startswith("scripts/compose-env.sh") and re.match(r"docker compose up -d\b", recipe[-1]) is not None,
+            "`make compose` runs scripts/compose-env.sh, then `docker compose up -d`", f"recipe: {recipe}")
 
 
 def shell_block(text: str, start: str) -> str:
@@ -1883,7 +2793,7 @@ def check_grafana(r: Report) -> None:
     prov = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "dashboards" / "pool-selector.yml").read_text())
     r.check(prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards", "dashboard provider reads the mounted folder")
     names = set().union(*(promql_metric_names(q) for q in dashboard_queries()))
-    prefixes = ("pool_selector_", "relay_", "ingest_worker_", "pool_monitor_", "compactor_", "intake_")
+    prefixes = ("pool_selector_", "relay_", "ingest_worker_", "pool_monitor_", "compactor_", "intake_", "launcher_")
     r.check(len(names) >= 20 and all(n.startswith(prefixes) for n in names),
             f"dashboard uses {len(names)} service metrics", f"unexpected: {sorted(n for n in names if not n.startswith(prefixes))}")
     ids = [p["id"] for p in dash["panels"]]
@@ -1900,6 +2810,18 @@ def check_grafana(r: Report) -> None:
     # POST /events moved from pool-selector to the intake, and its counter with it.
     r.check("intake_events_accepted_total" in names and "pool_selector_events_accepted_total" not in names,
             "dashboard counts accepted events with intake_events_accepted_total (not pool-selector's old counter)")
+    # The launcher's row: launches by state, attempts by outcome (relaunches), attempt durations, the outbox.
+    panels = dash["panels"]
+    row = next((i for i, p in enumerate(panels) if p["type"] == "row" and "launcher" in p["title"].lower()), None)
+    after = panels[row + 1:] if row is not None else []
+    after = after[:next((i for i, p in enumerate(after) if p["type"] == "row"), len(after))]
+    row_names = set().union(set(), *(panel_names(p) for p in after))
+    want = {"launcher_launches_total", "launcher_attempts_total", "launcher_attempt_duration_seconds_bucket", "launcher_outbox_depth"}
+    by_state = any("by (state)" in t["expr"] and "launcher_launches_total" in t["expr"] for p in after for t in p.get("targets", []))
+    by_outcome = any("by (outcome)" in t["expr"] and "launcher_attempts_total" in t["expr"] for p in after for t in p.get("targets", []))
+    r.check(row is not None and want <= row_names and by_state and by_outcome,
+            "dashboard row \"Launcher\": launches by state, attempts by outcome, attempt duration quantiles, outbox depth",
+            f"row panels use {sorted(row_names)}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1967,29 +2889,47 @@ def cmd_static() -> int:
     renderings.update(render_helm(r))
     section("schemas (kubernetes-validate strict; CRD schemas in k8s/crds-schemas)")
     validate_objects(r, renderings)
+    # The platform's own namespace; the Spark jobs namespace's objects are check_spark_jobs's.
+    platform = {source: platform_objects(objs) for source, objs in renderings.items()}
     section("consistency")
-    for source, objs in renderings.items():
+    for source, objs in platform.items():
         consistency(r, source, objs)
     parity(r, renderings)
     section("compactor")
-    for source, objs in renderings.items():
+    for source, objs in platform.items():
         check_compactor(r, source, objs)
     section("intake: objects, and who reaches it (producers, Prometheus; nobody else)")
-    for source, objs in renderings.items():
+    for source, objs in platform.items():
         check_intake(r, source, objs)
-    section("hardening: accounts, Secrets, pool-selector read only, egress, digests, relay admin port, IAM")
-    for source, objs in renderings.items():
+    section("hardening: accounts, Secrets, pool-selector read only, egress (storage, API server), digests, relay admin port, IAM")
+    for source, objs in platform.items():
         check_hardening(r, source, objs)
     check_iam(r)
-    section("launcher: objects, templates ConfigMap, RBAC, who reaches it; its SparkApplications against the CRD schema")
+    section("namespaces: Pod Security `restricted`, default deny both ways; zone spread and PDBs")
+    for source, objs in renderings.items():
+        check_namespaces(r, source, objs)
+        check_zone_spread(r, source, platform[source])
+    section("launcher: objects, templates ConfigMap, RBAC (against its backend's calls), who reaches it; its SparkApplications")
     for source, objs in renderings.items():
         check_launcher(r, source, objs)
+    check_launcher_rbac_source(r)
     check_spark_applications(r)
+    section("the Spark jobs namespace, its driver's RBAC and policies; the Spark job image")
+    for source, objs in renderings.items():
+        check_spark_jobs(r, source, objs)
+    check_spark_image(r)
+    section("alerts (PrometheusRule, promtool, runbooks) and the dashboard ConfigMap")
+    check_prometheus_rules(r, renderings)
+    check_dashboard_configmaps(r, renderings)
+    section("dependencies: RabbitMQ's max_message_size; documented install order and Secrets")
+    check_rabbitmq_configs(r, renderings)
+    check_install_docs(r, renderings)
     section("prometheus adapter")
     check_adapter(r, renderings)
-    section("Dockerfile and docker-compose")
+    section("Dockerfile and docker-compose (root compose.yaml, .env, no default password)")
     check_dockerfile(r)
     check_compose(r)
+    check_root_compose(r)
     section("local scripts (make up, the fuzzer)")
     check_scripts(r)
     section("Prometheus")

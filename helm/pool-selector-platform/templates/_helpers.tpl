@@ -85,3 +85,27 @@ readinessProbe:
   timeoutSeconds: 3
   failureThreshold: 3
 {{- end -}}
+
+{{/*
+Spread a replicated service's pods over nodes and, with zoneSpread.enabled, over availability zones
+(topology.kubernetes.io/zone, at most zoneSpread.maxSkew apart; ScheduleAnyway by default, so a zone
+outage or a single-zone cluster never leaves pods Pending). The items of topologySpreadConstraints.
+*/}}
+{{- define "psp.topologySpread" -}}
+- maxSkew: 1
+  topologyKey: kubernetes.io/hostname
+  whenUnsatisfiable: ScheduleAnyway
+  labelSelector:
+    matchLabels:
+      {{- include "psp.selectorLabels" . | nindent 6 }}
+{{- with .root.Values.zoneSpread }}
+{{- if .enabled }}
+- maxSkew: {{ .maxSkew }}
+  topologyKey: topology.kubernetes.io/zone
+  whenUnsatisfiable: {{ .whenUnsatisfiable }}
+  labelSelector:
+    matchLabels:
+      {{- include "psp.selectorLabels" $ | nindent 6 }}
+{{- end }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Writes the compose stack's .env (at the repository root, beside docker-compose.yml) from .env.example,
+# every REQUIRED secret (a `# REQUIRED` line above an empty `NAME=`) filled with a random value, on first
+# use. An existing .env is never touched: delete it to start over (the secrets then change, and so must
+# the stack's volumes: `docker compose down -v`).
+#
+#   scripts/compose-env.sh [ENV_FILE]      default: <repository root>/.env
+#
+# The file is created readable by its owner only. Secrets are 32 random hex characters (from
+# /dev/urandom), safe in URLs (the stack's AMQP and management URLs embed RabbitMQ's password).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+EXAMPLE="$ROOT/.env.example"
+TARGET="${1:-$ROOT/.env}"
+
+if [[ -e $TARGET ]]; then
+    echo "compose-env: $TARGET exists; left as it is" >&2
+    exit 0
+fi
+[[ -r $EXAMPLE ]] || { echo "compose-env: error: $EXAMPLE is missing" >&2; exit 1; }
+
+secret() {
+    od -An -N16 -tx1 /dev/urandom | tr -d ' \n'
+}
+
+tmp="$(mktemp "$(dirname "$TARGET")/.env.XXXXXX")"
+trap 'rm -f "$tmp"' EXIT
+chmod 600 "$tmp"
+required=0
+filled=0
+while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line == "# REQUIRED" ]]; then
+        required=1
+        printf '%s\n' "$line"
+        continue
+    fi
+    if ((required)) && [[ $line =~ ^([A-Z_][A-Z0-9_]*)=$ ]]; then
+        printf '%s=%s\n' "${BASH_REMATCH[1]}" "$(secret)"
+        filled=$((filled + 1))
+    else
+        printf '%s\n' "$line"
+    fi
+    required=0
+done <"$EXAMPLE" >"$tmp"
+mv "$tmp" "$TARGET"
+trap - EXIT
+echo "compose-env: wrote $TARGET ($filled random secrets); the intake token: grep INTAKE_TOKEN $TARGET" >&2
