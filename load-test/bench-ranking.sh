@@ -54,13 +54,9 @@ source load-test/lib.sh
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (Debian package time; scripts/install-deps.sh installs it)"
 command -v cargo >/dev/null || die "cargo is missing"
 
-worktree=""
 cleanup() {
     stop_selector
-    if [[ -n $worktree ]]; then
-        git worktree remove --force "$worktree" 2>/dev/null || rm -rf "$worktree"
-        git worktree prune 2>/dev/null || true
-    fi
+    baseline_cleanup
     # The generated history goes; the chart and the logs in $WORK stay.
     if [[ $KEEP != 1 ]]; then rm -rf "$WORK/data" "$WORK"/body*.json "$WORK"/picks-*.txt; fi
 }
@@ -71,53 +67,13 @@ json_field() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.a
 
 # ---------------------------------------------------------------------------------------------------
 # The baseline pool-selector, built first: building it replaces $bin/* for a while (see the header).
-rev=$(git rev-parse --verify --quiet --short=7 "$REV^{commit}") || die "BENCH_BASELINE_REV=$REV is not a commit of this repository"
-baseline="$TARGET_DIR/bench-baseline/pool-selector-$rev"
-
-# `cargo build --release --workspace --bins` of the current tree; other people may be half-way through
-# an edit, so a failed build is tried again (3 times, 2 minutes apart).
-build_current() { # $1 = log file
-    local attempt
-    for attempt in 1 2 3; do
-        if cargo build --release --workspace --bins >>"$1" 2>&1; then return 0; fi
-        ((attempt < 3)) || break
-        log "building the current tree failed (attempt $attempt; log: $1); trying again in 2 minutes"
-        sleep 120
-    done
-    die "building the current tree failed 3 times (log: $1): $bin/ may still hold revision $rev's binaries; run cargo build --release --workspace --bins"
-}
-
-if [[ ! -x $baseline ]]; then
-    blog="$WORK/baseline-build.log"
-    : >"$blog"
-    log "no $baseline yet: building revision $rev in a git worktree (the same target dir: a few minutes the first time; log: $blog)"
-    abs_target=$(mkdir -p "$TARGET_DIR" && cd "$TARGET_DIR" && pwd)
-    worktree=$(mktemp -d "${TMPDIR:-/tmp}/bench-baseline-$rev.XXXXXX")
-    git worktree add --detach "$worktree" "$rev" >>"$blog" 2>&1 || die "git worktree add $rev failed (log: $blog)"
-    (cd "$worktree" && CARGO_TARGET_DIR="$abs_target" cargo build --release --workspace --bins) >>"$blog" 2>&1 ||
-        die "building revision $rev failed (log: $blog); rebuild the current tree before other benchmarks"
-    mkdir -p "$TARGET_DIR/bench-baseline"
-    cp "$bin/pool-selector" "$baseline.partial"
-    mv "$baseline.partial" "$baseline"
-    git worktree remove --force "$worktree" >>"$blog" 2>&1 || rm -rf "$worktree"
-    worktree=""
-    # Cargo hashes a workspace crate by its path relative to the workspace root, so the baseline's
-    # crates overwrote the current ones' artifacts under the same names, and their fingerprints (source
-    # mtimes, relative paths) can look fresh to the current tree: without this, the current build links
-    # against the baseline's pool-core and pool-history. Only the workspace's own crates go.
-    members=$(cargo metadata --no-deps --format-version 1 |
-        $PY -c 'import json,sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"]))')
-    clean_args=()
-    for m in $members; do clean_args+=(-p "$m"); done
-    cargo clean --release "${clean_args[@]}" >>"$blog" 2>&1 || die "cargo clean --release ${clean_args[*]} failed (log: $blog)"
-    log "baseline saved as $baseline; building the current tree again so $bin/* are current"
-    build_current "$blog"
-fi
+baseline_selector "$REV" "$WORK/baseline-build.log"
+baseline=$BASELINE
 
 for b in compactor pool-selector event-generator regret-bench; do
     [[ -x $bin/$b ]] || die "$bin/$b is missing: build with cargo build --release --workspace --bins"
 done
-! cmp -s "$bin/pool-selector" "$baseline" || die "$bin/pool-selector is the baseline's ($rev): build the current tree"
+rev=$BASELINE_REV
 
 status=0
 

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --release --workspace --bins
-parts=${BENCH_PARTS:-selector rollups ranking ingest relay monitor}
+parts=${BENCH_PARTS:-selector rollups ranking live ingest relay monitor}
 out=bench-results.md
 echo "# Benchmark results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores)" > "$out"
 status=0

@@ -76,3 +76,63 @@ else:
     # GNU time prints the peak in KiB on its last line.
     C_RSS=$(tail -n 1 "$WORK/compactor.time" | awk '{print $1 / 1024}')
 }
+
+# `cargo build --release --workspace --bins` of the current tree; other people may be half-way through
+# an edit, so a failed build is tried again (3 times, 2 minutes apart). Needs $bin.
+build_current() { # $1 = log file
+    local attempt
+    for attempt in 1 2 3; do
+        if cargo build --release --workspace --bins >>"$1" 2>&1; then return 0; fi
+        ((attempt < 3)) || break
+        log "building the current tree failed (attempt $attempt; log: $1); trying again in 2 minutes"
+        sleep 120
+    done
+    die "building the current tree failed 3 times (log: $1): $bin/ may still hold a baseline's binaries; run cargo build --release --workspace --bins"
+}
+
+# The pool-selector of git revision $1, for side-by-side comparisons: cached as
+# $TARGET_DIR/bench-baseline/pool-selector-<rev>. Without it, the revision is checked out in a
+# temporary git worktree and built with `cargo build --release --workspace --bins` in the same target
+# directory (dependencies are reused), the binary copied there, the release artifacts of the
+# workspace's own crates removed (the baseline's share their names) and the current tree built again,
+# so that $bin/* are today's binaries once more. Sets BASELINE (the binary) and BASELINE_REV. Needs
+# TARGET_DIR, bin, PY; $2 is the build log. Call baseline_cleanup from the caller's EXIT trap.
+baseline_worktree=""
+baseline_selector() { # $1 = revision, $2 = log file
+    local rev abs_target members m
+    rev=$(git rev-parse --verify --quiet --short=7 "$1^{commit}") || die "$1 is not a commit of this repository"
+    BASELINE_REV=$rev
+    BASELINE="$TARGET_DIR/bench-baseline/pool-selector-$rev"
+    if [[ ! -x $BASELINE ]]; then
+        : >"$2"
+        log "no $BASELINE yet: building revision $rev in a git worktree (the same target dir: a few minutes the first time; log: $2)"
+        abs_target=$(mkdir -p "$TARGET_DIR" && cd "$TARGET_DIR" && pwd)
+        baseline_worktree=$(mktemp -d "${TMPDIR:-/tmp}/bench-baseline-$rev.XXXXXX")
+        git worktree add --detach "$baseline_worktree" "$rev" >>"$2" 2>&1 || die "git worktree add $rev failed (log: $2)"
+        (cd "$baseline_worktree" && CARGO_TARGET_DIR="$abs_target" cargo build --release --workspace --bins) >>"$2" 2>&1 ||
+            die "building revision $rev failed (log: $2); rebuild the current tree before other benchmarks"
+        mkdir -p "$TARGET_DIR/bench-baseline"
+        cp "$bin/pool-selector" "$BASELINE.partial"
+        mv "$BASELINE.partial" "$BASELINE"
+        baseline_cleanup
+        # Cargo hashes a workspace crate by its path relative to the workspace root, so the baseline's
+        # crates overwrote the current ones' artifacts under the same names, and their fingerprints
+        # (source mtimes, relative paths) can look fresh to the current tree: without this, the current
+        # build links against the baseline's crates. Only the workspace's own crates go.
+        members=$(cargo metadata --no-deps --format-version 1 |
+            $PY -c 'import json,sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"]))')
+        local clean_args=()
+        for m in $members; do clean_args+=(-p "$m"); done
+        cargo clean --release "${clean_args[@]}" >>"$2" 2>&1 || die "cargo clean --release ${clean_args[*]} failed (log: $2)"
+        log "baseline saved as $BASELINE; building the current tree again so $bin/* are current"
+        build_current "$2"
+    fi
+    ! cmp -s "$bin/pool-selector" "$BASELINE" || die "$bin/pool-selector is the baseline's ($rev): build the current tree"
+}
+baseline_cleanup() {
+    if [[ -n $baseline_worktree ]]; then
+        git worktree remove --force "$baseline_worktree" 2>/dev/null || rm -rf "$baseline_worktree"
+        git worktree prune 2>/dev/null || true
+        baseline_worktree=""
+    fi
+}

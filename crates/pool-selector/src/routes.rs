@@ -81,7 +81,8 @@ impl Ranking {
         })
     }
 
-    fn parse(params: &RankingParams, state: &AppState) -> Result<Self, ApiError> {
+    /// Parse a request's parameters with the server's defaults, as of now.
+    pub fn parse(params: &RankingParams, state: &AppState) -> Result<Self, ApiError> {
         Self::new(
             params.parse()?,
             &state.defaults,
@@ -313,12 +314,19 @@ pub async fn get_pool(
     params: web::Query<RankingParams>,
 ) -> Result<HttpResponse, ApiError> {
     let r = Ranking::parse(&params, &state)?;
-    let ranked = rank(&state, &r)?;
+    let choice = choose(&state, &r)?;
+    Ok(answer(&r).json(choice))
+}
+
+/// `/get-pool`'s answer to `r`, from the live view (what the handler serialises; benchmarks call it
+/// in process).
+pub fn choose(state: &AppState, r: &Ranking) -> Result<PoolChoice, ApiError> {
+    let ranked = rank(state, r)?;
     if ranked.order.is_empty() {
-        return Err(no_data(&r));
+        return Err(no_data(r));
     }
     let data_age_seconds = ranked.data_age_seconds(r.query.now);
-    let view_age_seconds = view_age_seconds(&state, r.query.now);
+    let view_age_seconds = view_age_seconds(state, r.query.now);
     let alternatives = pool_ranking::alternatives(
         &ranked.fitted.evidence,
         &ranked.order,
@@ -328,7 +336,7 @@ pub async fn get_pool(
     .into_iter()
     .map(|i| ranked.pool(i))
     .collect();
-    Ok(answer(&r).json(PoolChoice {
+    Ok(PoolChoice {
         pool: ranked.pool(0),
         strategy: r.params.strategy,
         window_seconds: r.query.window.as_secs(),
@@ -349,7 +357,7 @@ pub async fn get_pool(
         ),
         alternatives,
         seed: r.seed,
-    }))
+    })
 }
 
 /// A 200 for `r`. An unseeded `thompson` answer is one random draw for one caller: `no-store` tells

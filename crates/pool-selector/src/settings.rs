@@ -10,6 +10,7 @@ use pool_core::duration::{
 };
 use pool_core::request::parse_half_life;
 use pool_core::window::Window;
+use pool_history::live::ViewOptions;
 use pool_storage::StorageArgs;
 
 use crate::ranking::Strategy;
@@ -138,5 +139,17 @@ impl Settings {
 
     pub fn port(&self) -> u16 {
         self.listen.port.unwrap_or(DEFAULT_PORT)
+    }
+
+    /// How the live view reads and refreshes the history.
+    pub fn view_options(&self) -> ViewOptions {
+        ViewOptions {
+            dedup: self.dedup,
+            use_rollups: self.use_rollups,
+            max_clock_skew: self.limits.max_clock_skew,
+            rollup_recheck: self.rollup_recheck,
+            relist_interval: self.relist_interval,
+            ..ViewOptions::default()
+        }
     }
 }

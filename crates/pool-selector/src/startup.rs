@@ -10,16 +10,15 @@ use anyhow::Context;
 use chrono::Utc;
 use utoipa::OpenApi;
 
-use pool_history::live::{LiveView, ViewObserver, ViewOptions};
+use pool_history::live::{LiveView, ViewObserver};
 use pool_http::metrics::{HttpMetrics, new_registry};
 use pool_http::{self as http, track_requests};
 
-use crate::fits::Fits;
 use crate::metrics::SelectorMetrics;
 use crate::routes::{self, ApiDoc};
 use crate::runtime::QueryRuntime;
 use crate::settings::Settings;
-use crate::state::{AppState, Defaults};
+use crate::state::AppState;
 
 pub struct Application {
     port: u16,
@@ -28,9 +27,6 @@ pub struct Application {
     runtime: QueryRuntime,
     stop: tokio::sync::watch::Sender<bool>,
 }
-
-/// Fits kept (view version × window): a few hundred kB each.
-const FITS_KEPT: u64 = 64;
 
 impl Application {
     /// Open storage, start the live view's refresh loop (its first pass loads the history; `/ready`
@@ -51,14 +47,7 @@ impl Application {
         let limits = &settings.limits;
         let view = Arc::new(LiveView::new(
             storage,
-            ViewOptions {
-                dedup: settings.dedup,
-                use_rollups: settings.use_rollups,
-                max_clock_skew: limits.max_clock_skew,
-                rollup_recheck: settings.rollup_recheck,
-                relist_interval: settings.relist_interval,
-                ..ViewOptions::default()
-            },
+            settings.view_options(),
             Arc::clone(&selector_metrics) as Arc<dyn ViewObserver>,
         ));
         // The view is read and refreshed on a runtime of its own (DataFusion spreads a read over
@@ -90,32 +79,13 @@ impl Application {
                 }
             });
         }
-        let backtests = limits.max_concurrent_backtests.unwrap_or(cores).max(1);
+        let state = web::Data::new(AppState::new(&settings, Arc::clone(&view), &registry));
         tracing::info!(
             refresh_interval = ?settings.refresh_interval,
             relist_interval = ?settings.relist_interval,
-            max_concurrent_backtests = backtests,
+            max_concurrent_backtests = state.backtests.available_permits(),
             "live view"
         );
-        let state = web::Data::new(AppState {
-            view: Arc::clone(&view),
-            fits: Fits::new(FITS_KEPT, &registry),
-            defaults: Defaults {
-                window: settings.event_filter_window,
-                strategy: settings.strategy,
-                half_life: settings.half_life,
-                confidence: settings.confidence,
-                pools_limit: limits.pools_default_limit as usize,
-                stale_after: settings.stale_after,
-                diversity_tolerance: settings.diversity_tolerance,
-            },
-            max_clock_skew: limits.max_clock_skew,
-            model: pool_ranking::ModelConfig {
-                change_alpha: settings.change_alpha,
-                ..pool_ranking::ModelConfig::default()
-            },
-            backtests: Arc::new(tokio::sync::Semaphore::new(backtests)),
-        });
         let registry = web::Data::new(registry);
         let (listener, port) = settings.listen.bind(settings.port())?;
         let openapi = ApiDoc::openapi();

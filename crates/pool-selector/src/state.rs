@@ -10,9 +10,14 @@ use tokio::sync::Semaphore;
 use pool_core::window::Window;
 use pool_history::live::LiveView;
 use pool_ranking::ModelConfig;
+use prometheus::Registry;
 
 use crate::fits::Fits;
 use crate::ranking::Strategy;
+use crate::settings::Settings;
+
+/// Fits kept (view version × window): a few hundred kB each.
+const FITS_KEPT: u64 = 64;
 
 /// Request-independent defaults, from the settings.
 #[derive(Debug, Clone, Copy)]
@@ -42,4 +47,35 @@ pub struct AppState {
     pub model: ModelConfig,
     /// Backtests replaying at once (each one is CPU work per request): past it, 503 busy.
     pub backtests: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// The handlers' state for `settings` over `view`, its metrics in `registry`.
+    pub fn new(settings: &Settings, view: Arc<LiveView>, registry: &Registry) -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let limits = &settings.limits;
+        Self {
+            view,
+            fits: Fits::new(FITS_KEPT, registry),
+            defaults: Defaults {
+                window: settings.event_filter_window,
+                strategy: settings.strategy,
+                half_life: settings.half_life,
+                confidence: settings.confidence,
+                pools_limit: limits.pools_default_limit as usize,
+                stale_after: settings.stale_after,
+                diversity_tolerance: settings.diversity_tolerance,
+            },
+            max_clock_skew: limits.max_clock_skew,
+            model: ModelConfig {
+                change_alpha: settings.change_alpha,
+                ..ModelConfig::default()
+            },
+            backtests: Arc::new(Semaphore::new(
+                limits.max_concurrent_backtests.unwrap_or(cores).max(1),
+            )),
+        }
+    }
 }
