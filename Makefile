@@ -8,11 +8,13 @@ CARGO ?= cargo
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 # What `make test` runs, e.g. `make test TEST_ARGS="-p event-generator"`.
 TEST_ARGS ?= --workspace
-# `make test FUZZ=0` leaves out the schema fuzzing step (scripts/fuzz.sh).
+# `make test FUZZ=0` leaves out the schema fuzzing step (scripts/fuzz.sh); `BENCH_SMOKE=0` the smoke run
+# of every benchmark part (load-test/bench.sh with tiny sizes on the test build's binaries).
 FUZZ ?= 1
+BENCH_SMOKE ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help build test fuzz fmt lint run bench services-start services-stop up down status logs check-artifacts load chaos demo compose spark-image
+.PHONY: help build build-time test fuzz fmt lint run bench services-start services-stop up down status logs check-artifacts load chaos demo compose spark-image
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -22,8 +24,10 @@ build: ## Build every crate (debug)
 
 # Installs what is missing, starts the test servers (S3, RabbitMQ, Redis) on private ports, runs the
 # whole suite against them, then, while they still run, fuzzes every HTTP service's OpenAPI document
-# (scripts/fuzz.sh, with the binaries the test build just made), and stops them again whatever happens;
-# the first failing step's exit code is kept.
+# (scripts/fuzz.sh) and runs every benchmark part once with tiny sizes (a part that cannot start fails
+# the suite), all with the debug binaries the test build just made, and stops them again whatever
+# happens; then the artifact checks and the `make up` stack test, on the same debug binaries. Nothing is
+# built in release.
 test: ## Install missing dependencies, start the test servers, run all tests and the API fuzzer, stop the servers
 	scripts/install-deps.sh
 	trap 'scripts/test-services.sh stop' EXIT; \
@@ -33,8 +37,9 @@ test: ## Install missing dependencies, start the test servers, run all tests and
 	else \
 		$(CARGO) test $(TEST_ARGS) --no-fail-fast; \
 	fi; \
-	if [[ "$(FUZZ)" != 0 ]]; then FUZZ_PROFILE=debug scripts/fuzz.sh; fi
-	scripts/check-artifacts.sh
+	if [[ "$(FUZZ)" != 0 ]]; then FUZZ_PROFILE=debug scripts/fuzz.sh; fi; \
+	if [[ "$(BENCH_SMOKE)" != 0 ]]; then BENCH_SMOKE=1 load-test/bench.sh; fi
+	STACK_PROFILE=debug STACK_BUILD=missing scripts/check-artifacts.sh
 
 # Builds the binaries (release unless FUZZ_PROFILE=debug), starts the test servers unless they already
 # run (and then stops only what it started), and fuzzes each HTTP service. `make fuzz S="relay monitor"`
@@ -56,6 +61,9 @@ lint: ## Clippy on every target, warnings are errors
 
 run: ## Build, write a sample dataset when ./data/events is empty, serve it on :5050
 	scripts/run.sh
+
+build-time: ## From a fresh clone: cold `make run` to its first answer, and after touching one file (BUILD_TIME_TEST=1: make test's build too): build-times.md
+	scripts/build-time.sh
 
 bench: ## Release benchmarks: raw scans and rollups against DuckDB, ranking regret and latency, ingestion, relay, monitor (tables)
 	load-test/bench.sh

@@ -15,18 +15,25 @@
 #     events sent (each job_id once); its latency with job-id deduplication on and off is the price of
 #     deduplicating at query time.
 #
-# Storage: a local folder (default; written with fsync) or, with BENCH_INGEST_STORAGE=s3, the moto S3
-# server of the test harness (a Python process competing for the same 2 cores, so slower than real S3).
+# Storage: both, one after the other in one run (BENCH_INGEST_STORAGE="local s3" by default): a local
+# folder (written with fsync) and the moto S3 server of the test harness (a Python process competing for
+# the same 2 cores, so slower than real S3). The worker's CPU (user + system seconds over the wall time of
+# the run, in cores) and peak RSS are reported for each.
 # Servers: a private instance of scripts/test-services.sh (own ports and state), stopped at the end.
+# BENCH_SMOKE=1: tiny sizes (checks that the part runs and prints its table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-bin="$TARGET_DIR/release"
-EVENTS=${BENCH_INGEST_EVENTS:-2000000}
-STORAGE=${BENCH_INGEST_STORAGE:-local}
-RATE=${BENCH_INGEST_RATE:-50000}
-STREAM_S=${BENCH_INGEST_STREAM_SECONDS:-30}
+bin="$TARGET_DIR/${BENCH_PROFILE_DIR:-release}"
+if [[ ${BENCH_SMOKE:-0} == 1 ]]; then
+  EVENTS=20000 RATE=2000 STREAM_S=3
+else
+  EVENTS=${BENCH_INGEST_EVENTS:-2000000}
+  RATE=${BENCH_INGEST_RATE:-50000}
+  STREAM_S=${BENCH_INGEST_STREAM_SECONDS:-30}
+fi
+STORAGES=${BENCH_INGEST_STORAGE:-local s3}
 PY=$ROOT/.venv/bin/python
 [ -x "$PY" ] || PY=python3
 for b in event-generator ingest-worker intake pool-selector; do
@@ -34,32 +41,39 @@ for b in event-generator ingest-worker intake pool-selector; do
 done
 
 work=$(mktemp -d /tmp/bench-ingest.XXXXXX)
-export TEST_SERVICES_DIR="$TARGET_DIR/bench-ingest-services"
 pids=()
+own_services=""
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  scripts/test-services.sh stop >/dev/null 2>&1 || true
+  if [[ -n $own_services ]]; then scripts/test-services.sh stop >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
-eval "$(scripts/test-services.sh start 2>"$work/services.log")"
+# The test servers already running (make test's), else a private instance (own ports and state).
+if [[ -z ${TEST_AMQP_URL:-} || -z ${TEST_S3_ENDPOINT:-} ]]; then
+  export TEST_SERVICES_DIR="$TARGET_DIR/bench-ingest-services"
+  own_services=1
+  eval "$(scripts/test-services.sh start 2>"$work/services.log")"
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 1 300); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
 metric() { { curl -fs "$1/metrics" || true; } | awk -v m="$2" '$1 == m {print $2}' | head -1; }
 
-suffix="bench-$$"
+run_storage() { # $STORAGE: local or s3; prints its table
+suffix="bench-$$-$STORAGE"
 export AMQP_URL="$TEST_AMQP_URL" AMQP_EXCHANGE="events.$suffix" AMQP_QUEUE="events.ingest.$suffix" \
   AMQP_DEAD_LETTER_EXCHANGE="events.dlx.$suffix" AMQP_DEAD_LETTER_QUEUE="events.dead.$suffix" LOG_LEVEL=warn
 if [ "$STORAGE" = s3 ]; then
-  bucket="bench-ingest-$$"
+  bucket="bench-ingest-$$-$RANDOM"
   curl -fs -X PUT "$TEST_S3_ENDPOINT/$bucket" >/dev/null
   export EVENTS_URL="s3://$bucket/events/" AWS_ENDPOINT_URL="$TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID=test \
     AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
   storage_desc="S3 (moto, local)"
 else
   export EVENTS_URL="$ROOT/bench-data/ingest-events"
+  unset AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
   rm -rf "$EVENTS_URL"; mkdir -p "$EVENTS_URL"
   storage_desc="local folder (fsync)"
 fi
@@ -68,7 +82,8 @@ wport=$(free_port); sport=$(free_port); nport=$(free_port); iport=$(free_port)
 METRICS_PORT=$wport METRICS_HOST=127.0.0.1 "$bin/ingest-worker" 2>"$work/worker.log" & worker=$!; pids+=("$worker")
 PORT=$sport HOST=127.0.0.1 "$bin/pool-selector" 2>"$work/selector.log" & pids+=("$!")
 INTAKE_TOKENS=bench-token INTAKE_RATE_PER_SECOND=1000 PORT=$iport HOST=127.0.0.1 "$bin/intake" 2>"$work/intake.log" & pids+=("$!")
-wait_http "http://127.0.0.1:$wport/health"; wait_http "http://127.0.0.1:$sport/health"; wait_http "http://127.0.0.1:$iport/health"
+wait_http "http://127.0.0.1:$wport/health"; wait_http "http://127.0.0.1:$sport/ready"; wait_http "http://127.0.0.1:$iport/health"
+cpu0=$(awk '{print $14 + $15}' "/proc/$worker/stat"); wall0=$(date +%s.%N)
 
 probe() { "$PY" load-test/ingest_probe.py --intake "http://127.0.0.1:$iport" --token bench-token --selector "http://127.0.0.1:$sport" --stop-file "$work/stop-$1" >"$work/probe-$1.json"; }
 wait_written() { # $1 = count → seconds waited for the worker to reach it
@@ -103,6 +118,7 @@ touch "$work/stop-live"; wait "$probe_pid"
 live_rate=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["events_per_s"]))' "$work/gen-live.json")
 wait_written $((EVENTS + RATE * STREAM_S))
 worker_rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$worker/status")
+worker_cpu=$(awk -v c0="$cpu0" -v w0="$wall0" -v hz="$(getconf CLK_TCK)" -v w1="$(date +%s.%N)" '{printf "%.2f", ($14 + $15 - c0) / hz / (w1 - w0)}' "/proc/$worker/stat")
 
 objects=$(metric "http://127.0.0.1:$wport" ingest_worker_objects_written_total)
 batches=$(metric "http://127.0.0.1:$wport" ingest_worker_batches_total)
@@ -129,14 +145,19 @@ time_pools() { # $1 base URL → "median_ms total_jobs"
 }
 read -r dedup_ms dedup_total <<<"$(time_pools "http://127.0.0.1:$sport")"
 DEDUP_JOB_IDS=false PORT=$nport HOST=127.0.0.1 "$bin/pool-selector" 2>>"$work/selector.log" & pids+=("$!")
-wait_http "http://127.0.0.1:$nport/health"
+wait_http "http://127.0.0.1:$nport/ready"
 read -r nodedup_ms nodedup_total <<<"$(time_pools "http://127.0.0.1:$nport")"
 expected=$((EVENTS + RATE * STREAM_S + fmarkers + markers))
 
+for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+pids=()
 check() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { if (v == "n/a") print "n/a"; else if ((dir == "min" && v >= t) || (dir == "max" && v <= t)) print "met"; else print "MISSED" }'; }
 cat <<TXT
 
-One ingest-worker, storage: $storage_desc; $EVENTS events (24 h backfill, 64 pools) in $messages messages; \
+#### Storage: $storage_desc
+
+One ingest-worker; $EVENTS events (24 h backfill, 64 pools) in $messages messages; \
 $batches batches, $objects objects; $(nproc) cores shared by RabbitMQ, generator, worker, pool-selector and the probe.
 
 | measure | value | target |
@@ -151,6 +172,10 @@ $batches batches, $objects objects; $(nproc) cores shared by RabbitMQ, generator
 | publish-to-visible at $RATE events/s, max ms | $pmax | |
 | POST /events (publish + broker confirm) under load, p50 / p99 ms | $post50 / $post99 | |
 | ingest-worker peak RSS, MB | $worker_rss | |
-| GET /pools whole history, job-id dedup on (median of 3), ms | $dedup_ms | jobs counted: $dedup_total (expected $expected: $([ "$dedup_total" = "$expected" ] && echo exact || echo WRONG)) |
-| GET /pools whole history, dedup off (DEDUP_JOB_IDS=false), ms | $nodedup_ms | jobs counted: $nodedup_total |
+| ingest-worker CPU over the run, cores (user + system / wall) | $worker_cpu | |
+| GET /pools whole history, redelivered copies counted once (median of 3), ms | $dedup_ms | jobs counted: $dedup_total (expected $expected: $([ "$dedup_total" = "$expected" ] && echo exact || echo WRONG)) |
+| GET /pools whole history, a fresh pool-selector with DEDUP_JOB_IDS=false, ms | $nodedup_ms | jobs counted: $nodedup_total |
 TXT
+}
+
+for STORAGE in $STORAGES; do run_storage; done

@@ -10,8 +10,9 @@
 # Needs a broker with the management plugin: TEST_RABBITMQ_MANAGEMENT_URL (and nothing else), as
 # exported by scripts/test-services.sh; started through it when unset. Release build.
 #
-# Env: BENCH_TRIALS (default 8), BENCH_POLL_INTERVAL (default 5s, the shipped default), BENCH_BACKLOG (default 50),
-# BENCH_NO_BUILD=1 to use the release binary as it is.
+# Env: BENCH_TRIALS (default 8), BENCH_POLL_INTERVAL (default 5s, the shipped default), BENCH_BACKLOG (default 50).
+# The binary: $CARGO_TARGET_DIR/${BENCH_PROFILE_DIR:-release}/monitor (load-test/bench.sh builds it).
+# BENCH_SMOKE=1: one trial with a 1 s poll (checks that the part runs and prints its table).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,10 +31,12 @@ fi
 TRIALS="${BENCH_TRIALS:-8}"
 POLL="${BENCH_POLL_INTERVAL:-5s}"
 BACKLOG="${BENCH_BACKLOG:-50}"
+if [[ ${BENCH_SMOKE:-0} == 1 ]]; then
+  TRIALS=1 POLL=1s BACKLOG=5
+fi
 
-# load-test/bench.sh has built every binary already; BENCH_NO_BUILD=1 skips the (no-op) check.
-[[ -n "${BENCH_NO_BUILD:-}" ]] || cargo build --release -q --workspace --bins
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/monitor"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/${BENCH_PROFILE_DIR:-release}/monitor"
+[[ -x $BIN ]] || { echo "bench-monitor: $BIN is missing: build the binaries first (load-test/bench.sh does)" >&2; exit 1; }
 
 QUEUE="bench-monitor.$(date +%s).$$"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"

@@ -15,21 +15,29 @@
 #
 # Env: BENCH_DURATION (wrk seconds, default 10), BENCH_REPEAT (default 3), BENCH_BURST (default 1000),
 # BENCH_RELAY_EVENTS (dataset size, default 50000), BENCH_THREADS (wrk threads, default = cores).
+# BENCH_SMOKE=1: tiny sizes (checks that the part runs and prints its table). Each relay gets its own
+# admin port (ADMIN_PORT): two relays on the default one could not both start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN="$TARGET_DIR/release"
-DURATION=${BENCH_DURATION:-10}
-REPEAT=${BENCH_REPEAT:-3}
-BURST=${BENCH_BURST:-1000}
-EVENTS=${BENCH_RELAY_EVENTS:-50000}
+BIN="$TARGET_DIR/${BENCH_PROFILE_DIR:-release}"
+if [[ ${BENCH_SMOKE:-0} == 1 ]]; then
+  DURATION=1 REPEAT=1 BURST=50 EVENTS=5000
+else
+  DURATION=${BENCH_DURATION:-10}
+  REPEAT=${BENCH_REPEAT:-3}
+  BURST=${BENCH_BURST:-1000}
+  EVENTS=${BENCH_RELAY_EVENTS:-50000}
+fi
 THREADS=${BENCH_THREADS:-$(nproc)}
 
 for tool in wrk nginx redis-server curl python3; do
   command -v "$tool" >/dev/null || { echo "bench-relay: $tool is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
 done
-cargo build --release -q --workspace --bins
+for b in event-generator pool-selector relay; do
+  [ -x "$BIN/$b" ] || { echo "bench-relay: missing $BIN/$b: build the binaries first (load-test/bench.sh does)" >&2; exit 1; }
+done
 
 TMP=$(mktemp -d -t bench-relay.XXXXXX)
 PIDS=()
@@ -56,11 +64,12 @@ EVENTS_URL="$TMP/events" HOST=127.0.0.1 PORT=$UP_PORT LOG_LEVEL=warn "$BIN/pool-
 PIDS+=($!)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
 PIDS+=($!)
-wait_http "http://127.0.0.1:$UP_PORT/health" pool-selector "$TMP/selector.log"
+wait_http "http://127.0.0.1:$UP_PORT/ready" pool-selector "$TMP/selector.log"
 for _ in $(seq 1 100); do [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break; sleep 0.05; done
 
 start_relay() { # $1 port, $2 L1 TTL, $3 log
   UPSTREAM_URL="http://127.0.0.1:$UP_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" HOST=127.0.0.1 PORT=$1 \
+    ADMIN_PORT="$(free_port)" \
     L1_TTL=$2 CACHE_TTL_SECONDS=600 REDIS_KEY_PREFIX="bench:$1:" LOG_LEVEL=warn "$BIN/relay" 2>"$3" &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$1/health" "relay on $1" "$3"

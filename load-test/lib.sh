@@ -20,21 +20,26 @@ fmt2() { awk -v v="$1" 'BEGIN {printf "%.2f", v}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
 # A fresh pool-selector (binary $1, then extra NAME=VALUE environment) over $DATA on $PORT; returns once
-# /health answers. Its pid is in selector_pid.
+# it is ready to answer rankings (/ready 200 once its view of the history is loaded; a build from before
+# the live view answers /ready at once). Its pid is in selector_pid, the time from start to ready (ms) in
+# SELECTOR_READY_MS.
 selector_pid=""
+SELECTOR_READY_MS=0
 start_selector() {
-    local binary=$1
+    local binary=$1 t0
     shift
     port_open "$PORT" && die "port $PORT is taken by another program; set BENCH_PORT"
+    t0=$(date +%s%N)
     env "$@" EVENTS_URL="$DATA" HOST=127.0.0.1 PORT="$PORT" LOG_LEVEL=warn "$binary" \
         2>>"$WORK/pool-selector.log" &
     selector_pid=$!
-    local deadline=$((SECONDS + 30))
-    until curl -fs -o /dev/null "$BASE/health"; do
+    local deadline=$((SECONDS + 600))
+    until curl -fs -o /dev/null "$BASE/ready"; do
         kill -0 "$selector_pid" 2>/dev/null || die "$binary exited at start (log: $WORK/pool-selector.log)"
-        ((SECONDS < deadline)) || die "$binary not healthy after 30 s (log: $WORK/pool-selector.log)"
+        ((SECONDS < deadline)) || die "$binary not ready after 600 s (log: $WORK/pool-selector.log)"
         sleep 0.02
     done
+    SELECTOR_READY_MS=$(ms_since "$t0")
 }
 # Peak RSS of the running pool-selector, MB.
 selector_rss_mb() { awk '/VmHWM/ {print $2 / 1024}' "/proc/$selector_pid/status"; }

@@ -230,7 +230,18 @@ def main(argv: list[str]) -> int:
     names = workspace_binaries()
     if not names:
         die(f"no binary crates under {ROOT / 'crates'}")
-    paths = {n: find_binary(target, n, args.profile) for n in names}
+    binaries = set(names)
+
+    artifacts: list[tuple[str, list]] = []
+    for source, objs in {**render_kustomize(), **render_helm()}.items():
+        artifacts.append((source, list(k8s_containers(objs, binaries))))
+    artifacts.append((str(COMPOSE.relative_to(ROOT)), list(compose_services(binaries))))
+
+    # Only the binaries the artifacts run are needed (benchmark tools are never deployed), plus those
+    # whose variables a deployed one borrows.
+    needed = {binary for _, containers in artifacts for _, binary, *_ in containers if binary}
+    needed |= {source for b in needed for source, _ in OUTSIDE_CLAP.get(b, [])}
+    paths = {n: find_binary(target, n, args.profile) for n in sorted(needed)}
     missing = sorted(n for n, p in paths.items() if p is None)
     if missing:
         where = " or ".join(str(target / p) for p in (["release", "debug"] if args.profile == "auto" else [args.profile]))
@@ -240,12 +251,6 @@ def main(argv: list[str]) -> int:
     for binary, borrowed in OUTSIDE_CLAP.items():
         for source, pattern in borrowed:
             reads.setdefault(binary, set()).update(v for v in reads.get(source, set()) if pattern.match(v))
-    binaries = set(names)
-
-    artifacts: list[tuple[str, list]] = []
-    for source, objs in {**render_kustomize(), **render_helm()}.items():
-        artifacts.append((source, list(k8s_containers(objs, binaries))))
-    artifacts.append((str(COMPOSE.relative_to(ROOT)), list(compose_services(binaries))))
 
     violations: set[tuple[str, str, str, str]] = set()
     checked_vars = checked_containers = 0

@@ -30,9 +30,10 @@
 #
 # Other settings: STACK_GENERATOR_RATE (50), STACK_BUCKET (pool-events), STACK_LOG_LEVEL (INFO),
 # STACK_COMPACTOR_EVERY (1m), STACK_COMPACTOR_SETTLE (2m; short, so a closed hour is rolled up soon),
-# STACK_BUILD (`missing`: build the release binaries only when one is missing; `always`: run cargo build
-# first; `never`), CARGO_TARGET_DIR (binaries are taken from $CARGO_TARGET_DIR/release, default
-# target/release).
+# STACK_BUILD (`missing`: build the binaries only when one is missing; `always`: run cargo build first;
+# `never`), STACK_PROFILE (`release`, the default, for measurements; `debug`: the binaries of the test
+# build, which is how `make test` runs the stack test without a release build), CARGO_TARGET_DIR
+# (binaries are taken from $CARGO_TARGET_DIR/<profile>, default target/<profile>).
 # The ports in force are recorded in STACK_DIR at `up` and reused by every later command until `down`.
 set -euo pipefail
 
@@ -44,7 +45,16 @@ STATE="$(cd "$STATE" 2>/dev/null && pwd || echo "$STATE")"
 VENV="$ROOT/.venv"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 case $TARGET in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
-BIN="$TARGET/release"
+PROFILE="${STACK_PROFILE:-release}"
+case $PROFILE in
+release) BUILD_CMD=(cargo build --release --workspace --bins) ;;
+debug) BUILD_CMD=(cargo build --workspace --bins) ;;
+*)
+    echo "stack: STACK_PROFILE must be release or debug (got $PROFILE)" >&2
+    exit 1
+    ;;
+esac
+BIN="$TARGET/$PROFILE"
 BINARIES=(pool-selector compactor ingest-worker relay monitor intake event-generator launcher)
 # Start order; `down` stops the producers (event-generator, intake) first and storage last.
 COMPONENTS=(s3 epmd rabbitmq redis intake pool-selector compactor ingest-worker monitor relay launcher prometheus event-generator)
@@ -198,14 +208,14 @@ build_binaries() {
     always) ;;
     missing) ((${#missing[@]})) || return 0 ;;
     never)
-        ((${#missing[@]} == 0)) || die "release binaries missing in $BIN: ${missing[*]} (STACK_BUILD=never)"
+        ((${#missing[@]} == 0)) || die "$PROFILE binaries missing in $BIN: ${missing[*]} (STACK_BUILD=never)"
         return 0
         ;;
     *) die "STACK_BUILD must be missing, always or never (got $mode)" ;;
     esac
     # The same command as make run and make bench: one feature set, so no script rebuilds DataFusion.
-    log "building release binaries into $BIN (cargo build --release --workspace --bins)"
-    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release --workspace --bins) >&2 ||
+    log "building $PROFILE binaries into $BIN (${BUILD_CMD[*]})"
+    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" "${BUILD_CMD[@]}") >&2 ||
         die "cargo build failed"
     for b in "${BINARIES[@]}"; do
         [[ -x $BIN/$b ]] || die "cargo build did not produce $BIN/$b"

@@ -140,7 +140,7 @@ post_pool="pool-zz9.stackpost-us-east-1b"
 truth="$STACK_DIR/truth.json"
 
 # (a) A bounded generator run into RabbitMQ: 2,000 events for one pool nobody else uses.
-"$TARGET/release/event-generator" --sink "$STACK_AMQP_URL" --events 2000 --hours 1 --seed 7 \
+"$TARGET/${STACK_PROFILE:-release}/event-generator" --sink "$STACK_AMQP_URL" --events 2000 --hours 1 --seed 7 \
     --pool-list "$gen_pool" --truth "$truth" >"$STACK_DIR/generator-run.json" 2>"$STACK_DIR/generator-run.err" ||
     fail "event-generator --sink amqp:// --events 2000 failed: $(tail -n 5 "$STACK_DIR/generator-run.err")"
 read -r gen_jobs gen_spot < <(python3 -c '

@@ -285,6 +285,7 @@ impl Args {
             settings: SinkSettings {
                 storage: self.storage.clone(),
                 object,
+                #[cfg(feature = "amqp")]
                 amqp: None,
             },
         })

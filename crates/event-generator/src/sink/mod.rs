@@ -6,6 +6,7 @@
 //! * [`object`]: hive-partitioned NDJSON objects in a local folder or an S3 prefix.
 //! * [`amqp`]: RabbitMQ (`amqp://`), persistent messages with publisher confirms.
 
+#[cfg(feature = "amqp")]
 pub mod amqp;
 pub mod object;
 
@@ -110,6 +111,7 @@ pub struct SinkSettings {
     pub object: ObjectSinkOptions,
     /// Exchange and queue names and message sizes of an `amqp://` sink (its URL comes from `--sink`);
     /// `None` = from the `AMQP_*` variables.
+    #[cfg(feature = "amqp")]
     pub amqp: Option<pool_amqp::AmqpArgs>,
 }
 
@@ -121,6 +123,7 @@ pub async fn open(url: &SinkUrl, settings: &SinkSettings) -> anyhow::Result<Box<
             &settings.storage,
             settings.object.clone(),
         )?)),
+        #[cfg(feature = "amqp")]
         SinkUrl::Amqp(u) => Ok(Box::new(match &settings.amqp {
             Some(args) => {
                 let mut args = args.clone();
@@ -129,6 +132,11 @@ pub async fn open(url: &SinkUrl, settings: &SinkSettings) -> anyhow::Result<Box<
             }
             None => amqp::AmqpSink::open(u).await?,
         })),
+        #[cfg(not(feature = "amqp"))]
+        SinkUrl::Amqp(_) => anyhow::bail!(
+            "this event-generator was built without the amqp feature (as `make run` builds it); \
+             build it with `cargo build --bins -p event-generator` to publish to RabbitMQ"
+        ),
     }
 }
 
@@ -167,6 +175,7 @@ mod tests {
         assert!(!u.to_string().contains("hunter2"));
     }
 
+    #[cfg(feature = "amqp")]
     #[tokio::test]
     async fn an_unreachable_broker_is_an_error_at_open() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
