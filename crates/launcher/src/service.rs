@@ -512,7 +512,7 @@ impl Launcher {
             .attempts
             .iter()
             .enumerate()
-            .filter(|(i, a)| ended(*i, *a) && a.publishes())
+            .filter(|(i, a)| ended(*i, a) && a.publishes())
             .filter_map(|(_, a)| {
                 let event = Intake::event(a).or_else(|| {
                     tracing::warn!(launch = %launch.launch_id, job_id = %a.job_id, "the attempt's outcome is no valid event; not published");

@@ -219,7 +219,7 @@ async fn a_relaunch_whose_save_loses_is_never_submitted() {
     // Another writer wins the compare-and-set: the relaunch this step chose is dropped, unsubmitted.
     w.store.fail_puts.store(1, Ordering::SeqCst);
     w.launcher.step(&l.launch_id).await.unwrap();
-    assert_eq!(w.backend.creations(), [first.clone()]);
+    assert_eq!(w.backend.creations(), std::slice::from_ref(&first));
     assert_eq!(w.stored(&l.launch_id).await.attempts.len(), 1);
     // The next pass relaunches, saved first, then submitted once.
     w.launcher.step(&l.launch_id).await.unwrap();
