@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Writes the compose stack's .env (at the repository root, beside docker-compose.yml) from .env.example,
-# every REQUIRED secret (a `# REQUIRED` line above an empty `NAME=`) filled with a random value, on first
+# every REQUIRED secret (a `# REQUIRED` line above an empty `NAME=`, or `NAME=prefix:` for a secret after
+# a fixed prefix, e.g. the launcher's LAUNCHER_TOKENS=admin:) filled with a random value, on first
 # use. An existing .env is never touched: delete it to start over (the secrets then change, and so must
 # the stack's volumes: `docker compose down -v`).
 #
@@ -35,8 +36,9 @@ while IFS= read -r line || [[ -n $line ]]; do
         printf '%s\n' "$line"
         continue
     fi
-    if ((required)) && [[ $line =~ ^([A-Z_][A-Z0-9_]*)=$ ]]; then
-        printf '%s=%s\n' "${BASH_REMATCH[1]}" "$(secret)"
+    # `NAME=` gets a secret; `NAME=prefix:` (LAUNCHER_TOKENS=admin:) a secret after its fixed prefix.
+    if ((required)) && [[ $line =~ ^([A-Z_][A-Z0-9_]*)=([A-Za-z0-9._-]+:)?$ ]]; then
+        printf '%s=%s%s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "$(secret)"
         filled=$((filled + 1))
     else
         printf '%s\n' "$line"
@@ -45,4 +47,5 @@ while IFS= read -r line || [[ -n $line ]]; do
 done <"$EXAMPLE" >"$tmp"
 mv "$tmp" "$TARGET"
 trap - EXIT
-echo "compose-env: wrote $TARGET ($filled random secrets); the intake token: grep INTAKE_TOKEN $TARGET" >&2
+echo "compose-env: wrote $TARGET ($filled random secrets); the intake token: grep INTAKE_TOKEN $TARGET;" \
+    "the launcher's admin token: grep LAUNCHER_TOKENS $TARGET" >&2

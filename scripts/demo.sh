@@ -35,6 +35,11 @@ URL="http://127.0.0.1:$PORT"
 
 "$PY" "$ROOT/scripts/demo_loop.py" plan --out "$OUT" --selector "$STACK_SELECTOR_URL"
 
+# The demo's launcher has one caller, `demo`, with a token made for this run (demo_loop.py reads it
+# from DEMO_LAUNCHER_TOKEN).
+DEMO_LAUNCHER_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+export DEMO_LAUNCHER_TOKEN
+
 LAUNCHER_PID=""
 cleanup() {
     if [[ -n $LAUNCHER_PID ]] && kill -0 "$LAUNCHER_PID" 2>/dev/null; then
@@ -44,6 +49,7 @@ cleanup() {
 }
 trap cleanup EXIT
 env HOST=127.0.0.1 PORT="$PORT" HTTP_WORKERS=2 LOG_LEVEL="${STACK_LOG_LEVEL:-INFO}" \
+    LAUNCHER_TOKENS="demo:$DEMO_LAUNCHER_TOKEN" \
     LAUNCH_TEMPLATES="$ROOT/deploy/launch-templates" BACKEND=local \
     RELAY_URL="$STACK_SELECTOR_URL" INTAKE_URL="$STACK_INTAKE_URL" INTAKE_TOKEN="$STACK_INTAKE_TOKEN" \
     REDIS_URL="$STACK_REDIS_URL" REDIS_KEY_PREFIX="demo:$(basename "$OUT"):" \

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -49,6 +50,14 @@ SIZE = "xlarge"
 # True termination probabilities of the 6 pools of an arm (3 types x 2 zones): one clearly best pool,
 # two close runners-up, three bad ones.
 PROBABILITIES = [0.03, 0.06, 0.08, 0.15, 0.22, 0.30]
+
+
+def launcher_auth() -> dict:
+    """The launcher's Authorization header: the token demo.sh made for the demo's caller."""
+    token = os.environ.get("DEMO_LAUNCHER_TOKEN", "")
+    if not token:
+        raise SystemExit("demo: DEMO_LAUNCHER_TOKEN is not set (demo.sh sets it for the launcher it starts)")
+    return {"authorization": f"Bearer {token}"}
 
 
 def http(method: str, url: str, body: object | None = None, headers: dict | None = None, timeout: float = 30):
@@ -183,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        "size": "small", "max_attempts": 1}
                 if arm["strategy"]:
                     req["strategy"] = arm["strategy"]
-                status, rec = http("POST", f"{args.launcher}/launch", req)
+                status, rec = http("POST", f"{args.launcher}/launch", req, launcher_auth())
                 if status != 202:
                     raise SystemExit(f"demo: POST /launch ({name}) answered {status}: {rec}")
                 ids.append((name, rec["launch_id"]))
@@ -194,7 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             for name, lid in ids:
                 if lid in done:
                     continue
-                status, rec = http("GET", f"{args.launcher}/launches/{lid}")
+                status, rec = http("GET", f"{args.launcher}/launches/{lid}", None, launcher_auth())
                 if status == 200 and rec["state"] in ("COMPLETED", "FAILED", "CANCELLED") and \
                         all(a.get("outcome_published") or a.get("state") == "CANCELLED" for a in rec["attempts"]):
                     done[lid] = (name, rec)

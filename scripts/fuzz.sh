@@ -14,7 +14,7 @@
 #   * compactor `--every` over the same folder (SETTLE=0), so rollups appear while the fuzzer reads;
 #   * ingest-worker draining fuzz.events.ingest into the same folder;
 #   * the launcher picking pools through the relay and publishing its (simulated: SIMULATE_ONLY) runs'
-#     outcomes to the intake, its launches in the test Redis;
+#     outcomes to the intake, its launches in the test Redis, with one caller (LAUNCHER_TOKENS);
 #   * relay in front of pool-selector, caching in the test Redis (a key prefix of its own per run);
 #   * monitor polling the test RabbitMQ management API (two workloads: the fuzz queues).
 # Each is ready once /health answers (and /ready where a service has one), within a deadline. Then
@@ -61,6 +61,8 @@ BINARIES=(pool-selector intake relay monitor compactor ingest-worker event-gener
 # The order services are fuzzed and summarised in.
 SERVICES=(pool-selector intake relay monitor compactor ingest-worker launcher)
 INTAKE_TOKEN="fuzz-token"
+# The launcher's one caller (LAUNCHER_TOKENS fuzz:<this>): its routes are fuzzed past authentication.
+LAUNCHER_TOKEN="fuzz-launcher-token"
 START_DEADLINE=60
 
 log() { echo "fuzz: $*" >&2; }
@@ -302,7 +304,8 @@ start relay HOST=127.0.0.1 PORT="$RELAY_PORT" HTTP_WORKERS=2 UPSTREAM_URL="http:
 # truth file (no Spark: SIMULATE_ONLY), so every accepted launch ends within a poll and the fuzzer's
 # launches never pile up; its state is in the test Redis under a prefix of its own.
 echo '{"pools":[{"pool_id":"pool-c6a.xlarge-us-east-1a","termination_probability":0.5}]}' >"$WORK/truth.json"
-start launcher HOST=127.0.0.1 PORT="$LAUNCHER_PORT" HTTP_WORKERS=2 LAUNCH_TEMPLATES="$ROOT/deploy/launch-templates" \
+start launcher HOST=127.0.0.1 PORT="$LAUNCHER_PORT" HTTP_WORKERS=2 LAUNCHER_TOKENS="fuzz:$LAUNCHER_TOKEN" \
+    LAUNCH_TEMPLATES="$ROOT/deploy/launch-templates" \
     RELAY_URL="http://127.0.0.1:$RELAY_PORT" INTAKE_URL="http://127.0.0.1:$INTAKE_PORT" INTAKE_TOKEN="$INTAKE_TOKEN" \
     REDIS_URL="$TEST_REDIS_URL" REDIS_KEY_PREFIX="fuzz-launcher:$$:$(date +%s):" SIMULATE_TRUTH="$WORK/truth.json" \
     SIMULATE_ONLY=true SPARK_WORK_DIR="$WORK/launcher" POLL_INTERVAL=200ms MAX_ACTIVE_LAUNCHES=1000
@@ -394,6 +397,8 @@ fuzz_service() {
     fi
     # POST /events needs the intake's bearer token (without it every request is a 401).
     [[ $name == intake ]] && args+=(--header "Authorization: Bearer $INTAKE_TOKEN")
+    # Every launch route needs a caller's token (without it every request is a 401).
+    [[ $name == launcher ]] && args+=(--header "Authorization: Bearer $LAUNCHER_TOKEN")
     log "$name: fuzzing $base (schema $schema_url)"
     local rc=0
     (cd "$WORK" && "$ST" "${args[@]}") >"$out" 2>&1 || rc=$?

@@ -26,7 +26,9 @@
 #   STACK_INTAKE_PORT 16098 (intake: POST /events)   STACK_LAUNCHER_PORT 16099 (launcher: POST /launch)
 #
 # The intake accepts POST /events with the bearer token STACK_INTAKE_TOKEN (its INTAKE_TOKENS; default
-# dev-token). pool-selector only reads the bucket: it gets no RabbitMQ or intake setting.
+# dev-token). The launcher accepts its routes with the bearer token STACK_LAUNCHER_TOKEN (its
+# LAUNCHER_TOKENS, as caller `dev`; default dev-launcher-token, poolctl's default too). pool-selector only
+# reads the bucket: it gets no RabbitMQ or intake setting.
 #
 # Other settings: STACK_GENERATOR_RATE (50), STACK_BUCKET (pool-events), STACK_LOG_LEVEL (INFO),
 # STACK_COMPACTOR_EVERY (1m), STACK_COMPACTOR_SETTLE (2m; short, so a closed hour is rolled up soon),
@@ -93,6 +95,7 @@ load_settings() {
         INTAKE_PORT=${INTAKE_PORT:-${STACK_INTAKE_PORT:-16098}}
         INTAKE_TOKEN=${INTAKE_TOKEN:-${STACK_INTAKE_TOKEN:-dev-token}}
         LAUNCHER_PORT=${LAUNCHER_PORT:-${STACK_LAUNCHER_PORT:-16099}}
+        LAUNCHER_TOKEN=${LAUNCHER_TOKEN:-${STACK_LAUNCHER_TOKEN:-dev-launcher-token}}
         SIMULATE_TRUTH=${SIMULATE_TRUTH:-${STACK_SIMULATE_TRUTH:-}}
     else
         load_fresh_settings
@@ -107,6 +110,7 @@ load_fresh_settings() {
     INTAKE_PORT=${STACK_INTAKE_PORT:-16098}
     INTAKE_TOKEN=${STACK_INTAKE_TOKEN:-dev-token}
     LAUNCHER_PORT=${STACK_LAUNCHER_PORT:-16099}
+    LAUNCHER_TOKEN=${STACK_LAUNCHER_TOKEN:-dev-launcher-token}
     SIMULATE_TRUTH=${STACK_SIMULATE_TRUTH:-}
     SELECTOR_PORT=${STACK_SELECTOR_PORT:-16050}
     MONITOR_PORT=${STACK_MONITOR_PORT:-16095}
@@ -130,7 +134,7 @@ save_settings() {
     {
         for v in RELAY_PORT RELAY_ADMIN_PORT SELECTOR_PORT MONITOR_PORT WORKER_PORT COMPACTOR_PORT PROMETHEUS_PORT \
             S3_PORT AMQP_PORT MGMT_PORT REDIS_PORT EPMD_PORT DIST_PORT GENERATOR_RATE BUCKET RABBIT_DIR INTAKE_PORT \
-            INTAKE_TOKEN LAUNCHER_PORT SIMULATE_TRUTH "${CHAOS_SETTINGS[@]}"; do
+            INTAKE_TOKEN LAUNCHER_PORT LAUNCHER_TOKEN SIMULATE_TRUTH "${CHAOS_SETTINGS[@]}"; do
             printf '%s=%q\n' "$v" "${!v}"
         done
     } >"$STATE/settings"
@@ -150,6 +154,7 @@ export STACK_RELAY_ADMIN_URL='http://127.0.0.1:$RELAY_ADMIN_PORT'
 export STACK_INTAKE_URL='http://127.0.0.1:$INTAKE_PORT'
 export STACK_LAUNCHER_URL='http://127.0.0.1:$LAUNCHER_PORT'
 export STACK_INTAKE_TOKEN='$INTAKE_TOKEN'
+export STACK_LAUNCHER_TOKEN='$LAUNCHER_TOKEN'
 export STACK_SELECTOR_URL='http://127.0.0.1:$SELECTOR_PORT'
 export STACK_MONITOR_URL='http://127.0.0.1:$MONITOR_PORT'
 export STACK_WORKER_URL='http://127.0.0.1:$WORKER_PORT'
@@ -291,12 +296,14 @@ start_relay() {
 }
 # The launcher asks the relay for pools and sends outcomes to the intake; its launches live in Redis, its
 # runs are real `spark-submit --master local[*]` jobs (PySpark from the repo venv) with their folders in
-# the stack's state. STACK_SIMULATE_TRUTH=FILE (a generator truth file) makes runs end as spot
-# terminations with their pool's true probability.
+# the stack's state. Its one caller is `dev` (LAUNCHER_TOKENS dev:STACK_LAUNCHER_TOKEN).
+# STACK_SIMULATE_TRUTH=FILE (a generator truth file) makes runs end as spot terminations with their
+# pool's true probability.
 start_launcher() {
     local simulate=()
     [[ -n $SIMULATE_TRUTH ]] && simulate=(SIMULATE_TRUTH="$SIMULATE_TRUTH")
     start_service launcher "$LAUNCHER_PORT" HOST=127.0.0.1 PORT="$LAUNCHER_PORT" HTTP_WORKERS=2 \
+        LAUNCHER_TOKENS="dev:$LAUNCHER_TOKEN" \
         LAUNCH_TEMPLATES="$ROOT/deploy/launch-templates" RELAY_URL="http://127.0.0.1:$RELAY_PORT" \
         INTAKE_URL="http://127.0.0.1:$INTAKE_PORT" INTAKE_TOKEN="$INTAKE_TOKEN" \
         REDIS_URL="redis://127.0.0.1:$REDIS_PORT" SPARK_SUBMIT="$VENV/bin/spark-submit" \
@@ -466,7 +473,7 @@ Pool Selector stack is running (state: $STATE; stop it with: make down)
   relay (the front door)  http://127.0.0.1:$RELAY_PORT
   relay admin             http://127.0.0.1:$RELAY_ADMIN_PORT/docs/ (Swagger UI), /metrics   (pool-selector: http://127.0.0.1:$SELECTOR_PORT/docs/)
   intake (POST /events)   http://127.0.0.1:$INTAKE_PORT/docs/ (Swagger UI), /metrics   (Authorization: Bearer $INTAKE_TOKEN)
-  launcher (POST /launch) http://127.0.0.1:$LAUNCHER_PORT/docs/ (Swagger UI), /launches, /metrics
+  launcher (POST /launch) http://127.0.0.1:$LAUNCHER_PORT/docs/ (Swagger UI), /launches, /metrics   (Authorization: Bearer $LAUNCHER_TOKEN)
   Prometheus              http://127.0.0.1:$PROMETHEUS_PORT/   (scrape targets: /classic/targets with Debian's build)
   monitor                 http://127.0.0.1:$MONITOR_PORT/desired-worker-scale   (Swagger UI: /docs/)
   ingest-worker metrics   http://127.0.0.1:$WORKER_PORT/metrics
@@ -483,8 +490,12 @@ Pool Selector stack is running (state: $STATE; stop it with: make down)
   curl -s http://127.0.0.1:$MONITOR_PORT/desired-worker-scale
   curl -s -XPOST 'http://127.0.0.1:$INTAKE_PORT/events' -H 'Authorization: Bearer $INTAKE_TOKEN' \\
       -H 'content-type: application/x-ndjson' --data-binary @events.ndjson
-  curl -s -XPOST 'http://127.0.0.1:$LAUNCHER_PORT/launch' -H 'content-type: application/json' \
-      -d '{"application":"astronauts","instance_types":["c6a.xlarge","m6a.xlarge"]}'
+  # the seed's launch (no body): the astronaut job on the best pool of the default instance types
+  curl -s -X POST 'http://127.0.0.1:$LAUNCHER_PORT/launch' -H 'Authorization: Bearer $LAUNCHER_TOKEN'
+  curl -s -XPOST 'http://127.0.0.1:$LAUNCHER_PORT/launch' -H 'Authorization: Bearer $LAUNCHER_TOKEN' \\
+      -H 'content-type: application/json' -d '{"application":"astronauts","instance_types":["c6a.xlarge","m6a.xlarge"]}'
+  curl -s 'http://127.0.0.1:$LAUNCHER_PORT/launches' -H 'Authorization: Bearer $LAUNCHER_TOKEN'
+  poolctl launches   (poolctl sends LAUNCHER_TOKEN, default $LAUNCHER_TOKEN)
 
 Logs: make logs (or $STATE/logs/); status: make status
 TXT

@@ -1,8 +1,12 @@
 //! The two services a launch talks to: the relay, which picks the pool, and the intake, which takes
 //! the outcome back into the pipeline.
+//!
+//! The relay's answer is not trusted blindly: a pick outside the request's instance types or zones, or
+//! one of the pools to exclude, is refused ([`check_pick`]) before anything is submitted.
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use pool_core::event::{Event, JobId, PoolId};
 use serde::Deserialize;
 
@@ -20,6 +24,43 @@ pub enum PickError {
     /// The relay cannot be reached or failed.
     #[error("{0}")]
     Unavailable(String),
+    /// The relay answered a pool the request does not allow.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// Where picks come from: the relay ([`Ranking`]), or a test's fake.
+#[async_trait]
+pub trait Picker: Send + Sync {
+    /// The best pool for `spec`, never one of `exclude`.
+    async fn pick(&self, spec: &LaunchSpec, exclude: &[PoolId]) -> Result<PoolId, PickError>;
+}
+
+/// Whether `pool` is one the request allows: one of its instance types, in one of its zones (when it
+/// names any), not one of the pools to exclude (those tried already).
+pub fn check_pick(pool: &PoolId, spec: &LaunchSpec, exclude: &[PoolId]) -> Result<(), PickError> {
+    let mismatch = |why: String| {
+        Err(PickError::Mismatch(format!(
+            "the relay picked {pool}, which the request does not allow: {why}"
+        )))
+    };
+    if !spec.instance_types.contains(pool.instance_type()) {
+        let asked: Vec<&str> = spec.instance_types.iter().map(|t| t.as_str()).collect();
+        return mismatch(format!(
+            "its instance type is not one of {}",
+            asked.join(",")
+        ));
+    }
+    if !spec.availability_zones.is_empty()
+        && !spec.availability_zones.contains(pool.availability_zone())
+    {
+        let asked: Vec<&str> = spec.availability_zones.iter().map(|z| z.as_str()).collect();
+        return mismatch(format!("its zone is not one of {}", asked.join(",")));
+    }
+    if exclude.contains(pool) {
+        return mismatch("it was excluded (tried already)".to_owned());
+    }
+    Ok(())
 }
 
 /// Asks `GET /get-pool` (the relay's, or pool-selector's: the same contract).
@@ -90,8 +131,11 @@ impl Ranking {
         }
         serde_urlencoded::to_string(pairs).expect("strings encode")
     }
+}
 
-    pub async fn pick(&self, spec: &LaunchSpec, exclude: &[PoolId]) -> Result<PoolId, PickError> {
+#[async_trait]
+impl Picker for Ranking {
+    async fn pick(&self, spec: &LaunchSpec, exclude: &[PoolId]) -> Result<PoolId, PickError> {
         let url = format!("{}/get-pool?{}", self.base, Self::query(spec, exclude));
         let unavailable = |e: String| {
             PickError::Unavailable(format!(
@@ -125,6 +169,49 @@ impl Ranking {
     }
 }
 
+/// Why an outcome was not published: a bounded label for `launcher_publish_failures_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishFailure {
+    /// No `INTAKE_TOKEN`: nothing can be published.
+    NoToken,
+    /// The intake refused the token (401/403), or has no tokens at all (404): rotate `INTAKE_TOKEN`.
+    Unauthorized,
+    /// The intake refused the event itself (another 4xx): a launcher bug worth a report.
+    Refused,
+    /// The intake is over this token's rate (429).
+    RateLimited,
+    /// The intake cannot be reached, timed out, or failed (5xx).
+    Unavailable,
+}
+
+impl PublishFailure {
+    pub const ALL: [PublishFailure; 5] = [
+        PublishFailure::NoToken,
+        PublishFailure::Unauthorized,
+        PublishFailure::Refused,
+        PublishFailure::RateLimited,
+        PublishFailure::Unavailable,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            PublishFailure::NoToken => "no_token",
+            PublishFailure::Unauthorized => "unauthorized",
+            PublishFailure::Refused => "refused",
+            PublishFailure::RateLimited => "rate_limited",
+            PublishFailure::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// An outcome the intake did not take, and why (for the log line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PublishError {
+    pub kind: PublishFailure,
+    pub message: String,
+}
+
 /// Sends outcome events to the intake's `POST /events`.
 #[derive(Clone)]
 pub struct Intake {
@@ -142,7 +229,7 @@ impl Intake {
         }
     }
 
-    /// Without a token nothing is published (the intake would refuse it).
+    /// Without a token nothing is published (the intake would refuse it); outcomes wait in the outbox.
     pub fn enabled(&self) -> bool {
         self.token.is_some()
     }
@@ -160,34 +247,51 @@ impl Intake {
         ))
     }
 
-    /// Publish one attempt's outcome; `Ok` once the intake accepted it (RabbitMQ confirmed it).
-    pub async fn publish(&self, attempt: &Attempt) -> Result<(), String> {
+    /// Publish one event (a JSON line); `Ok` once the intake accepted it (RabbitMQ confirmed it).
+    pub async fn publish_line(&self, line: &str) -> Result<(), PublishError> {
+        let fail = |kind, message: String| PublishError { kind, message };
         let Some(token) = &self.token else {
-            return Err("no INTAKE_TOKEN".into());
+            return Err(fail(
+                PublishFailure::NoToken,
+                "no INTAKE_TOKEN is set: outcomes cannot be published".into(),
+            ));
         };
-        let event = Self::event(attempt).ok_or("the attempt has no outcome")?;
         let resp = self
             .client
             .post(&self.url)
             .bearer_auth(token)
             .header("content-type", "application/x-ndjson")
-            .body(event.to_json() + "\n")
+            .body(format!("{line}\n"))
             .send()
             .await
-            .map_err(|e| format!("the intake at {} cannot be reached: {e}", self.url))?;
+            .map_err(|e| {
+                fail(
+                    PublishFailure::Unavailable,
+                    format!("the intake at {} cannot be reached: {e}", self.url),
+                )
+            })?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
         }
         let body = resp.text().await.unwrap_or_default();
-        Err(format!("the intake answered {status}: {}", message(&body)))
+        let kind = match status.as_u16() {
+            401 | 403 | 404 => PublishFailure::Unauthorized,
+            429 => PublishFailure::RateLimited,
+            400..=499 => PublishFailure::Refused,
+            _ => PublishFailure::Unavailable,
+        };
+        Err(fail(
+            kind,
+            format!("the intake answered {status}: {}", message(&body)),
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::launch::LaunchRequest;
+    use crate::launch::{Defaults, LaunchRequest};
 
     #[test]
     fn the_pick_query_is_encoded() {
@@ -196,12 +300,51 @@ mod tests {
             "availability_zones": ["us-east-1a"], "strategy": "naive", "window": "24h"
         }))
         .unwrap()
-        .parse(|_| true, 3)
+        .parse(|_| true, &defaults())
         .unwrap();
         let ex: Vec<PoolId> = vec!["pool-c6a.xlarge-us-east-1a".parse().unwrap()];
         assert_eq!(
             Ranking::query(&spec, &ex),
             "instance_types=c6a.xlarge%2Cm6a.xlarge&availability_zones=us-east-1a&exclude_pools=pool-c6a.xlarge-us-east-1a&strategy=naive&window=24h"
+        );
+    }
+
+    fn defaults() -> Defaults {
+        Defaults::new("a", &["c6a.xlarge".into()], 3).unwrap()
+    }
+
+    #[test]
+    fn a_pick_outside_the_request_is_refused() {
+        let spec = serde_json::from_value::<LaunchRequest>(serde_json::json!({
+            "instance_types": ["c6a.xlarge", "m6a.xlarge"], "availability_zones": ["us-east-1a", "us-east-1b"]
+        }))
+        .unwrap()
+        .parse(|_| true, &defaults())
+        .unwrap();
+        let pool = |p: &str| p.parse::<PoolId>().unwrap();
+        let tried = [pool("pool-c6a.xlarge-us-east-1a")];
+        assert_eq!(
+            check_pick(&pool("pool-m6a.xlarge-us-east-1b"), &spec, &tried),
+            Ok(())
+        );
+        for (bad, why) in [
+            ("pool-r6a.xlarge-us-east-1a", "instance type"),
+            ("pool-c6a.xlarge-us-west-2a", "zone"),
+            ("pool-c6a.xlarge-us-east-1a", "excluded"),
+        ] {
+            match check_pick(&pool(bad), &spec, &tried) {
+                Err(PickError::Mismatch(m)) => assert!(m.contains(why) && m.contains(bad), "{m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        // No zones asked: any zone will do.
+        let any_zone = serde_json::from_value::<LaunchRequest>(serde_json::json!({}))
+            .unwrap()
+            .parse(|_| true, &defaults())
+            .unwrap();
+        assert_eq!(
+            check_pick(&pool("pool-c6a.xlarge-eu-west-1c"), &any_zone, &[]),
+            Ok(())
         );
     }
 

@@ -1,10 +1,17 @@
 //! Launches and their attempts: the records kept in the store, the request that creates them, and the
 //! pure decisions about what happens next (no I/O, the time passed in).
+//!
+//! An attempt's run is submitted by whoever holds its [`Claim`] (the request that created the launch,
+//! or the reconciler that relaunched it or took over an expired claim), and only after the attempt was
+//! saved; `submitted` says the backend accepted it (or it was found there: adopted). A run the backend
+//! does not know is submitted again only when it cannot have existed ([`missing_run`]): never for an
+//! attempt known to be submitted, whose run was removed (a SparkApplication's `timeToLiveSeconds`).
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use pool_core::event::{AvailabilityZone, InstanceType, Outcome, PoolId};
@@ -56,16 +63,18 @@ impl State {
     }
 }
 
-/// `POST /launch`, as written by the user. Parsed into a [`LaunchSpec`] before anything happens.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+/// `POST /launch`, as written by the user (every field optional: an empty body launches the default
+/// template on the default instance types). Parsed into a [`LaunchSpec`] before anything happens.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LaunchRequest {
-    /// Name of a template (`GET /applications`).
+    /// Name of a template (`GET /applications`). Default: `DEFAULT_APPLICATION` (`astronauts`).
     pub application: Option<String>,
-    /// Arguments passed to the job.
+    /// Arguments passed to the job (default: the template's).
     #[serde(default)]
     pub arguments: Vec<String>,
-    /// Instance types the executors may run on, e.g. `["c6a.xlarge", "m6a.xlarge"]`.
+    /// Instance types the executors may run on, e.g. `["c6a.xlarge", "m6a.xlarge"]`. Default:
+    /// `DEFAULT_INSTANCE_TYPES`.
     pub instance_types: Option<Vec<String>>,
     /// Availability zones allowed (default: any zone the ranking knows).
     #[serde(default)]
@@ -91,6 +100,51 @@ pub struct LaunchSpec {
     pub max_attempts: u32,
     pub strategy: Option<Strategy>,
     pub window: Option<String>,
+}
+
+impl LaunchSpec {
+    /// A digest of everything the launch asked for, in its parsed (canonical) form: a retry with the
+    /// same `Idempotency-Key` must ask for the same thing (`["C6A.xlarge"]` and `["c6a.xlarge"]` do).
+    pub fn fingerprint(&self) -> String {
+        let canonical = serde_json::to_vec(self).expect("a spec serialises");
+        Sha256::digest(&canonical)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// What a request that leaves fields out gets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Defaults {
+    /// `DEFAULT_APPLICATION`.
+    pub application: String,
+    /// `DEFAULT_INSTANCE_TYPES`, parsed.
+    pub instance_types: Vec<InstanceType>,
+    /// `DEFAULT_MAX_ATTEMPTS`.
+    pub max_attempts: u32,
+}
+
+impl Defaults {
+    /// Parse `DEFAULT_INSTANCE_TYPES`; a bad value stops the start, named.
+    pub fn new(
+        application: &str,
+        instance_types: &[String],
+        max_attempts: u32,
+    ) -> Result<Self, SpecError> {
+        let parsed: Vec<InstanceType> = parse_list("DEFAULT_INSTANCE_TYPES", instance_types)?;
+        if parsed.is_empty() {
+            return Err(bad(
+                "DEFAULT_INSTANCE_TYPES",
+                "DEFAULT_INSTANCE_TYPES names no instance type",
+            ));
+        }
+        Ok(Self {
+            application: application.trim().to_owned(),
+            instance_types: parsed,
+            max_attempts,
+        })
+    }
 }
 
 /// What is wrong with a request: the field and a sentence saying how to fix it.
@@ -134,23 +188,24 @@ fn parse_list<T: std::str::FromStr<Err = pool_core::event::EventError> + Ord>(
 }
 
 impl LaunchRequest {
-    /// Check every field. `known` says whether a template exists.
+    /// Check every field; missing ones take `defaults`. `known` says whether a template exists.
     pub fn parse(
         &self,
         known: impl Fn(&str) -> bool,
-        default_max_attempts: u32,
+        defaults: &Defaults,
     ) -> Result<LaunchSpec, SpecError> {
-        let application = self
-            .application
-            .as_deref()
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| {
-                bad(
+        let application = match self.application.as_deref().map(str::trim) {
+            Some(a) if !a.is_empty() => a,
+            _ if !defaults.application.is_empty() && known(&defaults.application) => {
+                defaults.application.as_str()
+            }
+            _ => {
+                return Err(bad(
                     "application",
                     "application is required: the name of a template (GET /applications)",
-                )
-            })?;
+                ));
+            }
+        };
         if !known(application) {
             return Err(bad(
                 "application",
@@ -159,10 +214,10 @@ impl LaunchRequest {
                 ),
             ));
         }
-        let instance_types: Vec<InstanceType> = parse_list(
-            "instance_types",
-            self.instance_types.as_deref().unwrap_or_default(),
-        )?;
+        let instance_types: Vec<InstanceType> = match &self.instance_types {
+            None => defaults.instance_types.clone(),
+            Some(given) => parse_list("instance_types", given)?,
+        };
         if instance_types.is_empty() {
             return Err(bad(
                 "instance_types",
@@ -193,7 +248,7 @@ impl LaunchRequest {
             None => Size::Small,
             Some(s) => s.parse().map_err(|e: String| bad("size", e))?,
         };
-        let max_attempts = self.max_attempts.unwrap_or(default_max_attempts);
+        let max_attempts = self.max_attempts.unwrap_or(defaults.max_attempts);
         if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
             return Err(bad(
                 "max_attempts",
@@ -228,6 +283,25 @@ impl LaunchRequest {
     }
 }
 
+/// Who may submit an attempt's run, until when: the request that created the launch, or the
+/// reconciler that relaunched it or took an expired claim over. Nobody else submits it while the claim
+/// holds; a claim whose holder died expires and the reconciler takes the attempt over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Claim {
+    /// Unique per claim (not per replica: a replica's request and its reconciler are two holders).
+    pub id: String,
+    pub until: DateTime<Utc>,
+}
+
+impl Claim {
+    pub fn new(now: DateTime<Utc>, ttl: std::time::Duration) -> Self {
+        Self {
+            id: Uuid::new_v4().to_string(),
+            until: now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(30)),
+        }
+    }
+}
+
 /// One run of a launch on one pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
@@ -240,31 +314,113 @@ pub struct Attempt {
     /// The backend's name for the run (the SparkApplication's name).
     pub run_name: String,
     pub state: State,
+    /// When the attempt was created (its run submitted right after); `MAX_ATTEMPT_DURATION` counts
+    /// from here.
     pub submitted_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     /// `SUCCEEDED` or `FAILED` once finished (not for a cancelled attempt).
     pub status: Option<String>,
-    /// Why a failed attempt failed (`SPOT_INSTANCE_TERMINATION`, …); empty otherwise.
+    /// Why a failed attempt failed (`SPOT_INSTANCE_TERMINATION`, `TIMED_OUT`, …); empty otherwise.
     #[serde(default)]
     pub reason: String,
     /// The outcome event was accepted by the intake.
     #[serde(default)]
     pub outcome_published: bool,
+    /// The backend accepted the run (or it was found there after a restart: adopted).
+    #[serde(default)]
+    pub submitted: bool,
+    /// Who may submit the run now, while it is not `submitted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
+    /// The run was asked to stop (a cancel, the deadline) and that is not confirmed yet: the
+    /// reconciler keeps stopping it.
+    #[serde(default)]
+    pub stop_pending: bool,
 }
 
 /// Why a submission never ran: not the pool's doing, so no outcome event is published for it.
 pub const SUBMISSION_FAILED: &str = "SUBMISSION_FAILED";
+/// The run went away without an outcome (removed by the backend, killed from outside): nothing is
+/// known of how it ended, so nothing is published, and it is never submitted again.
+pub const RUN_LOST: &str = "RUN_LOST";
+/// The attempt passed `MAX_ATTEMPT_DURATION`; its run was stopped. Published: the job ran on the pool
+/// and did not finish, which is not a spot termination.
+pub const TIMED_OUT: &str = "TIMED_OUT";
 
 impl Attempt {
-    /// Whether the outcome goes to the intake: every finished run, not a cancelled attempt nor a
-    /// submission that never ran.
+    /// Whether the outcome goes to the intake: every finished run, not a cancelled attempt, a
+    /// submission that never ran, nor a run whose end is unknown.
     pub fn publishes(&self) -> bool {
-        self.status.is_some() && self.state != State::Cancelled && self.reason != SUBMISSION_FAILED
+        self.status.is_some()
+            && self.state != State::Cancelled
+            && self.reason != SUBMISSION_FAILED
+            && self.reason != RUN_LOST
     }
 
     pub fn outcome(&self) -> Option<Outcome> {
         let status = self.status.as_deref()?;
         Outcome::from_parts(status, &self.reason).ok()
+    }
+
+    /// Whether someone holds a claim to submit this attempt's run at `now`.
+    pub fn claimed(&self, now: DateTime<Utc>) -> bool {
+        self.claim.as_ref().is_some_and(|c| c.until > now)
+    }
+
+    /// Whether the attempt has run longer than `max` at `now`.
+    pub fn past_deadline(&self, now: DateTime<Utc>, max: std::time::Duration) -> bool {
+        (now - self.submitted_at)
+            .to_std()
+            .is_ok_and(|elapsed| elapsed >= max)
+    }
+
+    /// How the attempt ended, as a bounded metric label; `None` while it runs.
+    pub fn outcome_label(&self) -> Option<&'static str> {
+        Some(match self.state {
+            State::Submitted | State::Running => return None,
+            State::Cancelled => "cancelled",
+            State::Completed => "succeeded",
+            State::Failed => match self.reason.as_str() {
+                SUBMISSION_FAILED => "submission_failed",
+                RUN_LOST => "lost",
+                TIMED_OUT => "timed_out",
+                r if r == Outcome::SpotTermination.reason() => "spot_termination",
+                _ => "other_failure",
+            },
+        })
+    }
+
+    /// Seconds from submission to the end, once ended.
+    pub fn duration_seconds(&self) -> Option<f64> {
+        let end = self.finished_at?;
+        Some(((end - self.submitted_at).num_milliseconds().max(0) as f64) / 1000.0)
+    }
+}
+
+/// What to do about a run the backend does not know (never blindly submit it again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// It cannot have existed: submit it (again).
+    Submit,
+    /// It existed, or may have, and is gone: the attempt ends `RUN_LOST`.
+    Lost,
+}
+
+/// The decision for an attempt whose run the backend does not know at `now`. `horizon` is how soon
+/// after its submission the backend may remove a run on its own (a SparkApplication's
+/// `timeToLiveSeconds`; `None`: never). An attempt the backend accepted, or one old enough to have run
+/// and been removed, is lost; a younger one whose submission was interrupted is submitted.
+pub fn missing_run(
+    attempt: &Attempt,
+    now: DateTime<Utc>,
+    horizon: Option<std::time::Duration>,
+) -> Missing {
+    if attempt.submitted {
+        return Missing::Lost;
+    }
+    match horizon {
+        Some(h) if attempt.past_deadline(now, h) => Missing::Lost,
+        _ => Missing::Submit,
     }
 }
 
@@ -272,6 +428,9 @@ impl Attempt {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Launch {
     pub launch_id: String,
+    /// Who started it (a caller of `LAUNCHER_TOKENS`): only it or `admin` may see or cancel it.
+    #[serde(default)]
+    pub caller: String,
     pub application: String,
     pub arguments: Vec<String>,
     #[schema(value_type = Vec<String>)]
@@ -290,7 +449,7 @@ pub struct Launch {
     pub pool_id: PoolId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// A `DELETE` asked for the launch to stop; the reconciler stops its run.
+    /// A `DELETE` asked for the launch to stop.
     #[serde(default)]
     pub cancel_requested: bool,
     pub attempts: Vec<Attempt>,
@@ -328,6 +487,7 @@ fn new_attempt(
     n: u32,
     pool: PoolId,
     now: DateTime<Utc>,
+    claim: Claim,
 ) -> Attempt {
     Attempt {
         attempt: n,
@@ -340,25 +500,38 @@ fn new_attempt(
         status: None,
         reason: String::new(),
         outcome_published: false,
+        submitted: false,
+        claim: Some(claim),
+        stop_pending: false,
     }
 }
 
 impl Launch {
-    /// Whether the reconciler still has something to do: not finished, or an outcome not yet published.
+    /// Whether the reconciler still has something to do: not finished, or a run not yet confirmed
+    /// stopped. (Unpublished outcomes are the outbox's, not the launch's.)
     pub fn needs_work(&self) -> bool {
-        !self.state.is_terminal()
-            || self
-                .attempts
-                .iter()
-                .any(|a| a.publishes() && !a.outcome_published)
+        !self.state.is_terminal() || self.attempts.iter().any(|a| a.stop_pending)
     }
 
-    /// A new launch whose first attempt goes to `pool`.
-    pub fn new(spec: LaunchSpec, pool: PoolId, now: DateTime<Utc>) -> Self {
+    /// Whether the launch counts against `MAX_ACTIVE_LAUNCHES`: until it ends, whether or not its
+    /// outcomes are published yet.
+    pub fn holds_slot(&self) -> bool {
+        !self.state.is_terminal()
+    }
+
+    /// A new launch of `caller` whose first attempt goes to `pool`, claimed by `claim`.
+    pub fn new(
+        caller: &str,
+        spec: LaunchSpec,
+        pool: PoolId,
+        now: DateTime<Utc>,
+        claim: Claim,
+    ) -> Self {
         let launch_id = Uuid::now_v7().to_string();
-        let first = new_attempt(&launch_id, &spec.application, 1, pool.clone(), now);
+        let first = new_attempt(&launch_id, &spec.application, 1, pool.clone(), now, claim);
         Launch {
             launch_id,
+            caller: caller.to_owned(),
             application: spec.application,
             arguments: spec.arguments,
             instance_types: spec.instance_types,
@@ -402,10 +575,27 @@ impl Launch {
             .expect("a launch has at least one attempt")
     }
 
+    /// The attempt with `job_id`.
+    pub fn attempt_mut(&mut self, job_id: &str) -> Option<&mut Attempt> {
+        self.attempts.iter_mut().find(|a| a.job_id == job_id)
+    }
+
     /// Every pool tried so far: the next attempt goes elsewhere.
     pub fn tried_pools(&self) -> Vec<PoolId> {
         let set: BTreeSet<PoolId> = self.attempts.iter().map(|a| a.pool_id.clone()).collect();
         set.into_iter().collect()
+    }
+
+    /// The backend accepted (or holds) the current attempt's run: nobody needs to submit it any more.
+    pub fn mark_submitted(&mut self, now: DateTime<Utc>) -> bool {
+        let a = self.current_mut();
+        if a.submitted && a.claim.is_none() {
+            return false;
+        }
+        a.submitted = true;
+        a.claim = None;
+        self.updated_at = now;
+        true
     }
 
     /// The backend says the current attempt runs.
@@ -431,24 +621,35 @@ impl Launch {
         a.finished_at = Some(now);
         a.status = Some(outcome.status().to_owned());
         a.reason = outcome.reason().to_owned();
+        a.claim = None;
         self.updated_at = now;
     }
 
-    /// The current attempt was stopped on request: no outcome, the launch ends.
+    /// Stop on request: the current attempt is cancelled (its run to be stopped, no outcome) and the
+    /// launch ends CANCELLED.
     pub fn cancel_attempt(&mut self, now: DateTime<Utc>) {
+        self.cancel_requested = true;
         let a = self.current_mut();
         if !a.state.is_terminal() {
             a.state = State::Cancelled;
             a.finished_at = Some(now);
+            a.stop_pending = true;
         }
         self.state = State::Cancelled;
         self.updated_at = now;
     }
 
-    /// Start the next attempt on `pool`.
-    pub fn relaunch(&mut self, pool: PoolId, now: DateTime<Utc>) {
+    /// Start the next attempt on `pool`, claimed by `claim`.
+    pub fn relaunch(&mut self, pool: PoolId, now: DateTime<Utc>, claim: Claim) {
         let n = self.attempts.len() as u32 + 1;
-        let attempt = new_attempt(&self.launch_id, &self.application, n, pool.clone(), now);
+        let attempt = new_attempt(
+            &self.launch_id,
+            &self.application,
+            n,
+            pool.clone(),
+            now,
+            claim,
+        );
         self.attempts.push(attempt);
         self.pool_id = pool;
         self.state = State::Submitted;
@@ -490,10 +691,22 @@ pub fn next_step(
 mod tests {
     use super::*;
 
+    fn defaults() -> Defaults {
+        Defaults::new("astronauts", &["m6a.xlarge".into(), "c6a.xlarge".into()], 3).unwrap()
+    }
+
     fn req(json: serde_json::Value) -> Result<LaunchSpec, SpecError> {
         serde_json::from_value::<LaunchRequest>(json)
             .unwrap()
-            .parse(|a| a == "astronauts", 3)
+            .parse(|a| a == "astronauts", &defaults())
+    }
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn claim() -> Claim {
+        Claim::new(t0(), std::time::Duration::from_secs(30))
     }
 
     #[test]
@@ -529,19 +742,49 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_request_is_the_default_template_on_the_default_types() {
+        for json in [
+            serde_json::json!({}),
+            serde_json::json!({"application": " "}),
+        ] {
+            let spec = req(json).unwrap();
+            assert_eq!(spec.application, "astronauts");
+            let types: Vec<&str> = spec.instance_types.iter().map(|t| t.as_str()).collect();
+            assert_eq!(types, ["c6a.xlarge", "m6a.xlarge"]);
+        }
+        assert_eq!(
+            LaunchRequest::default()
+                .parse(|a| a == "astronauts", &defaults())
+                .unwrap(),
+            req(serde_json::json!({})).unwrap()
+        );
+        // A default application that is no template: the field is required after all.
+        let mut d = defaults();
+        d.application = "gone".into();
+        let e = LaunchRequest::default()
+            .parse(|a| a == "astronauts", &d)
+            .unwrap_err();
+        assert_eq!(e.field, "application");
+        assert!(Defaults::new("astronauts", &["c6a".into()], 3).is_err());
+        assert!(Defaults::new("astronauts", &[], 3).is_err());
+    }
+
+    #[test]
+    fn fingerprints_follow_the_parsed_request() {
+        let a = req(serde_json::json!({"instance_types": ["C6A.xlarge", "m6a.xlarge"]})).unwrap();
+        let b = req(serde_json::json!({"application": "astronauts", "instance_types": ["m6a.xlarge", "c6a.xlarge"]})).unwrap();
+        let c = req(serde_json::json!({"instance_types": ["c6a.xlarge"]})).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), c.fingerprint());
+        assert_eq!(a.fingerprint().len(), 64);
+    }
+
+    #[test]
     fn each_bad_field_is_named() {
         let cases = [
             (
-                serde_json::json!({"instance_types": ["c6a.xlarge"]}),
-                "application",
-            ),
-            (
                 serde_json::json!({"application": "nope", "instance_types": ["c6a.xlarge"]}),
                 "application",
-            ),
-            (
-                serde_json::json!({"application": "astronauts"}),
-                "instance_types",
             ),
             (
                 serde_json::json!({"application": "astronauts", "instance_types": []}),
@@ -633,16 +876,22 @@ mod tests {
                 .unwrap();
         let p1: PoolId = "pool-c6a.xlarge-us-east-1a".parse().unwrap();
         let p2: PoolId = "pool-c6a.xlarge-us-east-1b".parse().unwrap();
-        let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
-        let mut l = Launch::new(spec, p1.clone(), t0);
-        assert_eq!(l.state, State::Submitted);
+        let t0 = t0();
+        let mut l = Launch::new("alice", spec, p1.clone(), t0, claim());
+        assert_eq!((l.state, l.caller.as_str()), (State::Submitted, "alice"));
+        assert!(l.holds_slot() && l.needs_work());
+        assert!(l.current().claimed(t0) && !l.current().submitted);
+        assert!(l.mark_submitted(t0));
+        assert!(!l.mark_submitted(t0), "submitted twice is no change");
+        assert!(!l.current().claimed(t0));
         assert!(l.mark_running(t0));
         assert!(!l.mark_running(t0), "running twice is no change");
         l.finish_attempt(&Outcome::SpotTermination, t0);
         assert_eq!(l.current().status.as_deref(), Some("FAILED"));
         assert_eq!(l.current().reason, "SPOT_INSTANCE_TERMINATION");
         assert_eq!(l.current().outcome(), Some(Outcome::SpotTermination));
-        l.relaunch(p2.clone(), t0);
+        assert_eq!(l.current().outcome_label(), Some("spot_termination"));
+        l.relaunch(p2.clone(), t0, claim());
         assert_eq!(l.attempts.len(), 2);
         assert_eq!(l.pool_id, p2);
         assert_eq!(l.tried_pools(), vec![p1, p2]);
@@ -652,6 +901,74 @@ mod tests {
         assert_eq!(l.state, State::Cancelled);
         assert_eq!(l.current().state, State::Cancelled);
         assert_eq!(l.current().outcome(), None);
+        assert!(l.current().stop_pending, "the run is still to be stopped");
+        assert!(!l.holds_slot(), "a cancelled launch frees its slot at once");
+        assert!(l.needs_work(), "the reconciler makes sure its run stops");
+        l.current_mut().stop_pending = false;
+        assert!(!l.needs_work());
+    }
+
+    #[test]
+    fn what_is_published_and_how_attempts_are_labelled() {
+        let spec = req(serde_json::json!({})).unwrap();
+        let pool: PoolId = "pool-c6a.xlarge-us-east-1a".parse().unwrap();
+        let t0 = t0();
+        for (outcome, label, publishes) in [
+            (Outcome::Succeeded, "succeeded", true),
+            (Outcome::SpotTermination, "spot_termination", true),
+            (
+                Outcome::OtherFailure("SPARK_EXECUTION_ERROR".into()),
+                "other_failure",
+                true,
+            ),
+            (Outcome::OtherFailure(TIMED_OUT.into()), "timed_out", true),
+            (
+                Outcome::OtherFailure(SUBMISSION_FAILED.into()),
+                "submission_failed",
+                false,
+            ),
+            (Outcome::OtherFailure(RUN_LOST.into()), "lost", false),
+        ] {
+            let mut l = Launch::new("a", spec.clone(), pool.clone(), t0, claim());
+            assert_eq!(l.current().outcome_label(), None);
+            l.finish_attempt(&outcome, t0 + chrono::Duration::seconds(90));
+            assert_eq!(l.current().outcome_label(), Some(label));
+            assert_eq!(l.current().publishes(), publishes, "{label}");
+            assert_eq!(l.current().duration_seconds(), Some(90.0));
+        }
+    }
+
+    #[test]
+    fn a_missing_run_is_submitted_only_when_it_cannot_have_existed() {
+        let spec = req(serde_json::json!({})).unwrap();
+        let pool: PoolId = "pool-c6a.xlarge-us-east-1a".parse().unwrap();
+        let t0 = t0();
+        let hour = std::time::Duration::from_secs(3600);
+        let later = |s: i64| t0 + chrono::Duration::seconds(s);
+        let mut l = Launch::new("a", spec, pool, t0, claim());
+        // Saved, never confirmed: within the backend's removal horizon it cannot have been removed.
+        assert_eq!(
+            missing_run(l.current(), later(60), Some(hour)),
+            Missing::Submit
+        );
+        assert_eq!(
+            missing_run(l.current(), later(86_400), None),
+            Missing::Submit
+        );
+        // Old enough to have run and been removed by its TTL: never resubmitted.
+        assert_eq!(
+            missing_run(l.current(), later(3600), Some(hour)),
+            Missing::Lost
+        );
+        // Known to be submitted: gone means removed.
+        l.mark_submitted(t0);
+        assert_eq!(
+            missing_run(l.current(), later(1), Some(hour)),
+            Missing::Lost
+        );
+        assert_eq!(missing_run(l.current(), later(1), None), Missing::Lost);
+        assert!(l.current().past_deadline(later(3600), hour));
+        assert!(!l.current().past_deadline(later(3599), hour));
     }
 
     #[test]

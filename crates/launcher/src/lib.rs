@@ -1,19 +1,26 @@
 //! launcher: places Spark jobs on the spot pool the ranking recommends and feeds each outcome back
 //! through the intake, so the next ranking learns from it.
 //!
-//! * [`settings`]: flags with environment fallbacks (`LAUNCH_TEMPLATES`, `RELAY_URL`, `INTAKE_*`,
-//!   `REDIS_URL`, `BACKEND`, `SIMULATE_TRUTH`, …).
+//! * [`settings`]: flags with environment fallbacks (`LAUNCHER_TOKENS`, `LAUNCH_TEMPLATES`,
+//!   `RELAY_URL`, `INTAKE_*`, `REDIS_URL`, `BACKEND`, `MAX_ATTEMPT_DURATION`, `SIMULATE_TRUTH`, …).
+//! * [`auth`]: who is calling (`caller:token` pairs); a launch belongs to its caller.
 //! * [`template`], [`size`], [`manifest`]: templates, size presets, the `SparkApplication` of an attempt.
-//! * [`launch`]: launches and attempts, and the pure decision after an attempt (relaunch or end).
-//! * [`store`]: where launches live (Redis, or memory), written with compare-and-set.
-//! * [`backend`]: where runs happen (`local` spark-submit, or `kubernetes` SparkApplications).
-//! * [`clients`]: the relay (picks) and the intake (outcomes).
+//! * [`launch`]: launches and attempts, and the pure decisions (relaunch or end, submit a missing run
+//!   or not).
+//! * [`store`]: where launches live (Redis, or memory): compare-and-set writes, the active-launch bound
+//!   and idempotency keys checked atomically, the outbox of unpublished outcomes, the retention.
+//! * [`backend`]: where runs happen (`local` spark-submit, or `kubernetes` SparkApplications; `fake`
+//!   for tests).
+//! * [`clients`]: the relay (picks, checked against the request) and the intake (outcomes).
 //! * [`simulate`]: spot reclaims drawn from the generator's truth file.
-//! * [`service`]: launching, cancelling, and the reconciler's step.
+//! * [`clock`]: the time every decision uses (injected in tests).
+//! * [`service`]: launching, cancelling, the reconciler's step and the outbox.
 //! * [`routes`], [`metrics`], [`startup`]: the HTTP service.
 
+pub mod auth;
 pub mod backend;
 pub mod clients;
+pub mod clock;
 pub mod launch;
 pub mod manifest;
 pub mod metrics;

@@ -137,14 +137,21 @@ pub fn render_samples(
     let pool: PoolId = pool
         .parse()
         .map_err(|e: pool_core::event::EventError| anyhow::anyhow!("--pool: {}", e.message))?;
+    let defaults = crate::launch::Defaults {
+        application: String::new(),
+        instance_types: vec![pool.instance_type().clone()],
+        max_attempts: 1,
+    };
     let mut out = Vec::new();
     for t in templates.iter() {
         for size in crate::size::Size::ALL {
             let req: crate::launch::LaunchRequest = serde_json::from_value(json!({
                 "application": t.name, "instance_types": [pool.instance_type().as_str()], "size": size.as_str(),
             }))?;
-            let spec = req.parse(|_| true, 1)?;
-            let launch = crate::launch::Launch::new(spec, pool.clone(), chrono::Utc::now());
+            let spec = req.parse(|_| true, &defaults)?;
+            let now = chrono::Utc::now();
+            let claim = crate::launch::Claim::new(now, std::time::Duration::from_secs(30));
+            let launch = crate::launch::Launch::new("render", spec, pool.clone(), now, claim);
             out.push(render(t, &launch, placement));
         }
     }
@@ -166,9 +173,13 @@ mod tests {
             "arguments": ["--craft", "ISS"]
         }))
         .unwrap();
-        let spec = req.parse(|_| true, 3).unwrap();
+        let defaults =
+            crate::launch::Defaults::new("astronauts", &["c6a.xlarge".into()], 3).unwrap();
+        let spec = req.parse(|_| true, &defaults).unwrap();
         let pool: PoolId = "pool-c6a.xlarge-us-east-1b".parse().unwrap();
-        (t, Launch::new(spec, pool, chrono::Utc::now()))
+        let now = chrono::Utc::now();
+        let claim = crate::launch::Claim::new(now, std::time::Duration::from_secs(30));
+        (t, Launch::new("alice", spec, pool, now, claim))
     }
 
     fn placement() -> Placement {

@@ -14,6 +14,10 @@ pub const DEFAULT_PORT: u16 = 8100;
 /// Most attempts a launch may ask for: each one is a whole Spark run.
 pub const MAX_ATTEMPTS_LIMIT: u32 = 10;
 
+/// What `POST /launch` with no `instance_types` (the seed's bare `curl -X POST .../launch`) runs on:
+/// x86 general-purpose, compute and memory families at xlarge, the sizes the ranking sees most.
+pub const DEFAULT_INSTANCE_TYPES: &str = "c6a.xlarge,m6a.xlarge,r6a.xlarge,c6i.xlarge,m6i.xlarge,r6i.xlarge,c7i.xlarge,m7i.xlarge,r7i.xlarge";
+
 /// Where runs happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
@@ -37,6 +41,16 @@ pub struct Settings {
     pub listen: ListenArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+    /// Who may call the launch routes: comma-separated `caller:token` pairs (mount them from a Secret).
+    /// A launch belongs to its caller; `admin` sees and cancels every launch. Unset: the launch routes
+    /// answer 401.
+    #[arg(
+        long,
+        env = "LAUNCHER_TOKENS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub launcher_tokens: Vec<String>,
     /// Folder of launch templates: `<name>.yaml` (a SparkApplication) with its job file beside it.
     #[arg(
         long,
@@ -83,6 +97,21 @@ pub struct Settings {
     /// Launches not yet finished at once; past it, `POST /launch` answers 429.
     #[arg(long, env = "MAX_ACTIVE_LAUNCHES", default_value_t = 100)]
     pub max_active_launches: usize,
+    /// Longest an attempt may take from its submission; past it, its run is stopped and the attempt
+    /// ends FAILED with reason TIMED_OUT (a run stuck pending does not hold a slot for ever).
+    #[arg(long, env = "MAX_ATTEMPT_DURATION", default_value = "6h", value_parser = parse_positive_duration)]
+    pub max_attempt_duration: Duration,
+    /// The template a `POST /launch` without `application` runs (the seed's astronaut job).
+    #[arg(long, env = "DEFAULT_APPLICATION", default_value = "astronauts")]
+    pub default_application: String,
+    /// Instance types of a `POST /launch` without `instance_types`, comma-separated.
+    #[arg(
+        long,
+        env = "DEFAULT_INSTANCE_TYPES",
+        value_delimiter = ',',
+        default_value = DEFAULT_INSTANCE_TYPES
+    )]
+    pub default_instance_types: Vec<String>,
 }
 
 /// The `local` backend.
@@ -109,12 +138,9 @@ pub struct KubernetesArgs {
     /// Namespace the SparkApplications are created in.
     #[arg(long, env = "SPARK_NAMESPACE", default_value = "spark-jobs")]
     pub spark_namespace: String,
-    /// ServiceAccount of the Spark driver (it creates the executor pods).
-    #[arg(
-        long,
-        env = "SPARK_SERVICE_ACCOUNT",
-        default_value = "spark-operator-spark"
-    )]
+    /// ServiceAccount of the Spark driver (it creates the executor pods; k8s/base/spark-jobs.yaml makes
+    /// `spark-driver`).
+    #[arg(long, env = "SPARK_SERVICE_ACCOUNT", default_value = "spark-driver")]
     pub spark_service_account: String,
 }
 
@@ -142,5 +168,34 @@ impl Settings {
 
     pub fn port(&self) -> u16 {
         DEFAULT_PORT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_lists_parse() {
+        let s = Settings::try_parse_from(["launcher"]).unwrap();
+        assert!(s.launcher_tokens.is_empty());
+        assert_eq!(s.kubernetes.spark_service_account, "spark-driver");
+        assert_eq!(s.default_application, "astronauts");
+        assert_eq!(s.default_instance_types.len(), 9);
+        assert_eq!(s.max_attempt_duration, Duration::from_secs(6 * 3600));
+        let s = Settings::try_parse_from([
+            "launcher",
+            "--launcher-tokens",
+            "alice:a,admin:b",
+            "--default-instance-types",
+            "c6a.xlarge",
+            "--max-attempt-duration",
+            "30m",
+        ])
+        .unwrap();
+        assert_eq!(s.launcher_tokens, ["alice:a", "admin:b"]);
+        assert_eq!(s.default_instance_types, ["c6a.xlarge"]);
+        assert_eq!(s.max_attempt_duration, Duration::from_secs(1800));
+        assert!(Settings::try_parse_from(["launcher", "--max-attempt-duration", "0s"]).is_err());
     }
 }

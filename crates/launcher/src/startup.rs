@@ -12,14 +12,17 @@ use utoipa::OpenApi;
 
 use pool_http::{self as http, track_requests};
 
+use crate::auth::Callers;
 use crate::backend::Backend;
 use crate::backend::kubernetes::KubernetesBackend;
 use crate::backend::local::LocalBackend;
 use crate::clients::{Intake, Ranking};
+use crate::clock::{SharedClock, SystemClock};
+use crate::launch::Defaults;
 use crate::manifest::Placement;
 use crate::metrics::Metrics;
 use crate::routes::{self, ApiDoc};
-use crate::service::Launcher;
+use crate::service::{Launcher, Limits, Parts};
 use crate::settings::{BackendKind, Settings};
 use crate::simulate::Truth;
 use crate::store::{MemoryStore, RedisStore, Store};
@@ -28,8 +31,21 @@ use crate::template::Templates;
 /// How long in-flight requests may take to finish after SIGTERM.
 const SHUTDOWN_GRACE_SECS: u64 = 10;
 
-/// Largest `POST /launch` body.
-const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How long a submission claim holds: a submitter that died leaves its attempt to the reconciler after
+/// this; one submission may take half of it.
+pub const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What a test may put in place of the real thing.
+#[derive(Default)]
+pub struct Overrides {
+    /// Instead of the backend the settings ask for (a [`crate::backend::fake::FakeBackend`]).
+    pub backend: Option<Arc<dyn Backend>>,
+    /// Instead of the system clock (a [`crate::clock::ManualClock`]; replicas share one).
+    pub clock: Option<SharedClock>,
+    /// Serve the API only, without a reconciler: a replica a test stops in the middle of a request
+    /// (its reconciler would otherwise take the lease and the attempt over).
+    pub no_reconciler: bool,
+}
 
 pub struct Application {
     port: u16,
@@ -71,10 +87,33 @@ pub fn placement(settings: &Settings) -> Placement {
 }
 
 impl Application {
-    /// Load the templates (a bad one stops the start, named), prepare the store (Redis is connected
-    /// lazily) and the backend, bind the port, and start the reconciler.
+    /// Load the templates (a bad one stops the start, named), the callers and the defaults, prepare the
+    /// store (Redis is connected lazily) and the backend, bind the port, and start the reconciler.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, Overrides::default()).await
+    }
+
+    /// [`build`](Self::build) with a test's backend or clock.
+    pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Result<Self> {
         let templates = Templates::load(&settings.templates)?;
+        let callers = Callers::parse(&settings.launcher_tokens)?;
+        if callers.is_empty() {
+            tracing::warn!(
+                "no LAUNCHER_TOKENS: every launch route answers 401 until caller:token pairs are set"
+            );
+        }
+        let defaults = Defaults::new(
+            &settings.default_application,
+            &settings.default_instance_types,
+            settings.default_max_attempts,
+        )
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        if templates.get(&defaults.application).is_none() {
+            tracing::warn!(
+                application = %defaults.application,
+                "DEFAULT_APPLICATION is not a template: a launch without `application` is refused"
+            );
+        }
         let store: Arc<dyn Store> = match &settings.redis_url {
             Some(url) => Arc::new(RedisStore::new(
                 url,
@@ -85,10 +124,13 @@ impl Application {
                 tracing::warn!(
                     "no REDIS_URL: launches are kept in memory and lost when the launcher stops"
                 );
-                Arc::new(MemoryStore::default())
+                Arc::new(MemoryStore::new(settings.launch_retention))
             }
         };
-        let backend = backend(&settings).await?;
+        let backend = match overrides.backend {
+            Some(b) => b,
+            None => backend(&settings).await?,
+        };
         let intake = Intake::new(
             &settings.intake_url,
             settings.intake_token.clone(),
@@ -96,7 +138,7 @@ impl Application {
         );
         if !intake.enabled() {
             tracing::warn!(
-                "no INTAKE_TOKEN: outcomes are not published, the ranking does not learn from launches"
+                "no INTAKE_TOKEN: outcomes wait in the outbox (launcher_outbox_depth), the ranking does not learn from launches"
             );
         }
         let Metrics {
@@ -104,23 +146,36 @@ impl Application {
             http: http_metrics,
             launcher: launcher_metrics,
         } = Metrics::new();
-        let launcher = web::Data::new(Launcher {
+        let launcher = web::Data::new(Launcher::new(Parts {
             store,
             backend,
             templates,
-            ranking: Ranking::new(&settings.relay_url, settings.http_client_timeout),
+            picker: Arc::new(Ranking::new(
+                &settings.relay_url,
+                settings.http_client_timeout,
+            )),
             intake,
+            clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            limits: Limits {
+                max_active: settings.max_active_launches,
+                max_attempt_duration: settings.max_attempt_duration,
+                retention: settings.launch_retention,
+                claim_ttl: CLAIM_TTL,
+            },
+            defaults,
             metrics: launcher_metrics,
-            default_max_attempts: settings.default_max_attempts,
-            max_active: settings.max_active_launches,
-            holder: uuid::Uuid::new_v4().to_string(),
-        });
-        let reconciler = tokio::spawn(reconcile(
-            launcher.clone().into_inner(),
-            settings.poll_interval,
-        ));
+        }));
+        let reconciler = if overrides.no_reconciler {
+            tokio::spawn(async {})
+        } else {
+            tokio::spawn(reconcile(
+                launcher.clone().into_inner(),
+                settings.poll_interval,
+            ))
+        };
         let registry = web::Data::new(registry);
         let http_metrics = web::Data::new(http_metrics);
+        let callers = web::Data::new(callers);
         let (listener, port) = settings.listen.bind(settings.port())?;
         let openapi = ApiDoc::openapi();
         let data = launcher.clone();
@@ -128,10 +183,10 @@ impl Application {
             App::new()
                 .wrap(from_fn(track_requests))
                 .app_data(data.clone())
+                .app_data(callers.clone())
                 .app_data(registry.clone())
                 .app_data(http_metrics.clone())
                 .app_data(http::query_config())
-                .app_data(http::json_config(MAX_BODY_BYTES))
                 .route("/launch", web::post().to(routes::launch))
                 .route("/launches", web::get().to(routes::list))
                 .route("/launches/{id}", web::get().to(routes::get))

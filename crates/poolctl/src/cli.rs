@@ -19,6 +19,8 @@ pub const DEFAULT_INTAKE_URL: &str = "http://127.0.0.1:16098";
 pub const DEFAULT_INTAKE_TOKEN: &str = "dev-token";
 /// The launcher of the local stack: STACK_LAUNCHER_PORT.
 pub const DEFAULT_LAUNCHER_URL: &str = "http://127.0.0.1:16099";
+/// The local stack's launcher token (STACK_LAUNCHER_TOKEN's default; caller `dev`).
+pub const DEFAULT_LAUNCHER_TOKEN: &str = "dev-launcher-token";
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -58,9 +60,18 @@ pub struct Global {
         global = true
     )]
     pub intake_token: String,
-    /// The launcher: where `launch` and `launches` go.
+    /// The launcher: where `launch`, `launches` and `cancel` go.
     #[arg(long, env = "LAUNCHER_URL", default_value = DEFAULT_LAUNCHER_URL, global = true)]
     pub launcher_url: String,
+    /// Bearer token for the launcher (one of its LAUNCHER_TOKENS; its caller owns the launches).
+    #[arg(
+        long,
+        env = "LAUNCHER_TOKEN",
+        default_value = DEFAULT_LAUNCHER_TOKEN,
+        hide_env_values = true,
+        global = true
+    )]
+    pub launcher_token: String,
     /// How the answer is printed.
     #[arg(short, long, env = "POOLCTL_OUTPUT", value_enum, default_value_t = Format::Table, global = true)]
     pub output: Format,
@@ -187,6 +198,10 @@ pub struct LaunchArgs {
     /// Wait until the launch has finished (exit 0 when it completed, 3 otherwise).
     #[arg(long)]
     pub wait: bool,
+    /// Makes the launch safe to retry: the same key and request return the first launch instead of
+    /// starting another (1-255 visible ASCII characters, e.g. a UUID).
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
     /// Arguments passed to the application, after `--`.
     #[arg(last = true)]
     pub arguments: Vec<String>,

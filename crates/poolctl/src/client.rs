@@ -103,9 +103,28 @@ impl Client {
         body: Option<(&'static str, Vec<u8>)>,
         token: Option<&str>,
     ) -> Result<Reply, CliError> {
+        self.send_with(service, base, method, path_and_query, body, token, &[])
+            .await
+    }
+
+    /// [`send`](Self::send) with extra request headers (an `Idempotency-Key`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_with(
+        &self,
+        service: Service,
+        base: &str,
+        method: Method,
+        path_and_query: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+        token: Option<&str>,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Reply, CliError> {
         let base = base.trim_end_matches('/');
         let url = format!("{base}{path_and_query}");
         let mut req = self.http.request(method, &url);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some((content_type, bytes)) = body {
             req = req
                 .header(reqwest::header::CONTENT_TYPE, content_type)
@@ -214,7 +233,12 @@ pub fn refusal(service: Service, base: &str, reply: &Reply) -> CliError {
         .as_deref()
         .map(|s| format!(" (retry after {s} s)"))
         .unwrap_or_default();
+    let key_reused = body
+        .as_ref()
+        .is_some_and(|b| b.error == "idempotency_key_reused");
     match reply.status.as_u16() {
+        // A launch's Idempotency-Key used for another request: the command line's to fix.
+        422 if key_reused => CliError::usage(format!("{name} refused: {text}")),
         // No matching data; the launcher's 422: the relay has no pool for the request.
         404 | 422 => CliError::new(Exit::NoData, text),
         // A launch that has already finished cannot be cancelled.
@@ -226,9 +250,17 @@ pub fn refusal(service: Service, base: &str, reply: &Reply) -> CliError {
                 .unwrap_or_default();
             CliError::usage(format!("{name} refused the request{field}: {text}"))
         }
-        401 | 403 => CliError::service(format!(
-            "{name} at {base} refused the token: {text}. Set INTAKE_TOKEN (--intake-token) to one of its INTAKE_TOKENS"
-        )),
+        401 | 403 => {
+            let setting = match service {
+                Service::Launcher => {
+                    "Set LAUNCHER_TOKEN (--launcher-token) to a token of its LAUNCHER_TOKENS"
+                }
+                _ => "Set INTAKE_TOKEN (--intake-token) to one of its INTAKE_TOKENS",
+            };
+            CliError::service(format!(
+                "{name} at {base} refused the token: {text}. {setting}"
+            ))
+        }
         429 => CliError::service(format!("{name} at {base} is busy: {text}{retry}")),
         s if s >= 500 => CliError::service(format!(
             "{name} at {base} failed ({}): {text}{retry}",
@@ -288,6 +320,27 @@ mod tests {
         );
         assert_eq!(e.exit, Exit::Service);
         assert!(e.message.contains("INTAKE_TOKEN"), "{e}");
+        let e = refusal(
+            Service::Launcher,
+            base,
+            &reply(401, r#"{"error":"unauthorized","message":"no"}"#),
+        );
+        assert!(e.message.contains("LAUNCHER_TOKEN"), "{e}");
+        let e = refusal(
+            Service::Launcher,
+            base,
+            &reply(
+                422,
+                r#"{"error":"idempotency_key_reused","message":"used"}"#,
+            ),
+        );
+        assert_eq!(e.exit, Exit::Usage);
+        let e = refusal(
+            Service::Launcher,
+            base,
+            &reply(422, r#"{"error":"no_pool","message":"none"}"#),
+        );
+        assert_eq!(e.exit, Exit::NoData);
         let mut busy = reply(503, "not json");
         busy.retry_after = Some("2".into());
         let e = refusal(Service::Relay, base, &busy);

@@ -108,9 +108,24 @@ async fn call(
     body: Option<(&'static str, Vec<u8>)>,
     token: Option<&str>,
 ) -> Result<Value, CliError> {
+    call_with(ctx, service, base, method, path, body, token, &[]).await
+}
+
+/// [`call`] with extra request headers.
+#[allow(clippy::too_many_arguments)]
+async fn call_with(
+    ctx: &Context,
+    service: Service,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<(&'static str, Vec<u8>)>,
+    token: Option<&str>,
+    headers: &[(&'static str, &str)],
+) -> Result<Value, CliError> {
     let reply: Reply = ctx
         .client
-        .send(service, base, method, path, body, token)
+        .send_with(service, base, method, path, body, token, headers)
         .await?;
     if !reply.status.is_success() {
         return Err(refusal(service, base, &reply));
@@ -339,15 +354,30 @@ fn render_launch(ctx: &Context, value: &Value) -> Result<String, CliError> {
 async fn launch(ctx: &Context, args: &LaunchArgs) -> Result<Outcome, CliError> {
     let body = launch_body(args)?;
     let base = &ctx.global.launcher_url;
+    let token = Some(ctx.global.launcher_token.as_str());
     let bytes = serde_json::to_vec(&body).expect("a JSON value serialises");
-    let mut value = call(
+    let key = match args.idempotency_key.as_deref().map(str::trim) {
+        None => None,
+        Some(k) if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Some(k)
+        }
+        Some(_) => {
+            return Err(CliError::usage(
+                "--idempotency-key: 1-255 visible ASCII characters (e.g. a UUID)",
+            ));
+        }
+    };
+    let headers: Vec<(&'static str, &str)> =
+        key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
+    let mut value = call_with(
         ctx,
         Service::Launcher,
         base,
         Method::POST,
         "/launch",
         Some(("application/json", bytes)),
-        None,
+        token,
+        &headers,
     )
     .await?;
     if !args.wait {
@@ -357,7 +387,16 @@ async fn launch(ctx: &Context, args: &LaunchArgs) -> Result<Outcome, CliError> {
     let path = launch_path(&record.launch_id)?;
     while !record.is_finished() {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        value = call(ctx, Service::Launcher, base, Method::GET, &path, None, None).await?;
+        value = call(
+            ctx,
+            Service::Launcher,
+            base,
+            Method::GET,
+            &path,
+            None,
+            token,
+        )
+        .await?;
         record = parse(&value, Service::Launcher, base)?;
     }
     let stdout = render_launch(ctx, &value)?;
@@ -380,12 +419,21 @@ async fn launch(ctx: &Context, args: &LaunchArgs) -> Result<Outcome, CliError> {
 async fn show_launch(ctx: &Context, id: &str) -> Result<Outcome, CliError> {
     let path = launch_path(id)?;
     let base = &ctx.global.launcher_url;
-    let value = call(ctx, Service::Launcher, base, Method::GET, &path, None, None)
-        .await
-        .map_err(|e| match e.exit {
-            Exit::NoData => CliError::no_data(format!("no launch {id} at {base}: {}", e.message)),
-            _ => e,
-        })?;
+    let token = Some(ctx.global.launcher_token.as_str());
+    let value = call(
+        ctx,
+        Service::Launcher,
+        base,
+        Method::GET,
+        &path,
+        None,
+        token,
+    )
+    .await
+    .map_err(|e| match e.exit {
+        Exit::NoData => CliError::no_data(format!("no launch {id} at {base}: {}", e.message)),
+        _ => e,
+    })?;
     Ok(Outcome::found(render_launch(ctx, &value)?))
 }
 
@@ -403,7 +451,17 @@ async fn list_launches(
     }
     let base = &ctx.global.launcher_url;
     let path = with_query("/launches", &q.finish());
-    let value = call(ctx, Service::Launcher, base, Method::GET, &path, None, None).await?;
+    let token = Some(ctx.global.launcher_token.as_str());
+    let value = call(
+        ctx,
+        Service::Launcher,
+        base,
+        Method::GET,
+        &path,
+        None,
+        token,
+    )
+    .await?;
     let list: Launches = parse(&value, Service::Launcher, base)?;
     let stdout = match ctx.global.output {
         Format::Json => output::json(&value),
@@ -432,7 +490,7 @@ async fn cancel(ctx: &Context, id: &str) -> Result<Outcome, CliError> {
         Method::DELETE,
         &path,
         None,
-        None,
+        Some(ctx.global.launcher_token.as_str()),
     )
     .await?;
     Ok(Outcome::found(render_launch(ctx, &value)?))
@@ -511,6 +569,7 @@ mod tests {
             strategy: None,
             window: Some("24h".into()),
             wait: false,
+            idempotency_key: None,
             arguments: vec!["x".into()],
         };
         assert_eq!(

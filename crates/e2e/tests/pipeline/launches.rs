@@ -10,6 +10,9 @@ use testkit::events::{fleet_events, write_partitioned};
 
 use crate::helpers::*;
 
+/// The caller the test launches as (`LAUNCHER_TOKENS` e2e:<this>).
+const LAUNCHER_TOKEN: &str = "e2e-launcher-token";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_launched_spark_job_is_counted_in_the_ranking() {
     let amqp = test_amqp("launch");
@@ -32,13 +35,24 @@ async fn a_launched_spark_job_is_counted_in_the_ranking() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/launch-templates");
     let mut settings = launcher::Settings::for_tests(templates, &selector.app.base, &intake.base);
     settings.intake_token = Some(INTAKE_TOKEN.into());
+    settings.launcher_tokens = vec![format!("e2e:{LAUNCHER_TOKEN}")];
     settings.local.spark_submit = testkit::servers::spark_submit();
     settings.local.spark_work_dir = runs.path().to_owned();
     settings.poll_interval = Duration::from_millis(200);
     let app = launcher::Application::build(settings)
         .await
         .expect("the launcher builds");
-    let launcher = TestApp::start(app.port(), app.run_until_stopped());
+    let mut launcher = TestApp::start(app.port(), app.run_until_stopped());
+    // Every launch route needs a caller's token.
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {LAUNCHER_TOKEN}").parse().unwrap(),
+    );
+    launcher.client = reqwest::Client::builder()
+        .default_headers(auth)
+        .build()
+        .unwrap();
 
     let res = launcher
         .client

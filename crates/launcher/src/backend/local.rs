@@ -25,8 +25,9 @@ use crate::simulate::Truth;
 
 /// Why a local run failed when it was not a reclaim.
 pub const EXECUTION_ERROR: &str = "SPARK_EXECUTION_ERROR";
-/// The run's process vanished without an exit code (killed from outside, machine restarted).
-pub const RUN_LOST: &str = "RUN_LOST";
+/// The run's process vanished without an exit code (killed from outside, machine restarted): how it
+/// ended is unknown, so nothing is published for it.
+pub use crate::launch::RUN_LOST;
 
 pub struct LocalBackend {
     spark_submit: String,

@@ -5,10 +5,15 @@
 //!   generator's truth file (the embedded default).
 //! * [`kubernetes`]: `SparkApplication` objects for the Spark Operator, through kube-rs; spot reclaims
 //!   are read from the pods' status ([`classify`]).
+//! * [`fake`]: runs in memory that record every call, for tests of what the launcher asks a backend
+//!   (races between submissions, cancels and restarts) without a cluster.
 
 pub mod classify;
+pub mod fake;
 pub mod kubernetes;
 pub mod local;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -48,7 +53,7 @@ pub enum BackendError {
 
 #[async_trait]
 pub trait Backend: Send + Sync {
-    /// Start the run. Idempotent: a run that already exists is left alone.
+    /// Start the run. Idempotent: a run of this attempt that already exists is adopted, left alone.
     async fn submit(&self, run: Run<'_>) -> Result<(), BackendError>;
     async fn poll(&self, run: Run<'_>) -> Result<RunStatus, BackendError>;
     /// Stop the run (gone already is fine).
@@ -56,4 +61,11 @@ pub trait Backend: Send + Sync {
     /// Whether the backend can be reached (for `/ready`).
     async fn ready(&self) -> Result<(), BackendError>;
     fn name(&self) -> &'static str;
+    /// How soon after its submission the backend may remove a run on its own (a SparkApplication's
+    /// `timeToLiveSeconds`); `None`: never. A run missing younger than this was never created; older,
+    /// it may have run and been removed, so it is never submitted again
+    /// ([`crate::launch::missing_run`]).
+    fn removal_horizon(&self, _run: Run<'_>) -> Option<Duration> {
+        None
+    }
 }

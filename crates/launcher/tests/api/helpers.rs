@@ -4,13 +4,22 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use launcher::startup::Overrides;
 use launcher::{Application, Settings};
 use pool_amqp::AmqpArgs;
 use serde_json::{Value, json};
 use testkit::TestApp;
 use testkit::events::{fleet_events, write_partitioned};
 
+/// The intake's token (the launcher posts outcomes with it).
 pub const TOKEN: &str = "launcher-test-token";
+
+/// The launcher's callers: the one every helper calls as, another one, and `admin`.
+pub const CALLER: &str = "alice";
+pub const CALLER_TOKEN: &str = "alice-launcher-token";
+pub const OTHER: &str = "bob";
+pub const OTHER_TOKEN: &str = "bob-launcher-token";
+pub const ADMIN_TOKEN: &str = "admin-launcher-token";
 
 /// The repository's launch templates (the astronaut job).
 pub fn repo_templates() -> PathBuf {
@@ -87,6 +96,11 @@ impl World {
     pub fn settings(&self, templates: &Path) -> Settings {
         let mut s =
             Settings::for_tests(templates.to_owned(), &self.selector.base, &self.intake.base);
+        s.launcher_tokens = vec![
+            format!("{CALLER}:{CALLER_TOKEN}"),
+            format!("{OTHER}:{OTHER_TOKEN}"),
+            format!("admin:{ADMIN_TOKEN}"),
+        ];
         s.intake_token = Some(TOKEN.into());
         s.redis_url = Some(testkit::servers::redis_url());
         s.redis_key_prefix = format!("{}:", testkit::servers::unique("launcher"));
@@ -116,10 +130,30 @@ fn pool_storage_for(dir: &Path) -> pool_storage::Storage {
 }
 
 pub async fn spawn_launcher(settings: Settings) -> TestApp {
-    let app = Application::build(settings)
+    spawn_launcher_with(settings, Overrides::default()).await
+}
+
+/// A launcher with a test's backend, clock or no reconciler; its client calls as [`CALLER`].
+pub async fn spawn_launcher_with(settings: Settings, overrides: Overrides) -> TestApp {
+    let app = Application::build_with(settings, overrides)
         .await
         .expect("the launcher builds");
-    TestApp::start(app.port(), app.run_until_stopped())
+    let mut app = TestApp::start(app.port(), app.run_until_stopped());
+    app.client = client_for(CALLER_TOKEN);
+    app
+}
+
+/// A client that presents `token` on every request.
+pub fn client_for(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("a header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("a client")
 }
 
 /// `POST /launch` with `body`: status and JSON.
@@ -128,6 +162,18 @@ pub async fn post_launch(app: &TestApp, body: &Value) -> (u16, Value) {
         .client
         .post(app.url("/launch"))
         .json(body)
+        .send()
+        .await
+        .expect("the launcher answers");
+    let status = res.status().as_u16();
+    (status, res.json().await.expect("JSON"))
+}
+
+/// `DELETE /launches/{id}` as the app's caller: status and JSON.
+pub async fn cancel(app: &TestApp, id: &str) -> (u16, Value) {
+    let res = app
+        .client
+        .delete(app.url(&format!("/launches/{id}")))
         .send()
         .await
         .expect("the launcher answers");
@@ -167,4 +213,16 @@ pub async fn wait_outcomes(world: &World, n: usize) -> Vec<pool_core::Event> {
     )
     .await;
     got.into_inner().unwrap()
+}
+
+/// Wait until the launch is in a final state (published or not); return it.
+pub async fn wait_ended(app: &TestApp, id: &str, timeout: Duration) -> Value {
+    testkit::eventually(&format!("launch {id} to end"), timeout, || async {
+        let (status, body) = app.get(&format!("/launches/{id}")).await;
+        assert_eq!(status, 200, "{body}");
+        ["COMPLETED", "FAILED", "CANCELLED"]
+            .contains(&body["state"].as_str().unwrap_or_default())
+            .then_some(body)
+    })
+    .await
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -12,12 +12,14 @@ async fn bad_requests_get_a_400_naming_the_field() {
     let app = world.simulated_launcher(&[(POOL_A, 0.0)]).await;
 
     let cases = [
-        (json!({"instance_types": ["c6a.xlarge"]}), "application"),
         (
             json!({"application": "nope", "instance_types": ["c6a.xlarge"]}),
             "application",
         ),
-        (json!({"application": "astronauts"}), "instance_types"),
+        (
+            json!({"application": "astronauts", "instance_types": []}),
+            "instance_types",
+        ),
         (
             json!({"application": "astronauts", "instance_types": ["c6a xlarge; DROP TABLE"]}),
             "instance_types",
@@ -61,6 +63,17 @@ async fn bad_requests_get_a_400_naming_the_field() {
     )
     .await;
     assert_eq!(status, 400, "{answer}");
+    // An Idempotency-Key that cannot be one.
+    let res = app
+        .client
+        .post(app.url("/launch"))
+        .header("Idempotency-Key", "two words")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["field"], "Idempotency-Key", "{answer}");
 
     // Instance types the ranking knows nothing about: 422, said so.
     let (status, answer) = post_launch(
@@ -107,7 +120,16 @@ async fn applications_launches_and_operations_are_listed() {
     );
     let (status, doc) = app.get("/openapi.json").await;
     assert_eq!(status, 200);
-    assert!(doc["paths"]["/launch"]["post"].is_object());
+    let post = &doc["paths"]["/launch"]["post"];
+    for code in ["202", "200", "400", "401", "422", "429", "503"] {
+        assert!(
+            post["responses"][code].is_object(),
+            "POST /launch documents {code}"
+        );
+    }
+    assert!(doc["paths"]["/launches/{id}"]["delete"]["responses"]["409"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert_eq!(apps["default_application"], "astronauts");
 
     let (status, launched) = post_launch(
         &app,
@@ -126,16 +148,19 @@ async fn applications_launches_and_operations_are_listed() {
     let (_, list) = app.get("/launches?state=RUNNING").await;
     assert_eq!(list["launches"].as_array().unwrap().len(), 0);
     // A finished launch cannot be cancelled.
-    let res = app
-        .client
-        .delete(app.url(&format!("/launches/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 409);
+    let (status, _) = cancel(&app, id).await;
+    assert_eq!(status, 409);
     assert_eq!(
         app.metric("launcher_launches_total", &[("state", "COMPLETED")])
             .await,
+        1.0
+    );
+    assert_eq!(
+        app.metric(
+            "launcher_attempt_duration_seconds_count",
+            &[("outcome", "succeeded")]
+        )
+        .await,
         1.0
     );
     assert_eq!(
@@ -272,4 +297,128 @@ async fn a_run_that_cannot_start_fails_its_launch_and_publishes_nothing() {
         world.outcomes().await.is_empty(),
         "a run that never started publishes nothing"
     );
+}
+
+#[tokio::test]
+async fn the_seeds_bare_post_launches_the_default_job() {
+    let world = World::start().await;
+    let app = world.simulated_launcher(&[(POOL_A, 0.0)]).await;
+    // The seed's `curl -X POST http://localhost:8000/launch`: no body, no content type (and a token).
+    let res = app.client.post(app.url("/launch")).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let launched: Value = res.json().await.unwrap();
+    assert_eq!(launched["application"], "astronauts", "{launched}");
+    assert_eq!(launched["caller"], CALLER);
+    // DEFAULT_INSTANCE_TYPES includes c6a.xlarge, whose best pool the ranking knows.
+    assert_eq!(launched["pool_id"], POOL_A, "{launched}");
+    assert!(
+        launched["instance_types"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("c6a.xlarge"))
+    );
+    let done = wait_finished(
+        &app,
+        launched["launch_id"].as_str().unwrap(),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(done["state"], "COMPLETED", "{done}");
+    // `curl -d '{}'` (a form content type) is JSON to the launcher too.
+    let res = app
+        .client
+        .post(app.url("/launch"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+}
+
+#[tokio::test]
+async fn callers_need_a_token_and_see_only_their_own_launches() {
+    let world = World::start().await;
+    let app = world.simulated_launcher(&[(POOL_A, 0.0)]).await;
+    let anonymous = reqwest::Client::new();
+    let made_up = client_for("not-a-token");
+    for (method, path) in [
+        (reqwest::Method::POST, "/launch"),
+        (reqwest::Method::GET, "/launches"),
+        (reqwest::Method::GET, "/launches/x"),
+        (reqwest::Method::DELETE, "/launches/x"),
+        (reqwest::Method::GET, "/applications"),
+    ] {
+        for client in [&anonymous, &made_up] {
+            let res = client
+                .request(method.clone(), app.url(path))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 401, "{method} {path}");
+            assert_eq!(
+                res.headers()["www-authenticate"]
+                    .to_str()
+                    .unwrap()
+                    .split(' ')
+                    .next(),
+                Some("Bearer")
+            );
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["error"], "unauthorized", "{body}");
+        }
+    }
+    for path in ["/health", "/ready", "/metrics", "/openapi.json"] {
+        let res = anonymous.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path} stays open");
+    }
+
+    let (status, launched) = post_launch(&app, &json!({})).await;
+    assert_eq!(status, 202, "{launched}");
+    let id = launched["launch_id"].as_str().unwrap();
+    let bob = client_for(OTHER_TOKEN);
+    let admin = client_for(ADMIN_TOKEN);
+    let listed = |client: &reqwest::Client| {
+        let req = client.get(app.url("/launches"));
+        async move {
+            let list: Value = req.send().await.unwrap().json().await.unwrap();
+            list["launches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["launch_id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed(&app.client).await, [id]);
+    assert_eq!(listed(&admin).await, [id]);
+    assert!(listed(&bob).await.is_empty(), "bob sees only his own");
+    let path = app.url(&format!("/launches/{id}"));
+    assert_eq!(bob.get(&path).send().await.unwrap().status(), 404);
+    assert_eq!(bob.delete(&path).send().await.unwrap().status(), 404);
+    assert_eq!(admin.get(&path).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn without_launcher_tokens_every_launch_route_is_refused() {
+    let world = World::start().await;
+    let mut s = world.settings(&repo_templates());
+    s.launcher_tokens = vec![];
+    s.local.simulate_truth = Some(world.truth(&[(POOL_A, 0.0)]));
+    s.local.simulate_only = true;
+    let app = spawn_launcher(s).await;
+    let res = app.client.post(app.url("/launch")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("LAUNCHER_TOKENS"),
+        "{body}"
+    );
+    let (status, _) = app.get("/launches").await;
+    assert_eq!(status, 401);
+    let (status, _) = app.get("/health").await;
+    assert_eq!(status, 200);
 }

@@ -54,6 +54,7 @@ fn launcher_process(world: &World, prefix: &str, port: u16) -> ChildProcess {
         .env("RELAY_URL", &world.selector.base)
         .env("INTAKE_URL", &world.intake.base)
         .env("INTAKE_TOKEN", TOKEN)
+        .env("LAUNCHER_TOKENS", format!("{CALLER}:{CALLER_TOKEN}"))
         .env("REDIS_URL", testkit::servers::redis_url())
         .env("REDIS_KEY_PREFIX", prefix)
         .env("SPARK_SUBMIT", testkit::servers::spark_submit())
@@ -76,7 +77,7 @@ async fn a_launcher_killed_mid_run_picks_the_run_up_and_publishes_once() {
     let mut first = launcher_process(&world, &prefix, port);
     wait_port(&mut first, port, Duration::from_secs(60)).await;
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = client_for(CALLER_TOKEN);
     let launched: serde_json::Value = client
         .post(format!("{base}/launch"))
         .json(&json!({"application": "astronauts", "instance_types": ["c6a.xlarge"]}))

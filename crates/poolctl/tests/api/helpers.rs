@@ -13,6 +13,8 @@ use testkit::{fleet_events, new_bucket, s3_args, write_partitioned};
 
 /// The intake token every test intake accepts.
 pub const TOKEN: &str = "poolctl-test-token";
+/// The launcher token of the test launcher's one caller (`LAUNCHER_TOKENS` ci:<this>).
+pub const LAUNCHER_TOKEN: &str = "poolctl-launcher-token";
 
 /// pool-selector over a fresh S3 bucket holding three pools with recent jobs (r6a the safest, then
 /// m6a, then c6a), and the relay in front of it with the shared test Redis.
@@ -84,6 +86,7 @@ pub fn poolctl() -> assert_cmd::Command {
         "INTAKE_URL",
         "INTAKE_TOKEN",
         "LAUNCHER_URL",
+        "LAUNCHER_TOKEN",
         "POOLCTL_OUTPUT",
         "POOLCTL_TIMEOUT",
         "NO_COLOR",

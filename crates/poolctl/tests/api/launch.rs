@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{TOKEN, poolctl, run, spawn_app, spawn_intake};
+use crate::helpers::{LAUNCHER_TOKEN, TOKEN, poolctl, run, spawn_app, spawn_intake};
 
 /// Every pool of the fixture, with no chance of a spot termination: every run completes at once.
 fn truth(dir: &std::path::Path) -> std::path::PathBuf {
@@ -32,6 +32,7 @@ async fn launch_waits_for_the_run_and_launches_lists_it() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/launch-templates");
     let mut settings = launcher::Settings::for_tests(templates, &ranking.relay.base, &intake.base);
     settings.intake_token = Some(TOKEN.into());
+    settings.launcher_tokens = vec![format!("ci:{LAUNCHER_TOKEN}")];
     settings.local.simulate_truth = Some(truth(dir.path()));
     settings.local.simulate_only = true;
     settings.local.spark_work_dir = dir.path().join("runs");
@@ -40,6 +41,20 @@ async fn launch_waits_for_the_run_and_launches_lists_it() {
         .await
         .expect("the launcher builds");
     let app = testkit::TestApp::start(app.port(), app.run_until_stopped());
+    // poolctl against this launcher, as its caller.
+    let poolctl = || {
+        let mut cmd = poolctl();
+        cmd.env("LAUNCHER_TOKEN", LAUNCHER_TOKEN);
+        cmd
+    };
+
+    // Without the caller's token: refused, and the message says which setting to fix.
+    let mut cmd = crate::helpers::poolctl();
+    cmd.env("LAUNCHER_URL", &app.base)
+        .env("LAUNCHER_TOKEN", "made-up")
+        .args(["launches"]);
+    let out = run(cmd).await.expect(3);
+    assert!(out.stderr().contains("LAUNCHER_TOKEN"), "{}", out.stderr());
 
     let mut cmd = poolctl();
     cmd.env("LAUNCHER_URL", &app.base).args([
@@ -100,5 +115,26 @@ async fn launch_waits_for_the_run_and_launches_lists_it() {
     cmd.env("LAUNCHER_URL", &app.base)
         .args(["launch", "astronauts", "-t", "x2idn.large"]);
     run(cmd).await.expect(1);
+
+    // A retry with the same --idempotency-key is the same launch; the key with another request, a
+    // usage error.
+    let launch_with_key = |types: &'static str| {
+        let mut cmd = poolctl();
+        cmd.env("LAUNCHER_URL", &app.base).args([
+            "launch",
+            "astronauts",
+            "-t",
+            types,
+            "--idempotency-key",
+            "poolctl-retry-1",
+            "-o",
+            "json",
+        ]);
+        cmd
+    };
+    let first = run(launch_with_key("c6a.xlarge")).await.expect(0).json();
+    let again = run(launch_with_key("c6a.xlarge")).await.expect(0).json();
+    assert_eq!(first["launch_id"], again["launch_id"]);
+    run(launch_with_key("m6a.xlarge")).await.expect(2);
     testkit::queues::delete_topology(&amqp).await;
 }
