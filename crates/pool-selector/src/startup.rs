@@ -57,6 +57,7 @@ impl Application {
                 max_clock_skew: limits.max_clock_skew,
                 rollup_recheck: settings.rollup_recheck,
                 relist_interval: settings.relist_interval,
+                rollup_key: settings.rollup_hmac_key,
                 ..ViewOptions::default()
             },
             Arc::clone(&selector_metrics) as Arc<dyn ViewObserver>,
