@@ -70,7 +70,8 @@ for _ in $(seq 1 100); do [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = P
 start_relay() { # $1 port, $2 L1 TTL, $3 log
   UPSTREAM_URL="http://127.0.0.1:$UP_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" HOST=127.0.0.1 PORT=$1 \
     ADMIN_PORT="$(free_port)" \
-    L1_TTL=$2 CACHE_TTL_SECONDS=600 REDIS_KEY_PREFIX="bench:$1:" LOG_LEVEL=warn "$BIN/relay" 2>"$3" &
+    L1_TTL=$2 CACHE_TTL_SECONDS=600 REDIS_KEY_PREFIX="bench:$1:" MISS_RATE_PER_CLIENT=0 LOG_LEVEL=warn \
+    "$BIN/relay" 2>"$3" &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$1/health" "relay on $1" "$3"
 }

@@ -102,6 +102,7 @@ Exit status 1 with a list of failures when anything is wrong.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import os
 import re
@@ -1122,6 +1123,21 @@ def check_intake(r: Report, source: str, objs: list[dict]) -> None:
         scaling = f"{d['spec'].get('replicas')} replicas"
     r.check(not problems, f"{source}: intake Deployment, Service, ServiceMonitor, PDB and {scaling} wired as specified",
             "; ".join(problems[:8]))
+
+    # Shutdown: a request in flight waits up to AMQP_CONFIRM_TIMEOUT for its confirm; SIGTERM gives requests
+    # SHUTDOWN_GRACE (default: the confirm timeout + 5s), after the preStop pause; the pod must get both.
+    def seconds(name: str, default: float) -> float:
+        value = env.get(name, {}).get("value")
+        for ef in c.get("envFrom", []):
+            value = value or configmaps.get(ef.get("configMapRef", {}).get("name"), {}).get(name)
+        return duration_seconds(value) if value else default
+    confirm = seconds("AMQP_CONFIRM_TIMEOUT", 30.0)
+    grace = seconds("SHUTDOWN_GRACE", confirm + 5.0)
+    pre_stop = (c.get("lifecycle", {}).get("preStop") or {}).get("sleep", {}).get("seconds", 0)
+    period = d["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+    r.check(pre_stop > 0 and grace > confirm and pre_stop + grace <= period,
+            f"{source}: the intake drains before it goes: preStop sleep {pre_stop}s, SHUTDOWN_GRACE {grace:g}s > "
+            f"AMQP_CONFIRM_TIMEOUT {confirm:g}s, preStop + grace <= terminationGracePeriodSeconds {period}")
 
     # Who reaches it. A producer's pod must, Prometheus too; nobody else, and the producer not pool-selector.
     nps = by_kind.get("NetworkPolicy", [])
@@ -2204,38 +2220,92 @@ def check_rabbitmq_configs(r: Report, renderings: dict[str, list[dict]]) -> None
         r.check(got == [want], f"{where}: RabbitMQ max_message_size = {want} (ingest-worker's MAX_MESSAGE_BYTES)", f"got {got}")
 
 
+def iam_allows(policy: dict, action: str, resource: str, prefix: str | None = None) -> bool:
+    """Whether an identity-based policy allows `action` on `resource` (S3 ARNs; `*` and `?` wildcards),
+    with `s3:prefix` for a ListBucket: an explicit Deny wins, otherwise some Allow must match, its
+    StringLike / StringEquals conditions on s3:prefix included. Enough for these example policies."""
+    def matches(patterns, value: str) -> bool:
+        patterns = [patterns] if isinstance(patterns, str) else patterns
+        return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+    def condition_holds(cond: dict) -> bool:
+        for op, tests in cond.items():
+            for key, want in tests.items():
+                if key != "s3:prefix" or prefix is None:
+                    return False
+                if op == "StringLike" and not matches(want, prefix):
+                    return False
+                if op == "StringEquals" and prefix not in ([want] if isinstance(want, str) else want):
+                    return False
+                if op not in ("StringLike", "StringEquals"):
+                    return False
+        return True
+
+    allowed = False
+    for st in policy.get("Statement", []):
+        if not (matches(st.get("Action", []), action) and matches(st.get("Resource", []), resource)):
+            continue
+        if "Condition" in st and not condition_holds(st["Condition"]):
+            continue
+        if st.get("Effect") == "Deny":
+            return False
+        allowed = allowed or st.get("Effect") == "Allow"
+    return allowed
+
+
 def check_iam(r: Report) -> None:
-    """The example IAM policies: pool-selector reads, ingest-worker writes, the compactor writes and deletes,
-    all on the base's events bucket and prefix."""
+    """The example IAM policies, evaluated against what each service does and must not do, on the base's
+    events bucket and prefix: pool-selector reads and lists only; ingest-worker writes raw hourly objects
+    (dt=…/hr=…/) only, and cannot read, list, delete or touch rollups; the compactor reads and lists the
+    events and writes and deletes rollups (_rollups/) only, never raw objects."""
     base = subprocess.run(["kubectl", "kustomize", str(K8S / "base")], capture_output=True, text=True)
     storage = next((o.get("data", {}) for o in docs(base.stdout) if o["kind"] == "ConfigMap" and "EVENTS_URL" in o.get("data", {})), {})
     url = urllib.parse.urlparse(storage.get("EVENTS_URL", ""))
     bucket, prefix = url.netloc, url.path.lstrip("/")
-    want = {
-        "pool-selector-s3-readonly.json": {"s3:GetObject", "s3:ListBucket"},
-        "ingest-worker-s3-writer.json": {"s3:PutObject", "s3:ListBucket"},
-        "compactor-s3-writer.json": {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListBucket"},
+    arn = f"arn:aws:s3:::{bucket}"
+    raw = f"{arn}/{prefix}dt=2026-11-22/hr=07/0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b.json"
+    hour_rollup = f"{arn}/{prefix}_rollups/dt=2026-11-22/hr=07.parquet"
+    day_rollup = f"{arn}/{prefix}_rollups/dt=2026-11-22/day.parquet"
+    elsewhere = f"{arn}/other/dt=2026-11-22/hr=07/x.json"
+    at_root = f"{arn}/{prefix}x.json"
+    # (action, resource, s3:prefix for ListBucket) -> allowed?
+    cases = {
+        "pool-selector-s3-readonly.json": {
+            ("s3:ListBucket", arn, prefix): True, ("s3:ListBucket", arn, f"{prefix}dt=2026-11-22/"): True,
+            ("s3:GetObject", raw, None): True, ("s3:GetObject", day_rollup, None): True,
+            ("s3:ListBucket", arn, "other/"): False, ("s3:GetObject", elsewhere, None): False,
+            ("s3:PutObject", raw, None): False, ("s3:PutObject", hour_rollup, None): False,
+            ("s3:DeleteObject", raw, None): False, ("s3:DeleteObject", day_rollup, None): False,
+        },
+        "ingest-worker-s3-writer.json": {
+            ("s3:PutObject", raw, None): True,
+            ("s3:PutObject", hour_rollup, None): False, ("s3:PutObject", day_rollup, None): False,
+            ("s3:PutObject", at_root, None): False, ("s3:PutObject", elsewhere, None): False,
+            ("s3:GetObject", raw, None): False, ("s3:DeleteObject", raw, None): False,
+            ("s3:ListBucket", arn, prefix): False,
+        },
+        "compactor-s3-writer.json": {
+            ("s3:ListBucket", arn, prefix): True, ("s3:GetObject", raw, None): True,
+            ("s3:GetObject", hour_rollup, None): True,
+            ("s3:PutObject", hour_rollup, None): True, ("s3:PutObject", day_rollup, None): True,
+            ("s3:DeleteObject", hour_rollup, None): True,
+            ("s3:PutObject", raw, None): False, ("s3:DeleteObject", raw, None): False,
+            ("s3:PutObject", at_root, None): False, ("s3:PutObject", elsewhere, None): False,
+            ("s3:GetObject", elsewhere, None): False, ("s3:ListBucket", arn, "other/"): False,
+        },
     }
-    for name, actions in want.items():
+    for name, expected in cases.items():
         path = IAM / name
         try:
             policy = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             r.fail(f"k8s/iam/{name}: {e}")
             continue
-        got: set[str] = set()
-        resources: set[str] = set()
-        for st in policy.get("Statement", []):
-            if st.get("Effect") != "Allow":
-                continue
-            a = st.get("Action", [])
-            got |= {a} if isinstance(a, str) else set(a)
-            res = st.get("Resource", [])
-            resources |= {res} if isinstance(res, str) else set(res)
-        allowed_res = {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/{prefix}*"}
-        r.check(got == actions and resources <= allowed_res,
-                f"k8s/iam/{name}: allows exactly {sorted(actions)} on s3://{bucket}/{prefix}",
-                f"actions {sorted(got)}, resources {sorted(resources)}")
+        wrong = [f"{action} {res.removeprefix(arn)}{f' prefix={p!r}' if p is not None else ''}: "
+                 f"{'allowed' if not want else 'denied'}"
+                 for (action, res, p), want in expected.items() if iam_allows(policy, action, res, p) != want]
+        r.check(not wrong, f"k8s/iam/{name}: allows what its service does on s3://{bucket}/{prefix} and nothing "
+                f"else ({len(expected)} cases)", "; ".join(wrong))
 
 
 def kinds_per_component(objs: list[dict]) -> set[tuple[str, str]]:
@@ -2296,6 +2366,14 @@ def check_adapter(r: Report, renderings: dict[str, list[dict]]) -> None:
         for m in o["spec"]["metrics"] if m["type"] == "External"
     }
     r.check(bool(hpa_metrics) and hpa_metrics <= served, f"every HPA external metric {sorted(hpa_metrics)} is served by an adapter rule", f"served: {sorted(served)}")
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds of a duration as the services write them: `30`, `30s`, `500ms`, `2m`, `1h`."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", str(text))
+    if not m:
+        raise ValueError(f"not a duration: {text!r}")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[m.group(2)]
 
 
 def workspace_binaries() -> set[str]:

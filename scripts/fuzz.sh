@@ -268,16 +268,20 @@ done
     --pool-list "$(IFS=,; echo "${pools[*]}")" >"$WORK/logs/event-generator.log" 2>&1 ||
     { cat "$WORK/logs/event-generator.log" >&2; die "event-generator failed"; }
 
+# As the broker's administrator (TEST_AMQP_URL), on names of the fuzzer's own, which the services
+# declare themselves (a single-user development broker: AMQP_DECLARE_TOPOLOGY).
 AMQP_ENV=(AMQP_URL="$TEST_AMQP_URL" AMQP_EXCHANGE=fuzz.events AMQP_QUEUE=fuzz.events.ingest
     AMQP_DEAD_LETTER_EXCHANGE=fuzz.events.dlx AMQP_DEAD_LETTER_QUEUE=fuzz.events.dead
-    AMQP_CONFIRM_TIMEOUT=5s AMQP_CONNECT_TIMEOUT=5s)
+    AMQP_CONFIRM_TIMEOUT=5s AMQP_CONNECT_TIMEOUT=5s AMQP_DECLARE_TOPOLOGY=true)
 
 start pool-selector HOST=127.0.0.1 PORT="$SELECTOR_PORT" HTTP_WORKERS=2 EVENTS_URL="$DATA" ROLLUP_RECHECK=2s
 
-# The bearer token the fuzzer presents, and a per-token rate limit far above what it sends, so its
-# requests reach the handler; a 1 MiB body bound keeps the largest generated bodies cheap.
+# The bearer token the fuzzer presents, and a per-token rate limit and a failed-attempt limit far
+# above what it sends, so its requests reach the handler; a 1 MiB body bound keeps the largest
+# generated bodies cheap.
 start intake HOST=127.0.0.1 PORT="$INTAKE_PORT" HTTP_WORKERS=2 INTAKE_TOKENS="$INTAKE_TOKEN" \
-    INTAKE_RATE_PER_SECOND=100000 INTAKE_BURST=100000 MAX_BODY_BYTES=1048576 "${AMQP_ENV[@]}"
+    INTAKE_RATE_PER_SECOND=100000 INTAKE_BURST=100000 INTAKE_AUTH_FAILURES=1000000 \
+    MAX_BODY_BYTES=1048576 "${AMQP_ENV[@]}"
 
 start compactor HOST=127.0.0.1 PORT="$COMPACTOR_PORT" HTTP_WORKERS=1 EVENTS_URL="$DATA" SETTLE=0 \
     COMPACTOR_CONCURRENCY=1 --every 5s
@@ -297,8 +301,9 @@ if has_setting relay ADMIN_PORT; then
     has_setting relay ADMIN_HOST && relay_env+=(ADMIN_HOST=127.0.0.1)
 fi
 wait_ok pool-selector "http://127.0.0.1:$SELECTOR_PORT/health"
+# No per-client miss limit: every fuzzed request comes from this one address.
 start relay HOST=127.0.0.1 PORT="$RELAY_PORT" HTTP_WORKERS=2 UPSTREAM_URL="http://127.0.0.1:$SELECTOR_PORT" \
-    REDIS_URL="$TEST_REDIS_URL" REDIS_KEY_PREFIX="fuzz:$$:$(date +%s):" "${relay_env[@]}"
+    REDIS_URL="$TEST_REDIS_URL" REDIS_KEY_PREFIX="fuzz:$$:$(date +%s):" MISS_RATE_PER_CLIENT=0 "${relay_env[@]}"
 
 # The launcher asks the relay for pools and sends outcomes to the intake; its runs are simulated from a
 # truth file (no Spark: SIMULATE_ONLY), so every accepted launch ends within a poll and the fuzzer's

@@ -57,7 +57,7 @@ debug) BUILD_CMD=(cargo build --workspace --bins) ;;
     ;;
 esac
 BIN="$TARGET/$PROFILE"
-BINARIES=(pool-selector compactor ingest-worker relay monitor intake event-generator launcher)
+BINARIES=(pool-selector compactor ingest-worker relay monitor intake event-generator launcher pool-amqp)
 # Start order; `down` stops the producers (event-generator, intake) first and storage last.
 COMPONENTS=(s3 epmd rabbitmq redis intake pool-selector compactor ingest-worker monitor relay launcher prometheus event-generator)
 
@@ -140,7 +140,17 @@ save_settings() {
     } >"$STATE/settings"
 }
 
+# guest: the node's administrator, which declares the topology (pool-amqp declare) and nothing else.
 amqp_url() { echo "amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f"; }
+# A service's own least-privileged user (rabbit_users, deploy/rabbitmq/permissions.tsv): ROLE's URL.
+amqp_url_as() {
+    echo "amqp://pool-$1:$(rabbit_user_password "$STATE/amqp-users" "pool-$1")@127.0.0.1:$AMQP_PORT/%2f"
+}
+# The topology, declared once by the administrator; services only check that it exists.
+declare_topology() {
+    AMQP_URL="$(amqp_url)" "$BIN/pool-amqp" declare >>"$(logfile rabbitmq)" 2>&1 ||
+        die "declaring the RabbitMQ topology failed (log: $(logfile rabbitmq))"
+}
 s3_env() {
     echo AWS_ENDPOINT_URL="http://127.0.0.1:$(s3_service_port)" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
         AWS_REGION=us-east-1 EVENTS_URL="s3://$BUCKET/events/"
@@ -266,7 +276,7 @@ start_service() {
 # drains); it is ready once the broker answers.
 start_intake() {
     start_service intake "$INTAKE_PORT" HOST=127.0.0.1 PORT="$INTAKE_PORT" HTTP_WORKERS=2 \
-        AMQP_URL="$(amqp_url)" INTAKE_TOKENS="$INTAKE_TOKEN" "$BIN/intake"
+        AMQP_URL="$(amqp_url_as producer)" INTAKE_TOKENS="$INTAKE_TOKEN" "$BIN/intake"
 }
 # pool-selector only reads the bucket: no broker, no intake.
 start_pool_selector() {
@@ -284,15 +294,19 @@ start_compactor() {
 start_ingest_worker() {
     # shellcheck disable=SC2046
     start_service ingest-worker "$WORKER_PORT" METRICS_HOST=127.0.0.1 METRICS_PORT="$WORKER_PORT" \
-        $(s3_env) AMQP_URL="$(amqp_url)" "$BIN/ingest-worker"
+        $(s3_env) AMQP_URL="$(amqp_url_as worker)" "$BIN/ingest-worker"
 }
 start_monitor() {
     start_service monitor "$MONITOR_PORT" HOST=127.0.0.1 PORT="$MONITOR_PORT" HTTP_WORKERS=1 \
-        RABBITMQ_MANAGEMENT_URL="http://guest:guest@127.0.0.1:$(mgmt_service_port)" "$BIN/monitor"
+        RABBITMQ_MANAGEMENT_URL="http://pool-monitor:$(rabbit_user_password "$STATE/amqp-users" pool-monitor)@127.0.0.1:$(mgmt_service_port)" \
+        "$BIN/monitor"
 }
+# No per-client miss limit by default (STACK_MISS_RATE_PER_CLIENT): every local client, the load
+# tests' included, comes from 127.0.0.1.
 start_relay() {
     start_service relay "$RELAY_PORT" HOST=127.0.0.1 PORT="$RELAY_PORT" ADMIN_PORT="$RELAY_ADMIN_PORT" HTTP_WORKERS=2 \
-        UPSTREAM_URL="http://127.0.0.1:$(selector_upstream_port)" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" "$BIN/relay"
+        UPSTREAM_URL="http://127.0.0.1:$(selector_upstream_port)" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
+        MISS_RATE_PER_CLIENT="${STACK_MISS_RATE_PER_CLIENT:-0}" "$BIN/relay"
 }
 # The launcher asks the relay for pools and sends outcomes to the intake; its launches live in Redis, its
 # runs are real `spark-submit --master local[*]` jobs (PySpark from the repo venv) with their folders in
@@ -312,7 +326,7 @@ start_launcher() {
 start_event_generator() {
     alive event-generator && return 0
     spawn_component event-generator env LOG_LEVEL="${STACK_LOG_LEVEL:-INFO}" "$BIN/event-generator" \
-        --sink "$(amqp_url)" --rate "$GENERATOR_RATE" --events 0
+        --sink "$(amqp_url_as producer)" --rate "$GENERATOR_RATE" --events 0
 }
 # The generator has no port: it is "ready" once it has run for two seconds without exiting.
 generator_settled() {
@@ -430,6 +444,8 @@ cmd_up() {
     make_bucket
     wait_component redis 20 redis_answers "$REDIS_PORT"
     wait_component rabbitmq 120 rabbit_answers
+    declare_topology
+    rabbit_users "$MGMT_PORT" "$STATE/amqp-users"
     log "S3, RabbitMQ and Redis ready ($((SECONDS - t0))s)"
     start_faultproxy
 

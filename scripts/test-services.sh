@@ -16,7 +16,11 @@
 # which the server certificate names) with TEST_TLS_CA_FILE (the CA that signed it, PEM),
 # TEST_RABBITMQ_NODE, TEST_RABBITMQ_CTL (this script, for the broker subcommands above), TEST_SPARK_SUBMIT
 # (the repo venv's PySpark spark-submit, when installed) and
-# TEST_SERVICES_DIR. State (pid files, data, logs, the `env` file, the CA and server certificate in
+# TEST_SERVICES_DIR; and one RabbitMQ user per role of deploy/rabbitmq/permissions.tsv (made by
+# rabbit_users: pool-producer, pool-worker, pool-replay with their permissions on the default names,
+# pool-monitor with the monitoring tag and no right) as TEST_AMQP_PRODUCER_URL, TEST_AMQP_WORKER_URL,
+# TEST_AMQP_REPLAY_URL and TEST_RABBITMQ_MONITOR_URL (tests of other names make users of their own,
+# testkit::users). State (pid files, data, logs, the `env` file, the CA and server certificate in
 # tls/, which `stop` keeps) lives in TEST_SERVICES_DIR, default target/test-services (git-ignored).
 # Ports: the first block 17100+k*100 (k = 0..9) whose nine ports are free, kept for as long as the
 # state folder says the services run: +0 S3, +1 AMQP, +2 management, +3 Redis, +4 AMQPS, +5 Redis TLS,
@@ -90,6 +94,10 @@ export TEST_RABBITMQ_MANAGEMENT_HTTPS_URL='https://guest:guest@localhost:$MGMTS_
 export TEST_REDISS_URL='rediss://localhost:$REDISS_PORT'
 export TEST_RABBITMQ_NODE='$RABBIT_NODE'
 export TEST_RABBITMQ_CTL='$SCRIPT'
+export TEST_AMQP_PRODUCER_URL='amqp://pool-producer:$(rabbit_user_password "$STATE/amqp-users" pool-producer)@127.0.0.1:$AMQP_PORT/%2f'
+export TEST_AMQP_WORKER_URL='amqp://pool-worker:$(rabbit_user_password "$STATE/amqp-users" pool-worker)@127.0.0.1:$AMQP_PORT/%2f'
+export TEST_AMQP_REPLAY_URL='amqp://pool-replay:$(rabbit_user_password "$STATE/amqp-users" pool-replay)@127.0.0.1:$AMQP_PORT/%2f'
+export TEST_RABBITMQ_MONITOR_URL='http://pool-monitor:$(rabbit_user_password "$STATE/amqp-users" pool-monitor)@127.0.0.1:$MGMT_PORT'
 EOF
     # PySpark's spark-submit from the repo venv (scripts/install-deps.sh), for the launcher's real runs.
     if [[ -x $ROOT/.venv/bin/spark-submit ]]; then
@@ -290,6 +298,7 @@ cmd_start() {
     log "S3 ready after $((SECONDS - t0))s"
     wait_redis
     wait_rabbit
+    rabbit_users "$MGMT_PORT" "$STATE/amqp-users"
     log "RabbitMQ ready after $((SECONDS - t0))s"
     write_env
     log "ready in $((SECONDS - t0))s: S3 :$S3_PORT, AMQP :$AMQP_PORT (TLS :$AMQPS_PORT), management :$MGMT_PORT (HTTPS :$MGMTS_PORT), Redis :$REDIS_PORT (TLS :$REDISS_PORT) (state: $STATE)"
@@ -307,7 +316,7 @@ cmd_stop() {
     stop_redis
     stop_s3
     rabbit_remove_dir "$STATE"
-    rm -rf "$STATE/redis" "$STATE/env" "$STATE/ports"
+    rm -rf "$STATE/redis" "$STATE/env" "$STATE/ports" "$STATE/amqp-users"
 }
 
 cmd_status() {

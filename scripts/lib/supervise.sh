@@ -253,6 +253,38 @@ rabbit_answers() {
     port_open "$AMQP_PORT" && curl -fsS -o /dev/null -u guest:guest "http://127.0.0.1:$MGMT_PORT/api/overview"
 }
 
+# rabbit_users MGMT_PORT FILE: one RabbitMQ user per role of deploy/rabbitmq/permissions.tsv but
+# `admin` (guest, the node's administrator, stays the one that may configure), named pool-<role>, with
+# the role's tags and permissions on the default vhost, through the management API as guest (which
+# RabbitMQ admits from localhost only). Passwords are random, kept in FILE (mode 600, `user password`
+# lines) and reused when the users are made again. Idempotent.
+rabbit_users() {
+    local port=$1 file=$2
+    local table
+    table="$(dirname "${BASH_SOURCE[0]}")/../../deploy/rabbitmq/permissions.tsv"
+    [[ -f $file ]] || (umask 077 && : >"$file")
+    local role configure write read tags user pass api="http://127.0.0.1:$port/api"
+    while IFS=$'\t' read -r role configure write read tags; do
+        [[ -z $role || $role == \#* || $role == admin ]] && continue
+        user="pool-$role"
+        pass=$(awk -v u="$user" '$1 == u { print $2 }' "$file")
+        if [[ -z $pass ]]; then
+            pass=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+            echo "$user $pass" >>"$file"
+        fi
+        curl -fsS -o /dev/null -u guest:guest -X PUT -H 'content-type: application/json' \
+            -d "{\"password\":\"$pass\",\"tags\":\"$tags\"}" "$api/users/$user" ||
+            die "could not create the RabbitMQ user $user"
+        # JSON strings: the patterns' backslashes doubled.
+        curl -fsS -o /dev/null -u guest:guest -X PUT -H 'content-type: application/json' \
+            -d "{\"configure\":\"${configure//\\/\\\\}\",\"write\":\"${write//\\/\\\\}\",\"read\":\"${read//\\/\\\\}\"}" \
+            "$api/permissions/%2f/$user" || die "could not set the permissions of $user"
+    done <"$table"
+}
+
+# rabbit_user_password FILE USER: the password rabbit_users gave USER.
+rabbit_user_password() { awk -v u="$2" '$1 == u { print $2 }' "$1"; }
+
 # rabbit_stop PIDFILE [fast] [session]: stop the broker started by rabbit_start. Graceful by default
 # (SIGTERM: durable queues and persistent messages survive a restart, ~7 s because the management
 # plugin waits out a 5 s timer). `fast` kills the VM at once, for callers that delete the data next.

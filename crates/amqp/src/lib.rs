@@ -1,4 +1,4 @@
-//! RabbitMQ: the one topology every producer and consumer declares, the message format, and a
+//! RabbitMQ: the one topology of the ingestion path, who may do what on it, the message format, and a
 //! publisher that reports an event as accepted only once the broker has confirmed it.
 //!
 //! # Topology
@@ -14,10 +14,13 @@
 //! ```
 //!
 //! Every name comes from [`AmqpArgs`] (flags or `AMQP_*` variables), so tests and parallel stacks use
-//! their own. [`Topology::declare`] is idempotent: producers and consumers both call it on connect, so
-//! whichever starts first creates everything and a publish is never dropped for want of a queue.
-//! Queues are *quorum* queues (replicated Raft log, fsync before the publisher confirm) where the broker
-//! supports them; a broker that refuses them gets classic durable queues instead.
+//! their own. The topology is declared once, by an identity allowed to configure it ([`Topology::declare`],
+//! the `pool-amqp declare` command); services only check on connect that what they use exists
+//! ([`Topology::check`], passive declarations, which need no permission), so each service's user needs
+//! exactly the rights of its role and no `configure` right ([`access`]). On a single-user development
+//! broker `AMQP_DECLARE_TOPOLOGY=true` lets services declare it themselves. Queues are *quorum* queues
+//! (replicated Raft log, fsync before the publisher confirm); a broker that refuses one is an error,
+//! never a silent fall back to a classic queue.
 //!
 //! # Message format
 //!
@@ -41,7 +44,7 @@
 //! twice; readers count each `job_id` once).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -62,6 +65,8 @@ use pool_core::event::ndjson::{CONTENT_TYPE_NDJSON, encode_messages};
 
 /// Default broker URL: the local broker's default vhost as `guest` (who may only log in from loopback).
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub mod access;
+
 pub use pool_core::config::{
     DEFAULT_DEAD_LETTER_EXCHANGE, DEFAULT_DEAD_LETTER_QUEUE, DEFAULT_EXCHANGE, DEFAULT_QUEUE,
 };
@@ -116,6 +121,13 @@ pub struct AmqpArgs {
     /// one (in addition to the system's roots).
     #[arg(long = "amqp-ca-file", env = "TLS_CA_FILE")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// Declare the exchanges and queues on connect, which needs `configure` permission on them: for a
+    /// single-user development broker. Off by default: the topology is declared once by an admin
+    /// identity (`pool-amqp declare`) and services only check that it exists (passive declarations,
+    /// which need no permission), so their users need no configure right.
+    #[arg(long = "amqp-declare-topology", env = "AMQP_DECLARE_TOPOLOGY", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub declare_topology: bool,
 }
 
 impl Default for AmqpArgs {
@@ -138,6 +150,7 @@ impl AmqpArgs {
             confirm_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             ca_file: None,
+            declare_topology: false,
         }
     }
 
@@ -193,8 +206,27 @@ pub enum AmqpError {
         #[source]
         source: lapin::Error,
     },
+    #[error(
+        "RabbitMQ has no {what}: declare the topology first, once, as an identity allowed to configure \
+         it (`pool-amqp declare`), or set AMQP_DECLARE_TOPOLOGY=true on a single-user development broker"
+    )]
+    Missing { what: String },
+    #[error(
+        "RabbitMQ refused queue {queue:?} as a quorum queue ({reason}): a classic queue of that name \
+         exists, or the broker has no quorum queues; the queue must be a quorum queue (delete or migrate \
+         the classic one), it is never silently declared as another type"
+    )]
+    QueueTypeRefused { queue: String, reason: String },
     #[error("RabbitMQ channel error: {0}")]
     Channel(#[from] lapin::Error),
+}
+
+impl AmqpError {
+    /// True for errors that retrying cannot fix: the configuration or the broker's state must change
+    /// (a queue of the wrong type). A missing topology is not one: the declaring step may run later.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, AmqpError::QueueTypeRefused { .. })
+    }
 }
 
 /// Open a connection named `name` (shown in the management UI) within the connect timeout.
@@ -226,26 +258,24 @@ pub async fn connect(args: &AmqpArgs, name: &str) -> Result<Connection, AmqpErro
     }
 }
 
-/// The kind of queue [`Topology::declare`] ended up with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueueKind {
-    /// Replicated Raft log; confirms are sent once the message is fsynced.
-    Quorum,
-    /// Classic durable queue: the fallback for brokers without quorum queues.
-    Classic,
-}
-
-/// The exchanges and queues of the ingestion path. Cheap to clone; clones share what was learnt about
-/// the broker (whether it supports quorum queues).
+/// The exchanges and queues of the ingestion path. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub exchange: String,
     pub queue: String,
     pub dead_letter_exchange: String,
     pub dead_letter_queue: String,
-    /// Set once the broker refused a quorum queue at connection level, so the next connection declares
-    /// classic queues straight away.
-    classic_only: Arc<AtomicBool>,
+}
+
+/// What a service needs of the topology, checked on connect by [`Topology::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// A producer: the exchange it publishes to.
+    Exchange,
+    /// The ingest-worker: the queue it consumes and the dead-letter exchange it publishes to.
+    Consumer,
+    /// The dead-letter replay: the dead-letter queue it reads and the exchange it publishes to.
+    Replay,
 }
 
 impl Topology {
@@ -255,16 +285,19 @@ impl Topology {
             queue: args.queue.clone(),
             dead_letter_exchange: args.dead_letter_exchange.clone(),
             dead_letter_queue: args.dead_letter_queue.clone(),
-            classic_only: Arc::new(AtomicBool::new(false)),
         }
     }
 
     /// Declare everything, idempotently: the exchange, the dead-letter exchange, the dead-letter queue
-    /// and the ingest queue (with `x-dead-letter-exchange`), and their bindings.
+    /// and the ingest queue (with `x-dead-letter-exchange`), and their bindings. Needs `configure`
+    /// permission on all of them: run once by an admin identity (`pool-amqp declare`), or by services
+    /// on a single-user development broker (`AMQP_DECLARE_TOPOLOGY=true`).
     ///
-    /// Takes the connection rather than a channel because a refused declaration closes the channel it
-    /// was made on, and the classic fallback needs a fresh one. Returns the ingest queue's kind.
-    pub async fn declare(&self, conn: &Connection) -> Result<QueueKind, AmqpError> {
+    /// Both queues are quorum queues. A broker that refuses one (a classic queue of that name already
+    /// exists, or the broker has no quorum queues) is an error, [`AmqpError::QueueTypeRefused`]: the
+    /// guarantees (a confirm only once the message is replicated and fsynced) depend on it, so the queue
+    /// never silently becomes a classic one.
+    pub async fn declare(&self, conn: &Connection) -> Result<(), AmqpError> {
         let channel = conn.create_channel().await?;
         let durable = ExchangeDeclareOptions {
             durable: true,
@@ -284,13 +317,7 @@ impl Topology {
                     source,
                 })?;
         }
-        let (channel, _) = self
-            .declare_queue(
-                conn,
-                channel,
-                &self.dead_letter_queue,
-                FieldTable::default(),
-            )
+        self.declare_queue(&channel, &self.dead_letter_queue, FieldTable::default())
             .await?;
         self.bind(
             &channel,
@@ -303,10 +330,72 @@ impl Topology {
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(self.dead_letter_exchange.as_str().into()),
         );
-        let (channel, kind) = self.declare_queue(conn, channel, &self.queue, args).await?;
+        self.declare_queue(&channel, &self.queue, args).await?;
         self.bind(&channel, &self.queue, &self.exchange).await?;
         let _ = channel.close(200, "declared".into()).await;
-        Ok(kind)
+        Ok(())
+    }
+
+    /// Check that what a service `needs` exists, with passive declarations only: they need no
+    /// permission at all, so a service whose user may only publish (or only consume) can tell a missing
+    /// topology ([`AmqpError::Missing`], naming how to declare it) from a broker that is down.
+    pub async fn check(&self, conn: &Connection, needs: Needs) -> Result<(), AmqpError> {
+        let channel = conn.create_channel().await?;
+        let (exchanges, queues): (Vec<&String>, Vec<&String>) = match needs {
+            Needs::Exchange => (vec![&self.exchange], vec![]),
+            Needs::Consumer => (vec![&self.dead_letter_exchange], vec![&self.queue]),
+            Needs::Replay => (vec![&self.exchange], vec![&self.dead_letter_queue]),
+        };
+        let missing = |what: String, source: lapin::Error| {
+            if is_soft(&source, AMQPSoftError::NOTFOUND) {
+                AmqpError::Missing { what }
+            } else {
+                AmqpError::Declare { what, source }
+            }
+        };
+        for exchange in exchanges {
+            channel
+                .exchange_declare(
+                    exchange.as_str().into(),
+                    ExchangeKind::Fanout,
+                    ExchangeDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| missing(format!("exchange {exchange:?}"), e))?;
+        }
+        for queue in queues {
+            channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| missing(format!("queue {queue:?}"), e))?;
+        }
+        let _ = channel.close(200, "checked".into()).await;
+        Ok(())
+    }
+
+    /// Declare (`declare`: AMQP_DECLARE_TOPOLOGY) or only [`check`](Self::check) what `needs` names.
+    pub async fn prepare(
+        &self,
+        conn: &Connection,
+        declare: bool,
+        needs: Needs,
+    ) -> Result<(), AmqpError> {
+        if declare {
+            self.declare(conn).await
+        } else {
+            self.check(conn, needs).await
+        }
     }
 
     async fn bind(&self, channel: &Channel, queue: &str, exchange: &str) -> Result<(), AmqpError> {
@@ -325,53 +414,32 @@ impl Topology {
             })
     }
 
-    /// Declare a durable queue, quorum first. A broker that answers PRECONDITION_FAILED (the queue
-    /// already exists as a classic queue) or NOT_IMPLEMENTED/COMMAND_INVALID (no quorum queues) gets a
-    /// classic durable queue on a fresh channel.
+    /// Declare a durable quorum queue; a refusal of the queue type is [`AmqpError::QueueTypeRefused`].
     async fn declare_queue(
         &self,
-        conn: &Connection,
-        channel: Channel,
+        channel: &Channel,
         queue: &str,
-        args: FieldTable,
-    ) -> Result<(Channel, QueueKind), AmqpError> {
+        mut args: FieldTable,
+    ) -> Result<(), AmqpError> {
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
         let durable = QueueDeclareOptions {
             durable: true,
             ..Default::default()
         };
-        let failed = |source| AmqpError::Declare {
-            what: format!("queue {queue:?}"),
-            source,
-        };
-        if !self.classic_only.load(Ordering::Relaxed) {
-            let mut quorum = args.clone();
-            quorum.insert(
-                "x-queue-type".into(),
-                AMQPValue::LongString("quorum".into()),
-            );
-            match channel.queue_declare(queue.into(), durable, quorum).await {
-                Ok(_) => return Ok((channel, QueueKind::Quorum)),
-                Err(e) if refuses_quorum(&e) => {
-                    tracing::warn!(queue, error = %e, "quorum queue refused; declaring a classic durable queue");
-                    if matches!(protocol_kind(&e), Some(AMQPErrorKind::Hard(_))) {
-                        // The broker closed the whole connection: remember for the next one.
-                        self.classic_only.store(true, Ordering::Relaxed);
-                        return Err(failed(e));
-                    }
-                }
-                Err(e) => return Err(failed(e)),
-            }
+        match channel.queue_declare(queue.into(), durable, args).await {
+            Ok(_) => Ok(()),
+            Err(e) if refuses_quorum(&e) => Err(AmqpError::QueueTypeRefused {
+                queue: queue.to_owned(),
+                reason: e.to_string(),
+            }),
+            Err(source) => Err(AmqpError::Declare {
+                what: format!("queue {queue:?}"),
+                source,
+            }),
         }
-        let channel = if channel.status().connected() {
-            channel
-        } else {
-            conn.create_channel().await?
-        };
-        channel
-            .queue_declare(queue.into(), durable, args)
-            .await
-            .map_err(failed)?;
-        Ok((channel, QueueKind::Classic))
     }
 }
 
@@ -382,12 +450,28 @@ fn protocol_kind(e: &lapin::Error) -> Option<&AMQPErrorKind> {
     }
 }
 
+fn is_soft(e: &lapin::Error, code: AMQPSoftError) -> bool {
+    matches!(protocol_kind(e), Some(AMQPErrorKind::Soft(c)) if *c == code)
+}
+
+/// True when `e` is the broker refusing a quorum queue: PRECONDITION_FAILED (a queue of that name exists
+/// with another type or other arguments) or NOT_IMPLEMENTED/COMMAND_INVALID (no quorum queues).
 fn refuses_quorum(e: &lapin::Error) -> bool {
     matches!(
         protocol_kind(e),
         Some(AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED))
             | Some(AMQPErrorKind::Hard(AMQPHardError::NOTIMPLEMENTED))
             | Some(AMQPErrorKind::Hard(AMQPHardError::COMMANDINVALID))
+    )
+}
+
+/// True when `e` is the broker refusing an operation for want of permission (ACCESS_REFUSED), or a
+/// login (the connection closed with ACCESS_REFUSED / NOT_ALLOWED for the vhost).
+pub fn is_access_refused(e: &lapin::Error) -> bool {
+    matches!(
+        protocol_kind(e),
+        Some(AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED))
+            | Some(AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED))
     )
 }
 
@@ -545,7 +629,9 @@ impl Publisher {
 
     async fn open(&self) -> Result<Link, AmqpError> {
         let conn = connect(&self.args, &self.name).await?;
-        self.topology.declare(&conn).await?;
+        self.topology
+            .prepare(&conn, self.args.declare_topology, Needs::Exchange)
+            .await?;
         let channel = conn.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -811,5 +897,10 @@ mod tests {
         assert_eq!(cli.amqp.message_max_bytes, d.message_max_bytes);
         assert_eq!(cli.amqp.confirm_timeout, d.confirm_timeout);
         assert_eq!(cli.amqp.connect_timeout, d.connect_timeout);
+        assert_eq!(cli.amqp.declare_topology, d.declare_topology);
+        assert!(
+            !d.declare_topology,
+            "services declare nothing unless told to"
+        );
     }
 }

@@ -9,6 +9,7 @@ use pool_core::duration::{
     parse_arg as parse_settle, parse_positive_arg as parse_positive_duration,
 };
 use pool_history::compact::Shard;
+use pool_history::rollup::SigningKey;
 use pool_storage::StorageArgs;
 
 /// Port of `/health` and `/metrics` in `--every` mode.
@@ -42,6 +43,10 @@ pub struct Settings {
     /// Hours compacted at once (default: one per core).
     #[arg(long, env = "COMPACTOR_CONCURRENCY")]
     pub concurrency: Option<usize>,
+    /// Secret that signs the rollups written, and that rollups read back (day merges) must be signed with (HMAC-SHA256 over each rollup's manifest and rows): set the same value
+    /// (from a Secret) on the compactor and pool-selector. Unset: rollups are neither signed nor checked.
+    #[arg(long, env = "ROLLUP_HMAC_KEY", hide_env_values = true, value_parser = SigningKey::parse_arg)]
+    pub rollup_hmac_key: Option<SigningKey>,
 }
 
 impl Settings {

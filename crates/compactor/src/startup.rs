@@ -55,6 +55,7 @@ impl Application {
             SourceOptions {
                 // The compactor reads raw objects only; decoded rollups are needed per pass, not kept.
                 rollup_cache_bytes: 64 << 20,
+                rollup_key: settings.rollup_hmac_key,
                 ..SourceOptions::default()
             },
             Arc::new(NoObserver),

@@ -14,7 +14,7 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 use pool_core::event::Partition;
 use pool_storage::Storage;
 
-use crate::rollup::{self, Block, BlockHour, ObjectEntry, ROLLUPS_DIR, RollupKey};
+use crate::rollup::{self, Block, BlockHour, ObjectEntry, ROLLUPS_DIR, RollupKey, SigningKey};
 
 /// The raw objects of one hourly partition.
 #[derive(Debug, Clone)]
@@ -53,6 +53,8 @@ struct BlockKey {
 struct Inner {
     storage: Storage,
     blocks: moka::sync::Cache<BlockKey, Arc<Block>>,
+    /// Rollups are decoded only when signed with this key (`ROLLUP_HMAC_KEY`), when set.
+    key: Option<SigningKey>,
 }
 
 /// Storage's contents and the decoded-rollup cache. Cheap to clone.
@@ -62,14 +64,30 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// A catalog that takes rollups as they are (no `ROLLUP_HMAC_KEY`).
     pub fn new(storage: Storage, cache_bytes: u64) -> Self {
+        Self::with_key(storage, cache_bytes, None)
+    }
+
+    /// A catalog that decodes a rollup only when its keyed digest matches `key` (when given): an
+    /// unsigned or forged one is an error from [`Catalog::block`], so its hours are read raw.
+    pub fn with_key(storage: Storage, cache_bytes: u64, key: Option<SigningKey>) -> Self {
         let blocks = moka::sync::Cache::builder()
             .max_capacity(cache_bytes)
             .weigher(|_: &BlockKey, b: &Arc<Block>| b.weight().try_into().unwrap_or(u32::MAX))
             .build();
         Self {
-            inner: Arc::new(Inner { storage, blocks }),
+            inner: Arc::new(Inner {
+                storage,
+                blocks,
+                key,
+            }),
         }
+    }
+
+    /// The key rollups must be signed with, if any.
+    pub fn key(&self) -> Option<&SigningKey> {
+        self.inner.key.as_ref()
     }
 
     fn storage(&self) -> &Storage {
@@ -155,7 +173,8 @@ impl Catalog {
         }))
     }
 
-    /// A decoded rollup, from the cache or storage.
+    /// A decoded rollup, from the cache or storage; an error when it cannot be read or, with a key, is
+    /// not signed with it.
     pub async fn block(&self, meta: &ObjectMeta) -> Result<Arc<Block>, object_store::Error> {
         let key = BlockKey {
             path: meta.location.clone(),
@@ -174,16 +193,18 @@ impl Catalog {
             .bytes()
             .await?;
         let name = meta.location.to_string();
-        let block = tokio::task::spawn_blocking(move || Block::from_bytes(&name, bytes))
-            .await
-            .map_err(|e| object_store::Error::Generic {
-                store: "rollup",
-                source: Box::new(e),
-            })?
-            .map_err(|e| object_store::Error::Generic {
-                store: "rollup",
-                source: Box::new(e),
-            })?;
+        let signing = self.inner.key;
+        let block =
+            tokio::task::spawn_blocking(move || Block::from_bytes(&name, bytes, signing.as_ref()))
+                .await
+                .map_err(|e| object_store::Error::Generic {
+                    store: "rollup",
+                    source: Box::new(e),
+                })?
+                .map_err(|e| object_store::Error::Generic {
+                    store: "rollup",
+                    source: Box::new(e),
+                })?;
         let block = Arc::new(block);
         self.inner.blocks.insert(key, Arc::clone(&block));
         Ok(block)

@@ -6,7 +6,7 @@
 //! worst do the same work twice; a late object makes its hour's manifest stale, so it is read raw until
 //! the next pass compacts it again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -135,6 +135,11 @@ impl Compactor {
         self.source.catalog()
     }
 
+    /// The key rollups are signed with (and checked against), the source's `ROLLUP_HMAC_KEY`.
+    fn signing_key(&self) -> Option<&rollup::SigningKey> {
+        self.source.options().rollup_key.as_ref()
+    }
+
     /// One pass as of `now`: compact every owned closed hour that lacks an up-to-date rollup, then merge
     /// every owned closed day whose hours are all compacted. `progress` is told `(done, total)` hours.
     pub async fn run_once(
@@ -259,6 +264,7 @@ impl Compactor {
                 hours: vec![manifest],
             },
             &mut rows,
+            self.signing_key(),
         )
         .map_err(|e| QueryError::Engine(e.to_string()))?;
         let storage = self.source.storage();
@@ -333,6 +339,7 @@ impl Compactor {
         let mut parts: Vec<(HourManifest, Vec<RollupRow>)> = vec![];
         let mut from_hour_files = 0;
         let mut decoded: HashMap<Path, (Manifest, Vec<RollupRow>)> = HashMap::new();
+        let mut refused: HashSet<Path> = HashSet::new();
         for (p, listing) in snapshot.hours.range(
             Partition { date: day, hour: 0 }..=Partition {
                 date: day,
@@ -346,6 +353,9 @@ impl Compactor {
                 .chain(rollups.day.iter());
             let mut found = None;
             for meta in candidates {
+                if refused.contains(&meta.location) {
+                    continue;
+                }
                 if !decoded.contains_key(&meta.location) {
                     let bytes = match storage.store.get(&meta.location).await {
                         Ok(r) => r.bytes().await.map_err(|e| self.source.storage_error(e))?,
@@ -353,9 +363,18 @@ impl Compactor {
                         Err(object_store::Error::NotFound { .. }) => return Ok(false),
                         Err(e) => return Err(self.source.storage_error(e)),
                     };
-                    let d = rollup::decode(meta.location.as_ref(), bytes)
-                        .map_err(|e| QueryError::Engine(e.to_string()))?;
-                    decoded.insert(meta.location.clone(), d);
+                    // An hourly rollup that is not signed with the key is never merged (and so
+                    // never signed into a day): the hour is compacted again from raw first.
+                    match rollup::decode(meta.location.as_ref(), bytes, self.signing_key()) {
+                        Ok(d) => {
+                            decoded.insert(meta.location.clone(), d);
+                        }
+                        Err(e) => {
+                            tracing::warn!(rollup = %meta.location, error = %e, "rollup not merged");
+                            refused.insert(meta.location.clone());
+                            continue;
+                        }
+                    }
                 }
                 let (manifest, rows) = &decoded[&meta.location];
                 if let Some(hm) = manifest
@@ -396,8 +415,8 @@ impl Compactor {
             manifest.hours.push(hm);
             rows.extend(r);
         }
-        let bytes =
-            rollup::encode(&manifest, &mut rows).map_err(|e| QueryError::Engine(e.to_string()))?;
+        let bytes = rollup::encode(&manifest, &mut rows, self.signing_key())
+            .map_err(|e| QueryError::Engine(e.to_string()))?;
         storage
             .store
             .put(&day_key(&storage.root, day), PutPayload::from(bytes))

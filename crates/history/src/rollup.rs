@@ -16,6 +16,16 @@
 //! so two compactors racing on the same hour can never leave counts from one listing under the manifest
 //! of another. A reader trusts an hour of a rollup only when its manifest (keys, sizes, e-tags) equals
 //! the raw objects present now.
+//!
+//! # Keyed digest
+//!
+//! With a [`SigningKey`] (`ROLLUP_HMAC_KEY`, a Secret only the compactor and the readers hold), the
+//! compactor also writes an HMAC-SHA256 of the manifest and of every row ([`MAC_KEY`] in the same
+//! key-value metadata), and readers decode a rollup only when that digest is there and matches, compared
+//! in constant time. Whoever may write under `_rollups/` but lacks the key (an identity with a too-broad
+//! S3 policy, a leaked writer credential) can then neither forge counts nor edit a manifest so that
+//! forged counts pass for the raw objects': an unsigned or forged rollup is refused, and its hours are
+//! read from the raw events.
 
 use std::hash::{BuildHasher, Hash};
 use std::ops::Range;
@@ -31,6 +41,7 @@ use datafusion::arrow::datatypes::{
     DataType, Field, Float64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType, UInt8Type,
     UInt64Type,
 };
+use hmac::{Hmac, Mac};
 use object_store::ObjectMeta;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -39,6 +50,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 use pool_core::event::{Partition, PoolId};
 
@@ -48,7 +60,108 @@ use crate::tally::{MOMENTS, PoolCount};
 pub const ROLLUPS_DIR: &str = "_rollups";
 /// Key of the manifest in the Parquet key-value metadata.
 pub const MANIFEST_KEY: &str = "pool_selector.rollup.manifest";
+/// Key of the keyed digest (hex HMAC-SHA256, see [`SigningKey`]) in the Parquet key-value metadata.
+pub const MAC_KEY: &str = "pool_selector.rollup.hmac_sha256";
 const FORMAT_VERSION: u32 = 1;
+/// What the keyed digest starts with: a rollup's digest can never be taken for another format's.
+const MAC_DOMAIN: &[u8] = b"pool-selector rollup v1\n";
+
+/// The secret that signs rollups (`ROLLUP_HMAC_KEY`): 32 bytes derived from the configured secret with
+/// SHA-256, so any length of secret works and the value is small enough to copy around. Never printed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SigningKey([u8; 32]);
+
+impl SigningKey {
+    /// The key derived from `secret`; `None` for an empty one (no signing, no checking).
+    pub fn from_secret(secret: &[u8]) -> Option<Self> {
+        use sha2::Digest;
+        if secret.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        let mut h = sha2::Sha256::new();
+        h.update(b"pool-selector rollup signing key v1\0");
+        h.update(secret);
+        Some(Self(h.finalize().into()))
+    }
+
+    /// `ROLLUP_HMAC_KEY` as a command-line value parser: any non-empty secret.
+    pub fn parse_arg(secret: &str) -> Result<Self, String> {
+        Self::from_secret(secret.as_bytes()).ok_or_else(|| {
+            "ROLLUP_HMAC_KEY is empty; unset it to run without signed rollups".into()
+        })
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length")
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(…)")
+    }
+}
+
+/// The keyed digest's input, written the same way by the writer and the reader: the domain, the
+/// manifest's JSON exactly as stored, then each row's fields in file order, in fixed-width binary.
+struct Digest(Hmac<Sha256>);
+
+impl Digest {
+    fn new(key: &SigningKey, manifest_json: &str) -> Self {
+        let mut mac = key.mac();
+        mac.update(MAC_DOMAIN);
+        mac.update(&(manifest_json.len() as u64).to_le_bytes());
+        mac.update(manifest_json.as_bytes());
+        Self(mac)
+    }
+
+    fn row(&mut self, hour: u8, pool_id: &str, c: &PoolCount) {
+        let m = &mut self.0;
+        m.update(&[hour]);
+        m.update(&(pool_id.len() as u32).to_le_bytes());
+        m.update(pool_id.as_bytes());
+        for n in [
+            c.tally.jobs,
+            c.tally.spot_terminations,
+            c.tally.other_failures,
+            c.duplicates,
+        ] {
+            m.update(&n.to_le_bytes());
+        }
+        m.update(&c.tally.first_event_micros.to_le_bytes());
+        m.update(&c.tally.last_event_micros.to_le_bytes());
+        for v in c.moments.jobs.iter().chain(c.moments.spot.iter()) {
+            m.update(&v.to_bits().to_le_bytes());
+        }
+    }
+
+    fn hex(self) -> String {
+        self.0
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Constant-time comparison with the stored hex digest.
+    fn verify(self, stored_hex: &str) -> bool {
+        let Some(bytes) = from_hex(stored_hex) else {
+            return false;
+        };
+        self.0.verify_slice(&bytes).is_ok()
+    }
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RollupError {
@@ -202,10 +315,27 @@ fn schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Encode a rollup. Rows are sorted by hour and pool, so the same input always gives the same bytes.
-pub fn encode(manifest: &Manifest, rows: &mut [RollupRow]) -> Result<Bytes, RollupError> {
+/// Encode a rollup, signed with `signing` when given (see [`SigningKey`]). Rows are sorted by hour and
+/// pool, so the same input always gives the same bytes.
+pub fn encode(
+    manifest: &Manifest,
+    rows: &mut [RollupRow],
+    signing: Option<&SigningKey>,
+) -> Result<Bytes, RollupError> {
     let key = format!("{:?} {}", manifest.kind, manifest.date);
     rows.sort_by(|a, b| (a.hour, &a.pool_id).cmp(&(b.hour, &b.pool_id)));
+    let manifest_json = serde_json::to_string(manifest).map_err(|e| format_err(&key, e))?;
+    let mut metadata = vec![KeyValue::new(
+        MANIFEST_KEY.to_owned(),
+        manifest_json.clone(),
+    )];
+    if let Some(signing) = signing {
+        let mut digest = Digest::new(signing, &manifest_json);
+        for r in rows.iter() {
+            digest.row(r.hour, &r.pool_id, &r.count);
+        }
+        metadata.push(KeyValue::new(MAC_KEY.to_owned(), digest.hex()));
+    }
     let u64s = |f: fn(&RollupRow) -> u64| -> ArrayRef {
         Arc::new(rows.iter().map(f).collect::<UInt64Array>())
     };
@@ -249,10 +379,7 @@ pub fn encode(manifest: &Manifest, rows: &mut [RollupRow]) -> Result<Bytes, Roll
         .set_statistics_enabled(EnabledStatistics::None)
         .set_dictionary_enabled(false)
         .set_column_dictionary_enabled(ColumnPath::from("pool_id"), true)
-        .set_key_value_metadata(Some(vec![KeyValue::new(
-            MANIFEST_KEY.to_owned(),
-            serde_json::to_string(manifest).map_err(|e| format_err(&key, e))?,
-        )]))
+        .set_key_value_metadata(Some(metadata))
         .set_created_by("pool-selector compactor".to_owned())
         .build();
     let mut writer =
@@ -262,10 +389,15 @@ pub fn encode(manifest: &Manifest, rows: &mut [RollupRow]) -> Result<Bytes, Roll
     Ok(Bytes::from(bytes))
 }
 
-/// Decode a rollup fully (the compactor's day merge).
-pub fn decode(key: &str, bytes: Bytes) -> Result<(Manifest, Vec<RollupRow>), RollupError> {
+/// Decode a rollup fully (the compactor's day merge), checking its keyed digest with `verify` when
+/// given.
+pub fn decode(
+    key: &str,
+    bytes: Bytes,
+    verify: Option<&SigningKey>,
+) -> Result<(Manifest, Vec<RollupRow>), RollupError> {
     let mut rows = vec![];
-    let manifest = read(key, bytes, |hour, pool, count| {
+    let manifest = read(key, bytes, verify, |hour, pool, count| {
         rows.push(RollupRow {
             hour,
             pool_id: pool.to_owned(),
@@ -277,22 +409,41 @@ pub fn decode(key: &str, bytes: Bytes) -> Result<(Manifest, Vec<RollupRow>), Rol
 }
 
 /// Read a rollup: its manifest, and each row handed to `visit` as `(hour, pool_id, counts)` without
-/// allocating (readers decode hundreds of these on a cold start).
+/// allocating (readers decode hundreds of these on a cold start). With `verify`, the file must carry a
+/// keyed digest that matches its manifest and rows, or it is an error (whatever `visit` saw is then to
+/// be thrown away).
 fn read(
     key: &str,
     bytes: Bytes,
+    verify: Option<&SigningKey>,
     mut visit: impl FnMut(u8, &str, &PoolCount) -> Result<(), RollupError>,
 ) -> Result<Manifest, RollupError> {
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| format_err(key, e))?;
-    let manifest = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|e| e.key == MANIFEST_KEY))
-        .and_then(|e| e.value.as_deref())
+    let metadata = |name: &str| {
+        builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|e| e.key == name))
+            .and_then(|e| e.value.clone())
+    };
+    let manifest_json = metadata(MANIFEST_KEY)
         .ok_or_else(|| format_err(key, "no manifest in the file metadata"))?;
-    let manifest: Manifest = serde_json::from_str(manifest).map_err(|e| format_err(key, e))?;
+    let mut digest = match verify {
+        None => None,
+        Some(signing) => {
+            let stored = metadata(MAC_KEY).ok_or_else(|| {
+                format_err(
+                    key,
+                    "unsigned: no keyed digest, and ROLLUP_HMAC_KEY is set (refused; its hours are read raw)",
+                )
+            })?;
+            Some((Digest::new(signing, &manifest_json), stored))
+        }
+    };
+    let manifest: Manifest =
+        serde_json::from_str(&manifest_json).map_err(|e| format_err(key, e))?;
     if manifest.version != FORMAT_VERSION {
         return Err(format_err(
             key,
@@ -335,8 +486,20 @@ fn read(
                 count.moments.jobs[k] = m[k].value(i);
                 count.moments.spot[k] = t[k].value(i);
             }
+            if let Some((d, _)) = digest.as_mut() {
+                d.row(hr.value(i), pool.value(i), &count);
+            }
             visit(hr.value(i), pool.value(i), &count)?;
         }
+    }
+    if let Some((d, stored)) = digest
+        && !d.verify(&stored)
+    {
+        return Err(format_err(
+            key,
+            "the keyed digest does not match its contents: forged, or signed with another \
+             ROLLUP_HMAC_KEY (refused; its hours are read raw)",
+        ));
     }
     Ok(manifest)
 }
@@ -381,14 +544,19 @@ pub struct Block {
 }
 
 impl Block {
-    /// Decode a rollup into the reader's compact form.
-    pub fn from_bytes(key: &str, bytes: Bytes) -> Result<Self, RollupError> {
+    /// Decode a rollup into the reader's compact form, refusing it unless its keyed digest matches
+    /// `verify` when given.
+    pub fn from_bytes(
+        key: &str,
+        bytes: Bytes,
+        verify: Option<&SigningKey>,
+    ) -> Result<Self, RollupError> {
         let mut pools: Vec<PoolId> = vec![];
         let mut pool_index: std::collections::HashMap<String, u32> = Default::default();
         let mut out: Vec<Row> = Vec::new();
         let mut row_hours: Vec<u8> = Vec::new();
         let narrow = |n: u64| u32::try_from(n).map_err(|_| format_err(key, "count over 2³²"));
-        let manifest = read(key, bytes, |hour, pool_id, c| {
+        let manifest = read(key, bytes, verify, |hour, pool_id, c| {
             let pool = match pool_index.get(pool_id) {
                 Some(&i) => i,
                 None => {
@@ -531,19 +699,90 @@ mod tests {
             row(3, "pool-m6a.xlarge-us-east-1b", 7, 0),
             row(3, "pool-c6a.xlarge-us-east-1a", 2, 2),
         ];
-        let a = encode(&manifest, &mut rows.clone()).unwrap();
-        let b = encode(&manifest, &mut rows).unwrap();
+        let a = encode(&manifest, &mut rows.clone(), None).unwrap();
+        let b = encode(&manifest, &mut rows, None).unwrap();
         assert_eq!(a, b, "same input, same bytes");
-        let (m, decoded) = decode("k", a.clone()).unwrap();
+        let (m, decoded) = decode("k", a.clone(), None).unwrap();
         assert_eq!(m, manifest);
         assert_eq!(decoded, rows);
-        let block = Block::from_bytes("k", a).unwrap();
+        let block = Block::from_bytes("k", a, None).unwrap();
         assert_eq!(block.hours.len(), 2);
         assert_eq!(block.hours[0].rows, 0..2);
         assert_eq!(block.hours[1].rows, 2..3);
         assert_eq!(block.pools.len(), 2);
         assert_eq!(block.hours[0].digest, digest(&[entry]));
-        assert!(decode("k", Bytes::from_static(b"not parquet")).is_err());
+        assert!(decode("k", Bytes::from_static(b"not parquet"), None).is_err());
+    }
+
+    fn one_hour() -> (Manifest, Vec<RollupRow>) {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let manifest = Manifest {
+            version: FORMAT_VERSION,
+            kind: Kind::Hour,
+            date,
+            hours: vec![HourManifest {
+                hour: 3,
+                objects: vec![ObjectEntry {
+                    key: "events/dt=2026-11-22/hr=03/a.json".into(),
+                    size: 10,
+                    e_tag: Some("x".into()),
+                    last_modified: DateTime::from_timestamp(0, 0).unwrap(),
+                }],
+                rows: 9,
+                duplicates: 0,
+                invalid_rows: 0,
+                skipped_lines: 0,
+                misfiled_pools: 0,
+            }],
+        };
+        let rows = vec![
+            row(3, "pool-c6a.xlarge-us-east-1a", 5, 1),
+            row(3, "pool-m6a.xlarge-us-east-1b", 4, 0),
+        ];
+        (manifest, rows)
+    }
+
+    #[test]
+    fn a_signed_rollup_is_read_only_with_its_key_and_unchanged() {
+        let key = SigningKey::from_secret(b"rollup secret").unwrap();
+        let other = SigningKey::from_secret(b"another secret").unwrap();
+        assert!(SigningKey::from_secret(b"  ").is_none());
+        assert_eq!(format!("{key:?}"), "SigningKey(…)", "never printed");
+        let (manifest, mut rows) = one_hour();
+        let signed = encode(&manifest, &mut rows, Some(&key)).unwrap();
+        let unsigned = encode(&manifest, &mut rows, None).unwrap();
+
+        assert!(Block::from_bytes("k", signed.clone(), Some(&key)).is_ok());
+        assert!(decode("k", signed.clone(), Some(&key)).is_ok());
+        // Readers without a key read signed rollups as before.
+        assert!(Block::from_bytes("k", signed.clone(), None).is_ok());
+        let e = Block::from_bytes("k", unsigned.clone(), Some(&key)).unwrap_err();
+        assert!(e.to_string().contains("unsigned"), "{e}");
+        let e = Block::from_bytes("k", signed.clone(), Some(&other)).unwrap_err();
+        assert!(e.to_string().contains("does not match"), "{e}");
+
+        // Forged counts under a copied digest: same manifest, one pool's terminations zeroed.
+        let stored_mac = |bytes: &Bytes| {
+            let b = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
+            b.metadata()
+                .file_metadata()
+                .key_value_metadata()
+                .unwrap()
+                .iter()
+                .find(|e| e.key == MAC_KEY)
+                .and_then(|e| e.value.clone())
+                .unwrap()
+        };
+        let mut forged_rows = rows.clone();
+        forged_rows[0].count.tally.spot_terminations = 0;
+        let forged = encode(&manifest, &mut forged_rows, Some(&other)).unwrap();
+        assert_ne!(stored_mac(&forged), stored_mac(&signed));
+        assert!(Block::from_bytes("k", forged, Some(&key)).is_err());
+        // A manifest edited to claim other raw objects, rows untouched: refused too.
+        let mut edited = manifest.clone();
+        edited.hours[0].objects[0].size = 11;
+        let edited = encode(&edited, &mut rows, Some(&other)).unwrap();
+        assert!(decode("k", edited, Some(&key)).is_err());
     }
 
     #[test]

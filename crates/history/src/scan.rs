@@ -27,6 +27,7 @@ use pool_storage::Storage;
 use crate::catalog::Catalog;
 use crate::ndjson::{ReadStats, TolerantNdjson};
 pub use crate::query::{Query, ScanReport};
+use crate::rollup::SigningKey;
 use crate::table::{self, Choice, Layout};
 use crate::tally::{Accumulator, PoolCount, SeenEvents, Tally};
 
@@ -69,6 +70,9 @@ pub struct SourceOptions {
     pub dedup: bool,
     /// Rollups decoded in memory (the compactor's day merges) are kept up to this many bytes.
     pub rollup_cache_bytes: u64,
+    /// `ROLLUP_HMAC_KEY`: rollups are signed with it when written and refused unless signed with it when
+    /// read ([`crate::rollup::SigningKey`]). `None`: neither.
+    pub rollup_key: Option<SigningKey>,
 }
 
 impl Default for SourceOptions {
@@ -76,6 +80,7 @@ impl Default for SourceOptions {
         Self {
             dedup: true,
             rollup_cache_bytes: 64 << 20,
+            rollup_key: None,
         }
     }
 }
@@ -148,7 +153,11 @@ pub struct RawScan {
 
 impl EventSource {
     pub fn new(storage: Storage, options: SourceOptions, observer: Arc<dyn ScanObserver>) -> Self {
-        let catalog = Catalog::new(storage.clone(), options.rollup_cache_bytes);
+        let catalog = Catalog::with_key(
+            storage.clone(),
+            options.rollup_cache_bytes,
+            options.rollup_key,
+        );
         Self {
             storage,
             reported: moka::sync::Cache::builder()

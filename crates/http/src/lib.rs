@@ -142,8 +142,13 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
         })
 }
 
-/// Middleware recording every request in [`HttpMetrics`] (found in the app data) by route *pattern*, so
-/// the label set stays small whatever paths clients invent.
+/// Route label of a request no route matched (the default service: a 404).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Middleware recording every request in [`HttpMetrics`] (found in the app data). Every label value
+/// comes from a closed set, whatever clients send: the route is the matched *pattern* (never the path;
+/// [`UNMATCHED_ROUTE`] when none matched), the method one of the standard ones or `other`
+/// ([`metrics::method_label`]), the status one the service itself answered.
 pub async fn track_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -151,8 +156,8 @@ pub async fn track_requests(
     let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
     let route = req
         .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    let method = metrics::method_label(req.method());
     let started = Instant::now();
     let res = next.call(req).await;
     if let Some(m) = metrics {
@@ -161,10 +166,10 @@ pub async fn track_requests(
             Err(e) => e.as_response_error().status_code(),
         };
         m.requests
-            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+            .with_label_values(&[route.as_str(), method, status.as_str()])
             .inc();
         m.latency
-            .with_label_values(&[route.as_str(), method.as_str()])
+            .with_label_values(&[route.as_str(), method])
             .observe(started.elapsed().as_secs_f64());
     }
     res

@@ -50,7 +50,25 @@ pub fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str
     )
 }
 
-/// Per-route request counters and latency, recorded by [`crate::http::track_requests`].
+/// The `method` label of a request: one of the standard methods (RFC 9110, and PATCH), or `other` for
+/// anything else, so a client inventing methods cannot add series.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// Per-route request counters and latency, recorded by [`crate::track_requests`].
 #[derive(Clone)]
 pub struct HttpMetrics {
     pub requests: IntCounterVec,
@@ -83,4 +101,20 @@ pub fn encode(registry: &Registry) -> String {
         .encode(&registry.gather(), &mut buf)
         .expect("text encoding cannot fail");
     String::from_utf8(buf).expect("the text format is UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::Method;
+
+    #[test]
+    fn methods_outside_the_standard_ones_are_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for made_up in ["FOO", "get", "PROPFIND", "X-ANYTHING"] {
+            let m = Method::from_bytes(made_up.as_bytes()).unwrap();
+            assert_eq!(method_label(&m), "other", "{made_up}");
+        }
+    }
 }

@@ -30,7 +30,9 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
-use pool_amqp::{AmqpArgs, AmqpError, EVENT_COUNT_HEADER, REJECTION_REASON_HEADER, Topology};
+use pool_amqp::{
+    AmqpArgs, AmqpError, EVENT_COUNT_HEADER, Needs, REJECTION_REASON_HEADER, Topology,
+};
 use pool_core::event::ndjson::CONTENT_TYPE_NDJSON;
 use tokio::sync::watch;
 
@@ -60,6 +62,13 @@ pub enum SessionError {
     ConsumerCancelled,
     #[error("dead-letter publish not confirmed: {0}")]
     DeadLetter(String),
+}
+
+impl SessionError {
+    /// True when reconnecting cannot help (see [`AmqpError::is_fatal`]): the worker stops with it.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, SessionError::Amqp(e) if e.is_fatal())
+    }
 }
 
 /// Consumes the ingest queue and writes batches through a [`Writer`].
@@ -149,18 +158,25 @@ impl Worker {
     }
 
     /// Consume until `stop` turns true, then stop consuming, write and acknowledge the open batch, and
-    /// return. Broker failures never end this loop: they are logged, counted, and followed by a
-    /// reconnect with exponential backoff (200 ms doubling to 10 s). Messages left unacknowledged by a
-    /// lost session are redelivered by the broker.
-    pub async fn run(&self, mut stop: watch::Receiver<bool>) {
+    /// return. Broker failures do not end this loop: they are logged, counted, and followed by a
+    /// reconnect with exponential backoff (200 ms doubling to 10 s); a missing topology too (the step
+    /// that declares it may run later). Messages left unacknowledged by a lost session are redelivered
+    /// by the broker. Only a fatal error ([`SessionError::is_fatal`]: the broker refused the ingest
+    /// queue as a quorum queue) ends it, returned.
+    pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<(), SessionError> {
         let mut backoff = new_backoff();
         let mut sessions = 0u64;
         loop {
             if *stop.borrow() {
-                return;
+                return Ok(());
             }
             match self.session(&mut stop, &mut sessions, &mut backoff).await {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_fatal() => {
+                    self.metrics.consuming.set(0);
+                    tracing::error!(error = %e, "cannot consume; stopping");
+                    return Err(e);
+                }
                 Err(e) => {
                     self.metrics.consuming.set(0);
                     self.metrics.errors.with_label_values(&["broker"]).inc();
@@ -168,7 +184,7 @@ impl Worker {
                     tracing::warn!(error = %e, retry_in = ?delay, "broker session ended; reconnecting");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = stop.changed() => return,
+                        _ = stop.changed() => return Ok(()),
                     }
                 }
             }
@@ -182,7 +198,9 @@ impl Worker {
         backoff: &mut ExponentialBackoff,
     ) -> Result<(), SessionError> {
         let conn = pool_amqp::connect(&self.amqp, "ingest-worker").await?;
-        let kind = self.topology.declare(&conn).await?;
+        self.topology
+            .prepare(&conn, self.amqp.declare_topology, Needs::Consumer)
+            .await?;
         let channel = conn.create_channel().await?;
         channel
             .basic_qos(self.prefetch, BasicQosOptions::default())
@@ -211,7 +229,7 @@ impl Worker {
         }
         *backoff = new_backoff();
         self.metrics.consuming.set(1);
-        tracing::info!(url = %self.amqp.redacted_url(), queue = %self.topology.queue, ?kind,
+        tracing::info!(url = %self.amqp.redacted_url(), queue = %self.topology.queue,
             prefetch = self.prefetch, max_message_bytes = self.limits.max_message_bytes, "consuming");
 
         let mut batch = Batch::new(self.limits);

@@ -68,10 +68,16 @@ impl WorkerMetrics {
         let errors = counter_vec(
             registry,
             "errors_total",
-            "Errors by kind (storage, storage_permanent, broker, dead_letter).",
+            "Errors by kind (storage, storage_credentials, storage_permanent, broker, dead_letter).",
             &["kind"],
         );
-        for kind in ["storage", "storage_permanent", "broker", "dead_letter"] {
+        for kind in [
+            "storage",
+            "storage_credentials",
+            "storage_permanent",
+            "broker",
+            "dead_letter",
+        ] {
             errors.with_label_values(&[kind]);
         }
         Self {

@@ -19,6 +19,8 @@ pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 256 * 1024 * 1024;
 pub const DEFAULT_WRITE_MAX_ATTEMPTS: u32 = 5;
 /// Default `DEAD_LETTER_MAX_ATTEMPTS`.
 pub const DEFAULT_DEAD_LETTER_MAX_ATTEMPTS: u32 = 5;
+/// Default `WRITE_CREDENTIALS_RETRY_FOR`.
+pub const DEFAULT_WRITE_CREDENTIALS_RETRY_FOR: Duration = Duration::from_secs(15 * 60);
 
 /// A byte count of at least 1.
 fn positive_bytes(s: &str) -> Result<usize, String> {
@@ -76,8 +78,8 @@ pub struct LimitArgs {
     #[arg(long, env = "MAX_INFLIGHT_BYTES", default_value_t = DEFAULT_MAX_INFLIGHT_BYTES,
           value_parser = positive_bytes)]
     pub max_inflight_bytes: usize,
-    /// Attempts at writing an object that fail with a permanent storage error (access denied, no such
-    /// bucket, any other 4xx but 408 and 429) before the write is given up: its events are then
+    /// Attempts at writing an object that fail with a permanent storage error (no such bucket, any
+    /// other 4xx but 401, 403, 408, 409 and 429) before the write is given up: its events are then
     /// published to the dead-letter exchange (with the error in `x-rejection-reason` and the hourly
     /// partition in `x-partition`) and the messages acknowledged. Transient errors (5xx, timeouts,
     /// connection errors) are retried for as long as it takes.
@@ -90,6 +92,11 @@ pub struct LimitArgs {
     /// Longest delay between attempts at writing an object.
     #[arg(long, env = "WRITE_RETRY_MAX_DELAY", default_value = "10s", value_parser = parse_duration_flag)]
     pub write_retry_max_delay: Duration,
+    /// How long a write is retried while the store refuses its credentials or clock (any 401/403,
+    /// `RequestTimeTooSkewed`, `ExpiredToken`, `InvalidAccessKeyId`, …: credentials being renewed, a
+    /// clock resynchronising, a policy propagating) before its events are dead-lettered.
+    #[arg(long, env = "WRITE_CREDENTIALS_RETRY_FOR", default_value = "15m", value_parser = parse_duration_flag)]
+    pub write_credentials_retry_for: Duration,
     /// Failed attempts at dead-lettering one message (the dead-letter exchange is missing, routes it
     /// nowhere, refuses it, or does not confirm it), counted across redeliveries, before the worker
     /// gives up: it then rejects the message without requeueing it, so the broker's own dead-lettering
@@ -108,6 +115,7 @@ impl Default for LimitArgs {
             write_max_attempts: DEFAULT_WRITE_MAX_ATTEMPTS,
             write_retry_min_delay: Duration::from_millis(100),
             write_retry_max_delay: Duration::from_secs(10),
+            write_credentials_retry_for: DEFAULT_WRITE_CREDENTIALS_RETRY_FOR,
             dead_letter_max_attempts: DEFAULT_DEAD_LETTER_MAX_ATTEMPTS,
         }
     }

@@ -56,6 +56,7 @@ impl Application {
                 min_delay: settings.limits.write_retry_min_delay,
                 max_delay: settings.limits.write_retry_max_delay,
                 max_permanent_attempts: settings.limits.write_max_attempts,
+                credentials_retry_for: settings.limits.write_credentials_retry_for,
             },
             metrics.clone(),
         );
@@ -138,12 +139,14 @@ impl Application {
         let mut work = tokio::spawn(async move { worker.run(stopped).await });
 
         let result = tokio::select! {
-            r = &mut work => r.context("worker task failed"),
+            r = &mut work => r.context("worker task failed")
+                .and_then(|r| r.map_err(anyhow::Error::from)),
             _ = shutdown => {
                 tracing::info!(grace = ?self.grace, "shutting down");
                 let _ = stop.send(true);
                 match tokio::time::timeout(self.grace, &mut work).await {
-                    Ok(r) => r.context("worker task failed"),
+                    Ok(r) => r.context("worker task failed")
+                .and_then(|r| r.map_err(anyhow::Error::from)),
                     Err(_) => {
                         work.abort();
                         Err(anyhow::anyhow!(

@@ -1,5 +1,6 @@
 //! Writes a batch's partitions as new immutable objects, durably, retrying storage errors: transient
-//! ones for as long as it takes, permanent ones a bounded number of times.
+//! ones for as long as it takes, credential and clock ones ([`ErrorClass::Credentials`]) for a bounded
+//! time, permanent ones a bounded number of times.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -23,6 +24,10 @@ pub struct RetryPolicy {
     /// Attempts failing with a permanent error (see [`is_permanent`]) before the write is given up.
     /// Transient errors do not count: they are retried for as long as it takes.
     pub max_permanent_attempts: u32,
+    /// How long a write is retried while the store refuses its credentials or its clock
+    /// ([`ErrorClass::Credentials`]: expired token, skewed clock, unknown key, access denied) before
+    /// it is given up: long enough for credentials to be renewed or a policy to propagate.
+    pub credentials_retry_for: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -31,6 +36,7 @@ impl Default for RetryPolicy {
             min_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(10),
             max_permanent_attempts: crate::settings::DEFAULT_WRITE_MAX_ATTEMPTS,
+            credentials_retry_for: crate::settings::DEFAULT_WRITE_CREDENTIALS_RETRY_FOR,
         }
     }
 }
@@ -56,27 +62,89 @@ pub struct Written {
     pub given_up: Vec<GivenUp>,
 }
 
-/// True when retrying `error` cannot help: the store refuses the request itself (access denied,
-/// unauthenticated, no such bucket, precondition, unsupported operation, invalid path, or any other
-/// HTTP 4xx but 408 Request Timeout, 409 Conflict and 429 Too Many Requests), or the location is
-/// misconfigured. Everything else — 5xx, timeouts, connection errors, a full disk — is transient.
+/// How a storage error is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// 5xx, timeouts, connection errors, a full disk: retried for as long as it takes.
+    Transient,
+    /// The store refuses the request's credentials or clock: any 401 or 403, and the S3 codes of an
+    /// expired or unknown token or key, a bad signature or a skewed clock ([`CREDENTIAL_CODES`], some
+    /// of which come as 400). Credentials get renewed, clocks resynchronised and policies propagate, so
+    /// these are retried like transient errors, but only for `credentials_retry_for`: dead-lettering a
+    /// whole flow in seconds because a token expired is worse than waiting.
+    Credentials,
+    /// Retrying cannot help: see [`is_permanent`].
+    Permanent,
+}
+
+/// S3 error codes that say the credentials or the clock were refused, whatever the HTTP status.
+pub const CREDENTIAL_CODES: &[&str] = &[
+    "RequestTimeTooSkewed",
+    "RequestExpired",
+    "ExpiredToken",
+    "TokenRefreshRequired",
+    "InvalidToken",
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "AccessDenied",
+];
+
+/// How `error` is retried (see [`ErrorClass`]).
+pub fn classify(error: &StorageError) -> ErrorClass {
+    match error {
+        StorageError::BadUrl(_) | StorageError::Config(_) => ErrorClass::Permanent,
+        StorageError::Io(_, e) if io_is_permanent(e) => ErrorClass::Permanent,
+        StorageError::Io(..) => ErrorClass::Transient,
+        StorageError::ObjectStore(e) => {
+            if refuses_credentials(e) {
+                ErrorClass::Credentials
+            } else if object_store_is_permanent(e) {
+                ErrorClass::Permanent
+            } else {
+                ErrorClass::Transient
+            }
+        }
+    }
+}
+
+/// True when retrying `error` cannot help: the store refuses the request itself (no such bucket,
+/// precondition, unsupported operation, invalid path, or any other HTTP 4xx but 401, 403, 408 Request
+/// Timeout, 409 Conflict and 429 Too Many Requests), or the location is misconfigured. Credential and
+/// clock refusals are [`ErrorClass::Credentials`]; everything else is transient.
 ///
 /// 409 counts as transient because S3 answers it (`OperationAborted`) to a conflicting operation in
 /// progress, which a later attempt does not meet.
 pub fn is_permanent(error: &StorageError) -> bool {
-    match error {
-        StorageError::BadUrl(_) | StorageError::Config(_) => true,
-        StorageError::Io(_, e) => io_is_permanent(e),
-        StorageError::ObjectStore(e) => object_store_is_permanent(e),
+    classify(error) == ErrorClass::Permanent
+}
+
+/// The error, its text and its sources' texts name a credential or clock refusal.
+fn refuses_credentials(error: &object_store::Error) -> bool {
+    use object_store::Error as E;
+    if matches!(
+        error,
+        E::PermissionDenied { .. } | E::Unauthenticated { .. }
+    ) {
+        return true;
     }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if matches!(http_status(&text), Some(401 | 403))
+            || CREDENTIAL_CODES.iter().any(|code| text.contains(code))
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn object_store_is_permanent(error: &object_store::Error) -> bool {
     use object_store::Error as E;
     match error {
-        E::PermissionDenied { .. }
-        | E::Unauthenticated { .. }
-        | E::NotFound { .. }
+        E::NotFound { .. }
         | E::Precondition { .. }
         | E::NotSupported { .. }
         | E::InvalidPath { .. }
@@ -201,6 +269,9 @@ impl Writer {
             .build();
         let len = body.len();
         let mut refused = 0u32;
+        // When the store first refused this write's credentials or clock (reset by a success only:
+        // the write ends then).
+        let mut credentials_refused_since: Option<Instant> = None;
         loop {
             let started = Instant::now();
             let e = match self.try_write(&path, body.clone()).await {
@@ -210,29 +281,50 @@ impl Writer {
                 }
                 Err(e) => e,
             };
-            if is_permanent(&e) {
-                refused += 1;
-                self.metrics
-                    .errors
-                    .with_label_values(&["storage_permanent"])
-                    .inc();
-                if refused >= self.retry.max_permanent_attempts {
-                    self.metrics.write_given_up.inc();
-                    tracing::error!(object = %path, error = %e, attempts = refused, events,
-                        "the store refused the write {refused} times (WRITE_MAX_ATTEMPTS); giving up: \
-                         its events go to the dead-letter exchange");
-                    return Err(GivenUp {
-                        partition,
-                        body,
-                        events,
-                        error: e.to_string(),
-                    });
+            let class = classify(&e);
+            let give_up = match class {
+                ErrorClass::Permanent => {
+                    refused += 1;
+                    self.metrics
+                        .errors
+                        .with_label_values(&["storage_permanent"])
+                        .inc();
+                    (refused >= self.retry.max_permanent_attempts).then(|| {
+                        format!("the store refused the write {refused} times (WRITE_MAX_ATTEMPTS)")
+                    })
                 }
-            } else {
-                self.metrics.errors.with_label_values(&["storage"]).inc();
+                ErrorClass::Credentials => {
+                    self.metrics
+                        .errors
+                        .with_label_values(&["storage_credentials"])
+                        .inc();
+                    let since = *credentials_refused_since.get_or_insert(started);
+                    (since.elapsed() >= self.retry.credentials_retry_for).then(|| {
+                        format!(
+                            "the store refused the write's credentials or clock for {:?} \
+                             (WRITE_CREDENTIALS_RETRY_FOR)",
+                            since.elapsed()
+                        )
+                    })
+                }
+                ErrorClass::Transient => {
+                    self.metrics.errors.with_label_values(&["storage"]).inc();
+                    None
+                }
+            };
+            if let Some(why) = give_up {
+                self.metrics.write_given_up.inc();
+                tracing::error!(object = %path, error = %e, events,
+                    "{why}; giving up: its events go to the dead-letter exchange");
+                return Err(GivenUp {
+                    partition,
+                    body,
+                    events,
+                    error: e.to_string(),
+                });
             }
             let delay = backoff.next().unwrap_or(self.retry.max_delay);
-            tracing::warn!(object = %path, error = %e, permanent = is_permanent(&e), refused,
+            tracing::warn!(object = %path, error = %e, class = ?class, refused,
                 retry_in = ?delay, "writing object failed; retrying");
             tokio::time::sleep(delay).await;
         }
@@ -321,10 +413,6 @@ mod tests {
         let os = |e: E| StorageError::ObjectStore(e);
         let path = || "events/x.json".to_owned();
         for e in [
-            E::NotFound {
-                path: path(),
-                source: boxed("NoSuchBucket"),
-            },
             E::PermissionDenied {
                 path: path(),
                 source: boxed("AccessDenied"),
@@ -332,6 +420,14 @@ mod tests {
             E::Unauthenticated {
                 path: path(),
                 source: boxed("InvalidAccessKeyId"),
+            },
+        ] {
+            assert_eq!(classify(&os(e)), ErrorClass::Credentials);
+        }
+        for e in [
+            E::NotFound {
+                path: path(),
+                source: boxed("NoSuchBucket"),
             },
             E::Precondition {
                 path: path(),
@@ -353,6 +449,19 @@ mod tests {
         assert!(is_permanent(&generic(
             "Error performing PUT http://s3/b/k in 3ms - Server returned non-2xx status code: 400 Bad Request: EntityTooLarge"
         )));
+        for credentials in [
+            "Server returned non-2xx status code: 403 Forbidden: <Error><Code>RequestTimeTooSkewed</Code></Error>",
+            "Server returned non-2xx status code: 400 Bad Request: <Error><Code>ExpiredToken</Code></Error>",
+            "Server returned non-2xx status code: 403 Forbidden: <Error><Code>InvalidAccessKeyId</Code></Error>",
+            "Server returned non-2xx status code: 401 Unauthorized: ",
+        ] {
+            assert_eq!(
+                classify(&generic(credentials)),
+                ErrorClass::Credentials,
+                "{credentials}"
+            );
+            assert!(!is_permanent(&generic(credentials)));
+        }
         for transient in [
             "Server returned non-2xx status code: 500 Internal Server Error: ",
             "Server returned non-2xx status code: 503 Service Unavailable: SlowDown",
@@ -392,6 +501,7 @@ mod tests {
             min_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
             max_permanent_attempts: 3,
+            ..RetryPolicy::default()
         };
         let writer = Writer::new(storage, 2, retry, metrics.clone());
         let refused = [event_at(7, "a"), event_at(7, "b")];
@@ -412,5 +522,131 @@ mod tests {
             3
         );
         assert_eq!(metrics.errors.with_label_values(&["storage"]).get(), 0);
+    }
+
+    /// An S3 endpoint on 127.0.0.1 that answers the first `refusals` PUTs with `status` and an S3 error
+    /// body naming `code`, and every later one with 200. Counts the PUTs it got.
+    async fn refusing_s3(
+        refusals: usize,
+        status: &'static str,
+        code: &'static str,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let puts = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = puts.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    // Read the head and the body (Content-Length), then answer and close.
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let n = socket.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf);
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let length: usize = text[..end]
+                                .lines()
+                                .find_map(|l| {
+                                    let (k, v) = l.split_once(':')?;
+                                    k.eq_ignore_ascii_case("content-length")
+                                        .then(|| v.trim().parse().ok())?
+                                })
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + length {
+                                break;
+                            }
+                        }
+                    }
+                    let n = counted.fetch_add(1, Ordering::SeqCst);
+                    let response = if n < refusals {
+                        let body = format!(
+                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>refused</Message></Error>"
+                        );
+                        format!(
+                            "HTTP/1.1 {status}\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    } else {
+                        "HTTP/1.1 200 OK\r\netag: \"e\"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
+                    };
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        (endpoint, puts)
+    }
+
+    fn writer_for(endpoint: &str, retry: RetryPolicy) -> (Writer, WorkerMetrics) {
+        let mut args = StorageArgs::for_url("s3://bucket/events/");
+        args.aws_endpoint_url = Some(endpoint.to_owned());
+        args.aws_access_key_id = Some("key".into());
+        args.aws_secret_access_key = Some("secret".into());
+        let metrics = WorkerMetrics::register(&prometheus::Registry::new());
+        (
+            Writer::new(args.open().unwrap(), 1, retry, metrics.clone()),
+            metrics,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_skewed_clock_or_expired_token_is_retried_not_dead_lettered() {
+        // Six refusals in a row, more than WRITE_MAX_ATTEMPTS (3 here): a permanent error would have
+        // been given up after three. The write goes through once the store takes it again.
+        for (status, code) in [
+            ("403 Forbidden", "RequestTimeTooSkewed"),
+            ("400 Bad Request", "ExpiredToken"),
+            ("403 Forbidden", "InvalidAccessKeyId"),
+        ] {
+            let (endpoint, puts) = refusing_s3(6, status, code).await;
+            let (writer, metrics) = writer_for(
+                &endpoint,
+                RetryPolicy {
+                    min_delay: Duration::from_millis(1),
+                    max_delay: Duration::from_millis(2),
+                    max_permanent_attempts: 3,
+                    credentials_retry_for: Duration::from_secs(600),
+                },
+            );
+            let w = writer.write_all(Partitioned::of(&[event_at(7, "a")])).await;
+            assert_eq!((w.objects, w.given_up.len()), (1, 0), "{code}: {w:?}");
+            assert_eq!(puts.load(std::sync::atomic::Ordering::SeqCst), 7, "{code}");
+            assert_eq!(
+                metrics
+                    .errors
+                    .with_label_values(&["storage_credentials"])
+                    .get(),
+                6
+            );
+            assert_eq!(metrics.write_given_up.get(), 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn credential_refusals_are_given_up_after_their_bound() {
+        // A bound of zero: the first refusal is already past it, so the events are dead-lettered
+        // (no clock needs to move for the test to see the bound).
+        let (endpoint, puts) = refusing_s3(usize::MAX, "403 Forbidden", "AccessDenied").await;
+        let (writer, metrics) = writer_for(
+            &endpoint,
+            RetryPolicy {
+                min_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(2),
+                max_permanent_attempts: 3,
+                credentials_retry_for: Duration::ZERO,
+            },
+        );
+        let w = writer.write_all(Partitioned::of(&[event_at(7, "a")])).await;
+        assert_eq!((w.objects, w.given_up.len()), (0, 1));
+        assert!(w.given_up[0].error.contains("AccessDenied"), "{w:?}");
+        assert_eq!(puts.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(metrics.write_given_up.get(), 1);
     }
 }

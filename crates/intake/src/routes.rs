@@ -12,15 +12,19 @@
 //! `/ready` is 200 only while the broker can be reached.
 //!
 //! Bounds, so that no cheap request causes expensive work: a bearer token from `INTAKE_TOKENS` is
-//! required (401 otherwise; no tokens configured means no intake, 404), each token has its own rate
+//! required (401 otherwise; no tokens configured means no intake, 404; compared as SHA-256 digests in
+//! constant time), a client address past `INTAKE_AUTH_FAILURES` failed attempts within
+//! `INTAKE_AUTH_FAILURE_WINDOW` gets 429 whatever it sends until the window ends, each token has its own rate
 //! (429 with `Retry-After` past it), at most `INTAKE_MAX_CONCURRENT` bodies are read at once (503 busy
 //! past it), a body must arrive within `INTAKE_BODY_TIMEOUT` (408), and a JSON array is decoded one
 //! element at a time. An event stamped more than `MAX_CLOCK_SKEW` ahead of this server's clock is
 //! refused (400 naming `finished_at`).
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
@@ -49,12 +53,125 @@ const ACCEPTED_TYPES: &[&str] = &[
     "text/plain",
 ];
 
+/// The accepted bearer tokens, kept only as SHA-256 digests: a presented token is hashed and compared
+/// with every digest in constant time (fixed-length digests, no early exit), so neither the timing of
+/// an answer nor its length reveals how much of a token was right.
+pub struct Tokens(Vec<[u8; 32]>);
+
+impl Tokens {
+    pub fn new<'a>(tokens: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(
+            tokens
+                .into_iter()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(digest)
+                .collect(),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The position of `given` among the tokens, every one compared whatever matched before.
+    pub fn position(&self, given: &str) -> Option<usize> {
+        let given = digest(given);
+        let mut found = None;
+        for (i, t) in self.0.iter().enumerate() {
+            if bool::from(t[..].ct_eq(&given[..])) {
+                found = Some(i);
+            }
+        }
+        found
+    }
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokens({} digests)", self.0.len())
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// Failed authentications per client address, in fixed windows: past `max` failures within `window`
+/// of the first, every `POST /events` from that address is a 429 (with `Retry-After`) until the window
+/// ends, a correct token included, so tokens cannot be guessed at the request rate. IPv6 clients are
+/// counted per /64 (one host usually holds a whole /64). Bounded in memory: the least recently failed
+/// addresses are forgotten first.
+pub struct AuthFailures {
+    max: u32,
+    window: Duration,
+    by_client: moka::sync::Cache<IpAddr, Arc<FailureWindow>>,
+}
+
+struct FailureWindow {
+    started: Instant,
+    count: std::sync::atomic::AtomicU32,
+}
+
+/// Addresses whose failures are remembered at once.
+const AUTH_FAILURE_CLIENTS: u64 = 100_000;
+
+impl AuthFailures {
+    pub fn new(max: u32, window: Duration) -> Self {
+        Self {
+            max: max.max(1),
+            window,
+            by_client: moka::sync::Cache::builder()
+                .max_capacity(AUTH_FAILURE_CLIENTS)
+                .time_to_live(window)
+                .build(),
+        }
+    }
+
+    /// The client's key: its address, or its /64 for IPv6.
+    pub fn client(addr: IpAddr) -> IpAddr {
+        match addr {
+            IpAddr::V4(_) => addr,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let s = v6.segments();
+                    IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+                }
+            },
+        }
+    }
+
+    /// How long `client` must wait when it is locked out, `None` when it may try.
+    pub fn locked(&self, client: IpAddr) -> Option<Duration> {
+        let w = self.by_client.get(&client)?;
+        let elapsed = w.started.elapsed();
+        (elapsed < self.window && w.count.load(Ordering::Relaxed) >= self.max)
+            .then(|| self.window - elapsed)
+    }
+
+    /// Count one failed authentication of `client`.
+    pub fn failed(&self, client: IpAddr) {
+        let now = Instant::now();
+        let w = self.by_client.get_with(client, || {
+            Arc::new(FailureWindow {
+                started: now,
+                count: 0.into(),
+            })
+        });
+        w.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// The intake's state: the shared publisher, the bounds and the counters.
 pub struct Intake {
     publisher: Publisher,
     max_body_bytes: usize,
-    /// Accepted bearer tokens; the rate limiter is keyed by position, so tokens never sit in its map.
-    tokens: Vec<String>,
+    /// Accepted bearer tokens (digests); the rate limiter is keyed by position, so tokens never sit in
+    /// its map.
+    tokens: Tokens,
+    auth_failures: AuthFailures,
     rate: DefaultKeyedRateLimiter<usize>,
     bodies: Arc<Semaphore>,
     body_timeout: Duration,
@@ -75,12 +192,11 @@ impl Intake {
         Self {
             publisher: Publisher::new(&settings.amqp, "intake"),
             max_body_bytes: settings.max_body_bytes,
-            tokens: args
-                .intake_tokens
-                .iter()
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-                .collect(),
+            tokens: Tokens::new(args.intake_tokens.iter().map(String::as_str)),
+            auth_failures: AuthFailures::new(
+                args.intake_auth_failures,
+                args.intake_auth_failure_window,
+            ),
             rate: RateLimiter::keyed(quota),
             bodies: Arc::new(Semaphore::new(args.intake_max_concurrent.max(1))),
             body_timeout: args.intake_body_timeout,
@@ -92,6 +208,29 @@ impl Intake {
     /// Whether the intake is on (some token is configured).
     pub fn enabled(&self) -> bool {
         !self.tokens.is_empty()
+    }
+
+    /// The position of the request's bearer token among the accepted ones (compared in constant time),
+    /// after the client's failed attempts are checked: a client past `INTAKE_AUTH_FAILURES` within
+    /// `INTAKE_AUTH_FAILURE_WINDOW` gets a 429 whatever it sends, and each failure is counted.
+    fn authenticate(&self, req: &HttpRequest) -> Result<usize, ApiError> {
+        let client = req.peer_addr().map(|a| AuthFailures::client(a.ip()));
+        if let Some(wait) = client.and_then(|c| self.auth_failures.locked(c)) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failed_attempts",
+                "too many requests with a missing or wrong token from this address \
+                 (INTAKE_AUTH_FAILURES within INTAKE_AUTH_FAILURE_WINDOW); retry later",
+            )
+            .retry_after(u32::try_from(wait.as_secs()).unwrap_or(u32::MAX).max(1)));
+        }
+        let result = self.authorize(req);
+        if result.is_err()
+            && let Some(c) = client
+        {
+            self.auth_failures.failed(c);
+        }
+        result
     }
 
     /// The position of the request's bearer token among the accepted ones, compared in constant time.
@@ -111,13 +250,9 @@ impl Intake {
             })
             .map(str::trim)
             .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?;
-        let mut found = None;
-        for (i, t) in self.tokens.iter().enumerate() {
-            if bool::from(t.as_bytes().ct_eq(given.as_bytes())) {
-                found = Some(i);
-            }
-        }
-        found.ok_or_else(|| unauthorized("the bearer token is not one of INTAKE_TOKENS"))
+        self.tokens
+            .position(given)
+            .ok_or_else(|| unauthorized("the bearer token is not one of INTAKE_TOKENS"))
     }
 
     fn check_rate(&self, token: usize) -> Result<(), ApiError> {
@@ -187,7 +322,7 @@ fn too_large(limit: usize) -> ApiError {
         (status = 408, description = "The body did not arrive within INTAKE_BODY_TIMEOUT", body = ErrorBody),
         (status = 413, description = "Body larger than MAX_BODY_BYTES", body = ErrorBody),
         (status = 415, description = "Not a JSON or NDJSON body", body = ErrorBody),
-        (status = 429, description = "The token is over its rate; see Retry-After", body = ErrorBody),
+        (status = 429, description = "The token is over its rate, or this address sent too many requests with a missing or wrong token; see Retry-After", body = ErrorBody),
         (status = 503, description = "RabbitMQ unavailable or did not confirm, or too many bodies at once (busy, see Retry-After); nothing is reported as accepted, retry", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -220,7 +355,7 @@ async fn receive(
             "POST /events is off on this server (no INTAKE_TOKENS configured)",
         ));
     }
-    let token = intake.authorize(req)?;
+    let token = intake.authenticate(req)?;
     intake.check_rate(token)?;
     let _body_slot = Arc::clone(&intake.bodies).try_acquire_owned().map_err(|_| {
         ApiError::busy(
@@ -382,5 +517,40 @@ impl utoipa::Modify for BearerAuth {
                 "bearer",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_kept_as_digests_and_found_whatever_their_length() {
+        let tokens = Tokens::new(["short", " a-much-longer-token ", ""]);
+        assert_eq!(format!("{tokens:?}"), "Tokens(2 digests)");
+        assert_eq!(tokens.position("short"), Some(0));
+        assert_eq!(tokens.position("a-much-longer-token"), Some(1));
+        for wrong in ["", "shor", "shortx", "a-much-longer-toke", "SHORT"] {
+            assert_eq!(tokens.position(wrong), None, "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn failures_lock_a_client_out_for_the_rest_of_its_window() {
+        let f = AuthFailures::new(3, Duration::from_secs(3600));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..3 {
+            assert_eq!(f.locked(a), None);
+            f.failed(a);
+        }
+        let wait = f.locked(a).expect("locked after 3 failures");
+        assert!(wait > Duration::from_secs(3000) && wait <= Duration::from_secs(3600));
+        assert_eq!(f.locked(b), None, "another client is not affected");
+        // IPv6: one /64 is one client; a v4-mapped address is its v4 address.
+        let v6 = |s: &str| AuthFailures::client(s.parse().unwrap());
+        assert_eq!(v6("2001:db8:1:2::1"), v6("2001:db8:1:2:ffff::9"));
+        assert_ne!(v6("2001:db8:1:2::1"), v6("2001:db8:1:3::1"));
+        assert_eq!(v6("::ffff:192.0.2.1"), a);
     }
 }

@@ -52,6 +52,12 @@ pub struct Settings {
     /// naming `finished_at`): a producer's skewed or forged clock must not write the future.
     #[arg(long, env = "MAX_CLOCK_SKEW", default_value = "5m", value_parser = parse_duration)]
     pub max_clock_skew: Duration,
+    /// After SIGTERM: how long requests in flight get to finish (a publish waits up to
+    /// `AMQP_CONFIRM_TIMEOUT` for its confirm). Must be longer than `AMQP_CONFIRM_TIMEOUT`, or an
+    /// accepted request could be cut off before its answer; default `AMQP_CONFIRM_TIMEOUT` + 5s. On
+    /// Kubernetes, `terminationGracePeriodSeconds` must cover the preStop pause plus this.
+    #[arg(long, env = "SHUTDOWN_GRACE", value_parser = parse_positive_duration)]
+    pub shutdown_grace: Option<Duration>,
 }
 
 /// Who may `POST /events`, and how much.
@@ -79,6 +85,15 @@ pub struct IntakeArgs {
     /// Longest time to receive one request body; a slower client gets a 408.
     #[arg(long, env = "INTAKE_BODY_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
     pub intake_body_timeout: Duration,
+    /// Requests with a missing or wrong token one client address may send within
+    /// `INTAKE_AUTH_FAILURE_WINDOW`; past it, every `POST /events` from that address is a 429 with
+    /// `Retry-After` until the window (counted from its first failure) ends.
+    #[arg(long, env = "INTAKE_AUTH_FAILURES", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub intake_auth_failures: u32,
+    /// See `INTAKE_AUTH_FAILURES`.
+    #[arg(long, env = "INTAKE_AUTH_FAILURE_WINDOW", default_value = "10m", value_parser = parse_positive_duration)]
+    pub intake_auth_failure_window: Duration,
 }
 
 impl Default for IntakeArgs {
@@ -90,6 +105,8 @@ impl Default for IntakeArgs {
             intake_burst: 100,
             intake_max_concurrent: 8,
             intake_body_timeout: Duration::from_secs(30),
+            intake_auth_failures: 10,
+            intake_auth_failure_window: Duration::from_secs(600),
         }
     }
 }
@@ -107,13 +124,32 @@ impl Settings {
             intake: IntakeArgs::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
+            shutdown_grace: None,
         }
     }
 
     pub fn port(&self) -> u16 {
         self.listen.port.unwrap_or(DEFAULT_PORT)
     }
+
+    /// How long requests in flight get after SIGTERM: `SHUTDOWN_GRACE`, or the confirm timeout plus
+    /// [`SHUTDOWN_MARGIN`]. An error when it is not longer than `AMQP_CONFIRM_TIMEOUT`: a request
+    /// waiting for its confirm would be cut off and its producer left not knowing.
+    pub fn shutdown_grace(&self) -> Result<Duration, String> {
+        let confirm = self.amqp.confirm_timeout;
+        match self.shutdown_grace {
+            None => Ok(confirm + SHUTDOWN_MARGIN),
+            Some(g) if g > confirm => Ok(g),
+            Some(g) => Err(format!(
+                "SHUTDOWN_GRACE ({g:?}) must be longer than AMQP_CONFIRM_TIMEOUT ({confirm:?}): a \
+                 request waiting for its confirm would be cut off at shutdown"
+            )),
+        }
+    }
 }
+
+/// What the default shutdown grace adds to the confirm timeout.
+pub const SHUTDOWN_MARGIN: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {
@@ -130,6 +166,25 @@ mod tests {
         assert_eq!(p.intake_body_timeout, b.intake_body_timeout);
         assert_eq!(parsed.max_body_bytes, built.max_body_bytes);
         assert_eq!(parsed.max_clock_skew, built.max_clock_skew);
+        assert_eq!(p.intake_auth_failures, b.intake_auth_failures);
+        assert_eq!(p.intake_auth_failure_window, b.intake_auth_failure_window);
+        assert_eq!(parsed.shutdown_grace, built.shutdown_grace);
+    }
+
+    #[test]
+    fn the_shutdown_grace_outlasts_the_confirm_timeout() {
+        let s = Settings::try_parse_from(["intake"]).unwrap();
+        assert_eq!(s.amqp.confirm_timeout, Duration::from_secs(30));
+        assert_eq!(s.shutdown_grace(), Ok(Duration::from_secs(35)));
+        let s = Settings::try_parse_from(["intake", "--amqp-confirm-timeout", "90s"]).unwrap();
+        assert_eq!(s.shutdown_grace(), Ok(Duration::from_secs(95)));
+        let s = Settings::try_parse_from(["intake", "--shutdown-grace", "60s"]).unwrap();
+        assert_eq!(s.shutdown_grace(), Ok(Duration::from_secs(60)));
+        let s = Settings::try_parse_from(["intake", "--shutdown-grace", "30s"]).unwrap();
+        assert!(
+            s.shutdown_grace().is_err(),
+            "not longer than the confirm timeout"
+        );
     }
 
     #[test]

@@ -11,10 +11,6 @@ use crate::metrics::Metrics;
 use crate::routes::{self, ApiDoc, Intake};
 use crate::settings::Settings;
 
-/// How long in-flight requests may take to finish after SIGTERM (a body still arriving, a publish
-/// awaiting its confirm).
-const SHUTDOWN_GRACE_SECS: u64 = 10;
-
 pub struct Application {
     port: u16,
     server: Server,
@@ -25,6 +21,9 @@ impl Application {
     /// readiness probe does), so the intake starts while the broker is down. Nothing is served until
     /// [`run_until_stopped`](Self::run_until_stopped).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // How long in-flight requests may take to finish after SIGTERM (a publish awaiting its
+        // confirm): longer than the confirm timeout, or it is an error here, at start.
+        let grace = settings.shutdown_grace().map_err(anyhow::Error::msg)?;
         let Metrics {
             registry,
             http: http_metrics,
@@ -51,13 +50,14 @@ impl Application {
         })
         .workers(settings.listen.workers())
         .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+        .shutdown_timeout(grace.as_secs_f64().ceil() as u64)
         .listen(listener)?
         .run();
         tracing::info!(
             port,
             broker = %settings.amqp.redacted_url(),
             exchange = %settings.amqp.exchange,
+            shutdown_grace = ?grace,
             "intake listening"
         );
         Ok(Self { port, server })

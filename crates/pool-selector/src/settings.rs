@@ -11,6 +11,7 @@ use pool_core::duration::{
 use pool_core::request::parse_half_life;
 use pool_core::window::Window;
 use pool_history::live::ViewOptions;
+use pool_history::rollup::SigningKey;
 use pool_storage::StorageArgs;
 
 use crate::ranking::Strategy;
@@ -95,6 +96,11 @@ pub struct Settings {
     /// matches the raw objects.
     #[arg(long, env = "USE_ROLLUPS", default_value_t = true, action = ArgAction::Set)]
     pub use_rollups: bool,
+    /// Secret that rollups must be signed with to be used; an unsigned or forged rollup is refused and
+    /// its hours are read from the raw events (HMAC-SHA256 over each rollup's manifest and rows): set the same value
+    /// (from a Secret) on the compactor and pool-selector. Unset: rollups are neither signed nor checked.
+    #[arg(long, env = "ROLLUP_HMAC_KEY", hide_env_values = true, value_parser = SigningKey::parse_arg)]
+    pub rollup_hmac_key: Option<SigningKey>,
     /// How often the live view lists the open and recent hours and reads what is new (e.g. 1s).
     #[arg(long, env = "REFRESH_INTERVAL", default_value = "1s", value_parser = parse_positive_duration)]
     pub refresh_interval: Duration,
@@ -149,6 +155,7 @@ impl Settings {
             max_clock_skew: self.limits.max_clock_skew,
             rollup_recheck: self.rollup_recheck,
             relist_interval: self.relist_interval,
+            rollup_key: self.rollup_hmac_key.clone(),
             ..ViewOptions::default()
         }
     }

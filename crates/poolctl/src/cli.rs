@@ -133,6 +133,11 @@ pub enum Command {
         /// The launch's id.
         id: String,
     },
+    /// The dead-letter queue: `poolctl dlq replay [--limit N] [--dry-run]`.
+    Dlq {
+        #[command(subcommand)]
+        command: crate::dlq::DlqCommand,
+    },
     /// Print a shell completion script: `poolctl completions bash > /etc/bash_completion.d/poolctl`.
     Completions {
         #[arg(value_enum)]

@@ -8,6 +8,7 @@
 //! * [`client`]: HTTP, a spinner for slow calls, and every failure turned into a message saying what to do.
 //! * [`output`]: tables (aligned, with interval bars), JSON and NDJSON.
 //! * [`model`]: the fields of the services' answers that the tables read.
+//! * [`dlq`]: `dlq replay`, dead letters back to the events exchange (RabbitMQ, with confirms).
 //! * [`error`]: exit codes (0 found, 1 no data, 2 usage, 3 service error).
 //!
 //! Modules depend one way: `commands` → `client`, `output` → `model`, `error`.
@@ -15,6 +16,7 @@
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod dlq;
 pub mod error;
 pub mod model;
 pub mod output;

@@ -19,6 +19,7 @@
 pub mod clock;
 pub mod entry;
 pub mod key;
+pub mod limit;
 pub mod metrics;
 pub mod page;
 pub mod relay;

@@ -29,6 +29,8 @@ pub struct RelayMetrics {
     pub stale_refreshes: IntCounter,
     /// Fetches that waited for another replica holding the Redis fetch lock.
     pub lock_waits: IntCounter,
+    /// Requests refused (429) because their client's budget of upstream fetches was spent.
+    pub limited: IntCounter,
     uncacheable: IntCounterVec,
     upstream_requests: IntCounterVec,
     upstream_latency: HistogramVec,
@@ -84,6 +86,11 @@ impl RelayMetrics {
             lock_waits: counter(
                 "redis_lock_waits_total",
                 "Fetches that waited for another replica holding the Redis fetch lock.",
+            ),
+            limited: counter(
+                "limited_total",
+                "Requests refused with 429: their client's budget of cache misses \
+                 (MISS_RATE_PER_CLIENT, MISS_BURST_PER_CLIENT) was spent.",
             ),
             uncacheable: counter_vec(
                 registry,

@@ -16,6 +16,10 @@
 //!   `strategy=thompson` ranking: one random draw per caller, see [`CacheKey::cacheable`]) is never
 //!   looked up, stored or coalesced: each request sends its own upstream request (still within the
 //!   connection bound and the timeout) and is answered `BYPASS` (`uncacheable_total`).
+//! * **Per-client limit.** A request that would start an upstream request (a miss that is not joining
+//!   a fetch in flight, or an uncacheable one) is charged to its client's bucket ([`crate::limit`]);
+//!   past it, `429` with `Retry-After` (`limited_total`). Hits, stale answers, coalesced waiters and
+//!   background refreshes are never charged.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,7 +30,10 @@ use futures::future::{BoxFuture, Shared};
 
 use crate::clock::SharedClock;
 use crate::entry::{CacheStatus, Entry, Freshness};
+use actix_web::http::header::HeaderName;
+
 use crate::key::CacheKey;
+use crate::limit::{Admission, MissLimiter};
 use crate::metrics::RelayMetrics;
 use crate::store::{Lookup, Store, Unavailable};
 use crate::upstream::{Upstream, UpstreamError};
@@ -81,6 +88,10 @@ pub struct Relay {
     metrics: RelayMetrics,
     /// Decides whether an entry is fresh, stale or expired (the one the store and upstream use too).
     clock: SharedClock,
+    /// Per-client budget of requests that start an upstream fetch (`None`: no limit).
+    misses: Option<MissLimiter>,
+    /// The header a trusted proxy in front sets to the client's address (`CLIENT_ADDRESS_HEADER`).
+    client_header: Option<HeaderName>,
 }
 
 impl Relay {
@@ -98,6 +109,33 @@ impl Relay {
             inflight: Mutex::new(HashMap::new()),
             metrics,
             clock,
+            misses: None,
+            client_header: None,
+        }
+    }
+
+    /// Limit each client's upstream fetches with `misses`, the client being named by `client_header`
+    /// when set (else the peer address).
+    pub fn with_miss_limit(
+        mut self,
+        misses: Option<MissLimiter>,
+        client_header: Option<HeaderName>,
+    ) -> Self {
+        self.misses = misses;
+        self.client_header = client_header;
+        self
+    }
+
+    /// The standing of `req` with the per-client limit.
+    pub fn admission(&self, req: &actix_web::HttpRequest) -> Admission {
+        Admission::of(req, self.client_header.as_ref())
+    }
+
+    fn limited(&self, status: CacheStatus, wait: Duration) -> Failure {
+        self.metrics.limited.inc();
+        Failure {
+            error: UpstreamError::Limited(wait),
+            status,
         }
     }
 
@@ -114,13 +152,17 @@ impl Relay {
         &self.upstream
     }
 
-    /// Answer one request for `key`.
+    /// Answer one request for `key`, charging `admission` if it has to start an upstream fetch.
     pub async fn serve(
         self: &Arc<Self>,
         key: &CacheKey,
         request_id: &str,
+        admission: &Admission,
     ) -> Result<Answer, Failure> {
         if let Some(reason) = key.uncacheable_reason() {
+            if let Err(wait) = admission.admit(self.misses.as_ref()) {
+                return Err(self.limited(CacheStatus::Bypass, wait));
+            }
             return self.forward(key, reason, request_id).await;
         }
         let k = key.to_string();
@@ -140,7 +182,18 @@ impl Relay {
             Lookup::Missing => CacheStatus::Miss,
             Lookup::Unavailable => CacheStatus::Bypass,
         };
-        let (flight, leader) = self.flight(key, &k, request_id);
+        let joined = self.flight(key, &k, request_id, || {
+            // A fetch that finished since the lookup left its answer in process: the new leader
+            // will take it from there, not from upstream, so it costs nothing.
+            if self.store.get_l1(&k).is_some_and(|e| self.is_fresh(&e)) {
+                return Ok(());
+            }
+            admission.admit(self.misses.as_ref())
+        });
+        let (flight, leader) = match joined {
+            Ok(f) => f,
+            Err(wait) => return Err(self.limited(status, wait)),
+        };
         if !leader {
             self.metrics.coalesced_waiters.inc();
         }
@@ -187,23 +240,31 @@ impl Relay {
         entry.freshness(self.now_ms(), self.grace_ms()) == Freshness::Fresh
     }
 
-    /// Start refreshing a stale entry unless a fetch for its key is already under way.
+    /// Start refreshing a stale entry unless a fetch for its key is already under way (the relay's own
+    /// work: never charged to the client, who was answered from the cache).
     fn refresh(self: &Arc<Self>, key: &CacheKey, k: &str, request_id: &str) {
-        let (_flight, leader) = self.flight(key, k, request_id);
-        if leader {
+        if let Ok((_flight, true)) = self.flight(key, k, request_id, || Ok(())) {
             self.metrics.stale_refreshes.inc();
         }
     }
 
-    /// Join the fetch in flight for `k`, or start one. `true` when this call started it.
-    fn flight(self: &Arc<Self>, key: &CacheKey, k: &str, request_id: &str) -> (Flight, bool) {
+    /// Join the fetch in flight for `k`, or start one if `admit` allows it (asked only then: joining
+    /// is free). `true` when this call started it; `Err` with how long to wait when `admit` refused.
+    fn flight(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        k: &str,
+        request_id: &str,
+        admit: impl FnOnce() -> Result<(), Duration>,
+    ) -> Result<(Flight, bool), Duration> {
         let mut inflight = self
             .inflight
             .lock()
             .expect("the in-flight map is never poisoned");
         if let Some(flight) = inflight.get(k) {
-            return (flight.clone(), false);
+            return Ok((flight.clone(), false));
         }
+        admit()?;
         let this = Arc::clone(self);
         let (key, k_owned, request_id) = (key.clone(), k.to_owned(), request_id.to_owned());
         // Spawned, so the fetch completes (and fills the cache) even if every waiting client hangs up.
@@ -221,7 +282,7 @@ impl Relay {
             .shared();
         // Inserted while the lock is held: the task cannot remove its entry before it exists.
         inflight.insert(k.to_owned(), flight.clone());
-        (flight, true)
+        Ok((flight, true))
     }
 
     /// The leader's work: look again, take the cross-replica lock, fetch, store.

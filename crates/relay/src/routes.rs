@@ -16,6 +16,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::clock::system_now_ms;
 use crate::entry::CacheStatus;
 use crate::key::{CacheKey, KeyError};
+use crate::limit::Admission;
 use crate::page;
 use crate::relay::Relay;
 use crate::upstream::REQUEST_ID;
@@ -80,8 +81,9 @@ pub async fn relay(route: &'static str, req: HttpRequest, relay: web::Data<Relay
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_else(new_request_id);
+    let admission = relay.admission(&req);
     let relay = relay.into_inner();
-    match relay.serve(&key, &request_id).await {
+    match relay.serve(&key, &request_id, &admission).await {
         Ok(answer) => {
             let entry = &answer.entry;
             let status = StatusCode::from_u16(entry.status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -120,8 +122,11 @@ pub async fn ranking_page(req: HttpRequest, relay: web::Data<Relay>) -> HttpResp
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_else(new_request_id);
+    // One view of the page is charged once to its client's limit, though it fetches the ranking and
+    // the backtest chart.
+    let admission = relay.admission(&req);
     let relay = relay.into_inner();
-    let (status, body, cache) = page_body(&relay, query, &request_id).await;
+    let (status, body, cache) = page_body(&relay, query, &request_id, &admission).await;
     let mut res = HttpResponse::build(status);
     res.insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
@@ -129,6 +134,12 @@ pub async fn ranking_page(req: HttpRequest, relay: web::Data<Relay>) -> HttpResp
         .insert_header((header::REFERRER_POLICY, "no-referrer"));
     if let Some(cache) = cache {
         res.insert_header((X_CACHE, cache.as_str()));
+    }
+    if let Some(wait) = admission.refused() {
+        res.insert_header((
+            header::RETRY_AFTER,
+            wait.as_secs_f64().ceil().max(1.0) as u64,
+        ));
     }
     res.body(page::render(&form, &body))
 }
@@ -147,6 +158,7 @@ async fn page_body(
     relay: &std::sync::Arc<Relay>,
     query: &str,
     request_id: &str,
+    admission: &Admission,
 ) -> (StatusCode, page::Body, Option<CacheStatus>) {
     let key = match CacheKey::new("/pools", query) {
         Ok(k) => k,
@@ -184,11 +196,11 @@ async fn page_body(
         });
     let chart = async {
         match &chart_key {
-            Some(k) => Some(relay.serve(k, request_id).await),
+            Some(k) => Some(relay.serve(k, request_id, admission).await),
             None => None,
         }
     };
-    let (pools, chart) = futures::join!(relay.serve(&key, request_id), chart);
+    let (pools, chart) = futures::join!(relay.serve(&key, request_id, admission), chart);
     let answer = match pools {
         Ok(answer) => answer,
         Err(failure) => {
@@ -319,6 +331,7 @@ pub async fn ready(relay: web::Data<Relay>) -> HttpResponse {
         (status = 400, description = "A malformed, unknown or repeated parameter (refused by the relay with pool-selector's own rules)", body = ErrorBody),
         (status = 404, description = "No matching data (cached for NEGATIVE_TTL_SECONDS)", body = ErrorBody),
         (status = 414, description = "Query string longer than the relay accepts", body = ErrorBody),
+        (status = 429, description = "This client's cache misses are over its limit (MISS_RATE_PER_CLIENT, MISS_BURST_PER_CLIENT); see Retry-After. Cached answers are never limited", body = ErrorBody),
         (status = 502, description = "pool-selector unreachable, or its answer unusable", body = ErrorBody),
         (status = 503, description = "pool-selector is busy (every scan slot taken) or its storage is unavailable; see Retry-After", body = ErrorBody),
         (status = 504, description = "pool-selector did not answer in time", body = ErrorBody),
@@ -339,6 +352,7 @@ fn get_pool_doc() {}
         (status = 400, description = "A malformed, unknown or repeated parameter", body = ErrorBody),
         (status = 404, description = "No matching data", body = ErrorBody),
         (status = 414, description = "Query string longer than the relay accepts", body = ErrorBody),
+        (status = 429, description = "This client's cache misses are over its limit (MISS_RATE_PER_CLIENT, MISS_BURST_PER_CLIENT); see Retry-After. Cached answers are never limited", body = ErrorBody),
         (status = 502, description = "pool-selector unreachable, or its answer unusable", body = ErrorBody),
         (status = 503, description = "pool-selector is busy or its storage is unavailable; see Retry-After", body = ErrorBody),
         (status = 504, description = "pool-selector did not answer in time", body = ErrorBody),
@@ -361,6 +375,7 @@ fn pools_doc() {}
         (status = 400, description = "A malformed, unknown or repeated parameter (refused by the relay with pool-selector's own rules)", body = ErrorBody),
         (status = 404, description = "No matching data (cached for NEGATIVE_TTL_SECONDS)", body = ErrorBody),
         (status = 414, description = "Query string longer than the relay accepts", body = ErrorBody),
+        (status = 429, description = "This client's cache misses are over its limit (MISS_RATE_PER_CLIENT, MISS_BURST_PER_CLIENT); see Retry-After. Cached answers are never limited", body = ErrorBody),
         (status = 502, description = "pool-selector unreachable, or its answer unusable", body = ErrorBody),
         (status = 503, description = "pool-selector is busy or its storage is unavailable; see Retry-After", body = ErrorBody),
         (status = 504, description = "pool-selector did not answer in time", body = ErrorBody),
@@ -382,6 +397,7 @@ fn backtest_doc() {}
         (status = 400, description = "A malformed, unknown or repeated parameter (refused by the relay with pool-selector's own rules)", body = ErrorBody),
         (status = 404, description = "No matching data (cached for NEGATIVE_TTL_SECONDS)", body = ErrorBody),
         (status = 414, description = "Query string longer than the relay accepts", body = ErrorBody),
+        (status = 429, description = "This client's cache misses are over its limit (MISS_RATE_PER_CLIENT, MISS_BURST_PER_CLIENT); see Retry-After. Cached answers are never limited", body = ErrorBody),
         (status = 502, description = "pool-selector unreachable, or its answer unusable", body = ErrorBody),
         (status = 503, description = "pool-selector is busy or its storage is unavailable; see Retry-After", body = ErrorBody),
         (status = 504, description = "pool-selector did not answer in time", body = ErrorBody),
@@ -405,6 +421,7 @@ fn backtest_svg_doc() {}
         (status = 400, description = "A malformed, unknown or repeated parameter: the page, showing the error", content_type = "text/html", body = String),
         (status = 404, description = "No matching data: the page, saying so", content_type = "text/html", body = String),
         (status = 414, description = "Query string longer than the relay accepts: the page, saying so", content_type = "text/html", body = String),
+        (status = 429, description = "This client's cache misses are over its limit (one view counts once): the page, saying so, with Retry-After", content_type = "text/html", body = String),
         (status = 502, description = "pool-selector unreachable, or its answer unusable: the page, saying so", content_type = "text/html", body = String),
         (status = 503, description = "pool-selector is busy or its storage is unavailable: the page, saying so", content_type = "text/html", body = String),
         (status = 504, description = "pool-selector did not answer in time: the page, saying so", content_type = "text/html", body = String),

@@ -92,6 +92,30 @@ pub struct Settings {
     /// Memory of the in-process cache, in bytes (least recently used entries leave first).
     #[arg(long, env = "L1_CAPACITY_BYTES", default_value_t = 64 << 20)]
     pub l1_capacity_bytes: u64,
+
+    /// Requests per second, per client address, that the cache cannot answer (each costs pool-selector
+    /// a scan); past it and `MISS_BURST_PER_CLIENT`, `429` with `Retry-After`. Hits, stale answers
+    /// and requests joining a fetch already in flight are never limited. 0: no limit.
+    #[arg(long, env = "MISS_RATE_PER_CLIENT", default_value_t = 5.0, value_parser = parse_rate)]
+    pub miss_rate_per_client: f64,
+    /// Cache misses a client may make at once above its steady `MISS_RATE_PER_CLIENT`.
+    #[arg(long, env = "MISS_BURST_PER_CLIENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub miss_burst_per_client: u32,
+    /// Behind a proxy: the header it sets to the client's address (e.g. `X-Forwarded-For`; its last
+    /// address is used, the one the proxy appended). Unset: the connection's peer address. Never set
+    /// it without such a proxy: clients could then name themselves.
+    #[arg(long, env = "CLIENT_ADDRESS_HEADER")]
+    pub client_address_header: Option<String>,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1e6).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate between 0 (no limit) and 1000000 per second"
+        )),
+    }
 }
 
 impl Settings {
@@ -112,6 +136,9 @@ impl Settings {
         s.admin_port = Some(0);
         s.upstream_url = upstream_url.to_owned();
         s.redis_url = redis_url.to_owned();
+        // Tests and benchmarks send bursts of misses from one address on purpose; the limit's own
+        // tests turn it on.
+        s.miss_rate_per_client = 0.0;
         s
     }
 }
@@ -141,6 +168,18 @@ mod tests {
         // The workspace's one duration grammar (`pool_core::duration`) takes fractions, not commas.
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("1,5s").is_err());
+    }
+
+    #[test]
+    fn misses_are_limited_per_client_by_default() {
+        let s = Settings::parse_from(["relay"]);
+        assert_eq!((s.miss_rate_per_client, s.miss_burst_per_client), (5.0, 50));
+        assert!(s.client_address_header.is_none());
+        assert!(Settings::try_parse_from(["relay", "--miss-rate-per-client", "-1"]).is_err());
+        assert_eq!(
+            Settings::for_upstream("http://x", "redis://y").miss_rate_per_client,
+            0.0
+        );
     }
 
     #[test]

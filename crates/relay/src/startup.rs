@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::http::header::HeaderName;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use pool_http::metrics::{HttpMetrics, new_registry};
@@ -13,6 +14,7 @@ use utoipa::OpenApi;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::key::RELAYED_ROUTES;
+use crate::limit::MissLimiter;
 use crate::metrics::RelayMetrics;
 use crate::relay::{Policy, Relay};
 use crate::routes::{self, ApiDoc};
@@ -77,13 +79,24 @@ impl Application {
             grace: Duration::from_secs(settings.stale_grace_seconds),
             lock_timeout: settings.effective_lock_timeout(),
         };
-        let relay = web::Data::from(Arc::new(Relay::new(
-            store,
-            upstream,
-            policy,
-            relay_metrics,
-            clock,
-        )));
+        let client_header = settings
+            .client_address_header
+            .as_deref()
+            .map(|h| {
+                HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes()).map_err(|_| {
+                    anyhow::anyhow!("CLIENT_ADDRESS_HEADER {h:?} is not a header name")
+                })
+            })
+            .transpose()?;
+        let relay = web::Data::from(Arc::new(
+            Relay::new(store, upstream, policy, relay_metrics, clock).with_miss_limit(
+                MissLimiter::new(
+                    settings.miss_rate_per_client,
+                    settings.miss_burst_per_client,
+                ),
+                client_header,
+            ),
+        ));
 
         let (host, port) = settings.listen.addr(DEFAULT_PORT);
         let bind = |port: u16| {

@@ -29,6 +29,9 @@ pub enum UpstreamError {
     Timeout(Duration),
     #[error("pool-selector's answer could not be read: {0}")]
     Broken(String),
+    /// Not an upstream failure: the client's budget of cache misses is spent (nothing was sent).
+    #[error("the client's cache misses are over their limit for {0:?}")]
+    Limited(Duration),
 }
 
 impl From<&UpstreamError> for ApiError {
@@ -50,6 +53,18 @@ impl From<&UpstreamError> for ApiError {
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
                 "the ranking service's answer could not be used",
+            ),
+            UpstreamError::Limited(wait) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this client that the cache could not answer \
+                 (MISS_RATE_PER_CLIENT, MISS_BURST_PER_CLIENT); cached answers are still served, retry \
+                 later",
+            )
+            .retry_after(
+                u32::try_from(wait.as_secs_f64().ceil() as u64)
+                    .unwrap_or(u32::MAX)
+                    .max(1),
             ),
         }
     }
@@ -121,7 +136,7 @@ impl Upstream {
                 .unwrap_or_else(|_| e.status.to_string()),
             Err(UpstreamError::Timeout(_)) => "timeout".into(),
             Err(UpstreamError::Unavailable(_)) => "unavailable".into(),
-            Err(UpstreamError::Broken(_)) => "broken".into(),
+            Err(UpstreamError::Broken(_) | UpstreamError::Limited(_)) => "broken".into(),
         };
         let elapsed = started.elapsed();
         self.metrics

@@ -4,13 +4,23 @@
 //! (`s3://bucket/events/`) or the seed's single growing object (`s3://bucket/events.json`). The seed's
 //! environment (`S3_BUCKET_NAME`, `S3_FILE_NAME`, `AWS_KEY_ID`, `AWS_SECRET`, `LOCALSTACK_URL`,
 //! `LOCALSTACK_PORT`) and the standard AWS variables resolve to the same [`Storage`].
+//!
+//! # Credentials
+//!
+//! Explicit keys (`AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, or the seed's `AWS_KEY_ID` and
+//! `AWS_SECRET`; with `AWS_SESSION_TOKEN` for temporary ones) win. Without them the standard chain is
+//! used, from the environment, in this order: web identity (IRSA: `AWS_WEB_IDENTITY_TOKEN_FILE` and
+//! `AWS_ROLE_ARN`, which EKS injects for a ServiceAccount annotated with a role), ECS task credentials
+//! (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`), EKS Pod Identity (`AWS_CONTAINER_CREDENTIALS_FULL_URI` and
+//! `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`), then the instance profile (IMDSv2). Temporary credentials
+//! are renewed before they expire. So on EKS no key needs to be in a Secret at all.
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
@@ -114,9 +124,10 @@ impl StorageArgs {
         })
     }
 
-    /// Resolve to a live object store handle.
+    /// Resolve to a live object store handle, with credentials from these settings or the standard
+    /// chain read from the process environment (see the module docs).
     pub fn open(&self) -> Result<Storage, StorageError> {
-        Storage::open(&self.resolved_url(), self)
+        Storage::open_with_env(&self.resolved_url(), self, std::env::vars())
     }
 }
 
@@ -142,14 +153,41 @@ fn looks_like_object(key: &str) -> bool {
             .any(|ext| key.to_ascii_lowercase().ends_with(ext))
 }
 
+/// The object_store builder with every `AWS_*` variable of `env` it knows (the standard credential
+/// chain's: web identity, container and Pod Identity endpoints, session token, metadata endpoint...),
+/// as `AmazonS3Builder::from_env` would read them from the process, but from the given variables.
+fn builder_from_env(env: impl IntoIterator<Item = (String, String)>) -> AmazonS3Builder {
+    let mut builder = AmazonS3Builder::new();
+    for (key, value) in env {
+        if !key.starts_with("AWS_") {
+            continue;
+        }
+        if let Ok(config_key) = key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+            builder = builder.with_config(config_key, value);
+        }
+    }
+    builder
+}
+
 impl Storage {
+    /// [`Storage::open_with_env`] with the process environment.
     pub fn open(url: &str, args: &StorageArgs) -> Result<Self, StorageError> {
+        Self::open_with_env(url, args, std::env::vars())
+    }
+
+    /// Open `url` with `args`; on S3, credentials the settings do not give come from the standard chain
+    /// configured by the `AWS_*` variables of `env` (the process environment, or a test's own).
+    pub fn open_with_env(
+        url: &str,
+        args: &StorageArgs,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, StorageError> {
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(StorageError::BadUrl(url.to_owned()));
             }
-            let mut builder = AmazonS3Builder::new()
+            let mut builder = builder_from_env(env)
                 .with_bucket_name(bucket)
                 .with_region(&args.aws_region)
                 .with_retry(RetryConfig {
@@ -342,5 +380,106 @@ mod tests {
         .unwrap();
         assert_eq!(s.root, s2.root);
         assert!(Storage::open("ftp://x/y", &StorageArgs::default()).is_err());
+    }
+
+    /// A stand-in for the EKS Pod Identity agent on 127.0.0.1: answers every request with temporary
+    /// credentials, and reports the `Authorization` header each request carried.
+    async fn pod_identity_agent() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/credentials", listener.local_addr().unwrap());
+        let (seen, heard) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 8192];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let auth = request
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("authorization")
+                            .then(|| v.trim().to_owned())
+                    })
+                    .unwrap_or_default();
+                let _ = seen.send(auth);
+                let expiration = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+                let body = format!(
+                    r#"{{"AccessKeyId":"ASIAPODIDENTITY","SecretAccessKey":"pod-secret","Token":"pod-session","Expiration":"{expiration}"}}"#
+                );
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            }
+        });
+        (url, heard)
+    }
+
+    /// PUT `http://endpoint/bucket` (the S3 test server takes unsigned requests).
+    async fn create_bucket(endpoint: &str, bucket: &str) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+        let mut socket = tokio::net::TcpStream::connect(host).await.unwrap();
+        let request = format!(
+            "PUT /{bucket} HTTP/1.1\r\nhost: {host}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        socket.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    /// Without explicit keys, the standard chain: here EKS Pod Identity, configured by the variables the
+    /// EKS Pod Identity webhook sets, against the S3 test server (`TEST_S3_ENDPOINT`).
+    #[tokio::test]
+    async fn without_keys_credentials_come_from_the_standard_chain() {
+        let endpoint = std::env::var("TEST_S3_ENDPOINT").expect(
+            "TEST_S3_ENDPOINT is not set: start the test servers with \
+             eval \"$(scripts/test-services.sh start)\"",
+        );
+        let bucket = format!("chain-{}", std::process::id());
+        create_bucket(&endpoint, &bucket).await;
+        let (agent, mut heard) = pod_identity_agent().await;
+        let token = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(token.path(), "the-pod-identity-token").unwrap();
+        let mut args = StorageArgs::for_url(format!("s3://{bucket}/events/"));
+        args.aws_endpoint_url = Some(endpoint);
+        assert!(args.aws_access_key_id.is_none() && args.aws_key_id.is_none());
+        let env = [
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI".to_owned(), agent),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE".to_owned(),
+                token.path().display().to_string(),
+            ),
+            (
+                "PATH".to_owned(),
+                "ignored: not an AWS_ variable".to_owned(),
+            ),
+        ];
+        let storage = Storage::open_with_env(&args.resolved_url(), &args, env).unwrap();
+        let path = Path::from("events/dt=2026-11-22/hr=07/x.json");
+        storage
+            .put(&path, bytes::Bytes::from_static(b"{}\n"))
+            .await
+            .expect("a write signed with the Pod Identity credentials");
+        let got = storage
+            .store
+            .get(&path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(&got[..], b"{}\n");
+        assert_eq!(
+            heard.recv().await.as_deref(),
+            Some("the-pod-identity-token"),
+            "the agent was asked, with the token file's contents"
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! * [`broker`]: a private RabbitMQ node a test may stop and restart without disturbing the others.
 //! * [`metrics`]: scraping a `/metrics` endpoint and reading one series.
 //! * [`queues`]: exchanges and queues of a test's own on RabbitMQ, read back and deleted.
+//! * [`users`]: RabbitMQ users of a test's own, one per role, with the role's production permissions.
 //! * [`stored`]: every event line a pipeline stored, read back from S3 or a folder.
 //! * [`events`]: valid job events and their hourly NDJSON objects, for fixtures.
 //! * [`eventually`]: wait for a condition with a deadline (tests never pace themselves with sleeps
@@ -22,6 +23,7 @@ pub mod process;
 pub mod queues;
 pub mod servers;
 pub mod stored;
+pub mod users;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

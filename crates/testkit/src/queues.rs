@@ -11,11 +11,15 @@ use pool_amqp::AmqpArgs;
 use pool_core::Event;
 
 /// Settings naming exchanges and queues of their own on the broker at `url`, with timeouts generous
-/// enough for a loaded machine.
+/// enough for a loaded machine. The URL's user is the test broker's admin, and services declare the
+/// topology on connect (`AMQP_DECLARE_TOPOLOGY=true`, a single-user development broker), so each test
+/// gets its own topology without a declaring step; the least-privilege tests use
+/// [`crate::users::TestUser`] instead, which turns that off.
 pub fn amqp_on(url: &str, tag: &str) -> AmqpArgs {
     let mut args = AmqpArgs::for_url(url).with_suffix(&crate::servers::unique(tag));
     args.connect_timeout = Duration::from_secs(5);
     args.confirm_timeout = Duration::from_secs(20);
+    args.declare_topology = true;
     args
 }
 

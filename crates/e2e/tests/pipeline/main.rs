@@ -6,8 +6,10 @@
 //!   is down.
 //! * `recovery`: events stored twice are counted once; a broker restart mid-stream loses nothing.
 //! * `launches`: a launched Spark job's outcome reaches the ranking (the closed loop).
+//! * `labels`: made-up methods and paths add no metric series on any HTTP service.
 
 mod helpers;
+mod labels;
 mod launches;
 mod producers;
 mod recovery;

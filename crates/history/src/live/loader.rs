@@ -257,7 +257,7 @@ impl Loader {
             .await
             .map_err(|e| storage_error(&storage, e))?;
         let mut loader = Loader {
-            catalog: Catalog::new(storage.clone(), 0),
+            catalog: Catalog::with_key(storage.clone(), 0, options.rollup_key),
             storage,
             options,
             observer,

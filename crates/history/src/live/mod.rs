@@ -56,6 +56,9 @@ pub struct ViewOptions {
     pub read_concurrency: usize,
     /// Partitions (cores) one read uses.
     pub read_partitions: usize,
+    /// `ROLLUP_HMAC_KEY`: a rollup is used only when signed with it (an unsigned or forged one is
+    /// refused and its hours are read raw). `None`: rollups are taken as they are.
+    pub rollup_key: Option<crate::rollup::SigningKey>,
 }
 
 impl Default for ViewOptions {
@@ -71,6 +74,7 @@ impl Default for ViewOptions {
             relist_interval: Duration::from_secs(60),
             read_concurrency: 8,
             read_partitions: cores,
+            rollup_key: None,
         }
     }
 }

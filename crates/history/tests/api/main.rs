@@ -3,3 +3,4 @@
 
 mod live;
 mod rollups;
+mod signed;

@@ -272,24 +272,24 @@ async fn the_worker_waits_for_the_broker_and_a_dead_broker_is_an_error_for_publi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_topology_is_idempotent_and_falls_back_to_classic_queues() {
+async fn the_topology_is_idempotent_and_a_refused_quorum_queue_is_an_error_at_start() {
     use lapin::options::QueueDeclareOptions;
     use lapin::types::FieldTable;
-    use pool_amqp::QueueKind;
+    use pool_amqp::AmqpError;
 
     let amqp = test_amqp("topology");
     let conn = pool_amqp::connect(&amqp, "test").await.unwrap();
     let topology = amqp.topology();
-    assert_eq!(topology.declare(&conn).await.unwrap(), QueueKind::Quorum);
-    assert_eq!(
-        topology.declare(&conn).await.unwrap(),
-        QueueKind::Quorum,
-        "declaring again changes nothing"
-    );
+    topology.declare(&conn).await.unwrap();
+    topology
+        .declare(&conn)
+        .await
+        .expect("declaring again changes nothing");
     delete_topology(&amqp).await;
 
     // A classic queue of that name already exists (declared by an older deployment): the broker
-    // answers PRECONDITION_FAILED to the quorum declaration, and the classic queue is used.
+    // answers PRECONDITION_FAILED to the quorum declaration. That is an error naming the queue, never
+    // a silent classic queue with weaker guarantees.
     let amqp = test_amqp("classic");
     let channel = conn.create_channel().await.unwrap();
     let mut args = FieldTable::default();
@@ -308,23 +308,75 @@ async fn the_topology_is_idempotent_and_falls_back_to_classic_queues() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        amqp.topology().declare(&conn).await.unwrap(),
-        QueueKind::Classic
+    let err = amqp.topology().declare(&conn).await.unwrap_err();
+    assert!(
+        matches!(&err, AmqpError::QueueTypeRefused { queue, .. } if *queue == amqp.queue),
+        "{err}"
     );
+    assert!(err.is_fatal());
+
+    // A worker told to declare it stops at start with that error instead of consuming from it.
+    let dir = tempfile::tempdir().unwrap();
+    let app = ingest_worker::Application::build(worker_settings(
+        amqp.clone(),
+        StorageArgs::for_url(dir.path().to_str().unwrap()),
+    ))
+    .await
+    .unwrap();
+    let ended = tokio::time::timeout(
+        Duration::from_secs(60),
+        app.run_until_stopped(std::future::pending()),
+    )
+    .await
+    .expect("the worker stops by itself");
+    let err = ended.expect_err("a refused quorum queue is an error");
+    assert!(format!("{err:#}").contains("quorum"), "{err:#}");
+    delete_topology(&amqp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_runs_as_its_least_privileged_user() {
+    use pool_amqp::access::Role;
+    use testkit::users::TestUser;
+
+    // The admin declares the topology; the worker's user may only read its queue and publish dead
+    // letters (no configure right), which is all it needs.
+    let amqp = test_amqp("least-privilege");
+    testkit::queues::declare_topology(&amqp).await;
+    let user = TestUser::create(Role::Worker, &amqp).await;
+    assert!(!user.amqp.declare_topology);
+    let dir = tempfile::tempdir().unwrap();
+    let storage_args = StorageArgs::for_url(dir.path().to_str().unwrap());
+    let storage = storage_args.open().unwrap();
+    let worker = spawn_app(worker_settings(user.amqp.clone(), storage_args)).await;
+
     let publisher = Publisher::connect(&amqp, "test").await.unwrap();
-    assert_eq!(
-        publisher
-            .publish_confirmed(&events("classic", 10, 1))
-            .await
-            .unwrap(),
-        10
-    );
-    assert_eq!(
-        ready_messages(&amqp, &amqp.queue).await,
-        1,
-        "one NDJSON message"
-    );
+    publisher
+        .publish_confirmed(&events("least", 20, 1))
+        .await
+        .unwrap();
+    let conn = pool_amqp::connect(&amqp, "test-raw").await.unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .basic_publish(
+            amqp.exchange.as_str().into(),
+            "".into(),
+            BasicPublishOptions::default(),
+            b"not an event",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    wait_stored(&storage, 20, Duration::from_secs(60)).await;
+    testkit::eventually(
+        "the poison message dead-lettered",
+        Duration::from_secs(60),
+        || async { (ready_messages(&amqp, &amqp.dead_letter_queue).await == 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(worker.metric("ingest_worker_consuming", &[]).await, 1.0);
+    worker.stop().await.expect("a clean stop");
     publisher.close().await;
+    let _ = conn.close(200, "bye".into()).await;
     delete_topology(&amqp).await;
 }

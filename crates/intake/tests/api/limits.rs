@@ -142,3 +142,68 @@ async fn bodies_received_at_once_are_bounded() {
     assert_eq!(r.body["error"], "busy");
     assert!(r.retry_after.is_some());
 }
+
+#[tokio::test]
+async fn an_address_past_its_failed_attempts_is_locked_out_even_with_a_right_token() {
+    // Three failures per hour: the fourth request from the address is refused whatever it carries,
+    // so tokens cannot be guessed at the request rate.
+    let app = spawn_app(settings(dead_amqp(), |s| {
+        s.intake.intake_auth_failures = 3;
+        s.intake.intake_auth_failure_window = Duration::from_secs(3600);
+    }))
+    .await;
+    let bad = "{}"; // refused as invalid once authenticated: no broker needed
+    assert_eq!(app.post_json(bad).await.status, 400, "a right token passes");
+    for token in [None, Some("guess-1"), Some("guess-2")] {
+        let r = app.post(token, "application/json", bad).await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    for token in [Some("guess-3"), Some(TOKEN)] {
+        let r = app.post(token, "application/json", bad).await;
+        assert_eq!(r.status, 429, "{token:?}: {r:?}");
+        assert_eq!(r.body["error"], "too_many_failed_attempts");
+        let wait: u64 = r.retry_after.expect("Retry-After").parse().unwrap();
+        assert!((1..=3600).contains(&wait), "{wait}");
+    }
+    assert_eq!(
+        app.metric(
+            "intake_events_refused_total",
+            &[("reason", "too_many_failed_attempts")]
+        )
+        .await,
+        2.0
+    );
+
+    // Another address (127.0.0.2, loopback too) is not affected.
+    let other = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .build()
+        .unwrap();
+    let r = other
+        .post(app.url("/events"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn a_shutdown_grace_not_longer_than_the_confirm_timeout_is_an_error_at_start() {
+    let err = intake::Application::build(settings(dead_amqp(), |s| {
+        s.amqp.confirm_timeout = Duration::from_secs(30);
+        s.shutdown_grace = Some(Duration::from_secs(10));
+    }))
+    .await
+    .err()
+    .expect("refused at start");
+    assert!(err.to_string().contains("SHUTDOWN_GRACE"), "{err}");
+    // The default outlasts it.
+    intake::Application::build(settings(dead_amqp(), |s| {
+        s.amqp.confirm_timeout = Duration::from_secs(30);
+    }))
+    .await
+    .expect("the default grace is longer than the confirm timeout");
+}

@@ -169,11 +169,30 @@ async fn events_are_published_over_amqps_with_the_harness_ca() {
     let ca = testkit::require_env("TEST_TLS_CA_FILE");
     let mut amqp = pool_amqp::AmqpArgs::for_url(url).with_suffix(&testkit::servers::unique("tls"));
     amqp.ca_file = Some(ca.into());
+    amqp.declare_topology = true;
     let app = spawn_app(settings(amqp.clone(), |_| {})).await;
     let sent = events("tls", 1);
     let r = app.post_json(ndjson(&sent)).await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.body["accepted"], 1);
+    assert_eq!(drain_events(&amqp).await, sent);
+    delete_topology(&amqp).await;
+}
+
+#[tokio::test]
+async fn the_intake_publishes_as_a_user_that_may_only_write_to_the_exchange() {
+    use pool_amqp::access::Role;
+    use testkit::users::TestUser;
+
+    // The admin declares the topology; the intake's user has no configure and no read right.
+    let amqp = test_amqp();
+    declare_topology(&amqp).await;
+    let user = TestUser::create(Role::Producer, &amqp).await;
+    let app = spawn_app(settings(user.amqp.clone(), |_| {})).await;
+    assert_eq!(app.get("/ready").await.status, 200);
+    let sent = events("least-privilege", 5);
+    let r = app.post_json(ndjson(&sent)).await;
+    assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(drain_events(&amqp).await, sent);
     delete_topology(&amqp).await;
 }

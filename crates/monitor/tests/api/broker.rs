@@ -425,3 +425,26 @@ async fn reads_the_management_api_over_https_with_the_harness_ca() {
     assert_eq!(r["fallback"], true, "{r}");
     broker.delete(&queue).await;
 }
+
+#[tokio::test]
+async fn the_monitor_needs_only_a_monitoring_user_with_no_rights() {
+    // Its user, as in production: the `monitoring` tag, permission on nothing (it cannot publish,
+    // consume, declare or purge; testkit's TestUser, pool_amqp::access).
+    let user = testkit::users::TestUser::monitoring().await;
+    let broker = Broker::new();
+    let queue = unique_queue("least-privilege");
+    broker.declare(&queue).await;
+    let conn = amqp().await;
+    publish(&conn, &queue, 40).await;
+
+    let app = spawn_app(test_settings(&user.management_url, &queue)).await;
+    let r = app
+        .report_until(
+            "40 ready messages seen as the monitoring user",
+            STATS_WAIT,
+            |r| r["inputs"]["messages_ready"] == 40,
+        )
+        .await;
+    assert_eq!(r["source_up"], true, "{r}");
+    assert_eq!(r["fallback"], false, "{r}");
+}

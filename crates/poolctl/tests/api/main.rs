@@ -3,6 +3,7 @@
 //! the launcher),
 //! checking what people and scripts rely on: tables, JSON, exit codes, and errors that say what to do.
 
+mod dlq;
 mod events;
 mod failures;
 mod helpers;

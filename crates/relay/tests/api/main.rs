@@ -9,6 +9,7 @@ mod browser;
 mod burst;
 mod caching;
 mod helpers;
+mod limits;
 mod page;
 mod redis_outage;
 mod routes;
