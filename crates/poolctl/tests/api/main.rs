@@ -6,6 +6,7 @@
 mod events;
 mod failures;
 mod helpers;
+mod import;
 mod launch;
 mod ranking;
 mod scale;
