@@ -14,7 +14,7 @@ FUZZ ?= 1
 BENCH_SMOKE ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help build build-time test fuzz fmt lint run bench services-start services-stop up down status logs check-artifacts load chaos demo compose spark-image
+.PHONY: help build build-time test python-tests fuzz fmt lint run bench services-start services-stop up down status logs check-artifacts load chaos demo scale-demo compose spark-image
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -39,7 +39,16 @@ test: ## Install missing dependencies, start the test servers, run all tests and
 	fi; \
 	if [[ "$(FUZZ)" != 0 ]]; then FUZZ_PROFILE=debug scripts/fuzz.sh; fi; \
 	if [[ "$(BENCH_SMOKE)" != 0 ]]; then BENCH_SMOKE=1 load-test/bench.sh; fi
+	$(MAKE) --no-print-directory python-tests
 	STACK_PROFILE=debug STACK_BUILD=missing scripts/check-artifacts.sh
+
+# The Python tools' own logic, without servers: the load ramp's shape and report (load-test/) and the
+# scale demo's load and watch (scripts/). The repo venv's Python when there is one (it has locust and
+# matplotlib, so the locustfile and chart checks run too), else python3.
+python-tests: PY := $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+python-tests: ## Unit tests of the Python tools (ramp load shape and report, scale demo): no servers
+	$(PY) -m unittest discover -s load-test -p 'test_*.py'
+	$(PY) -m unittest discover -s scripts -p 'test_*.py'
 
 # Builds the binaries (release unless FUZZ_PROFILE=debug), starts the test servers unless they already
 # run (and then stops only what it started), and fuzzes each HTTP service. `make fuzz S="relay monitor"`
@@ -86,7 +95,7 @@ status: ## Show the local stack's processes and URLs
 logs: ## Tail the local stack's logs (make logs C=relay for one component)
 	scripts/stack.sh logs $(C)
 
-load: ## Locust read, write and mixed scenarios against `make up` (LOAD_DURATION s each, default 60): reports/load/load-report.md
+load: ## Locust read, write and mixed scenarios against `make up` (LOAD_DURATION s each, default 60; LOAD_SCENARIOS=ramp: 0 → 500 req/s): reports/load/load-report.md
 	load-test/load.sh
 
 chaos: ## Chaos Toolkit experiments under the mixed load (needs STACK_CHAOS=1 make up, or starts one): reports/chaos/chaos-report.md
@@ -96,6 +105,11 @@ chaos: ## Chaos Toolkit experiments under the mixed load (needs STACK_CHAOS=1 ma
 # DEMO_LAUNCHES launches per arm (default 60): scripts/demo.sh.
 demo: ## The launcher's loop on the local stack: default strategy vs naive, regret and pool shares plotted
 	scripts/demo.sh
+
+# Needs `make up` running; restarts ingest-worker (simulated work per message) and the monitor, posts a
+# backlog through the intake, then restores them: scripts/scale-demo.sh.
+scale-demo: ## On `make up`: a backlog through the intake and the monitor's desired worker scale rising and falling
+	scripts/scale-demo.sh
 
 check-artifacts: ## Check deploy/, k8s/, helm/ offline and run the make-up end-to-end test
 	scripts/check-artifacts.sh

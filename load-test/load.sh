@@ -4,8 +4,10 @@
 # few seconds while it runs; then load-test/report.py writes LOAD_OUT/load-report.md (throughput,
 # p50/p95/p99/max and errors per endpoint) and LOAD_OUT/latency-over-time.png.
 #
-#   LOAD_DURATION   seconds per scenario (default 60)
-#   LOAD_SCENARIOS  default "read write mixed"
+#   LOAD_DURATION   seconds per scenario (default 60; not the ramp's, which its steps decide)
+#   LOAD_SCENARIOS  default "read write mixed"; also `ramp` (seed 002's 0 → 500 requests/s through the relay
+#                   in steps of 10: LOAD_RAMP_MAX_RPS, LOAD_RAMP_STEP_RPS, LOAD_RAMP_STEP_SECONDS (10),
+#                   LOAD_RAMP_USER_RPS (5 per user); load-test/ramp_shape.py), e.g. LOAD_SCENARIOS=ramp
 #   LOAD_READERS    relay users (default 12; each LOAD_READ_RPS=4 requests/s at most)
 #   LOAD_WRITERS    intake users (default 2; each LOAD_WRITE_RPS=2 posts/s of LOAD_BATCH=20 events)
 #   LOAD_OUT        where reports go (default reports/load, git-ignored; docs/resilience keeps the last
@@ -38,6 +40,21 @@ for url in "$STACK_RELAY_URL" "$STACK_INTAKE_URL" "$STACK_SELECTOR_URL"; do
 done
 curl -fsS -o /dev/null --max-time 5 "$STACK_RELAY_URL/ready" || die "the relay does not answer ($STACK_RELAY_URL)"
 
+# The ramp: its own locustfile (a LoadTestShape decides the users and the length), the same request records.
+run_ramp() {
+    local seconds run_id started
+    seconds=$("$PY" "$ROOT/load-test/ramp_shape.py" --duration) || die "bad LOAD_RAMP_* settings"
+    run_id=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    rm -f "$OUT"/ramp-requests.csv "$OUT"/ramp_*.csv "$OUT"/ramp-start
+    log "scenario ramp: up to ${LOAD_RAMP_MAX_RPS:-500} requests/s through the relay in steps of ${LOAD_RAMP_STEP_RPS:-10} every ${LOAD_RAMP_STEP_SECONDS:-10}s (${seconds}s, run $run_id)"
+    started=$(date +%s.%N)
+    LOAD_RUN_ID=$run_id LOAD_RECORDS="$OUT/ramp-requests.csv" LOAD_RAMP_START="$OUT/ramp-start" \
+        timeout --kill-after=10 $((seconds + 60)) "$LOCUST" -f "$ROOT/load-test/ramp_locustfile.py" --headless \
+        --stop-timeout 5 --csv "$OUT/ramp" --csv-full-history 2>&1 |
+        grep -v -E '^\[.*(INFO|WARNING)/locust\.(main|runners)' || true
+    "$PY" "$ROOT/load-test/ramp_shape.py" --meta "$OUT/ramp.json" "$started" "$seconds" "$LOCUST_VERSION" "$OUT/ramp-start"
+}
+
 mkdir -p "$OUT"
 LOCUST_VERSION=$("$LOCUST" --version 2>/dev/null | awk '{print $2}')
 for sc in $SCENARIOS; do
@@ -45,7 +62,11 @@ for sc in $SCENARIOS; do
     read) users=$READERS classes=ReadUser desc="$READERS relay users" ;;
     write) users=$WRITERS classes=WriteUser desc="$WRITERS intake users" ;;
     mixed) users=$((READERS + WRITERS)) classes="ReadUser WriteUser" desc="$READERS relay + $WRITERS intake users" ;;
-    *) die "unknown scenario $sc (read, write, mixed)" ;;
+    ramp)
+        run_ramp
+        continue
+        ;;
+    *) die "unknown scenario $sc (read, write, mixed, ramp)" ;;
     esac
     run_id=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
     rm -f "$OUT/$sc"-requests.csv "$OUT/$sc"-acked.csv "$OUT/$sc"_*.csv
@@ -81,6 +102,7 @@ done
 if [[ ${LOAD_PUBLISH:-0} == 1 ]]; then
     mkdir -p "$ROOT/docs/resilience"
     cp "$OUT/load-report.md" "$OUT/latency-over-time.png" "$ROOT/docs/resilience/"
+    if [[ -f $OUT/ramp.png && " $SCENARIOS " == *" ramp "* ]]; then cp "$OUT/ramp.png" "$ROOT/docs/resilience/"; fi
     log "copied the report to docs/resilience/"
 fi
 cat "$OUT/load-report.md"

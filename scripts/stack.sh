@@ -5,6 +5,10 @@
 #   scripts/stack.sh down      stop exactly what `up` started (by pid file) and delete its data
 #   scripts/stack.sh status    one line per component; exit 0 only when all of them run
 #   scripts/stack.sh logs [component...]   follow the logs (all components by default; Ctrl-C stops)
+#   scripts/stack.sh restart SERVICE...   stop these services and start them again, each with the caller's
+#                              environment on top of its own (SIMULATE_WORKLOAD_DURATION_IN_SEC=0.5 scripts/stack.sh
+#                              restart ingest-worker) and the binary it ran, and wait until they are ready
+#   scripts/stack.sh stop SERVICE...      stop these services only (`restart` or `up` starts them again)
 #   scripts/stack.sh env       print the stack's URLs as shell exports (for scripts and tests)
 #   scripts/stack.sh prometheus-config   print the Prometheus config `up` generates from deploy/prometheus.yml
 #
@@ -596,6 +600,68 @@ cmd_status() {
     return 1
 }
 
+# The services `restart` and `stop` take (storage, the broker, Redis and Prometheus go with `up`/`down`).
+SERVICES=(intake pool-selector compactor ingest-worker monitor relay launcher event-generator)
+
+# Start one service and wait until it is ready, as `up` does.
+start_and_wait() {
+    case $1 in
+    intake) start_intake && wait_component intake 60 http_ok "http://127.0.0.1:$INTAKE_PORT/ready" ;;
+    pool-selector) start_pool_selector && wait_component pool-selector 60 http_ok "http://127.0.0.1:$SELECTOR_PORT/ready" ;;
+    compactor) start_compactor && wait_component compactor 60 http_ok "http://127.0.0.1:$COMPACTOR_PORT/health" ;;
+    ingest-worker) start_ingest_worker && wait_component ingest-worker 60 http_ok "http://127.0.0.1:$WORKER_PORT/health" ;;
+    monitor) start_monitor && wait_component monitor 60 http_ok "http://127.0.0.1:$MONITOR_PORT/ready" ;;
+    relay) start_relay && wait_component relay 60 http_ok "http://127.0.0.1:$RELAY_PORT/ready" ;;
+    launcher) start_launcher && wait_component launcher 60 http_ok "http://127.0.0.1:$LAUNCHER_PORT/ready" ;;
+    event-generator) start_event_generator && generator_settled ;;
+    esac
+}
+# How long a service may take to stop on SIGTERM (as `down` allows).
+stop_grace() {
+    case $1 in
+    ingest-worker | compactor) echo 30 ;;
+    intake | relay | pool-selector | launcher) echo 15 ;;
+    *) echo 10 ;;
+    esac
+}
+# Check the SERVICE... arguments of `restart`/`stop` before touching anything.
+check_services() {
+    local verb=$1 c s ok
+    shift
+    (($#)) || die "$verb: name the services (${SERVICES[*]})"
+    [[ -f $STATE/settings ]] || die "the stack is not up ($STATE): make up"
+    for c in "$@"; do
+        ok=""
+        for s in "${SERVICES[@]}"; do [[ $c == "$s" ]] && ok=1; done
+        [[ -n $ok ]] || die "$verb: $c is not a service of the stack (${SERVICES[*]})"
+    done
+}
+
+cmd_stop_services() {
+    shift
+    check_services stop "$@"
+    load_settings
+    local c
+    for c in "$@"; do stop_component "$c" "$(stop_grace "$c")"; done
+}
+
+cmd_restart() {
+    shift
+    check_services restart "$@"
+    load_settings
+    local c exe
+    for c in "$@"; do
+        # The binary it runs, so a shell with another CARGO_TARGET_DIR restarts the same build.
+        if alive "$c" && exe=$(readlink "/proc/$(cat "$(pidfile "$c")")/exe" 2>/dev/null); then
+            BIN=$(dirname "$exe")
+        fi
+        stop_component "$c" "$(stop_grace "$c")"
+    done
+    mkdir -p "$STATE/run" "$STATE/logs"
+    for c in "$@"; do start_and_wait "$c"; done
+    log "restarted: $*"
+}
+
 cmd_logs() {
     shift
     local names=("$@") files=() n
@@ -612,6 +678,8 @@ up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
 logs) cmd_logs "$@" ;;
+restart) cmd_restart "$@" ;;
+stop) cmd_stop_services "$@" ;;
 prometheus-config)
     # The Prometheus configuration `up` uses (for scripts/check-artifacts.sh to check with promtool).
     load_settings

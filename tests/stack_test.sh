@@ -16,6 +16,9 @@
 #      the monitor reads the queue and sees the worker consuming; the compactor answers /health and
 #      completes passes (compactor_passes_total ≥ 1); pool-selector's scan report says how many hours
 #      it read from rollups and how many raw.
+#   3b. `make scale-demo` (scripts/scale-demo.sh), small: ingest-worker restarted with a simulated workload,
+#      a backlog through the intake, the monitor's desired scale rising above 1 and back; the stack is
+#      restored (every component running, the worker no longer simulating).
 #   4. scripts/check_artifacts.py live: the dashboard's metric names are exported, every manifest probe
 #      path answers, every Prometheus target is up and every dashboard query returns data.
 #   5. `stack.sh down` stops everything: no process of any component's session, nothing in the stack's
@@ -280,6 +283,24 @@ check "pool-selector's /pools scan report has rollup_hours and raw_hours ($(pyth
 import json, sys
 s = json.loads(sys.argv[1])["scan"]
 sys.exit(0 if all(isinstance(s.get(k), int) and s[k] >= 0 for k in ("rollup_hours", "raw_hours")) else 1)' "$pools"
+
+# ---------------------------------------------------------------------------------------------------
+# 3b. make scale-demo, small: 150 messages at 30/s, one worker doing 5/s
+
+demo_out="$STACK_DIR/scale-demo"
+SCALE_DEMO_MESSAGES=150 SCALE_DEMO_RATE=30 SCALE_DEMO_TIMEOUT=300 SCALE_DEMO_OUT="$demo_out" \
+    "$ROOT/scripts/scale-demo.sh" >"$STACK_DIR/test-scale-demo.out" 2>&1 ||
+    fail "scripts/scale-demo.sh exited non-zero: $(tail -n 20 "$STACK_DIR/test-scale-demo.out")"
+samples=$(ls "$demo_out"/*/samples.csv 2>/dev/null | tail -n 1)
+check "scale-demo: the desired scale rose above where it started and came back ($(python3 -c '
+import csv, sys
+d = [int(r["desired"]) for r in csv.DictReader(open(sys.argv[1])) if r["desired"]]
+print(f"{d[0]} → {max(d)} → {d[-1]}")' "$samples" 2>&1))" python3 -c '
+import csv, sys
+d = [int(r["desired"]) for r in csv.DictReader(open(sys.argv[1])) if r["desired"]]
+sys.exit(0 if d and max(d) > d[0] and d[-1] == d[0] else 1)' "$samples"
+check "scale-demo restored the stack: every component running" "$STACK" status
+check "scale-demo restored the worker: no simulated work" bash -c "curl -fs '$STACK_WORKER_URL/metrics' | grep -qx 'ingest_worker_simulating 0' && ! grep -q SIMULATE_WORKLOAD /proc/\$(cat '$STACK_DIR/run/ingest-worker.pid')/environ"
 
 # ---------------------------------------------------------------------------------------------------
 # 4. metric names, probes and Prometheus against the live stack

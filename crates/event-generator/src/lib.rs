@@ -13,7 +13,10 @@
 //! * [`scenario`]: seeded worlds with time-varying truth, and hourly count sampling (pure, no I/O; also
 //!   used by benchmarks directly).
 //! * [`generate`]: seeded events, backfill finish times and scenario backfills.
-//! * [`sink`]: destinations (folder / S3 objects, RabbitMQ).
+//! * [`sink`]: destinations (folder / S3 objects, a single appended object, RabbitMQ).
+//!
+//! `--trickle` is seed 000's generator: one event stamped now, then a random pause of up to
+//! `--trickle-max-gap` (2 s), for ever; into a single object (`…/events.json`) each event is appended.
 
 pub mod generate;
 pub mod pools;
@@ -41,6 +44,8 @@ use sink::Sink;
 const BATCH: usize = 8192;
 /// How often a stream wakes up to catch up with its rate.
 const STREAM_TICK: Duration = Duration::from_millis(10);
+/// How often a trickle's pause looks at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(50);
 
 /// The one-line JSON summary printed at the end of a run.
 #[derive(Debug, Clone, Serialize)]
@@ -80,7 +85,9 @@ pub async fn run(plan: Plan, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
                 .context("a scenario's --hours fits in 32 bits")?;
             Some((kind, world(kind, plan.seed, start, hours)))
         }
-        (Some(_), Mode::Stream { .. }) => anyhow::bail!("a scenario is a backfill, not a stream"),
+        (Some(_), Mode::Stream { .. } | Mode::Trickle { .. }) => {
+            anyhow::bail!("a scenario is a backfill, not a stream")
+        }
         (None, _) => None,
     };
     let pools = match &scenario {
@@ -115,6 +122,12 @@ pub async fn run(plan: Plan, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
             let truth = generator.truth(plan.seed, plan.skew);
             (want.then(|| serde_json::to_vec_pretty(&truth)), stopped)
         }
+        (Mode::Trickle { max_gap }, _) => {
+            let (generator, stopped) =
+                trickle(generator, max_gap, plan.events, &mut *sink, &stop).await?;
+            let truth = generator.truth(plan.seed, plan.skew);
+            (want.then(|| serde_json::to_vec_pretty(&truth)), stopped)
+        }
     };
     let report = sink.finish().await?;
 
@@ -135,6 +148,7 @@ pub async fn run(plan: Plan, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         mode: match plan.mode {
             Mode::Backfill { .. } => "backfill",
             Mode::Stream { .. } => "stream",
+            Mode::Trickle { .. } => "trickle",
         },
         scenario: plan.scenario.map(ScenarioKind::as_str),
         seed: plan.seed,
@@ -220,6 +234,47 @@ async fn stream(
         }
         if limit.is_some_and(|l| sent >= l) {
             return Ok((generator, false));
+        }
+    }
+}
+
+/// The current time in whole milliseconds (the event format's precision).
+fn now_millis() -> chrono::DateTime<Utc> {
+    Utc.timestamp_millis_opt(Utc::now().timestamp_millis())
+        .single()
+        .expect("now is in range")
+}
+
+/// Seed 000's trickle: one event stamped now, then a pause drawn uniformly from `[0, max_gap)` (on the
+/// generator's seeded stream), until `limit` events or `stop`. Each event is sent on its own, so the
+/// sink writes it at once (an appended line, a message) or within its flush interval (objects).
+async fn trickle(
+    mut generator: Generator,
+    max_gap: Duration,
+    limit: Option<u64>,
+    sink: &mut dyn Sink,
+    stop: &AtomicBool,
+) -> anyhow::Result<(Generator, bool)> {
+    use rand::Rng;
+    let mut sent = 0u64;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok((generator, true));
+        }
+        let event = generator.event_at(now_millis());
+        sink.send(vec![event]).await?;
+        sent += 1;
+        if limit.is_some_and(|l| sent >= l) {
+            return Ok((generator, false));
+        }
+        // Tokio's clock, checking `stop` every tick: a test with paused time drives the pauses exactly.
+        let pause = max_gap.mul_f64(generator.rng().random::<f64>());
+        let until = tokio::time::Instant::now() + pause;
+        while tokio::time::Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                return Ok((generator, true));
+            }
+            tokio::time::sleep_until(until.min(tokio::time::Instant::now() + STOP_CHECK)).await;
         }
     }
 }

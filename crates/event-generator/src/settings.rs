@@ -21,6 +21,8 @@ pub const MAX_HOURS: f64 = 10.0 * 366.0 * 24.0;
 pub const DEFAULT_POOLS: usize = 32;
 /// Backfill length when `--hours` is not given.
 pub const DEFAULT_HOURS: f64 = 24.0;
+/// Events of a backfill or a stream when `--events` is not given (a trickle runs until stopped).
+pub const DEFAULT_EVENTS: u64 = 100_000;
 
 /// Synthetic Spark job events with a hidden per-pool spot termination probability.
 ///
@@ -34,6 +36,11 @@ pub const DEFAULT_HOURS: f64 = 24.0;
 /// seed, and jobs are drawn hour by hour (Poisson per pool and hour) over the --hours (default 336 = 14
 /// days, whole hours) before --end. --events is then ignored (the world decides how many jobs there
 /// are); --pools, --pool-list and --skew cannot be combined with it, nor can --rate.
+///
+/// With --trickle it does what seed 000's generator did: one random event stamped now, then a pause of
+/// 0 to --trickle-max-gap (2 s), for ever (or until --events). Into a single object (s3://bucket/
+/// events.json, ./events.json, or the seed's S3_BUCKET_NAME with S3_FILE_NAME=events.json) each event is
+/// appended to it, as the seed did; that sink implies --trickle.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "event-generator", version)]
 pub struct Args {
@@ -43,9 +50,10 @@ pub struct Args {
     #[arg(long, env = "GENERATOR_SINK", value_parser = clap::value_parser!(SinkUrl))]
     pub sink: Option<SinkUrl>,
 
-    /// Number of events (0 = unbounded, streams only). Ignored with --scenario.
-    #[arg(long, env = "GENERATOR_EVENTS", default_value_t = 100_000)]
-    pub events: u64,
+    /// Number of events (0 = unbounded, streams and trickles only; default 100000, a trickle until
+    /// stopped). Ignored with --scenario.
+    #[arg(long, env = "GENERATOR_EVENTS")]
+    pub events: Option<u64>,
 
     /// Events per second for a real-time stream stamped "now"; 0 = a backfill as fast as possible.
     #[arg(long, env = "GENERATOR_RATE", default_value_t = 0.0)]
@@ -99,6 +107,17 @@ pub struct Args {
     #[arg(long, env = "GENERATOR_TRUTH")]
     pub truth: Option<PathBuf>,
 
+    /// Seed 000's endless trickle: one event stamped now, then a random pause of 0 to
+    /// --trickle-max-gap, until stopped (or --events). Implied when the sink is a single object
+    /// (`…/events.json`), which each event is appended to.
+    #[arg(long, env = "GENERATOR_TRICKLE", conflicts_with = "scenario")]
+    pub trickle: bool,
+
+    /// Longest pause between two trickled events (pauses are uniform between 0 and this).
+    #[arg(long, env = "GENERATOR_TRICKLE_MAX_GAP", default_value = "2s",
+          value_parser = pool_core::duration::parse_positive_arg)]
+    pub trickle_max_gap: Duration,
+
     /// Largest object written, in bytes (a partition's buffer is flushed when it reaches this size).
     #[arg(long, env = "GENERATOR_MAX_OBJECT_BYTES", default_value_t = 8 << 20)]
     pub max_object_bytes: usize,
@@ -146,6 +165,8 @@ pub enum Mode {
     },
     /// `rate` events per second, stamped with the current time.
     Stream { rate: f64, started: DateTime<Utc> },
+    /// Seed 000's trickle: one event stamped now, then a pause drawn uniformly from `[0, max_gap)`.
+    Trickle { max_gap: Duration },
 }
 
 /// A checked run description.
@@ -194,6 +215,37 @@ impl Args {
                 self.max_object_bytes
             ));
         }
+        let sink = self
+            .sink
+            .clone()
+            .map(Ok)
+            .unwrap_or_else(|| self.storage.resolved_url().parse::<SinkUrl>())
+            .map_err(|e| ConfigError(e.to_string()))?;
+        let single_object = match &sink {
+            SinkUrl::Object(url) => {
+                pool_storage::Storage::open(url, &self.storage)
+                    .map_err(|e| ConfigError(format!("--sink {url}: {e}")))?
+                    .single_object
+            }
+            SinkUrl::Amqp(_) => false,
+        };
+        let past = self.hours.is_some() || self.end.is_some() || self.scenario.is_some();
+        // A single object is the seed's events.json: only the trickle appends to it, and it implies it.
+        let trickle = self.trickle || (single_object && self.rate == 0.0 && !past);
+        if single_object && !trickle {
+            return bad(format!(
+                "--sink {sink} names a single object, which only the trickle (--trickle, seed 000's \
+                 generator) appends to; backfills and --rate streams write partitioned objects under a \
+                 folder or prefix (e.g. s3://bucket/events/ or ./data/events)"
+            ));
+        }
+        if trickle && (self.rate > 0.0 || past) {
+            return bad(
+                "--trickle writes events stamped now at random pauses; --rate, --hours, --end and \
+                 --scenario make other runs: give one or the other"
+                    .into(),
+            );
+        }
         if let Some(kind) = self.scenario
             && self.rate > 0.0
         {
@@ -202,7 +254,11 @@ impl Args {
                  stamped now: give one or the other"
             ));
         }
-        let mode = if self.rate > 0.0 {
+        let mode = if trickle {
+            Mode::Trickle {
+                max_gap: self.trickle_max_gap,
+            }
+        } else if self.rate > 0.0 {
             if self.hours.is_some() || self.end.is_some() {
                 return bad(
                     "--hours/--end make a backfill over the past, --rate > 0 a real-time stream stamped \
@@ -231,7 +287,7 @@ impl Args {
                     "--scenario {kind} simulates whole hours: --hours must be a whole number, got {hours}"
                 ));
             }
-            if self.events == 0 && self.scenario.is_none() {
+            if self.events == Some(0) && self.scenario.is_none() {
                 return bad(
                     "--events 0 (unbounded) needs a stream (--rate > 0); a backfill needs a count"
                         .into(),
@@ -250,14 +306,12 @@ impl Args {
         } else {
             PoolChoice::List(self.pool_list.clone())
         };
-        let sink = self
-            .sink
-            .clone()
-            .map(Ok)
-            .unwrap_or_else(|| self.storage.resolved_url().parse::<SinkUrl>())
-            .map_err(|e| ConfigError(e.to_string()))?;
         let seed = self.seed.unwrap_or_else(rand::random);
-        let events = (self.events > 0 && self.scenario.is_none()).then_some(self.events);
+        let requested = match mode {
+            Mode::Trickle { .. } => self.events.unwrap_or(0),
+            _ => self.events.unwrap_or(DEFAULT_EVENTS),
+        };
+        let events = (requested > 0 && self.scenario.is_none()).then_some(requested);
         let mut run_key = format!(
             "{mode:?}|{events:?}|{pools:?}|{}|{}|{}",
             self.skew, self.other_failure_rate, self.max_object_bytes
@@ -268,7 +322,8 @@ impl Args {
         }
         let object = ObjectSinkOptions {
             max_object_bytes: self.max_object_bytes,
-            max_age: matches!(mode, Mode::Stream { .. }).then_some(self.flush_interval),
+            max_age: matches!(mode, Mode::Stream { .. } | Mode::Trickle { .. })
+                .then_some(self.flush_interval),
             name_prefix: format!("gen-{seed}-{:08x}", fnv1a32(run_key.as_bytes())),
             ..ObjectSinkOptions::default()
         };
@@ -287,6 +342,7 @@ impl Args {
                 object,
                 #[cfg(feature = "amqp")]
                 amqp: None,
+                append: trickle,
             },
         })
     }
@@ -445,6 +501,80 @@ mod tests {
         assert!(parse(&["--scenario", "nonsense"]).is_err());
         // Without a scenario the plan has none (and the defaults above are untouched).
         assert_eq!(parse(&[]).unwrap().plan(now()).unwrap().scenario, None);
+    }
+
+    #[test]
+    fn the_trickle_is_seed_000s_generator() {
+        let plan = parse(&["--sink", "/tmp/x", "--trickle", "--seed", "2"])
+            .unwrap()
+            .plan(now())
+            .unwrap();
+        assert_eq!(
+            plan.mode,
+            Mode::Trickle {
+                max_gap: Duration::from_secs(2)
+            }
+        );
+        assert_eq!(plan.events, None, "for ever unless --events says otherwise");
+        assert_eq!(plan.settings.object.max_age, Some(Duration::from_secs(5)));
+        assert!(plan.settings.append);
+
+        // The seed's variables name its single object, which implies the trickle.
+        for args in [
+            &["--sink", "s3://spark-events/events.json"][..],
+            &[
+                "--s3-bucket-name",
+                "spark-events",
+                "--s3-file-name",
+                "events.json",
+            ],
+        ] {
+            let plan = parse(args).unwrap().plan(now()).unwrap();
+            assert!(matches!(plan.mode, Mode::Trickle { .. }), "{args:?}");
+            assert_eq!(
+                plan.sink,
+                SinkUrl::Object("s3://spark-events/events.json".into())
+            );
+        }
+        let plan = parse(&[
+            "--sink",
+            "/tmp/seed/events.json",
+            "--events",
+            "7",
+            "--trickle-max-gap",
+            "250ms",
+        ])
+        .unwrap()
+        .plan(now())
+        .unwrap();
+        assert_eq!(plan.events, Some(7));
+        assert_eq!(
+            plan.mode,
+            Mode::Trickle {
+                max_gap: Duration::from_millis(250)
+            }
+        );
+
+        for (bad, says) in [
+            (
+                &["--sink", "s3://b/events.json", "--rate", "5"][..],
+                "--trickle",
+            ),
+            (
+                &["--sink", "s3://b/events.json", "--hours", "2"],
+                "--trickle",
+            ),
+            (&["--trickle", "--rate", "5"], "give one or the other"),
+            (
+                &["--trickle", "--end", "2026-01-01T00:00:00Z"],
+                "give one or the other",
+            ),
+        ] {
+            let err = parse(bad).unwrap().plan(now()).unwrap_err();
+            assert!(err.0.contains(says), "{bad:?}: {err}");
+        }
+        assert!(parse(&["--trickle", "--scenario", "stationary"]).is_err());
+        assert!(parse(&["--trickle", "--trickle-max-gap", "0"]).is_err());
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub struct Worker {
     /// Failed dead-letter attempts per message (see [`message_key`]), across redeliveries and
     /// sessions.
     failures: moka::sync::Cache<u64, u32>,
+    /// Simulated work per message (`SIMULATE_WORKLOAD_DURATION_IN_SEC`); zero = off.
+    simulated_work: Duration,
 }
 
 fn new_backoff() -> ExponentialBackoff {
@@ -147,7 +149,16 @@ impl Worker {
                 .max_capacity(FAILURE_CACHE_CAPACITY)
                 .time_to_idle(FAILURE_CACHE_IDLE)
                 .build(),
+            simulated_work: Duration::ZERO,
         }
+    }
+
+    /// Hold every message `work` before storing and acknowledging it on its own, as a worker busy
+    /// with each message would (`SIMULATE_WORKLOAD_DURATION_IN_SEC`; zero = off). A stop during the
+    /// simulated work leaves that message unacknowledged: the broker delivers it again.
+    pub fn with_simulated_work(mut self, work: Duration) -> Self {
+        self.simulated_work = work;
+        self
     }
 
     /// Failed attempts at dead-lettering one message before it is rejected without requeue
@@ -244,6 +255,10 @@ impl Worker {
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
                         self.metrics.messages_consumed.inc();
+                        if !self.simulated_work.is_zero() && !self.simulate_work(stop).await {
+                            // Stopped mid-work: this message stays unacknowledged.
+                            break;
+                        }
                         let message = Message {
                             delivery_tag: delivery.delivery_tag,
                             body: delivery.data,
@@ -262,7 +277,8 @@ impl Worker {
                                 tracing::warn!(reason = %reason, "message is too large; it will be dead-lettered");
                             }
                         }
-                        if batch.is_full() {
+                        // A simulated message is worked on and acknowledged on its own.
+                        if batch.is_full() || !self.simulated_work.is_zero() {
                             self.flush(&mut link, &mut batch).await?;
                         }
                     }
@@ -293,6 +309,22 @@ impl Worker {
         }
         let _ = link.conn.close(200, "shutdown".into()).await;
         Ok(())
+    }
+
+    /// Hold the message just received for the simulated work. False when `stop` came first.
+    async fn simulate_work(&self, stop: &mut watch::Receiver<bool>) -> bool {
+        self.metrics.simulating.set(1);
+        let finished = tokio::select! {
+            _ = stop.changed() => false,
+            _ = tokio::time::sleep(self.simulated_work) => true,
+        };
+        self.metrics.simulating.set(0);
+        if finished {
+            self.metrics
+                .simulated_work_seconds
+                .inc_by(self.simulated_work.as_secs_f64());
+        }
+        finished
     }
 
     /// Dead-letter the batch's poison messages (confirmed; one that cannot be is rejected on its own,

@@ -1,6 +1,8 @@
 //! What the worker counts, exposed on `/metrics` with the `ingest_worker_` prefix.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Registry};
+use prometheus::{
+    Counter, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Registry,
+};
 
 use pool_http::metrics::{LATENCY_BUCKETS, counter_vec, register};
 
@@ -45,6 +47,10 @@ pub struct WorkerMetrics {
     pub batch_latency: Histogram,
     /// Time to write all objects of a batch (including retries).
     pub write_latency: Histogram,
+    /// Seconds of simulated work done (`SIMULATE_WORKLOAD_DURATION_IN_SEC` per message).
+    pub simulated_work_seconds: Counter,
+    /// 1 while a message is held for its simulated work.
+    pub simulating: IntGauge,
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
@@ -152,6 +158,19 @@ impl WorkerMetrics {
                 registry,
                 "write_duration_seconds",
                 "Time to write all objects of a batch, retries included.",
+            ),
+            simulated_work_seconds: register(
+                registry,
+                Counter::new(
+                    "simulated_work_seconds_total",
+                    "Seconds of simulated work done (SIMULATE_WORKLOAD_DURATION_IN_SEC per message).",
+                )
+                .expect("valid metric"),
+            ),
+            simulating: gauge(
+                registry,
+                "simulating",
+                "1 while a message is held for its simulated work (SIMULATE_WORKLOAD_DURATION_IN_SEC).",
             ),
         }
     }

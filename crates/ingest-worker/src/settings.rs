@@ -22,6 +22,19 @@ pub const DEFAULT_DEAD_LETTER_MAX_ATTEMPTS: u32 = 5;
 /// Default `WRITE_CREDENTIALS_RETRY_FOR`.
 pub const DEFAULT_WRITE_CREDENTIALS_RETRY_FOR: Duration = Duration::from_secs(15 * 60);
 
+/// Seconds as the seed wrote them (`2`, `0.5`), or a duration (`500ms`, `2s`).
+fn seconds_or_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return t
+            .parse::<f64>()
+            .ok()
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .ok_or_else(|| format!("{s:?} is not a number of seconds"));
+    }
+    parse_duration_flag(s)
+}
+
 /// A byte count of at least 1.
 fn positive_bytes(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
@@ -159,6 +172,13 @@ pub struct Settings {
     /// After SIGTERM: time allowed to stop consuming, write and acknowledge the open batch.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration_flag)]
     pub shutdown_grace: Duration,
+    /// Simulated work per message, for load tests and `make scale-demo` (seed 003's variable; off by
+    /// default): each message is held, unacknowledged, this long before it is stored and acknowledged
+    /// on its own, so a backlog builds up and the monitor's desired scale rises. Seconds (`2`, `0.5`)
+    /// or a duration (`500ms`); 0 = off.
+    #[arg(long = "simulate-workload", env = "SIMULATE_WORKLOAD_DURATION_IN_SEC",
+          default_value = "0", value_parser = seconds_or_duration)]
+    pub simulate_workload: Duration,
 }
 
 impl Settings {
@@ -176,6 +196,7 @@ impl Settings {
             metrics_host: "127.0.0.1".into(),
             metrics_port: 0,
             shutdown_grace: Duration::from_secs(25),
+            simulate_workload: Duration::ZERO,
         }
     }
 
@@ -226,6 +247,27 @@ mod tests {
         assert!(Settings::try_parse_from(["ingest-worker", "--batch-max-events", "0"]).is_err());
         assert!(Settings::try_parse_from(["ingest-worker", "--max-message-bytes", "0"]).is_err());
         assert!(Settings::try_parse_from(["ingest-worker", "--write-max-attempts", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_simulated_workload_is_off_by_default_and_takes_the_seeds_seconds() {
+        let parse = |v: &str| {
+            Settings::try_parse_from(["ingest-worker", "--simulate-workload", v])
+                .map(|s| s.simulate_workload)
+        };
+        assert_eq!(
+            Settings::try_parse_from(["ingest-worker"])
+                .unwrap()
+                .simulate_workload,
+            Duration::ZERO
+        );
+        assert_eq!(parse("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse("0.5").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse("0").unwrap(), Duration::ZERO);
+        for bad in ["-1", "soon", "1.2.3", ""] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

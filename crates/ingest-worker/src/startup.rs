@@ -85,7 +85,13 @@ impl Application {
             );
         }
         let worker = Worker::new(settings.amqp.clone(), limits, prefetch, writer, metrics)
-            .with_dead_letter_max_attempts(settings.limits.dead_letter_max_attempts);
+            .with_dead_letter_max_attempts(settings.limits.dead_letter_max_attempts)
+            .with_simulated_work(settings.simulate_workload);
+        if !settings.simulate_workload.is_zero() {
+            tracing::warn!(per_message = ?settings.simulate_workload,
+                "SIMULATE_WORKLOAD_DURATION_IN_SEC is set: every message is held this long, then \
+                 stored and acknowledged on its own (a load-test setting; unset it in production)");
+        }
 
         let listener = TcpListener::bind((settings.metrics_host.as_str(), settings.metrics_port))
             .with_context(|| {

@@ -153,6 +153,10 @@ pub enum EventsCommand {
         /// The file, or `-` for standard input.
         file: PathBuf,
     },
+    /// Migrate a seed history: stream the seed's single NDJSON object (events.json, a file or
+    /// s3://bucket/key) into the hourly partitioned layout, in batches, through the intake (--via
+    /// intake) or straight to storage (--to URL); resumable (--state FILE) and idempotent.
+    Import(Box<crate::import::ImportArgs>),
 }
 
 /// Which pools a ranking considers, and how it ranks them.

@@ -55,6 +55,9 @@ pub async fn run(cli: Cli, ctx: &Context) -> Result<Outcome, CliError> {
         Command::Events {
             command: EventsCommand::Send { file },
         } => send_events(ctx, &file).await,
+        Command::Events {
+            command: EventsCommand::Import(args),
+        } => crate::import::run(ctx, &args).await,
         Command::Launch(args) => launch(ctx, &args).await,
         Command::Launches { id, state, limit } => match id {
             Some(id) => show_launch(ctx, &id).await,

@@ -4,10 +4,12 @@
 //! this trait; each destination is one module:
 //!
 //! * [`object`]: hive-partitioned NDJSON objects in a local folder or an S3 prefix.
+//! * [`append`]: one NDJSON object every event is appended to (seed 000's `events.json`; the trickle).
 //! * [`amqp`]: RabbitMQ (`amqp://`), persistent messages with publisher confirms.
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
+pub mod append;
 pub mod object;
 
 use std::fmt;
@@ -18,6 +20,7 @@ use pool_core::event::Event;
 use pool_storage::StorageArgs;
 use serde::Serialize;
 
+pub use append::AppendSink;
 pub use object::{ObjectSink, ObjectSinkOptions};
 
 /// A destination for generated events.
@@ -113,11 +116,27 @@ pub struct SinkSettings {
     /// `None` = from the `AMQP_*` variables.
     #[cfg(feature = "amqp")]
     pub amqp: Option<pool_amqp::AmqpArgs>,
+    /// A location that names a single object gets each event appended to it (the trickle) instead of
+    /// being refused.
+    pub append: bool,
 }
 
 /// Open the sink `url` points at.
 pub async fn open(url: &SinkUrl, settings: &SinkSettings) -> anyhow::Result<Box<dyn Sink>> {
     match url {
+        SinkUrl::Object(u) if settings.append => {
+            let storage = pool_storage::Storage::open(u, &settings.storage)
+                .map_err(|e| anyhow::anyhow!(e).context(format!("opening sink {u}")))?;
+            if storage.single_object {
+                Ok(Box::new(AppendSink::new(storage)))
+            } else {
+                Ok(Box::new(ObjectSink::open(
+                    u,
+                    &settings.storage,
+                    settings.object.clone(),
+                )?))
+            }
+        }
         SinkUrl::Object(u) => Ok(Box::new(ObjectSink::open(
             u,
             &settings.storage,

@@ -80,7 +80,8 @@ impl ObjectSink {
         if storage.single_object {
             anyhow::bail!(
                 "--sink {url} names a single object; the generator writes partitioned objects under a \
-                 folder or prefix (e.g. s3://bucket/events/ or ./data/events)"
+                 folder or prefix (e.g. s3://bucket/events/ or ./data/events), and only the trickle \
+                 (--trickle) appends to a single object"
             );
         }
         storage

@@ -7,6 +7,7 @@ mod dlq;
 mod events;
 mod failures;
 mod helpers;
+mod import;
 mod launch;
 mod ranking;
 mod scale;
