@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Ranking: what the ranking strategies buy and what they cost.
-#   * regret: `regret-bench` (crates/regret-bench) ranks generated histories whose truth is known and
-#     prints its own table and targets (REGRET_SEEDS / REGRET_SETS pass through, defaults in the binary);
+#   * regret: `regret-bench` (crates/regret-bench) ranks generated histories whose truth is known (eleven
+#     worlds, open and closed loop, the backtest's scoring, the fit's cost) and prints its own tables,
+#     with 95 % intervals, and targets (REGRET_SEEDS, REGRET_SETS, REGRET_THREADS, REGRET_PARTS, … pass
+#     through, defaults in the binary);
 #     a missed target (its exit status 1) is reported, the other parts still run, and this script then
 #     exits 1;
 #   * /get-pool latency, today vs before the ranking work, on the same data in one run: a 14-day history
@@ -250,8 +252,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 pct = lambda v: "–" if v is None else "%.2f" % (100 * v)
 for s in d["strategies"]:
-    print("| `%s` | %s | %d / %d | %d | %d | %s | %s | %d |" % (
-        sys.argv[2], s["strategy"], s["steps_scored"], s["steps_scored"] + s["steps_unscored"],
+    print("| `%s` | %s | %d (%d without jobs on the pick) | %d | %d | %s | %s | %d |" % (
+        sys.argv[2], s["strategy"], s["steps"], s["steps_without_jobs"],
         s["jobs"], s["spot_terminations"], pct(s["realized_rate"]), pct(s["regret"]), s["distinct_pools"]))' "$WORK/body.json" "$q")
     bt_targets+=("\`$q\` ≤ $T_BACKTEST_MS ms $(met "$wall" "$T_BACKTEST_MS") ($(fmt1 "$wall") ms)")
 done
@@ -266,13 +268,13 @@ cat <<TXT
 
 ### Backtest (current binary, same data)
 
-Every strategy replayed at hourly steps; wall time is the median of 3 requests after one warm-up request (the first column), replay_ms (the replay after reading the view, from the answer) likewise. The best pool in hindsight is the candidate with the lowest termination rate over the replayed span among those with ≥ 30 jobs in it. Peak RSS after the backtests: $(fmt1 "$bt_rss") MB.
+Every strategy replayed at hourly steps; wall time is the median of 3 requests after one warm-up request (the first column), replay_ms (the replay after reading the view, from the answer) likewise. Regret: every step counts, each pick against the best candidate at that step by hindsight rates (README, "Backtest"); the best single pool in hindsight is shown for reference. Peak RSS after the backtests: $(fmt1 "$bt_rss") MB.
 
 | request | steps | candidates | first request ms | wall ms | replay_ms | events read from the view | best in hindsight |
 |---|---:|---:|---:|---:|---:|---|---|
 $(printf '%s\n' "${bt_rows[@]}")
 
-| request | strategy | steps scored | jobs | terminations | realized rate % | regret, points | distinct pools |
+| request | strategy | steps | jobs | terminations | realized rate % | regret, points | distinct pools |
 |---|---|---:|---:|---:|---:|---:|---:|
 $(printf '%s\n' "${strat_rows[@]}")
 

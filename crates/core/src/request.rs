@@ -62,22 +62,35 @@ pub enum Strategy {
     Bayes,
     /// The seed's formula: terminations / jobs, ascending. Small lucky pools win.
     Naive,
-    /// Posterior mean under an empirical-Bayes prior shared across the pool's instance family and
-    /// zone, with recency that adapts to detected changes (or a posterior quantile with `risk`).
+    /// Posterior mean of the rate now: an estimated hierarchy (region, zone, family, size, type) as the
+    /// shared prior, and the change-point posterior of the pool and its zone, region and family (or a
+    /// posterior quantile with `risk`).
     Pooled,
+    /// The previous `pooled`: a family × zone prior and change tests that cut the history short. Kept
+    /// for comparison.
+    #[serde(rename = "pooled-v1")]
+    PooledV1,
     /// One draw from each pool's `pooled` posterior per request: traffic spreads over pools in
     /// proportion to their chance of being best (exploration, no herding).
     Thompson,
 }
 
 impl Strategy {
-    pub const ALL: [&'static str; 5] = ["pooled", "thompson", "wilson", "bayes", "naive"];
+    pub const ALL: [&'static str; 6] = [
+        "pooled",
+        "thompson",
+        "wilson",
+        "bayes",
+        "naive",
+        "pooled-v1",
+    ];
     pub fn as_str(&self) -> &'static str {
         match self {
             Strategy::Wilson => "wilson",
             Strategy::Bayes => "bayes",
             Strategy::Naive => "naive",
             Strategy::Pooled => "pooled",
+            Strategy::PooledV1 => "pooled-v1",
             Strategy::Thompson => "thompson",
         }
     }
@@ -91,6 +104,7 @@ impl FromStr for Strategy {
             "bayes" | "beta" => Ok(Strategy::Bayes),
             "naive" | "seed" => Ok(Strategy::Naive),
             "pooled" => Ok(Strategy::Pooled),
+            "pooled-v1" => Ok(Strategy::PooledV1),
             "thompson" => Ok(Strategy::Thompson),
             _ => Err(EventError::new(
                 "strategy",
@@ -558,6 +572,12 @@ mod tests {
         assert_eq!(canon("confidence=0.95"), canon("confidence=0.950"));
         assert_eq!(canon("confidence=0.95"), "confidence=0.95");
         assert_eq!(canon("strategy=Beta"), "strategy=bayes");
+        assert_eq!(canon("strategy=Pooled-V1"), "strategy=pooled-v1");
+        for name in Strategy::ALL {
+            let s: Strategy = name.parse().unwrap();
+            assert_eq!(s.as_str(), name);
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{name}\""));
+        }
         assert_eq!(canon("half_life=0s"), "half_life=0");
         assert_eq!(canon("half_life=12h"), canon("half_life=43200"));
         // Windows are one question per grain: minutes up to an hour, hours up to 62 days, days beyond.

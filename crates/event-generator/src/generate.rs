@@ -17,7 +17,7 @@ use rand::distr::weighted::WeightedIndex;
 use rand_chacha::ChaCha8Rng;
 
 use crate::pools::{PoolSpec, Truth, TruthPool};
-use crate::scenario::{OutcomeCounts, ScenarioKind, ScenarioTruth, World, poisson};
+use crate::scenario::{OutcomeCounts, RateModel, ScenarioKind, ScenarioTruth, World, poisson};
 
 /// Non-spot failure reasons and their share among non-spot failures.
 pub const OTHER_REASONS: &[(&str, f64)] = &[("TIMED_OUT", 0.4), ("SPARK_EXECUTION_ERROR", 0.6)];
@@ -256,8 +256,21 @@ impl ScenarioBackfill {
     }
 
     /// The truth file for what has been generated so far.
-    pub fn truth(&self, kind: ScenarioKind, seed: u64, other_failure_rate: f64) -> ScenarioTruth {
-        ScenarioTruth::new(kind, seed, &self.world, other_failure_rate, &self.segments)
+    pub fn truth(
+        &self,
+        kind: ScenarioKind,
+        rate_model: RateModel,
+        seed: u64,
+        other_failure_rate: f64,
+    ) -> ScenarioTruth {
+        ScenarioTruth::new(
+            kind,
+            rate_model,
+            seed,
+            &self.world,
+            other_failure_rate,
+            &self.segments,
+        )
     }
 
     /// Draw the next hour's events into `pending`.

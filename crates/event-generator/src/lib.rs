@@ -5,8 +5,10 @@
 //! so a ranking can be checked against what really drove the data.
 //!
 //! With `--scenario NAME` a backfill instead simulates a [`scenario::World`] whose pools appear, thin out
-//! and change their termination probability over time (regime changes, new pools, a zone outage); the
-//! truth file then holds each pool's rate over time.
+//! and change their termination probability over time (regime changes, new pools, zone, region and
+//! family outages, spikes, drift, daily cycles), its base rates structured by `--rate-model` (the
+//! family × zone structure by default, or worlds without it); the truth file then holds each pool's
+//! rate over time.
 //!
 //! * [`settings`]: flags, environment and the checked [`settings::Plan`].
 //! * [`pools`]: the pool catalogue, traffic weights and termination probabilities.
@@ -36,7 +38,7 @@ use serde::Serialize;
 
 use generate::{Backfill, Generator, Producer, ScenarioBackfill, world_pools};
 use pools::draw_pools;
-use scenario::{ScenarioKind, world};
+use scenario::{ScenarioKind, world_with};
 pub use settings::{Args, Mode, Plan};
 use sink::Sink;
 
@@ -83,7 +85,10 @@ pub async fn run(plan: Plan, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         (Some(kind), Mode::Backfill { start, end }) => {
             let hours = u32::try_from((end - start).num_hours())
                 .context("a scenario's --hours fits in 32 bits")?;
-            Some((kind, world(kind, plan.seed, start, hours)))
+            Some((
+                kind,
+                world_with(kind, plan.rate_model, plan.seed, start, hours),
+            ))
         }
         (Some(_), Mode::Stream { .. } | Mode::Trickle { .. }) => {
             anyhow::bail!("a scenario is a backfill, not a stream")
@@ -106,7 +111,7 @@ pub async fn run(plan: Plan, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         (Mode::Backfill { .. }, Some((kind, world))) => {
             let (_, producer, stopped) =
                 backfill(generator, ScenarioBackfill::new(world), &mut *sink, &stop).await?;
-            let truth = producer.truth(kind, plan.seed, plan.other_failure_rate);
+            let truth = producer.truth(kind, plan.rate_model, plan.seed, plan.other_failure_rate);
             (want.then(|| serde_json::to_vec_pretty(&truth)), stopped)
         }
         (Mode::Backfill { start, end }, None) => {

@@ -18,6 +18,19 @@
 //! * traffic is Zipf-like: the `k`-th busiest pool (in a random order) expects `busiest / k^exponent`
 //!   jobs per hour.
 //!
+//! That structure is exactly what the ranking's shared prior assumes, so a benchmark on it alone
+//! flatters the prior. A [`RateModel`] draws the base rates other ways (`--rate-model`):
+//!
+//! | rate model | base rate |
+//! |---|---|
+//! | `structured` (default) | `0.04 · exp(a_f + b_z + e_p)`, `e_p ~ N(0, 0.25²)`, as above |
+//! | `unstructured` | `0.04 · exp(e_p)`, `e_p ~ N(0, 0.75²)`: the same spread, no family or zone in it |
+//! | `idiosyncratic` | `0.04 · exp(a_f + b_z + e_p)`, `e_p ~ N(0, 1)`: pools differ mostly on their own |
+//! | `two-kinds` | 15 % "bad" pools `Beta(6, 24)` (mean 20 %), the rest `Beta(2.2, 45)` (≈ 4.7 %), as the generator's non-scenario mode |
+//! | `size-effect` | structured, plus `c_{f,s} ~ N(0, 0.5²)` per size within each family |
+//! | `interaction` | structured, plus `d_{f,z} ~ N(0, 0.5²)` per family × zone |
+//! | `bad-traffic` | structured, but the busiest pools are the worst (traffic ranked by rate, with noise) |
+//!
 //! The scenarios differ in which pools exist, how thin their traffic is and how the rates move:
 //!
 //! | scenario | pools | jobs/hour of the k-th busiest | rates |
@@ -27,6 +40,10 @@
 //! | `regime-change` | as stationary | as stationary | 25 % of pools change once in the last 72 h: half × 3–8 (capped at 0.6), half ÷ 3–8 |
 //! | `cold-start` | as stationary | as stationary | constant; 30 % of pools only have jobs from an hour in the last 48 h |
 //! | `zone-outage` | as stationary | as stationary | every pool of one random zone × 5 (capped at 0.6) from an hour in the last 24 h |
+//! | `outages` | as stationary | as stationary | every pool of one random region × 5 from an hour in the last 24 h, and of one random family × 5 from another |
+//! | `spikes` | as stationary | as stationary | each pool has Poisson(1.5) spikes of 2–8 hours, × 4–10, anywhere in the history |
+//! | `drift` | as stationary | as stationary | each pool's log-rate moves linearly by `N(0, 0.8²)` over the history, in 6-hour steps |
+//! | `seasonality` | as stationary | as stationary | the 30 busiest pools' rates swing ×(1 ± 0.7) over the day, peaking at a region's own hour |
 //!
 //! "In the last N hours" means an hour in `[max(hours − N, 1), hours)`: never hour 0, so a change is
 //! always a change (only a one-hour world has nowhere else to put it, and changes from hour 0).
@@ -41,7 +58,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Binomial, Distribution, Poisson, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::pools::{FAMILIES, ZONES, catalogue};
+use crate::pools::{FAMILIES, SIZES, ZONES, catalogue};
 
 /// History length a scenario gets when `--hours` is not given: 14 days.
 pub const DEFAULT_HOURS: u32 = 14 * 24;
@@ -58,6 +75,11 @@ const POOL_SD: f64 = 0.25;
 const BASE_RANGE: (f64, f64) = (0.002, 0.5);
 /// A rate that worsens (regime change up, zone outage) never goes above this.
 const WORSE_CAP: f64 = 0.6;
+/// `two-kinds`: share of bad pools and the two Beta distributions (the generator's non-scenario
+/// model, `pools.rs`).
+const TWO_KINDS_BAD_SHARE: f64 = 0.15;
+const TWO_KINDS_GOOD: (f64, f64) = (2.2, 45.0);
+const TWO_KINDS_BAD: (f64, f64) = (6.0, 24.0);
 /// Pools in every scenario but `long-tail` (which has the whole catalogue).
 const STANDARD_POOLS: usize = 150;
 /// Share of pools whose rate changes in `regime-change`.
@@ -74,6 +96,21 @@ const COLD_START_WINDOW: u32 = 48;
 const OUTAGE_WINDOW: u32 = 24;
 /// A zone outage multiplies its pools' rates by this.
 const OUTAGE_FACTOR: f64 = 5.0;
+/// Spikes per pool over the history (Poisson mean), their length in hours and their factor.
+const SPIKES_PER_POOL: f64 = 1.5;
+const SPIKE_HOURS: (u32, u32) = (2, 8);
+const SPIKE_FACTOR: (f64, f64) = (4.0, 10.0);
+/// Standard deviation of a pool's log-rate drift over the whole history, and the drift's step.
+const DRIFT_SD: f64 = 0.8;
+const DRIFT_STEP_HOURS: u32 = 6;
+/// Pools with a daily cycle (the busiest), and its relative amplitude.
+const SEASONAL_POOLS: usize = 30;
+const SEASONAL_AMPLITUDE: f64 = 0.7;
+/// Spread of the extra effects of the `size-effect` and `interaction` rate models (log scale).
+const EXTRA_SD: f64 = 0.5;
+/// Pool noise of `unstructured` (the structured model's total spread) and of `idiosyncratic`.
+const UNSTRUCTURED_SD: f64 = 0.75;
+const IDIOSYNCRATIC_SD: f64 = 1.0;
 
 /// Which world to simulate. The names (`as_str`, `FromStr`, serde) are kebab-case: `long-tail`, ….
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -89,16 +126,29 @@ pub enum ScenarioKind {
     ColdStart,
     /// Like `Stationary`, but one zone's pools all get 5× worse from an hour in the last day.
     ZoneOutage,
+    /// Like `Stationary`, but one region's and one family's pools get 5× worse, each from an hour in
+    /// the last day.
+    Outages,
+    /// Like `Stationary`, with transient spikes (2–8 hours, × 4–10) anywhere in every pool's history.
+    Spikes,
+    /// Like `Stationary`, with every pool's rate drifting slowly (log-linear) over the history.
+    Drift,
+    /// Like `Stationary`, with a daily cycle on the busiest pools' rates.
+    Seasonality,
 }
 
 impl ScenarioKind {
     /// Every scenario, in the order they are documented.
-    pub const ALL: [ScenarioKind; 5] = [
+    pub const ALL: [ScenarioKind; 9] = [
         ScenarioKind::Stationary,
         ScenarioKind::LongTail,
         ScenarioKind::RegimeChange,
         ScenarioKind::ColdStart,
         ScenarioKind::ZoneOutage,
+        ScenarioKind::Outages,
+        ScenarioKind::Spikes,
+        ScenarioKind::Drift,
+        ScenarioKind::Seasonality,
     ];
 
     /// The scenario's name, as accepted by `FromStr` and `--scenario`.
@@ -109,6 +159,10 @@ impl ScenarioKind {
             ScenarioKind::RegimeChange => "regime-change",
             ScenarioKind::ColdStart => "cold-start",
             ScenarioKind::ZoneOutage => "zone-outage",
+            ScenarioKind::Outages => "outages",
+            ScenarioKind::Spikes => "spikes",
+            ScenarioKind::Drift => "drift",
+            ScenarioKind::Seasonality => "seasonality",
         }
     }
 }
@@ -122,7 +176,7 @@ impl fmt::Display for ScenarioKind {
 /// An unknown scenario name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown scenario {0:?}; expected one of stationary, long-tail, regime-change, cold-start, zone-outage"
+    "unknown scenario {0:?}; expected one of stationary, long-tail, regime-change, cold-start, zone-outage, outages, spikes, drift, seasonality"
 )]
 pub struct UnknownScenario(pub String);
 
@@ -135,6 +189,78 @@ impl FromStr for ScenarioKind {
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(name))
             .ok_or_else(|| UnknownScenario(name.to_owned()))
+    }
+}
+
+/// How a world's base rates are drawn (see the module docs). The names are kebab-case.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum RateModel {
+    /// Family × zone × pool noise: the structure the ranking's prior assumes.
+    #[default]
+    Structured,
+    /// Pool noise only, with the structured model's total spread.
+    Unstructured,
+    /// Family and zone effects, but pool noise four times larger.
+    Idiosyncratic,
+    /// Good pools and bad pools, nothing else.
+    TwoKinds,
+    /// Structured, plus an effect per size within each family.
+    SizeEffect,
+    /// Structured, plus an effect per family × zone.
+    Interaction,
+    /// Structured rates, but traffic concentrated in the worst pools.
+    BadTraffic,
+}
+
+impl RateModel {
+    pub const ALL: [RateModel; 7] = [
+        RateModel::Structured,
+        RateModel::Unstructured,
+        RateModel::Idiosyncratic,
+        RateModel::TwoKinds,
+        RateModel::SizeEffect,
+        RateModel::Interaction,
+        RateModel::BadTraffic,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RateModel::Structured => "structured",
+            RateModel::Unstructured => "unstructured",
+            RateModel::Idiosyncratic => "idiosyncratic",
+            RateModel::TwoKinds => "two-kinds",
+            RateModel::SizeEffect => "size-effect",
+            RateModel::Interaction => "interaction",
+            RateModel::BadTraffic => "bad-traffic",
+        }
+    }
+}
+
+impl fmt::Display for RateModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown rate model name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown rate model {0:?}; expected one of structured, unstructured, idiosyncratic, two-kinds, size-effect, interaction, bad-traffic"
+)]
+pub struct UnknownRateModel(pub String);
+
+impl FromStr for RateModel {
+    type Err = UnknownRateModel;
+    /// Exact names, case-insensitive, surrounding blanks ignored.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let name = s.trim();
+        RateModel::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownRateModel(name.to_owned()))
     }
 }
 
@@ -192,10 +318,22 @@ impl WorldPool {
     }
 }
 
-/// Build the world of scenario `kind` for `hours` hours from `start`. The same `(kind, seed, hours)`
-/// always gives the same world (`start` only places it in time); different scenarios of one seed share
-/// the family and zone effects.
+/// Build the world of scenario `kind` for `hours` hours from `start`, its base rates from the
+/// [`RateModel::Structured`] model. The same `(kind, seed, hours)` always gives the same world
+/// (`start` only places it in time); different scenarios of one seed share the family and zone
+/// effects.
 pub fn world(kind: ScenarioKind, seed: u64, start: DateTime<Utc>, hours: u32) -> World {
+    world_with(kind, RateModel::Structured, seed, start, hours)
+}
+
+/// [`world`] with the base rates drawn by `model`.
+pub fn world_with(
+    kind: ScenarioKind,
+    model: RateModel,
+    seed: u64,
+    start: DateTime<Utc>,
+    hours: u32,
+) -> World {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let family_effects: Vec<f64> = FAMILIES
         .iter()
@@ -222,22 +360,74 @@ pub fn world(kind: ScenarioKind, seed: u64, start: DateTime<Utc>, hours: u32) ->
     } else {
         (40.0, 0.8)
     };
-
-    let mut pools: Vec<WorldPool> = ids
+    // The extra effects of the rate models that have them, drawn after everything the structured
+    // model draws, so structured worlds stay what they were.
+    let extra: Vec<Vec<f64>> = match model {
+        RateModel::SizeEffect => FAMILIES
+            .iter()
+            .map(|_| {
+                SIZES
+                    .iter()
+                    .map(|_| EXTRA_SD * standard_normal(&mut rng))
+                    .collect()
+            })
+            .collect(),
+        RateModel::Interaction => FAMILIES
+            .iter()
+            .map(|_| {
+                ZONES
+                    .iter()
+                    .map(|_| EXTRA_SD * standard_normal(&mut rng))
+                    .collect()
+            })
+            .collect(),
+        _ => vec![],
+    };
+    let base_rate = |pool_id: &PoolId, rng: &mut ChaCha8Rng| -> f64 {
+        let family = family_index(pool_id);
+        let zone = zone_index(pool_id);
+        let structured = family_effects[family] + zone_effects[zone];
+        let log_effect = match model {
+            RateModel::Structured | RateModel::BadTraffic => {
+                structured + POOL_SD * standard_normal(rng)
+            }
+            RateModel::Unstructured => UNSTRUCTURED_SD * standard_normal(rng),
+            RateModel::Idiosyncratic => structured + IDIOSYNCRATIC_SD * standard_normal(rng),
+            RateModel::SizeEffect => {
+                structured + extra[family][size_index(pool_id)] + POOL_SD * standard_normal(rng)
+            }
+            RateModel::Interaction => {
+                structured + extra[family][zone] + POOL_SD * standard_normal(rng)
+            }
+            RateModel::TwoKinds => {
+                let bad = rng.random_bool(TWO_KINDS_BAD_SHARE);
+                let (a, b) = if bad { TWO_KINDS_BAD } else { TWO_KINDS_GOOD };
+                let p: f64 = rand_distr::Beta::new(a, b)
+                    .expect("valid Beta parameters")
+                    .sample(rng);
+                return p.clamp(BASE_RANGE.0, BASE_RANGE.1);
+            }
+        };
+        (BASE_RATE * log_effect.exp()).clamp(BASE_RANGE.0, BASE_RANGE.1)
+    };
+    let bases: Vec<f64> = ids.iter().map(|id| base_rate(id, &mut rng)).collect();
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    if model == RateModel::BadTraffic {
+        // The k-th busiest is the k-th worst, up to noise of 0.3 on the log rate.
+        let keys: Vec<f64> = bases
+            .iter()
+            .map(|b| b.ln() + 0.3 * standard_normal(&mut rng))
+            .collect();
+        order.sort_by(|&x, &y| keys[y].total_cmp(&keys[x]));
+    }
+    let mut pools: Vec<WorldPool> = order
         .into_iter()
         .enumerate()
-        .map(|(k, pool_id)| {
-            let family = family_index(&pool_id);
-            let zone = zone_index(&pool_id);
-            let log_effect =
-                family_effects[family] + zone_effects[zone] + POOL_SD * standard_normal(&mut rng);
-            let base = (BASE_RATE * log_effect.exp()).clamp(BASE_RANGE.0, BASE_RANGE.1);
-            WorldPool {
-                pool_id,
-                jobs_per_hour: busiest / ((k + 1) as f64).powf(exponent),
-                first_hour: 0,
-                rate: vec![(0, base)],
-            }
+        .map(|(k, i)| WorldPool {
+            pool_id: ids[i].clone(),
+            jobs_per_hour: busiest / ((k + 1) as f64).powf(exponent),
+            first_hour: 0,
+            rate: vec![(0, bases[i])],
         })
         .collect();
 
@@ -280,6 +470,99 @@ pub fn world(kind: ScenarioKind, seed: u64, start: DateTime<Utc>, hours: u32) ->
                     let worse = (pool.rate[0].1 * OUTAGE_FACTOR).min(WORSE_CAP);
                     set_from(pool, hour, worse);
                 }
+            }
+        }
+        ScenarioKind::Outages => {
+            let region = {
+                let mut regions: Vec<&str> = pools
+                    .iter()
+                    .map(|p| p.pool_id.availability_zone().region())
+                    .collect();
+                regions.sort_unstable();
+                regions.dedup();
+                regions[rng.random_range(0..regions.len())].to_owned()
+            };
+            let family = FAMILIES[rng.random_range(0..FAMILIES.len())];
+            let region_hour = late_hour(&mut rng, hours, OUTAGE_WINDOW);
+            let family_hour = late_hour(&mut rng, hours, OUTAGE_WINDOW);
+            for pool in pools.iter_mut() {
+                let base = pool.rate[0].1;
+                let in_region = pool.pool_id.availability_zone().region() == region;
+                let in_family = pool.pool_id.instance_type().family() == family;
+                let curve: Vec<f64> = (0..hours)
+                    .map(|h| {
+                        let mut f = 1.0;
+                        if in_region && h >= region_hour {
+                            f *= OUTAGE_FACTOR;
+                        }
+                        if in_family && h >= family_hour {
+                            f *= OUTAGE_FACTOR;
+                        }
+                        if f > 1.0 {
+                            (base * f).min(WORSE_CAP)
+                        } else {
+                            base
+                        }
+                    })
+                    .collect();
+                set_curve(pool, &curve);
+            }
+        }
+        ScenarioKind::Spikes => {
+            for pool in pools.iter_mut() {
+                let base = pool.rate[0].1;
+                let mut curve = vec![base; hours as usize];
+                let count = poisson(&mut rng, SPIKES_PER_POOL);
+                for _ in 0..count {
+                    if hours <= 1 {
+                        break;
+                    }
+                    let from = rng.random_range(1..hours);
+                    let length = rng.random_range(SPIKE_HOURS.0..=SPIKE_HOURS.1);
+                    let factor = rng.random_range(SPIKE_FACTOR.0..SPIKE_FACTOR.1);
+                    for h in from..(from + length).min(hours) {
+                        curve[h as usize] = (base * factor).min(WORSE_CAP);
+                    }
+                }
+                set_curve(pool, &curve);
+            }
+        }
+        ScenarioKind::Drift => {
+            for pool in pools.iter_mut() {
+                let base = pool.rate[0].1;
+                let slope = DRIFT_SD * standard_normal(&mut rng);
+                let curve: Vec<f64> = (0..hours)
+                    .map(|h| {
+                        let step = h - h % DRIFT_STEP_HOURS;
+                        let x = f64::from(step) / f64::from(hours.max(1)) - 0.5;
+                        (base * (slope * x).exp()).clamp(BASE_RANGE.0, WORSE_CAP)
+                    })
+                    .collect();
+                set_curve(pool, &curve);
+            }
+        }
+        ScenarioKind::Seasonality => {
+            // Each region peaks at its own hour of the day.
+            let mut peaks: Vec<(String, f64)> = vec![];
+            for pool in pools.iter_mut().take(SEASONAL_POOLS) {
+                let region = pool.pool_id.availability_zone().region().to_owned();
+                let peak = match peaks.iter().find(|(r, _)| *r == region) {
+                    Some((_, p)) => *p,
+                    None => {
+                        let p = rng.random_range(0.0..24.0);
+                        peaks.push((region, p));
+                        p
+                    }
+                };
+                let base = pool.rate[0].1;
+                let curve: Vec<f64> = (0..hours)
+                    .map(|h| {
+                        let phase = 2.0 * std::f64::consts::PI * (f64::from(h % 24) - peak) / 24.0;
+                        (base * (1.0 + SEASONAL_AMPLITUDE * phase.cos()))
+                            .clamp(BASE_RANGE.0, WORSE_CAP)
+                    })
+                    .collect();
+                set_curve(pool, &curve);
             }
         }
     }
@@ -355,11 +638,32 @@ fn set_from(pool: &mut WorldPool, hour: u32, probability: f64) {
     pool.rate.push((hour, probability));
 }
 
+/// The pool's rate hour by hour (`curve[h]` in hour `h`), stored as segments of equal rates.
+fn set_curve(pool: &mut WorldPool, curve: &[f64]) {
+    let mut rate: Vec<(u32, f64)> = vec![];
+    for (h, &p) in curve.iter().enumerate() {
+        if rate.last().is_none_or(|&(_, last)| last != p) {
+            rate.push((h as u32, p));
+        }
+    }
+    if !rate.is_empty() {
+        pool.rate = rate;
+    }
+}
+
 fn family_index(pool: &PoolId) -> usize {
     let family = pool.instance_type().family();
     FAMILIES
         .iter()
         .position(|f| *f == family)
+        .expect("world pools come from the catalogue")
+}
+
+fn size_index(pool: &PoolId) -> usize {
+    let size = pool.instance_type().size();
+    SIZES
+        .iter()
+        .position(|s| *s == size)
         .expect("world pools come from the catalogue")
 }
 
@@ -422,6 +726,9 @@ pub struct ScenarioTruthPool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioTruth {
     pub scenario: ScenarioKind,
+    /// How the base rates were drawn (`structured` for files written before rate models existed).
+    #[serde(default)]
+    pub rate_model: RateModel,
     pub seed: u64,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
@@ -439,6 +746,7 @@ impl ScenarioTruth {
     /// (`segments[pool][segment]`, aligned with `world.pools[pool].rate`).
     pub fn new(
         scenario: ScenarioKind,
+        rate_model: RateModel,
         seed: u64,
         world: &World,
         other_failure_probability: f64,
@@ -482,6 +790,7 @@ impl ScenarioTruth {
             .collect();
         ScenarioTruth {
             scenario,
+            rate_model,
             seed,
             start: world.start,
             end: world.end(),
@@ -838,7 +1147,14 @@ mod tests {
                     .collect()
             })
             .collect();
-        let t = ScenarioTruth::new(ScenarioKind::ZoneOutage, 1, &w, 0.02, &segments);
+        let t = ScenarioTruth::new(
+            ScenarioKind::ZoneOutage,
+            RateModel::Structured,
+            1,
+            &w,
+            0.02,
+            &segments,
+        );
         assert_eq!(t.end, start() + chrono::Duration::hours(48));
         for (tp, p) in t.pools.iter().zip(&w.pools) {
             assert_eq!(tp.counts.jobs, 10 * p.rate.len() as u64);
@@ -846,9 +1162,124 @@ mod tests {
         }
         let json = serde_json::to_value(&t).unwrap();
         assert_eq!(json["scenario"], "zone-outage");
+        assert_eq!(json["rate_model"], "structured");
         assert_eq!(json["pools"][0]["rate"][0]["jobs"], 10);
         assert_eq!(json["pools"][0]["rate"][0]["from"], "2026-11-08T00:00:00Z");
         let back: ScenarioTruth = serde_json::from_value(json).unwrap();
         assert_eq!(back, t);
+    }
+
+    #[test]
+    fn rate_models_draw_the_structure_they_name() {
+        let log = |p: &WorldPool| p.rate[0].1.ln();
+        // Share of the log-rate variance explained by family and zone (a crude two-way R²).
+        let explained = |w: &World| -> f64 {
+            let all: Vec<f64> = w.pools.iter().map(log).collect();
+            let mean = all.iter().sum::<f64>() / all.len() as f64;
+            let total: f64 = all.iter().map(|x| (x - mean).powi(2)).sum();
+            let group_mean = |key: &dyn Fn(&WorldPool) -> String, p: &WorldPool| {
+                let same: Vec<f64> = w
+                    .pools
+                    .iter()
+                    .filter(|q| key(q) == key(p))
+                    .map(log)
+                    .collect();
+                same.iter().sum::<f64>() / same.len() as f64
+            };
+            let fam = |p: &WorldPool| p.pool_id.instance_type().family().to_owned();
+            let zone = |p: &WorldPool| p.pool_id.availability_zone().to_string();
+            let residual: f64 = w
+                .pools
+                .iter()
+                .map(|p| (log(p) - group_mean(&fam, p) - group_mean(&zone, p) + mean).powi(2))
+                .sum();
+            1.0 - residual / total
+        };
+        let at = |m: RateModel| world_with(ScenarioKind::LongTail, m, 5, start(), 24);
+        assert!(explained(&at(RateModel::Structured)) > 0.6);
+        assert!(explained(&at(RateModel::Unstructured)) < 0.2);
+        assert!(explained(&at(RateModel::Idiosyncratic)) < explained(&at(RateModel::Structured)));
+        // Two kinds: about 15 % of the pools above 12 %.
+        let two = at(RateModel::TwoKinds);
+        let bad = two.pools.iter().filter(|p| p.rate[0].1 > 0.12).count();
+        assert!((30..=110).contains(&bad), "{bad} of 432");
+        // Bad traffic: the busiest 20 are far worse than the thinnest 20.
+        let bt = world_with(
+            ScenarioKind::Stationary,
+            RateModel::BadTraffic,
+            5,
+            start(),
+            24,
+        );
+        let mean_of =
+            |ps: &[WorldPool]| ps.iter().map(|p| p.rate[0].1).sum::<f64>() / ps.len() as f64;
+        assert!(mean_of(&bt.pools[..20]) > 3.0 * mean_of(&bt.pools[130..]));
+        // Same structured worlds as before rate models existed.
+        assert_eq!(
+            at(RateModel::Structured),
+            world(ScenarioKind::LongTail, 5, start(), 24)
+        );
+        for m in RateModel::ALL {
+            assert_eq!(m.as_str().parse::<RateModel>().unwrap(), m);
+            assert_eq!(at(m), at(m), "{m}");
+        }
+    }
+
+    #[test]
+    fn outages_worsen_one_region_and_one_family_in_the_last_day() {
+        let w = build(ScenarioKind::Outages, 3);
+        let worse: Vec<&WorldPool> = w
+            .pools
+            .iter()
+            .filter(|p| p.rate_at(w.hours - 1) > p.rate_at(0))
+            .collect();
+        assert!(!worse.is_empty());
+        for p in &worse {
+            let first_change = p.rate[1].0;
+            assert!(first_change >= w.hours - 24, "{p:?}");
+        }
+        let regions: BTreeSet<&str> = worse
+            .iter()
+            .map(|p| p.pool_id.availability_zone().region())
+            .collect();
+        let families: BTreeSet<&str> = worse
+            .iter()
+            .map(|p| p.pool_id.instance_type().family())
+            .collect();
+        // Every worse pool is in the region or the family.
+        assert!(
+            regions.len() + families.len() >= 2,
+            "{regions:?} {families:?}"
+        );
+    }
+
+    #[test]
+    fn spikes_end_drift_moves_and_seasons_repeat() {
+        let w = build(ScenarioKind::Spikes, 4);
+        let spiky = w.pools.iter().filter(|p| p.rate.len() > 1).count();
+        assert!(spiky > 75, "{spiky} of 150 pools with a spike");
+        for p in &w.pools {
+            // Between spikes the rate is the base rate again.
+            assert!(p.rate.iter().any(|r| r.1 == p.rate[0].1));
+        }
+        let d = build(ScenarioKind::Drift, 4);
+        for p in &d.pools {
+            let rates: Vec<f64> = p.rate.iter().map(|r| r.1).collect();
+            let up = rates.windows(2).all(|x| x[1] >= x[0]);
+            let down = rates.windows(2).all(|x| x[1] <= x[0]);
+            assert!(up || down, "{p:?}");
+            assert!(p.rate.iter().all(|r| r.0 % DRIFT_STEP_HOURS == 0));
+        }
+        let s = build(ScenarioKind::Seasonality, 4);
+        for (i, p) in s.pools.iter().enumerate() {
+            if i < SEASONAL_POOLS {
+                for h in 0..(s.hours - 24) {
+                    assert_eq!(p.rate_at(h), p.rate_at(h + 24));
+                }
+                assert!(p.rate.len() > 24);
+            } else {
+                assert_eq!(p.rate.len(), 1);
+            }
+        }
     }
 }

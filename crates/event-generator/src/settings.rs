@@ -12,7 +12,7 @@ use pool_core::telemetry::TelemetryArgs;
 use pool_storage::StorageArgs;
 
 use crate::pools::PoolChoice;
-use crate::scenario::{self, ScenarioKind};
+use crate::scenario::{self, RateModel, ScenarioKind};
 use crate::sink::{ObjectSinkOptions, SinkSettings, SinkUrl};
 
 /// Longest backfill accepted: ten years.
@@ -93,7 +93,10 @@ pub struct Args {
     /// Simulate a world whose truth changes over time (backfills only): stationary (150 pools, constant
     /// rates), long-tail (all 432 catalogue pools, most with a handful of jobs), regime-change (a quarter
     /// of the pools get 3-8x better or worse in the last 3 days), cold-start (30% of the pools only
-    /// appear in the last 2 days) or zone-outage (one zone's pools get 5x worse in the last day).
+    /// appear in the last 2 days), zone-outage (one zone's pools get 5x worse in the last day), outages
+    /// (one region's and one family's pools 5x worse in the last day), spikes (transient 2-8 hour
+    /// spikes anywhere), drift (slow log-linear drift) or seasonality (a daily cycle on the busiest
+    /// pools).
     #[arg(
         long,
         env = "GENERATOR_SCENARIO",
@@ -101,6 +104,19 @@ pub struct Args {
         conflicts_with_all = ["pools", "pool_list", "skew"],
     )]
     pub scenario: Option<ScenarioKind>,
+
+    /// With --scenario: how the pools' base rates are drawn: structured (family x zone x pool noise,
+    /// the default), unstructured (pool noise only), idiosyncratic (large pool noise), two-kinds (good
+    /// and bad pools), size-effect (plus a size effect within each family), interaction (plus a family
+    /// x zone effect) or bad-traffic (the busiest pools are the worst).
+    #[arg(
+        long,
+        env = "GENERATOR_RATE_MODEL",
+        default_value = "structured",
+        value_parser = rate_model_parser(),
+        requires = "scenario"
+    )]
+    pub rate_model: RateModel,
 
     /// Write the hidden per-pool parameters and the generated counts to this JSON file (with
     /// --scenario: each pool's rate over time as segments, with the counts generated in each).
@@ -146,6 +162,14 @@ fn scenario_parser() -> impl clap::builder::TypedValueParser<Value = ScenarioKin
     })
 }
 
+fn rate_model_parser() -> impl clap::builder::TypedValueParser<Value = RateModel> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(RateModel::ALL.map(RateModel::as_str)).map(|s| {
+        s.parse::<RateModel>()
+            .expect("the possible values are rate model names")
+    })
+}
+
 fn parse_pool(s: &str) -> Result<PoolId, String> {
     s.trim().parse::<PoolId>().map_err(|e| e.message)
 }
@@ -182,6 +206,8 @@ pub struct Plan {
     /// A backfill simulating this scenario's world over `mode`'s window (whole hours); `pools`,
     /// `skew` and `events` are then unused.
     pub scenario: Option<ScenarioKind>,
+    /// How the scenario's base rates are drawn.
+    pub rate_model: RateModel,
     pub other_failure_rate: f64,
     pub truth: Option<PathBuf>,
     pub settings: SinkSettings,
@@ -319,6 +345,9 @@ impl Args {
         if let Some(kind) = self.scenario {
             // Only then: runs without a scenario keep their object names.
             run_key.push_str(&format!("|scenario={kind}"));
+            if self.rate_model != RateModel::Structured {
+                run_key.push_str(&format!("|rate_model={}", self.rate_model));
+            }
         }
         let object = ObjectSinkOptions {
             max_object_bytes: self.max_object_bytes,
@@ -335,6 +364,7 @@ impl Args {
             pools,
             skew: self.skew,
             scenario: self.scenario,
+            rate_model: self.rate_model,
             other_failure_rate: self.other_failure_rate,
             truth: self.truth.clone(),
             settings: SinkSettings {
@@ -475,6 +505,17 @@ mod tests {
             matches!(plan.mode, Mode::Backfill { start, end } if end - start == chrono::Duration::hours(48))
         );
         assert_eq!(plan.scenario, Some(ScenarioKind::ColdStart));
+        assert_eq!(plan.rate_model, RateModel::Structured);
+        let plan = parse(&["--scenario", "spikes", "--rate-model", "two-kinds"])
+            .unwrap()
+            .plan(now())
+            .unwrap();
+        assert_eq!(plan.scenario, Some(ScenarioKind::Spikes));
+        assert_eq!(plan.rate_model, RateModel::TwoKinds);
+        assert!(
+            parse(&["--rate-model", "two-kinds"]).is_err(),
+            "needs --scenario"
+        );
 
         let err = parse(&["--scenario", "zone-outage", "--rate", "10"])
             .unwrap()

@@ -46,7 +46,8 @@ pub struct BacktestResponse {
     /// Pools whose history informed the shared priors.
     pub pools_seen: usize,
     /// The single candidate with the lowest termination rate over the span, among those with at least
-    /// `min_jobs` jobs in it (`null` when none has).
+    /// `min_jobs` jobs in it (`null` when none has): for reference; each strategy's `regret` is scored
+    /// against the best candidate at each step (see the README's "Backtest").
     pub hindsight: Option<Hindsight>,
     pub strategies: Vec<StrategyOutcome>,
     /// Version of the live view the replay read.
@@ -178,6 +179,7 @@ async fn run(
             Strategy::Wilson,
             Strategy::Bayes,
             Strategy::Naive,
+            Strategy::PooledV1,
         ]
     } else {
         r.strategies.clone()

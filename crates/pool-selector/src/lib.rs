@@ -4,6 +4,7 @@
 //!   into per-minute, per-hour and per-day tallies in memory).
 //! * `pool_ranking` (its own crate): the statistics: shared priors, change tests, strategies,
 //!   probability of being best, alternatives, backtest. [`ranking`] turns tallies into its evidence.
+//! * [`inputs`]: the AZ-ID map and the outside signals, read at startup.
 //! * [`routes`]: HTTP handlers and the OpenAPI document; [`backtest`]: `/backtest` and its chart
 //!   ([`chart`]); [`state`]: what the handlers share; [`fits`]: the model fitted once per view
 //!   version and window; [`startup`]: the server and the view's refresh loop.
@@ -14,6 +15,7 @@
 pub mod backtest;
 pub mod chart;
 pub mod fits;
+pub mod inputs;
 pub mod metrics;
 pub mod ranking;
 pub mod routes;

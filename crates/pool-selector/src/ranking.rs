@@ -7,23 +7,36 @@ use serde::Serialize;
 
 use pool_core::event::{Partition, PoolId, format_timestamp};
 use pool_history::Tally;
-use pool_ranking::{Change, Evidence, Hour, PoolModel, RECENT_HOURS, Scored};
+use pool_ranking::{Change, Evidence, Hour, PoolModel, SERIES_HOURS, Scored};
 
 pub use pool_core::request::Strategy;
 
-/// The first hour of the recent series a ranking at `now` needs: [`RECENT_HOURS`] hours ending with
-/// the current one.
-pub fn series_start(now: DateTime<Utc>) -> DateTime<Utc> {
-    Partition::of(&now).start() - TimeDelta::hours(RECENT_HOURS as i64 - 1)
+/// The first hour of the hourly series a ranking at `now` reads: [`SERIES_HOURS`] hours (30 days)
+/// ending with the current one, or fewer when the window starts later (`cutoff`), so the change
+/// posterior spreads its prior over the hours the window holds. The view keeps hourly counts for 64
+/// days, so any window gets its whole series up to 30 days.
+pub fn series_start(now: DateTime<Utc>, cutoff: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    let longest = Partition::of(&now).start() - TimeDelta::hours(SERIES_HOURS as i64 - 1);
+    match cutoff {
+        Some(c) => longest.max(Partition::of(&c).start()),
+        None => longest,
+    }
 }
 
-/// A pool's evidence from its tally, whose `hourly` series starts at [`series_start`]. Hours past
-/// the current one (events stamped slightly ahead, within the allowed clock skew) count in the
-/// current hour.
-pub fn evidence(pool: &PoolId, t: &Tally) -> Evidence {
-    let mut recent: Vec<Hour> = vec![Hour::default(); RECENT_HOURS];
+/// Hours in the series from `start` to the current hour at `now`, both included.
+pub fn series_hours(start: DateTime<Utc>, now: DateTime<Utc>) -> usize {
+    let hours = (Partition::of(&now).start() - start).num_hours().max(0) as usize + 1;
+    hours.min(SERIES_HOURS)
+}
+
+/// A pool's evidence from its tally, whose `hourly` series starts at [`series_start`] and holds
+/// `hours` hours. Hours past the current one (events stamped slightly ahead, within the allowed clock
+/// skew) count in the current hour.
+pub fn evidence(pool: &PoolId, t: &Tally, hours: usize) -> Evidence {
+    let hours = hours.max(1);
+    let mut recent: Vec<Hour> = vec![Hour::default(); hours];
     for (i, h) in t.hourly.iter().enumerate() {
-        let cell = &mut recent[i.min(RECENT_HOURS - 1)];
+        let cell = &mut recent[i.min(hours - 1)];
         cell.jobs += h.jobs;
         cell.spot += h.spot;
     }
@@ -55,17 +68,27 @@ pub struct RankedPool {
     pub effective_jobs: f64,
     /// The value pools are ordered by, ascending (lower is safer).
     pub score: f64,
-    /// Posterior mean of the termination rate: the prior from the pool's family and zone, updated with
-    /// the pool's own jobs (those since a detected change, when there is one).
+    /// Posterior mean of the termination rate now: the shared prior updated with the pool's own jobs,
+    /// averaged over when (and whether) its rate last changed.
     pub posterior_mean: f64,
-    /// Prior mean from the pools sharing the instance family and the zone.
+    /// Mean of the shared prior: what the pool's region, zone, family, size and type say without its
+    /// own jobs (each level weighted by how much it is found to matter).
     pub prior_mean: f64,
     /// Prior strength in pseudo-jobs: how many jobs of its own outweigh what its neighbours say.
     pub prior_strength: f64,
-    /// The last hours are significantly worse than the rest of the window (Fisher's exact test at
-    /// CHANGE_ALPHA).
+    /// The posterior of the rate now is `Beta(posterior_alpha, posterior_beta)` (the mixture over
+    /// change times matched in mean and variance): what `probability_best` and `expected_regret`
+    /// integrate.
+    pub posterior_alpha: f64,
+    pub posterior_beta: f64,
+    /// Posterior probability that the pool's rate changed within its series (up to 30 days), on its
+    /// own or with its zone, region or family.
+    pub change_probability: f64,
+    /// Posterior probability that the pool's rate now is higher than before its last change.
+    pub degraded_probability: f64,
+    /// `degraded_probability > 1 − CHANGE_ALPHA`: one threshold, on the model's own posterior.
     pub degraded: bool,
-    /// A change in this pool (or its zone) was detected; the posterior uses only the last hours.
+    /// The change, when one is more likely than not: its probability, most probable age and scope.
     pub change: Option<Change>,
     /// Latest `finished_at` of the pool's jobs (UTC, ISO 8601).
     pub last_event_at: String,
@@ -88,6 +111,10 @@ impl RankedPool {
             posterior_mean: m.posterior_mean(),
             prior_mean: m.prior_mean,
             prior_strength: m.prior_strength,
+            posterior_alpha: m.alpha,
+            posterior_beta: m.beta,
+            change_probability: m.change_probability,
+            degraded_probability: m.worse_probability,
             degraded: m.degraded,
             change: m.change,
             last_event_at: DateTime::from_timestamp_micros(t.last_event_micros)
@@ -104,12 +131,17 @@ mod tests {
     use pool_history::HourCount;
 
     #[test]
-    fn the_series_ends_with_the_current_hour() {
+    fn the_series_ends_with_the_current_hour_and_starts_with_the_window() {
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 10, 30, 5).unwrap();
-        assert_eq!(
-            series_start(now),
-            Utc.with_ymd_and_hms(2026, 11, 19, 11, 0, 0).unwrap()
-        );
+        let start = series_start(now, None);
+        assert_eq!(start, Utc.with_ymd_and_hms(2026, 10, 23, 11, 0, 0).unwrap());
+        assert_eq!(series_hours(start, now), SERIES_HOURS);
+        let day = Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap();
+        let start = series_start(now, Some(day + TimeDelta::minutes(30)));
+        assert_eq!(start, day);
+        assert_eq!(series_hours(start, now), 25);
+        let long_ago = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(series_start(now, Some(long_ago)), series_start(now, None));
     }
 
     #[test]
@@ -118,13 +150,13 @@ mod tests {
         for i in 0..10 {
             t.add(i < 2, false, 1.0, i);
         }
-        t.hourly = vec![HourCount { jobs: 1, spot: 0 }; RECENT_HOURS + 1];
+        t.hourly = vec![HourCount { jobs: 1, spot: 0 }; 101];
         t.hourly[0].spot = 1;
-        let e = evidence(&"pool-c6a.large-us-east-1a".parse().unwrap(), &t);
+        let e = evidence(&"pool-c6a.large-us-east-1a".parse().unwrap(), &t, 100);
         assert_eq!((e.jobs, e.spot), (10, 2));
-        assert_eq!(e.recent.len(), RECENT_HOURS);
+        assert_eq!(e.recent.len(), 100);
         assert_eq!(e.recent[0], Hour { jobs: 1, spot: 1 });
-        assert_eq!(e.recent[RECENT_HOURS - 1], Hour { jobs: 2, spot: 0 });
+        assert_eq!(e.recent[99], Hour { jobs: 2, spot: 0 });
         assert!((e.rate - 0.2).abs() < 1e-12);
     }
 }

@@ -52,15 +52,16 @@ impl Ranking {
         // The relay cannot know this server's default strategy, so it is checked here again.
         only_with(Some(strategy), r.risk.is_some(), "risk", Strategy::Pooled)?;
         only_with(Some(strategy), r.seed.is_some(), "seed", Strategy::Thompson)?;
-        let query = Query {
+        let mut query = Query {
             instance_types: vec![],
             zones: vec![],
             window: r.window.unwrap_or(d.window),
             half_life: r.half_life.unwrap_or(d.half_life),
             now,
             max_clock_skew,
-            series_from: Some(series_start(now)),
+            series_from: None,
         };
+        query.series_from = Some(series_start(now, query.cutoff()));
         Ok(Ranking {
             candidates: Query {
                 instance_types: r.instance_types,
@@ -115,14 +116,22 @@ impl Ranked {
         )
     }
 
-    /// Seconds since the newest event among the candidates.
-    pub fn data_age_seconds(&self, now: DateTime<Utc>) -> Option<u64> {
-        let newest = self
-            .order
-            .iter()
-            .map(|s| self.fitted.pools[s.index].1.last_event_micros)
-            .max()?;
+    /// Seconds since the newest event of the `i`-th pool of `order` (the pick's: `i = 0`).
+    pub fn data_age_seconds(&self, i: usize, now: DateTime<Utc>) -> Option<u64> {
+        let newest = self.fitted.pools[self.order.get(i)?.index]
+            .1
+            .last_event_micros;
         Some(((now.timestamp_micros() - newest).max(0) / 1_000_000) as u64)
+    }
+
+    /// How sure the pick is under the posterior of the model that ranked (`pooled-v1`'s own, the
+    /// default model's for every other strategy): probability of being best and expected regret.
+    pub fn confidence(&self, strategy: Strategy) -> pool_ranking::Confidence {
+        let f = &self.fitted;
+        pool_ranking::confidence(
+            &self.order,
+            pool_ranking::posteriors(&f.evidence, &f.model, strategy),
+        )
     }
 }
 
@@ -255,20 +264,27 @@ pub struct PoolChoice {
     /// Pools that were considered.
     pub candidates: usize,
     /// Posterior probability that this pool has the lowest true termination rate of the candidates
-    /// (under the `pooled` model, whatever the strategy).
+    /// (under the `pooled` model whatever the strategy, `pooled-v1`'s own for `pooled-v1`), by exact
+    /// numeric integration.
     pub probability_best: f64,
-    /// The runner-up's score minus this pool's (`null` with a single candidate).
+    /// The pick's expected loss against the best candidate, `E[p_pick − min_j p_j]` under the same
+    /// posterior: termination-probability units for every strategy (0.002 = 0.2 points).
+    pub expected_regret: f64,
+    /// The runner-up's score minus this pool's, in the strategy's own score units (a rate for
+    /// `naive` and `pooled`, an upper bound for `wilson` and `bayes`, a random draw for `thompson`;
+    /// `null` with a single candidate). `expected_regret` compares strategies.
     pub margin: Option<f64>,
-    /// Seconds since the newest event among the candidates.
+    /// Seconds since this pool's (the pick's) newest event.
     pub data_age_seconds: Option<u64>,
     /// Seconds since the view of the history last refreshed (it keeps answering while storage is
     /// down; this grows).
     pub view_age_seconds: Option<u64>,
-    /// The newest event, or the view's last refresh, is older than STALE_AFTER: the answer rests on
-    /// old data.
+    /// The pick's own newest event, or the view's last refresh, is older than STALE_AFTER: the answer
+    /// rests on old data.
     pub stale: bool,
-    /// With `k` > 1: up to k − 1 more pools, chosen for diversity (other zones first, then other
-    /// instance types, among pools scoring within DIVERSITY_TOLERANCE of the next best).
+    /// With `k` > 1: up to k − 1 more pools, chosen for diversity (a new zone and a new instance
+    /// family first, then a new zone, then a new family, among pools scoring within
+    /// DIVERSITY_TOLERANCE of the next best; another size of a family already named is not diverse).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alternatives: Vec<RankedPool>,
     /// The seed of the `thompson` draws, when one was given.
@@ -288,11 +304,11 @@ pub struct PoolsResponse {
     pub generated_at: String,
     /// Pools ranked in total (before `limit`, which defaults to POOLS_DEFAULT_LIMIT).
     pub total_pools: usize,
-    /// Seconds since the newest event among the ranked pools.
+    /// Seconds since the first-ranked pool's newest event.
     pub data_age_seconds: Option<u64>,
     /// Seconds since the view of the history last refreshed.
     pub view_age_seconds: Option<u64>,
-    /// The newest event, or the view's last refresh, is older than STALE_AFTER.
+    /// The first-ranked pool's newest event, or the view's last refresh, is older than STALE_AFTER.
     pub stale: bool,
     pub pools: Vec<RankedPool>,
     /// How the live view answered.
@@ -325,8 +341,9 @@ pub fn choose(state: &AppState, r: &Ranking) -> Result<PoolChoice, ApiError> {
     if ranked.order.is_empty() {
         return Err(no_data(r));
     }
-    let data_age_seconds = ranked.data_age_seconds(r.query.now);
+    let data_age_seconds = ranked.data_age_seconds(0, r.query.now);
     let view_age_seconds = view_age_seconds(state, r.query.now);
+    let confidence = ranked.confidence(r.params.strategy);
     let alternatives = pool_ranking::alternatives(
         &ranked.fitted.evidence,
         &ranked.order,
@@ -343,7 +360,8 @@ pub fn choose(state: &AppState, r: &Ranking) -> Result<PoolChoice, ApiError> {
         window_start: r.query.cutoff().map(|c| format_timestamp(&c)),
         confidence: r.params.confidence,
         candidates: ranked.order.len(),
-        probability_best: pool_ranking::probability_best(&ranked.fitted.model, &ranked.order),
+        probability_best: confidence.probability_best,
+        expected_regret: confidence.expected_regret,
         margin: ranked
             .order
             .get(1)
@@ -396,7 +414,7 @@ pub async fn pools(
         return Err(no_data(&r));
     }
     let total_pools = ranked.order.len();
-    let data_age_seconds = ranked.data_age_seconds(now);
+    let data_age_seconds = ranked.data_age_seconds(0, now);
     let view_age_seconds = view_age_seconds(&state, now);
     let pools = (0..total_pools.min(r.limit))
         .map(|i| ranked.pool(i))

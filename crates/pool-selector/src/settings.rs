@@ -14,6 +14,7 @@ use pool_history::live::ViewOptions;
 use pool_history::rollup::SigningKey;
 use pool_storage::StorageArgs;
 
+use crate::inputs::{ModelInputArgs, ModelInputs};
 use crate::ranking::Strategy;
 
 /// Default port, as in the seed.
@@ -65,8 +66,9 @@ pub struct Settings {
     /// The `window` query parameter overrides it per request.
     #[arg(long, env = "EVENT_FILTER_WINDOW", default_value = "0", value_parser = parse_window)]
     pub event_filter_window: Window,
-    /// Default ranking strategy: pooled (empirical-Bayes posterior mean with adaptive recency, the best
-    /// by measured regret), thompson, wilson, bayes or naive.
+    /// Default ranking strategy: pooled (an estimated hierarchy as the shared prior and change-point
+    /// posteriors, the best by measured regret), thompson, wilson, bayes, naive or pooled-v1 (the
+    /// previous pooled).
     #[arg(long, env = "RANKING_STRATEGY", default_value = "pooled", value_parser = |s: &str| s.parse::<Strategy>().map_err(|e| e.to_string()))]
     pub strategy: Strategy,
     /// Default recency half-life, at least 1h (e.g. 12h); unset = every job in the window weighs the
@@ -80,8 +82,8 @@ pub struct Settings {
     /// `stale: true` (e.g. 1h, 30m, 3600).
     #[arg(long, env = "STALE_AFTER", default_value = "1h", value_parser = parse_positive_duration)]
     pub stale_after: Duration,
-    /// False-alarm rate of the change tests per pool and request: `degraded`, and when a pool's (or
-    /// a zone's) history is cut short after a change (0.0001–0.2).
+    /// `degraded` when the posterior probability that a pool's rate now is higher than before its
+    /// last change exceeds 1 − CHANGE_ALPHA (0.0001–0.2); also `pooled-v1`'s test level.
     #[arg(long, env = "CHANGE_ALPHA", default_value = "0.01", value_parser = parse_alpha)]
     pub change_alpha: f64,
     /// `k` > 1: an alternative within this much (termination-rate points, 0.01 = 1 point) of the next
@@ -114,6 +116,11 @@ pub struct Settings {
     pub relist_interval: Duration,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub inputs: ModelInputArgs,
+    /// The inputs once read ([`crate::inputs::load`], at startup).
+    #[arg(skip)]
+    pub model_inputs: ModelInputs,
 }
 
 /// The bounds that keep cheap requests from causing unbounded work.

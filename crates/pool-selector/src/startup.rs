@@ -32,7 +32,8 @@ impl Application {
     /// Open storage, start the live view's refresh loop (its first pass loads the history; `/ready`
     /// answers 200 once it has), bind the port and prepare the server. Nothing is served until
     /// [`run_until_stopped`](Self::run_until_stopped).
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
+        settings.model_inputs = crate::inputs::load(&settings.inputs).await?;
         let storage = settings
             .storage
             .open()
@@ -44,7 +45,6 @@ impl Application {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let limits = &settings.limits;
         let view = Arc::new(LiveView::new(
             storage,
             settings.view_options(),

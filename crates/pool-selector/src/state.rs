@@ -43,7 +43,7 @@ pub struct AppState {
     pub defaults: Defaults,
     /// Events stamped further ahead of the server's clock than this are ignored (`MAX_CLOCK_SKEW`).
     pub max_clock_skew: Duration,
-    /// Change tests and priors (`CHANGE_ALPHA`).
+    /// The model's settings (`CHANGE_ALPHA`, the AZ-ID map, the outside signals).
     pub model: ModelConfig,
     /// Backtests replaying at once (each one is CPU work per request): past it, 503 busy.
     pub backtests: Arc<Semaphore>,
@@ -71,6 +71,8 @@ impl AppState {
             max_clock_skew: limits.max_clock_skew,
             model: ModelConfig {
                 change_alpha: settings.change_alpha,
+                zone_ids: settings.model_inputs.zone_ids.clone(),
+                signals: settings.model_inputs.signals.clone(),
                 ..ModelConfig::default()
             },
             backtests: Arc::new(Semaphore::new(

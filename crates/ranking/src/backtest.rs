@@ -1,6 +1,22 @@
 //! Replaying a recorded history: at each step `t` every strategy picks with only the hours before `t`,
-//! and its pick is scored with the outcomes actually recorded in `[t, t + step)`. The history comes as
-//! hourly counts per pool, so a replay costs pools × hours, never events.
+//! and its pick is scored against the best candidate *at that step*. The history comes as hourly
+//! counts per pool, so a replay costs pools × hours, never events.
+//!
+//! **Scoring without bias.** A recorded history has no true rates, and the pick's own jobs in its
+//! step are a biased score: a step whose pick ran no job cannot be scored that way (dropping it drops
+//! the pools a strategy picks *because* they are quiet), weighting steps by the pick's traffic lets busy
+//! picks dominate, and the best single pool in hindsight is a comparator that loses to any strategy
+//! that follows a change. So every step counts once, and each candidate gets a *hindsight rate at the
+//! step*: with `m = hindsight_min_jobs`, the smallest window centred on the step
+//! (`[t − w, t + step + w)`, widened hour by hour, past and future alike: it is hindsight) that holds at
+//! least `m` of the pool's jobs, `(k_w, n_w)`, shrunk toward the pool's rate over the whole series
+//! `r = (K + ½)/(N + 1)` by `m` pseudo-jobs: `(k_w + m r)/(n_w + m)`. Without the shrinkage a quiet
+//! stretch of 30 jobs would make a 10 % pool look like 0 % at that step, and the minimum over
+//! candidates would reward luck. A step's regret is the pick's hindsight rate minus
+//! the lowest among the candidates that could be picked then (those with at least
+//! `hindsight_min_jobs` jobs in the whole history, so a pool seen twice cannot be "best" by luck); the
+//! strategy's regret is the mean over steps. The pick's realized rate on its own jobs is still
+//! reported, for what it is.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -8,7 +24,7 @@ use serde::Serialize;
 
 use pool_core::event::PoolId;
 
-use crate::evidence::{Evidence, Hour, RECENT_HOURS};
+use crate::evidence::{Evidence, Hour, SERIES_HOURS};
 use crate::model::{ModelConfig, fit};
 use crate::rank::{Params, Strategy, rank};
 
@@ -55,21 +71,28 @@ pub struct Hindsight {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StrategyOutcome {
     pub strategy: Strategy,
-    /// Steps whose pick ran jobs in its step, so it could be scored.
-    pub steps_scored: usize,
-    /// Steps whose pick ran no job in its step (or with no candidate to pick).
-    pub steps_unscored: usize,
-    /// Jobs and terminations the picks saw in their steps.
+    /// Steps replayed with a pick (every one is scored).
+    pub steps: usize,
+    /// Of those, steps whose pick ran no job in its step (scored by its hindsight rate all the same).
+    pub steps_without_jobs: usize,
+    /// Jobs and terminations the picks saw in their own steps.
     pub jobs: u64,
     pub spot_terminations: u64,
-    /// Terminations / jobs over the scored steps (`null` when none was scored).
+    /// Terminations / jobs of the picks' own jobs (`null` when they ran none): informative, biased
+    /// toward busy picks.
     pub realized_rate: Option<f64>,
-    /// Realized rate minus the best pool in hindsight's rate.
+    /// Mean over steps of the pick's hindsight rate minus the best candidate's at that step (`null`
+    /// with no step scored).
     pub regret: Option<f64>,
     /// Distinct pools picked.
     pub distinct_pools: usize,
-    /// Realized rate so far after each step (`null` before the first scored step).
+    /// Realized rate so far after each step (`null` before the picks ran a job).
     pub cumulative_rate: Vec<Option<f64>>,
+    /// Regret summed over the steps so far.
+    pub cumulative_regret: Vec<f64>,
+    /// Each step's pick, as an index into the replayed series (for tools; not serialised).
+    #[serde(skip)]
+    pub picks: Vec<Option<usize>>,
 }
 
 /// A replay's result.
@@ -132,7 +155,7 @@ fn evidence_with(
     let from = t.saturating_sub(train_hours);
     let (jobs, spot) = p.sum(from, t);
     let end = t.min(s.hours.len());
-    let recent_from = end.saturating_sub(RECENT_HOURS).max(from.min(end));
+    let recent_from = end.saturating_sub(SERIES_HOURS).max(from.min(end));
     let mut e = Evidence::new(s.pool.clone(), jobs, spot, &s.hours[recent_from..end]);
     if let Some(h) = half_life_hours {
         let (mut w, mut w2, mut wk) = (0.0, 0.0, 0.0);
@@ -178,19 +201,27 @@ pub fn run(series: &[Series], spec: &Spec) -> Outcome {
         .iter()
         .map(|&strategy| StrategyOutcome {
             strategy,
-            steps_scored: 0,
-            steps_unscored: 0,
+            steps: 0,
+            steps_without_jobs: 0,
             jobs: 0,
             spot_terminations: 0,
             realized_rate: None,
             regret: None,
             distinct_pools: 0,
             cumulative_rate: Vec::with_capacity(spec.steps),
+            cumulative_regret: Vec::with_capacity(spec.steps),
+            picks: Vec::with_capacity(spec.steps),
         })
         .collect();
+    let mut regret_sums = vec![0.0; spec.strategies.len()];
     let mut picked: Vec<Vec<bool>> = vec![vec![false; series.len()]; spec.strategies.len()];
     let mut rngs: Vec<ChaCha8Rng> = (0..spec.strategies.len())
         .map(|i| ChaCha8Rng::seed_from_u64(spec.seed.wrapping_add(i as u64)))
+        .collect();
+    let min_jobs = spec.hindsight_min_jobs.max(1);
+    let comparable: Vec<bool> = prefixes
+        .iter()
+        .map(|p| p.sum(0, usize::MAX).0 >= min_jobs)
         .collect();
     for step in 0..spec.steps {
         let t = spec.first_step + step * spec.step_hours;
@@ -206,6 +237,12 @@ pub fn run(series: &[Series], spec: &Spec) -> Outcome {
             .filter(|&i| evidence[i].jobs > 0)
             .collect();
         let model = (!candidates.is_empty()).then(|| fit(&evidence, &spec.model));
+        let rate_now = |i: usize| hindsight_rate(&prefixes[i], t, spec.step_hours, min_jobs);
+        let best_now = candidates
+            .iter()
+            .filter(|&&i| comparable[i])
+            .map(|&i| rate_now(i))
+            .fold(f64::INFINITY, f64::min);
         for (k, o) in outcomes.iter_mut().enumerate() {
             let pick = model.as_ref().and_then(|model| {
                 let params = Params {
@@ -217,31 +254,66 @@ pub fn run(series: &[Series], spec: &Spec) -> Outcome {
                     .first()
                     .map(|s| s.index)
             });
-            match pick.map(|i| (i, prefixes[i].sum(t, t + spec.step_hours))) {
-                Some((i, (jobs, spot))) if jobs > 0 => {
-                    o.steps_scored += 1;
-                    o.jobs += jobs;
-                    o.spot_terminations += spot;
-                    picked[k][i] = true;
+            o.picks.push(pick);
+            if let Some(i) = pick {
+                let (jobs, spot) = prefixes[i].sum(t, t + spec.step_hours);
+                o.steps += 1;
+                o.steps_without_jobs += usize::from(jobs == 0);
+                o.jobs += jobs;
+                o.spot_terminations += spot;
+                picked[k][i] = true;
+                if best_now.is_finite() {
+                    regret_sums[k] += (rate_now(i) - best_now).max(0.0);
                 }
-                _ => o.steps_unscored += 1,
             }
             o.cumulative_rate
                 .push((o.jobs > 0).then(|| o.spot_terminations as f64 / o.jobs as f64));
+            o.cumulative_regret.push(regret_sums[k]);
         }
     }
-    for (o, p) in outcomes.iter_mut().zip(&picked) {
+    for ((o, p), sum) in outcomes.iter_mut().zip(&picked).zip(&regret_sums) {
         o.realized_rate = (o.jobs > 0).then(|| o.spot_terminations as f64 / o.jobs as f64);
-        o.regret = o
-            .realized_rate
-            .zip(hindsight.as_ref())
-            .map(|(r, h)| r - h.termination_rate);
+        o.regret = (o.steps > 0).then(|| sum / o.steps as f64);
         o.distinct_pools = p.iter().filter(|&&b| b).count();
     }
     Outcome {
         hindsight,
         strategies: outcomes,
     }
+}
+
+/// A pool's hindsight rate at the step `[t, t + step)`: its jobs `(k_w, n_w)` in the smallest centred
+/// window `[t − w, t + step + w)` holding at least `m = min_jobs` of them (the whole series when none
+/// does), shrunk toward its rate over the whole series, `(k_w + m r)/(n_w + m)`,
+/// `r = (K + ½)/(N + 1)`. The window is found by doubling, then bisection on `w`.
+fn hindsight_rate(p: &Prefix, t: usize, step: usize, min_jobs: u64) -> f64 {
+    let len = p.jobs.len() - 1;
+    let (all_n, all_k) = p.sum(0, len);
+    let r = (all_k as f64 + 0.5) / (all_n as f64 + 1.0);
+    let m = min_jobs as f64;
+    let window = |w: usize| p.sum(t.saturating_sub(w), t + step + w);
+    let shrunk = |(n, k): (u64, u64)| (k as f64 + m * r) / (n as f64 + m);
+    if window(0).0 >= min_jobs {
+        return shrunk(window(0));
+    }
+    let mut hi = 1;
+    while window(hi).0 < min_jobs {
+        if hi >= len {
+            return shrunk(window(len));
+        }
+        hi *= 2;
+    }
+    let mut lo = hi / 2;
+    // window(lo) < min_jobs ≤ window(hi)
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if window(mid).0 >= min_jobs {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    shrunk(window(hi))
 }
 
 #[cfg(test)]
@@ -297,26 +369,85 @@ mod tests {
         let h = out.hindsight.unwrap();
         assert_eq!(h.pool_id, "pool-c6a.large-us-east-1a");
         assert_eq!((h.jobs, h.spot_terminations), (480, 48));
-        // Naive picks b while its window rate 5(t − 72)/480 stays under a's 10 %, i.e. up to t = 81:
-        // 24 clean hours, then 10 hours of 5 terminations; then a for 14 hours.
+        // Hindsight rates at a step: the three hours around it (30 jobs), shrunk by 30 pseudo-jobs
+        // toward the pool's whole-series rate, r_a = 96.5/961 and r_b = 120.5/961: a is
+        // (3 + 30 r_a)/60; b is (k + 30 r_b)/60 with k = 0 up to hour 70, 5 at 71, 10 at 72, 15 from
+        // 73, so b − a = (k − 3 + d)/60 with d = 30 (r_b − r_a) = 720/961.
+        // Naive picks b while its window rate 5(t − 72)/480 stays under a's 10 %, i.e. up to t = 81,
+        // then a. Its regret: b − a at 71, 72 and 73..=81; every step counts.
         let naive = &out.strategies[0];
-        assert_eq!((naive.steps_scored, naive.steps_unscored), (48, 0));
+        assert_eq!((naive.steps, naive.steps_without_jobs), (48, 0));
         assert_eq!((naive.jobs, naive.spot_terminations), (480, 50 + 14));
         assert_eq!(naive.distinct_pools, 2);
-        assert!((naive.regret.unwrap() - (64.0 / 480.0 - 0.1)).abs() < 1e-12);
-        // Pooled sees b's first bad hour at t = 73: 5 of its last 20 jobs (the 2-hour split) against
-        // 0 of 460 before is a change, and 5/20 under a weak prior (two pools say little about how
-        // pools differ) is far above a's 10 %, so it moves to a at once: 25 hours on b with 5
-        // terminations, 23 on a with 23.
+        let d = 720.0 / 961.0;
+        let want = (2.0 + 7.0 + 9.0 * 12.0 + 11.0 * d) / 60.0;
+        assert!(
+            (naive.regret.unwrap() - want / 48.0).abs() < 1e-12,
+            "{naive:?}"
+        );
+        assert!((naive.cumulative_regret.last().unwrap() - want).abs() < 1e-12);
+        // Pooled sees b's first bad hour at t = 73 (5 of its last 10 jobs against 0 of 470 before: a
+        // change beyond doubt) and moves to a at once: regret only at 71 and 72, before any data
+        // could show it.
         let pooled = &out.strategies[1];
-        assert_eq!((pooled.jobs, pooled.spot_terminations), (480, 5 + 23));
-        assert!((pooled.regret.unwrap() - (28.0 / 480.0 - 0.1)).abs() < 1e-12);
+        assert!(
+            (pooled.regret.unwrap() - (9.0 + 2.0 * d) / 60.0 / 48.0).abs() < 1e-12,
+            "{pooled:?}"
+        );
         assert_eq!(pooled.cumulative_rate.len(), 48);
         assert_eq!(pooled.cumulative_rate[0], Some(0.0));
         assert_eq!(
             pooled.cumulative_rate.last().copied().flatten(),
             pooled.realized_rate
         );
+    }
+
+    #[test]
+    fn every_step_counts_even_when_the_pick_ran_no_job() {
+        // Pool a is best (2 %) but only runs jobs every fourth hour; pool b runs 10 an hour at 10 %.
+        // Without the shrinkage, b's clean three-hour stretches would look better than a.
+        // A strategy on a is scored at every step, also the three in four where a ran nothing.
+        let a = series(
+            "pool-c6a.large-us-east-1a",
+            |h| Hour {
+                jobs: if h % 4 == 0 { 50 } else { 0 },
+                spot: if h % 4 == 0 { 1 } else { 0 },
+            },
+            96,
+        );
+        let b = series(
+            "pool-m6a.large-us-east-1b",
+            |_| Hour { jobs: 10, spot: 1 },
+            96,
+        );
+        let out = run(&[a, b], &spec(vec![Strategy::Naive], vec![0, 1]));
+        let naive = &out.strategies[0];
+        assert_eq!(naive.steps, 48);
+        assert_eq!(naive.steps_without_jobs, 36);
+        assert_eq!(naive.regret, Some(0.0), "{naive:?}");
+    }
+
+    #[test]
+    fn hindsight_rates_widen_until_they_hold_enough_jobs() {
+        let s = series(
+            "pool-c6a.large-us-east-1a",
+            |h| Hour {
+                jobs: if h == 50 { 40 } else { 1 },
+                spot: u32::from(h == 50),
+            },
+            100,
+        );
+        let p = Prefix::new(&s.hours);
+        // The whole series: 1 of 139, r = 1.5/140.
+        let r = 1.5 / 140.0;
+        // At hour 50 alone: 1 of 40.
+        assert!((hindsight_rate(&p, 50, 1, 30) - (1.0 + 30.0 * r) / 70.0).abs() < 1e-12);
+        // At hour 10: 1 job an hour, so 30 jobs need [0, 30) (w = 19 once clamped at 0), no
+        // termination in it.
+        assert!((hindsight_rate(&p, 10, 1, 30) - 30.0 * r / 60.0).abs() < 1e-12);
+        // More than the whole series holds: all of it.
+        let m = 10_000.0;
+        assert!((hindsight_rate(&p, 10, 1, 10_000) - (1.0 + m * r) / (139.0 + m)).abs() < 1e-12);
     }
 
     #[test]

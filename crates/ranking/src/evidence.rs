@@ -1,9 +1,15 @@
-//! What the ranking knows about each pool: its counts over the window, and its last hours one by one
-//! (the change tests compare those with the rest).
+//! What the ranking knows about each pool: its counts over the window, and its hourly series (the
+//! change-point posterior reads when its rate moved).
 
 use pool_core::event::PoolId;
 
-/// How many recent hours each pool carries hour by hour: the longest change-test split.
+/// Longest hourly series the model reads: 30 days. The change posterior looks for changes up to
+/// this old; older ones are part of "the whole window". The service keeps hourly counts for 64 days,
+/// so a window longer than this still has its whole series available, and cost grows with it (a fit
+/// walks every pool's series once).
+pub const SERIES_HOURS: usize = 30 * 24;
+
+/// The span `pooled-v1`'s change tests read (its longest split).
 pub const RECENT_HOURS: usize = 72;
 
 /// Unweighted, deduplicated counts of one pool in one hour.
@@ -25,15 +31,16 @@ pub struct Evidence {
     /// `spot / jobs` without it.
     pub effective_jobs: f64,
     pub rate: f64,
-    /// The last [`RECENT_HOURS`] hours, oldest first; the last cell is the current hour. Hours before
-    /// the window are zero.
+    /// The window's last hours, oldest first, at most [`SERIES_HOURS`]; the last cell is the current
+    /// hour. Every pool of one fit should have the same length (the change posterior spreads its prior
+    /// over the series' hours).
     pub recent: Vec<Hour>,
 }
 
 impl Evidence {
-    /// Unweighted evidence from totals and the recent hours (padded or trimmed to [`RECENT_HOURS`],
-    /// keeping the newest).
+    /// Unweighted evidence from totals and the last hours (the newest [`SERIES_HOURS`] are kept).
     pub fn new(pool: PoolId, jobs: u64, spot: u64, recent: &[Hour]) -> Self {
+        let keep = recent.len().min(SERIES_HOURS);
         Self {
             pool,
             jobs,
@@ -44,7 +51,7 @@ impl Evidence {
             } else {
                 0.0
             },
-            recent: fit_recent(recent),
+            recent: recent[recent.len() - keep..].to_vec(),
         }
     }
 
@@ -62,30 +69,21 @@ impl Evidence {
     }
 }
 
-/// `recent` as exactly [`RECENT_HOURS`] cells ending with its last one.
-pub fn fit_recent(recent: &[Hour]) -> Vec<Hour> {
-    let keep = recent.len().min(RECENT_HOURS);
-    let mut out = vec![Hour::default(); RECENT_HOURS - keep];
-    out.extend_from_slice(&recent[recent.len() - keep..]);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn recent_hours_keep_the_newest_and_pad_the_oldest() {
+    fn the_series_keeps_the_newest_hours() {
         let pool: PoolId = "pool-c6a.xlarge-us-east-1a".parse().unwrap();
-        let hours: Vec<Hour> = (0..100).map(|i| Hour { jobs: i, spot: 0 }).collect();
+        let hours: Vec<Hour> = (0..800).map(|i| Hour { jobs: i, spot: 0 }).collect();
         let e = Evidence::new(pool.clone(), 10, 1, &hours);
-        assert_eq!(e.recent.len(), RECENT_HOURS);
-        assert_eq!(e.recent.last().unwrap().jobs, 99);
-        assert_eq!(e.last(2), (98 + 99, 0));
+        assert_eq!(e.recent.len(), SERIES_HOURS);
+        assert_eq!(e.recent.last().unwrap().jobs, 799);
+        assert_eq!(e.last(2), (798 + 799, 0));
         let e = Evidence::new(pool, 10, 1, &hours[..3]);
-        assert_eq!(e.recent.len(), RECENT_HOURS);
-        assert_eq!(e.recent[RECENT_HOURS - 3].jobs, 0);
-        assert_eq!(e.recent[RECENT_HOURS - 1].jobs, 2);
+        assert_eq!(e.recent.len(), 3);
+        assert_eq!(e.last(72), (3, 0));
         assert_eq!(e.rate, 0.1);
     }
 }

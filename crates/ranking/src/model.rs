@@ -1,95 +1,82 @@
-//! The belief about every pool's termination rate: change tests that decide how much history to trust,
-//! a Beta prior shared across each pool's instance family and zone (empirical Bayes), and the
-//! posterior that follows.
+//! The belief about every pool's termination rate now: the estimated hierarchy as the shared prior
+//! ([`crate::hierarchy`]), the change-point posterior on top of it ([`crate::changes`]), and the
+//! per-pool summary the API reports.
 //!
-//! **Change.** For each pool, the last 6, 24 and 72 hours are compared with the rest of the window by
-//! Fisher's exact test (two-sided, Bonferroni over the splits, so a stable pool is flagged with
-//! probability at most `change_alpha`). When a pool, or the rest of its zone as a whole (the pools
-//! that did not change on their own, pooled), has changed, its posterior
-//! uses only the hours since the most significant split: a stable pool keeps its whole history, a pool
-//! that turned bad stops being vouched for by last week within hours. Separately, `degraded` flags a
-//! pool whose last [`ModelConfig::degraded_hours`] are significantly *worse* than the rest (one-sided, at
-//! `change_alpha`).
+//! 1. The hierarchy is fitted to every pool's window counts (recency-weighted when asked); each pool
+//!    gets its leave-one-out prior `Beta(a_i, b_i)`.
+//! 2. With that prior as the reset distribution, each pool's (and zone's, region's, family's) change
+//!    posterior gives the pool's current rate as a mixture, matched to `Beta(α_i, β_i)`.
+//! 3. `degraded` is read off the same posterior with the one threshold of the model:
+//!    `P(rate now > rate before the change) > 1 − change_alpha`. `change` is reported when a change is
+//!    more likely than not, with its probability, most probable age and scope.
 //!
-//! **Prior.** A pool's prior mean is the rate of its instance family times that of its zone over the
-//! fleet's rate (a two-way model; each computed without the pool itself and shrunk toward the fleet),
-//! and its strength (pseudo-jobs) comes from how much pools really differ beyond binomial noise,
-//! estimated by the method of moments as a common relative spread (see [`fit_prior`]). A pool with 3 jobs is then judged mostly by its family and zone;
-//! one with 5,000 jobs by itself.
+//! The previous model (family × zone rates, Fisher tests, a hard switch) is [`crate::v1`], computed
+//! only when `pooled-v1` is asked for ([`Model::v1`]).
 
-use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
+use crate::changes::{self, Change, ChangeConfig, ChangeScope};
 use crate::evidence::Evidence;
-use crate::stats::{fisher_one_sided, fisher_two_sided};
-
-/// Weakest and strongest prior allowed, in pseudo-jobs.
-pub const MIN_PRIOR_STRENGTH: f64 = 2.0;
-pub const MAX_PRIOR_STRENGTH: f64 = 20_000.0;
-/// Spread assumed when fewer than three pools have two jobs or more.
-pub const FALLBACK_CV: f64 = 1.0;
+use crate::hierarchy::{self, Level, LevelFit, LevelKind, Structure};
+use crate::signals::Signals;
+use crate::v1;
+use crate::zones::ZoneIds;
 
 /// How the model is fitted.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
-    /// False-alarm rate of the change tests (per pool, per request), e.g. 0.01.
+    /// `degraded` when `P(rate now > rate before) > 1 − change_alpha` (and `pooled-v1`'s tests' level).
     pub change_alpha: f64,
-    /// Recent spans compared with the rest of the window, hours (each at most
-    /// [`crate::evidence::RECENT_HOURS`]).
-    pub splits: Vec<u32>,
-    /// The recent span of the `degraded` test, hours.
-    pub degraded_hours: u32,
-    /// Adapt every pool of a zone when the zone as a whole changed.
-    pub zone_changes: bool,
-    /// Adapt to detected changes at all (off: the whole window, or its recency weighting, always).
+    /// Adapt to changes at all (off: the hierarchy's posterior on the whole window).
     pub adapt: bool,
+    pub changes: ChangeConfig,
+    /// The hierarchy's structural levels; empty: one fleet prior (one-level empirical Bayes).
+    pub levels: Vec<LevelKind>,
+    /// Zone names → AZ IDs: zone effects keyed by AZ ID.
+    pub zone_ids: Option<Arc<ZoneIds>>,
+    /// Outside signals, each an extra level of the hierarchy with a fitted spread.
+    pub signals: Option<Arc<Signals>>,
+    /// `pooled-v1`: recent spans compared with the rest of the window, hours.
+    pub v1_splits: Vec<u32>,
+    /// `pooled-v1`: the recent span of its `degraded` test, hours.
+    pub v1_degraded_hours: u32,
+    /// `pooled-v1`: adapt every pool of a zone when the zone as a whole changed.
+    pub v1_zone_changes: bool,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             change_alpha: 0.01,
-            splits: vec![2, 4, 8, 12, 18, 24, 36, 48, 60, 72],
-            degraded_hours: 6,
-            zone_changes: true,
             adapt: true,
+            changes: ChangeConfig::default(),
+            levels: LevelKind::STRUCTURAL.to_vec(),
+            zone_ids: None,
+            signals: None,
+            v1_splits: vec![2, 4, 8, 12, 18, 24, 36, 48, 60, 72],
+            v1_degraded_hours: 6,
+            v1_zone_changes: true,
         }
     }
-}
-
-/// Who a detected change was seen in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ChangeScope {
-    Pool,
-    Zone,
-}
-
-/// A detected change: only the last `hours` are used.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, utoipa::ToSchema)]
-pub struct Change {
-    /// The posterior uses the jobs of this many last hours.
-    pub hours: u32,
-    /// Two-sided p-value of the split (before the Bonferroni correction).
-    pub p_value: f64,
-    pub scope: ChangeScope,
 }
 
 /// The model's belief about one pool.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolModel {
-    /// Prior mean from the pool's family and zone.
+    /// Mean of the shared prior (the pool's groups without its own jobs).
     pub prior_mean: f64,
-    /// Prior strength in pseudo-jobs.
+    /// Strength of the shared prior, pseudo-jobs.
     pub prior_strength: f64,
-    /// Evidence behind the posterior (effective jobs and terminations).
-    pub n: f64,
-    pub k: f64,
-    /// Posterior Beta(alpha, beta) of the termination rate.
+    /// Posterior `Beta(alpha, beta)` of the termination rate now.
     pub alpha: f64,
     pub beta: f64,
+    /// Probability that the rate changed within the pool's series (its own change or its group's).
+    pub change_probability: f64,
+    /// The change, when one is more likely than not.
     pub change: Option<Change>,
-    /// One-sided p-value of "the last `degraded_hours` are worse than the rest".
-    pub degraded_p: f64,
+    /// `P(rate now > rate before the change)`.
+    pub worse_probability: f64,
+    /// `worse_probability > 1 − change_alpha`.
     pub degraded: bool,
 }
 
@@ -103,472 +90,150 @@ impl PoolModel {
 #[derive(Debug, Clone)]
 pub struct Model {
     pub pools: Vec<PoolModel>,
-    /// The fleet's termination rate in the evidence the prior was fitted on.
+    /// The fleet's termination rate.
     pub fleet_rate: f64,
-    /// How much pools' true rates differ from their family-and-zone mean, relative to it (the prior's
-    /// coefficient of variation; each pool's strength follows from it and its mean).
-    pub prior_cv: f64,
+    /// Each level's fitted spread (logit sd; 0: the level does not matter).
+    pub levels: Vec<LevelFit>,
+    /// Spread of pools around their groups' prediction (logit sd).
+    pub pool_sd: f64,
+    /// Prior probability of a change within a pool's series (fitted to the fleet unless given).
+    pub change_prior: f64,
+    /// Groups whose change is more likely than not.
+    pub group_alarms: usize,
+    config: ModelConfig,
+    v1: OnceLock<v1::Model>,
 }
 
-/// The most significant split of a change test, if it passes Bonferroni at `alpha`.
-fn change_split(
-    recent: impl Fn(usize) -> (u64, u64),
-    jobs: u64,
-    spot: u64,
-    cfg: &ModelConfig,
-) -> Option<(u32, f64)> {
-    let tests = cfg.splits.len().max(1) as f64;
-    let mut best: Option<(u32, f64)> = None;
-    for &s in &cfg.splits {
-        let (n1, k1) = recent(s as usize);
-        let (n0, k0) = (jobs.saturating_sub(n1), spot.saturating_sub(k1));
-        let p = fisher_two_sided(k1, n1, k0, n0);
-        if p * tests < cfg.change_alpha && best.is_none_or(|(_, bp)| p < bp) {
-            best = Some((s, p));
-        }
+impl Model {
+    /// `pooled-v1`'s model of the same evidence, fitted on first use.
+    pub fn v1(&self, evidence: &[Evidence]) -> &v1::Model {
+        self.v1.get_or_init(|| v1::fit(evidence, &self.config))
     }
-    best
+
+    /// The configuration the model was fitted with.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Spread of a level, when the model has it.
+    pub fn level_sd(&self, kind: LevelKind) -> Option<f64> {
+        self.levels.iter().find(|l| l.level == kind).map(|l| l.sd)
+    }
 }
 
-/// The most significant split of a zone's pools taken together, if it passes Bonferroni at `alpha`.
-///
-/// Each pool is compared with its own past (a stratified, Mantel–Haenszel test: the recent
-/// terminations summed over pools against the sum of what each pool's own history predicts, normal
-/// approximation with a continuity correction), so pools that merely ran at different times with
-/// different rates do not look like a change.
-fn zone_split(evidence: &[Evidence], members: &[usize], cfg: &ModelConfig) -> Option<(u32, f64)> {
-    let tests = cfg.splits.len().max(1) as f64;
-    let normal = statrs::distribution::Normal::new(0.0, 1.0).expect("standard normal");
-    let mut best: Option<(u32, f64)> = None;
-    for &s in &cfg.splits {
-        let (mut observed, mut expected, mut variance) = (0.0, 0.0, 0.0);
-        for &i in members {
-            let e = &evidence[i];
-            let (n1, k1) = e.last(s as usize);
-            let n = e.jobs as f64;
-            let k = e.spot as f64;
-            let n1 = n1 as f64;
-            let n0 = n - n1;
-            if n1 <= 0.0 || n0 <= 0.0 || k <= 0.0 || k >= n {
-                continue;
-            }
-            observed += k1 as f64;
-            expected += n1 * k / n;
-            variance += n1 * n0 * k * (n - k) / (n * n * (n - 1.0).max(1.0));
-        }
-        if variance <= 0.0 {
-            continue;
-        }
-        let z = ((observed - expected).abs() - 0.5).max(0.0) / variance.sqrt();
-        let p = 2.0 * (1.0 - statrs::distribution::ContinuousCDF::cdf(&normal, z));
-        if p * tests < cfg.change_alpha && best.is_none_or(|(_, bp)| p < bp) {
-            best = Some((s, p));
+/// The levels the structure needs: the hierarchy's, the change groups' and the signals'.
+fn structure_of(evidence: &[Evidence], cfg: &ModelConfig) -> Structure {
+    let mut kinds = cfg.levels.clone();
+    for k in [LevelKind::Zone, LevelKind::Region, LevelKind::Family] {
+        if !kinds.contains(&k) {
+            kinds.push(k);
         }
     }
-    best
+    if let Some(s) = &cfg.signals {
+        if s.has_advisor() {
+            kinds.push(LevelKind::AdvisorBand);
+        }
+        if s.has_placement() {
+            kinds.push(LevelKind::PlacementScore);
+        }
+    }
+    Structure::new(
+        evidence,
+        &kinds,
+        cfg.zone_ids.as_deref(),
+        cfg.signals.as_deref(),
+    )
 }
 
 /// Fit the model to every pool of `evidence` (the candidates and the pools around them).
 pub fn fit(evidence: &[Evidence], cfg: &ModelConfig) -> Model {
-    // 1. Changes, per pool and per zone.
-    let mut changes: Vec<Option<Change>> = vec![None; evidence.len()];
-    let mut degraded = vec![(1.0, false); evidence.len()];
-    for (i, e) in evidence.iter().enumerate() {
-        let (n1, k1) = e.last(cfg.degraded_hours as usize);
-        let (worse, _) =
-            fisher_one_sided(k1, n1, e.spot.saturating_sub(k1), e.jobs.saturating_sub(n1));
-        degraded[i] = (worse, worse < cfg.change_alpha);
-        if cfg.adapt {
-            changes[i] =
-                change_split(|h| e.last(h), e.jobs, e.spot, cfg).map(|(hours, p)| Change {
-                    hours,
-                    p_value: p,
-                    scope: ChangeScope::Pool,
-                });
-        }
-    }
-    if cfg.adapt && cfg.zone_changes {
-        let mut zones: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, e) in evidence.iter().enumerate() {
-            zones
-                .entry(e.pool.availability_zone().as_str())
-                .or_default()
-                .push(i);
-        }
-        for members in zones.values() {
-            // Pools that changed on their own are set aside: a zone has changed only when the rest
-            // of it did too, not because one of its pools did.
-            let members: Vec<usize> = members
-                .iter()
-                .copied()
-                .filter(|&i| changes[i].is_none())
-                .collect();
-            if let Some((hours, p)) = zone_split(evidence, &members, cfg) {
-                for &i in &members {
-                    changes[i].get_or_insert(Change {
-                        hours,
-                        p_value: p,
-                        scope: ChangeScope::Zone,
-                    });
-                }
-            }
-        }
-    }
-    // 2. The evidence each posterior uses.
+    let structure = structure_of(evidence, cfg);
+    let active: Vec<&Level> = structure
+        .levels
+        .iter()
+        .filter(|l| {
+            cfg.levels.contains(&l.kind)
+                || matches!(l.kind, LevelKind::AdvisorBand | LevelKind::PlacementScore)
+        })
+        .collect();
     let nk: Vec<(f64, f64)> = evidence
         .iter()
-        .zip(&changes)
-        .map(|(e, c)| match c {
-            Some(c) => {
-                let (n, k) = e.last(c.hours as usize);
-                (n as f64, k as f64)
-            }
-            None => (e.effective_jobs, e.effective_spot()),
-        })
+        .map(|e| (e.effective_jobs, e.effective_spot()))
         .collect();
-    // 3. The shared prior.
-    let prior = fit_prior(evidence, &nk);
-    let pools = evidence
-        .iter()
-        .enumerate()
-        .map(|(i, _)| {
-            let (n, k) = nk[i];
-            let m = prior.means[i];
-            let s = prior.strengths[i];
-            PoolModel {
-                prior_mean: m,
-                prior_strength: s,
-                n,
-                k,
-                alpha: m * s + k,
-                beta: (1.0 - m) * s + (n - k).max(0.0),
-                change: changes[i],
-                degraded_p: degraded[i].0,
-                degraded: degraded[i].1,
-            }
-        })
-        .collect();
-    Model {
-        pools,
-        fleet_rate: prior.fleet_rate,
-        prior_cv: prior.cv,
-    }
-}
-
-struct Prior {
-    means: Vec<f64>,
-    strengths: Vec<f64>,
-    cv: f64,
-    fleet_rate: f64,
-}
-
-/// Group sums for a leave-one-out rate: `(jobs, terminations)` per group.
-fn group_sums<'a>(
-    keys: impl Iterator<Item = &'a str>,
-    nk: &[(f64, f64)],
-) -> (Vec<usize>, Vec<(f64, f64)>) {
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut sums: Vec<(f64, f64)> = vec![];
-    let ids = keys
-        .zip(nk)
-        .map(|(key, &(n, k))| {
-            let g = *index.entry(key).or_insert_with(|| {
-                sums.push((0.0, 0.0));
-                sums.len() - 1
-            });
-            sums[g].0 += n;
-            sums[g].1 += k;
-            g
-        })
-        .collect();
-    (ids, sums)
-}
-
-/// Prior strength (pseudo-jobs) of a Beta with mean `m` and coefficient of variation `cv`.
-fn strength(m: f64, cv: f64) -> f64 {
-    ((1.0 - m) / (cv * cv * m) - 1.0).clamp(MIN_PRIOR_STRENGTH, MAX_PRIOR_STRENGTH)
-}
-
-/// Method-of-moments fit of the two-way prior (see the module docs).
-///
-/// Pools differ from their family-and-zone mean `m` by a similar *relative* amount (a pool 30 % worse
-/// than its neighbours is as plausible at 2 % as at 20 %), so the prior has a common coefficient of
-/// variation `cv`: variance `(cv·m)²`, hence a strength `(1 − m)/(cv²·m) − 1` pseudo-jobs, larger for the
-/// low rates that matter most. With `v = (cv·m)²`, `E[(p̂ − m)²] = v(1 − 1/n) + m(1 − m)/n`, so
-/// `cv² = Σ w [(p̂ − m)² − m(1 − m)/n] / Σ w m² (1 − 1/n)`, each pool weighted by the information it
-/// carries about its own rate, `w = n / (1 + n·v/(m(1 − m)))` (a busy pool counts as about one prior's
-/// worth, not as thousands of jobs).
-fn fit_prior(evidence: &[Evidence], nk: &[(f64, f64)]) -> Prior {
+    let h = hierarchy::fit(&active, &nk);
     let total_n: f64 = nk.iter().map(|p| p.0).sum();
     let total_k: f64 = nk.iter().map(|p| p.1).sum();
-    // Half a termination in the fleet at least, so a fleet that never lost a job is not "certain".
-    let fleet = ((total_k + 0.5) / (total_n + 1.0)).clamp(1e-5, 0.9);
-    let (family_of, family) =
-        group_sums(evidence.iter().map(|e| e.pool.instance_type().family()), nk);
-    let (zone_of, zone) = group_sums(
-        evidence.iter().map(|e| e.pool.availability_zone().as_str()),
-        nk,
-    );
-    // Family and zone rates without the pool itself, shrunk toward the fleet by `s` pseudo-jobs.
-    let means_for = |s: f64| -> Vec<f64> {
-        nk.iter()
+    let fleet_rate = ((total_k + 0.5) / (total_n + 1.0)).clamp(1e-6, 0.9);
+    let prior = |i: usize| {
+        let (a, b) = h.beta_prior[i];
+        (a / (a + b), a + b)
+    };
+    let (pools, change_prior, group_alarms) = if cfg.adapt {
+        // Finest first (see `changes`): zones, families, regions.
+        let groups: Vec<(&Level, ChangeScope)> = [
+            (LevelKind::Zone, ChangeScope::Zone),
+            (LevelKind::Family, ChangeScope::Family),
+            (LevelKind::Region, ChangeScope::Region),
+        ]
+        .into_iter()
+        .filter_map(|(k, scope)| structure.level(k).map(|l| (l, scope)))
+        .collect();
+        let c = changes::fit(evidence, &h.beta_prior, &nk, &groups, &cfg.changes);
+        let pools = c
+            .pools
+            .iter()
             .enumerate()
-            .map(|(i, &(n, k))| {
-                let (fnn, fk) = family[family_of[i]];
-                let (zn, zk) = zone[zone_of[i]];
-                let rf = ((fk - k).max(0.0) + s * fleet) / ((fnn - n).max(0.0) + s);
-                let rz = ((zk - k).max(0.0) + s * fleet) / ((zn - n).max(0.0) + s);
-                (rf * rz / fleet).clamp(1e-5, 0.9)
-            })
-            .collect()
-    };
-    let max_cv = {
-        // The weakest prior allowed at the fleet's rate.
-        let m = fleet;
-        ((1.0 - m) / (m * (MIN_PRIOR_STRENGTH + 1.0))).sqrt()
-    };
-    let mut cv: f64 = 0.5_f64.min(max_cv);
-    let mut means = means_for(strength(fleet, cv));
-    for _ in 0..8 {
-        let (mut num, mut den, mut count) = (0.0, 0.0, 0);
-        for (i, &(n, k)) in nk.iter().enumerate() {
-            if n < 2.0 {
-                continue;
-            }
-            let m = means[i];
-            let binomial = m * (1.0 - m);
-            let v = (cv * m).powi(2);
-            let w = n / (1.0 + n * v / binomial);
-            num += w * ((k / n - m).powi(2) - binomial / n);
-            den += w * m * m * (1.0 - 1.0 / n);
-            count += 1;
-        }
-        let next = if count >= 3 && den > 0.0 {
-            (num / den).max(0.0).sqrt().clamp(1e-3, max_cv)
-        } else {
-            // Too few pools to tell how they differ: a diffuse prior (sd as large as the mean).
-            FALLBACK_CV.min(max_cv)
-        };
-        let settled = (next - cv).abs() < 1e-4;
-        cv = next;
-        means = means_for(strength(fleet, cv));
-        if settled {
-            break;
-        }
-    }
-    Prior {
-        strengths: means.iter().map(|&m| strength(m, cv)).collect(),
-        means,
-        cv,
-        fleet_rate: fleet,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::evidence::Hour;
-    use pool_core::event::PoolId;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
-
-    fn pool(id: &str) -> PoolId {
-        id.parse().unwrap()
-    }
-
-    fn flat(id: &str, jobs: u64, spot: u64) -> Evidence {
-        Evidence::new(pool(id), jobs, spot, &[])
-    }
-
-    #[test]
-    fn a_thin_pool_borrows_from_its_family_and_zone_and_a_thick_one_barely_moves() {
-        // Four pools at exactly 10 % with 1,000 jobs each, so the family, zone and fleet are all 10 %
-        // and the pools do not differ beyond noise (strongest prior). A 3-job pool with no termination
-        // is pulled to about 10 %; its naive 0 % is not believed.
-        let mut ev = vec![
-            flat("pool-c6a.large-us-east-1a", 1000, 100),
-            flat("pool-c6a.2xlarge-us-east-1a", 1000, 100),
-            flat("pool-m6a.large-us-east-1a", 1000, 100),
-            flat("pool-c6a.large-us-east-1b", 1000, 100),
-            flat("pool-c6a.xlarge-us-east-1a", 3, 0),
-        ];
-        let m = fit(&ev, &ModelConfig::default());
-        let thin = &m.pools[4];
-        assert_eq!(thin.prior_strength, MAX_PRIOR_STRENGTH);
-        // Leave-one-out: the thin pool's family and zone are the other pools, all at 10 %; the fleet
-        // rate (4000 jobs, 400.5 terminations incl. the half) is ≈ 10 %.
-        assert!((thin.prior_mean - 0.1).abs() < 0.001, "{}", thin.prior_mean);
-        assert!((thin.posterior_mean() - 0.1).abs() < 0.001);
-        // A thick pool at 2 % among pools at 10 %: the pools now differ far beyond noise, so the prior
-        // is weak and the 5,000-job pool stays near its own 2 %.
-        ev.push(flat("pool-r6a.large-us-east-1c", 5000, 100));
-        let m = fit(&ev, &ModelConfig::default());
-        let thick = &m.pools[5];
-        assert!(thick.prior_strength < 500.0, "{}", thick.prior_strength);
-        assert!(
-            (thick.posterior_mean() - 0.02).abs() < 0.003,
-            "{}",
-            thick.posterior_mean()
-        );
-    }
-
-    #[test]
-    fn the_posterior_is_the_prior_plus_the_counts() {
-        let ev = vec![
-            flat("pool-c6a.large-us-east-1a", 200, 10),
-            flat("pool-c6a.xlarge-us-east-1a", 50, 0),
-            flat("pool-m6a.large-us-east-1b", 400, 40),
-            flat("pool-r6a.large-us-east-1c", 100, 2),
-        ];
-        let m = fit(&ev, &ModelConfig::default());
-        for (e, p) in ev.iter().zip(&m.pools) {
-            let s = p.prior_strength;
-            assert!((p.alpha - (p.prior_mean * s + e.spot as f64)).abs() < 1e-9);
-            assert!((p.beta - ((1.0 - p.prior_mean) * s + (e.jobs - e.spot) as f64)).abs() < 1e-9);
-            assert!(p.change.is_none() && !p.degraded);
-        }
-        // Hand-computed prior mean of the first pool for the fleet's strength s: family c6a without it
-        // is (0 + s·f)/(50 + s); zone us-east-1a without it is the same; fleet f = 52.5 / 751.
-        let s = strength(m.fleet_rate, m.prior_cv);
-        let f = 52.5 / 751.0;
-        let r = (s * f) / (50.0 + s);
-        assert!((m.pools[0].prior_mean - r * r / f).abs() < 1e-12);
-        assert!((m.fleet_rate - f).abs() < 1e-12);
-    }
-
-    fn hours_at(
-        rate_old: f64,
-        rate_new: f64,
-        change_at: usize,
-        per_hour: u32,
-        seed: u64,
-    ) -> Evidence {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let total_hours = 24 * 7;
-        let mut jobs = 0;
-        let mut spot = 0;
-        let mut recent = vec![];
-        for h in 0..total_hours {
-            let rate = if h >= total_hours - change_at {
-                rate_new
-            } else {
-                rate_old
-            };
-            let mut cell = Hour::default();
-            for _ in 0..per_hour {
-                cell.jobs += 1;
-                if rng.random_bool(rate) {
-                    cell.spot += 1;
+            .map(|(i, cur)| {
+                let (prior_mean, prior_strength) = prior(i);
+                let change = cur
+                    .most_probable
+                    .filter(|_| cur.change_probability >= 0.5)
+                    .map(|(hours, scope)| Change {
+                        probability: cur.change_probability,
+                        hours,
+                        scope,
+                    });
+                PoolModel {
+                    prior_mean,
+                    prior_strength,
+                    alpha: cur.alpha,
+                    beta: cur.beta,
+                    change_probability: cur.change_probability,
+                    change,
+                    worse_probability: cur.worse_probability,
+                    degraded: cur.worse_probability > 1.0 - cfg.change_alpha,
                 }
-            }
-            jobs += u64::from(cell.jobs);
-            spot += u64::from(cell.spot);
-            recent.push(cell);
-        }
-        Evidence::new(pool("pool-c6a.large-us-east-1a"), jobs, spot, &recent)
-    }
-
-    #[test]
-    fn a_pool_that_turned_bad_is_judged_by_its_last_hours() {
-        // 5 % for a week, 30 % for the last 5 hours, 20 jobs an hour.
-        let e = hours_at(0.05, 0.30, 5, 20, 1);
-        let m = fit(std::slice::from_ref(&e), &ModelConfig::default());
-        let p = &m.pools[0];
-        assert!(p.degraded, "{}", p.degraded_p);
-        let change = p.change.expect("change detected");
-        // The most significant split is the one nearest the change (the splits are 2, 4, 8, … hours).
-        assert!(change.hours == 4 || change.hours == 8, "{change:?}");
-        assert_eq!(change.scope, ChangeScope::Pool);
-        assert_eq!(p.n, e.last(change.hours as usize).0 as f64);
-        assert!(p.posterior_mean() > 0.15, "{}", p.posterior_mean());
-        // Without adaptation the week of good history hides it.
-        let cfg = ModelConfig {
-            adapt: false,
-            ..ModelConfig::default()
-        };
-        let m = fit(std::slice::from_ref(&e), &cfg);
-        assert!(m.pools[0].posterior_mean() < 0.08);
-    }
-
-    #[test]
-    fn the_degraded_test_keeps_its_false_alarm_rate_on_a_stationary_history() {
-        // 2,000 stationary pools at 5 % with 10 jobs an hour for a week: at α = 1 %, at most 1 % are
-        // flagged (Fisher's test is exact and conservative), with room for sampling noise (sd 0.22 %).
-        let cfg = ModelConfig::default();
-        let mut flagged = 0;
-        let mut adapted = 0;
-        let trials = 2000;
-        for seed in 0..trials {
-            let e = hours_at(0.05, 0.05, 0, 10, seed);
-            let m = fit(
-                std::slice::from_ref(&e),
-                &ModelConfig {
-                    zone_changes: true,
-                    ..cfg.clone()
-                },
-            );
-            flagged += usize::from(m.pools[0].degraded);
-            adapted += usize::from(m.pools[0].change.is_some());
-        }
-        let rate = flagged as f64 / trials as f64;
-        let adapt_rate = adapted as f64 / trials as f64;
-        assert!(rate <= 0.01 + 3.0 * 0.0022, "false alarms {rate}");
-        assert!(
-            adapt_rate <= 0.01 + 3.0 * 0.0022,
-            "false changes {adapt_rate}"
-        );
-        // And the test has power: a tripled rate over 6 hours is caught most of the time.
-        let caught = (0..200)
-            .filter(|&seed| {
-                let e = hours_at(0.05, 0.15, 6, 10, 10_000 + seed);
-                fit(std::slice::from_ref(&e), &cfg).pools[0].degraded
             })
-            .count();
-        assert!(caught > 100, "power {caught}/200");
-    }
-
-    #[test]
-    fn a_zone_that_turns_bad_adapts_its_thin_pools_too() {
-        // Eight thin pools per zone (2 jobs an hour). Zone a goes from 4 % to 30 % 8 hours ago: too
-        // few jobs for most pools to show it on their own, plain when the zone is pooled. Zone b stays.
-        let types = [
-            "c6a.large",
-            "m6a.large",
-            "r6a.large",
-            "c6i.large",
-            "m6i.large",
-            "r6i.large",
-            "c7g.large",
-            "m7g.large",
-        ];
-        let mut ev = vec![];
-        for (i, it) in types.iter().enumerate() {
-            ev.push(Evidence {
-                pool: pool(&format!("pool-{it}-us-east-1a")),
-                ..hours_at(0.04, 0.30, 8, 2, i as u64)
-            });
-            ev.push(Evidence {
-                pool: pool(&format!("pool-{it}-us-east-1b")),
-                ..hours_at(0.04, 0.04, 0, 2, 100 + i as u64)
-            });
-        }
-        let m = fit(&ev, &ModelConfig::default());
-        let mut by_zone = 0;
-        for (e, p) in ev.iter().zip(&m.pools) {
-            let in_a = e.pool.availability_zone().as_str() == "us-east-1a";
-            assert_eq!(p.change.is_some(), in_a, "{} {:?}", e.pool, p.change);
-            by_zone += usize::from(p.change.is_some_and(|c| c.scope == ChangeScope::Zone));
-        }
-        assert!(by_zone >= 4, "{by_zone} pools adapted through their zone");
-        // Without the zone test, the thin pools keep vouching with last week.
-        let alone = fit(
-            &ev,
-            &ModelConfig {
-                zone_changes: false,
-                ..ModelConfig::default()
-            },
-        );
-        let adapted = alone.pools.iter().filter(|p| p.change.is_some()).count();
-        assert!(adapted < 8, "{adapted}");
+            .collect();
+        (pools, c.pool_prior, c.group_alarms)
+    } else {
+        let pools = (0..evidence.len())
+            .map(|i| {
+                let (a, b) = h.beta_prior[i];
+                let (n, k) = nk[i];
+                let (prior_mean, prior_strength) = prior(i);
+                PoolModel {
+                    prior_mean,
+                    prior_strength,
+                    alpha: a + k,
+                    beta: b + (n - k).max(0.0),
+                    change_probability: 0.0,
+                    change: None,
+                    worse_probability: 0.0,
+                    degraded: false,
+                }
+            })
+            .collect();
+        (pools, 0.0, 0)
+    };
+    Model {
+        pools,
+        fleet_rate,
+        levels: h.levels,
+        pool_sd: h.pool_sd,
+        change_prior,
+        group_alarms,
+        config: cfg.clone(),
+        v1: OnceLock::new(),
     }
 }

@@ -5,13 +5,13 @@ use std::collections::HashSet;
 
 use rand::Rng;
 use rand_distr::Distribution;
-use statrs::distribution::ContinuousCDF;
 
 pub use pool_core::request::Strategy;
 
 use crate::evidence::Evidence;
-use crate::model::{Model, PoolModel};
-use crate::stats::{beta, beta_interval, beta_quantile, jeffreys_interval, wilson_interval, z_for};
+use crate::integrate::best_and_regret;
+use crate::model::Model;
+use crate::stats::{beta_interval, beta_quantile, jeffreys_interval, wilson_interval, z_for};
 
 /// How one request scores.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,7 +19,7 @@ pub struct Params {
     pub strategy: Strategy,
     /// Confidence level of the reported interval (and of Wilson's and Bayes's bounds).
     pub confidence: f64,
-    /// `pooled` only: rank by this posterior quantile instead of the mean (0.9 = pessimistic).
+    /// `pooled` and `pooled-v1`: rank by this posterior quantile instead of the mean (0.9 = pessimistic).
     pub risk: Option<f64>,
 }
 
@@ -34,9 +34,17 @@ pub struct Scored {
     pub ci_high: f64,
 }
 
-/// Score one pool. `rng` is only drawn from by `thompson`.
-pub fn score(index: usize, e: &Evidence, m: &PoolModel, p: &Params, rng: &mut impl Rng) -> Scored {
+/// Score one pool whose posterior (under the model the strategy reads) is `Beta(post)`. `rng` is only
+/// drawn from by `thompson`.
+pub fn score(
+    index: usize,
+    e: &Evidence,
+    post: (f64, f64),
+    p: &Params,
+    rng: &mut impl Rng,
+) -> Scored {
     let n = e.effective_jobs;
+    let (alpha, beta) = post;
     let (ci_low, ci_high, score) = match p.strategy {
         Strategy::Wilson => {
             let (lo, hi) = wilson_interval(e.rate, n, z_for(p.confidence));
@@ -55,19 +63,19 @@ pub fn score(index: usize, e: &Evidence, m: &PoolModel, p: &Params, rng: &mut im
             };
             (lo, hi, naive)
         }
-        Strategy::Pooled => {
-            let (lo, hi) = beta_interval(m.alpha, m.beta, p.confidence);
+        Strategy::Pooled | Strategy::PooledV1 => {
+            let (lo, hi) = beta_interval(alpha, beta, p.confidence);
             let s = match p.risk {
-                Some(q) => beta_quantile(m.alpha, m.beta, q),
-                None => m.posterior_mean(),
+                Some(q) => beta_quantile(alpha, beta, q),
+                None => alpha / (alpha + beta),
             };
             (lo, hi, s)
         }
         Strategy::Thompson => {
-            let (lo, hi) = beta_interval(m.alpha, m.beta, p.confidence);
-            let draw = rand_distr::Beta::new(m.alpha.max(1e-9), m.beta.max(1e-9))
+            let (lo, hi) = beta_interval(alpha, beta, p.confidence);
+            let draw = rand_distr::Beta::new(alpha.max(1e-9), beta.max(1e-9))
                 .map(|d| d.sample(rng))
-                .unwrap_or_else(|_| m.posterior_mean());
+                .unwrap_or_else(|_| alpha / (alpha + beta));
             (lo, hi, draw)
         }
     };
@@ -76,6 +84,20 @@ pub fn score(index: usize, e: &Evidence, m: &PoolModel, p: &Params, rng: &mut im
         score,
         ci_low,
         ci_high,
+    }
+}
+
+/// The posterior `Beta(α, β)` each pool is scored with under `strategy`: `pooled-v1`'s own model,
+/// the default model's for every other strategy.
+pub fn posteriors<'a>(
+    evidence: &'a [Evidence],
+    model: &'a Model,
+    strategy: Strategy,
+) -> impl Fn(usize) -> (f64, f64) + 'a {
+    let v1 = (strategy == Strategy::PooledV1).then(|| model.v1(evidence));
+    move |i| match v1 {
+        Some(v1) => (v1.pools[i].alpha, v1.pools[i].beta),
+        None => (model.pools[i].alpha, model.pools[i].beta),
     }
 }
 
@@ -96,83 +118,78 @@ pub fn rank(
     p: &Params,
     rng: &mut impl Rng,
 ) -> Vec<Scored> {
+    let post = posteriors(evidence, model, p.strategy);
     let mut out: Vec<Scored> = candidates
         .iter()
-        .map(|&i| score(i, &evidence[i], &model.pools[i], p, rng))
+        .map(|&i| score(i, &evidence[i], post(i), p, rng))
         .collect();
     out.sort_by(|a, b| compare(evidence, a, b));
     out
 }
 
-/// Points at which the target's CDF is tabulated, and cells of equal target mass at which the rivals
-/// are evaluated, in [`probability_lowest`].
-const FINE: usize = 512;
-const CELLS: usize = 48;
-
-/// Posterior probability that the rate of Beta `target` is below the rate of every Beta in `others`
-/// (independent posteriors): `∫ Π S_i(x) dF(x)`, the target's CDF `F`, each rival's survival `S_i`.
-///
-/// Integrated in the target's probability space: its central mass (all but 2·10⁻⁹) is cut into
-/// [`CELLS`] cells of equal mass, whose midpoints are found on a table of `F` over [`FINE`] points (no
-/// quantile function needed, and a density that is infinite at 0 is handled), and the rivals are
-/// evaluated once per cell: the rivals' CDFs are the cost, so they are evaluated as few times as the
-/// accuracy allows. Rivals with no mass below the target's upper end are skipped, and the sum stops once
-/// the product is negligible.
+/// Posterior probability that the rate of `Beta(target)` is below the rate of every `Beta` in
+/// `others` (independent posteriors), by exact numeric integration ([`crate::integrate`]).
 pub fn probability_lowest(target: (f64, f64), others: &[(f64, f64)]) -> f64 {
-    let d = beta(target.0, target.1);
-    let lo = d.inverse_cdf(1e-9);
-    let hi = d.inverse_cdf(1.0 - 1e-9);
-    let rivals: Vec<_> = others
-        .iter()
-        .map(|&(a, b)| beta(a, b))
-        .filter(|r| r.cdf(hi) > 1e-12)
-        .collect();
-    if rivals.is_empty() {
-        return 1.0;
-    }
-    let width = (hi - lo) / FINE as f64;
-    let xs: Vec<f64> = (0..=FINE).map(|j| lo + width * j as f64).collect();
-    let cdfs: Vec<f64> = xs.iter().map(|&x| d.cdf(x)).collect();
-    let (first, mass) = (cdfs[0], cdfs[FINE] - cdfs[0]);
-    let cell_mass = mass / CELLS as f64;
-    let mut total = 0.0;
-    let mut j = 0;
-    for m in 0..CELLS {
-        // The x where F reaches the middle of this cell's mass, interpolated on the table.
-        let u = first + cell_mass * (m as f64 + 0.5);
-        while j + 1 < FINE && cdfs[j + 1] < u {
-            j += 1;
-        }
-        let span = cdfs[j + 1] - cdfs[j];
-        let t = if span > 0.0 {
-            (u - cdfs[j]) / span
-        } else {
-            0.5
-        };
-        let x = xs[j] + width * t.clamp(0.0, 1.0);
-        let survive: f64 = rivals.iter().map(|r| (1.0 - r.cdf(x)).max(0.0)).product();
-        total += cell_mass * survive;
-        if survive < 1e-15 {
-            break;
-        }
-    }
-    total.clamp(0.0, 1.0)
+    best_and_regret(target, others).0
 }
 
-/// The posterior probability that the first of `ranked` has the lowest true rate among all of them.
-pub fn probability_best(model: &Model, ranked: &[Scored]) -> f64 {
+/// How sure the pick is, under one model's posterior: the probability that it has the lowest true rate
+/// of the candidates, and its expected regret `E[p_pick − min_j p_j]` (termination-probability units,
+/// whatever the strategy that picked).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Confidence {
+    pub probability_best: f64,
+    pub expected_regret: f64,
+}
+
+/// [`Confidence`] of `ranked[0]` among all of `ranked`, under `posterior` (e.g. [`posteriors`]).
+pub fn confidence(ranked: &[Scored], posterior: impl Fn(usize) -> (f64, f64)) -> Confidence {
     let Some(first) = ranked.first() else {
-        return 0.0;
+        return Confidence {
+            probability_best: 0.0,
+            expected_regret: 0.0,
+        };
     };
-    let ab = |s: &Scored| (model.pools[s.index].alpha, model.pools[s.index].beta);
-    let others: Vec<_> = ranked[1..].iter().map(ab).collect();
-    probability_lowest(ab(first), &others)
+    let others: Vec<(f64, f64)> = ranked[1..].iter().map(|s| posterior(s.index)).collect();
+    let (probability_best, expected_regret) = best_and_regret(posterior(first.index), &others);
+    Confidence {
+        probability_best,
+        expected_regret,
+    }
+}
+
+/// An exploration probe for `ranked[0]`'s request: the candidate whose expected improvement over the
+/// pick, `E[(p_pick − p_j)⁺]` under `posterior`, is largest, when that exceeds `min_gain` (as a
+/// position in `ranked`). A pool nobody picks any more keeps its old estimate; its posterior widens as
+/// its data age ([`crate::changes`]), and this is the pool a small, bounded share of requests should
+/// try, because it is the one most likely to have become much better.
+pub fn probe(
+    ranked: &[Scored],
+    posterior: impl Fn(usize) -> (f64, f64),
+    min_gain: f64,
+) -> Option<usize> {
+    let pick = posterior(ranked.first()?.index);
+    ranked
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(pos, s)| (pos, best_and_regret(pick, &[posterior(s.index)]).1))
+        .filter(|&(_, gain)| gain > min_gain)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(pos, _)| pos)
+}
+
+/// The posterior probability (under the default model) that the first of `ranked` has the lowest true
+/// rate among all of them.
+pub fn probability_best(model: &Model, ranked: &[Scored]) -> f64 {
+    confidence(ranked, |i| (model.pools[i].alpha, model.pools[i].beta)).probability_best
 }
 
 /// Up to `k − 1` alternatives to `ranked[0]`, as positions in `ranked`, chosen for diversity: at each
-/// step, among the pools whose score is within `tolerance` of the best one left, prefer one in a zone
-/// not used yet, then one of an instance type not used yet, else the best one left. A spot reclaim
-/// usually hits a zone or an instance type, so alternatives that differ in both survive it.
+/// step, among the pools whose score is within `tolerance` of the best one left, prefer one whose zone
+/// *and* instance family are both new, then one with a new zone, then one with a new family, else the
+/// best one left. A spot reclaim hits a zone, or a family's capacity (its sizes share the same
+/// hardware), so another size of the same family is not an alternative that survives it.
 pub fn alternatives(
     evidence: &[Evidence],
     ranked: &[Scored],
@@ -183,8 +200,10 @@ pub fn alternatives(
         return vec![];
     }
     let pool = |pos: usize| &evidence[ranked[pos].index].pool;
-    let mut zones: HashSet<&str> = HashSet::from([pool(0).availability_zone().as_str()]);
-    let mut types: HashSet<&str> = HashSet::from([pool(0).instance_type().as_str()]);
+    let zone = |pos: usize| pool(pos).availability_zone().as_str();
+    let family = |pos: usize| pool(pos).instance_type().family();
+    let mut zones: HashSet<&str> = HashSet::from([zone(0)]);
+    let mut families: HashSet<&str> = HashSet::from([family(0)]);
     let mut taken = vec![false; ranked.len()];
     taken[0] = true;
     let mut out = vec![];
@@ -197,19 +216,18 @@ pub fn alternatives(
             .filter(|&p| !taken[p])
             .take_while(|&p| ranked[p].score <= limit)
             .collect();
+        let new_zone = |p: &usize| !zones.contains(zone(*p));
+        let new_family = |p: &usize| !families.contains(family(*p));
         let choice = near
             .iter()
             .copied()
-            .find(|&p| !zones.contains(pool(p).availability_zone().as_str()))
-            .or_else(|| {
-                near.iter()
-                    .copied()
-                    .find(|&p| !types.contains(pool(p).instance_type().as_str()))
-            })
+            .find(|p| new_zone(p) && new_family(p))
+            .or_else(|| near.iter().copied().find(new_zone))
+            .or_else(|| near.iter().copied().find(new_family))
             .unwrap_or(next);
         taken[choice] = true;
-        zones.insert(pool(choice).availability_zone().as_str());
-        types.insert(pool(choice).instance_type().as_str());
+        zones.insert(zone(choice));
+        families.insert(family(choice));
         out.push(choice);
     }
     out
@@ -387,13 +405,13 @@ mod tests {
     }
 
     #[test]
-    fn alternatives_prefer_other_zones_then_other_types_within_the_tolerance() {
+    fn alternatives_prefer_new_zones_and_families_and_another_size_is_not_diverse() {
         let e = vec![
             ev("pool-c6a.large-us-east-1a", 1, 0),
-            ev("pool-m6a.large-us-east-1b", 1, 0),
-            ev("pool-c6a.large-us-east-1b", 1, 0),
+            ev("pool-c6a.xlarge-us-east-1b", 1, 0),
+            ev("pool-m6a.large-us-east-1c", 1, 0),
+            ev("pool-c6a.2xlarge-us-east-1a", 1, 0),
             ev("pool-r6a.large-us-east-1a", 1, 0),
-            ev("pool-c6i.large-us-east-1c", 1, 0),
         ];
         let s = |index: usize, score: f64| Scored {
             index,
@@ -406,16 +424,79 @@ mod tests {
             s(1, 0.011),
             s(2, 0.012),
             s(3, 0.013),
-            s(4, 0.050),
+            s(4, 0.014),
         ];
-        // Tolerance 0.005: after the pick (c6a.large in 1a), m6a.large in 1b brings a new zone; then
-        // no pool within reach has a new zone (1c is too far), and r6a.large in 1a brings a new type,
-        // so it beats the better c6a.large in 1b.
-        assert_eq!(alternatives(&e, &ranked, 3, 0.005), [1, 3]);
+        // Tolerance 0.005: after the pick (c6a in 1a), m6a in 1c brings a new zone and a new family;
+        // then c6a.xlarge in 1b a new zone; then r6a in 1a a new family, ahead of the better
+        // c6a.2xlarge, which is only another size of the pick's family in the pick's zone.
+        assert_eq!(alternatives(&e, &ranked, 4, 0.005), [2, 1, 4]);
         // No tolerance: plain order.
         assert_eq!(alternatives(&e, &ranked, 3, 0.0), [1, 2]);
         // Asking for more than there is.
         assert_eq!(alternatives(&e, &ranked, 10, 0.0).len(), 4);
         assert!(alternatives(&e, &ranked, 1, 0.5).is_empty());
+    }
+
+    #[test]
+    fn the_probe_is_the_candidate_most_likely_to_beat_the_pick_by_much() {
+        let s = |index: usize| Scored {
+            index,
+            score: 0.0,
+            ci_low: 0.0,
+            ci_high: 1.0,
+        };
+        // The pick: 3 % for sure. A known 5 % pool, and a stale one whose posterior is wide around
+        // 6 %: only the wide one can be much better.
+        let post = [(300.0, 9700.0), (500.0, 9500.0), (0.6, 9.4)];
+        let ranked = [s(0), s(1), s(2)];
+        assert_eq!(probe(&ranked, |i| post[i], 0.0), Some(2));
+        // Its expected improvement, by brute force over its Beta: E[(0.03 − p)⁺].
+        let gain = best_and_regret(post[0], &[post[2]]).1;
+        assert!(gain > 0.003 && gain < 0.03, "{gain}");
+        assert_eq!(probe(&ranked, |i| post[i], 0.5), None);
+        assert_eq!(probe(&ranked[..1], |i| post[i], 0.0), None);
+    }
+
+    #[test]
+    fn confidence_is_the_pick_s_probability_of_being_best_and_its_expected_regret() {
+        let e = vec![
+            ev("pool-c6a.large-us-east-1a", 100, 5),
+            ev("pool-m6a.large-us-east-1b", 100, 6),
+            ev("pool-r6a.large-us-east-1c", 300, 30),
+        ];
+        let m = fit(&e, &ModelConfig::default());
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let r = rank(&e, &m, &[0, 1, 2], &params(Strategy::Pooled), &mut rng);
+        let post = |i: usize| (m.pools[i].alpha, m.pools[i].beta);
+        let c = confidence(&r, post);
+        // Against Monte Carlo over the same posteriors: P(best) and E[p_pick − min_j p_j].
+        let dists: Vec<_> = r
+            .iter()
+            .map(|s| {
+                let (a, b) = post(s.index);
+                rand_distr::Beta::new(a, b).unwrap()
+            })
+            .collect();
+        let draws = 200_000;
+        let (mut wins, mut loss) = (0usize, 0.0);
+        for _ in 0..draws {
+            let x: Vec<f64> = dists.iter().map(|d| d.sample(&mut rng)).collect();
+            let min = x.iter().copied().fold(f64::INFINITY, f64::min);
+            wins += usize::from(x[0] == min);
+            loss += x[0] - min;
+        }
+        let (p, l) = (wins as f64 / draws as f64, loss / draws as f64);
+        assert!((c.probability_best - p).abs() < 0.006, "{c:?} vs {p}");
+        assert!((c.expected_regret - l).abs() < 0.03 * l, "{c:?} vs {l}");
+        assert_eq!(c.probability_best, probability_best(&m, &r));
+        // The same units whatever ranked the candidates: naive's order has its own pick's regret.
+        let naive = rank(&e, &m, &[0, 1, 2], &params(Strategy::Naive), &mut rng);
+        let cn = confidence(&naive, post);
+        assert!(cn.expected_regret >= 0.0 && cn.probability_best <= 1.0);
+        let single = confidence(&r[..1], post);
+        assert_eq!(
+            (single.probability_best, single.expected_regret),
+            (1.0, 0.0)
+        );
     }
 }

@@ -69,7 +69,7 @@ pub enum Body {
 }
 
 /// Strategies offered by the form (the empty value: the server's default).
-const STRATEGIES: [&str; 5] = pool_core::request::Strategy::ALL;
+const STRATEGIES: [&str; 6] = pool_core::request::Strategy::ALL;
 
 /// HTML-escape `s` for text and for quoted attribute values.
 pub fn escape(s: &str) -> String {

@@ -941,7 +941,7 @@ impl Loader {
         let partitions = self.options.read_partitions.max(1).min(objects.len());
         let mut groups: Vec<Vec<PartitionedFile>> = vec![vec![]; partitions];
         let mut sorted: Vec<&ObjectMeta> = objects.iter().collect();
-        sorted.sort_by(|a, b| b.size.cmp(&a.size));
+        sorted.sort_by_key(|m| std::cmp::Reverse(m.size));
         let mut loads = vec![0u64; partitions];
         for m in sorted {
             let i = (0..partitions)

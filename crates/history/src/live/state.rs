@@ -298,9 +298,8 @@ impl ViewState {
             + self.slots.capacity() * (std::mem::size_of::<(PoolId, usize)>() + 1)
             + self.series.capacity() * std::mem::size_of::<Series>();
         for s in &self.series {
-            let c = s.cells();
-            for t in 0..3 {
-                h.cells[t] += c[t];
+            for (total, n) in h.cells.iter_mut().zip(s.cells()) {
+                *total += n;
             }
             h.bytes += s.bytes();
         }

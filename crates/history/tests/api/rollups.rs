@@ -434,9 +434,6 @@ pub fn trimmed(series: &[HourCount]) -> &[HourCount] {
 
 /// Every pool's `hourly` is the series computed from the events, never reaches past the horizon's
 /// hour, and sums to the tally's counts when the series starts no later than the window.
-
-/// Every pool's `hourly` is the series computed from the events, never reaches past the horizon's
-/// hour, and sums to the tally's counts when the series starts no later than the window.
 fn assert_series(got: &HashMap<String, Tally>, q: &Query, events: &[Event]) {
     let want = expected_hourly(events, q);
     let from = q.series_from.unwrap();

@@ -107,6 +107,9 @@ async fn an_answer_explains_its_pick_and_offers_diverse_alternatives() {
     assert!(posterior > 0.01 && posterior < body["prior_mean"].as_f64().unwrap());
     assert!(body["prior_strength"].as_f64().unwrap() > 0.0);
     assert_eq!(body["degraded"], false);
+    assert!(body["change"].is_null(), "{body}");
+    let regret = body["expected_regret"].as_f64().unwrap();
+    assert!((0.0..0.01).contains(&regret), "{body}");
     assert!(body["data_age_seconds"].as_u64().unwrap() >= 90 * 60 - 120);
     assert_eq!(body["stale"], true, "90 minutes old with STALE_AFTER=1h");
     // Without k there are no alternatives.
@@ -158,6 +161,84 @@ async fn fresh_data_is_not_stale() {
         "a single candidate has no runner-up"
     );
     assert_eq!(body["probability_best"], 1.0);
+    assert_eq!(body["expected_regret"], 0.0);
+}
+
+#[tokio::test]
+async fn stale_is_about_the_pick_not_the_freshest_candidate() {
+    // The pick (1 % over 3,000 jobs) last ran three hours ago; a fresh but bad pool ran a minute ago.
+    let mut events = pool_events("pool-c6a.large-us-east-1a", 3000, 30, Duration::hours(3));
+    events.extend(pool_events(
+        "pool-m6a.large-us-east-1b",
+        200,
+        40,
+        Duration::minutes(1),
+    ));
+    let (dir, _) = folder_with(&events).await;
+    let app = spawn_app(url(&dir)).await;
+    let (status, body) = app.get("/get-pool").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["pool_id"], "pool-c6a.large-us-east-1a", "{body}");
+    assert!(
+        body["data_age_seconds"].as_u64().unwrap() >= 3 * 3600 - 120,
+        "{body}"
+    );
+    assert_eq!(body["stale"], true, "{body}");
+}
+
+/// `probability_best` and `expected_regret` by Monte Carlo over the candidates' posteriors as `/pools`
+/// reports them (`posterior_alpha`, `posterior_beta`).
+fn monte_carlo(pools: &[Value], pick: &str) -> (f64, f64) {
+    use rand::SeedableRng;
+    use rand_distr::Distribution;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let dists: Vec<(bool, rand_distr::Beta<f64>)> = pools
+        .iter()
+        .map(|p| {
+            let (a, b) = (
+                p["posterior_alpha"].as_f64().unwrap(),
+                p["posterior_beta"].as_f64().unwrap(),
+            );
+            (p["pool_id"] == pick, rand_distr::Beta::new(a, b).unwrap())
+        })
+        .collect();
+    let draws = 200_000;
+    let (mut wins, mut loss) = (0usize, 0.0);
+    for _ in 0..draws {
+        let mut mine = 0.0;
+        let mut best = f64::INFINITY;
+        for (is_pick, d) in &dists {
+            let x = d.sample(&mut rng);
+            if *is_pick {
+                mine = x;
+            }
+            best = best.min(x);
+        }
+        wins += usize::from(mine == best);
+        loss += mine - best;
+    }
+    (wins as f64 / draws as f64, loss / draws as f64)
+}
+
+#[tokio::test]
+async fn the_pick_s_confidence_matches_its_definitions() {
+    let (dir, _) = folder_with(&fleet()).await;
+    let app = spawn_app(url(&dir)).await;
+    for q in [
+        "instance_types=c6a.large",
+        "",
+        "instance_types=c6a.large&strategy=naive",
+    ] {
+        let (_, pools) = app.get(&format!("/pools?{q}")).await;
+        let (_, pick) = app.get(&format!("/get-pool?{q}")).await;
+        let pool_list = pools["pools"].as_array().unwrap();
+        let (p, l) = monte_carlo(pool_list, pick["pool_id"].as_str().unwrap());
+        let best = pick["probability_best"].as_f64().unwrap();
+        let regret = pick["expected_regret"].as_f64().unwrap();
+        // Monte Carlo standard errors: ≤ 0.0011 and a few percent of the regret.
+        assert!((best - p).abs() < 0.006, "{q}: {best} vs {p}");
+        assert!((regret - l).abs() < 0.05 * l + 2e-5, "{q}: {regret} vs {l}");
+    }
 }
 
 #[tokio::test]
@@ -194,8 +275,25 @@ async fn a_pool_that_turns_bad_is_flagged_and_loses_the_pick_within_hours() {
         .unwrap()
         .clone();
     assert_eq!(bad["degraded"], true, "{bad}");
+    assert!(
+        bad["degraded_probability"].as_f64().unwrap() > 0.99,
+        "{bad}"
+    );
     assert_eq!(bad["change"]["scope"], "pool", "{bad}");
     assert!(bad["change"]["hours"].as_u64().unwrap() <= 8, "{bad}");
+    let p = bad["change"]["probability"].as_f64().unwrap();
+    assert!(
+        p >= 0.5 && p == bad["change_probability"].as_f64().unwrap(),
+        "{bad}"
+    );
+    // Every pool: `degraded` is its posterior's probability against the one threshold, and `change`
+    // is reported exactly when it is more likely than not.
+    for pool in body["pools"].as_array().unwrap() {
+        let worse = pool["degraded_probability"].as_f64().unwrap();
+        assert_eq!(pool["degraded"], worse > 0.99, "{pool}");
+        let changed = pool["change_probability"].as_f64().unwrap();
+        assert_eq!(pool["change"].is_null(), changed < 0.5, "{pool}");
+    }
     let (_, body) = app.get("/get-pool").await;
     assert_eq!(body["pool_id"], "pool-m6a.large-us-east-1b", "{body}");
     // The whole window still vouches for pool a under a strategy that does not adapt: over 50 hours it
