@@ -78,7 +78,9 @@ static:
     without .env compose refuses to start (the secrets are `${VAR:?}`), no default password anywhere,
     .env.example carries the seeds' names and every variable compose reads, compose-env.sh writes random
     secrets and never overwrites a .env, `make compose` runs it then `docker compose up -d`; the
-    Dockerfile builds a real binary as a non-root user;
+    Dockerfile builds a real binary as a non-root user, from base images named without a registry host;
+  * no registry host (container image, chart and package registries: REGISTRY_HOSTS) in any file of the
+    repository but Cargo.lock; the chart's dependencies come from a repository alias (`@bitnami`);
   * the local scripts: scripts/stack.sh and scripts/fuzz.sh give pool-selector no AMQP or intake setting
     and start the intake with its tokens and the broker;
   * `promtool check config` accepts deploy/prometheus.yml and the variant `make up` generates from it;
@@ -422,13 +424,16 @@ def chart_dependencies(r: Report) -> set[str]:
             problems.append(f"{name}: version {d.get('version')!r} is not pinned (exact x.y.z)")
         if not d.get("repository"):
             problems.append(f"{name}: no repository")
+        elif not re.fullmatch(r"(@|alias:)[A-Za-z0-9_.-]+", str(d["repository"])):
+            # No registry host in the chart: a repository the operator added (`helm repo add`) by name.
+            problems.append(f"{name}: repository {d['repository']!r} is not a repository alias (@name)")
         if d.get("condition") != f"{name}.enabled":
             problems.append(f"{name}: condition {d.get('condition')!r}, expected {name}.enabled")
         if (values.get(name) or {}).get("enabled") is not False:
             problems.append(f"{name}: values.yaml does not disable it ({name}.enabled: false)")
     names = {d.get("name") for d in deps}
     r.check(bool(deps) and not problems and {"redis", "rabbitmq"} <= names,
-            f"Chart.yaml dependencies {sorted(names)}: pinned, each behind <name>.enabled, off by default",
+            f"Chart.yaml dependencies {sorted(names)}: pinned, from a repository alias, each behind <name>.enabled, off by default",
             "; ".join(problems) or f"dependencies: {sorted(names)}")
     return names
 
@@ -2398,6 +2403,42 @@ def check_dockerfile(r: Report) -> None:
     r.check(any("cargo build --release" in l for l in lines), "Dockerfile builds with cargo build --release")
     r.check(any(l.upper().startswith("ENTRYPOINT") for l in final), "Dockerfile final stage has an ENTRYPOINT")
     r.check((DEPLOY / "Dockerfile.dockerignore").exists(), "Dockerfile has a .dockerignore (target/ and .venv/ excluded)")
+    # Base images by name only, resolved against the engine's configured registry or mirror: the first
+    # path component of a reference is a host when it has a dot or a port, or is localhost.
+    args = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", "\n".join(lines), re.M))
+    bases = [re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), l.split()[1]) for l in froms]
+    hosted = [b for b in bases if "/" in b and re.search(r"[.:]|^localhost$", b.split("/")[0])]
+    r.check(not hosted, f"Dockerfile base images name no registry host ({', '.join(bases)})", f"hosted: {hosted}")
+
+
+# Registry hosts (container images, charts, packages): the project names none anywhere, so that every
+# pull goes through the registry or mirror the operator configured. Cargo.lock is exempt (cargo writes
+# the crates' source into it).
+REGISTRY_HOSTS = re.compile(
+    r"(?<![\w.-])(?:[\w-]+\.)*(?:docker\.io|docker\.com|gcr\.io|ghcr\.io|quay\.io|cgr\.dev|registry\.k8s\.io|"
+    r"public\.ecr\.aws|mcr\.microsoft\.com|crates\.io|pypi\.org|pythonhosted\.org|npmjs\.(?:org|com)|"
+    r"deb\.debian\.org|charts\.bitnami\.com|charts\.min\.io|prometheus-community\.github\.io|"
+    r"kubeflow\.github\.io)(?![\w-])", re.I)
+
+
+def check_registry_hosts(r: Report) -> None:
+    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, text=True)
+    if not r.check(files.returncode == 0, "git ls-files lists the repository's files", files.stderr[-300:]):
+        return
+    found = []
+    for name in files.stdout.split("\0"):
+        path = ROOT / name
+        if not name or name == "Cargo.lock" or name.endswith("/Cargo.lock") or not path.is_file():
+            continue
+        try:
+            text = path.read_text()
+        except (UnicodeDecodeError, OSError):
+            continue
+        for n, line in enumerate(text.splitlines(), 1):
+            m = REGISTRY_HOSTS.search(line)
+            if m:
+                found.append(f"{name}:{n}: {m.group(0)}")
+    r.check(not found, "no registry host named anywhere in the repository (but Cargo.lock)", "; ".join(found[:20]))
 
 
 def check_compose(r: Report) -> None:
@@ -2825,10 +2866,10 @@ def check_prometheus(r: Report) -> None:
             r.check(p.returncode == 0, "promtool check config (make-up variant)", (p.stdout + p.stderr).strip()[-500:])
         finally:
             os.unlink(f.name)
-        r.check(not re.search(r"(pool-selector-\d|relay|monitor|ingest-worker|compactor|intake):\d", local.stdout),
+        r.check(not re.search(r"(pool-selector-\d|relay|monitor|ingest-worker|compactor|intake|launcher):\d", local.stdout),
                 "make-up variant has only local targets")
         local_config = yaml.safe_load(local.stdout)
-        for name in (COMPACTOR, INTAKE):
+        for name in (COMPACTOR, INTAKE, LAUNCHER):
             local_targets = job_targets(local_config, name)
             r.check(len(local_targets) == 1 and local_targets[0].startswith("127.0.0.1:"),
                     f"make-up variant scrapes the local {name}", f"targets: {local_targets}")
@@ -3004,7 +3045,8 @@ def cmd_static() -> int:
     check_install_docs(r, renderings)
     section("prometheus adapter")
     check_adapter(r, renderings)
-    section("Dockerfile and docker-compose (root compose.yaml, .env, no default password)")
+    section("Dockerfile and docker-compose (root compose.yaml, .env, no default password); no registry host anywhere")
+    check_registry_hosts(r)
     check_dockerfile(r)
     check_compose(r)
     check_root_compose(r)

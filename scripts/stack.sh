@@ -358,6 +358,7 @@ prometheus_config() {
         -e "s#monitor:8090#127.0.0.1:$MONITOR_PORT#" \
         -e "s#ingest-worker:9091#127.0.0.1:$WORKER_PORT#" \
         -e "s#- compactor:[0-9]+#- 127.0.0.1:$COMPACTOR_PORT#" \
+        -e "s#launcher:8100#127.0.0.1:$LAUNCHER_PORT#" \
         -e "s#localhost:9090#127.0.0.1:$PROMETHEUS_PORT#" \
         -e "s#environment: compose#environment: local#" \
         "$ROOT/deploy/prometheus.yml")
