@@ -12,7 +12,9 @@ static:
     (helm-python-sdk) for several value sets and every example values file (ci/*-values.yaml), and
     values.schema.json rejects bad values;
   * every rendered object validates against the Kubernetes OpenAPI schemas (kubernetes-validate, strict:
-    unknown fields are errors) for the oldest and newest Kubernetes versions we support; custom resources
+    unknown fields are errors) for the oldest and newest Kubernetes versions we support (the oldest: 1.30,
+    where the intake's preStop `sleep` action is on by default; Chart.yaml's kubeVersion and the READMEs
+    state the same floor); custom resources
     (ServiceMonitor, PrometheusRule, ScaledObject, TriggerAuthentication) against the CRD schemas in
     k8s/crds-schemas;
   * consistency: probes, resources and security contexts on every container (CronJob pods too); Services,
@@ -139,8 +141,16 @@ CRD_SCHEMAS = {
 # The Spark Operator's SparkApplication: not part of any rendering, but of what the launcher creates
 # (`launcher render`, check_spark_applications).
 SPARK_APPLICATION_SCHEMA = K8S / "crds-schemas" / "sparkapplication-sparkoperator-v1beta2.json"
-# Oldest supported (Chart.yaml kubeVersion >= 1.25; HPA v2 and PDB policy/v1 are GA there) and newest known.
-KUBE_VERSIONS = ["1.25", kv_utils.major_minor(kubernetes_validate.latest_version())]
+# The oldest Kubernetes supported: the lowest release where everything rendered works with default feature
+# gates. That is 1.30, where the preStop `sleep` action (PodLifecycleSleepAction) the intake needs (its image
+# has no shell, so no `exec: sleep`) is beta and on by default; it is in the schemas from 1.29, but alpha
+# and off there. HPA autoscaling/v2 and PDB policy/v1 are older. Chart.yaml's kubeVersion and the READMEs
+# state this floor (check_kube_floor). Every object is validated against it and the newest release known.
+KUBE_MIN = "1.30"
+SLEEP_ACTION_ON_BY_DEFAULT = (1, 30)
+KUBE_VERSIONS = [KUBE_MIN, kv_utils.major_minor(kubernetes_validate.latest_version())]
+# Where the floor is stated for operators.
+KUBE_MIN_DOCS = [K8S / "README.md", CHART / "README.md"]
 # The base and every overlay (a new overlay is checked without being listed here).
 KUSTOMIZATIONS = ["base"] + sorted(f"overlays/{p.parent.name}" for p in (K8S / "overlays").glob("*/kustomization.yaml"))
 # Renderings whose every image must be pinned by digest.
@@ -3000,6 +3010,38 @@ def check_chaos_mesh(r: Report) -> None:
             "k8s/chaos restarts a broker (PodChaos on RabbitMQ)")
 
 
+def kube_version_tuple(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def check_kube_floor(r: Report, renderings: dict[str, list[dict]]) -> None:
+    """The oldest Kubernetes supported is one floor everywhere: Chart.yaml's kubeVersion is `>=KUBE_MIN.0-0`,
+    the objects are validated against KUBE_MIN, k8s/README.md and the chart's README state it, and a pod
+    with a `sleep` lifecycle action (the intake's preStop) needs no feature gate there (1.30+)."""
+    meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    want = f">={KUBE_MIN}.0-0"
+    r.check(meta.get("kubeVersion") == want and KUBE_VERSIONS[0] == KUBE_MIN,
+            f"Chart.yaml kubeVersion {want!r}: the oldest version the objects are validated against ({KUBE_MIN})",
+            f"Chart.yaml kubeVersion {meta.get('kubeVersion')!r}, validated against {KUBE_VERSIONS}")
+    for doc in KUBE_MIN_DOCS:
+        text = re.sub(r"\s+", " ", doc.read_text())
+        stated = set(re.findall(r"Kubernetes (\d+\.\d+) or later", text))
+        r.check(stated == {KUBE_MIN}, f"{doc.relative_to(ROOT)} states the floor: Kubernetes {KUBE_MIN} or later",
+                f"states {sorted(stated) or 'none'}")
+    def sleeps(c: dict) -> bool:
+        hooks = c.get("lifecycle") or {}
+        return any("sleep" in (hooks.get(h) or {}) for h in ("preStop", "postStart"))
+    users = sorted({f"{source}: {name_of(owner)}" for source, objs in renderings.items()
+                    for _, owner, t in workloads(objs)
+                    for c in t["spec"].get("containers", []) + t["spec"].get("initContainers", []) if sleeps(c)})
+    floor = ".".join(map(str, SLEEP_ACTION_ON_BY_DEFAULT))
+    r.check(not users or kube_version_tuple(KUBE_MIN) >= SLEEP_ACTION_ON_BY_DEFAULT,
+            f"the `sleep` lifecycle action ({len(users)} workloads over the renderings: the intake's preStop) needs "
+            f"no feature gate at Kubernetes {KUBE_MIN} (on by default from {floor})",
+            f"used by {users[:3]}, but the floor {KUBE_MIN} is below {floor}")
+
+
 def cmd_static() -> int:
     r = Report()
     section("kustomize")
@@ -3008,6 +3050,7 @@ def cmd_static() -> int:
     renderings.update(render_helm(r))
     section("schemas (kubernetes-validate strict; CRD schemas in k8s/crds-schemas)")
     validate_objects(r, renderings)
+    check_kube_floor(r, renderings)
     # The platform's own namespace; the Spark jobs namespace's objects are check_spark_jobs's.
     platform = {source: platform_objects(objs) for source, objs in renderings.items()}
     section("consistency")
