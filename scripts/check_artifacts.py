@@ -34,8 +34,10 @@ static:
     while a pod of an unlabelled namespace, a pod of the platform's own namespace, and the producer at
     pool-selector's port do not; helm:no-intake renders none of it;
   * hardening: every Deployment and CronJob runs as a ServiceAccount of its own (no token); no Secret is
-    read by two services; pool-selector has no AMQP/RabbitMQ/intake setting or credential (read-only S3
-    only);
+    read by two services but rollup-signing; pool-selector has no AMQP/RabbitMQ/intake setting or
+    credential (read-only S3 and the rollup signing key only); the compactor (Deployment or CronJob) and
+    pool-selector read ROLLUP_HMAC_KEY from the same Secret key (rollup-signing/rollup-hmac-key, the
+    chart's credentials.rollupSigning), required, and no other workload reads it;
     egress is denied by default with DNS allowed to all and each service's dependencies allowed on their
     ports only (the S3 port from AWS_ENDPOINT_URL); images render `repo@sha256:...` exactly when a digest
     is set (the pinned overlay, Helm image.digest); the relay's public Service leaves out its admin port
@@ -69,13 +71,16 @@ static:
     docs/runbooks.md, every rendering carrying them; the dashboard as a ConfigMap labelled
     grafana_dashboard: "1" equal to deploy/grafana/dashboards (and its copies);
   * dependencies: RabbitMQ's max_message_size equal to ingest-worker's MAX_MESSAGE_BYTES default in every
-    RabbitMQ artifact; the install order (kube-prometheus-stack, the dependencies, the platform, the Spark
+    RabbitMQ artifact and in `make up`'s broker (`stack.sh rabbitmq-config`, and the rabbitmq.conf its
+    start_rabbitmq writes, run with stubs); every documented launcher-tokens is `caller:token` pairs and
+    every documented curl to POST /launch sends `Authorization: Bearer`; the install order (kube-prometheus-stack, the dependencies, the platform, the Spark
     Operator watching spark-jobs) in k8s/README.md and the chart's README.md; every Secret and key the
     example reads in k8s/README.md's table and in overlays/example/secrets.example.yaml;
   * docker-compose.yml parses (`docker-compose config`, with a .env scripts/compose-env.sh writes) and is
     wired as documented (the compactor with `--every` and pool-selector's storage settings, the intake with
     INTAKE_TOKENS and ingest-worker's broker, pool-selector with no AMQP or intake setting, the relay's
-    ADMIN_PORT, the launcher's simulated runs with the intake's token, RabbitMQ's rabbitmq.conf); every port
+    ADMIN_PORT, the launcher's simulated runs with the intake's token, RabbitMQ's rabbitmq.conf, the same
+    ROLLUP_HMAC_KEY on the compactor and both pool-selector replicas and on nothing else); every port
     on 127.0.0.1 but the relay's 8080, pool-selector on 5050; the root docker-compose.yml includes it;
     without .env compose refuses to start (the secrets are `${VAR:?}`), no default password anywhere,
     .env.example carries the seeds' names and every variable compose reads, compose-env.sh writes random
@@ -84,7 +89,8 @@ static:
   * no registry host (container image, chart and package registries: REGISTRY_HOSTS) in any file of the
     repository but Cargo.lock; the chart's dependencies come from a repository alias (`@bitnami`);
   * the local scripts: scripts/stack.sh and scripts/fuzz.sh give pool-selector no AMQP or intake setting
-    and start the intake with its tokens and the broker;
+    and start the intake with its tokens and the broker; `make up` gives the compactor and pool-selector
+    (only) the same random ROLLUP_HMAC_KEY, kept in its state folder (its functions run with stubs);
   * `promtool check config` accepts deploy/prometheus.yml and the variant `make up` generates from it;
     Prometheus scrapes the compactor, the intake, and the relay on its admin port;
   * the Grafana dashboard and its provisioning parse and agree on the datasource; it has the compactor's
@@ -97,6 +103,8 @@ live:
   * every metric name the dashboard, the adapter rules and the HPA use is exported on /metrics by
     the running services (the relay's on its admin port);
   * every probe path in the manifests answers 200 on the matching running service;
+  * the running compactor and pool-selector hold the stack's ROLLUP_HMAC_KEY (their /proc environ), no
+    other process of the stack does; the running broker's rabbitmq.conf sets max_message_size;
   * Prometheus (started by `make up` with the generated config) has every target up, and every
     dashboard query runs there and returns data.
 
@@ -110,6 +118,7 @@ import fnmatch
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -158,7 +167,14 @@ PINNED = {"kustomize:overlays/example-pinned", "helm:ci/production-values.yaml"}
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 # Secret keys the services read (the intake's bearer tokens: `tokens` of its own Secret).
 SECRET_KEYS = {"aws-access-key-id", "aws-secret-access-key", "amqp-url", "rabbitmq-management-url", "redis-url", "tokens",
-               "intake-token", "launcher-tokens"}
+               "intake-token", "launcher-tokens", "rollup-hmac-key"}
+# ROLLUP_HMAC_KEY: the compactor signs rollups with it, pool-selector uses only rollups signed with it. Both
+# read it from this one Secret and key (Helm: credentials.rollupSigning, credentials.keys.rollupHmacKey),
+# the only Secret two services share; no other workload reads it.
+ROLLUP_ENV = "ROLLUP_HMAC_KEY"
+ROLLUP_SECRET = "rollup-signing"
+ROLLUP_SECRET_KEY = "rollup-hmac-key"
+ROLLUP_HOLDERS = {"compactor", "pool-selector"}
 COMPONENTS = ["pool-selector", "relay", "ingest-worker", "monitor", "compactor", "intake"]
 # Helm values key of each component.
 VALUES_KEY = {"pool-selector": "poolSelector", "relay": "relay", "ingest-worker": "ingestWorker", "monitor": "monitor",
@@ -242,7 +258,7 @@ COMPOSE_ENV = ROOT / "scripts" / "compose-env.sh"
 SEED_ENV = {"S3_BUCKET_NAME", "S3_FILE_NAME", "EVENT_FILTER_WINDOW", "AWS_ENDPOINT_URL", "AWS_KEY_ID", "AWS_SECRET", "LOG_LEVEL"}
 # Secrets compose must take from .env, never from a default.
 COMPOSE_SECRETS = {"GRAFANA_ADMIN_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "RABBITMQ_PASSWORD", "INTAKE_TOKEN",
-                   "AWS_KEY_ID", "AWS_SECRET"}
+                   "AWS_KEY_ID", "AWS_SECRET", "LAUNCHER_TOKENS", ROLLUP_ENV}
 # Default credentials that must appear nowhere in the compose artifacts.
 DEFAULT_PASSWORDS = re.compile(r"admin/admin|guest/guest|guest:guest|dev-token|minioadmin|pool-selector-dev|pool-dev\b"
                                r"|:-(admin|guest|password|changeme|secret)\}", re.I)
@@ -411,6 +427,9 @@ BAD_VALUES = [
     {"networkPolicy": {"egress": {"kubernetesApi": {"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}}}},
     {"networkPolicy": {"egress": {"kubernetesApi": {"to": [{"namespaceSelector": {}}]}}}},
     {"credentials": {"launcher": {"existingSecret": ""}}},
+    # The rollup signing key's Secret and key must be named (the compactor and pool-selector read it).
+    {"credentials": {"rollupSigning": {"existingSecret": ""}}},
+    {"credentials": {"keys": {"rollupHmacKey": ""}}},
     {"zoneSpread": {"whenUnsatisfiable": "Sometimes"}},
     {"prometheusRule": {"runbookBaseUrl": "docs/runbooks.md"}},
     {"grafanaDashboard": {"enabled": "yes"}},
@@ -1672,14 +1691,17 @@ def check_hardening(r: Report, source: str, objs: list[dict]) -> None:
             "(but the launcher's pod)",
             "; ".join(problems[:8]))
 
-    # 2. No Secret read by two services.
+    # 2. No Secret read by two services, but the rollup signing key's (the compactor and pool-selector must
+    # hold the same key; check_rollup_signing).
     users: dict[str, set[str]] = {}
     for comp, owner, t in loads:
         for secret in secret_refs(t["spec"]):
             users.setdefault(secret, set()).add(comp)
-    shared = {s: sorted(c) for s, c in users.items() if len(c) > 1}
-    r.check(bool(users) and not shared, f"{source}: no Secret is read by two services ({len(users)} Secrets, one per service)",
-            f"shared: {shared}")
+    rollup_secret = rollup_secret_name(source)
+    shared = {s: sorted(c) for s, c in users.items() if len(c) > 1 and not (s == rollup_secret and c <= ROLLUP_HOLDERS)}
+    r.check(bool(users) and not shared,
+            f"{source}: no Secret is read by two services ({len(users)} Secrets, one per service; {rollup_secret} only by "
+            "the compactor and pool-selector)", f"shared: {shared}")
 
     # 3. pool-selector: S3 read credentials only; no AMQP/RabbitMQ setting or credential, no intake setting
     # (POST /events is the intake's).
@@ -1696,11 +1718,13 @@ def check_hardening(r: Report, source: str, objs: list[dict]) -> None:
             bad = sorted(n for n in names if n.startswith(NOT_FOR_SELECTOR))
             if bad:
                 problems.append(f"{name_of(owner)}: sets {bad}")
+            allowed = {"aws-access-key-id", "aws-secret-access-key", ROLLUP_SECRET_KEY}
             keys = {e["valueFrom"]["secretKeyRef"].get("key") for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
-            if not keys <= {"aws-access-key-id", "aws-secret-access-key"}:
-                problems.append(f"{name_of(owner)}: reads Secret keys {sorted(keys - {'aws-access-key-id', 'aws-secret-access-key'})}")
+            if not keys <= allowed:
+                problems.append(f"{name_of(owner)}: reads Secret keys {sorted(keys - allowed)}")
     r.check(bool(selector_loads) and not problems,
-            f"{source}: pool-selector reads only S3 credentials (no {'/'.join(p + '*' for p in NOT_FOR_SELECTOR)} setting, no other Secret key)",
+            f"{source}: pool-selector reads only S3 credentials and the rollup signing key (no "
+            f"{'/'.join(p + '*' for p in NOT_FOR_SELECTOR)} setting, no other Secret key)",
             "; ".join(problems[:6]))
 
     # 4. Images: `repo@sha256:...` exactly where a digest is set.
@@ -1873,6 +1897,54 @@ def check_hardening(r: Report, source: str, objs: list[dict]) -> None:
 # ---------------------------------------------------------------------------------------------------
 # Namespaces: Pod Security admission, default deny, the Spark jobs namespace; zone spread; alerts; the
 # dashboard ConfigMap
+
+
+def rollup_secret_name(source: str) -> str:
+    """The Secret holding ROLLUP_HMAC_KEY in a rendering (the chart: credentials.rollupSigning.existingSecret)."""
+    values = HELM_VALUES.get(source, {}) if source.startswith("helm:") else {}
+    return ((values.get("credentials") or {}).get("rollupSigning") or {}).get("existingSecret") or ROLLUP_SECRET
+
+
+def rollup_secret_key(source: str) -> str:
+    """The key of ROLLUP_HMAC_KEY in its Secret (the chart: credentials.keys.rollupHmacKey)."""
+    values = HELM_VALUES.get(source, {}) if source.startswith("helm:") else {}
+    return ((values.get("credentials") or {}).get("keys") or {}).get("rollupHmacKey") or ROLLUP_SECRET_KEY
+
+
+def check_rollup_signing(r: Report, source: str, objs: list[dict]) -> None:
+    """The compactor (Deployment or CronJob) and pool-selector read ROLLUP_HMAC_KEY from the same Secret key
+    (required, never inline), so what one signs the other accepts; no other workload reads that Secret."""
+    want = (rollup_secret_name(source), rollup_secret_key(source))
+    problems: list[str] = []
+    refs: dict[str, set[tuple[str, str]]] = {}
+    for comp, owner, t in workloads(objs):
+        spec = t["spec"]
+        if comp in ROLLUP_HOLDERS:
+            for c in spec["containers"]:
+                e = container_env(c).get(ROLLUP_ENV)
+                ref = (e or {}).get("valueFrom", {}).get("secretKeyRef")
+                if not ref:
+                    problems.append(f"{name_of(owner)} container {c['name']}: {ROLLUP_ENV} "
+                                    f"{'set inline' if e else 'not set'}, not from a Secret")
+                    continue
+                if ref.get("optional"):
+                    problems.append(f"{name_of(owner)}: {ROLLUP_ENV} is optional (a missing Secret would run unsigned)")
+                refs.setdefault(comp, set()).add((ref.get("name"), ref.get("key")))
+        else:
+            for c in spec["containers"] + spec.get("initContainers", []):
+                if ROLLUP_ENV in container_env(c):
+                    problems.append(f"{name_of(owner)}: {comp} gets {ROLLUP_ENV}")
+            if want[0] in secret_refs(spec):
+                problems.append(f"{name_of(owner)}: {comp} reads the Secret {want[0]}")
+    expected = {"pool-selector"} | (set() if source in COMPACTOR_DISABLED else {"compactor"})
+    if set(refs) != expected:
+        problems.append(f"{ROLLUP_ENV} from a Secret on {sorted(refs)}, expected {sorted(expected)}")
+    got = set().union(*refs.values()) if refs else set()
+    if got and got != {want}:
+        problems.append(f"read from {sorted(got)}, expected only {want[0]}/{want[1]}")
+    kinds = sorted({f"{o['kind']}/{comp}" for comp, o, _ in workloads(objs) if comp in ROLLUP_HOLDERS})
+    r.check(not problems, f"{source}: {' and '.join(kinds)} read {ROLLUP_ENV} from the same Secret key {want[0]}/{want[1]}; "
+            "no other workload reads it", "; ".join(problems[:6]))
 
 
 def platform_namespace(objs: list[dict]) -> str | None:
@@ -2220,7 +2292,7 @@ def rabbitmq_max_message_size(text: str) -> list[int]:
 def check_rabbitmq_configs(r: Report, renderings: dict[str, list[dict]]) -> None:
     """RabbitMQ's max_message_size is ingest-worker's MAX_MESSAGE_BYTES default wherever RabbitMQ is
     configured: compose's rabbitmq.conf (mounted into the broker), k8s/dependencies' values, the chart's
-    rabbitmq dependency values."""
+    rabbitmq dependency values, and `make up`'s broker (the rabbitmq.conf scripts/stack.sh writes)."""
     want = worker_max_message_bytes()
     r.check(want > 0, f"ingest-worker's DEFAULT_MAX_MESSAGE_BYTES is {want} ({WORKER_SETTINGS.relative_to(ROOT)})")
     sources = {str(p.relative_to(ROOT)): p.read_text() for p in RABBITMQ_CONFIGS}
@@ -2230,9 +2302,24 @@ def check_rabbitmq_configs(r: Report, renderings: dict[str, list[dict]]) -> None
         extra = ((yaml.safe_load(f.read_text()) or {}).get("rabbitmq") or {}).get("extraConfiguration")
         if extra is not None:
             sources[f"helm ci/{f.name} rabbitmq.extraConfiguration"] = extra
+    # make up's broker: the lines `stack.sh rabbitmq-config` prints, and the rabbitmq.conf its start_rabbitmq
+    # writes through the library's rabbit_prepare (run with stubs that start nothing).
+    with tempfile.TemporaryDirectory() as tmp:
+        p = subprocess.run([str(STACK_SCRIPT), "rabbitmq-config"], capture_output=True, text=True,
+                           env=dict(os.environ, STACK_DIR=str(Path(tmp) / "state")))
+        sources["make up: scripts/stack.sh rabbitmq-config"] = p.stdout if p.returncode == 0 else p.stderr
+        rabbit_dir = Path(tmp) / "rabbitmq"
+        try:
+            p = run_stack_functions(["RABBIT_SETTINGS=", "rabbit_settings()", "start_rabbitmq()"],
+                                    f"RABBIT_DIR={str(rabbit_dir)!r}; AMQP_PORT=1; MGMT_PORT=2\nstart_rabbitmq\n"
+                                    "cat \"$RABBIT_DIR/rabbitmq.conf\"", Path(tmp))
+            sources["make up: the rabbitmq.conf start_rabbitmq writes"] = p.stdout if p.returncode == 0 else p.stderr
+        except ValueError as e:
+            sources["make up: the rabbitmq.conf start_rabbitmq writes"] = str(e)
     for where, text in sources.items():
         got = rabbitmq_max_message_size(text)
-        r.check(got == [want], f"{where}: RabbitMQ max_message_size = {want} (ingest-worker's MAX_MESSAGE_BYTES)", f"got {got}")
+        r.check(got == [want], f"{where}: RabbitMQ max_message_size = {want} (ingest-worker's MAX_MESSAGE_BYTES)",
+                f"got {got}{'' if got else ': ' + text.strip()[:300]}")
 
 
 def iam_allows(policy: dict, action: str, resource: str, prefix: str | None = None) -> bool:
@@ -2493,6 +2580,14 @@ def check_compose(r: Report) -> None:
     r.check(all(comp_env.get(k) == sel_env.get(k) for k in storage_keys),
             "compose compactor has pool-selector's storage settings",
             f"differs: {[k for k in storage_keys if comp_env.get(k) != sel_env.get(k)]}")
+    # ROLLUP_HMAC_KEY: the compactor signs rollups with it, both pool-selector replicas use only rollups
+    # signed with it: the same value from .env on the three, on no other service.
+    holders = ("compactor", "pool-selector-1", "pool-selector-2")
+    keys = {name: str((s.get("environment") or {}).get(ROLLUP_ENV, "")) for name, s in svcs.items()}
+    others = sorted(n for n, k in keys.items() if k and n not in holders)
+    r.check(all(keys.get(n) for n in holders) and len({keys.get(n) for n in holders}) == 1 and not others,
+            f"compose: the compactor and both pool-selector replicas get the same {ROLLUP_ENV} from .env, no other service",
+            f"set on {sorted(n for n, k in keys.items() if k)}; equal on the three: {len({keys.get(n) for n in holders}) == 1}")
     for name, s in svcs.items():
         for v in s.get("volumes", []):
             src = v["source"] if isinstance(v, dict) else v.split(":")[0]
@@ -2721,6 +2816,70 @@ def check_install_docs(r: Report, renderings: dict[str, list[dict]]) -> None:
     r.check("secrets.yaml" in gitignore, ".gitignore keeps filled-in secrets.yaml files out of git")
 
 
+# Where the launcher's callers are documented: its examples of launcher-tokens and of curls to POST /launch.
+LAUNCHER_DOCS = [ROOT / "README.md", K8S / "README.md", K8S / "overlays" / "example" / "kustomization.yaml",
+                 K8S / "overlays" / "example" / "secrets.example.yaml", CHART / "README.md", CHART / "values.yaml",
+                 CHART / "templates" / "NOTES.txt", DEPLOY / "README.md", DEPLOY / "launch-templates" / "README.md",
+                 ROOT / "docs" / "security.md", ROOT / "scripts" / "stack.sh", ROOT / ".env.example"]
+# A LAUNCHER_TOKENS entry: caller:token (the token may be left for a tool to fill in, as .env.example's).
+CALLER_ENTRY = re.compile(r"^[A-Za-z0-9._-]{1,64}:")
+
+
+def shell_commands(text: str) -> list[str]:
+    """Each line holding `curl` with its continuation lines (ending in `\\`) joined."""
+    lines = text.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if "curl " not in line:
+            continue
+        cmd, j = line, i
+        while cmd.rstrip().endswith("\\") and j + 1 < len(lines):
+            j += 1
+            cmd = cmd.rstrip()[:-1] + " " + lines[j].strip()
+        out.append(cmd)
+    return out
+
+
+def check_launcher_docs(r: Report) -> None:
+    """The launcher's callers as documented: every example of launcher-tokens (LAUNCHER_TOKENS) is
+    comma-separated `caller:token` pairs (the launcher refuses bare tokens and does not start), and every
+    example curl to POST /launch sends `Authorization: Bearer` (directly, or through a variable set to it)."""
+    bad_tokens, bad_curls, n_tokens, n_curls = [], [], 0, 0
+    for path in LAUNCHER_DOCS:
+        if not path.exists():
+            bad_tokens.append(f"{path.relative_to(ROOT)} is missing")
+            continue
+        text = path.read_text()
+        where = path.relative_to(ROOT)
+        # Values given to the Secret key (kubectl --from-literal=launcher-tokens=...) or the variable.
+        for m in re.finditer(r"(?:launcher-tokens|LAUNCHER_TOKENS)=(.+)$", text, re.M):
+            value = m.group(1).strip().strip("'\"")
+            entries = [e.strip().strip("'\"") for e in value.split(",") if e.strip()]
+            n_tokens += 1
+            if not entries or not all(CALLER_ENTRY.match(e) for e in entries):
+                bad_tokens.append(f"{where}: launcher-tokens {value[:80]}")
+        bearer_vars = set(re.findall(r"\b(\w+)=[\"']Authorization: Bearer ", text))
+        for cmd in shell_commands(text):
+            if not re.search(r"/launch(?![a-z])", cmd):
+                continue
+            n_curls += 1
+            via_var = any(re.search(rf"-H \"\${{?{v}}}?\"", cmd) for v in bearer_vars)
+            if "Authorization: Bearer" not in cmd and not via_var:
+                bad_curls.append(f"{where}: {cmd.strip()[:120]}")
+    r.check(n_tokens > 0 and not bad_tokens, f"every example of launcher-tokens is caller:token pairs ({n_tokens} examples)",
+            "; ".join(bad_tokens[:6]))
+    r.check(n_curls > 0 and not bad_curls, f"every example curl to POST /launch sends Authorization: Bearer ({n_curls} curls)",
+            "; ".join(bad_curls[:6]))
+    example = K8S / "overlays" / "example" / "secrets.example.yaml"
+    value = next((str((o.get("stringData") or {}).get("launcher-tokens", "")) for o in docs(example.read_text())
+                  if o.get("kind") == "Secret" and o["metadata"]["name"] == "launcher-credentials"), "")
+    entries = [e for e in value.split(",") if e.strip()]
+    r.check(len(entries) >= 1 and all(CALLER_ENTRY.match(e.strip()) for e in entries),
+            f"secrets.example.yaml launcher-credentials launcher-tokens is caller:token pairs ({value})")
+    readme = (K8S / "README.md").read_text()
+    r.check("once it supports" not in readme, "k8s/README.md does not say the launcher will support its tokens later")
+
+
 def compose_env_file(directory: Path) -> Path:
     """A .env for the compose checks, written by scripts/compose-env.sh (random secrets)."""
     path = directory / ".env"
@@ -2826,9 +2985,91 @@ def shell_block(text: str, start: str) -> str:
     return "\n".join(lines[i:end + 1])
 
 
+STACK_SCRIPT = ROOT / "scripts" / "stack.sh"
+SUPERVISE_LIB = ROOT / "scripts" / "lib" / "supervise.sh"
+
+
+def run_stack_functions(starts: list[str], body: str, state: Path) -> subprocess.CompletedProcess:
+    """Run `body` in bash with the functions and assignments of scripts/stack.sh that begin with `starts`
+    (shell_block), after scripts/lib/supervise.sh and stubs that start nothing: alive (nothing runs),
+    need_free_port, spawn_component (prints the component and its arguments, one per line, then a
+    blank line), rabbit_start, pidfile, logfile, s3_env, and `id -u` not 0 (no chown to the rabbitmq
+    user). ROOT is the repository, STATE the given folder."""
+    stack = STACK_SCRIPT.read_text()
+    blocks = []
+    for start in starts:
+        block = shell_block(stack, start)
+        if not block:
+            raise ValueError(f"no `{start}` in scripts/stack.sh")
+        blocks.append(block)
+    script = "\n".join([
+        "set -euo pipefail",
+        f"ROOT={str(ROOT)!r}; STATE={str(state)!r}; BIN=/nonexistent",
+        "SUPERVISE_NAME=stack-check",
+        f"source {str(SUPERVISE_LIB)!r}",
+        "alive() { return 1; }",
+        "need_free_port() { :; }",
+        "spawn_component() { printf '%s\\n' \"$@\"; echo; }",
+        "rabbit_start() { :; }",
+        "pidfile() { echo /dev/null; }",
+        "logfile() { echo /dev/null; }",
+        "s3_env() { :; }",
+        "id() { echo 1000; }",
+        *blocks,
+        body,
+    ])
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+
+
+def check_stack_rollup_key(r: Report) -> None:
+    """`make up` gives the compactor and pool-selector (and the chaos topology's second replica) the same
+    ROLLUP_HMAC_KEY: random, kept owner-only in the state folder, the same on every later start; no
+    other service gets it. Runs the script's own start_service, rollup_key, start_pool_selector and
+    start_compactor with stubs that start nothing."""
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp)
+        others = ["ingest-worker", "relay", "monitor", "intake", "launcher", "event-generator"]
+        body = "\n".join(["SELECTOR_PORT=1; COMPACTOR_PORT=2", "start_pool_selector", "start_compactor",
+                           "start_service pool-selector-2 3 x", *[f"start_service {o} 4 x" for o in others],
+                           "start_pool_selector"])
+        try:
+            p = run_stack_functions(["ROLLUP_KEY_HOLDERS=", "rollup_key()", "start_service()", "start_pool_selector()",
+                                     "start_compactor()"], body, state)
+        except ValueError as e:
+            r.fail(f"scripts/stack.sh: {e}")
+            return
+        if not r.check(p.returncode == 0, "scripts/stack.sh: start_service, start_pool_selector and start_compactor run "
+                       "(stubbed)", (p.stderr or p.stdout).strip()[:400]):
+            return
+        started: list[tuple[str, list[str]]] = []
+        for chunk in p.stdout.split("\n\n"):
+            lines = [l for l in chunk.splitlines() if l]
+            if lines:
+                started.append((lines[0], lines[1:]))
+        key_of = [(name, [a.split("=", 1)[1] for a in args if a.startswith(f"{ROLLUP_ENV}=")]) for name, args in started]
+        key_file = state / "rollup-hmac-key"
+        stored = key_file.read_text() if key_file.exists() else ""
+        problems = []
+        for name, keys in key_of:
+            if name in ("pool-selector", "pool-selector-2", "compactor"):
+                if keys != [stored] or not re.fullmatch(r"[0-9a-f]{64}", stored):
+                    problems.append(f"{name}: {ROLLUP_ENV} {keys}, the state's key {'set' if stored else 'missing'}")
+            elif keys:
+                problems.append(f"{name} gets {ROLLUP_ENV}")
+        names = [n for n, _ in started]
+        if names.count("pool-selector") != 2 or "compactor" not in names:
+            problems.append(f"started {names}")
+        if key_file.exists() and key_file.stat().st_mode & 0o077:
+            problems.append(f"{key_file.name} mode {oct(key_file.stat().st_mode)}")
+        r.check(not problems, f"scripts/stack.sh (make up): the compactor and pool-selector (and the chaos replica) get the "
+                f"same random {ROLLUP_ENV}, kept owner-only in the state folder and reused on a restart; "
+                f"{', '.join(others)} do not", "; ".join(problems[:6]))
+
+
 def check_scripts(r: Report) -> None:
     """`make up` (scripts/stack.sh) and the fuzzer (scripts/fuzz.sh) run pool-selector without broker or
-    intake settings, and the intake with its tokens and the broker."""
+    intake settings, and the intake with its tokens and the broker; `make up` shares its rollup signing
+    key between the compactor and pool-selector only."""
     stack = (ROOT / "scripts" / "stack.sh").read_text()
     fuzz = (ROOT / "scripts" / "fuzz.sh").read_text()
     forbidden = re.compile(r"\b(AMQP_\w*|INTAKE_\w*|RABBITMQ_\w*)=|amqp_url|AMQP_ENV|selector_env")
@@ -2843,6 +3084,7 @@ def check_scripts(r: Report) -> None:
         r.check("INTAKE_TOKENS=" in block and ("AMQP_URL=" in block or "AMQP_ENV" in block),
                 f"{script}: the intake started with INTAKE_TOKENS and the broker's AMQP_URL",
                 block[:300] or f"no `{start}` in {script}")
+    check_stack_rollup_key(r)
 
 
 def check_prometheus(r: Report) -> None:
@@ -3063,9 +3305,11 @@ def cmd_static() -> int:
     section("intake: objects, and who reaches it (producers, Prometheus; nobody else)")
     for source, objs in platform.items():
         check_intake(r, source, objs)
-    section("hardening: accounts, Secrets, pool-selector read only, egress (storage, API server), digests, relay admin port, IAM")
+    section("hardening: accounts, Secrets, pool-selector read only, the rollup signing key, egress (storage, API server), digests, "
+            "relay admin port, IAM")
     for source, objs in platform.items():
         check_hardening(r, source, objs)
+        check_rollup_signing(r, source, objs)
     check_iam(r)
     section("namespaces: Pod Security `restricted`, default deny both ways; zone spread and PDBs")
     for source, objs in renderings.items():
@@ -3086,6 +3330,7 @@ def cmd_static() -> int:
     section("dependencies: RabbitMQ's max_message_size; documented install order and Secrets")
     check_rabbitmq_configs(r, renderings)
     check_install_docs(r, renderings)
+    check_launcher_docs(r)
     section("prometheus adapter")
     check_adapter(r, renderings)
     section("Dockerfile and docker-compose (root compose.yaml, .env, no default password); no registry host anywhere")
@@ -3133,6 +3378,54 @@ def read_env(path: str) -> dict[str, str]:
         if m:
             env[m.group(1)] = m.group(2)
     return env
+
+
+def process_env(pid_file: Path) -> dict[str, str] | None:
+    """The environment of the process whose pid is in pid_file (None: no such process, or unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid_file.read_text().strip()}/environ").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return dict(v.split("=", 1) for v in raw.decode(errors="replace").split("\0") if "=" in v)
+
+
+def check_live_stack_settings(r: Report, env: dict[str, str]) -> None:
+    """The running compactor and pool-selector hold the same ROLLUP_HMAC_KEY, the stack's key
+    (STACK_DIR/rollup-hmac-key), and no other service has it; the running broker's rabbitmq.conf
+    (RABBIT_DIR of STACK_DIR/settings) sets max_message_size to ingest-worker's MAX_MESSAGE_BYTES."""
+    state = Path(env.get("STACK_DIR", ""))
+    if not r.check(bool(env.get("STACK_DIR")) and (state / "run").is_dir(), f"the env file names the stack's folder ({state})"):
+        return
+    key_file = state / "rollup-hmac-key"
+    stored = key_file.read_text().strip() if key_file.exists() else ""
+    problems = []
+    for pid_file in sorted((state / "run").glob("*.pid")):
+        name = pid_file.stem
+        penv = process_env(pid_file)
+        if penv is None:
+            if name in ROLLUP_HOLDERS:
+                problems.append(f"{name}: its environment cannot be read")
+            continue
+        got = penv.get(ROLLUP_ENV)
+        if name in ROLLUP_HOLDERS or name == "pool-selector-2":
+            if not stored or got != stored:
+                problems.append(f"{name}: {ROLLUP_ENV} {'is not the stack key' if got else 'not set'}")
+        elif got is not None:
+            problems.append(f"{name} has {ROLLUP_ENV}")
+    r.check(bool(stored) and not problems, f"the running compactor and pool-selector hold the stack's {ROLLUP_ENV} "
+            f"({key_file}), no other process of the stack does", "; ".join(problems[:6]) or "no key file")
+    # STACK_DIR/settings: NAME=value lines, values quoted by bash's printf %q.
+    settings = {}
+    if (state / "settings").exists():
+        for line in (state / "settings").read_text().splitlines():
+            m = re.match(r"^(\w+)=(.*)$", line)
+            if m:
+                settings[m.group(1)] = (shlex.split(m.group(2)) or [""])[0]
+    conf = Path(settings.get("RABBIT_DIR") or "/nonexistent") / "rabbitmq.conf"
+    want = worker_max_message_bytes()
+    got = rabbitmq_max_message_size(conf.read_text()) if conf.exists() else []
+    r.check(got == [want], f"the running broker's {conf}: max_message_size = {want} (ingest-worker's MAX_MESSAGE_BYTES)",
+            f"got {got}")
 
 
 def cmd_live(env_file: str) -> int:
@@ -3184,6 +3477,9 @@ def cmd_live(env_file: str) -> int:
                 path = c[kind]["httpGet"]["path"]
                 status, body = http_get(urls[comp] + path)
                 r.check(status == 200, f"{comp} {kind} GET {path} → 200", f"HTTP {status} {body[:200]}")
+
+    section("make up's processes: the rollup signing key, the broker's max_message_size")
+    check_live_stack_settings(r, env)
 
     section("Prometheus (config generated from deploy/prometheus.yml)")
     prom = env["STACK_PROMETHEUS_URL"]

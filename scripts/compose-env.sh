@@ -3,7 +3,8 @@
 # every REQUIRED secret (a `# REQUIRED` line above an empty `NAME=`, or `NAME=prefix:` for a secret after
 # a fixed prefix, e.g. the launcher's LAUNCHER_TOKENS=admin:) filled with a random value, on first
 # use. An existing .env is never touched: delete it to start over (the secrets then change, and so must
-# the stack's volumes: `docker compose down -v`).
+# the stack's volumes: `docker compose down -v`); a required secret it lacks (one added to .env.example
+# since it was written, e.g. ROLLUP_HMAC_KEY) is named, with the line that adds it.
 #
 #   scripts/compose-env.sh [ENV_FILE]      default: <repository root>/.env
 #
@@ -15,15 +16,31 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXAMPLE="$ROOT/.env.example"
 TARGET="${1:-$ROOT/.env}"
 
-if [[ -e $TARGET ]]; then
-    echo "compose-env: $TARGET exists; left as it is" >&2
-    exit 0
-fi
 [[ -r $EXAMPLE ]] || { echo "compose-env: error: $EXAMPLE is missing" >&2; exit 1; }
 
 secret() {
     od -An -N16 -tx1 /dev/urandom | tr -d ' \n'
 }
+
+if [[ -e $TARGET ]]; then
+    echo "compose-env: $TARGET exists; left as it is" >&2
+    # A .env written by an older .env.example may lack a secret added since (e.g. ROLLUP_HMAC_KEY):
+    # compose would refuse to start. Say which, and how to add each; the file is still not touched.
+    required=0
+    while IFS= read -r line || [[ -n $line ]]; do
+        if [[ $line == "# REQUIRED" ]]; then
+            required=1
+            continue
+        fi
+        if ((required)) && [[ $line =~ ^([A-Z_][A-Z0-9_]*)=([A-Za-z0-9._-]+:)?$ ]] &&
+            ! grep -q "^${BASH_REMATCH[1]}=" "$TARGET"; then
+            echo "compose-env: $TARGET has no ${BASH_REMATCH[1]} (required); add one with:" \
+                "echo ${BASH_REMATCH[1]}=${BASH_REMATCH[2]}\$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n') >> $TARGET" >&2
+        fi
+        required=0
+    done <"$EXAMPLE"
+    exit 0
+fi
 
 tmp="$(mktemp "$(dirname "$TARGET")/.env.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT

@@ -11,9 +11,12 @@
 #   scripts/stack.sh stop SERVICE...      stop these services only (`restart` or `up` starts them again)
 #   scripts/stack.sh env       print the stack's URLs as shell exports (for scripts and tests)
 #   scripts/stack.sh prometheus-config   print the Prometheus config `up` generates from deploy/prometheus.yml
+#   scripts/stack.sh rabbitmq-config     print the settings `up` adds to the broker's rabbitmq.conf (compose's
+#                              deploy/rabbitmq/rabbitmq.conf: max_message_size)
 #
 # Started, in order: an S3 server (moto, from the repo venv .venv) with a bucket, RabbitMQ with the
-# management plugin (its own epmd, node name and ports), Redis, intake (POST /events, publishing to
+# management plugin (its own epmd, node name and ports; max_message_size from deploy/rabbitmq/rabbitmq.conf,
+# as compose and Kubernetes set it), Redis, intake (POST /events, publishing to
 # RabbitMQ), pool-selector, compactor (a pass every STACK_COMPACTOR_EVERY, rolling up hours
 # STACK_COMPACTOR_SETTLE after they close, into the same bucket pool-selector reads), ingest-worker,
 # monitor, relay, Prometheus (scraping every service, config generated from deploy/prometheus.yml), and
@@ -32,7 +35,8 @@
 # The intake accepts POST /events with the bearer token STACK_INTAKE_TOKEN (its INTAKE_TOKENS; default
 # dev-token). The launcher accepts its routes with the bearer token STACK_LAUNCHER_TOKEN (its
 # LAUNCHER_TOKENS, as caller `dev`; default dev-launcher-token, poolctl's default too). pool-selector only
-# reads the bucket: it gets no RabbitMQ or intake setting.
+# reads the bucket: it gets no RabbitMQ or intake setting. The compactor signs rollups and pool-selector
+# checks them with ROLLUP_HMAC_KEY, a random key kept in STACK_DIR/rollup-hmac-key (made on first use).
 #
 # Other settings: STACK_GENERATOR_RATE (50), STACK_BUCKET (pool-events), STACK_LOG_LEVEL (INFO),
 # STACK_COMPACTOR_EVERY (1m), STACK_COMPACTOR_SETTLE (2m; short, so a closed hour is rolled up soon),
@@ -253,12 +257,22 @@ make_bucket() {
 
 start_epmd() { epmd_start "$(pidfile epmd)" "$(logfile epmd)"; }
 
+# The broker settings compose mounts (deploy/rabbitmq/rabbitmq.conf, its lines but comments and blanks):
+# max_message_size, ingest-worker's MAX_MESSAGE_BYTES, as in every deploy. `stack.sh rabbitmq-config`
+# prints them (scripts/check_artifacts.py checks the value).
+RABBIT_SETTINGS="$ROOT/deploy/rabbitmq/rabbitmq.conf"
+rabbit_settings() {
+    [[ -r $RABBIT_SETTINGS ]] || die "$RABBIT_SETTINGS is missing"
+    grep -Ev '^[[:space:]]*(#|$)' "$RABBIT_SETTINGS" || true
+}
 start_rabbitmq() {
     alive rabbitmq && return 0
     need_free_port "$AMQP_PORT" "RabbitMQ AMQP"
     need_free_port "$MGMT_PORT" "RabbitMQ management"
-    # shellcheck disable=SC2119 # the defaults only: no configuration lines of our own
-    rabbit_prepare
+    local settings=()
+    mapfile -t settings < <(rabbit_settings)
+    ((${#settings[@]})) || die "no broker settings in $RABBIT_SETTINGS"
+    rabbit_prepare "${settings[@]}"
     rabbit_start "$(pidfile rabbitmq)" "$(logfile rabbitmq)"
 }
 # `down` deletes the broker's data, so there is nothing to flush: the VM is killed at once.
@@ -268,12 +282,28 @@ start_redis() { redis_start "$(pidfile redis)" "$(logfile redis)" "$STATE/data/r
 
 http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
 
+# The services that sign (compactor) or check (pool-selector, and the chaos topology's second replica)
+# rollups: start_service gives each ROLLUP_HMAC_KEY, the stack's one key (rollup_key).
+ROLLUP_KEY_HOLDERS=(pool-selector pool-selector-2 compactor)
+# ROLLUP_HMAC_KEY: random, one per state folder (STATE/rollup-hmac-key, owner-only), made at first use
+# and reused by every later start, so the compactor, pool-selector and any restart hold the same key.
+rollup_key() {
+    local f="$STATE/rollup-hmac-key"
+    if [[ ! -s $f ]]; then
+        (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$f") || die "could not write $f"
+    fi
+    cat "$f"
+}
+
 start_service() {
-    local name=$1 port=$2
+    local name=$1 port=$2 h key=()
     shift 2
     alive "$name" && return 0
     need_free_port "$port" "$name"
-    spawn_component "$name" env LOG_LEVEL="${STACK_LOG_LEVEL:-INFO}" "$@"
+    for h in "${ROLLUP_KEY_HOLDERS[@]}"; do
+        [[ $name == "$h" ]] && key=(ROLLUP_HMAC_KEY="$(rollup_key)")
+    done
+    spawn_component "$name" env LOG_LEVEL="${STACK_LOG_LEVEL:-INFO}" "${key[@]}" "$@"
 }
 
 # The intake takes POST /events from producers and publishes to RabbitMQ (the queue ingest-worker
@@ -282,14 +312,16 @@ start_intake() {
     start_service intake "$INTAKE_PORT" HOST=127.0.0.1 PORT="$INTAKE_PORT" HTTP_WORKERS=2 \
         AMQP_URL="$(amqp_url_as producer)" INTAKE_TOKENS="$INTAKE_TOKEN" "$BIN/intake"
 }
-# pool-selector only reads the bucket: no broker, no intake.
+# pool-selector only reads the bucket: no broker, no intake. It uses a rollup only when signed with the
+# compactor's ROLLUP_HMAC_KEY (start_service gives both the stack's key).
 start_pool_selector() {
     # shellcheck disable=SC2046
     start_service pool-selector "$SELECTOR_PORT" HOST=127.0.0.1 PORT="$SELECTOR_PORT" HTTP_WORKERS=2 \
         $(s3_env) "$BIN/pool-selector"
 }
-# The compactor reads and writes the bucket pool-selector reads (rollups under events/_rollups/). A
-# short settle time, so an hour the generator filled is rolled up a few minutes after it closes.
+# The compactor reads and writes the bucket pool-selector reads (rollups under events/_rollups/, signed
+# with ROLLUP_HMAC_KEY, which start_service gives it). A short settle time, so an hour the generator
+# filled is rolled up a few minutes after it closes.
 start_compactor() {
     # shellcheck disable=SC2046
     start_service compactor "$COMPACTOR_PORT" HOST=127.0.0.1 PORT="$COMPACTOR_PORT" \
@@ -685,6 +717,10 @@ prometheus-config)
     # The Prometheus configuration `up` uses (for scripts/check-artifacts.sh to check with promtool).
     load_settings
     prometheus_config
+    ;;
+rabbitmq-config)
+    # The lines `up` adds to the broker's rabbitmq.conf (for scripts/check_artifacts.py: max_message_size).
+    rabbit_settings
     ;;
 env)
     [[ -f $STATE/env ]] || die "the stack is not up ($STATE)"

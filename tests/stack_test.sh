@@ -9,9 +9,11 @@
 #      (its --truth file says what it published) and a POST /events to the intake (which counts them
 #      in intake_events_accepted_total; without its token it refuses them). Both land in S3 through
 #      ingest-worker and are ranked, read through the relay (cache MISS, then HIT). pool-selector has
-#      no POST /events any more. A curl to the launcher's POST /launch runs a real Spark job
-#      (spark-submit --master local[*]) on the pool the relay picks; its outcome goes back through the
-#      intake and is ranked (one more job in /pools).
+#      no POST /events any more. The launcher refuses POST /launch without its bearer token (or with a
+#      wrong one); with it (STACK_LAUNCHER_TOKEN, caller `dev`) a curl to POST /launch runs a real Spark
+#      job (spark-submit --master local[*]) on the pool the relay picks; its outcome goes back through the
+#      intake and is ranked (one more job in /pools). The seed's bare `curl -X POST .../launch` (no body,
+#      only the token) launches the default job (astronauts on DEFAULT_INSTANCE_TYPES), which completes.
 #   3. The streaming generator started by `up` keeps flowing (ingest-worker's written counter grows);
 #      the monitor reads the queue and sees the worker consuming; the compactor answers /health and
 #      completes passes (compactor_passes_total ≥ 1); pool-selector's scan report says how many hours
@@ -223,15 +225,22 @@ check "the relay answers the repeated call from its cache (X-Cache HIT)" grep -q
 
 # The closed loop: a curl to the launcher runs a real Spark job (spark-submit --master local[*]) on the
 # pool the relay picks; its outcome goes back through the intake and shows in /pools (one more job).
-launch=$(curl -s -XPOST "$STACK_LAUNCHER_URL/launch" -H 'content-type: application/json' \
+# Every launch route needs a bearer token of LAUNCHER_TOKENS (`make up`: dev:$STACK_LAUNCHER_TOKEN).
+launcher_auth="Authorization: Bearer $STACK_LAUNCHER_TOKEN"
+for auth in "" "Authorization: Bearer not-$STACK_LAUNCHER_TOKEN"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST ${auth:+-H "$auth"} "$STACK_LAUNCHER_URL/launch") || true
+    check "POST /launch ${auth:+with a wrong token}${auth:-without a token} → 401 (got $code)" test "$code" = 401
+done
+launch=$(curl -s -XPOST "$STACK_LAUNCHER_URL/launch" -H "$launcher_auth" -H 'content-type: application/json' \
     -d '{"application":"astronauts","instance_types":["zz9.stackpost"],"arguments":["--craft","ISS"]}')
 launch_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("launch_id", ""))' "$launch" 2>/dev/null || true)
 check "POST /launch → 202 with a launch on $post_pool (${launch:0:200})" \
     python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["pool_id"] == sys.argv[2] and d["state"] == "SUBMITTED" else 1)' "$launch" "$post_pool"
+# wait_launch ID: until launch ID has COMPLETED and its first attempt's outcome is published.
 wait_launch() {
-    local deadline=$((SECONDS + 240)) got=""
+    local id=$1 deadline=$((SECONDS + 240)) got=""
     while ((SECONDS < deadline)); do
-        got=$(curl -s "$STACK_LAUNCHER_URL/launches/$launch_id") || true
+        got=$(curl -s -H "$launcher_auth" "$STACK_LAUNCHER_URL/launches/$id") || true
         if python3 -c '
 import json, sys
 d = json.loads(sys.argv[1])
@@ -244,9 +253,25 @@ sys.exit(0 if d["state"] == "COMPLETED" and d["attempts"][0]["outcome_published"
     tail -n 20 "$STACK_DIR"/data/launcher/*/log >&2 || true
     return 1
 }
-check "the launched Spark job completed and its outcome was published" wait_launch
+check "the launched Spark job completed and its outcome was published" wait_launch "$launch_id"
 check "the launch's outcome is ranked through the relay: 301 jobs, 30 spot terminations" \
     wait_ranking zz9.stackpost 301 30
+
+# The seed's flow as written: `curl -X POST .../launch` with no body (only the token) is the default
+# launch, DEFAULT_APPLICATION (astronauts) on the best pool of DEFAULT_INSTANCE_TYPES (c6a.xlarge, ...,
+# which the streaming generator's pools cover): 202 with the launch, run like any other.
+code=$(curl -s -o "$STACK_DIR/bare-launch.json" -w '%{http_code}' -X POST -H "$launcher_auth" "$STACK_LAUNCHER_URL/launch") || true
+bare=$(cat "$STACK_DIR/bare-launch.json" 2>/dev/null || true)
+check "the seed's bare POST /launch (no body, a token) → 202 with astronauts on a default instance type (got $code ${bare:0:300})" \
+    python3 -c '
+import json, sys
+d = json.loads(sys.argv[2])
+types = d["instance_types"]
+ok = (sys.argv[1] == "202" and d["application"] == "astronauts" and d["caller"] == "dev" and "c6a.xlarge" in types
+      and d["pool_id"].removeprefix("pool-").rsplit("-", 3)[0] in types and d["state"] == "SUBMITTED")
+sys.exit(0 if ok else 1)' "$code" "$bare"
+bare_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("launch_id", ""))' "$bare" 2>/dev/null || true)
+check "the bare launch's Spark job completed and its outcome was published" wait_launch "$bare_id"
 
 # ---------------------------------------------------------------------------------------------------
 # 3. the streaming generator keeps flowing; the monitor sees the queue
