@@ -67,7 +67,11 @@ impl Latencies {
             p99,
             self.ms.last().copied().unwrap_or(f64::NAN),
             self.errors,
-            if p99 <= TARGET_P99_MS { "met" } else { "NOT met" }
+            if p99 <= TARGET_P99_MS {
+                "met"
+            } else {
+                "NOT met"
+            }
         )
     }
 }
@@ -185,7 +189,9 @@ fn main() -> anyhow::Result<()> {
         types.len()
     );
     println!();
-    println!("| load | time | view memory (accounted) | process RSS growth | cells (minute / hour / day) |");
+    println!(
+        "| load | time | view memory (accounted) | process RSS growth | cells (minute / hour / day) |"
+    );
     println!("|---|---:|---:|---:|---:|");
     println!(
         "| the whole history into the view | {:.2} s | {:.1} MB ({}) | {:.1} MB | {} / {} / {} |",
@@ -202,7 +208,9 @@ fn main() -> anyhow::Result<()> {
         status.cells[2]
     );
     println!();
-    println!("| requests | n | p50 ms | p95 ms | p99 ms | max ms | errors | p99 ≤ {TARGET_P99_MS} ms |");
+    println!(
+        "| requests | n | p50 ms | p95 ms | p99 ms | max ms | errors | p99 ≤ {TARGET_P99_MS} ms |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---|");
     for r in &mut rows {
         println!("{}", r.row());

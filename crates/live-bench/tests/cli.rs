@@ -13,8 +13,18 @@ async fn the_bench_loads_a_history_and_prints_its_tables() {
         .open()
         .unwrap();
     let mut events = pool_events("pool-c6a.xlarge-us-east-1a", 50, 2, Duration::hours(30));
-    events.extend(pool_events("pool-m6a.xlarge-us-east-1b", 40, 1, Duration::minutes(20)));
-    events.extend(pool_events("pool-r6a.large-us-west-2a", 30, 3, Duration::days(3)));
+    events.extend(pool_events(
+        "pool-m6a.xlarge-us-east-1b",
+        40,
+        1,
+        Duration::minutes(20),
+    ));
+    events.extend(pool_events(
+        "pool-r6a.large-us-west-2a",
+        30,
+        3,
+        Duration::days(3),
+    ));
     write_partitioned(&storage, "batch", &events).await;
 
     let out = Command::new(env!("CARGO_BIN_EXE_live-bench"))
@@ -30,7 +40,10 @@ async fn the_bench_loads_a_history_and_prints_its_tables() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("3 pools"), "{stdout}");
-    assert!(stdout.contains("| the whole history into the view |"), "{stdout}");
+    assert!(
+        stdout.contains("| the whole history into the view |"),
+        "{stdout}"
+    );
     for row in ["distinct windows", "one window, 30 d", "whole history, k=3"] {
         let line = stdout
             .lines()

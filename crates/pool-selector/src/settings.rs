@@ -162,7 +162,7 @@ impl Settings {
             max_clock_skew: self.limits.max_clock_skew,
             rollup_recheck: self.rollup_recheck,
             relist_interval: self.relist_interval,
-            rollup_key: self.rollup_hmac_key.clone(),
+            rollup_key: self.rollup_hmac_key,
             ..ViewOptions::default()
         }
     }

@@ -134,6 +134,7 @@ pub enum Command {
         id: String,
     },
     /// The dead-letter queue: `poolctl dlq replay [--limit N] [--dry-run]`.
+    #[cfg(feature = "amqp")]
     Dlq {
         #[command(subcommand)]
         command: crate::dlq::DlqCommand,

@@ -64,6 +64,7 @@ pub async fn run(cli: Cli, ctx: &Context) -> Result<Outcome, CliError> {
             None => list_launches(ctx, state.map(|s| s.as_str()), limit).await,
         },
         Command::Cancel { id } => cancel(ctx, &id).await,
+        #[cfg(feature = "amqp")]
         Command::Dlq { command } => crate::dlq::run(command, ctx.global.output).await,
         Command::Completions { shell } => Ok(Outcome::found(completions(shell))),
     }

@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod client;
 pub mod commands;
+#[cfg(feature = "amqp")]
 pub mod dlq;
 pub mod error;
 pub mod import;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::helpers::generate;
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use clap::Parser;
 use object_store::ObjectStoreExt;
 use pool_core::event::Event;
@@ -29,8 +29,9 @@ async fn a_single_object_gets_one_event_appended_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("seed").join("events.json");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    // Whole milliseconds: the line is written with the event's own (millisecond) timestamp format.
     let earlier = testkit::event(
-        Utc::now(),
+        Utc::now().trunc_subsecs(3),
         "from-before",
         "pool-c6a.xlarge-us-east-1a",
         "ok",
