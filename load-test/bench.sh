@@ -41,7 +41,10 @@ for part in $parts; do
   echo; echo "## $part" | tee -a "$out"
   part_out=$(mktemp)
   rc=0
-  "$script" | tee "$part_out" | tee -a "$out" || rc=$?
+  # A smoke run must never hang `make test`: each part gets BENCH_PART_TIMEOUT seconds (900 in smoke
+  # mode; no limit otherwise).
+  limit=${BENCH_PART_TIMEOUT:-$([[ ${BENCH_SMOKE:-0} == 1 ]] && echo 900 || echo 0)}
+  timeout "$limit" "$script" | tee "$part_out" | tee -a "$out" || rc=$?
   if ((rc != 0)); then
     echo "bench part $part failed (exit $rc)" >&2
     status=1

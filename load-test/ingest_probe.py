@@ -44,7 +44,15 @@ def main():
     ap.add_argument("--poll", type=float, default=0.05)
     ap.add_argument("--stop-file", required=True)
     ap.add_argument("--drain", type=float, default=60.0)
+    ap.add_argument("--max-seconds", type=float, default=1800.0,
+                    help="stop publishing after this long even without the stop file (never hang a run)")
     a = ap.parse_args()
+    give_up = time.monotonic() + a.max_seconds
+
+    def stopped() -> bool:
+        # The stop file, a deadline, or the run's folder gone (the bench was killed and cleaned up).
+        folder = os.path.dirname(a.stop_file) or "."
+        return os.path.exists(a.stop_file) or time.monotonic() > give_up or not os.path.isdir(folder)
 
     run = uuid.uuid4().hex[:8]
     lock = threading.Lock()
@@ -56,7 +64,7 @@ def main():
 
     def publish():
         i = 0
-        while not os.path.exists(a.stop_file):
+        while not stopped():
             now = datetime.now(timezone.utc)
             event = {
                 "finished_at": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}",

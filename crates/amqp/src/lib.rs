@@ -41,7 +41,7 @@
 //! nack, return, timeout or lost connection is an error, so nothing half published is reported as
 //! accepted. [`Publisher::publish_reliably`] reconnects with exponential backoff and resends exactly the
 //! messages that were not confirmed (a message whose confirm was lost in a broker restart may be stored
-//! twice; readers count each `job_id` once).
+//! twice; readers count each event once).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -685,7 +685,7 @@ impl Publisher {
     /// Publish `events` and wait until the broker confirmed every message. Returns the number of events
     /// accepted (all of them), or an error if any message was not confirmed: then none is reported as
     /// accepted, although some may have been stored (a retry may store those twice; readers count each
-    /// `job_id` once). One attempt: a dead connection is reopened once, no retries.
+    /// event once). One attempt: a dead connection is reopened once, no retries.
     pub async fn publish_confirmed(&self, events: &[Event]) -> Result<usize, PublishError> {
         if events.is_empty() {
             return Ok(0);

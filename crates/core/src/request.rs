@@ -56,7 +56,8 @@ pub const MAX_BACKTEST_SPAN: Duration = Duration::from_secs(31 * 24 * 3600);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
-    /// Upper bound of the Wilson score interval of the termination rate (default).
+    /// Upper bound of the Wilson score interval of the termination rate (with `min_jobs`, a cautious
+    /// pick that needs no model). The default strategy is `pooled` (`RANKING_STRATEGY`).
     Wilson,
     /// Upper quantile of the Beta posterior of the termination rate under a Jeffreys prior.
     Bayes,

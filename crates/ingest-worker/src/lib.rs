@@ -11,7 +11,7 @@
 //! folder the file and its folder are fsynced). Storage errors are retried with exponential backoff,
 //! and never acknowledged around. A crash between the write and the ack makes the broker redeliver the
 //! batch, which is then stored a second time under new keys: delivery is at least once, and readers
-//! count each `job_id` once (pool-selector deduplicates at query time).
+//! count each event once (pool-selector deduplicates at read time; the key is the whole event).
 //!
 //! A message that can never be stored (not JSON, not an event, an inconsistent event, or a body larger
 //! than `MAX_MESSAGE_BYTES`, which is not even parsed) is republished, with the reason in an

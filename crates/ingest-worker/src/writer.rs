@@ -195,7 +195,7 @@ fn http_status(text: &str) -> Option<u16> {
 /// ordered by creation time when listed. Keys are *not* derived from the content: after a crash the
 /// broker redelivers a batch's messages in a different grouping, so a content-derived key would not
 /// make the second write land on the first anyway. Duplicates are instead removed where they are
-/// counted (pool-selector counts each `job_id` once). A retried write reuses its key, so a PUT that
+/// counted (pool-selector counts each event once). A retried write reuses its key, so a PUT that
 /// succeeded on the server but failed on the way back is overwritten with the same bytes, not copied.
 #[derive(Clone)]
 pub struct Writer {

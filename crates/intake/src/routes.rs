@@ -6,7 +6,7 @@
 //! request with a 400 naming each bad line (NDJSON) or index (array) and why. `202 {"accepted": N}` is
 //! sent only after the broker confirmed every message; when it did not (broker down, connection lost,
 //! nack, confirm timeout) the answer is 503 and no event is reported as accepted. Some may have reached
-//! the queue anyway, so a client simply retries: a `job_id` stored twice is counted once.
+//! the queue anyway, so a client simply retries: an event stored twice is counted once.
 //!
 //! The publisher connects lazily, so the intake starts and answers `/health` while RabbitMQ is down;
 //! `/ready` is 200 only while the broker can be reached.

@@ -6,7 +6,7 @@
 //! so the generator keeps drawing events while the broker confirms earlier ones, and [`Sink::finish`]
 //! returns only when every message is confirmed. When the broker restarts, each task reconnects with
 //! backoff and resends exactly its messages that were not confirmed (a message whose confirm was lost
-//! may be stored twice; readers count each `job_id` once). Exchange and queue names come from the
+//! may be stored twice; readers count each event once). Exchange and queue names come from the
 //! `AMQP_*` variables (see `pool_amqp::AmqpArgs`); the broker URL from `--sink`.
 //!
 //! `--rate R` is kept by the generator's clock (sends return as soon as their task is queued);

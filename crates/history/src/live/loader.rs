@@ -210,24 +210,33 @@ fn hour_prefix(root: &Path, p: Partition) -> Path {
     }
 }
 
-/// Where to start listing a live hour again: after the newest key seen, less a minute for writers
-/// whose clocks run behind when names are time-ordered UUIDs (v7: the first 48 bits are Unix
-/// milliseconds). Keys already read are skipped by name.
+/// Where to start listing a live hour again: when every key read so far is a time-ordered UUID name
+/// (v7: the first 48 bits are Unix milliseconds, as the ingest-worker writes), after the newest one less
+/// a minute for writers whose clocks run behind. Any other name (the generator's `gen-…`, an import's
+/// `import-…`, a hand-copied file) says nothing about where the next object will sort, so such an hour
+/// is listed whole (`None`): a new object must never sort before the offset. Keys already read are
+/// skipped by name either way.
 fn list_offset(entries: &BTreeMap<String, ObjectEntry>) -> Option<Path> {
-    let newest = entries.keys().next_back()?;
-    let (folder, name) = newest.rsplit_once('/')?;
-    let millis = name
-        .get(..13)
-        .filter(|p| p.as_bytes()[8] == b'-' && name.as_bytes().get(14) == Some(&b'7'))
-        .and_then(|p| u64::from_str_radix(&p.replace('-', ""), 16).ok());
-    Some(match millis {
-        Some(ms) => {
-            let earlier = ms.saturating_sub(60_000);
-            let hex = format!("{earlier:012x}");
-            Path::from(format!("{folder}/{}-{}", &hex[..8], &hex[8..]))
-        }
-        None => Path::from(newest.as_str()),
-    })
+    let mut newest = None;
+    for key in entries.keys() {
+        let (folder, name) = key.rsplit_once('/')?;
+        newest = Some((folder, uuid7_millis(name)?));
+    }
+    let (folder, ms) = newest?;
+    let hex = format!("{:012x}", ms.saturating_sub(60_000));
+    Some(Path::from(format!("{folder}/{}-{}", &hex[..8], &hex[8..])))
+}
+
+/// The Unix milliseconds of a name that starts with a lowercase version-7 UUID.
+fn uuid7_millis(name: &str) -> Option<u64> {
+    let b = name.as_bytes();
+    let uuid = name.get(..36)?;
+    let shaped = b[8] == b'-' && b[13] == b'-' && b[14] == b'7' && b[18] == b'-' && b[23] == b'-';
+    let hex = |c: &u8| c.is_ascii_digit() || (b'a'..=b'f').contains(c);
+    if !shaped || !uuid.bytes().filter(|c| *c != b'-').all(|c| hex(&c)) {
+        return None;
+    }
+    u64::from_str_radix(&uuid[..13].replace('-', ""), 16).ok()
 }
 
 fn is_event_object(meta: &ObjectMeta) -> bool {
@@ -1116,7 +1125,7 @@ mod tests {
     }
 
     #[test]
-    fn listing_resumes_a_minute_before_the_newest_uuid_and_after_other_names() {
+    fn listing_resumes_a_minute_before_the_newest_uuid_and_lists_other_names_whole() {
         // 0x019af3c2_1a00 ms; a minute earlier is 0x019af3c2_1a00 - 60000 = 0x019af3c1_2fa0.
         let e = entries(&[
             "ev/dt=2026-11-22/hr=10/019af3c2-0000-7000-8000-000000000000.json",
@@ -1126,14 +1135,18 @@ mod tests {
             list_offset(&e).unwrap().as_ref(),
             "ev/dt=2026-11-22/hr=10/019af3c1-2fa0"
         );
-        let e = entries(&[
-            "ev/dt=2026-11-22/hr=10/batch-1.json",
-            "ev/dt=2026-11-22/hr=10/batch-2.json",
-        ]);
-        assert_eq!(
-            list_offset(&e).unwrap().as_ref(),
-            "ev/dt=2026-11-22/hr=10/batch-2.json"
-        );
+        // Other names say nothing about where the next one sorts: a UUID written after `gen-…` sorts
+        // before it, so the hour is listed whole.
+        for names in [
+            &["ev/dt=2026-11-22/hr=10/batch-1.json", "ev/dt=2026-11-22/hr=10/batch-2.json"][..],
+            &[
+                "ev/dt=2026-11-22/hr=10/019af3c2-0000-7000-8000-000000000000.json",
+                "ev/dt=2026-11-22/hr=10/gen-1-20cc1307-000003.json",
+            ][..],
+            &["ev/dt=2026-11-22/hr=10/019af3c2-0000-4000-8000-000000000000.json"][..],
+        ] {
+            assert_eq!(list_offset(&entries(names)), None, "{names:?}");
+        }
         assert_eq!(list_offset(&BTreeMap::new()), None);
     }
 }
