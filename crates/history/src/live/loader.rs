@@ -1138,7 +1138,10 @@ mod tests {
         // Other names say nothing about where the next one sorts: a UUID written after `gen-…` sorts
         // before it, so the hour is listed whole.
         for names in [
-            &["ev/dt=2026-11-22/hr=10/batch-1.json", "ev/dt=2026-11-22/hr=10/batch-2.json"][..],
+            &[
+                "ev/dt=2026-11-22/hr=10/batch-1.json",
+                "ev/dt=2026-11-22/hr=10/batch-2.json",
+            ][..],
             &[
                 "ev/dt=2026-11-22/hr=10/019af3c2-0000-7000-8000-000000000000.json",
                 "ev/dt=2026-11-22/hr=10/gen-1-20cc1307-000003.json",
