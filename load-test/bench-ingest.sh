@@ -47,7 +47,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   if [[ -n $own_services ]]; then scripts/test-services.sh stop >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
+  if [[ -n ${BENCH_KEEP_WORK:-} ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 # The test servers already running (make test's), else a private instance (own ports and state).
@@ -64,7 +64,8 @@ metric() { { curl -fs "$1/metrics" || true; } | awk -v m="$2" '$1 == m {print $2
 run_storage() { # $STORAGE: local or s3; prints its table
 suffix="bench-$$-$STORAGE"
 export AMQP_URL="$TEST_AMQP_URL" AMQP_EXCHANGE="events.$suffix" AMQP_QUEUE="events.ingest.$suffix" \
-  AMQP_DEAD_LETTER_EXCHANGE="events.dlx.$suffix" AMQP_DEAD_LETTER_QUEUE="events.dead.$suffix" LOG_LEVEL=warn
+  AMQP_DEAD_LETTER_EXCHANGE="events.dlx.$suffix" AMQP_DEAD_LETTER_QUEUE="events.dead.$suffix" LOG_LEVEL=warn \
+  AMQP_DECLARE_TOPOLOGY=true  # the test broker's single admin user: the run's own topology is declared by its services
 if [ "$STORAGE" = s3 ]; then
   bucket="bench-ingest-$$-$RANDOM"
   curl -fs -X PUT "$TEST_S3_ENDPOINT/$bucket" >/dev/null
@@ -80,7 +81,7 @@ fi
 
 wport=$(free_port); sport=$(free_port); nport=$(free_port); iport=$(free_port)
 METRICS_PORT=$wport METRICS_HOST=127.0.0.1 "$bin/ingest-worker" 2>"$work/worker.log" & worker=$!; pids+=("$worker")
-PORT=$sport HOST=127.0.0.1 "$bin/pool-selector" 2>"$work/selector.log" & pids+=("$!")
+RELIST_INTERVAL=2s PORT=$sport HOST=127.0.0.1 "$bin/pool-selector" 2>"$work/selector.log" & pids+=("$!")
 INTAKE_TOKENS=bench-token INTAKE_RATE_PER_SECOND=1000 PORT=$iport HOST=127.0.0.1 "$bin/intake" 2>"$work/intake.log" & pids+=("$!")
 wait_http "http://127.0.0.1:$wport/health"; wait_http "http://127.0.0.1:$sport/ready"; wait_http "http://127.0.0.1:$iport/health"
 cpu0=$(awk '{print $14 + $15}' "/proc/$worker/stat"); wall0=$(date +%s.%N)
@@ -102,7 +103,7 @@ sleep 2
 end=$(date -u -d '-2 days' +%Y-%m-%dT%H:%M:%SZ)
 t0=$(date +%s.%N)
 "$bin/event-generator" --sink "$AMQP_URL" --events "$EVENTS" --hours 24 --end "$end" --seed 11 --pools 64 \
-  >"$work/gen.json" 2>"$work/gen.log"
+  >"$work/gen.json" 2>"$work/gen.log" || { echo "event-generator failed:" >&2; tail -n 20 "$work/gen.log" >&2; exit 1; }
 t_pub=$(date +%s.%N)
 wait_written "$EVENTS"
 t1=$(date +%s.%N)
@@ -138,7 +139,7 @@ read -r markers visible p50 p99 pmax post50 post99 <<<"$(markers_of "$work/probe
 time_pools() { # $1 base URL → "median_ms total_jobs"
   local ms=() total=0
   for _ in 1 2 3; do
-    ms+=("$(curl -s -o "$work/pools.json" -w '%{time_total}' "$1/pools?window=0" | awk '{printf "%.0f", $1*1000}')")
+    ms+=("$(curl -s -o "$work/pools.json" -w '%{time_total}' "$1/pools?window=0&limit=10000" | awk '{printf "%.0f", $1*1000}')")
     total=$(python3 -c 'import json,sys; print(sum(p["jobs"] for p in json.load(open(sys.argv[1]))["pools"]))' "$work/pools.json")
   done
   echo "$(printf '%s\n' "${ms[@]}" | sort -n | sed -n 2p) $total"

@@ -16,7 +16,7 @@
 #      only the token) launches the default job (astronauts on DEFAULT_INSTANCE_TYPES), which completes.
 #   3. The streaming generator started by `up` keeps flowing (ingest-worker's written counter grows);
 #      the monitor reads the queue and sees the worker consuming; the compactor answers /health and
-#      completes passes (compactor_passes_total ≥ 1); pool-selector's scan report says how many hours
+#      completes passes (compactor_passes_total ≥ 1); pool-selector's view report says how many hours
 #      it read from rollups and how many raw.
 #   3b. `make scale-demo` (scripts/scale-demo.sh), small: ingest-worker restarted with a simulated workload,
 #      a backlog through the intake, the monitor's desired scale rising above 1 and back; the stack is
@@ -303,10 +303,10 @@ wait_passes() {
 }
 check "compactor /metrics: compactor_passes_total ≥ 1 (a pass finished)" wait_passes
 pools=$(curl -sf "$STACK_SELECTOR_URL/pools?window=0&limit=1") || fail "pool-selector /pools?window=0 failed"
-check "pool-selector's /pools scan report has rollup_hours and raw_hours ($(python3 -c 'import json,sys; s=json.loads(sys.argv[1]).get("scan", {}); print({k: s.get(k) for k in ("rollup_hours", "raw_hours")})' "$pools"))" \
+check "pool-selector's /pools view report has rollup_hours and raw_hours ($(python3 -c 'import json,sys; s=json.loads(sys.argv[1]).get("view", {}); print({k: s.get(k) for k in ("rollup_hours", "raw_hours")})' "$pools"))" \
     python3 -c '
 import json, sys
-s = json.loads(sys.argv[1])["scan"]
+s = json.loads(sys.argv[1])["view"]
 sys.exit(0 if all(isinstance(s.get(k), int) and s[k] >= 0 for k in ("rollup_hours", "raw_hours")) else 1)' "$pools"
 
 # ---------------------------------------------------------------------------------------------------

@@ -54,8 +54,11 @@ async fn the_bench_loads_a_history_and_prints_its_tables() {
         assert_eq!(cells[2], "8", "{line}");
         assert_eq!(cells[7], "0", "errors: {line}");
     }
-    assert!(
-        !stdout.contains("| NOT met"),
-        "a tiny history meets every target: {stdout}"
-    );
+    // Whether a latency target is met depends on the machine at that moment: the test checks that
+    // every row says one way or the other, not which.
+    let verdicts = stdout
+        .lines()
+        .filter(|l| l.ends_with("| met |") || l.ends_with("| NOT met |"))
+        .count();
+    assert_eq!(verdicts, 3, "a verdict on every request row: {stdout}");
 }
