@@ -55,7 +55,9 @@ log "stopping the event-generator; restarting ingest-worker with ${WORK}s of sim
 "$STACK" stop event-generator >&2
 SIMULATE_WORKLOAD_DURATION_IN_SEC=$WORK PREFETCH=2 POLL_INTERVAL=1s SCALE_DOWN_STABILIZATION=$STABILIZATION \
     "$STACK" restart ingest-worker monitor >&2
-curl -fsS "$STACK_WORKER_URL/metrics" | grep -q '^ingest_worker_simulating ' ||
+# Read the whole page first: `curl | grep -q` fails under pipefail when grep stops reading early.
+worker_metrics=$(curl -fsS "$STACK_WORKER_URL/metrics" || true)
+grep -q '^ingest_worker_simulating ' <<<"$worker_metrics" ||
     die "the restarted ingest-worker does not export ingest_worker_simulating: an older build? (cargo build --release --workspace --bins)"
 
 "$PY" "$ROOT/scripts/scale_demo.py" run --intake "$STACK_INTAKE_URL" --token "$STACK_INTAKE_TOKEN" \
