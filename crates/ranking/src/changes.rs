@@ -6,32 +6,54 @@
 //! The model is Bayesian online change-point detection (Adams & MacKay, 2007) reduced to what a
 //! ranking needs: the posterior of the time of the *most recent* change, under a constant hazard.
 //! With `h` hours in the pool's hourly series, a change happened within them with prior probability
-//! `ρ`, at any hour equally likely (`ρ/h` each, a geometric hazard with `ρ` small); before and after
-//! it the rate is a fresh draw from the pool's shared prior `Beta(a, b)` (the reset distribution,
-//! [`crate::hierarchy`]). The split times are evaluated at [`SPLITS`], log-spaced from 1 hour to 30
-//! days; each stands for the hours between its neighbours' midpoints (`width_j`). With `(n₁, k₁)` the
-//! jobs and terminations of the last `s_j` hours and `(n₀, k₀)` the rest of the window, the sequence's
-//! marginal likelihood under a Beta prior is `L(k, n) = ln B(a + k, b + n − k) − ln B(a, b)`, and
+//! `ρ`, at any hour equally likely (`ρ/h` each, a geometric hazard with `ρ` small). Before it the rate
+//! is the pool's draw from its shared prior `Beta(a, b)` ([`crate::hierarchy`]); after it, a fresh
+//! draw from the *reset distribution* `Beta(a_r, b_r)` (below). The split times are evaluated at
+//! [`SPLITS`], log-spaced from 1 hour to 30 days; each stands for the hours between its neighbours'
+//! midpoints (`width_j`). With `(n₁, k₁)` the jobs and terminations of the last `s_j` hours and
+//! `(n₀, k₀)` the rest of the window, the marginal likelihood of a run of jobs under a Beta prior is
+//! `L(k, n) = ln B(a + k, b + n − k) − ln B(a, b)` (`L_r` under the reset), and
 //!
 //! ```text
-//! ln BF_j = L(k₁, n₁) + L(k₀, n₀) − L(k, n),
+//! ln BF_j = L_r(k₁, n₁) + L(k₀, n₀) − L(k, n),
 //! P(change at s_j | data) ∝ ρ · width_j/h · BF_j,   P(no change | data) ∝ 1 − ρ.
 //! ```
 //!
 //! Each `L` is three rising factorials ([`crate::special::ln_rising`]): a product for the few jobs of
 //! a few hours, Stirling's series otherwise. `ρ` is fitted to the fleet: the share of pools whose
 //! prior-averaged Bayes factor `B̄_i = Σ_j width_j/h · BF_j` shows a change beyond doubt (≥ 19),
-//! shrunk as `(count + 1)/(N + 20)` (see [`fit_pool_prior`] for why not the marginal likelihood): a
+//! shrunk as `(count + 1)/(N + 20)` (see `fit_pool_prior` for why not the marginal likelihood): a
 //! fleet whose pools keep changing gets a quick trigger, a stable one a reluctant one, and no
 //! `CHANGE_ALPHA` has to be guessed.
+//!
+//! # The reset distribution
+//!
+//! The shared prior says how far a pool strays from its groups *in a steady fleet*, and it can be
+//! strong: hundreds of pseudo-jobs when the fleet's pools agree with their groups, more when a handful
+//! of pools agree by chance. A change is precisely a departure from that. Were the shared prior the
+//! reset, a pool that jumps from 2 % to 30 % in a fleet whose pools all sit near 2.7 % would have its
+//! new rate held near 2.7 %: the new regime's jobs would be almost as unlikely under "change" as under
+//! "no change" (the evidence for the change diluted), and the rate after the change pulled back to the
+//! fleet's. So the reset keeps the shared prior's mean (where a pool's rate lands is still best guessed
+//! by its groups) with its strength capped at [`ChangeConfig::reset_strength`] (default
+//! [`RESET_STRENGTH`] = 20 pseudo-jobs): `(a_r, b_r) = (a, b) · min(1, 20/(a + b))`. At 3 % that reset
+//! has a standard deviation of 3.7 points and puts 6 % of its mass above 10 % and 0.5 % above 20 %
+//! (the shared prior of 2,000 pseudo-jobs it replaces put none above 4.5 %); 20 jobs of the new regime weigh as much as it, so a pool that turned bad is judged by its last hours
+//! after a few hours of traffic. The wider reset also costs a small shift its Occam factor: a change to
+//! a rate close to the old one is not worth calling a change. A weak shared prior (fewer than 20
+//! pseudo-jobs) is its own reset.
 //!
 //! # Zones, regions, families
 //!
 //! A zone outage shows in every pool of the zone, most of them too thin to see it alone. For each
 //! group `G` and split `s_j`, the terminations of its pools' last `s_j` hours are compared with what
-//! each pool's own past predicts: `O = Σ (1 − q_i) k₁ᵢ`, `E = Σ (1 − q_i) n₁ᵢ r₀ᵢ`, where
-//! `r₀ᵢ = (a_i + k₀ᵢ)/(a_i + b_i + n₀ᵢ)` is the pool's rate before the split and `q_i` the probability
-//! that the pool changed on its own (so one pool that changed does not make its zone look changed).
+//! each pool's own past predicts: `O = Σ u_i κ_ij k₁ᵢ`, `E = Σ u_i κ_ij n₁ᵢ r₀ᵢ`, where
+//! `r₀ᵢ = (a_i + k₀ᵢ)/(a_i + b_i + n₀ᵢ)` is the pool's rate before the split, `u_i` starts at `1 − q_i`
+//! with `q_i` the probability that the pool changed on its own (so one pool that changed does not make
+//! its zone look changed), and `κ_ij = n₀ᵢ/(n₀ᵢ + a_i + b_i)` is the share of `r₀ᵢ` that is the pool's
+//! own past rather than its prior: a pool with no job before the split has no past to have changed
+//! from, and a pool that is merely unlike its prior is not a change (without `κ`, a fleet whose
+//! history is all recent had its zones "change" whenever their pools differed from their priors).
 //! Under "the group's rates were multiplied by θ at `s_j`", `O ~ Poisson(θE)` with `θ ~ Gamma(c, c)`,
 //! `c = 1`; under "no change", `O ~ Poisson(E)`:
 //!
@@ -39,18 +61,32 @@
 //! ln BF = c ln c + ln Γ(c + O) − ln Γ(c) + E − (c + O) ln(c + E),   θ | O ~ Gamma(c + O, c + E).
 //! ```
 //!
+//! Levels are taken finest first (zones, families, regions), each pool's `u_i` then multiplied by
+//! `1 − P(its group changed)`, so a zone outage is not also a change of its region and of every family
+//! with a pool in the zone. A group with fewer than two pools with jobs is not tested at all: its
+//! change would be its one pool's, which the pool's own posterior already weighs, and naming it a zone
+//! change would assume more than the data show.
+//!
 //! Multiplicity is handled by the prior, not by thresholds: the probability that *some* group of the
 //! fleet changed within the series is [`ChangeConfig::group_prior`], split evenly over the groups
 //! tested, so testing 27 groups does not make 27 times the false alarms.
 //!
 //! # The pool's current rate
 //!
-//! A mixture: with the probability that one of its groups changed, the group's components (prior
-//! mean `θ̂ r₀ᵢ` with the spread of `θ` and of `r₀ᵢ`, updated with the pool's own last `s_j` hours);
-//! otherwise the pool's own: "no change" (`Beta(a + k, b + n − k)`, the whole window) and each split
-//! (`Beta(a + k₁, b + n₁ − k₁)`). The mixture is matched to the Beta with its mean and variance. A pool
-//! whose data grow old widens by itself: the hours since its last job carry prior weight `ρ/h` each
-//! for a change whose new rate only the prior knows.
+//! A mixture over every hypothesis about the pool, each weighed by its prior and by the pool's own
+//! data. The pool's own: "no change" (`Beta(a + k, b + n − k)`, the whole window) and each split
+//! (`Beta(a_r + k₁, b_r + n₁ − k₁)`), with prior mass `1 − π · P(some group of the pool changed)`
+//! shared as above. Each group change at `s_j`: prior mass `π` (a pool follows its group's change
+//! with probability `π` = 0.9: an outage rarely spares a pool of its zone, but can) times its
+//! posterior probability (mostly the other pools' evidence), times the pool's own Bayes factor for it, `P(k₁ | n₁, new rate) / P(k₁ | n₁, r₀)` (both
+//! beta-binomial; the new rate has mean `θ̂ r₀ᵢ` and the spread of `θ` and of `r₀ᵢ`), and then updated
+//! with the pool's last `s_j` hours. A thin pool keeps its group's weight; a thick pool that did not
+//! move with its group, or moved much further on its own, is not dragged along. (A limit: `θ` is one
+//! factor per group, estimated before it is known which pools followed it, so a zone whose busiest pool
+//! did not change moves its thin pools less than they really moved.) The mixture is matched to the
+//! Beta with its mean and variance. A pool whose data grow old widens by itself: the
+//! hours since its last job carry prior weight `ρ/h` each for a change whose new rate only the reset
+//! knows.
 
 use crate::evidence::Evidence;
 use crate::hierarchy::Level;
@@ -65,8 +101,33 @@ const S: usize = SPLITS.len();
 pub const POOL_PRIOR_RANGE: (f64, f64) = (0.002, 0.5);
 /// Shape of the Gamma prior of a group's shift factor θ (mean 1).
 const SHIFT_SHAPE: f64 = 1.0;
-/// Group components below this posterior weight are skipped.
-const NEGLIGIBLE: f64 = 1e-9;
+/// A pool's own split components below this posterior weight are left out of its mixture: together
+/// (at most 19 of them) they could move its mean by a few 10⁻⁴ of the distance to their own means,
+/// and its probability of being worse by at most 2·10⁻⁴.
+const NEGLIGIBLE: f64 = 1e-5;
+/// A group whose change is less likely than this, or than twice its prior, is left out of its pools'
+/// mixtures (its mass goes to their own hypotheses). Each of its components costs a beta-binomial
+/// per pool; at this weight it moves no pool's mean by more than a hundredth of the distance to its
+/// group's, and a posterior within twice its prior is a group whose data barely speak (Bayes factor
+/// below 2), whose shift `θ̂` is then close to 1 anyway.
+const GROUP_NEGLIGIBLE: f64 = 1e-2;
+/// Prior probability that a pool follows its group's change (otherwise its own hypotheses hold).
+const FOLLOW: f64 = 0.9;
+/// A group component (one split of a changed group) below this prior weight is skipped.
+const COMPONENT_NEGLIGIBLE: f64 = 1e-6;
+/// Default strength cap of the reset distribution, pseudo-jobs ([`ChangeConfig::reset_strength`]).
+pub const RESET_STRENGTH: f64 = 20.0;
+
+/// The reset distribution of a pool whose shared prior is `Beta(a, b)`: the same mean, at most
+/// `cap` pseudo-jobs.
+pub fn reset_of((a, b): (f64, f64), cap: f64) -> (f64, f64) {
+    let strength = a + b;
+    if strength <= cap {
+        (a, b)
+    } else {
+        (a * cap / strength, b * cap / strength)
+    }
+}
 
 /// How changes are looked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +139,9 @@ pub struct ChangeConfig {
     /// Prior probability that some group of the fleet changed within the series (split over the
     /// groups tested).
     pub group_prior: f64,
+    /// Strongest reset distribution, pseudo-jobs: a pool's new rate after a change is drawn from its
+    /// shared prior's mean with at most this strength (see the module's "The reset distribution").
+    pub reset_strength: f64,
 }
 
 impl Default for ChangeConfig {
@@ -86,6 +150,7 @@ impl Default for ChangeConfig {
             pool_prior: None,
             groups: true,
             group_prior: 0.2,
+            reset_strength: RESET_STRENGTH,
         }
     }
 }
@@ -148,6 +213,10 @@ struct Splits {
     lw: [f64; S],
     /// `ln Σ_j width_j/h · BF_j`.
     lse: f64,
+    /// `ln P(k₁ | n₁, the jobs before s_j)` under no change (the shared prior), `L(k, n) − L(k₀, n₀)`.
+    pred: [f64; S],
+    /// `L(k, n)`: the predictive of a split that holds every job.
+    all: f64,
 }
 
 /// Bin widths of the splits for a series of `h` hours: split `j` stands for the change ages between
@@ -179,7 +248,7 @@ fn log_sum_exp(xs: impl Iterator<Item = f64> + Clone) -> f64 {
     max + xs.map(|x| (x - max).exp()).sum::<f64>().ln()
 }
 
-/// `L(k, n)` up to the constant `−ln B(a, b)` (which cancels in every Bayes factor).
+/// `L(k, n) = ln B(a + k, b + n − k) − ln B(a, b)`, exactly: three rising factorials.
 struct Marginal {
     a: f64,
     b: f64,
@@ -206,7 +275,7 @@ impl Marginal {
     }
 }
 
-fn pool_splits(e: &Evidence, prior: (f64, f64)) -> Splits {
+fn pool_splits(e: &Evidence, prior: (f64, f64), reset: (f64, f64)) -> Splits {
     let h = e.recent.len();
     let (width, count) = widths(h);
     let mut out = Splits {
@@ -216,6 +285,8 @@ fn pool_splits(e: &Evidence, prior: (f64, f64)) -> Splits {
         k1: [0; S],
         lw: [f64::NEG_INFINITY; S],
         lse: f64::NEG_INFINITY,
+        pred: [0.0; S],
+        all: 0.0,
     };
     if count == 0 {
         return out;
@@ -233,20 +304,24 @@ fn pool_splits(e: &Evidence, prior: (f64, f64)) -> Splits {
         }
     }
     let m = Marginal::new(prior.0, prior.1);
+    let fresh = Marginal::new(reset.0, reset.1);
     let all = m.ln(k, n);
-    let mut previous: Option<(u64, u64, f64)> = None;
+    out.all = all;
+    let mut previous: Option<(u64, u64, f64, f64)> = None;
     for (j, &w) in width.iter().enumerate().take(count) {
         let (n1, k1) = (out.n1[j], out.k1[j]);
-        let lbf = match previous {
-            Some((pn, pk, lbf)) if pn == n1 && pk == k1 => lbf,
-            _ if n1 == 0 || n1 >= n => 0.0,
+        let (lbf, pred) = match previous {
+            Some((pn, pk, lbf, pred)) if pn == n1 && pk == k1 => (lbf, pred),
+            _ if n1 == 0 => (0.0, 0.0),
+            _ if n1 >= n => (0.0, all),
             _ => {
-                let k0 = k.saturating_sub(k1);
-                m.ln(k1, n1) + m.ln(k0, n - n1) - all
+                let old = m.ln(k.saturating_sub(k1), n - n1);
+                (fresh.ln(k1, n1) + old - all, all - old)
             }
         };
-        previous = Some((n1, k1, lbf));
+        previous = Some((n1, k1, lbf, pred));
         out.lw[j] = (w / h as f64).ln() + lbf;
+        out.pred[j] = pred;
     }
     out.lse = log_sum_exp(out.lw[..count].iter().copied());
     out
@@ -293,11 +368,10 @@ struct GroupPosterior {
     theta: [(f64, f64); S],
 }
 
-/// The change-point posterior of every pool. `priors[i]` is pool `i`'s shared prior `(a, b)` (the
-/// reset distribution); `groups` the groupings whose changes are looked for, with their scope, finest
-/// first;
-/// `effective[i]` the `(n, k)` of the whole window as the no-change component uses them (recency
-/// weighted when asked).
+/// The change-point posterior of every pool. `priors[i]` is pool `i`'s shared prior `(a, b)` (its
+/// reset distribution is [`reset_of`] it); `groups` the groupings whose changes are looked for, with
+/// their scope, finest first; `effective[i]` the `(n, k)` of the whole window as the no-change
+/// component uses them (recency weighted when asked).
 pub fn fit(
     evidence: &[Evidence],
     priors: &[(f64, f64)],
@@ -305,10 +379,14 @@ pub fn fit(
     groups: &[(&Level, ChangeScope)],
     cfg: &ChangeConfig,
 ) -> Changes {
+    let resets: Vec<(f64, f64)> = priors
+        .iter()
+        .map(|&p| reset_of(p, cfg.reset_strength))
+        .collect();
     let splits: Vec<Splits> = evidence
         .iter()
-        .zip(priors)
-        .map(|(e, &p)| pool_splits(e, p))
+        .zip(priors.iter().zip(&resets))
+        .map(|(e, (&p, &r))| pool_splits(e, p, r))
         .collect();
     let with_data: Vec<f64> = evidence
         .iter()
@@ -344,9 +422,27 @@ pub fn fit(
         };
         (a + k0, b + n0 - k0)
     };
-    // Group posteriors.
+    // Group posteriors. A group with fewer than two pools with jobs is not tested: its change is its
+    // one pool's, which the pool's own posterior already weighs (testing it again would only split
+    // the same evidence between two names, and spend prior mass on a hypothesis that adds nothing).
+    let testable: Vec<Vec<bool>> = groups
+        .iter()
+        .map(|(level, _)| {
+            let mut count = vec![0u8; level.groups];
+            for (i, e) in evidence.iter().enumerate() {
+                if e.jobs > 0 {
+                    let c = &mut count[level.group_of[i] as usize];
+                    *c = c.saturating_add(1);
+                }
+            }
+            count.into_iter().map(|c| c >= 2).collect()
+        })
+        .collect();
     let tested: usize = if cfg.groups {
-        groups.iter().map(|(l, _)| l.groups).sum()
+        testable
+            .iter()
+            .map(|t| t.iter().filter(|&&x| x).count())
+            .sum()
     } else {
         0
     };
@@ -364,7 +460,32 @@ pub fn fit(
         // (after each level) by its group's. Levels come finest first, so a zone outage is not also
         // counted as a change of its region and of every family with a pool in the zone.
         let mut unexplained: Vec<f64> = q.iter().map(|q| 1.0 - q).collect();
-        for (level, _) in groups {
+        // Each pool's observed and expected terminations after each split, the same at every level.
+        // The pool's own past is what a change is measured against: its share of the old rate,
+        // `n₀/(n₀ + a + b)`, weighs its contribution. A pool with no job before the split has no past
+        // (its old rate would be its prior, and a pool merely unlike its prior is not a change).
+        let contributions: Vec<[(f64, f64); S]> = splits
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut out = [(0.0, 0.0); S];
+                let strength = priors[i].0 + priors[i].1;
+                for (j, slot) in out.iter_mut().enumerate().take(s.count) {
+                    if s.n1[j] == 0 {
+                        continue;
+                    }
+                    let n0 = (evidence[i].jobs - s.n1[j]) as f64;
+                    let past = n0 / (n0 + strength);
+                    let (a0, b0) = r0(i, j);
+                    *slot = (
+                        past * s.k1[j] as f64,
+                        past * s.n1[j] as f64 * a0 / (a0 + b0),
+                    );
+                }
+                out
+            })
+            .collect();
+        for ((level, _), testable) in groups.iter().zip(&testable) {
             let mut o = vec![[0.0f64; S]; level.groups];
             let mut ex = vec![[0.0f64; S]; level.groups];
             let mut hours = vec![0usize; level.groups];
@@ -375,17 +496,21 @@ pub fn fit(
                 let g = level.group_of[i] as usize;
                 hours[g] = hours[g].max(s.hours);
                 let weight = unexplained[i];
-                for j in 0..s.count {
-                    if s.n1[j] == 0 {
-                        continue;
-                    }
-                    let (a0, b0) = r0(i, j);
-                    o[g][j] += weight * s.k1[j] as f64;
-                    ex[g][j] += weight * s.n1[j] as f64 * a0 / (a0 + b0);
+                for (j, &(ko, eo)) in contributions[i].iter().enumerate().take(s.count) {
+                    o[g][j] += weight * ko;
+                    ex[g][j] += weight * eo;
                 }
             }
             let mut level_post = Vec::with_capacity(level.groups);
             for g in 0..level.groups {
+                if !testable[g] {
+                    level_post.push(GroupPosterior {
+                        p: [0.0; S],
+                        changed: 0.0,
+                        theta: [(c, c); S],
+                    });
+                    continue;
+                }
                 let (width, count) = widths(hours[g]);
                 let mut lw = [f64::NEG_INFINITY; S];
                 let mut theta = [(c, c); S];
@@ -416,6 +541,7 @@ pub fn fit(
         }
     }
     // Each pool's mixture.
+    let group_floor = GROUP_NEGLIGIBLE.max(2.0 * rho_g);
     let pools = splits
         .iter()
         .enumerate()
@@ -427,6 +553,9 @@ pub fn fit(
             let mut total_group = 0.0;
             for (l, (level, _)) in groups.iter().enumerate().take(posteriors.len()) {
                 let gp = &posteriors[l][level.group_of[i] as usize];
+                if gp.changed < group_floor {
+                    continue;
+                }
                 stay_all *= 1.0 - gp.changed;
                 total_group += gp.changed;
             }
@@ -440,11 +569,74 @@ pub fn fit(
                     best = Some((w, hours, scope));
                 }
             };
-            // The pool's own components, scaled by the probability that no group changed. A split
+            // The groups' components: each group change's posterior (mostly the other pools' data)
+            // is the prior of "this pool moved with its group at s_j", and the pool's own last s_j
+            // hours then weigh it against its own hypotheses, by their predictive given its past:
+            // `ln BF = ln P(k₁ | n₁, the group's new rate) − ln P(k₁ | n₁, its old rate)`, both
+            // beta-binomial. A thin pool (n₁ small) keeps its group's weight; a thick one that did not
+            // move with its group, or moved much more, is not dragged along.
+            struct GroupComponent {
+                ln_mass: f64,
+                split: u32,
+                scope: ChangeScope,
+                theta: (f64, f64),
+                /// The new rate before the pool's own last hours, and those hours.
+                prior: (f64, f64),
+                n1: f64,
+                k1: f64,
+            }
+            let mut components: Vec<GroupComponent> = vec![];
+            if any_group > 0.0 && total_group > 0.0 {
+                for (l, (level, scope)) in groups.iter().enumerate().take(posteriors.len()) {
+                    let gp = &posteriors[l][level.group_of[i] as usize];
+                    if gp.changed < group_floor {
+                        continue;
+                    }
+                    let share = any_group * gp.changed / total_group;
+                    for (j, &split) in SPLITS.iter().enumerate() {
+                        let w = share * gp.p[j] / gp.changed;
+                        if w < COMPONENT_NEGLIGIBLE {
+                            continue;
+                        }
+                        let (ts, tr) = gp.theta[j];
+                        let theta = ts / tr;
+                        let (a0, b0) = r0(i, j);
+                        let (mo, vo) = beta_moments(a0, b0);
+                        let mean = (theta * mo).clamp(1e-7, 0.95);
+                        let cv2 = 1.0 / ts + vo / (mo * mo);
+                        let strength = ((1.0 - mean) / (cv2 * mean) - 1.0).max(0.5);
+                        let (n1, k1, pred) = if j < s.count {
+                            (s.n1[j], s.k1[j], s.pred[j])
+                        } else {
+                            (e.jobs, e.spot, s.all)
+                        };
+                        let prior = (strength * mean, strength * (1.0 - mean));
+                        let ln_bf = if n1 > 0 {
+                            Marginal::new(prior.0, prior.1).ln(k1, n1) - pred
+                        } else {
+                            0.0
+                        };
+                        components.push(GroupComponent {
+                            ln_mass: (FOLLOW * w).ln() + ln_bf,
+                            split,
+                            scope: *scope,
+                            theta: (ts, tr),
+                            prior,
+                            n1: n1 as f64,
+                            k1: k1 as f64,
+                        });
+                    }
+                }
+            }
+            // The pool's own hypotheses, with the probability that no group changed: "no change"
+            // (likelihood ratio 1) and each split (ρ · width_j/h · BF_j), `z` their log total. A split
             // with no job before it is the same as no change (nothing to change from): its weight
             // goes to "no change".
-            let own = 1.0 - any_group;
             let z = log_sum_exp([ln_stay, ln_rho + s.lse].into_iter());
+            let ln_own = (1.0 - FOLLOW * any_group).max(0.0).ln() + z;
+            let total =
+                log_sum_exp(std::iter::once(ln_own).chain(components.iter().map(|c| c.ln_mass)));
+            let own = (ln_own - total).exp();
             let mut weights = [0.0; S];
             let mut w0 = own * (ln_stay - z).exp();
             for (j, slot) in weights.iter_mut().enumerate().take(s.count) {
@@ -464,7 +656,8 @@ pub fn fit(
                     continue;
                 }
                 let (n1, k1) = (s.n1[j] as f64, s.k1[j] as f64);
-                let (m, v) = beta_moments(a + k1, b + n1 - k1);
+                let (ra, rb) = resets[i];
+                let (m, v) = beta_moments(ra + k1, rb + n1 - k1);
                 m1 += w * m;
                 m2 += w * (v + m * m);
                 let (a0, b0) = r0(i, j);
@@ -472,41 +665,16 @@ pub fn fit(
                 worse += w * normal_cdf((m - mo) / (v + vo).sqrt().max(1e-12));
                 consider(w, SPLITS[j], ChangeScope::Pool);
             }
-            // The groups' components.
-            if any_group > 0.0 && total_group > 0.0 {
-                for (l, (level, scope)) in groups.iter().enumerate().take(posteriors.len()) {
-                    let gp = &posteriors[l][level.group_of[i] as usize];
-                    if gp.changed < NEGLIGIBLE {
-                        continue;
-                    }
-                    let share = any_group * gp.changed / total_group;
-                    for (j, &split) in SPLITS.iter().enumerate() {
-                        let w = share * gp.p[j] / gp.changed;
-                        if w < NEGLIGIBLE {
-                            continue;
-                        }
-                        let (ts, tr) = gp.theta[j];
-                        let theta = ts / tr;
-                        let (a0, b0) = r0(i, j);
-                        let (mo, vo) = beta_moments(a0, b0);
-                        let mean = (theta * mo).clamp(1e-7, 0.95);
-                        let cv2 = 1.0 / ts + vo / (mo * mo);
-                        let strength = ((1.0 - mean) / (cv2 * mean) - 1.0).max(0.5);
-                        let (n1, k1) = if j < s.count {
-                            (s.n1[j] as f64, s.k1[j] as f64)
-                        } else {
-                            (e.jobs as f64, e.spot as f64)
-                        };
-                        let (m, v) = beta_moments(
-                            strength * mean + k1,
-                            strength * (1.0 - mean) + (n1 - k1).max(0.0),
-                        );
-                        m1 += w * m;
-                        m2 += w * (v + m * m);
-                        worse += w * gamma_above_one(ts, tr);
-                        consider(w, split, *scope);
-                    }
+            for c in &components {
+                let w = (c.ln_mass - total).exp();
+                if w < NEGLIGIBLE {
+                    continue;
                 }
+                let (m, v) = beta_moments(c.prior.0 + c.k1, c.prior.1 + (c.n1 - c.k1).max(0.0));
+                m1 += w * m;
+                m2 += w * (v + m * m);
+                worse += w * gamma_above_one(c.theta.0, c.theta.1);
+                consider(w, c.split, c.scope);
             }
             let var = (m2 - m1 * m1).max(0.0);
             let (alpha, beta) = if var > 0.0 && m1 > 0.0 && m1 < 1.0 {
@@ -807,6 +975,167 @@ mod tests {
         // The hours without jobs carry no evidence either way: only the prior's weight for a change.
         assert!(b.change_probability > a.change_probability);
         assert!(b.worse_probability < 0.5);
+    }
+
+    #[test]
+    fn a_strong_shared_prior_does_not_hide_a_change() {
+        // A fleet whose pools agree on 2.7 % gives a shared prior of 2,000 pseudo-jobs. Two days at
+        // 1.7 %, then 12 of 40 jobs lost in the last two hours: the reset (the prior's mean at 20
+        // pseudo-jobs) lets the new regime speak.
+        let mut series: Vec<Hour> = (2..50)
+            .rev()
+            .map(|h| Hour {
+                jobs: 20,
+                spot: u32::from(h % 3 == 0),
+            })
+            .collect();
+        series.extend([Hour { jobs: 20, spot: 6 }, Hour { jobs: 20, spot: 6 }]);
+        let (n, k) = series.iter().fold((0, 0), |(n, k), h| {
+            (n + u64::from(h.jobs), k + u64::from(h.spot))
+        });
+        let e = Evidence::new("pool-c6a.large-us-east-1a".parse().unwrap(), n, k, &series);
+        let prior = (0.027 * 2000.0, 0.973 * 2000.0);
+        let c = alone(&e, prior, Some(0.05));
+        assert!(c.change_probability > 0.99, "{c:?}");
+        assert_eq!(c.most_probable, Some((2, ChangeScope::Pool)), "{c:?}");
+        assert!(c.worse_probability > 0.99, "{c:?}");
+        assert!(c.alpha / (c.alpha + c.beta) > 0.15, "{c:?}");
+        // With the shared prior itself as the reset, the same jobs barely look like a change.
+        let cfg = ChangeConfig {
+            pool_prior: Some(0.05),
+            reset_strength: f64::INFINITY,
+            ..ChangeConfig::default()
+        };
+        let held = fit(
+            std::slice::from_ref(&e),
+            &[prior],
+            &effective(std::slice::from_ref(&e)),
+            &[],
+            &cfg,
+        )
+        .pools[0];
+        assert!(held.alpha / (held.alpha + held.beta) < 0.06, "{held:?}");
+        assert_eq!(reset_of((1.0, 9.0), 20.0), (1.0, 9.0));
+        let (a, b) = reset_of(prior, 20.0);
+        assert!((a + b - 20.0).abs() < 1e-9 && (a / (a + b) - 0.027).abs() < 1e-12);
+    }
+
+    /// The zone, family and region levels of `ev`, finest first.
+    fn group_levels(ev: &[Evidence]) -> Structure {
+        Structure::new(
+            ev,
+            &[LevelKind::Zone, LevelKind::Family, LevelKind::Region],
+            None,
+            None,
+        )
+    }
+
+    fn fit_with_groups(ev: &[Evidence], priors: &[(f64, f64)]) -> Changes {
+        let s = group_levels(ev);
+        let groups: Vec<(&Level, ChangeScope)> = vec![
+            (s.level(LevelKind::Zone).unwrap(), ChangeScope::Zone),
+            (s.level(LevelKind::Family).unwrap(), ChangeScope::Family),
+            (s.level(LevelKind::Region).unwrap(), ChangeScope::Region),
+        ];
+        fit(
+            ev,
+            priors,
+            &effective(ev),
+            &groups,
+            &ChangeConfig::default(),
+        )
+    }
+
+    #[test]
+    fn a_group_of_one_pool_is_not_tested_and_the_change_is_the_pool_s() {
+        // Two pools, each alone in its zone and family; one turns bad 4 hours ago.
+        let ev = vec![
+            pool("pool-c6a.large-us-east-1a", 0.02, 0.30, 4, 20, 168, 11),
+            pool("pool-m6a.large-us-east-1b", 0.02, 0.02, 0, 20, 168, 12),
+        ];
+        let c = fit_with_groups(&ev, &[(2.0, 98.0), (2.0, 98.0)]);
+        let (_, scope) = c.pools[0].most_probable.unwrap();
+        assert_eq!(scope, ChangeScope::Pool, "{:?}", c.pools[0]);
+        assert!(c.pools[0].change_probability > 0.99);
+        // Only the region (two pools) was tested, and it did not change.
+        assert_eq!(c.group_alarms, 0);
+        assert!(c.pools[1].change_probability < 0.5, "{:?}", c.pools[1]);
+    }
+
+    #[test]
+    fn a_pool_unlike_its_prior_with_no_past_is_not_a_group_change() {
+        // Every job in the last hour (a new fleet): zone a's pools lose 1 %, well below their prior of
+        // 5 %, zone b's 5 %. Nothing changed; there is no past to have changed from.
+        let mut ev = vec![];
+        for (i, f) in ["c6a", "m6a", "r6a", "c6i"].iter().enumerate() {
+            for (zone, spot) in [("us-east-1a", 5u32), ("us-east-1b", 25)] {
+                let mut series = vec![Hour::default(); 167];
+                series.push(Hour { jobs: 500, spot });
+                ev.push(Evidence::new(
+                    format!("pool-{f}.large-{zone}").parse().unwrap(),
+                    500,
+                    u64::from(spot),
+                    &series,
+                ));
+            }
+            let _ = i;
+        }
+        let c = fit_with_groups(&ev, &vec![(5.0, 95.0); ev.len()]);
+        assert_eq!(c.group_alarms, 0);
+        for p in &c.pools {
+            assert!(p.change_probability < 0.5, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn a_thick_pool_that_did_not_move_with_its_zone_is_not_dragged_along() {
+        // Zone a's eight thin pools go from 4 % to 30 % 8 hours ago; its ninth pool, with 60 jobs an
+        // hour, stays at 4 %. Zone b stays.
+        let types = ["c6a", "m6a", "r6a", "c6i", "m6i", "r6i", "c7g", "m7g"];
+        let mut ev = vec![];
+        for (i, f) in types.iter().enumerate() {
+            ev.push(pool(
+                &format!("pool-{f}.large-us-east-1a"),
+                0.04,
+                0.30,
+                8,
+                2,
+                168,
+                200 + i as u64,
+            ));
+            ev.push(pool(
+                &format!("pool-{f}.large-us-east-1b"),
+                0.04,
+                0.04,
+                0,
+                2,
+                168,
+                300 + i as u64,
+            ));
+        }
+        ev.push(pool(
+            "pool-r7g.large-us-east-1a",
+            0.04,
+            0.04,
+            0,
+            60,
+            168,
+            400,
+        ));
+        let c = fit_with_groups(&ev, &vec![(2.0, 48.0); ev.len()]);
+        let thick = c.pools.last().unwrap();
+        let mean = thick.alpha / (thick.alpha + thick.beta);
+        assert!(mean < 0.06, "{thick:?}");
+        assert!(thick.worse_probability < 0.5, "{thick:?}");
+        // The thin pools of the zone did move, if much less than to their true 30 %: the zone's shift
+        // is one factor, and the thick pool's jobs weigh most in it (a limit of the group model: one
+        // θ per group, estimated before knowing which pools followed it).
+        for (e, p) in ev.iter().zip(&c.pools).take(16) {
+            if e.pool.availability_zone().as_str() == "us-east-1a" {
+                assert!(p.alpha / (p.alpha + p.beta) > 0.06, "{} {p:?}", e.pool);
+                assert!(p.change_probability > 0.9, "{} {p:?}", e.pool);
+            }
+        }
     }
 
     #[test]

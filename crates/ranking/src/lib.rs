@@ -7,7 +7,7 @@
 //!   family × zone, outside signals) with fitted variance components and leave-one-out priors.
 //! * [`changes`]: change points as a posterior, per pool and per zone, region and family.
 //! * [`model`]: both together, the per-pool posterior and what the API reports of it.
-//! * [`rank`]: scores per strategy (`naive`, `wilson`, `bayes`, `pooled`, `pooled-v1`, `thompson`),
+//! * [`mod@rank`]: scores per strategy (`naive`, `wilson`, `bayes`, `pooled`, `pooled-v1`, `thompson`),
 //!   the pick's confidence ([`integrate`]: probability of being best and expected regret) and diverse
 //!   alternatives.
 //! * [`backtest`]: replaying hourly history, every strategy picking with only the past, scored

@@ -4,8 +4,9 @@
 //!
 //! 1. The hierarchy is fitted to every pool's window counts (recency-weighted when asked); each pool
 //!    gets its leave-one-out prior `Beta(a_i, b_i)`.
-//! 2. With that prior as the reset distribution, each pool's (and zone's, region's, family's) change
-//!    posterior gives the pool's current rate as a mixture, matched to `Beta(α_i, β_i)`.
+//! 2. With that prior before a change and its reset distribution after one (the same mean, at most 20
+//!    pseudo-jobs: [`crate::changes`]), each pool's (and zone's, region's, family's) change posterior
+//!    gives the pool's current rate as a mixture, matched to `Beta(α_i, β_i)`.
 //! 3. `degraded` is read off the same posterior with the one threshold of the model:
 //!    `P(rate now > rate before the change) > 1 − change_alpha`. `change` is reported when a change is
 //!    more likely than not, with its probability, most probable age and scope.

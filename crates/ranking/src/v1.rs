@@ -12,7 +12,7 @@
 //! **Prior.** A pool's prior mean is the rate of its instance family times that of its zone over the
 //! fleet's rate (a two-way model; each computed without the pool itself and shrunk toward the fleet),
 //! and its strength (pseudo-jobs) comes from how much pools really differ beyond binomial noise,
-//! estimated by the method of moments as a common relative spread (see [`fit_prior`]). This is the
+//! estimated by the method of moments as a common relative spread (see `fit_prior`). This is the
 //! structure the event generator plants; without it, thin pools are ranked by the noise of their
 //! family and zone rates (see the crate's note and `regret-bench`).
 

@@ -43,6 +43,10 @@ fn evidence(kind: ScenarioKind, hours: u32) -> Vec<Evidence> {
 pub fn run(runs: usize) -> Vec<Timing> {
     let mut out = vec![];
     let cfg = ModelConfig::default();
+    let hierarchy_only = ModelConfig {
+        adapt: false,
+        ..ModelConfig::default()
+    };
     for (kind, hours) in [
         (ScenarioKind::Stationary, 336),
         (ScenarioKind::LongTail, 336),
@@ -50,17 +54,25 @@ pub fn run(runs: usize) -> Vec<Timing> {
     ] {
         let ev = evidence(kind, hours);
         let mut ms = vec![];
+        let mut prior_only = vec![];
         let mut v1 = vec![];
         for _ in 0..runs {
             let t = Instant::now();
             let m = std::hint::black_box(fit(&ev, &cfg));
             ms.push(t.elapsed().as_secs_f64() * 1e3);
             let t = Instant::now();
+            std::hint::black_box(fit(&ev, &hierarchy_only));
+            prior_only.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
             std::hint::black_box(m.v1(&ev));
             v1.push(t.elapsed().as_secs_f64() * 1e3);
         }
         let label = format!("{} pools, {hours} h series", ev.len());
         out.push(summarise(format!("fit, pooled (default): {label}"), ms));
+        out.push(summarise(
+            format!("of which the hierarchy (the fit without the change posterior): {label}"),
+            prior_only,
+        ));
         out.push(summarise(format!("fit, pooled-v1: {label}"), v1));
     }
     // Confidence of a pick among 36 candidates (3 instance types × 12 zones), and among all 432.
