@@ -46,6 +46,9 @@ pub struct Selector {
 pub async fn spawn_selector(storage: StorageArgs) -> Selector {
     let mut settings = pool_selector::Settings::for_events_url("unused");
     settings.storage = storage;
+    // The pipeline's events may land in hours the view does not follow live (a generator's history):
+    // those are found by the whole-root listing, so list often here instead of every minute.
+    settings.relist_interval = std::time::Duration::from_secs(1);
     let app = pool_selector::Application::build(settings)
         .await
         .expect("pool-selector builds");
