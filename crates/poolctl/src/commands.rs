@@ -116,6 +116,21 @@ async fn call(
     call_with(ctx, service, base, method, path, body, token, &[]).await
 }
 
+/// [`call`] to the launcher with the caller's token (`LAUNCHER_URL`, `LAUNCHER_TOKEN`), no body.
+async fn launcher_call(ctx: &Context, method: Method, path: &str) -> Result<Value, CliError> {
+    let token = Some(ctx.global.launcher_token.as_str());
+    call(
+        ctx,
+        Service::Launcher,
+        &ctx.global.launcher_url,
+        method,
+        path,
+        None,
+        token,
+    )
+    .await
+}
+
 /// [`call`] with extra request headers.
 #[allow(clippy::too_many_arguments)]
 async fn call_with(
@@ -392,16 +407,7 @@ async fn launch(ctx: &Context, args: &LaunchArgs) -> Result<Outcome, CliError> {
     let path = launch_path(&record.launch_id)?;
     while !record.is_finished() {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        value = call(
-            ctx,
-            Service::Launcher,
-            base,
-            Method::GET,
-            &path,
-            None,
-            token,
-        )
-        .await?;
+        value = launcher_call(ctx, Method::GET, &path).await?;
         record = parse(&value, Service::Launcher, base)?;
     }
     let stdout = render_launch(ctx, &value)?;
@@ -424,21 +430,12 @@ async fn launch(ctx: &Context, args: &LaunchArgs) -> Result<Outcome, CliError> {
 async fn show_launch(ctx: &Context, id: &str) -> Result<Outcome, CliError> {
     let path = launch_path(id)?;
     let base = &ctx.global.launcher_url;
-    let token = Some(ctx.global.launcher_token.as_str());
-    let value = call(
-        ctx,
-        Service::Launcher,
-        base,
-        Method::GET,
-        &path,
-        None,
-        token,
-    )
-    .await
-    .map_err(|e| match e.exit {
-        Exit::NoData => CliError::no_data(format!("no launch {id} at {base}: {}", e.message)),
-        _ => e,
-    })?;
+    let value = launcher_call(ctx, Method::GET, &path)
+        .await
+        .map_err(|e| match e.exit {
+            Exit::NoData => CliError::no_data(format!("no launch {id} at {base}: {}", e.message)),
+            _ => e,
+        })?;
     Ok(Outcome::found(render_launch(ctx, &value)?))
 }
 
@@ -456,17 +453,7 @@ async fn list_launches(
     }
     let base = &ctx.global.launcher_url;
     let path = with_query("/launches", &q.finish());
-    let token = Some(ctx.global.launcher_token.as_str());
-    let value = call(
-        ctx,
-        Service::Launcher,
-        base,
-        Method::GET,
-        &path,
-        None,
-        token,
-    )
-    .await?;
+    let value = launcher_call(ctx, Method::GET, &path).await?;
     let list: Launches = parse(&value, Service::Launcher, base)?;
     let stdout = match ctx.global.output {
         Format::Json => output::json(&value),
@@ -487,17 +474,7 @@ async fn list_launches(
 
 async fn cancel(ctx: &Context, id: &str) -> Result<Outcome, CliError> {
     let path = launch_path(id)?;
-    let base = &ctx.global.launcher_url;
-    let value = call(
-        ctx,
-        Service::Launcher,
-        base,
-        Method::DELETE,
-        &path,
-        None,
-        Some(ctx.global.launcher_token.as_str()),
-    )
-    .await?;
+    let value = launcher_call(ctx, Method::DELETE, &path).await?;
     Ok(Outcome::found(render_launch(ctx, &value)?))
 }
 
