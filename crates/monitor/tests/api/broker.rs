@@ -159,6 +159,49 @@ async fn steady_publishing_with_a_draining_consumer_scales_to_the_arrival_rate()
     broker.delete(&queue).await;
 }
 
+/// The management API samples in 5 s buckets; asked for a bare rate it reports the last interval's
+/// rate only in the poll right after a sample and `0.0` in the polls between (seen on the local
+/// stack: four polls in five read no arrivals at a steady 50 messages/s). Every fresh observation
+/// while messages keep arriving must show them arriving.
+#[tokio::test]
+async fn the_arrival_rate_holds_between_the_brokers_samples() {
+    let broker = Broker::new();
+    let queue = unique_queue("steady-rate");
+    broker.declare(&queue).await;
+    let conn = amqp().await;
+    const FANOUT: usize = 4;
+    let worker = amplifying_consumer(&conn, &queue, FANOUT).await;
+    let app = spawn_app(test_settings(&broker.management, &queue)).await;
+
+    app.report_until("arrivals seen once", STATS_WAIT, |r| {
+        r["inputs"]["publish_rate"].as_f64().unwrap_or(0.0) > 0.0
+    })
+    .await;
+    // The next 24 distinct observations (polls every 250 ms: more than one 5 s bucket boundary).
+    let mut seen: Vec<(String, f64)> = Vec::new();
+    while seen.len() < 24 {
+        let r = app
+            .report_until("a fresh observation", STATS_WAIT, |r| {
+                seen.last()
+                    .is_none_or(|(at, _)| r["observed_at"].as_str() != Some(at.as_str()))
+            })
+            .await;
+        seen.push((
+            r["observed_at"].as_str().unwrap().to_owned(),
+            n(&r["inputs"], "publish_rate"),
+        ));
+    }
+    worker.abort();
+    let zeros: Vec<_> = seen.iter().filter(|(_, rate)| *rate <= 0.0).collect();
+    assert!(
+        zeros.is_empty(),
+        "arrivals never stopped, yet {} of {} observations read a publish rate of 0: {seen:?}",
+        zeros.len(),
+        seen.len()
+    );
+    broker.delete(&queue).await;
+}
+
 #[tokio::test]
 async fn activation_threshold_holds_zero_until_the_backlog_crosses_it() {
     let broker = Broker::new();
