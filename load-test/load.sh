@@ -31,6 +31,10 @@ die() {
     exit 1
 }
 
+# "name cpu-seconds" for every process of the stack and its children (utime + stime from /proc): taken
+# before and after a scenario, the difference over its length is how many cores each component kept busy.
+stack_cpu() { "$PY" "$ROOT/load-test/cpu.py" snapshot "$STACK_DIR/run"; }
+
 if ! [[ $DURATION =~ ^[0-9]+$ ]] || ((DURATION == 0)); then die "LOAD_DURATION must be a positive number of seconds"; fi
 [[ -x $LOCUST ]] || "$ROOT/scripts/install-deps.sh"
 env_text=$("$ROOT/scripts/stack.sh" env 2>/dev/null) || die "the stack is not up: run \`make up\` first"
@@ -48,11 +52,14 @@ run_ramp() {
     rm -f "$OUT"/ramp-requests.csv "$OUT"/ramp_*.csv "$OUT"/ramp-start
     log "scenario ramp: up to ${LOAD_RAMP_MAX_RPS:-500} requests/s through the relay in steps of ${LOAD_RAMP_STEP_RPS:-10} every ${LOAD_RAMP_STEP_SECONDS:-10}s (${seconds}s, run $run_id)"
     started=$(date +%s.%N)
+    stack_cpu >"$OUT/ramp-cpu-before"
     LOAD_RUN_ID=$run_id LOAD_RECORDS="$OUT/ramp-requests.csv" LOAD_RAMP_START="$OUT/ramp-start" \
-        timeout --kill-after=10 $((seconds + 60)) "$LOCUST" -f "$ROOT/load-test/ramp_locustfile.py" --headless \
+        /usr/bin/time -f '%U %S' -o "$OUT/ramp-locust-cpu" timeout --kill-after=10 $((seconds + 60)) "$LOCUST" -f "$ROOT/load-test/ramp_locustfile.py" --headless \
         --stop-timeout 5 --csv "$OUT/ramp" --csv-full-history 2>&1 |
         grep -v -E '^\[.*(INFO|WARNING)/locust\.(main|runners)' || true
+    stack_cpu >"$OUT/ramp-cpu-after"
     "$PY" "$ROOT/load-test/ramp_shape.py" --meta "$OUT/ramp.json" "$started" "$seconds" "$LOCUST_VERSION" "$OUT/ramp-start"
+    "$PY" "$ROOT/load-test/cpu.py" "$OUT/ramp.json" "$OUT/ramp-locust-cpu" "$OUT/ramp-cpu-before" "$OUT/ramp-cpu-after"
 }
 
 mkdir -p "$OUT"
@@ -72,13 +79,15 @@ for sc in $SCENARIOS; do
     rm -f "$OUT/$sc"-requests.csv "$OUT/$sc"-acked.csv "$OUT/$sc"_*.csv
     log "scenario $sc: $desc for ${DURATION}s (run $run_id)"
     started=$(date +%s.%N)
+    stack_cpu >"$OUT/$sc-cpu-before"
     # LOAD_WRITE_WEIGHT/LOAD_READ_WEIGHT with fixed user counts: exactly READERS readers and WRITERS writers.
     # shellcheck disable=SC2086 # $classes: one or two class names
     LOAD_RUN_ID=$run_id LOAD_RECORDS="$OUT/$sc-requests.csv" LOAD_ACKED="$OUT/$sc-acked.csv" \
         LOAD_READ_WEIGHT="$READERS" LOAD_WRITE_WEIGHT="$WRITERS" \
-        timeout --kill-after=10 $((DURATION + 30)) "$LOCUST" -f "$ROOT/load-test/locustfile.py" --headless \
+        /usr/bin/time -f '%U %S' -o "$OUT/$sc-locust-cpu" timeout --kill-after=10 $((DURATION + 30)) "$LOCUST" -f "$ROOT/load-test/locustfile.py" --headless \
         -u "$users" -r "$users" -t "${DURATION}s" --stop-timeout 5 --csv "$OUT/$sc" --csv-full-history \
         $classes 2>&1 | grep -v -E '^\[.*(INFO|WARNING)/locust\.(main|runners)' || true
+    stack_cpu >"$OUT/$sc-cpu-after"
     acked="" counted=""
     if [[ $sc != read ]]; then
         log "waiting for the acknowledged events to be counted by pool-selector"
@@ -96,6 +105,7 @@ if acked:
     meta["acked"], meta["counted"] = int(acked), int(counted)
 json.dump(meta, open(path, "w"))
 EOF
+    "$PY" "$ROOT/load-test/cpu.py" "$OUT/$sc.json" "$OUT/$sc-locust-cpu" "$OUT/$sc-cpu-before" "$OUT/$sc-cpu-after"
 done
 # shellcheck disable=SC2086 # one argument per scenario
 "$PY" "$ROOT/load-test/report.py" "$OUT" $SCENARIOS

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpu  # noqa: E402
 import records  # noqa: E402
 from ramp_shape import Ramp, analyze, bends  # noqa: E402
 
@@ -122,6 +123,8 @@ def main(out: Path, scenarios: list[str]) -> int:
                           f"({100.0 * cache['hit'] / cache['requests']:.0f}%), {cache['stale']} STALE."]
         if sc == "ramp" and "ramp" in meta:
             lines += [""] + ramp_section(out, meta, reqs)
+        if meta.get("cpu"):
+            lines += ["", cpu.summary_line(meta["cpu"])]
         if meta.get("acked") is not None:
             lines += ["", f"Events acknowledged by the intake (202): {meta['acked']}; "
                           f"counted in pool-selector's `/pools` after the run: {meta.get('counted', '?')}."]
