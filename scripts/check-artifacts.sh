@@ -14,8 +14,9 @@
 #      named, the launcher's Role against its backend's calls, image digests, the relay's admin port);
 #      who reaches the intake (a producer namespace's pod and Prometheus, nobody else), in every
 #      kustomize and Helm rendering; the Spark jobs namespace and image; zone spread and PDBs; the
-#      alerts (promtool, runbooks) and the dashboard ConfigMap; compose from the root (.env, no
-#      default password, loopback ports); RabbitMQ's max_message_size; the documented install order;
+#      alerts (promtool check rules, their unit tests k8s/tests/alerts-test.yaml with promtool test
+#      rules, runbooks) and the dashboard ConfigMap; compose from the root (.env, no default password,
+#      loopback ports); RabbitMQ's max_message_size; the documented install order;
 #      then scripts/check_env_vars.py: every environment variable the artifacts set for a service is one
 #      its binary reads (from `<binary> --help`; needs the built binaries, release or debug, in
 #      $CARGO_TARGET_DIR or target/: run it after cargo, as `make test` does);

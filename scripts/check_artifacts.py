@@ -3,6 +3,7 @@
 
     check_artifacts.py static              everything that needs no running service
     check_artifacts.py live ENV_FILE       against a running `make up` stack (ENV_FILE: `stack.sh env` output)
+    check_artifacts.py alert-tests         only the alerts' unit tests (`promtool test rules` on k8s/tests/alerts-test.yaml)
 
 static:
   * `kubectl kustomize` renders k8s/base and every overlay in k8s/overlays (example-compactor-cronjob:
@@ -68,7 +69,9 @@ static:
     mainApplicationFile's folder, `make spark-image` building the templates' image;
   * alerts: k8s/base/prometheusrule.yaml and the chart's copy identical, `promtool check rules`, the
     operator's alerts each with its metrics, a severity, a summary and a runbook_url to its own section of
-    docs/runbooks.md, every rendering carrying them; the dashboard as a ConfigMap labelled
+    docs/runbooks.md, every rendering carrying them; their unit tests (k8s/tests/alerts-test.yaml,
+    `promtool test rules` on the rule file's groups) pass, with a case where each alert fires (its labels
+    and annotations) and one where it stays quiet; the dashboard as a ConfigMap labelled
     grafana_dashboard: "1" equal to deploy/grafana/dashboards (and its copies);
   * dependencies: RabbitMQ's max_message_size equal to ingest-worker's MAX_MESSAGE_BYTES default in every
     RabbitMQ artifact and in `make up`'s broker (`stack.sh rabbitmq-config`, and the rabbitmq.conf its
@@ -232,6 +235,10 @@ KUBE_API_MIN_PREFIX = 24
 PROMETHEUS_RULE = K8S / "base" / "prometheusrule.yaml"
 CHART_PROMETHEUS_RULE = CHART / "files" / "prometheusrule.yaml"
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
+# Their unit tests (`promtool test rules`): the test file reads the rules from ALERT_TESTS_RULES next to it,
+# which the check writes (a PrometheusRule's spec.groups as a rules file) into a temporary folder.
+ALERT_TESTS = K8S / "tests" / "alerts-test.yaml"
+ALERT_TESTS_RULES = "prometheusrule.rules.yaml"
 REQUIRED_ALERTS = {
     "RankingsFailing": ("relay_http_requests_total",),
     "RankingsNotServed": ("relay_http_requests_total",),
@@ -2202,6 +2209,60 @@ def promtool_rules(groups: list[dict]) -> tuple[bool, str]:
     return p.returncode == 0, (p.stdout + p.stderr).strip()[-600:]
 
 
+def promtool_test_rules(groups: list[dict], tests: Path) -> tuple[bool, str]:
+    """`promtool test rules` on `tests`, run in a temporary folder holding a copy of it and the rule groups
+    written as the rules file its rule_files names (ALERT_TESTS_RULES)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        return False, "promtool is not installed (Debian package prometheus)"
+    with tempfile.TemporaryDirectory(prefix="alert-tests-") as d:
+        (Path(d) / ALERT_TESTS_RULES).write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+        shutil.copyfile(tests, Path(d) / tests.name)
+        p = subprocess.run([promtool, "test", "rules", tests.name], cwd=d, capture_output=True, text=True)
+    return p.returncode == 0, (p.stdout + p.stderr).strip()[-3000:]
+
+
+def alert_test_coverage(alerts: set[str], tests: dict) -> list[str]:
+    """What the alert tests leave out: an alert of the rule file with no case where it fires (an
+    exp_alerts entry) or none where it stays quiet (exp_alerts []); a case naming no alert of the file
+    (it would pass without testing anything)."""
+    fires: set[str] = set()
+    quiet: set[str] = set()
+    named: set[str] = set()
+    for t in tests.get("tests") or []:
+        for a in t.get("alert_rule_test") or []:
+            name = a.get("alertname")
+            named.add(name)
+            (fires if a.get("exp_alerts") else quiet).add(name)
+    problems = [f"{n}: no case where it fires" for n in sorted(alerts - fires)]
+    problems += [f"{n}: no case where it stays quiet" for n in sorted(alerts - quiet)]
+    problems += [f"{n}: tested, but no alert of the rule file" for n in sorted(named - alerts, key=str)]
+    return problems
+
+
+def check_alert_tests(r: Report) -> None:
+    """The alerts' unit tests (ALERT_TESTS): they read the rules from ALERT_TESTS_RULES, `promtool test
+    rules` passes, and every alert of k8s/base/prometheusrule.yaml has a case where it fires and one where
+    it stays quiet."""
+    where = ALERT_TESTS.relative_to(ROOT)
+    if not r.check(ALERT_TESTS.exists(), f"{where} exists (the alerts' promtool unit tests)"):
+        return
+    try:
+        tests = yaml.safe_load(ALERT_TESTS.read_text()) or {}
+    except yaml.YAMLError as e:
+        r.fail(f"{where} parses: {e}")
+        return
+    r.check(tests.get("rule_files") == [ALERT_TESTS_RULES], f"{where} reads the rules from {ALERT_TESTS_RULES} (written at check time)",
+            f"rule_files {tests.get('rule_files')}")
+    groups = yaml.safe_load(PROMETHEUS_RULE.read_text())["spec"]["groups"]
+    alerts = {rule["alert"] for g in groups for rule in g.get("rules", []) if "alert" in rule}
+    ok, out = promtool_test_rules(groups, ALERT_TESTS)
+    r.check(ok, f"promtool test rules {where} ({PROMETHEUS_RULE.relative_to(ROOT)} spec.groups)", out)
+    problems = alert_test_coverage(alerts, tests)
+    r.check(bool(alerts) and not problems, f"{where}: each of the {len(alerts)} alerts fires in a case and stays quiet in another",
+            "; ".join(problems[:10]))
+
+
 def check_prometheus_rules(r: Report, renderings: dict[str, list[dict]]) -> None:
     """The alerts: k8s/base/prometheusrule.yaml and the chart's copy are identical; promtool accepts the
     groups; the operator's alerts (REQUIRED_ALERTS) are there, each with its metrics, a severity and a
@@ -3324,8 +3385,9 @@ def cmd_static() -> int:
     for source, objs in renderings.items():
         check_spark_jobs(r, source, objs)
     check_spark_image(r)
-    section("alerts (PrometheusRule, promtool, runbooks) and the dashboard ConfigMap")
+    section("alerts (PrometheusRule, promtool check and test rules, runbooks) and the dashboard ConfigMap")
     check_prometheus_rules(r, renderings)
+    check_alert_tests(r)
     check_dashboard_configmaps(r, renderings)
     section("dependencies: RabbitMQ's max_message_size; documented install order and Secrets")
     check_rabbitmq_configs(r, renderings)
@@ -3524,6 +3586,11 @@ def main(argv: list[str]) -> int:
         return cmd_static()
     if len(argv) == 3 and argv[1] == "live":
         return cmd_live(argv[2])
+    if len(argv) == 2 and argv[1] == "alert-tests":
+        r = Report()
+        section("alerts: promtool test rules")
+        check_alert_tests(r)
+        return r.done("alert tests")
     print(__doc__, file=sys.stderr)
     return 2
 
