@@ -64,10 +64,13 @@ class Pieces(unittest.TestCase):
 
 
 class FakeStack:
-    """An intake (202, and a 429 for every fifth post) and a monitor whose queue drains 3 messages a poll
-    and whose desired scale is ceil(ready / 10), at least 1."""
+    """An intake (202, and a 429 for every fifth post) and a monitor whose desired scale is
+    ceil(ready / 10), at least 1, and whose queue drains 3 messages a poll once all `expected` messages
+    have arrived (a worker that starts late): the backlog then peaks at `expected` whatever the relative
+    speed of the poster and the poller on a busy machine."""
 
-    def __init__(self):
+    def __init__(self, expected):
+        self.expected = expected
         self.lock = threading.Lock()
         self.received = 0
         self.acked = 0
@@ -94,7 +97,8 @@ class FakeStack:
 
             def do_GET(self):
                 with fake.lock:
-                    fake.acked = min(fake.received, fake.acked + 3)
+                    if fake.received >= fake.expected:
+                        fake.acked = min(fake.received, fake.acked + 3)
                     ready = fake.received - fake.acked
                 report = {"desired-worker-scale": max(1, math.ceil(ready / 10)), "decided_by": "backlog",
                           "recommendation": 1, "inputs": {"messages_ready": ready, "messages_unacknowledged": 0,
@@ -112,7 +116,7 @@ class FakeStack:
 
 class EndToEnd(unittest.TestCase):
     def test_a_backlog_makes_the_scale_rise_and_fall(self):
-        fake = FakeStack()
+        fake = FakeStack(expected=40)
         try:
             with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()) as printed:
                 code = scale_demo.main(["scale_demo.py", "run", "--intake", fake.url, "--token", "t0k",
