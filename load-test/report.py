@@ -103,9 +103,9 @@ def main(out: Path, scenarios: list[str]) -> int:
         "# Load report",
         "",
         f"Measured {runs[0][1]['date']} against `make up` (every service a local process on one machine, "
-        f"{runs[0][1]['cores']} cores, {platform.machine()}), with locust {runs[0][1]['locust']}. **The machine "
-        "is shared with other builds and tests**: these numbers are what the stack did on a busy 2-core box, "
-        "not a capacity figure. Latency is measured by the client (locust), per request; percentiles are exact "
+        f"{runs[0][1]['cores']} cores, {platform.machine()}), with locust {runs[0][1]['locust']}. **Locust and the "
+        "whole stack share this machine** (each scenario's CPU line says how busy each was; anything else the "
+        "machine ran is not in it): these numbers are what the stack did on this box, not a capacity figure. Latency is measured by the client (locust), per request; percentiles are exact "
         "(nearest rank over every request). An error is any answer other than 200 (and 404 on the relay, "
         "\"no matching data\") or a failed connection. `stale` counts relay answers marked `X-Cache: STALE`.",
         "",
