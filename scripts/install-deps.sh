@@ -5,8 +5,8 @@
 #     deploy/docker-compose.yml offline), time (GNU time: the rollups benchmark reads the compactor's
 #     peak RSS from it), openssl (scripts/test-services.sh makes the test CA and the servers' TLS
 #     certificate with it), chromium and chromium-driver (the relay's ranking page is tested in
-#     headless Chromium over WebDriver) (+ curl, and python3-venv when the Python in PATH cannot make virtual
-#     environments). Installed only when missing, as root, with one `apt-get update`; their
+#     headless Chromium over WebDriver), shellcheck (k8s/scripts/bootstrap-secrets.sh's test lints it)
+#     (+ curl, and python3-venv when the Python in PATH cannot make virtual environments). Installed only when missing, as root, with one `apt-get update`; their
 #     system services are not started (the harness runs its own instances on private ports). Not root
 #     and something missing: prints the command and exits 1.
 #   * A repo-local Python venv at .venv (git-ignored) with moto[server] (the S3 test server),
@@ -28,7 +28,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PY_PACKAGES=("moto[server]>=5" "duckdb>=1" "helm-python-sdk>=0.2.2" "kubernetes-validate>=1.31" "PyYAML>=6"
     "locust>=2.20" "matplotlib>=3.7" "chaostoolkit>=1.17" "pyspark==3.5.3")
-DEB_PACKAGES=(rabbitmq-server redis-server prometheus nginx wrk curl docker-compose time openssl chromium chromium-driver)
+DEB_PACKAGES=(rabbitmq-server redis-server prometheus nginx wrk curl docker-compose time openssl chromium chromium-driver shellcheck)
 
 log() { echo "install-deps: $*" >&2; }
 
