@@ -7,8 +7,9 @@
 #     certificate with it), chromium and chromium-driver (the relay's ranking page is tested in
 #     headless Chromium over WebDriver), shellcheck (k8s/scripts/bootstrap-secrets.sh's test lints it)
 #     (+ curl, and python3-venv when the Python in PATH cannot make virtual environments). Installed
-#     only when missing, as root, with one `apt-get update`; their system services are not started (the harness runs its own instances on private ports). Not root
-#     and something missing: prints the command and exits 1.
+#     only when missing, as root, with one `apt-get update`; their system services are not started
+#     (the harness runs its own instances on private ports). Not root and something missing: prints
+#     the command and exits 1.
 #   * A repo-local Python venv at .venv (git-ignored) with moto[server] (the S3 test server),
 #     duckdb (the benchmark's reference), and helm-python-sdk, kubernetes-validate and PyYAML (the
 #     deployment artifact checks, scripts/check-artifacts.sh), locust and matplotlib (`make load`:
