@@ -47,7 +47,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   if [[ -n $own_services ]]; then scripts/test-services.sh stop >/dev/null 2>&1 || true; fi
-  if [[ -n ${BENCH_KEEP_WORK:-} ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+  if [[ -n ${BENCH_KEEP_WORK:-} || ${failed:-0} == 1 ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 # The test servers already running (make test's), else a private instance (own ports and state).
@@ -86,7 +86,9 @@ INTAKE_TOKENS=bench-token INTAKE_RATE_PER_SECOND=1000 PORT=$iport HOST=127.0.0.1
 wait_http "http://127.0.0.1:$wport/health"; wait_http "http://127.0.0.1:$sport/ready"; wait_http "http://127.0.0.1:$iport/health"
 cpu0=$(awk '{print $14 + $15}' "/proc/$worker/stat"); wall0=$(date +%s.%N)
 
-probe() { "$PY" load-test/ingest_probe.py --intake "http://127.0.0.1:$iport" --token bench-token --selector "http://127.0.0.1:$sport" --stop-file "$work/stop-$1" >"$work/probe-$1.json"; }
+# Each storage's probes have their own stop files and results: a stop file left by the previous storage
+# would stop the next one's probe before its first marker.
+probe() { "$PY" load-test/ingest_probe.py --intake "http://127.0.0.1:$iport" --token bench-token --selector "http://127.0.0.1:$sport" --stop-file "$work/stop-$STORAGE-$1" >"$work/probe-$STORAGE-$1.json"; }
 wait_written() { # $1 = count → seconds waited for the worker to reach it
   local deadline=$((SECONDS + 600)) written
   while :; do
@@ -107,7 +109,7 @@ t0=$(date +%s.%N)
 t_pub=$(date +%s.%N)
 wait_written "$EVENTS"
 t1=$(date +%s.%N)
-touch "$work/stop-flood"; wait "$probe_pid"
+touch "$work/stop-$STORAGE-flood"; wait "$probe_pid"
 
 # Phase 2, latency at the target rate: a live stream of RATE events/s stamped "now" for STREAM_S seconds
 # (into the markers' own hourly partition, so each poll also scans the live data), markers all along.
@@ -115,7 +117,7 @@ probe live & probe_pid=$!
 sleep 1
 "$bin/event-generator" --sink "$AMQP_URL" --rate "$RATE" --events $((RATE * STREAM_S)) --seed 12 --pools 64 \
   >"$work/gen-live.json" 2>>"$work/gen.log"
-touch "$work/stop-live"; wait "$probe_pid"
+touch "$work/stop-$STORAGE-live"; wait "$probe_pid"
 live_rate=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["events_per_s"]))' "$work/gen-live.json")
 wait_written $((EVENTS + RATE * STREAM_S))
 worker_rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$worker/status")
@@ -132,8 +134,8 @@ markers_of() { python3 -c '
 import json,sys; d=json.load(open(sys.argv[1]))
 f=lambda v: "n/a" if v is None else "%.0f" % v
 print(d["markers"], d["visible"], f(d["p50_ms"]), f(d["p99_ms"]), f(d["max_ms"]), f(d["post_p50_ms"]), f(d["post_p99_ms"]))' "$1"; }
-read -r fmarkers fvisible fp50 fp99 fmax _ _ <<<"$(markers_of "$work/probe-flood.json")"
-read -r markers visible p50 p99 pmax post50 post99 <<<"$(markers_of "$work/probe-live.json")"
+read -r fmarkers fvisible fp50 fp99 fmax _ _ <<<"$(markers_of "$work/probe-$STORAGE-flood.json")"
+read -r markers visible p50 p99 pmax post50 post99 <<<"$(markers_of "$work/probe-$STORAGE-live.json")"
 
 # Whole-history ranking: correctness (each job id once) and the cost of deduplication.
 time_pools() { # $1 base URL → "median_ms total_jobs"
@@ -144,11 +146,23 @@ time_pools() { # $1 base URL → "median_ms total_jobs"
   done
   echo "$(printf '%s\n' "${ms[@]}" | sort -n | sed -n 2p) $total"
 }
+# The view refreshes every second: the last objects written may not be counted yet when the worker's
+# metric says they are written. Wait (at most 15 s) until the running pool-selector counts them all.
+expected=$((EVENTS + RATE * STREAM_S + fmarkers + markers))
+t_written=$(date +%s.%N)
+count_deadline=$((SECONDS + 15))
+while :; do
+  counted=$(curl -s "http://127.0.0.1:$sport/pools?window=0&limit=10000" |
+    python3 -c 'import json,sys; print(sum(p["jobs"] for p in json.load(sys.stdin)["pools"]))' 2>/dev/null || echo 0)
+  [ "$counted" = "$expected" ] && break
+  ((SECONDS < count_deadline)) || break
+  sleep 0.2
+done
+count_s=$(awk -v a="$t_written" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b-a}')
 read -r dedup_ms dedup_total <<<"$(time_pools "http://127.0.0.1:$sport")"
 DEDUP_JOB_IDS=false PORT=$nport HOST=127.0.0.1 "$bin/pool-selector" 2>>"$work/selector.log" & pids+=("$!")
 wait_http "http://127.0.0.1:$nport/ready"
 read -r nodedup_ms nodedup_total <<<"$(time_pools "http://127.0.0.1:$nport")"
-expected=$((EVENTS + RATE * STREAM_S + fmarkers + markers))
 
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -174,9 +188,21 @@ $batches batches, $objects objects; $(nproc) cores shared by RabbitMQ, generator
 | POST /events (publish + broker confirm) under load, p50 / p99 ms | $post50 / $post99 | |
 | ingest-worker peak RSS, MB | $worker_rss | |
 | ingest-worker CPU over the run, cores (user + system / wall) | $worker_cpu | |
-| GET /pools whole history, redelivered copies counted once (median of 3), ms | $dedup_ms | jobs counted: $dedup_total (expected $expected: $([ "$dedup_total" = "$expected" ] && echo exact || echo WRONG)) |
+| GET /pools whole history, redelivered copies counted once (median of 3), ms | $dedup_ms | jobs counted: $dedup_total (expected $expected: $([ "$dedup_total" = "$expected" ] && echo exact || echo WRONG)), all counted ${count_s} s after the last was written |
 | GET /pools whole history, a fresh pool-selector with DEDUP_JOB_IDS=false, ms | $nodedup_ms | jobs counted: $nodedup_total |
 TXT
+# A probe that published no marker measured nothing, and a wrong count is a lost or doubled event: the
+# table above says which; the part fails (so the smoke run in `make test` does too).
+if [ "$fmarkers" = 0 ] || [ "$markers" = 0 ]; then
+  echo "bench-ingest: $STORAGE: a probe published no marker (flood $fmarkers, live $markers; its log: $work)" >&2
+  failed=1
+fi
+if [ "$dedup_total" != "$expected" ]; then
+  echo "bench-ingest: $STORAGE: pool-selector counted $dedup_total jobs, expected $expected" >&2
+  failed=1
+fi
 }
 
+failed=0
 for STORAGE in $STORAGES; do run_storage; done
+exit "$failed"
