@@ -825,13 +825,13 @@ mod tests {
         assert!(none < 0.05, "{none}");
     }
 
-    #[test]
-    fn a_zone_that_turns_bad_moves_its_thin_pools() {
-        // Eight thin pools per zone (2 jobs an hour). Zone a goes from 4 % to 30 % 8 hours ago: too
-        // few jobs for most pools to show it on their own, plain for the zone. Zone b stays.
+    /// Eight thin pools (2 jobs an hour) in each of zones a and b: zone a's go from 4 % to 30 % 8 hours
+    /// ago, zone b's stay at 4 %. `seed` numbers zone a's pools' histories, `seed + 100` zone b's.
+    fn zone_a_turns_bad(seed: u64) -> Vec<Evidence> {
         let types = ["c6a", "m6a", "r6a", "c6i", "m6i", "r6i", "c7g", "m7g"];
         let mut ev = vec![];
         for (i, f) in types.iter().enumerate() {
+            let i = i as u64;
             ev.push(pool(
                 &format!("pool-{f}.large-us-east-1a"),
                 0.04,
@@ -839,7 +839,7 @@ mod tests {
                 8,
                 2,
                 168,
-                i as u64,
+                seed + i,
             ));
             ev.push(pool(
                 &format!("pool-{f}.large-us-east-1b"),
@@ -848,9 +848,16 @@ mod tests {
                 0,
                 2,
                 168,
-                100 + i as u64,
+                seed + 100 + i,
             ));
         }
+        ev
+    }
+
+    #[test]
+    fn a_zone_that_turns_bad_moves_its_thin_pools() {
+        // Too few jobs for most pools to show it on their own, plain for the zone. Zone b stays.
+        let ev = zone_a_turns_bad(0);
         let s = Structure::new(
             &ev,
             &[LevelKind::Zone, LevelKind::Region, LevelKind::Family],
@@ -1067,7 +1074,7 @@ mod tests {
         // Every job in the last hour (a new fleet): zone a's pools lose 1 %, well below their prior of
         // 5 %, zone b's 5 %. Nothing changed; there is no past to have changed from.
         let mut ev = vec![];
-        for (i, f) in ["c6a", "m6a", "r6a", "c6i"].iter().enumerate() {
+        for f in ["c6a", "m6a", "r6a", "c6i"] {
             for (zone, spot) in [("us-east-1a", 5u32), ("us-east-1b", 25)] {
                 let mut series = vec![Hour::default(); 167];
                 series.push(Hour { jobs: 500, spot });
@@ -1078,7 +1085,6 @@ mod tests {
                     &series,
                 ));
             }
-            let _ = i;
         }
         let c = fit_with_groups(&ev, &vec![(5.0, 95.0); ev.len()]);
         assert_eq!(c.group_alarms, 0);
@@ -1091,28 +1097,7 @@ mod tests {
     fn a_thick_pool_that_did_not_move_with_its_zone_is_not_dragged_along() {
         // Zone a's eight thin pools go from 4 % to 30 % 8 hours ago; its ninth pool, with 60 jobs an
         // hour, stays at 4 %. Zone b stays.
-        let types = ["c6a", "m6a", "r6a", "c6i", "m6i", "r6i", "c7g", "m7g"];
-        let mut ev = vec![];
-        for (i, f) in types.iter().enumerate() {
-            ev.push(pool(
-                &format!("pool-{f}.large-us-east-1a"),
-                0.04,
-                0.30,
-                8,
-                2,
-                168,
-                200 + i as u64,
-            ));
-            ev.push(pool(
-                &format!("pool-{f}.large-us-east-1b"),
-                0.04,
-                0.04,
-                0,
-                2,
-                168,
-                300 + i as u64,
-            ));
-        }
+        let mut ev = zone_a_turns_bad(200);
         ev.push(pool(
             "pool-r7g.large-us-east-1a",
             0.04,
