@@ -134,15 +134,18 @@ markers_of() { python3 -c '
 import json,sys; d=json.load(open(sys.argv[1]))
 f=lambda v: "n/a" if v is None else "%.0f" % v
 print(d["markers"], d["visible"], f(d["p50_ms"]), f(d["p99_ms"]), f(d["max_ms"]), f(d["post_p50_ms"]), f(d["post_p99_ms"]))' "$1"; }
-read -r fmarkers fvisible fp50 fp99 fmax _ _ <<<"$(markers_of "$work/probe-$STORAGE-flood.json")"
+read -r fmarkers fvisible fp50 fp99 _ _ _ <<<"$(markers_of "$work/probe-$STORAGE-flood.json")"
 read -r markers visible p50 p99 pmax post50 post99 <<<"$(markers_of "$work/probe-$STORAGE-live.json")"
 
 # Whole-history ranking: correctness (each job id once) and the cost of deduplication.
+jobs_in() { # $1 a /pools answer (file) → its jobs summed over every pool
+  python3 -c 'import json,sys; print(sum(p["jobs"] for p in json.load(open(sys.argv[1]))["pools"]))' "$1"
+}
 time_pools() { # $1 base URL → "median_ms total_jobs"
   local ms=() total=0
   for _ in 1 2 3; do
     ms+=("$(curl -s -o "$work/pools.json" -w '%{time_total}' "$1/pools?window=0&limit=10000" | awk '{printf "%.0f", $1*1000}')")
-    total=$(python3 -c 'import json,sys; print(sum(p["jobs"] for p in json.load(open(sys.argv[1]))["pools"]))' "$work/pools.json")
+    total=$(jobs_in "$work/pools.json")
   done
   echo "$(printf '%s\n' "${ms[@]}" | sort -n | sed -n 2p) $total"
 }
@@ -152,8 +155,8 @@ expected=$((EVENTS + RATE * STREAM_S + fmarkers + markers))
 t_written=$(date +%s.%N)
 count_deadline=$((SECONDS + 15))
 while :; do
-  counted=$(curl -s "http://127.0.0.1:$sport/pools?window=0&limit=10000" |
-    python3 -c 'import json,sys; print(sum(p["jobs"] for p in json.load(sys.stdin)["pools"]))' 2>/dev/null || echo 0)
+  counted=$(curl -s -o "$work/pools.json" "http://127.0.0.1:$sport/pools?window=0&limit=10000" &&
+    jobs_in "$work/pools.json" 2>/dev/null || echo 0)
   [ "$counted" = "$expected" ] && break
   ((SECONDS < count_deadline)) || break
   sleep 0.2
