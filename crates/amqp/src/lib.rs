@@ -67,7 +67,7 @@ use pool_core::event::ndjson::{CONTENT_TYPE_NDJSON, encode_messages};
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub mod access;
 
-pub use pool_core::config::{
+pub use pool_service::config::{
     DEFAULT_DEAD_LETTER_EXCHANGE, DEFAULT_DEAD_LETTER_QUEUE, DEFAULT_EXCHANGE, DEFAULT_QUEUE,
 };
 
@@ -192,7 +192,7 @@ impl AmqpArgs {
 }
 
 fn redact(url: &str) -> String {
-    pool_core::redact::url(url)
+    pool_service::redact::url(url)
 }
 
 /// What went wrong talking to the broker (other than publishing, see [`PublishError`]).
@@ -236,13 +236,13 @@ pub async fn connect(args: &AmqpArgs, name: &str) -> Result<Connection, AmqpErro
         url: args.redacted_url(),
         message,
     };
-    pool_core::tls::install_crypto_provider();
+    pool_service::tls::install_crypto_provider();
     let mut builder = lapin::DefaultConnectionBuilder::new()
         .map_err(|e| failed(e.to_string()))?
         .with_uri_str(args.url.clone())
         .with_properties(props);
     if let Some(path) = &args.ca_file {
-        let pem = pool_core::tls::read_ca_pem(path).map_err(|e| failed(e.to_string()))?;
+        let pem = pool_service::tls::read_ca_pem(path).map_err(|e| failed(e.to_string()))?;
         builder = builder.with_tls_config(lapin::tcp::OwnedTLSConfig {
             identity: None,
             cert_chain: Some(String::from_utf8_lossy(&pem).into_owned()),

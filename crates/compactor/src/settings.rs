@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use pool_core::config::{ListenArgs, TelemetryArgs};
 use pool_core::duration::{
     parse_arg as parse_settle, parse_positive_arg as parse_positive_duration,
 };
 use pool_history::compact::Shard;
 use pool_history::rollup::SigningKey;
+use pool_service::config::{ListenArgs, TelemetryArgs};
 use pool_storage::StorageArgs;
 
 /// Port of `/health` and `/metrics` in `--every` mode.

@@ -130,7 +130,7 @@ impl Application {
         let (_, server) = self.server.take().context("--every mode has a server")?;
         let handle = server.handle();
         let server = tokio::spawn(server);
-        let shutdown = pool_core::shutdown::signal();
+        let shutdown = pool_service::shutdown::signal();
         tokio::pin!(shutdown);
         let passes = self.passes;
         loop {

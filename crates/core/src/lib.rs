@@ -4,23 +4,15 @@
 //!   hourly [`event::Partition`]s, and its NDJSON body format ([`event::ndjson`]).
 //! * [`window`]: look-back windows; [`duration`]: the one duration grammar of settings and queries.
 //! * [`request`]: the ranking query grammar shared by pool-selector and the relay (its cache key).
-//! * [`config`]: clap argument groups with environment fallbacks, flattened into each binary.
-//! * [`telemetry`]: `tracing` set-up driven by `LOG_LEVEL` and `LOG_FORMAT` (every binary logs).
-//! * [`redact`]: the one way a URL that may hold a secret is shown.
-//! * [`tls`]: the crypto provider and the `TLS_CA_FILE` bundle for amqps, rediss and https clients.
-//! * [`shutdown`]: one future that resolves on SIGTERM or Ctrl-C.
+//! * [`view`]: what clients (the relay's page, `poolctl`) read of the ranking answers, and how its numbers are shown.
 //!
-//! Storage (`pool-storage`), RabbitMQ (`pool-amqp`) and HTTP plumbing (`pool-http`) are crates of their
-//! own, so a service compiles only the clients it uses.
+//! Service set-up (clap groups, telemetry, TLS, redaction, signals) is `pool-service`; storage
+//! (`pool-storage`), RabbitMQ (`pool-amqp`), Redis (`pool-redis`) and HTTP plumbing (`pool-http`) are
+//! crates of their own, so a crate compiles only what it uses: this one needs serde and chrono.
 
-pub mod config;
 pub mod duration;
 pub mod event;
-pub mod redact;
 pub mod request;
-pub mod shutdown;
-pub mod telemetry;
-pub mod tls;
 pub mod view;
 pub mod window;
 

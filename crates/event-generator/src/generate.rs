@@ -16,8 +16,8 @@ use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
 use rand_chacha::ChaCha8Rng;
 
-use crate::pools::{PoolSpec, Truth, TruthPool};
-use crate::scenario::{OutcomeCounts, RateModel, ScenarioKind, ScenarioTruth, World, poisson};
+use pool_scenario::pools::{PoolSpec, Truth, TruthPool};
+use pool_scenario::{OutcomeCounts, RateModel, ScenarioKind, ScenarioTruth, World, poisson};
 
 /// Non-spot failure reasons and their share among non-spot failures.
 pub const OTHER_REASONS: &[(&str, f64)] = &[("TIMED_OUT", 0.4), ("SPARK_EXECUTION_ERROR", 0.6)];
@@ -331,7 +331,7 @@ impl Producer for ScenarioBackfill {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pools::{PoolChoice, draw_pools};
+    use pool_scenario::pools::{PoolChoice, draw_pools};
     use rand::SeedableRng;
 
     fn generator(seed: u64) -> Generator {

@@ -4,7 +4,7 @@
 //! from them and written through a [`sink::Sink`]. The hidden parameters can be written out (`--truth`)
 //! so a ranking can be checked against what really drove the data.
 //!
-//! With `--scenario NAME` a backfill instead simulates a [`scenario::World`] whose pools appear, thin out
+//! With `--scenario NAME` a backfill instead simulates a [`pool_scenario::World`] whose pools appear, thin out
 //! and change their termination probability over time (regime changes, new pools, zone, region and
 //! family outages, spikes, drift, daily cycles), its base rates structured by `--rate-model` (the
 //! family × zone structure by default, or worlds without it); the truth file then holds each pool's
@@ -21,8 +21,6 @@
 //! `--trickle-max-gap` (2 s), for ever; into a single object (`…/events.json`) each event is appended.
 
 pub mod generate;
-pub mod pools;
-pub mod scenario;
 pub mod settings;
 pub mod sink;
 
@@ -37,8 +35,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use generate::{Backfill, Generator, Producer, ScenarioBackfill, world_pools};
-use pools::draw_pools;
-use scenario::{ScenarioKind, world_with};
+use pool_scenario::pools::draw_pools;
+use pool_scenario::{ScenarioKind, world_with};
 pub use settings::{Args, Mode, Plan};
 use sink::Sink;
 

@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     tokio::spawn(async move {
-        pool_core::shutdown::signal().await;
+        pool_service::shutdown::signal().await;
         flag.store(true, Ordering::Relaxed);
     });
     let summary = event_generator::run(plan, stop).await?;

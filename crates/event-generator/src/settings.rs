@@ -8,12 +8,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use clap::Parser;
 use pool_core::duration::parse_arg as parse_flush;
 use pool_core::event::{PoolId, parse_timestamp};
-use pool_core::telemetry::TelemetryArgs;
+use pool_service::telemetry::TelemetryArgs;
 use pool_storage::StorageArgs;
 
-use crate::pools::PoolChoice;
-use crate::scenario::{self, RateModel, ScenarioKind};
 use crate::sink::{ObjectSinkOptions, SinkSettings, SinkUrl};
+use pool_scenario::pools::PoolChoice;
+use pool_scenario::{self as scenario, RateModel, ScenarioKind};
 
 /// Longest backfill accepted: ten years.
 pub const MAX_HOURS: f64 = 10.0 * 366.0 * 24.0;

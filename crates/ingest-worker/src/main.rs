@@ -9,5 +9,6 @@ async fn main() -> anyhow::Result<()> {
     settings.telemetry.init();
     let app = Application::build(settings).await?;
     tracing::info!(metrics_port = app.port(), "ingest-worker started");
-    app.run_until_stopped(pool_core::shutdown::signal()).await
+    app.run_until_stopped(pool_service::shutdown::signal())
+        .await
 }

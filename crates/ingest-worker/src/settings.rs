@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser};
 use pool_amqp::AmqpArgs;
-use pool_core::config::TelemetryArgs;
 use pool_core::duration::parse_arg as parse_duration_flag;
+use pool_service::config::TelemetryArgs;
 use pool_storage::StorageArgs;
 
 /// Default port of the `/metrics` and `/health` endpoints.

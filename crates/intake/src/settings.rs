@@ -5,10 +5,10 @@ use std::time::Duration;
 use clap::{Args, Parser};
 
 use pool_amqp::AmqpArgs;
-use pool_core::config::{ListenArgs, TelemetryArgs};
 use pool_core::duration::{
     parse_arg as parse_duration, parse_positive_arg as parse_positive_duration,
 };
+use pool_service::config::{ListenArgs, TelemetryArgs};
 
 /// Port the intake listens on when `PORT` is not set.
 pub const DEFAULT_PORT: u16 = 8000;

@@ -78,7 +78,7 @@ impl Application {
         tokio::pin!(server);
         tokio::select! {
             r = &mut server => r,
-            _ = pool_core::shutdown::signal() => {
+            _ = pool_service::shutdown::signal() => {
                 // `stop` sends the command at once; its future only reports completion, which needs
                 // the server future polled: so drive the server, not that future.
                 drop(handle.stop(true));

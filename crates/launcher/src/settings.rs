@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use pool_core::config::{ListenArgs, TelemetryArgs};
 use pool_core::duration::parse_positive_arg as parse_positive_duration;
+use pool_service::config::{ListenArgs, TelemetryArgs};
 
 /// Port the launcher listens on when `PORT` is not set.
 pub const DEFAULT_PORT: u16 = 8100;

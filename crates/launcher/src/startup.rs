@@ -222,7 +222,7 @@ impl Application {
         tokio::pin!(server);
         let r = tokio::select! {
             r = &mut server => r,
-            _ = pool_core::shutdown::signal() => {
+            _ = pool_service::shutdown::signal() => {
                 drop(handle.stop(true));
                 server.await
             }

@@ -450,8 +450,8 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 impl RedisStore {
     /// Connect lazily: the launcher starts while Redis is down, and `/ready` says so.
     pub fn new(url: &str, prefix: &str, retention: Duration) -> Result<Self, StoreError> {
-        pool_core::tls::install_crypto_provider();
-        let shown = pool_core::redact::url(url);
+        pool_service::tls::install_crypto_provider();
+        let shown = pool_service::redact::url(url);
         let client = redis::Client::open(url).map_err(|e| {
             StoreError::Unavailable(format!(
                 "REDIS_URL {shown} cannot be used: {}",

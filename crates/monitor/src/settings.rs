@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use clap::{Args, Parser};
-use pool_core::config::{ListenArgs, TelemetryArgs};
+use pool_service::config::{ListenArgs, TelemetryArgs};
 use serde::Deserialize;
 
 use crate::decision::Policy;
@@ -57,7 +57,7 @@ pub struct WorkloadArgs {
     #[arg(long, env = "WORKLOAD_NAME", default_value = "ingest-worker")]
     pub workload_name: String,
     /// Queue whose backlog drives the workload (the same variable the ingest-worker consumes from).
-    #[arg(long = "queue", env = "AMQP_QUEUE", default_value = pool_core::config::DEFAULT_QUEUE)]
+    #[arg(long = "queue", env = "AMQP_QUEUE", default_value = pool_service::config::DEFAULT_QUEUE)]
     pub queue: String,
     /// Fewest replicas published (0 allows scale to zero).
     #[arg(long, env = "MIN_REPLICAS", default_value_t = 1)]
@@ -123,7 +123,7 @@ impl Settings {
             },
             workload: WorkloadArgs {
                 workload_name: "ingest-worker".into(),
-                queue: pool_core::config::DEFAULT_QUEUE.into(),
+                queue: pool_service::config::DEFAULT_QUEUE.into(),
                 min_replicas: 1,
                 max_replicas: 10,
                 target_backlog_per_worker: 1000,
@@ -187,7 +187,7 @@ impl Settings {
             .source
             .ca_file
             .as_deref()
-            .map(pool_core::tls::read_ca_pem)
+            .map(pool_service::tls::read_ca_pem)
             .transpose()
             .map_err(|e| ConfigError::invalid("TLS_CA_FILE", e.to_string()))?;
         Ok(MonitorConfig {

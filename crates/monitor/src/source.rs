@@ -65,7 +65,7 @@ pub enum SourceError {
 
 /// A URL without its password, for logs and errors.
 pub fn redact(url: &Url) -> String {
-    pool_core::redact::url(url.as_str())
+    pool_service::redact::url(url.as_str())
 }
 
 /// A validated, credential-free management API location plus the credentials to send.
@@ -197,7 +197,7 @@ pub struct ManagementApi {
 impl ManagementApi {
     /// `ca_pem`: a PEM bundle of private CAs trusted for an `https://` URL, besides the system roots.
     pub fn new(url: ManagementUrl, timeout: Duration, ca_pem: Option<&[u8]>) -> Self {
-        pool_core::tls::install_crypto_provider();
+        pool_service::tls::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 
-use pool_core::config::{ListenArgs, TelemetryArgs};
 use pool_core::duration::{
     parse_arg as parse_duration, parse_positive_arg as parse_positive_duration,
 };
@@ -12,6 +11,7 @@ use pool_core::request::parse_half_life;
 use pool_core::window::Window;
 use pool_history::live::ViewOptions;
 use pool_history::rollup::SigningKey;
+use pool_service::config::{ListenArgs, TelemetryArgs};
 use pool_storage::StorageArgs;
 
 use crate::inputs::{ModelInputArgs, ModelInputs};

@@ -356,7 +356,7 @@ pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<Outcome, CliError> 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let listener = tokio::spawn(async move {
-        pool_core::shutdown::signal().await;
+        pool_service::shutdown::signal().await;
         flag.store(true, Ordering::Relaxed);
     });
     let bar = progress_bar(meta.size, checkpoint.offset);

@@ -10,9 +10,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Binomial, Distribution, Poisson};
 
-use event_generator::scenario::{RateModel, ScenarioKind};
 use pool_ranking::backtest::{Series, evidence_at};
 use pool_ranking::{Evidence, ModelConfig, Params, Strategy, fit, posteriors, probe, rank};
+use pool_scenario::{RateModel, ScenarioKind};
 
 use crate::open::{candidates_of, instance_types};
 use crate::worlds::draw;

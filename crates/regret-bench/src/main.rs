@@ -30,10 +30,10 @@ use rand::SeedableRng;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
-use event_generator::scenario::{RateModel, ScenarioKind};
 use pool_ranking::backtest::evidence_at;
 use pool_ranking::rank::probability_lowest;
 use pool_ranking::{Evidence, LevelKind, ModelConfig, Params, Strategy, fit, rank};
+use pool_scenario::{RateModel, ScenarioKind};
 
 use crate::open::{VARIANTS, position};
 use crate::stats::{Estimate, estimate, paired, ratio};

@@ -8,9 +8,9 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use event_generator::scenario::{RateModel, ScenarioKind};
 use pool_ranking::backtest::{Spec, evidence_at, run as replay};
 use pool_ranking::{Evidence, ModelConfig, Strategy};
+use pool_scenario::{RateModel, ScenarioKind};
 
 use crate::open::instance_types;
 use crate::worlds::draw;

@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
-use event_generator::scenario::{RateModel, ScenarioKind};
 use pool_ranking::backtest::evidence_at;
 use pool_ranking::rank::posteriors;
 use pool_ranking::{Evidence, ModelConfig, Scored, Strategy, confidence, fit};
+use pool_scenario::{RateModel, ScenarioKind};
 
 use crate::worlds::draw;
 

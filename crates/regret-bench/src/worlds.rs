@@ -6,9 +6,9 @@ use chrono::{TimeZone, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use event_generator::scenario::{RateModel, ScenarioKind, World, sample_counts, world_with};
 use pool_ranking::backtest::Series;
 use pool_ranking::{Hour, Signals};
+use pool_scenario::{RateModel, ScenarioKind, World, sample_counts, world_with};
 
 /// The four scenarios the structural worlds are measured in.
 pub const FOUR: &[ScenarioKind] = &[

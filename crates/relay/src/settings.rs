@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use pool_core::config::{ListenArgs, TelemetryArgs};
+use pool_service::config::{ListenArgs, TelemetryArgs};
 
 /// Port the relay listens on when `PORT` is not set.
 pub const DEFAULT_PORT: u16 = 8080;

@@ -112,7 +112,7 @@ impl Application {
             port,
             admin_port,
             upstream = %settings.upstream_url,
-            redis = %pool_core::redact::url(&settings.redis_url),
+            redis = %pool_service::redact::url(&settings.redis_url),
             workers = settings.listen.workers(),
             l1_ttl = ?settings.l1_ttl,
             lock_timeout = ?policy.lock_timeout,
@@ -189,7 +189,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (handle, admin_handle) = (self.server.handle(), self.admin.handle());
         tokio::spawn(async move {
-            pool_core::shutdown::signal().await;
+            pool_service::shutdown::signal().await;
             handle.stop(true).await;
             admin_handle.stop(true).await;
         });

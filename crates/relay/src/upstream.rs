@@ -97,7 +97,7 @@ impl Upstream {
         metrics: RelayMetrics,
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
-        let shown = pool_core::redact::url(base_url);
+        let shown = pool_service::redact::url(base_url);
         let parsed = url::Url::parse(base_url)
             .map_err(|_| anyhow::anyhow!("UPSTREAM_URL {shown} is not a URL"))?;
         anyhow::ensure!(

@@ -100,7 +100,7 @@ impl fmt::Display for SinkUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SinkUrl::Object(u) => f.write_str(u),
-            SinkUrl::Amqp(u) => f.write_str(&pool_core::redact::url(u)),
+            SinkUrl::Amqp(u) => f.write_str(&pool_service::redact::url(u)),
         }
     }
 }

@@ -7,8 +7,8 @@ use std::process::Command;
 
 use crate::helpers::{generate, parse_object, read_tree};
 use chrono::{DateTime, Utc};
-use event_generator::scenario::{OutcomeCounts, ScenarioKind, ScenarioTruth};
 use pool_core::event::{Event, Outcome};
+use pool_scenario::{OutcomeCounts, ScenarioKind, ScenarioTruth};
 
 const END: &str = "2026-11-22T00:00:00";
 

@@ -323,7 +323,7 @@ async fn break_dead_letters(amqp: &AmqpArgs, how: Breakage) {
 
 async fn an_undeliverable_dead_letter_does_not_block_the_queue(tag: &str, how: Breakage) {
     // The worker's warnings and errors say what happened when this fails.
-    pool_core::config::TelemetryArgs {
+    pool_service::config::TelemetryArgs {
         log_level: "warn".into(),
         ..Default::default()
     }

@@ -81,7 +81,7 @@ fn failure(e: kube::Error) -> ApiFailure {
 impl KubeCluster {
     /// Connect with the in-cluster configuration, or KUBECONFIG outside a cluster.
     pub async fn connect(namespace: &str) -> Result<Self, BackendError> {
-        pool_core::tls::install_crypto_provider();
+        pool_service::tls::install_crypto_provider();
         let client = Client::try_default().await.map_err(|e| {
             BackendError::Unavailable(format!(
                 "BACKEND=kubernetes needs a cluster: no in-cluster configuration and no usable KUBECONFIG ({e})"

@@ -48,6 +48,8 @@
 //! "In the last N hours" means an hour in `[max(hours − N, 1), hours)`: never hour 0, so a change is
 //! always a change (only a one-hour world has nowhere else to put it, and changes from hour 0).
 
+pub mod pools;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -601,7 +603,7 @@ fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
 }
 
 /// A Poisson draw with the given mean (0 for a mean that is not a positive finite number).
-pub(crate) fn poisson(rng: &mut ChaCha8Rng, mean: f64) -> u32 {
+pub fn poisson(rng: &mut ChaCha8Rng, mean: f64) -> u32 {
     match Poisson::new(mean) {
         // Draws are whole numbers; `as` saturates the (astronomically unlikely) huge ones.
         Ok(d) => d.sample(rng) as u32,
