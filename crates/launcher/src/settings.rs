@@ -74,6 +74,9 @@ pub struct Settings {
     /// Durable launch state. Unset: state is kept in memory and lost when the launcher stops.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// PEM bundle of the CA that signs a `rediss://` server's certificate (default: system roots).
+    #[arg(long, env = "TLS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
     /// Prefix of every Redis key the launcher writes.
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "launcher:")]
     pub redis_key_prefix: String,

@@ -116,7 +116,10 @@ impl Application {
         }
         let store: Arc<dyn Store> = match &settings.redis_url {
             Some(url) => Arc::new(RedisStore::new(
-                url,
+                &pool_redis::RedisOptions {
+                    ca_file: settings.redis_ca_file.clone(),
+                    ..pool_redis::RedisOptions::new(url)
+                },
                 &settings.redis_key_prefix,
                 settings.launch_retention,
             )?),

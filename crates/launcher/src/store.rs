@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redis::aio::ConnectionManager;
+use pool_redis::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use crate::launch::{Launch, State};
@@ -449,20 +449,13 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 
 impl RedisStore {
     /// Connect lazily: the launcher starts while Redis is down, and `/ready` says so.
-    pub fn new(url: &str, prefix: &str, retention: Duration) -> Result<Self, StoreError> {
-        pool_service::tls::install_crypto_provider();
-        let shown = pool_service::redact::url(url);
-        let client = redis::Client::open(url).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "REDIS_URL {shown} cannot be used: {}",
-                e.category()
-            ))
-        })?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError::Unavailable(format!("REDIS_URL {shown}: {}", e.category())))?;
+    pub fn new(
+        redis: &pool_redis::RedisOptions,
+        prefix: &str,
+        retention: Duration,
+    ) -> Result<Self, StoreError> {
+        let conn =
+            pool_redis::connect_lazy(redis).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
@@ -491,10 +484,9 @@ impl RedisStore {
         &self,
         f: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, f).await {
-            Ok(r) => r.map_err(unavailable),
-            Err(_) => Err(StoreError::Unavailable("no answer in time".into())),
-        }
+        pool_redis::bounded(self.timeout, f)
+            .await
+            .map_err(unavailable)
     }
 
     async fn docs(&self, ids: &[String]) -> Result<Vec<Launch>, StoreError> {

@@ -27,7 +27,6 @@ pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod store;
-pub mod tls;
 pub mod upstream;
 
 pub use settings::Settings;

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::sync::Cache;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use pool_redis::ConnectionManager;
 use redis::{FromRedisValue, RedisError};
 
 use crate::clock::{SharedClock, system_now_ms};
@@ -139,14 +139,17 @@ impl Store {
         metrics: RelayMetrics,
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
-        let client = crate::tls::redis_client(&redis.url, redis.ca_file.as_deref())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(redis.timeout.max(Duration::from_millis(10))))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+        let manager = pool_redis::connect_lazy(&pool_redis::RedisOptions {
+            url: redis.url.clone(),
+            ca_file: redis.ca_file.clone(),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: redis.timeout.max(Duration::from_millis(10)),
+            reconnect: Some(pool_redis::Reconnect {
+                retries: 1,
+                min_delay: Duration::from_millis(50),
+                max_delay: Duration::from_millis(500),
+            }),
+        })?;
         let l1 = Cache::builder()
             .max_capacity(l1_capacity_bytes)
             .weigher(|k: &String, v: &Held| weight(k, v))

@@ -8,3 +8,4 @@ mod races;
 mod relaunch;
 mod requests;
 mod spark;
+mod store;
