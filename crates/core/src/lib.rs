@@ -2,6 +2,7 @@
 //!
 //! * [`event`]: the Spark job event, parsed once at the edge into types that cannot be invalid, its
 //!   hourly [`event::Partition`]s, and its NDJSON body format ([`event::ndjson`]).
+//! * [`clock`]: the one clock trait of services that decide by time, with a manual clock for tests.
 //! * [`window`]: look-back windows; [`duration`]: the one duration grammar of settings and queries.
 //! * [`request`]: the ranking query grammar shared by pool-selector and the relay (its cache key).
 //! * [`view`]: what clients (the relay's page, `poolctl`) read of the ranking answers, and how its numbers are shown.
@@ -10,6 +11,7 @@
 //! (`pool-storage`), RabbitMQ (`pool-amqp`), Redis (`pool-redis`) and HTTP plumbing (`pool-http`) are
 //! crates of their own, so a crate compiles only what it uses: this one needs serde and chrono.
 
+pub mod clock;
 pub mod duration;
 pub mod event;
 pub mod request;

@@ -13,14 +13,12 @@
 //!   for tests).
 //! * [`clients`]: the relay (picks, checked against the request) and the intake (outcomes).
 //! * [`simulate`]: spot reclaims drawn from the generator's truth file.
-//! * [`clock`]: the time every decision uses (injected in tests).
 //! * [`service`]: launching, cancelling, the reconciler's step and the outbox.
 //! * [`routes`], [`metrics`], [`startup`]: the HTTP service.
 
 pub mod auth;
 pub mod backend;
 pub mod clients;
-pub mod clock;
 pub mod launch;
 pub mod manifest;
 pub mod metrics;

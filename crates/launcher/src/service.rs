@@ -34,7 +34,6 @@ use pool_core::event::Outcome;
 use crate::auth::Caller;
 use crate::backend::{Backend, BackendError, Run, RunStatus};
 use crate::clients::{Intake, PickError, Picker, PublishFailure, check_pick};
-use crate::clock::SharedClock;
 use crate::launch::{
     Attempt, Claim, Defaults, Launch, LaunchRequest, LaunchSpec, Missing, Next, RUN_LOST,
     SUBMISSION_FAILED, SpecError, State, TIMED_OUT, missing_run, next_step,
@@ -42,6 +41,7 @@ use crate::launch::{
 use crate::metrics::LauncherMetrics;
 use crate::store::{Created, IdempotencyKey, IdempotentHit, OutboxEntry, Store, StoreError};
 use crate::template::Templates;
+use pool_core::clock::SharedClock;
 
 /// Most outbox entries one reconcile pass tries to publish.
 const OUTBOX_BATCH: usize = 100;
@@ -189,7 +189,7 @@ impl Launcher {
     }
 
     fn claim(&self) -> Claim {
-        Claim::new(self.clock.now(), self.limits.claim_ttl)
+        Claim::new(self.clock.utc(), self.limits.claim_ttl)
     }
 
     // -----------------------------------------------------------------------------------------------
@@ -216,7 +216,7 @@ impl Launcher {
             return Err(LaunchError::Busy { active });
         }
         let pool = self.pick(&spec, &[]).await?;
-        let now = self.clock.now();
+        let now = self.clock.utc();
         let mut launch = Launch::new(&caller.name, spec, pool, now, self.claim());
         let idem = key.map(|k| IdempotencyKey {
             caller: &caller.name,
@@ -308,7 +308,7 @@ impl Launcher {
                 return Err(LaunchError::Finished(id.to_owned(), launch.state.as_str()));
             }
             let before = launch.clone();
-            launch.cancel_attempt(self.clock.now());
+            launch.cancel_attempt(self.clock.utc());
             if !self.save(&mut launch, &before).await? {
                 continue;
             }
@@ -375,7 +375,7 @@ impl Launcher {
                 return Ok(launch);
             }
             let before = launch.clone();
-            launch.mark_submitted(self.clock.now());
+            launch.mark_submitted(self.clock.utc());
             if self.save(&mut launch, &before).await? {
                 return Ok(launch);
             }
@@ -393,7 +393,7 @@ impl Launcher {
                 return Ok(launch);
             }
             let before = launch.clone();
-            let now = self.clock.now();
+            let now = self.clock.utc();
             launch.finish_attempt(&Outcome::OtherFailure(SUBMISSION_FAILED.into()), now);
             launch.end(State::Failed, now);
             if self.save(&mut launch, &before).await? {
@@ -408,7 +408,7 @@ impl Launcher {
     /// now rather than when the claim would have expired.
     async fn release_claim(&self, mut launch: Launch) -> Result<Launch, LaunchError> {
         let before = launch.clone();
-        let now = self.clock.now();
+        let now = self.clock.utc();
         if let Some(c) = launch.current_mut().claim.as_mut() {
             c.until = now;
         }
@@ -443,7 +443,7 @@ impl Launcher {
     /// any more (accepted, or its claim expired: nobody can still be creating it). Returns the launch
     /// as saved.
     async fn stop_pending_runs(&self, launch: Launch) -> Launch {
-        let now = self.clock.now();
+        let now = self.clock.utc();
         let mut stopped = Vec::new();
         for a in launch.attempts.iter().filter(|a| a.stop_pending) {
             if !a.submitted && a.claimed(now) {
@@ -500,7 +500,7 @@ impl Launcher {
         if *launch == *before {
             return Ok(true);
         }
-        let now = self.clock.now();
+        let now = self.clock.utc();
         let ended = |i: usize, a: &Attempt| {
             a.state.is_terminal()
                 && before
@@ -574,7 +574,7 @@ impl Launcher {
     }
 
     async fn prune_now_and_then(&self) -> Result<(), StoreError> {
-        let now = self.clock.now();
+        let now = self.clock.utc();
         {
             let mut last = self.last_prune.lock().unwrap_or_else(|e| e.into_inner());
             if last.is_some_and(|t| now - t < to_chrono(PRUNE_EVERY)) {
@@ -600,7 +600,7 @@ impl Launcher {
             return Ok(());
         }
         let before = launch.clone();
-        let now = self.clock.now();
+        let now = self.clock.utc();
         let max = self.limits.max_attempt_duration;
         let mut submit_after_save = false;
 
@@ -724,7 +724,7 @@ impl Launcher {
     /// Publish the outcomes that are due; a failure is retried with backoff, and given up (counted and
     /// logged) once older than `LAUNCH_RETENTION`.
     async fn drain_outbox(&self) -> Result<(), StoreError> {
-        let now = self.clock.now();
+        let now = self.clock.utc();
         for mut entry in self.store.outbox_due(now, OUTBOX_BATCH).await? {
             if now - entry.enqueued_at >= to_chrono(self.limits.retention) {
                 self.store.outbox_remove(&entry.job_id).await?;

@@ -17,7 +17,6 @@ use crate::backend::Backend;
 use crate::backend::kubernetes::KubernetesBackend;
 use crate::backend::local::LocalBackend;
 use crate::clients::{Intake, Ranking};
-use crate::clock::{SharedClock, SystemClock};
 use crate::launch::Defaults;
 use crate::manifest::Placement;
 use crate::metrics::Metrics;
@@ -27,6 +26,7 @@ use crate::settings::{BackendKind, Settings};
 use crate::simulate::Truth;
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::template::Templates;
+use pool_core::clock::{SharedClock, SystemClock};
 
 /// How long in-flight requests may take to finish after SIGTERM.
 const SHUTDOWN_GRACE_SECS: u64 = 10;
@@ -40,7 +40,7 @@ pub const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Overrides {
     /// Instead of the backend the settings ask for (a [`crate::backend::fake::FakeBackend`]).
     pub backend: Option<Arc<dyn Backend>>,
-    /// Instead of the system clock (a [`crate::clock::ManualClock`]; replicas share one).
+    /// Instead of the system clock (a [`pool_core::clock::ManualClock`]; replicas share one).
     pub clock: Option<SharedClock>,
     /// Serve the API only, without a reconciler: a replica a test stops in the middle of a request
     /// (its reconciler would otherwise take the lease and the attempt over).

@@ -5,11 +5,9 @@
 //! * [`source`]: the management API client (credentials out of the URL, into a header).
 //! * [`decision`]: the pure scaling decision — rules, clamping, activation, stabilisation, fallback.
 //! * [`poller`]: the poll loop and the latest report per workload.
-//! * [`clock`]: where the poll loop reads the time (the real clock, or one a test advances).
 //! * [`metrics`]: the `pool_monitor_*` gauges the HPA and dashboards read.
 //! * [`settings`], [`routes`], [`startup`]: configuration, HTTP handlers, `Application`.
 
-pub mod clock;
 pub mod decision;
 pub mod metrics;
 pub mod poller;

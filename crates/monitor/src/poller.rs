@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use chrono::SecondsFormat;
 use serde::Serialize;
 
-use crate::clock::Clock;
 use crate::decision::{
     CapacitySource, Decision, History, Policy, QueueStats, Rule, RuleValues, decide,
 };
 use crate::metrics::MonitorMetrics;
 use crate::settings::{MonitorConfig, WorkloadConfig};
 use crate::source::{ManagementApi, SourceError};
+use pool_core::clock::Clock;
 
 /// The settings a decision used, echoed so a reader of the JSON can redo the arithmetic.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -174,7 +174,7 @@ impl Poller {
             .clock
             .utc()
             .to_rfc3339_opts(SecondsFormat::Millis, true);
-        let now = self.clock.now();
+        let now = self.clock.instant();
         let mut results: BTreeMap<(String, String), Result<QueueStats, SourceError>> =
             BTreeMap::new();
         for (key, result, elapsed) in reads {

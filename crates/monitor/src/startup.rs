@@ -11,11 +11,11 @@ use pool_http::metrics::{HttpMetrics, new_registry};
 use pool_http::{operations, query_config, track_requests};
 use utoipa::OpenApi;
 
-use crate::clock::{Clock, SystemClock};
 use crate::metrics::{MonitorMetrics, NAMESPACE};
 use crate::poller::Poller;
 use crate::routes::{ApiDoc, desired_worker_scale, ready, workloads};
 use crate::settings::{ConfigError, DEFAULT_PORT, Settings};
+use pool_core::clock::{Clock, SystemClock};
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]

@@ -10,13 +10,11 @@
 //! * [`upstream`]: the HTTP client to pool-selector.
 //! * [`relay`]: the caching logic (hit, stale-while-revalidate, coalescing, cross-replica lock).
 //! * [`page`]: the ranking page at `/` (HTML and inline SVG, rendered by pure functions).
-//! * [`clock`]: the time the cache's freshness is judged by (the system's; a manual one in tests).
 //! * [`routes`], [`startup`], [`settings`], [`metrics`]: the service around it.
 //!
 //! Modules depend on each other one way only: `startup` → `routes` → `page`, `relay` → `store`,
-//! `upstream` → `metrics`, `key`, `entry`, `clock`.
+//! `upstream` → `metrics`, `key`, `entry` (and `pool_core::clock`).
 
-pub mod clock;
 pub mod entry;
 pub mod key;
 pub mod limit;

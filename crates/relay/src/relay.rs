@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use crate::clock::SharedClock;
 use crate::entry::{CacheStatus, Entry, Freshness};
 use actix_web::http::header::HeaderName;
+use pool_core::clock::SharedClock;
 
 use crate::key::CacheKey;
 use crate::limit::{Admission, MissLimiter};

@@ -13,13 +13,13 @@ use pool_http::{ApiError, ErrorBody, Health};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::clock::system_now_ms;
 use crate::entry::CacheStatus;
 use crate::key::{CacheKey, KeyError};
 use crate::limit::Admission;
 use crate::page;
 use crate::relay::Relay;
 use crate::upstream::REQUEST_ID;
+use pool_core::clock::{Clock, SystemClock};
 
 /// The `X-Cache` response header: `HIT`, `MISS`, `STALE` or `BYPASS` (see [`crate::entry::CacheStatus`]).
 pub const X_CACHE: &str = "x-cache";
@@ -58,8 +58,8 @@ pub async fn request_id(
 /// relay's cache clock). The random part comes from the thread's generator, seeded once, rather than a
 /// `getrandom` call per request: this runs on every cache hit.
 fn new_request_id() -> Arc<str> {
-    let uuid =
-        uuid::Builder::from_unix_timestamp_millis(system_now_ms(), &rand::random()).into_uuid();
+    let uuid = uuid::Builder::from_unix_timestamp_millis(SystemClock.now_ms(), &rand::random())
+        .into_uuid();
     Arc::from(
         uuid.hyphenated()
             .encode_lower(&mut uuid::Uuid::encode_buffer()) as &str,

@@ -12,7 +12,6 @@ use pool_http::metrics::{HttpMetrics, new_registry};
 use pool_http::{health, not_found, operations, track_requests};
 use utoipa::OpenApi;
 
-use crate::clock::{SharedClock, SystemClock};
 use crate::key::RELAYED_ROUTES;
 use crate::limit::MissLimiter;
 use crate::metrics::RelayMetrics;
@@ -21,6 +20,7 @@ use crate::routes::{self, ApiDoc};
 use crate::settings::{DEFAULT_ADMIN_PORT, DEFAULT_PORT, Settings};
 use crate::store::{RedisSettings, Store};
 use crate::upstream::{Upstream, UpstreamLimits};
+use pool_core::clock::{SharedClock, SystemClock};
 
 /// How long in-flight requests get to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -42,7 +42,7 @@ impl Application {
     }
 
     /// [`build`](Self::build) with the clock that decides the cache's freshness (entries' TTL and
-    /// grace, their `Age`, `L1_TTL`). Tests pass a [`crate::clock::ManualClock`] to move past a TTL
+    /// grace, their `Age`, `L1_TTL`). Tests pass a [`pool_core::clock::ManualClock`] to move past a TTL
     /// at once instead of sleeping through it; give replicas that share a Redis the same clock.
     pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         let registry = new_registry("relay");

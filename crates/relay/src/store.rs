@@ -25,9 +25,9 @@ use moka::sync::Cache;
 use pool_redis::ConnectionManager;
 use redis::{FromRedisValue, RedisError};
 
-use crate::clock::{SharedClock, system_now_ms};
 use crate::entry::Entry;
 use crate::metrics::RelayMetrics;
+use pool_core::clock::{Clock, SharedClock, SystemClock};
 
 /// Redis could not be used for this command (down, slow, or skipped by the breaker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -380,7 +380,7 @@ impl Store {
         if until == 0 {
             return true;
         }
-        let now = system_now_ms();
+        let now = SystemClock.now_ms();
         now >= until
             && self
                 .down_until_ms
@@ -402,7 +402,7 @@ impl Store {
 
     fn failed(&self, op: &'static str, why: &str) {
         self.metrics.redis_error(op);
-        let until = (system_now_ms() + self.retry_ms).max(1);
+        let until = (SystemClock.now_ms() + self.retry_ms).max(1);
         if self.down_until_ms.swap(until, Ordering::AcqRel) == 0 {
             self.metrics.redis_up.set(0);
             tracing::warn!(
@@ -420,8 +420,8 @@ fn describe(e: &RedisError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{Clock, ManualClock};
     use bytes::Bytes;
+    use pool_core::clock::{Clock, ManualClock};
 
     fn entry(body_bytes: usize, stored_at_ms: u64) -> Arc<Entry> {
         Arc::new(Entry {

@@ -10,10 +10,10 @@ use actix_web::http::StatusCode;
 use bytes::Bytes;
 use pool_http::ApiError;
 
-use crate::clock::SharedClock;
 use crate::entry::Entry;
 use crate::key::CacheKey;
 use crate::metrics::RelayMetrics;
+use pool_core::clock::SharedClock;
 
 /// Header carrying the request id, in and out.
 pub const REQUEST_ID: &str = "x-request-id";

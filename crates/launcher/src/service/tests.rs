@@ -11,8 +11,8 @@ use pool_core::event::PoolId;
 
 use super::*;
 use crate::backend::fake::{Call, FakeBackend};
-use crate::clock::{Clock, ManualClock};
 use crate::store::MemoryStore;
+use pool_core::clock::{Clock, ManualClock};
 
 const POOLS: [&str; 3] = [
     "pool-c6a.xlarge-us-east-1a",
@@ -295,7 +295,7 @@ async fn a_cancel_of_a_submitter_that_died_is_finished_by_the_reconciler() {
     let spec = LaunchRequest::default()
         .parse(|_| true, &w.launcher.defaults)
         .unwrap();
-    let now = w.clock.now();
+    let now = w.clock.utc();
     let mut l = Launch::new(
         "alice",
         spec,
@@ -337,7 +337,7 @@ async fn a_restart_between_save_and_submit_is_resolved_from_the_backend() {
         .parse(|_| true, &w.launcher.defaults)
         .unwrap();
     let saved = |w: &World| {
-        let now = w.clock.now();
+        let now = w.clock.utc();
         Launch::new(
             "alice",
             spec.clone(),
@@ -461,7 +461,7 @@ async fn outcomes_wait_in_the_outbox_and_never_hold_a_slot() {
     let tries = || async {
         let mut t: Vec<u32> = w
             .store
-            .outbox_due(w.clock.now() + chrono::Duration::days(1), 10)
+            .outbox_due(w.clock.utc() + chrono::Duration::days(1), 10)
             .await
             .unwrap()
             .iter()

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use launcher::backend::RunStatus;
 use launcher::backend::fake::{Call, FakeBackend};
-use launcher::clock::ManualClock;
 use launcher::startup::Overrides;
+use pool_core::clock::ManualClock;
 use pool_core::event::Outcome;
 use serde_json::{Value, json};
 use testkit::TestApp;

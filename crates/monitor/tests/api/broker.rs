@@ -261,13 +261,13 @@ async fn scale_down_waits_for_the_stabilisation_window() {
     let mut s = test_settings(&broker.management, &queue);
     s.workload.target_backlog_per_worker = 100;
     s.workload.scale_down_stabilization = window;
-    let clock = ManualClock::new();
+    let clock = manual_clock();
     let app = spawn_app_with_clock(s, clock.clone()).await;
 
     let r = app
         .report_until("8 desired", STATS_WAIT, |r| desired(r) == 8)
         .await;
-    assert_eq!(r["observed_at"], ManualClock::START, "{r}");
+    assert_eq!(r["observed_at"], CLOCK_START, "{r}");
     broker.purge(&queue).await;
 
     // The recommendation drops as soon as the broker reports the empty queue; the published number
@@ -291,7 +291,7 @@ async fn scale_down_waits_for_the_stabilisation_window() {
     for step in [window / 2, window / 2] {
         clock.advance(step);
         let r = app.report_at(&clock).await;
-        assert_eq!(r["observed_at"], clock.observed_at().as_str(), "{r}");
+        assert_eq!(r["observed_at"], observed_at(&clock).as_str(), "{r}");
         assert_eq!(
             (desired(&r), r["recommendation"].as_u64()),
             (8, Some(1)),
@@ -303,7 +303,7 @@ async fn scale_down_waits_for_the_stabilisation_window() {
     // ...and released the moment it has passed: back to the minimum.
     clock.advance(Duration::from_secs(1));
     let r = app.report_at(&clock).await;
-    assert_eq!(r["observed_at"], clock.observed_at().as_str(), "{r}");
+    assert_eq!(r["observed_at"], observed_at(&clock).as_str(), "{r}");
     assert_eq!(desired(&r), 1, "{r}");
     assert!(
         r["decided_by"] == "activation" || r["decided_by"] == "min_replicas",

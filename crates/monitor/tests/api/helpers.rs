@@ -2,15 +2,15 @@
 //! advances), read its JSON and metrics, and drive a real RabbitMQ (queues declared and purged through
 //! the management API, messages published and consumed over AMQP with lapin).
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use monitor::clock::Clock;
 use monitor::{Application, Settings};
+use pool_core::clock::{Clock, ManualClock};
 use serde_json::Value;
 
 /// How long the broker may take to show a change through the management API (it samples queue
@@ -34,50 +34,20 @@ pub fn test_settings(management_url: &str, queue: &str) -> Settings {
     s
 }
 
+/// The wall time a test's manual clock starts at, which makes a report's `observed_at` tell which
+/// reading its decision was taken at.
+pub const CLOCK_START: &str = "2026-01-01T00:00:00.000Z";
+
 /// A clock that stands still until the test advances it, so a stabilisation window passes exactly
-/// when the test says, however slow the machine. Wall time starts at [`ManualClock::START`], which
-/// makes a report's `observed_at` tell which reading its decision was taken at.
-pub struct ManualClock {
-    start: Instant,
-    elapsed: Mutex<Duration>,
+/// when the test says, however slow the machine; its wall time starts at [`CLOCK_START`].
+pub fn manual_clock() -> Arc<ManualClock> {
+    let start: DateTime<Utc> = CLOCK_START.parse().expect("a valid start");
+    Arc::new(ManualClock::at(start))
 }
 
-impl ManualClock {
-    /// The wall time the clock starts at.
-    pub const START: &str = "2026-01-01T00:00:00.000Z";
-
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self {
-            start: Instant::now(),
-            elapsed: Mutex::new(Duration::ZERO),
-        })
-    }
-
-    pub fn advance(&self, by: Duration) {
-        *self.elapsed.lock().expect("poisoned") += by;
-    }
-
-    fn elapsed(&self) -> Duration {
-        *self.elapsed.lock().expect("poisoned")
-    }
-
-    /// The current reading as a report's `observed_at` shows it.
-    pub fn observed_at(&self) -> String {
-        self.utc().to_rfc3339_opts(SecondsFormat::Millis, true)
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.start + self.elapsed()
-    }
-
-    fn utc(&self) -> DateTime<Utc> {
-        let start: DateTime<Utc> = DateTime::parse_from_rfc3339(Self::START)
-            .expect("a valid start")
-            .with_timezone(&Utc);
-        start + self.elapsed()
-    }
+/// The clock's current reading as a report's `observed_at` shows it.
+pub fn observed_at(clock: &ManualClock) -> String {
+    clock.utc().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// The monitor running in the test process, with an HTTP client that ignores any ambient proxy.
@@ -160,7 +130,7 @@ impl MonitorApp {
 
     /// The first report whose decision was taken at `clock`'s current reading (or later).
     pub async fn report_at(&self, clock: &ManualClock) -> Value {
-        let at = clock.observed_at();
+        let at = observed_at(clock);
         self.report_until(
             &format!("a decision taken at {at}"),
             Duration::from_secs(30),

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Duration as Age;
+use pool_core::clock::ManualClock;
 use pool_storage::StorageArgs;
-use relay::clock::ManualClock;
 use relay::{Application, Settings};
 use serde_json::Value;
 use testkit::TestApp;
