@@ -13,16 +13,19 @@ significant digits), or with a fixed number of decimals (--digits N, like printf
     benchstat.py calc EXPR [NAME=VALUE...]          arithmetic (+ - * / ( ) min max) over the named values
     benchstat.py met VALUE TARGET [--at-least]      "met" or "NOT met" for VALUE ≤ TARGET (≥ with --at-least)
     benchstat.py fmt DIGITS VALUE...                printf "%.Nf" of each value
-    benchstat.py json SOURCE PATH...                fields of a JSON document (SOURCE: a file, or - for stdin)
+    benchstat.py json SOURCE PATH...                fields of a JSON document (SOURCE: a file, or - for stdin);
+                                                    --each LIST: one line per element of the list LIST
+    benchstat.py same-lines FILE1 FILE2             how many lines are equal at the same line number
     benchstat.py prom NAME [LABEL=VALUE...]         sum of the matching samples of a Prometheus text on stdin
     benchstat.py wrk                                "requests/s p99_ms errors" from `wrk --latency` on stdin
     benchstat.py rss-mb PID                         peak RSS (VmHWM) of a running process, MB
     benchstat.py cpu-seconds PID                    user + system CPU seconds of a running process
     benchstat.py compaction LOG                     "hours days events errors" of a compactor --once JSON log
     benchstat.py machine                            "N cores (CPU model), M GiB, kernel" for a results header
+    benchstat.py free-port                          a TCP port free on 127.0.0.1 now
 
 JSON paths (see `resolve`): `a.b` walks objects, `a[]` maps over a list (`a[:N]` its first N), `|FILTER`
-post-processes (sum, count, uniq, join:SEP, split:SEP:INDEX, counts, pairs, round, fmt:N, div:N),
+post-processes (sum, count, uniq, join:SEP, split:SEP:INDEX, counts, pairs, round, fmt:N, div:N, mul:N),
 and `PATH//FALLBACK` gives the first alternative that exists and is not null, the last one taken
 literally when it is not a path. Lists print joined by ",", null as --null (n/a).
 """
@@ -37,6 +40,7 @@ import operator
 import os
 import platform
 import re
+import socket
 import statistics
 import sys
 
@@ -261,6 +265,8 @@ def _filter(value, spec: str, null: str):
         return None if value is None else fixed(number(value), int(arg or 0))
     if name == "div":
         return None if value is None else number(value) / number(arg)
+    if name == "mul":
+        return None if value is None else number(value) * number(arg)
     raise BenchStatError(f"unknown filter {name!r}")
 
 
@@ -387,6 +393,14 @@ def compaction_summary(lines) -> str:
     raise BenchStatError('no "compaction pass finished" line')
 
 
+def same_lines(path1: str, path2: str) -> int:
+    try:
+        with open(path1) as f1, open(path2) as f2:
+            return sum(1 for x, y in zip(f1, f2) if x.rstrip("\n") == y.rstrip("\n"))
+    except OSError as e:
+        raise BenchStatError(f"cannot read {e.filename}: {e.strerror}") from None
+
+
 def machine() -> str:
     cpu = ""
     try:
@@ -446,6 +460,10 @@ def main(argv: list[str] | None = None, stdin=None, out=None) -> int:
     p.add_argument("paths", nargs="+")
     p.add_argument("--sep", default=" ", help="between the paths' values (a blank by default)")
     p.add_argument("--null", default="n/a", help="what a null prints as (n/a by default)")
+    p.add_argument("--each", metavar="LIST", help="the paths of each element of this list, one line each")
+    p = sub.add_parser("same-lines")
+    p.add_argument("file1")
+    p.add_argument("file2")
     p = sub.add_parser("prom")
     p.add_argument("name")
     p.add_argument("labels", nargs="*", metavar="LABEL=VALUE")
@@ -459,6 +477,7 @@ def main(argv: list[str] | None = None, stdin=None, out=None) -> int:
     p = sub.add_parser("compaction")
     p.add_argument("log")
     sub.add_parser("machine")
+    sub.add_parser("free-port")
 
     a = ap.parse_args(argv)
     stdin = stdin or sys.stdin
@@ -491,7 +510,12 @@ def main(argv: list[str] | None = None, stdin=None, out=None) -> int:
             res = " ".join(fixed(number(v), a.digits) for v in a.values)
         elif a.cmd == "json":
             doc = load_json(a.source, stdin)
-            res = a.sep.join(render(resolve(doc, p, a.null), a.null) for p in a.paths)
+            docs = [doc]
+            if a.each is not None:
+                docs = resolve(doc, a.each, a.null)
+                if not isinstance(docs, list):
+                    raise BenchStatError(f"{a.each!r} is not a list")
+            res = "\n".join(a.sep.join(render(resolve(d, p, a.null), a.null) for p in a.paths) for d in docs)
         elif a.cmd == "prom":
             labels = dict(lv.split("=", 1) for lv in a.labels)
             v = prom_sum(stdin.read(), a.name, labels)
@@ -510,12 +534,19 @@ def main(argv: list[str] | None = None, stdin=None, out=None) -> int:
                 raise BenchStatError(f"cannot read {a.log}: {e.strerror}") from None
             except BenchStatError as e:
                 raise BenchStatError(f"{e} in {a.log}") from None
+        elif a.cmd == "same-lines":
+            res = str(same_lines(a.file1, a.file2))
+        elif a.cmd == "free-port":
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                res = str(sock.getsockname()[1])
         else:  # machine
             res = machine()
     except BenchStatError as e:
         print(f"benchstat.py {a.cmd}: {e}", file=sys.stderr)
         return 1
-    print(res, file=out)
+    if a.cmd != "json" or a.each is None or res:  # an empty list: no line at all
+        print(res, file=out)
     return 0
 
 

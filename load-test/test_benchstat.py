@@ -176,6 +176,15 @@ class JsonTest(unittest.TestCase):
         self.assertEqual((rc, out), (1, ""))
         self.assertIn("no 'nope' in the JSON", err)
 
+    def test_each_element_of_a_list_one_line(self):
+        doc = {"strategies": [{"strategy": "pooled", "steps": 24, "realized_rate": 0.0306},
+                              {"strategy": "naive", "steps": 24, "realized_rate": None}]}
+        out = self.get("strategy", "steps", "realized_rate|mul:100|fmt:2", doc=doc,
+                       opts=("--each", "strategies", "--null", "–"))[1]
+        self.assertEqual(out.splitlines(), ["pooled 24 3.06", "naive 24 –"])
+        self.assertEqual(self.get("a", doc={"strategies": 3}, opts=("--each", "strategies"))[0], 1)
+        self.assertEqual(self.get("a", doc={"strategies": []}, opts=("--each", "strategies")), (0, "", ""))
+
     def test_a_file_and_a_bad_document(self):
         with tempfile.TemporaryDirectory() as d:
             f = os.path.join(d, "body.json")
@@ -236,11 +245,23 @@ Transfer/sec:     20.00MB
             self.assertEqual(rc, 1)
             self.assertIn('no "compaction pass finished" line in', err)
 
+    def test_same_lines(self):
+        with tempfile.TemporaryDirectory() as d:
+            a, b = os.path.join(d, "a"), os.path.join(d, "b")
+            Path(a).write_text("p1\np2\np3\n")
+            Path(b).write_text("p1\npX\np3")
+            self.assertEqual(run("same-lines", a, b)[1], "2")
+            Path(b).write_text("")
+            self.assertEqual(run("same-lines", a, b)[1], "0")
+            self.assertEqual(run("same-lines", a, os.path.join(d, "missing"))[0], 1)
+
     def test_this_process(self):
         self.assertGreater(float(run("rss-mb", str(os.getpid()))[1]), 1)
         self.assertGreaterEqual(float(run("cpu-seconds", str(os.getpid()))[1]), 0)
         self.assertEqual(run("rss-mb", "999999999")[0], 1)
         self.assertRegex(run("machine")[1], r"^\d+ cores \(.*\), \d+ GiB, \S+ \S+$")
+        port = int(run("free-port")[1])
+        self.assertTrue(1024 <= port <= 65535)
 
 
 if __name__ == "__main__":
