@@ -6,12 +6,14 @@ that no part carries its own awk program or `python3 -c` one-liner. Numbers are 
 tables always showed them: a plain result like awk's `print` (an integral value as an integer, else 6
 significant digits), or with a fixed number of decimals (--digits N, like printf "%.Nf").
 
-    benchstat.py median|max|min|mean [VALUE...]     the values, else one per line (or blank-separated) on stdin
+    benchstat.py median|max|min|mean [VALUE...]     of the values, else of those on stdin (one per line or
+                                                    blank-separated); a value picked prints as it came
     benchstat.py percentile P [VALUE...]            nearest rank: the smallest value with ≥ P % at or below it
     benchstat.py mean --err [VALUE...]              "mean ± half-width of the 95 % interval" (normal approximation)
     benchstat.py ratio A B                          A / B, 2 decimals unless --digits
     benchstat.py calc EXPR [NAME=VALUE...]          arithmetic (+ - * / ( ) min max) over the named values
-    benchstat.py met VALUE TARGET [--at-least]      "met" or "NOT met" for VALUE ≤ TARGET (≥ with --at-least)
+    benchstat.py met VALUE TARGET [--at-least]      "met" or "NOT met" for VALUE ≤ TARGET (≥ with --at-least;
+                                                    other answers with --words YES,NO)
     benchstat.py fmt DIGITS VALUE...                printf "%.Nf" of each value
     benchstat.py json SOURCE PATH...                fields of a JSON document (SOURCE: a file, or - for stdin);
                                                     --each LIST: one line per element of the list LIST
@@ -421,7 +423,7 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None, stdin=None, out=None) -> int:
     out = out or sys.stdout
-    ap = argparse.ArgumentParser(prog="benchstat.py", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="benchstat.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
