@@ -42,11 +42,11 @@ test: ## Install missing dependencies, start the test servers, run all tests and
 	$(MAKE) --no-print-directory python-tests
 	STACK_PROFILE=debug STACK_BUILD=missing scripts/check-artifacts.sh
 
-# The Python tools' own logic, without servers: the load ramp's shape and report (load-test/) and the
-# scale demo's load and watch (scripts/). The repo venv's Python when there is one (it has locust and
+# The Python tools' own logic, without servers: the load ramp's shape and report and the benchmark
+# statistics (load-test/) and the scale demo's load and watch (scripts/). The repo venv's Python when there is one (it has locust and
 # matplotlib, so the locustfile and chart checks run too), else python3.
 python-tests: PY := $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
-python-tests: ## Unit tests of the Python tools (ramp load shape and report, scale demo): no servers
+python-tests: ## Unit tests of the Python tools (ramp load shape and report, bench statistics, scale demo): no servers
 	$(PY) -m unittest discover -s load-test -p 'test_*.py'
 	$(PY) -m unittest discover -s scripts -p 'test_*.py'
 

@@ -36,13 +36,19 @@ fi
 STORAGES=${BENCH_INGEST_STORAGE:-local s3}
 PY=$ROOT/.venv/bin/python
 [ -x "$PY" ] || PY=python3
+
+BENCH_PART=ingest
+# shellcheck source=load-test/lib.sh
+source load-test/lib.sh
+
 for b in event-generator ingest-worker intake pool-selector; do
-  [ -x "$bin/$b" ] || { echo "missing $bin/$b: run cargo build --release --workspace --bins" >&2; exit 1; }
+  [ -x "$bin/$b" ] || die "missing $bin/$b: run cargo build --release --workspace --bins"
 done
 
 work=$(mktemp -d /tmp/bench-ingest.XXXXXX)
 pids=()
 own_services=""
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -56,10 +62,6 @@ if [[ -z ${TEST_AMQP_URL:-} || -z ${TEST_S3_ENDPOINT:-} ]]; then
   own_services=1
   eval "$(scripts/test-services.sh start 2>"$work/services.log")"
 fi
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 300); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
-metric() { { curl -fs "$1/metrics" || true; } | awk -v m="$2" '$1 == m {print $2}' | head -1; }
 
 run_storage() { # $STORAGE: local or s3; prints its table
 suffix="bench-$$-$STORAGE"
@@ -83,8 +85,10 @@ wport=$(free_port); sport=$(free_port); nport=$(free_port); iport=$(free_port)
 METRICS_PORT=$wport METRICS_HOST=127.0.0.1 "$bin/ingest-worker" 2>"$work/worker.log" & worker=$!; pids+=("$worker")
 RELIST_INTERVAL=2s PORT=$sport HOST=127.0.0.1 "$bin/pool-selector" 2>"$work/selector.log" & pids+=("$!")
 INTAKE_TOKENS=bench-token INTAKE_RATE_PER_SECOND=1000 PORT=$iport HOST=127.0.0.1 "$bin/intake" 2>"$work/intake.log" & pids+=("$!")
-wait_http "http://127.0.0.1:$wport/health"; wait_http "http://127.0.0.1:$sport/ready"; wait_http "http://127.0.0.1:$iport/health"
-cpu0=$(awk '{print $14 + $15}' "/proc/$worker/stat"); wall0=$(date +%s.%N)
+wait_http "http://127.0.0.1:$wport/health" ingest-worker "$work/worker.log"
+wait_http "http://127.0.0.1:$sport/ready" pool-selector "$work/selector.log"
+wait_http "http://127.0.0.1:$iport/health" intake "$work/intake.log"
+cpu0=$(benchstat cpu-seconds "$worker"); wall0=$(date +%s.%N)
 
 # Each storage's probes have their own stop files and results: a stop file left by the previous storage
 # would stop the next one's probe before its first marker.
@@ -94,7 +98,7 @@ wait_written() { # $1 = count → seconds waited for the worker to reach it
   while :; do
     written=$(metric "http://127.0.0.1:$wport" ingest_worker_events_written_total)
     [ "${written%.*}" -ge "$1" ] 2>/dev/null && return 0
-    ((SECONDS < deadline)) || { echo "the worker wrote ${written:-0} of $1 events in 600 s" >&2; exit 1; }
+    ((SECONDS < deadline)) || die "the worker wrote ${written:-0} of $1 events in 600 s"
     sleep 0.05
   done
 }
@@ -105,7 +109,7 @@ sleep 2
 end=$(date -u -d '-2 days' +%Y-%m-%dT%H:%M:%SZ)
 t0=$(date +%s.%N)
 "$bin/event-generator" --sink "$AMQP_URL" --events "$EVENTS" --hours 24 --end "$end" --seed 11 --pools 64 \
-  >"$work/gen.json" 2>"$work/gen.log" || { echo "event-generator failed:" >&2; tail -n 20 "$work/gen.log" >&2; exit 1; }
+  >"$work/gen.json" 2>"$work/gen.log" || { log "event-generator failed:"; tail -n 20 "$work/gen.log" >&2; exit 1; }
 t_pub=$(date +%s.%N)
 wait_written "$EVENTS"
 t1=$(date +%s.%N)
@@ -118,36 +122,37 @@ sleep 1
 "$bin/event-generator" --sink "$AMQP_URL" --rate "$RATE" --events $((RATE * STREAM_S)) --seed 12 --pools 64 \
   >"$work/gen-live.json" 2>>"$work/gen.log"
 touch "$work/stop-$STORAGE-live"; wait "$probe_pid"
-live_rate=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["events_per_s"]))' "$work/gen-live.json")
+live_rate=$(benchstat json "$work/gen-live.json" 'events_per_s|round')
 wait_written $((EVENTS + RATE * STREAM_S))
-worker_rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$worker/status")
-worker_cpu=$(awk -v c0="$cpu0" -v w0="$wall0" -v hz="$(getconf CLK_TCK)" -v w1="$(date +%s.%N)" '{printf "%.2f", ($14 + $15 - c0) / hz / (w1 - w0)}' "/proc/$worker/stat")
+worker_rss=$(benchstat rss-mb --digits 0 "$worker")
+worker_cpu=$(benchstat calc --digits 2 '(cpu1 - cpu0) / (wall1 - wall0)' cpu0="$cpu0" wall0="$wall0" \
+  cpu1="$(benchstat cpu-seconds "$worker")" wall1="$(date +%s.%N)")
 
 objects=$(metric "http://127.0.0.1:$wport" ingest_worker_objects_written_total)
 batches=$(metric "http://127.0.0.1:$wport" ingest_worker_batches_total)
-gen_rate=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["events_per_s"]))' "$work/gen.json")
-messages=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["objects"])' "$work/gen.json")
-e2e=$(awk -v n="$EVENTS" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n/(b-a)}')
-secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b-a}')
-tail_s=$(awk -v a="$t_pub" -v b="$t1" 'BEGIN {printf "%.2f", b-a}')
-markers_of() { python3 -c '
-import json,sys; d=json.load(open(sys.argv[1]))
-f=lambda v: "n/a" if v is None else "%.0f" % v
-print(d["markers"], d["visible"], f(d["p50_ms"]), f(d["p99_ms"]), f(d["max_ms"]), f(d["post_p50_ms"]), f(d["post_p99_ms"]))' "$1"; }
+gen_rate=$(benchstat json "$work/gen.json" 'events_per_s|round')
+messages=$(benchstat json "$work/gen.json" objects)
+e2e=$(benchstat calc --digits 0 'n / (t1 - t0)' n="$EVENTS" t0="$t0" t1="$t1")
+secs=$(benchstat calc --digits 1 't1 - t0' t0="$t0" t1="$t1")
+tail_s=$(benchstat calc --digits 2 't1 - t_pub' t_pub="$t_pub" t1="$t1")
+markers_of() { # a probe's results: counts, then latencies in whole ms (n/a when no marker was seen)
+  benchstat json "$1" markers visible 'p50_ms|fmt:0' 'p99_ms|fmt:0' 'max_ms|fmt:0' 'post_p50_ms|fmt:0' 'post_p99_ms|fmt:0'
+}
 read -r fmarkers fvisible fp50 fp99 _ _ _ <<<"$(markers_of "$work/probe-$STORAGE-flood.json")"
 read -r markers visible p50 p99 pmax post50 post99 <<<"$(markers_of "$work/probe-$STORAGE-live.json")"
 
 # Whole-history ranking: correctness (each job id once) and the cost of deduplication.
 jobs_in() { # $1 a /pools answer (file) → its jobs summed over every pool
-  python3 -c 'import json,sys; print(sum(p["jobs"] for p in json.load(open(sys.argv[1]))["pools"]))' "$1"
+  benchstat json "$1" 'pools[].jobs|sum'
 }
 time_pools() { # $1 base URL → "median_ms total_jobs"
-  local ms=() total=0
+  local ms=() total=0 t
   for _ in 1 2 3; do
-    ms+=("$(curl -s -o "$work/pools.json" -w '%{time_total}' "$1/pools?window=0&limit=10000" | awk '{printf "%.0f", $1*1000}')")
+    t=$(curl -s -o "$work/pools.json" -w '%{time_total}' "$1/pools?window=0&limit=10000")
+    ms+=("$(benchstat calc --digits 0 't * 1000' t="$t")")
     total=$(jobs_in "$work/pools.json")
   done
-  echo "$(printf '%s\n' "${ms[@]}" | sort -n | sed -n 2p) $total"
+  echo "$(median "${ms[@]}") $total"
 }
 # The view refreshes every second: the last objects written may not be counted yet when the worker's
 # metric says they are written. Wait (at most 15 s) until the running pool-selector counts them all.
@@ -161,7 +166,7 @@ while :; do
   ((SECONDS < count_deadline)) || break
   sleep 0.2
 done
-count_s=$(awk -v a="$t_written" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b-a}')
+count_s=$(benchstat calc --digits 1 't1 - t0' t0="$t_written" t1="$(date +%s.%N)")
 read -r dedup_ms dedup_total <<<"$(time_pools "http://127.0.0.1:$sport")"
 DEDUP_JOB_IDS=false PORT=$nport HOST=127.0.0.1 "$bin/pool-selector" 2>>"$work/selector.log" & pids+=("$!")
 wait_http "http://127.0.0.1:$nport/ready"
@@ -170,7 +175,7 @@ read -r nodedup_ms nodedup_total <<<"$(time_pools "http://127.0.0.1:$nport")"
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 pids=()
-check() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { if (v == "n/a") print "n/a"; else if ((dir == "min" && v >= t) || (dir == "max" && v <= t)) print "met"; else print "MISSED" }'; }
+check() { benchstat met --words met,MISSED "$@"; } # VALUE TARGET: ≤ (≥ with --at-least); n/a stays n/a
 cat <<TXT
 
 #### Storage: $storage_desc
@@ -180,13 +185,13 @@ $batches batches, $objects objects; $(nproc) cores shared by RabbitMQ, generator
 
 | measure | value | target |
 |---|---:|---|
-| end-to-end events/s, flood (generator start → last event written and acked, ${secs} s) | $e2e | ≥ 50,000: $(check "$e2e" 50000 min) |
+| end-to-end events/s, flood (generator start → last event written and acked, ${secs} s) | $e2e | ≥ 50,000: $(check --at-least "$e2e" 50000) |
 | generator publish rate during the flood, events/s (confirmed by RabbitMQ) | $gen_rate | |
 | worker lag after the flood's last publish confirm, s | $tail_s | |
 | publish-to-visible during the flood (queue backlog), p50 / p99 ms ($fvisible/$fmarkers markers) | $fp50 / $fp99 | |
 | live stream rate held by the generator, events/s (target $RATE, ${STREAM_S} s) | $live_rate | |
 | publish-to-visible at $RATE events/s, p50 ms ($visible/$markers markers) | $p50 | |
-| publish-to-visible at $RATE events/s, p99 ms | $p99 | ≤ 5,000: $(check "$p99" 5000 max) |
+| publish-to-visible at $RATE events/s, p99 ms | $p99 | ≤ 5,000: $(check "$p99" 5000) |
 | publish-to-visible at $RATE events/s, max ms | $pmax | |
 | POST /events (publish + broker confirm) under load, p50 / p99 ms | $post50 / $post99 | |
 | ingest-worker peak RSS, MB | $worker_rss | |
@@ -197,11 +202,11 @@ TXT
 # A probe that published no marker measured nothing, and a wrong count is a lost or doubled event: the
 # table above says which; the part fails (so the smoke run in `make test` does too).
 if [ "$fmarkers" = 0 ] || [ "$markers" = 0 ]; then
-  echo "bench-ingest: $STORAGE: a probe published no marker (flood $fmarkers, live $markers; its log: $work)" >&2
+  log "$STORAGE: a probe published no marker (flood $fmarkers, live $markers; its log: $work)"
   failed=1
 fi
 if [ "$dedup_total" != "$expected" ]; then
-  echo "bench-ingest: $STORAGE: pool-selector counted $dedup_total jobs, expected $expected" >&2
+  log "$STORAGE: pool-selector counted $dedup_total jobs, expected $expected"
   failed=1
 fi
 }

@@ -50,6 +50,7 @@ for b in pool-selector event-generator compactor live-bench; do
 done
 
 pids=()
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -89,10 +90,7 @@ log "compactor --once (SETTLE=0)"
 EVENTS_URL=$EVENTS_URL SETTLE=0 LOG_LEVEL=warn "$bin/compactor" --once 2>"$WORK/compactor.log" ||
     die "compactor failed (log: $WORK/compactor.log)"
 # The writer's pools, and the instance types the queries pick from: the generator's own.
-read -r WRITER_POOLS TYPES <<<"$($PY -c '
-import json, sys
-pools = [p["pool_id"] for p in json.load(open(sys.argv[1]))["pools"]]
-print(",".join(pools[:48]), ",".join(sorted({p.split("-")[1] for p in pools})))' "$WORK/truth.json")"
+read -r WRITER_POOLS TYPES <<<"$(benchstat json "$WORK/truth.json" 'pools[:48].pool_id' 'pools[].pool_id|split:-:1|uniq')"
 log "putting $OPEN_OBJECTS objects into the open hour"
 $PY load-test/live_probe.py --endpoint "$S3" --bucket "$BUCKET" --pools "$WRITER_POOLS" fill --objects "$OPEN_OBJECTS"
 
@@ -114,7 +112,7 @@ fi
 echo
 echo "### Over S3: $DAYS days compacted + an open hour of $OPEN_OBJECTS objects and growing"
 echo
-echo "$(date -u +%Y-%m-%d), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); today's pool-selector loaded the view and answered /ready in $(fmt1 "$(awk -v m="$ready_ms" 'BEGIN {print m / 1000}')") s."
+echo "$(date -u +%Y-%m-%d), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); today's pool-selector loaded the view and answered /ready in $(benchstat calc --digits 1 'ms / 1000' ms="$ready_ms") s."
 echo
 probe_rc=0
 $PY load-test/live_probe.py --endpoint "$S3" --bucket "$BUCKET" --pools "$WRITER_POOLS" probe \

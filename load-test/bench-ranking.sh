@@ -72,8 +72,6 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$WORK"
 
-json_field() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
-
 # ---------------------------------------------------------------------------------------------------
 # The baseline pool-selector, built first: building it replaces $bin/* for a while (see the header).
 if [[ $SMOKE != 1 ]]; then
@@ -117,7 +115,7 @@ mkdir -p "$DATA"
 log "generating the stationary scenario over $HOURS h into $DATA"
 gen=$("$bin/event-generator" --scenario stationary --hours "$HOURS" --seed 1 --sink "$DATA" 2>"$WORK/generator.log") ||
     die "event-generator failed (log: $WORK/generator.log)"
-read -r g_events g_pools <<<"$($PY -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["events"], d["pools"])' "$gen")"
+read -r g_events g_pools <<<"$(benchstat json - events pools <<<"$gen")"
 log "compactor --once (SETTLE=0)"
 compact_once "$WORK/compactor.log"
 compacted="$C_HOURS hours compacted, $C_DAYS days merged, $C_ERRORS errors"
@@ -129,9 +127,12 @@ get_ok() { # $1 path, $2 body file
     code=$(curl -s -o "$2" -w '%{http_code}' "$BASE$1")
     [[ $code == 200 ]] || die "GET $1 answered $code: $(head -c 300 "$2")"
 }
-# Rollup and raw hours of a scan report in a /pools answer.
 # Rollup and raw hours behind a /pools answer (the live view's report, or a baseline's scan report).
-scan_hours() { $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); s=d.get("view") or d.get("scan") or {}; print("%s rollup hours + %s raw" % (s.get("rollup_hours"), s.get("raw_hours")))' "$1"; }
+scan_hours() {
+    local rollup raw
+    read -r rollup raw <<<"$(benchstat json "$1" view.rollup_hours//scan.rollup_hours//n/a view.raw_hours//scan.raw_hours//n/a)"
+    echo "$rollup rollup hours + $raw raw"
+}
 
 # QUERIES warm requests ($1 = label, the rest: --param NAME=VALUE / --picks FILE). Sets LAST_ROW (the
 # table row), P50 and P99 (ms) and SLOWEST (the slowest request).
@@ -140,7 +141,7 @@ measure() {
     shift
     out=$($PY load-test/ranking_queries.py --port "$PORT" --types "$TYPES" --count "$QUERIES" "$@") ||
         die "ranking_queries.py failed ($label)"
-    read -r P50 p95 P99 max codes slowest <<<"$($PY -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["p50_ms"], d["p95_ms"], d["p99_ms"], d["max_ms"], ",".join(f"{v}x{k}" for k, v in d["codes"].items()), d["slowest"])' "$out")"
+    read -r P50 p95 P99 max codes slowest <<<"$(benchstat json - p50_ms p95_ms p99_ms max_ms 'codes|counts' slowest <<<"$out")"
     LAST_ROW="| $label | $codes | $(fmt2 "$P50") | $(fmt2 "$p95") | $(fmt2 "$P99") | $(fmt2 "$max") |"
     SLOWEST="$slowest"
 }
@@ -152,9 +153,9 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 start_selector "$bin/pool-selector"
 get_ok "/get-pool" "$WORK/body.json" # warm-up: the first scan of the whole history
 get_ok "/pools?limit=10000" "$WORK/body-pools.json"
-TYPES=$($PY -c 'import json,sys; print(",".join(sorted({p["instance_type"] for p in json.load(open(sys.argv[1]))["pools"]})))' "$WORK/body-pools.json")
+TYPES=$(benchstat json "$WORK/body-pools.json" 'pools[].instance_type|uniq')
 n_types=$(tr ',' '\n' <<<"$TYPES" | wc -l)
-n_pools=$(json_field "$WORK/body-pools.json" total_pools)
+n_pools=$(benchstat json "$WORK/body-pools.json" total_pools)
 cur_scan=$(scan_hours "$WORK/body-pools.json")
 measure "current, default (pooled)" --picks "$WORK/picks-current-default.txt"
 row_cur=$LAST_ROW cur_p50=$P50 cur_p99=$P99 cur_slowest=$SLOWEST
@@ -173,16 +174,15 @@ start_selector "$baseline"
 get_ok "/get-pool" "$WORK/body.json"
 get_ok "/pools?limit=1" "$WORK/body-pools.json"
 base_scan=$(scan_hours "$WORK/body-pools.json")
-base_strategy=$(json_field "$WORK/body.json" strategy)
+base_strategy=$(benchstat json "$WORK/body.json" strategy)
 measure "baseline $rev, default ($base_strategy)" --picks "$WORK/picks-baseline-default.txt"
 row_base=$LAST_ROW base_p50=$P50 base_p99=$P99 base_slowest=$SLOWEST
 base_rss=$(selector_rss_mb)
 stop_selector
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-same_picks() { paste -d' ' "$1" "$2" | awk '$1 == $2 {n++} END {print n + 0}'; }
-same_wilson=$(same_picks "$WORK/picks-current-wilson.txt" "$WORK/picks-baseline-default.txt")
-same_default=$(same_picks "$WORK/picks-current-default.txt" "$WORK/picks-baseline-default.txt")
+same_wilson=$(benchstat same-lines "$WORK/picks-current-wilson.txt" "$WORK/picks-baseline-default.txt")
+same_default=$(benchstat same-lines "$WORK/picks-current-default.txt" "$WORK/picks-baseline-default.txt")
 r50=$(ratio "$cur_p50" "$base_p50")
 r99=$(ratio "$cur_p99" "$base_p99")
 with_ratios() { echo "$1 $(ratio "$2" "$base_p50")× | $(ratio "$3" "$base_p99")× |"; }
@@ -229,32 +229,26 @@ for q in "${BACKTESTS[@]}"; do
     for i in 0 1 2 3; do
         read -r code t < <(curl -s -o "$WORK/body.json" -w '%{http_code} %{time_total}\n' "$BASE/backtest?$q")
         [[ $code == 200 ]] || die "GET /backtest?$q answered $code: $(head -c 300 "$WORK/body.json")"
-        ms=$(awk -v t="$t" 'BEGIN {print t * 1000}')
+        ms=$(benchstat calc 't * 1000' t="$t")
         if ((i == 0)); then
             first_ms=$ms
         else
             walls+=("$ms")
-            replays+=("$(json_field "$WORK/body.json" replay_ms)")
+            replays+=("$(benchstat json "$WORK/body.json" replay_ms)")
         fi
     done
-    wall=$(printf '%s\n' "${walls[@]}" | median)
-    replay=$(printf '%s\n' "${replays[@]}" | median)
-    read -r steps candidates scan hindsight <<<"$($PY -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-h = d.get("hindsight")
-print(d["steps"], d["candidates"], d.get("rows", 0),
-      "%s:%d/%d" % (h["pool_id"], h["spot_terminations"], h["jobs"]) if h else "none")' "$WORK/body.json")"
-    bt_rows+=("| \`$q\` | $steps | $candidates | $(fmt1 "$first_ms") | $(fmt1 "$wall") | $(fmt1 "$replay") | $scan | ${hindsight%%:*} (${hindsight##*:} terminations/jobs) |")
-    # shellcheck disable=SC2016 # the backticks are markdown in a Python string
-    while IFS= read -r line; do strat_rows+=("$line"); done < <($PY -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-pct = lambda v: "–" if v is None else "%.2f" % (100 * v)
-for s in d["strategies"]:
-    print("| `%s` | %s | %d (%d without jobs on the pick) | %d | %d | %s | %s | %d |" % (
-        sys.argv[2], s["strategy"], s["steps"], s["steps_without_jobs"],
-        s["jobs"], s["spot_terminations"], pct(s["realized_rate"]), pct(s["regret"]), s["distinct_pools"]))' "$WORK/body.json" "$q")
+    wall=$(median "${walls[@]}")
+    replay=$(median "${replays[@]}")
+    read -r steps candidates scan h_pool h_terminations h_jobs <<<"$(benchstat json "$WORK/body.json" steps candidates \
+        rows//0 hindsight.pool_id//none hindsight.spot_terminations//none hindsight.jobs//none)"
+    hindsight="$h_pool ($h_terminations/$h_jobs terminations/jobs)"
+    [[ $h_pool != none ]] || hindsight="none (none terminations/jobs)"
+    bt_rows+=("| \`$q\` | $steps | $candidates | $(fmt1 "$first_ms") | $(fmt1 "$wall") | $(fmt1 "$replay") | $scan | $hindsight |")
+    # Each strategy's row; a rate of no jobs (null) shows as –.
+    while read -r s_name s_steps s_nojobs s_jobs s_terminations s_rate s_regret s_pools; do
+        strat_rows+=("| \`$q\` | $s_name | $s_steps ($s_nojobs without jobs on the pick) | $s_jobs | $s_terminations | $s_rate | $s_regret | $s_pools |")
+    done < <(benchstat json "$WORK/body.json" --each strategies --null – strategy steps steps_without_jobs jobs \
+        spot_terminations 'realized_rate|mul:100|fmt:2' 'regret|mul:100|fmt:2' distinct_pools)
     bt_targets+=("\`$q\` ≤ $T_BACKTEST_MS ms $(met "$wall" "$T_BACKTEST_MS") ($(fmt1 "$wall") ms)")
 done
 svg_q=${BACKTESTS[0]}

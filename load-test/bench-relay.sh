@@ -32,11 +32,15 @@ else
 fi
 THREADS=${BENCH_THREADS:-$(nproc)}
 
+BENCH_PART=relay
+# shellcheck source=load-test/lib.sh
+source load-test/lib.sh
+
 for tool in wrk nginx redis-server curl python3; do
-  command -v "$tool" >/dev/null || { echo "bench-relay: $tool is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
+  command -v "$tool" >/dev/null || die "$tool is missing (scripts/install-deps.sh installs it)"
 done
 for b in event-generator pool-selector relay; do
-  [ -x "$BIN/$b" ] || { echo "bench-relay: missing $BIN/$b: build the binaries first (load-test/bench.sh does)" >&2; exit 1; }
+  [ -x "$BIN/$b" ] || die "missing $BIN/$b: build the binaries first (load-test/bench.sh does)"
 done
 
 TMP=$(mktemp -d -t bench-relay.XXXXXX)
@@ -47,13 +51,6 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { # $1 url, $2 what, $3 log
-  for _ in $(seq 1 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.05; done
-  echo "bench-relay: $2 did not come up; its log:" >&2; tail -n 30 "$3" >&2; exit 1
-}
-log() { echo "bench-relay: $*" >&2; }
 
 UP_PORT=$(free_port); REDIS_PORT=$(free_port); RELAY_PORT=$(free_port); RELAY_NOL1_PORT=$(free_port); NGINX_PORT=$(free_port)
 
@@ -127,8 +124,7 @@ PIDS+=($!)
 wait_http "http://127.0.0.1:$NGINX_PORT/pools" nginx "$TMP/nginx/error.log"
 
 upstream_count() { # requests pool-selector served on /get-pool
-  curl -fs "http://127.0.0.1:$UP_PORT/metrics" |
-    awk '/^pool_selector_http_requests_total\{/ && /route="\/get-pool"/ {s += $NF} END {printf "%d", s}'
+  metric "http://127.0.0.1:$UP_PORT" pool_selector_http_requests_total route=/get-pool --default 0
 }
 
 HIT_PATH="/get-pool?window=24h"
@@ -140,21 +136,14 @@ declare -A URL=(
 )
 for name in relay relay_nol1 nginx; do
   curl -fs -o /dev/null "${URL[$name]}"
-  cache=$(curl -fs -D - -o /dev/null "${URL[$name]}" | awk -F': ' 'tolower($1) == "x-cache" {print $2}' | tr -d '\r')
+  cache=$(curl -fs -o /dev/null -w '%header{x-cache}' "${URL[$name]}")
   [ "$cache" = HIT ] || { log "$name does not answer from its cache (X-Cache: '$cache')"; exit 1; }
 done
 
 # One wrk run → "requests/s p99_ms errors".
 run_wrk() { # $1 url, $2 connections, $3 seconds
-  wrk -t"$THREADS" -c"$2" -d"$3"s --latency "$1" | awk '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /^ +99%/ { p99 = ms($2) }
-    /^Requests\/sec:/ { rps = $2 }
-    /Socket errors:/ { gsub(",", ""); errs += $4 + $6 + $8 + $10 }
-    /Non-2xx or 3xx responses:/ { errs += $NF }
-    END { printf "%.0f %.2f %d\n", rps, p99, errs }'
+  wrk -t"$THREADS" -c"$2" -d"$3"s --latency "$1" | benchstat wrk
 }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 declare -A RPS P99 ERRS
 for c in 64 256; do
@@ -170,19 +159,22 @@ for c in 64 256; do
     done
   done
   for name in relay relay_nol1 nginx floor; do
-    RPS[$name,$c]=$(tr ' ' '\n' <<<"${runs_rps[$name]}" | grep . | median)
-    P99[$name,$c]=$(tr ' ' '\n' <<<"${runs_p99[$name]}" | grep . | median)
+    read -ra rps_runs <<<"${runs_rps[$name]}"
+    read -ra p99_runs <<<"${runs_p99[$name]}"
+    RPS[$name,$c]=$(median "${rps_runs[@]}")
+    P99[$name,$c]=$(median "${p99_runs[@]}")
   done
 done
 
 # Cold bursts: a key neither cache has seen, BURST identical requests at once.
-burst() { # $1 url → "upstream_requests errors x_cache max_ms"
+burst() { # $1 url → "upstream_requests errors x_cache max_ms first_error"
   local before after out
   before=$(upstream_count)
   out=$(python3 load-test/burst.py "$1" "$BURST")
   sleep 0.5
   after=$(upstream_count)
-  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); x=",".join(f"{k}:{v}" for k,v in sorted(d["x_cache"].items())); print(int(sys.argv[3])-int(sys.argv[2]), d["errors"], x or "-", d["max_ms"], d["first_error"] or "-")' "$out" "$before" "$after"
+  out=$(benchstat json - errors 'x_cache|pairs' max_ms first_error//- <<<"$out")
+  echo "$((after - before)) $out"
 }
 COLD="/get-pool?window=0&strategy=naive"
 read -r relay_up relay_err relay_xc relay_ms relay_fe <<<"$(burst "http://127.0.0.1:$RELAY_PORT${COLD}")"
@@ -190,8 +182,8 @@ read -r nginx_up nginx_err nginx_xc nginx_ms nginx_fe <<<"$(burst "http://127.0.
 [ "$relay_fe" = - ] || log "relay burst, first error: $relay_fe"
 [ "$nginx_fe" = - ] || log "nginx burst, first error: $nginx_fe"
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-verdict() { awk -v ok="$1" 'BEGIN {print ok ? "yes" : "**NO**"}'; }
+yes_no() { benchstat met --words 'yes,**NO**' "$@"; } # VALUE TARGET: ≤ (≥ with --at-least)
+same_or_no() { [ "$1" = "$2" ] && echo yes || echo "**NO**"; }
 r64=$(ratio "${RPS[relay,64]}" "${RPS[nginx,64]}")
 r256=$(ratio "${RPS[relay,256]}" "${RPS[nginx,256]}")
 
@@ -216,5 +208,5 @@ $BURST identical requests sent at once on a key neither cache holds (\`$COLD\`).
 The floor column is nginx answering a constant of the same size (no proxy, no cache lookup): what any
 server gets on this machine at that concurrency with the load generator beside it.
 
-Targets: hit throughput ratio ≥ 1.0 (64: $(verdict "$(awk -v r="$r64" 'BEGIN {print (r >= 1.0)}')"), 256: $(verdict "$(awk -v r="$r256" 'BEGIN {print (r >= 1.0)}')")); p99 ≤ 5 ms at 256 connections ($(verdict "$(awk -v p="${P99[relay,256]}" 'BEGIN {print (p <= 5)}')")); cold burst → 1 upstream request ($(verdict "$([ "$relay_up" = 1 ] && echo 1 || echo 0)")), 0 errors ($(verdict "$([ "$relay_err" = 0 ] && echo 1 || echo 0)")).
+Targets: hit throughput ratio ≥ 1.0 (64: $(yes_no --at-least "$r64" 1.0), 256: $(yes_no --at-least "$r256" 1.0)); p99 ≤ 5 ms at 256 connections ($(yes_no "${P99[relay,256]}" 5)); cold burst → 1 upstream request ($(same_or_no "$relay_up" 1)), 0 errors ($(same_or_no "$relay_err" 0)).
 TXT

@@ -63,7 +63,7 @@ trap cleanup EXIT
 mkdir -p "$WORK"
 
 # The winner of a /get-pool answer with its counts, to compare two engines' answers exactly.
-answer() { $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["pool_id"], d["jobs"], d["spot_terminations"], sep=",")' "$1"; }
+answer() { benchstat json "$1" pool_id jobs spot_terminations --sep ,; }
 
 # The helpers below return through globals, not $(...): a process they start stays known to this shell
 # (and to the EXIT trap), and a failure stops the script instead of leaving an empty value.
@@ -79,11 +79,11 @@ selector_first() { # $1 = USE_ROLLUPS value
         [[ $code == 200 ]] || die "GET /get-pool?window=0 (USE_ROLLUPS=$1) answered $code: $(head -c 300 "$WORK/body.json")"
         rss+=("$(selector_rss_mb)")
         stop_selector
-        ms+=("$(awk -v t="$t" -v r="$SELECTOR_READY_MS" 'BEGIN {print r + t * 1000}')")
+        ms+=("$(benchstat calc 'ready + t * 1000' ready="$SELECTOR_READY_MS" t="$t")")
         answers+=("$(answer "$WORK/body.json")")
     done
-    FIRST_MS=$(printf '%s\n' "${ms[@]}" | median)
-    FIRST_RSS=$(printf '%s\n' "${rss[@]}" | maximum)
+    FIRST_MS=$(median "${ms[@]}")
+    FIRST_RSS=$(maximum "${rss[@]}")
     FIRST_ANSWER=$(printf '%s\n' "${answers[@]}" | sort -u)
     [[ $(wc -l <<<"$FIRST_ANSWER") -eq 1 ]] || FIRST_ANSWER=VARIES
 }
@@ -94,11 +94,12 @@ duck() {
     local ms=() rss=() i out
     for ((i = 0; i < REPEAT; i++)); do
         out=$($PY load-test/duckdb_seed.py --glob "$DATA/dt=*/hr=*/*.json" --window 0)
-        ms+=("$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["ms"])' "$out")")
-        rss+=("$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["peak_rss_mb"])' "$out")")
+        out=$(benchstat json - ms peak_rss_mb <<<"$out")
+        ms+=("${out% *}")
+        rss+=("${out#* }")
     done
-    DUCK_MS=$(printf '%s\n' "${ms[@]}" | median)
-    DUCK_RSS=$(printf '%s\n' "${rss[@]}" | maximum)
+    DUCK_MS=$(median "${ms[@]}")
+    DUCK_RSS=$(maximum "${rss[@]}")
 }
 
 run_dataset() { # $1 name, $2 events, $3 hours
@@ -123,7 +124,7 @@ run_dataset() { # $1 name, $2 events, $3 hours
     compact_once "$WORK/compactor-$name-2.log"
     local n_s=$C_SECONDS n_rss=$C_RSS n_hours=$C_HOURS n_days=$C_DAYS
     local eps rollup_files rollup_bytes
-    eps=$(awk -v e="$events" -v s="$c_s" 'BEGIN {printf "%.0f", e / (s > 0 ? s : 0.001)}')
+    eps=$(benchstat calc --digits 0 'events / max(seconds, 0.001)' events="$events" seconds="$c_s")
     rollup_files=$(find "$DATA/_rollups" -name '*.parquet' 2>/dev/null | wc -l)
     rollup_bytes=$(du -sb "$DATA/_rollups" 2>/dev/null | cut -f1)
     sync
@@ -139,24 +140,25 @@ run_dataset() { # $1 name, $2 events, $3 hours
     log "dataset $name: $QUERIES distinct warm queries in one process"
     start_selector "$bin/pool-selector" USE_ROLLUPS=true
     curl -fs -o /dev/null "$BASE/get-pool?window=0" || die "warm-up request failed"
-    local pools types scan
-    pools=$(curl -fs "$BASE/pools?window=0") || die "GET /pools?window=0 failed"
-    types=$($PY -c 'import json,sys; print(",".join(sorted({p["instance_type"] for p in json.loads(sys.argv[1])["pools"]})))' "$pools")
-    scan=$($PY -c '
-import json, sys
-s = json.loads(sys.argv[1])["view"]
-print("%s hours loaded from rollups, %s raw; %s objects, %.1f MiB read once"
-      % (s.get("rollup_hours"), s.get("raw_hours"), s.get("objects"), s.get("bytes", 0) / 1048576))' "$pools")
-    local warm q_p50 q_p99 q_max q_codes q_slowest
+    local types scan pools_rollup pools_raw pools_objects pools_mib
+    curl -fs -o "$WORK/body.json" "$BASE/pools?window=0" || die "GET /pools?window=0 failed"
+    types=$(benchstat json "$WORK/body.json" 'pools[].instance_type|uniq')
+    scan=$(benchstat json "$WORK/body.json" view.rollup_hours//n/a view.raw_hours//n/a view.objects//n/a \
+        'view.bytes|div:1048576|fmt:1//0.0')
+    read -r pools_rollup pools_raw pools_objects pools_mib <<<"$scan"
+    scan="$pools_rollup hours loaded from rollups, $pools_raw raw; $pools_objects objects, $pools_mib MiB read once"
+    local warm q_p50 q_p99 q_max q_codes q_index q_requests q_slowest
     warm=$($PY load-test/warm_queries.py --port "$PORT" --types "$types" --count "$QUERIES")
-    read -r q_p50 q_p99 q_max q_codes q_slowest <<<"$($PY -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["p50_ms"], d["p99_ms"], d["max_ms"], ",".join(f"{v}x{k}" for k, v in d["codes"].items()), "no. %d of %d: %s" % (d["slowest_index"], d["requests"], d["slowest"]))' "$warm")"
+    warm=$(benchstat json - p50_ms p99_ms max_ms 'codes|counts' slowest_index requests slowest <<<"$warm")
+    read -r q_p50 q_p99 q_max q_codes q_index q_requests q_slowest <<<"$warm"
+    q_slowest="no. $q_index of $q_requests: $q_slowest"
     local q_rss
     q_rss=$(selector_rss_mb)
     stop_selector
 
     local ratio same rss_max
-    ratio=$(awk -v a="$r_ms" -v b="$d_ms" 'BEGIN {printf "%.3f", a / b}')
-    rss_max=$(printf '%s\n' "$r_rss" "$q_rss" | maximum)
+    ratio=$(benchstat ratio --digits 3 "$r_ms" "$d_ms")
+    rss_max=$(maximum "$r_rss" "$q_rss")
     # The target is the same pool; equal jobs and terminations as well say the rollups lost nothing.
     if [[ $r_ans == VARIES || $w_ans == VARIES || ${r_ans%%,*} != "${w_ans%%,*}" ]]; then
         same="NO (rollups ${r_ans//,/, }; raw ${w_ans//,/, })"
@@ -172,7 +174,7 @@ print("%s hours loaded from rollups, %s raw; %s objects, %.1f MiB read once"
 
 ### Dataset $name: $events events over $hours h ($((hours / 24)) days)
 
-$partitions hourly partitions, $objects objects, $((bytes / 1048576)) MiB NDJSON; after compaction $rollup_files rollup files, $(fmt1 "$(awk -v b="${rollup_bytes:-0}" 'BEGIN {print b / 1048576}')") MiB Parquet. The view held $scan. Median of $REPEAT fresh processes for each first request (the time from the process's start: the view's load, then the request).
+$partitions hourly partitions, $objects objects, $((bytes / 1048576)) MiB NDJSON; after compaction $rollup_files rollup files, $(benchstat calc --digits 1 'b / 1048576' b="${rollup_bytes:-0}") MiB Parquet. The view held $scan. Median of $REPEAT fresh processes for each first request (the time from the process's start: the view's load, then the request).
 
 | measurement | result | target |
 |---|---:|---|
@@ -182,11 +184,11 @@ $partitions hourly partitions, $objects objects, $((bytes / 1048576)) MiB NDJSON
 | whole history, first request, raw events (USE_ROLLUPS=false) | $(fmt1 "$w_ms") ms | |
 | whole history, DuckDB seed query (raw NDJSON) | $(fmt1 "$d_ms") ms | |
 | ratio rollups / DuckDB | $ratio | ≤ $T_RATIO |
-| ratio rollups / raw events | $(awk -v a="$r_ms" -v b="$w_ms" 'BEGIN {printf "%.3f", a / b}') | |
+| ratio rollups / raw events | $(benchstat ratio --digits 3 "$r_ms" "$w_ms") | |
 | pool-selector peak RSS, first request: rollups / raw | $(fmt1 "$r_rss") / $(fmt1 "$w_rss") MB | ≤ $T_RSS MB (rollups) |
 | DuckDB peak RSS | $(fmt1 "$d_rss") MB | |
 | same answer, rollups vs raw (pool_id; jobs,terminations) | $same | same pool_id |
-| $QUERIES distinct warm queries, one process ($ntypes instance types; answers $q_codes): p50 / p99 / max | $(awk -v v="$q_p50" 'BEGIN {printf "%.2f", v}') / $(awk -v v="$q_p99" 'BEGIN {printf "%.2f", v}') / $(awk -v v="$q_max" 'BEGIN {printf "%.2f", v}') ms | p50 ≤ $T_P50 ms, p99 ≤ $T_P99 ms |
+| $QUERIES distinct warm queries, one process ($ntypes instance types; answers $q_codes): p50 / p99 / max | $(fmt2 "$q_p50") / $(fmt2 "$q_p99") / $(fmt2 "$q_max") ms | p50 ≤ $T_P50 ms, p99 ≤ $T_P99 ms |
 | pool-selector peak RSS after the warm queries | $(fmt1 "$q_rss") MB | ≤ $T_RSS MB |
 
 Slowest warm query (the max above): $q_slowest.

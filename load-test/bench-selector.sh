@@ -19,7 +19,13 @@ else
 fi
 PORT=${BENCH_PORT:-5391}
 DATA=${BENCH_DATA:-bench-data/selector-events}
+WORK=$(dirname "$DATA") # pool-selector.log
+BASE="http://127.0.0.1:$PORT"
 PY=.venv/bin/python
+
+BENCH_PART=selector
+# shellcheck source=load-test/lib.sh
+source load-test/lib.sh
 
 rm -rf "$DATA"; mkdir -p "$DATA"
 "$bin/event-generator" --sink "$DATA" --events "$EVENTS" --hours "$HOURS" --seed 7 --truth "$DATA/../selector-truth.json" >/dev/null 2>&1
@@ -29,49 +35,38 @@ partitions=$(find "$DATA" -mindepth 2 -maxdepth 2 -type d -name 'hr=*' | wc -l)
 cat "$DATA"/*/*/*.json > /dev/null   # same warm page cache for both engines
 sync                                 # and no writeback of the fresh files competing with the first runs
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-
 # One fresh pool-selector: start, time until /ready (the view loaded), time one request, read peak RSS,
 # stop. → "request_ms rss_mb winner load_ms"
-selector_once() { # $1 = query string, extra env in $2
-  local extra=()
+selector_once() { # $1 = query string, extra NAME=VALUE environment in $2
+  local extra=() t
   [ -n "${2:-}" ] && extra=("$2")
-  local t0
-  t0=$(date +%s%N)
-  env USE_ROLLUPS=false "${extra[@]}" EVENTS_URL="$DATA" PORT="$PORT" LOG_LEVEL=warn "$bin/pool-selector" &
-  local pid=$!
-  for _ in $(seq 1 3000); do curl -fs "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break; sleep 0.02; done
-  local load_ms=$((($(date +%s%N) - t0) / 1000000))
-  local t
-  t=$(curl -s -o /tmp/bench-selector-body.json -w '%{time_total}' "http://127.0.0.1:$PORT/get-pool?$1")
-  local hwm
-  hwm=$(awk '/VmHWM/ {print $2/1024}' /proc/$pid/status)
-  kill -TERM $pid; wait $pid 2>/dev/null || true
-  echo "$(awk -v t="$t" 'BEGIN {print t*1000}') $hwm $(python3 -c 'import json;print(json.load(open("/tmp/bench-selector-body.json"))["pool_id"])') $load_ms"
+  trap stop_selector EXIT # this runs in $(...): its own trap stops the server if anything fails
+  start_selector "$bin/pool-selector" USE_ROLLUPS=false "${extra[@]}"
+  t=$(curl -s -o "$WORK/selector-body.json" -w '%{time_total}' "$BASE/get-pool?$1")
+  echo "$(benchstat calc 't * 1000' t="$t") $(selector_rss_mb) $(benchstat json "$WORK/selector-body.json" pool_id) $SELECTOR_READY_MS"
+  stop_selector
 }
 
 selector() { # $1 query, $2 env → "median_ms max_rss winner median_load_ms"
-  local runs=()
-  for _ in $(seq 1 "$REPEAT"); do runs+=("$(selector_once "$1" "${2:-}")"); done
-  local ms rss winner load
-  ms=$(printf '%s\n' "${runs[@]}" | cut -d' ' -f1 | median)
-  rss=$(printf '%s\n' "${runs[@]}" | cut -d' ' -f2 | sort -g | tail -1)
-  winner=$(printf '%s\n' "${runs[@]}" | tail -1 | cut -d' ' -f3)
-  load=$(printf '%s\n' "${runs[@]}" | cut -d' ' -f4 | median)
-  echo "$ms $rss $winner $load"
+  local ms=() rss=() load=() run m r winner l
+  for _ in $(seq 1 "$REPEAT"); do
+    run=$(selector_once "$1" "${2:-}")
+    read -r m r winner l <<<"$run"
+    ms+=("$m") rss+=("$r") load+=("$l")
+  done
+  echo "$(median "${ms[@]}") $(maximum "${rss[@]}") $winner $(median "${load[@]}")"
 }
 
-duck() { # $1 window seconds, $2 extra flag
-  local runs=()
+duck() { # $1 window seconds, $2 extra flag → "median_ms max_rss winner"
+  local ms=() rss=() run m r winner
   for _ in $(seq 1 "$REPEAT"); do
     # shellcheck disable=SC2086 # $2 is an optional flag: absent means no argument at all
-    runs+=("$($PY load-test/duckdb_seed.py --glob "$DATA/*/*/*.json" --window "$1" ${2:-} | $PY -c 'import json,sys;d=json.load(sys.stdin);print(d["ms"], d["peak_rss_mb"], d["pool_id"])')")
+    run=$($PY load-test/duckdb_seed.py --glob "$DATA/*/*/*.json" --window "$1" ${2:-})
+    run=$(benchstat json - ms peak_rss_mb pool_id <<<"$run")
+    read -r m r winner <<<"$run"
+    ms+=("$m") rss+=("$r")
   done
-  local ms rss winner
-  ms=$(printf '%s\n' "${runs[@]}" | cut -d' ' -f1 | median)
-  rss=$(printf '%s\n' "${runs[@]}" | cut -d' ' -f2 | sort -g | tail -1)
-  winner=$(printf '%s\n' "${runs[@]}" | tail -1 | cut -d' ' -f3)
-  echo "$ms $rss $winner"
+  echo "$(median "${ms[@]}") $(maximum "${rss[@]}") $winner"
 }
 
 read -r s24 r24 _ load <<<"$(selector 'window=24h')"
@@ -83,7 +78,6 @@ read -r d24 dr24 dw24 <<<"$(duck 86400)"
 read -r dp24 dpr24 _ <<<"$(duck 86400 --prune)"
 read -r dall drall dwall <<<"$(duck 0)"
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 same() { [ "$1" = "$2" ] && echo "yes" || echo "NO ($1 vs $2)"; }
 
 cat <<TXT

@@ -26,12 +26,14 @@ fi
 parts=${BENCH_PARTS:-selector rollups ranking live ingest relay monitor}
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
-cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-mem=$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+BENCH_PART=all
+# shellcheck source=load-test/lib.sh
+source load-test/lib.sh
+machine=$(benchstat machine) # "N cores (CPU model), M GiB, kernel"
 {
   echo "# Benchmark results$([[ $SMOKE == 1 ]] && echo " (smoke run: tiny sizes, debug binaries)")"
   echo
-  echo "$(date -u +%Y-%m-%dT%H:%MZ), commit $commit; $(nproc) cores ($cpu), $mem, $(uname -sr)."
+  echo "$(date -u +%Y-%m-%dT%H:%MZ), commit $commit; $machine."
 } > "$out"
 status=0
 failed=()

@@ -9,15 +9,44 @@ die() {
     exit 1
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-maximum() { sort -g | tail -1; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
+# Every statistic, computed figure and JSON field comes from load-test/benchstat.py (see its help),
+# run by the repo venv's Python when there is one (it starts in a few ms; a pyenv shim takes 0.2 s).
+BENCHSTAT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/benchstat.py
+BENCHSTAT_PY=$(dirname "$BENCHSTAT")/../.venv/bin/python
+[[ -x $BENCHSTAT_PY ]] || BENCHSTAT_PY=python3
+benchstat() { "$BENCHSTAT_PY" "$BENCHSTAT" "$@"; }
+
+# Of the values given as arguments (none is an error); the value picked prints as it came.
+median() { benchstat median -- "$@" </dev/null; }
+maximum() { benchstat max -- "$@" </dev/null; }
 # "met" or "NOT met" for value ≤ target.
-met() { awk -v v="$1" -v t="$2" 'BEGIN {print (v != "" && v + 0 <= t + 0) ? "met" : "NOT met"}'; }
-fmt1() { awk -v v="$1" 'BEGIN {printf "%.1f", v}'; }
-fmt2() { awk -v v="$1" 'BEGIN {printf "%.2f", v}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+met() { benchstat met "$1" "$2"; }
+fmt1() { benchstat fmt 1 "$1"; }
+fmt2() { benchstat fmt 2 "$1"; }
+ratio() { benchstat ratio "$1" "$2"; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() { benchstat free-port; }
+ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
+# Until $1 answers 2xx (at most 30 s); else the end of the log $3 and exit. $2 names the server.
+wait_http() { # $1 url, $2 what, $3 log (optional)
+    local deadline=$((SECONDS + 30))
+    until curl -fs -o /dev/null "$1"; do
+        if ((SECONDS >= deadline)); then
+            if [[ -n ${3:-} ]]; then
+                log "${2:-$1} did not come up; its log:"
+                tail -n 30 "$3" >&2
+            fi
+            die "no answer from $1 in 30 s"
+        fi
+        sleep 0.05
+    done
+}
+# A Prometheus metric of the server at $1 (its samples with the labels given, summed); nothing when it
+# has none (yet).
+metric() { # $1 base URL, $2 name, then LABEL=VALUE...
+    { curl -fs "$1/metrics" || true; } | benchstat prom "${@:2}"
+}
 
 # A fresh pool-selector (binary $1, then extra NAME=VALUE environment) over $DATA on $PORT; returns once
 # it is ready to answer rankings (/ready 200 once its view of the history is loaded; a build from before
@@ -42,7 +71,7 @@ start_selector() {
     SELECTOR_READY_MS=$(ms_since "$t0")
 }
 # Peak RSS of the running pool-selector, MB.
-selector_rss_mb() { awk '/VmHWM/ {print $2 / 1024}' "/proc/$selector_pid/status"; }
+selector_rss_mb() { benchstat rss-mb "$selector_pid"; }
 # Stop it (also safe when none runs: for cleanup traps).
 stop_selector() {
     if [[ -n $selector_pid ]]; then
@@ -64,22 +93,11 @@ compact_once() { # $1 = log file
         tail -n 20 "$1" >&2
         die "compactor --once over $DATA exited $rc (log: $1)"
     fi
-    summary=$($PY -c '
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        d = json.loads(line)
-    except ValueError:
-        continue
-    if d.get("message") == "compaction pass finished":
-        print(d["hours_compacted"], d["days_merged"], d["events"], d.get("errors", 0))
-        break
-else:
-    sys.exit("no \"compaction pass finished\" line in " + sys.argv[1])' "$1")
+    summary=$(benchstat compaction "$1")
     read -r C_HOURS C_DAYS C_EVENTS C_ERRORS <<<"$summary"
-    C_SECONDS=$(awk -v ms="$ms" 'BEGIN {printf "%.2f", ms / 1000}')
+    C_SECONDS=$(benchstat calc --digits 2 'ms / 1000' ms="$ms")
     # GNU time prints the peak in KiB on its last line.
-    C_RSS=$(tail -n 1 "$WORK/compactor.time" | awk '{print $1 / 1024}')
+    C_RSS=$(benchstat calc 'kib / 1024' kib="$(tail -n 1 "$WORK/compactor.time")")
 }
 
 # `cargo build --release --workspace --bins` of the current tree; other people may be half-way through
@@ -101,7 +119,7 @@ build_current() { # $1 = log file
 # directory (dependencies are reused), the binary copied there, the release artifacts of the
 # workspace's own crates removed (the baseline's share their names) and the current tree built again,
 # so that $bin/* are today's binaries once more. Sets BASELINE (the binary) and BASELINE_REV. Needs
-# TARGET_DIR, bin, PY; $2 is the build log. Call baseline_cleanup from the caller's EXIT trap.
+# TARGET_DIR and bin; $2 is the build log. Call baseline_cleanup from the caller's EXIT trap.
 baseline_worktree=""
 baseline_selector() { # $1 = revision, $2 = log file
     local rev abs_target members m
@@ -124,8 +142,7 @@ baseline_selector() { # $1 = revision, $2 = log file
         # crates overwrote the current ones' artifacts under the same names, and their fingerprints
         # (source mtimes, relative paths) can look fresh to the current tree: without this, the current
         # build links against the baseline's crates. Only the workspace's own crates go.
-        members=$(cargo metadata --no-deps --format-version 1 |
-            $PY -c 'import json,sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"]))')
+        members=$(cargo metadata --no-deps --format-version 1 | benchstat json - 'packages[].name|join: ')
         local clean_args=()
         for m in $members; do clean_args+=(-p "$m"); done
         cargo clean --release "${clean_args[@]}" >>"$2" 2>&1 || die "cargo clean --release ${clean_args[*]} failed (log: $2)"

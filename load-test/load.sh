@@ -63,7 +63,7 @@ run_ramp() {
 }
 
 mkdir -p "$OUT"
-LOCUST_VERSION=$("$LOCUST" --version 2>/dev/null | awk '{print $2}')
+LOCUST_VERSION=$("$LOCUST" --version 2>/dev/null | cut -d' ' -f2)
 for sc in $SCENARIOS; do
     case $sc in
     read) users=$READERS classes=ReadUser desc="$READERS relay users" ;;
