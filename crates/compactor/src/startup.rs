@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use anyhow::Context;
 use chrono::Utc;
 
@@ -18,6 +18,7 @@ use pool_history::compact::{CompactOptions, Compactor, PassReport};
 use pool_history::scan::NoObserver;
 use pool_history::{EventSource, SourceOptions};
 use pool_http::metrics::{HttpMetrics, new_registry};
+use pool_http::serve::ServeOptions;
 use pool_http::{operations, track_requests};
 
 use crate::metrics::{CompactorMetrics, NAMESPACE};
@@ -76,17 +77,17 @@ impl Application {
                 let http_metrics = web::Data::new(HttpMetrics::register(&registry));
                 let registry = web::Data::new(registry);
                 let (listener, port) = settings.listen.bind(DEFAULT_PORT)?;
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .wrap(from_fn(track_requests))
-                        .app_data(registry.clone())
-                        .app_data(http_metrics.clone())
-                        .configure(operations(None))
-                })
-                .workers(settings.listen.workers().min(2))
-                .disable_signals()
-                .listen(listener)?
-                .run();
+                let server = pool_http::serve::start(
+                    move || {
+                        App::new()
+                            .wrap(from_fn(track_requests))
+                            .app_data(registry.clone())
+                            .app_data(http_metrics.clone())
+                            .configure(operations(None))
+                    },
+                    listener,
+                    ServeOptions::new(settings.listen.workers().min(2), Duration::from_secs(1)),
+                )?;
                 Some((port, server))
             }
         };
@@ -128,23 +129,24 @@ impl Application {
             return Ok(());
         };
         let (_, server) = self.server.take().context("--every mode has a server")?;
-        let handle = server.handle();
-        let server = tokio::spawn(server);
-        let shutdown = pool_service::shutdown::signal();
-        tokio::pin!(shutdown);
         let passes = self.passes;
-        loop {
-            if let Err(e) = passes.run().await {
-                passes.metrics.errors.inc();
-                tracing::warn!(error = %format!("{e:#}"), "compaction pass failed; retrying next interval");
+        let passes_until_shutdown = async move {
+            let shutdown = pool_service::shutdown::signal();
+            tokio::pin!(shutdown);
+            loop {
+                if let Err(e) = passes.run().await {
+                    passes.metrics.errors.inc();
+                    tracing::warn!(error = %format!("{e:#}"), "compaction pass failed; retrying next interval");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = &mut shutdown => break,
+                }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = &mut shutdown => break,
-            }
-        }
-        handle.stop(true).await;
-        let _ = server.await;
+        };
+        pool_http::serve::run_until(vec![server], passes_until_shutdown)
+            .await?
+            .context("the metrics server stopped")?;
         Ok(())
     }
 }

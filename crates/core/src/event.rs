@@ -599,6 +599,17 @@ impl Partition {
     }
 }
 
+macro_rules! as_ref_str {
+    ($($t:ty),*) => {$(
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+    )*};
+}
+as_ref_str!(InstanceType, AvailabilityZone, PoolId);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,8 +155,9 @@ pub struct RankingParams {
 }
 
 /// A ranking request with every parameter parsed. `None` means "not given": the server's default
-/// applies, which the relay does not know, so it stays distinct from any explicit value.
-#[derive(Debug, Clone, PartialEq)]
+/// applies, which the relay does not know, so it stays distinct from any explicit value. A client that
+/// builds one (the launcher) starts from `Default` and calls [`RankingRequest::normalised`].
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RankingRequest {
     /// Sorted, without duplicates.
     pub instance_types: Vec<InstanceType>,
@@ -313,6 +314,19 @@ impl RankingRequest {
         decode_query::<RankingParams>(query)?.parse()
     }
 
+    /// The lists sorted and without duplicates, as parsing makes them, so a request built in code has
+    /// the same canonical form as the same request parsed from a query string.
+    pub fn normalised(mut self) -> Self {
+        fn tidy<T: AsRef<str>>(v: &mut Vec<T>) {
+            v.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+            v.dedup_by(|a, b| a.as_ref() == b.as_ref());
+        }
+        tidy(&mut self.instance_types);
+        tidy(&mut self.zones);
+        tidy(&mut self.exclude_pools);
+        self
+    }
+
     /// The canonical query string (without `?`): every given parameter in its parsed form, in a fixed
     /// order. Two requests have the same canonical form exactly when they ask the same question.
     /// `with_limit` is true for `/pools`, where `limit` changes the answer and `k` does not, and false
@@ -397,7 +411,7 @@ pub struct BacktestParams {
 }
 
 /// A backtest request with every parameter parsed (`None`: the server's default).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct BacktestRequest {
     /// In the order given, without duplicates.
     pub strategies: Vec<Strategy>,
@@ -475,6 +489,16 @@ impl BacktestParams {
 }
 
 impl BacktestRequest {
+    /// A replay of the candidates `ranking` chooses among (its instance types and zones), every other
+    /// parameter the server's default: the chart beside a ranking.
+    pub fn candidates_of(ranking: &RankingRequest) -> Self {
+        Self {
+            instance_types: ranking.instance_types.clone(),
+            zones: ranking.zones.clone(),
+            ..Self::default()
+        }
+    }
+
     /// Parse a raw query string as pool-selector's extractor does.
     pub fn from_query(query: &str) -> Result<Self, QueryError> {
         decode_query::<BacktestParams>(query)?.parse()

@@ -2,7 +2,51 @@
 //! shown its numbers. The relay's ranking page and `poolctl` both render them; the types read only what
 //! a view needs and ignore the rest, so a field added to the answer never breaks a client.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+/// The error body every service answers with: `{"error": "bad_parameter", "message": "…", "field": "…"}`.
+/// Servers write it (`pool_http::ApiError`); clients (the launcher, the relay's page, `poolctl`) read it
+/// with this same type instead of picking fields out by hand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `bad_parameter`, `not_found`, `loading`, `busy`.
+    pub error: String,
+    /// What was wrong and, where it helps, how to fix it.
+    #[serde(default)]
+    pub message: String,
+    /// The parameter or field at fault, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Further structured detail (for example every invalid line of a request body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub details: Option<serde_json::Value>,
+}
+
+impl ErrorBody {
+    /// An answer's body read as the error body, if it is one.
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+
+    /// The sentence to show: the message, else the code.
+    pub fn text(&self) -> &str {
+        if self.message.is_empty() {
+            &self.error
+        } else {
+            &self.message
+        }
+    }
+
+    /// What a client shows for an error answer's `body`: its message, or the start of a body that is
+    /// not the error body (a proxy's page, say), so a log line stays short.
+    pub fn describe(body: &[u8]) -> String {
+        match Self::parse(body) {
+            Some(e) => e.text().to_owned(),
+            None => String::from_utf8_lossy(body).chars().take(300).collect(),
+        }
+    }
+}
 
 /// One ranked pool, as `/get-pool` and `/pools` describe it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -120,5 +164,22 @@ mod tests {
         .unwrap();
         assert_eq!(r.pools[0].jobs, 10);
         assert!(!r.stale && r.data_age_seconds.is_none());
+    }
+
+    #[test]
+    fn the_error_body_reads_back_what_servers_write_and_short_bodies_too() {
+        let full: ErrorBody = serde_json::from_str(
+            r#"{"error":"bad_parameter","message":"window: bad","field":"window","extra":1}"#,
+        )
+        .unwrap();
+        assert_eq!(full.text(), "window: bad");
+        assert_eq!(full.field.as_deref(), Some("window"));
+        assert_eq!(
+            serde_json::to_value(&full).unwrap()["error"],
+            "bad_parameter"
+        );
+        assert_eq!(ErrorBody::describe(br#"{"error":"busy"}"#), "busy");
+        assert_eq!(ErrorBody::describe(b"plain"), "plain");
+        assert_eq!(ErrorBody::describe("x".repeat(400).as_bytes()).len(), 300);
     }
 }

@@ -9,30 +9,16 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError, web};
 use prometheus::Registry;
-use serde::Serialize;
 
 use pool_core::event::EventError;
 use pool_core::request::QueryError;
 
 pub mod metrics;
+pub mod serve;
 
 use crate::metrics::HttpMetrics;
 
-/// The error body every service answers with: `{"error": "bad_parameter", "message": "…", "field": "…"}`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// Stable machine-readable code, e.g. `bad_parameter`, `not_found`, `storage_unavailable`.
-    pub error: String,
-    /// What was wrong and, where it helps, how to fix it.
-    pub message: String,
-    /// The parameter or field at fault, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// Further structured detail (for example every invalid line of a request body).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
-    pub details: Option<serde_json::Value>,
-}
+pub use pool_core::view::ErrorBody;
 
 /// An error that renders as [`ErrorBody`] with a status code.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -175,7 +161,7 @@ pub async fn track_requests(
     res
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Health {
     /// Always `ok` while the process serves requests.
     pub status: &'static str,

@@ -7,16 +7,17 @@
 //! code either way.
 
 use std::future::Future;
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{App, HttpServer, middleware, web};
+use actix_web::{App, middleware, web};
 use anyhow::Context;
 use prometheus::Registry;
 
 use pool_http::metrics::{HttpMetrics, new_registry};
+use pool_http::serve::ServeOptions;
 use pool_http::{operations, track_requests};
+use pool_service::config::ListenArgs;
 
 use crate::batch::Limits;
 use crate::consumer::Worker;
@@ -93,27 +94,22 @@ impl Application {
                  stored and acknowledged on its own (a load-test setting; unset it in production)");
         }
 
-        let listener = TcpListener::bind((settings.metrics_host.as_str(), settings.metrics_port))
-            .with_context(|| {
-            format!(
-                "binding the metrics port {}:{}",
-                settings.metrics_host, settings.metrics_port
-            )
-        })?;
-        let port = listener.local_addr()?.port();
+        let (listener, port) =
+            ListenArgs::new(settings.metrics_host.as_str(), settings.metrics_port)
+                .bind(settings.metrics_port)
+                .context("binding the metrics port (METRICS_HOST, METRICS_PORT)")?;
         let data = web::Data::new(registry.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .app_data(http_metrics.clone())
-                .wrap(middleware::from_fn(track_requests))
-                .configure(operations(None))
-        })
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .listen(listener)?
-        .run();
+        let server = pool_http::serve::start(
+            move || {
+                App::new()
+                    .app_data(data.clone())
+                    .app_data(http_metrics.clone())
+                    .wrap(middleware::from_fn(track_requests))
+                    .configure(operations(None))
+            },
+            listener,
+            ServeOptions::new(1, Duration::from_secs(1)),
+        )?;
         tracing::info!(events = %storage.display, port, "ingest-worker built");
         Ok(Self {
             port,
@@ -138,13 +134,12 @@ impl Application {
     /// return `Ok` — or an error if that took longer than the grace period (the unacknowledged messages
     /// are then redelivered to the next worker: nothing is lost).
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let handle = self.server.handle();
-        let server = tokio::spawn(self.server);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let worker = self.worker.clone();
         let mut work = tokio::spawn(async move { worker.run(stopped).await });
 
-        let result = tokio::select! {
+        let work_until_shutdown = async {
+            tokio::select! {
             r = &mut work => r.context("worker task failed")
                 .and_then(|r| r.map_err(anyhow::Error::from)),
             _ = shutdown => {
@@ -163,9 +158,12 @@ impl Application {
                     }
                 }
             }
+            }
         };
-        handle.stop(true).await;
-        let _ = server.await;
+        // The metrics server outlives the work: it is stopped once the open batch is stored.
+        let result = pool_http::serve::run_until(vec![self.server], work_until_shutdown)
+            .await?
+            .unwrap_or_else(|| Err(anyhow::anyhow!("the metrics server stopped")));
         if result.is_ok() {
             tracing::info!("stopped cleanly");
         }

@@ -2,7 +2,7 @@
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use utoipa::OpenApi;
 
 use pool_http::{self as http, track_requests};
@@ -37,22 +37,21 @@ impl Application {
         let http_metrics = web::Data::new(http_metrics);
         let (listener, port) = settings.listen.bind(settings.port())?;
         let openapi = ApiDoc::openapi();
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(track_requests))
-                .app_data(intake.clone())
-                .app_data(registry.clone())
-                .app_data(http_metrics.clone())
-                .app_data(http::query_config())
-                .route("/events", web::post().to(routes::post_events))
-                .route("/ready", web::get().to(routes::ready))
-                .configure(http::operations(Some(openapi.clone())))
-        })
-        .workers(settings.listen.workers())
-        .disable_signals()
-        .shutdown_timeout(grace.as_secs_f64().ceil() as u64)
-        .listen(listener)?
-        .run();
+        let server = http::serve::start(
+            move || {
+                App::new()
+                    .wrap(from_fn(track_requests))
+                    .app_data(intake.clone())
+                    .app_data(registry.clone())
+                    .app_data(http_metrics.clone())
+                    .app_data(http::query_config())
+                    .route("/events", web::post().to(routes::post_events))
+                    .route("/ready", web::get().to(routes::ready))
+                    .configure(http::operations(Some(openapi.clone())))
+            },
+            listener,
+            http::serve::ServeOptions::new(settings.listen.workers(), grace),
+        )?;
         tracing::info!(
             port,
             broker = %settings.amqp.redacted_url(),
@@ -73,17 +72,8 @@ impl Application {
     /// workers' runtimes, which are gone by then (a close would wait for ever); RabbitMQ sees the
     /// socket close instead.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let handle = self.server.handle();
-        let server = self.server;
-        tokio::pin!(server);
-        tokio::select! {
-            r = &mut server => r,
-            _ = pool_service::shutdown::signal() => {
-                // `stop` sends the command at once; its future only reports completion, which needs
-                // the server future polled: so drive the server, not that future.
-                drop(handle.stop(true));
-                server.await
-            }
-        }
+        http::serve::run_until(vec![self.server], pool_service::shutdown::signal())
+            .await
+            .map(drop)
     }
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pool_core::event::{Event, JobId, PoolId};
+use pool_core::request::RankingRequest;
+use pool_core::window::Window;
 use serde::Deserialize;
 
 use crate::launch::{Attempt, LaunchSpec};
@@ -76,16 +78,7 @@ struct Pick {
 }
 
 fn message(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v["error"]["message"]
-                .as_str()
-                .or(v["message"].as_str())
-                .or(v["error"].as_str())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| body.chars().take(300).collect())
+    pool_core::view::ErrorBody::describe(body.as_bytes())
 }
 
 fn client(timeout: Duration) -> reqwest::Client {
@@ -104,32 +97,23 @@ impl Ranking {
         }
     }
 
-    /// The query of a pick: never spliced by hand, encoded by serde.
+    /// The query of a pick, in the ranking grammar's canonical form (`pool_core::request`): the same
+    /// string the relay would make of it, so it is one cache key there.
     pub fn query(spec: &LaunchSpec, exclude: &[PoolId]) -> String {
-        let join = |v: Vec<&str>| v.join(",");
-        let mut pairs: Vec<(&str, String)> = vec![(
-            "instance_types",
-            join(spec.instance_types.iter().map(|t| t.as_str()).collect()),
-        )];
-        if !spec.availability_zones.is_empty() {
-            pairs.push((
-                "availability_zones",
-                join(spec.availability_zones.iter().map(|z| z.as_str()).collect()),
-            ));
+        RankingRequest {
+            instance_types: spec.instance_types.clone(),
+            zones: spec.availability_zones.clone(),
+            exclude_pools: exclude.to_vec(),
+            strategy: spec.strategy,
+            // Checked when the launch was accepted.
+            window: spec
+                .window
+                .as_deref()
+                .and_then(|w| Window::parse("window", w).ok()),
+            ..RankingRequest::default()
         }
-        if !exclude.is_empty() {
-            pairs.push((
-                "exclude_pools",
-                join(exclude.iter().map(|p| p.as_str()).collect()),
-            ));
-        }
-        if let Some(s) = spec.strategy {
-            pairs.push(("strategy", s.as_str().to_owned()));
-        }
-        if let Some(w) = &spec.window {
-            pairs.push(("window", w.clone()));
-        }
-        serde_urlencoded::to_string(pairs).expect("strings encode")
+        .normalised()
+        .canonical(false)
     }
 }
 
@@ -294,7 +278,7 @@ mod tests {
     use crate::launch::{Defaults, LaunchRequest};
 
     #[test]
-    fn the_pick_query_is_encoded() {
+    fn the_pick_query_is_the_canonical_ranking_query() {
         let spec = serde_json::from_value::<LaunchRequest>(serde_json::json!({
             "application": "a", "instance_types": ["m6a.xlarge", "c6a.xlarge"],
             "availability_zones": ["us-east-1a"], "strategy": "naive", "window": "24h"
@@ -303,10 +287,17 @@ mod tests {
         .parse(|_| true, &defaults())
         .unwrap();
         let ex: Vec<PoolId> = vec!["pool-c6a.xlarge-us-east-1a".parse().unwrap()];
+        let query = Ranking::query(&spec, &ex);
         assert_eq!(
-            Ranking::query(&spec, &ex),
-            "instance_types=c6a.xlarge%2Cm6a.xlarge&availability_zones=us-east-1a&exclude_pools=pool-c6a.xlarge-us-east-1a&strategy=naive&window=24h"
+            query,
+            "instance_types=c6a.xlarge%2Cm6a.xlarge&availability_zones=us-east-1a&window=86400&strategy=naive&exclude_pools=pool-c6a.xlarge-us-east-1a"
         );
+        // What the relay makes of the same request written by hand: one cache key.
+        let by_hand = RankingRequest::from_query(
+            "window=24h&strategy=naive&instance_types=m6a.xlarge,c6a.xlarge&exclude_pools=pool-c6a.xlarge-us-east-1a&availability_zones=us-east-1a",
+        )
+        .unwrap();
+        assert_eq!(query, by_hand.canonical(false));
     }
 
     fn defaults() -> Defaults {
@@ -351,7 +342,7 @@ mod tests {
     #[test]
     fn error_messages_are_read_from_json_bodies() {
         assert_eq!(
-            message(r#"{"error":{"code":"x","message":"no data"}}"#),
+            message(r#"{"error":"not_found","message":"no data"}"#),
             "no data"
         );
         assert_eq!(message(r#"{"error":"busy"}"#), "busy");

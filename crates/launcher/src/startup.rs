@@ -2,10 +2,11 @@
 //! reconciler running beside the HTTP server.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use anyhow::Context;
 use tokio::task::JoinHandle;
 use utoipa::OpenApi;
@@ -29,7 +30,7 @@ use crate::template::Templates;
 use pool_core::clock::{SharedClock, SystemClock};
 
 /// How long in-flight requests may take to finish after SIGTERM.
-const SHUTDOWN_GRACE_SECS: u64 = 10;
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How long a submission claim holds: a submitter that died leaves its attempt to the reconciler after
 /// this; one submission may take half of it.
@@ -182,28 +183,27 @@ impl Application {
         let (listener, port) = settings.listen.bind(settings.port())?;
         let openapi = ApiDoc::openapi();
         let data = launcher.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(track_requests))
-                .app_data(data.clone())
-                .app_data(callers.clone())
-                .app_data(registry.clone())
-                .app_data(http_metrics.clone())
-                .app_data(http::query_config())
-                .route("/launch", web::post().to(routes::launch))
-                .route("/launches", web::get().to(routes::list))
-                .route("/launches/{id}", web::get().to(routes::get))
-                .route("/launches/{id}", web::delete().to(routes::cancel))
-                .route("/applications", web::get().to(routes::applications))
-                .route("/ready", web::get().to(routes::ready))
-                .configure(http::operations(Some(openapi.clone())))
-        })
-        .workers(settings.listen.workers())
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
-        .listen(listener)
-        .context("cannot serve")?
-        .run();
+        let server = http::serve::start(
+            move || {
+                App::new()
+                    .wrap(from_fn(track_requests))
+                    .app_data(data.clone())
+                    .app_data(callers.clone())
+                    .app_data(registry.clone())
+                    .app_data(http_metrics.clone())
+                    .app_data(http::query_config())
+                    .route("/launch", web::post().to(routes::launch))
+                    .route("/launches", web::get().to(routes::list))
+                    .route("/launches/{id}", web::get().to(routes::get))
+                    .route("/launches/{id}", web::delete().to(routes::cancel))
+                    .route("/applications", web::get().to(routes::applications))
+                    .route("/ready", web::get().to(routes::ready))
+                    .configure(http::operations(Some(openapi.clone())))
+            },
+            listener,
+            http::serve::ServeOptions::new(settings.listen.workers(), SHUTDOWN_GRACE),
+        )
+        .context("cannot serve")?;
         tracing::info!(port, backend = launcher.backend.name(), relay = %settings.relay_url, "launcher listening");
         Ok(Self {
             port,
@@ -220,18 +220,10 @@ impl Application {
     /// (they are in process groups of their own, or objects in the cluster): the next launcher picks
     /// them up.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let handle = self.server.handle();
-        let server = self.server;
-        tokio::pin!(server);
-        let r = tokio::select! {
-            r = &mut server => r,
-            _ = pool_service::shutdown::signal() => {
-                drop(handle.stop(true));
-                server.await
-            }
-        };
+        let served =
+            http::serve::run_until(vec![self.server], pool_service::shutdown::signal()).await;
         self.reconciler.abort();
-        r
+        served.map(drop)
     }
 }
 

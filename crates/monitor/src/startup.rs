@@ -1,12 +1,12 @@
 //! `Application::build(settings)` → `port()` → `run_until_stopped()`, as in zero2prod: tests build on
 //! port 0, read the port, and spawn the future.
 
-use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use pool_http::metrics::{HttpMetrics, new_registry};
 use pool_http::{operations, query_config, track_requests};
 use utoipa::OpenApi;
@@ -22,12 +22,13 @@ use pool_core::clock::{Clock, SystemClock};
 pub enum StartupError {
     #[error("configuration error: {0}")]
     Config(#[from] ConfigError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    /// The port cannot be bound (the message names the address and what to change).
+    #[error("{0}")]
+    Bind(#[source] std::io::Error),
 }
+
+/// How long in-flight requests may take to finish after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub struct Application {
     port: u16,
@@ -58,42 +59,32 @@ impl Application {
             clock,
         ));
 
-        let (host, port) = config.listen.addr(DEFAULT_PORT);
-        let addr = format!("{host}:{port}");
-        let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
-        let port = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
-        let port = port.port();
+        let (listener, port) = config
+            .listen
+            .bind(DEFAULT_PORT)
+            .map_err(StartupError::Bind)?;
 
         let registry = web::Data::new(registry);
         let http_metrics = web::Data::new(http_metrics);
         let poller_data = web::Data::new(poller.clone());
         let openapi = ApiDoc::openapi();
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(track_requests))
-                .app_data(registry.clone())
-                .app_data(http_metrics.clone())
-                .app_data(poller_data.clone())
-                .app_data(query_config())
-                .route("/desired-worker-scale", web::get().to(desired_worker_scale))
-                .route("/workloads", web::get().to(workloads))
-                .route("/ready", web::get().to(ready))
-                .configure(operations(Some(openapi.clone())))
-        })
-        .workers(config.listen.workers())
-        .disable_signals()
-        .listen(listener)
-        .map_err(|source| StartupError::Bind {
-            addr: addr.clone(),
-            source,
-        })?
-        .run();
+        let server = pool_http::serve::start(
+            move || {
+                App::new()
+                    .wrap(from_fn(track_requests))
+                    .app_data(registry.clone())
+                    .app_data(http_metrics.clone())
+                    .app_data(poller_data.clone())
+                    .app_data(query_config())
+                    .route("/desired-worker-scale", web::get().to(desired_worker_scale))
+                    .route("/workloads", web::get().to(workloads))
+                    .route("/ready", web::get().to(ready))
+                    .configure(operations(Some(openapi.clone())))
+            },
+            listener,
+            pool_http::serve::ServeOptions::new(config.listen.workers(), SHUTDOWN_GRACE),
+        )
+        .map_err(StartupError::Bind)?;
 
         tracing::info!(
             port,
@@ -115,20 +106,10 @@ impl Application {
 
     /// Serve and poll until SIGTERM / Ctrl-C (or the server stops), then finish in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let handle = self.server.handle();
         let poll = tokio::spawn(self.poller.clone().run());
-        let server = self.server;
-        tokio::pin!(server);
-        let result = tokio::select! {
-            r = &mut server => r,
-            _ = pool_service::shutdown::signal() => {
-                // `stop` sends the command at once; its future only reports completion, which
-                // needs the server future polled: so drive the server, not that future.
-                drop(handle.stop(true));
-                server.await
-            }
-        };
+        let served =
+            pool_http::serve::run_until(vec![self.server], pool_service::shutdown::signal()).await;
         poll.abort();
-        result
+        served.map(drop)
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use anyhow::Context;
 use chrono::Utc;
 use utoipa::OpenApi;
@@ -89,27 +89,27 @@ impl Application {
         let registry = web::Data::new(registry);
         let (listener, port) = settings.listen.bind(settings.port())?;
         let openapi = ApiDoc::openapi();
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(track_requests))
-                .app_data(state.clone())
-                .app_data(registry.clone())
-                .app_data(http_metrics.clone())
-                .app_data(http::query_config())
-                .route("/get-pool", web::get().to(routes::get_pool))
-                .route("/pools", web::get().to(routes::pools))
-                .route("/backtest", web::get().to(crate::backtest::backtest))
-                .route(
-                    "/backtest.svg",
-                    web::get().to(crate::backtest::backtest_svg),
-                )
-                .route("/ready", web::get().to(routes::ready))
-                .configure(http::operations(Some(openapi.clone())))
-        })
-        .workers(settings.listen.workers())
-        .shutdown_timeout(10)
-        .listen(listener)?
-        .run();
+        let server = http::serve::start(
+            move || {
+                App::new()
+                    .wrap(from_fn(track_requests))
+                    .app_data(state.clone())
+                    .app_data(registry.clone())
+                    .app_data(http_metrics.clone())
+                    .app_data(http::query_config())
+                    .route("/get-pool", web::get().to(routes::get_pool))
+                    .route("/pools", web::get().to(routes::pools))
+                    .route("/backtest", web::get().to(crate::backtest::backtest))
+                    .route(
+                        "/backtest.svg",
+                        web::get().to(crate::backtest::backtest_svg),
+                    )
+                    .route("/ready", web::get().to(routes::ready))
+                    .configure(http::operations(Some(openapi.clone())))
+            },
+            listener,
+            http::serve::ServeOptions::new(settings.listen.workers(), Duration::from_secs(10)),
+        )?;
         tracing::info!(port, "pool-selector listening");
         Ok(Self {
             port,
@@ -129,10 +129,12 @@ impl Application {
         Arc::clone(&self.view)
     }
 
-    /// Serve until SIGTERM/SIGINT (actix-web's signal handling drains in-flight requests first), then
-    /// stop the view's refresh loop.
+    /// Serve until SIGTERM / Ctrl-C and let in-flight requests finish, then stop the view's refresh
+    /// loop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = self.server.await;
+        let served = http::serve::run_until(vec![self.server], pool_service::shutdown::signal())
+            .await
+            .map(drop);
         let _ = self.stop.send(true);
         drop(self.runtime);
         served

@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::error::{CliError, Exit};
-use crate::model::ErrorBody;
+use pool_core::view::ErrorBody;
 
 /// The services poolctl talks to, each with the setting that points at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Reply {
     }
 
     fn error_body(&self) -> Option<ErrorBody> {
-        serde_json::from_slice(&self.body).ok()
+        ErrorBody::parse(&self.body)
     }
 }
 

@@ -89,25 +89,6 @@ pub struct Launches {
     pub launches: Vec<Launch>,
 }
 
-/// The JSON error body every service answers with: `{"error", "message", "field"}` (the launcher's may
-/// carry only `error`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ErrorBody {
-    #[serde(default)]
-    pub error: String,
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub field: Option<String>,
-}
-
-impl ErrorBody {
-    /// The sentence to show: the message, else the code.
-    pub fn text(&self) -> &str {
-        self.message.as_deref().unwrap_or(&self.error)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,12 +106,6 @@ mod tests {
         assert_eq!(c.pool.jobs, 10);
         assert!(c.alternatives.is_empty());
         assert_eq!(c.margin, None);
-    }
-
-    #[test]
-    fn the_launchers_short_error_body_reads() {
-        let e: ErrorBody = serde_json::from_str(r#"{"error":"unknown template"}"#).unwrap();
-        assert_eq!(e.text(), "unknown template");
     }
 
     #[test]

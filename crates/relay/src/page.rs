@@ -11,8 +11,6 @@
 pub use pool_core::view::{Pool, Ranking, age_label, percent, window_label};
 use std::fmt::Write as _;
 
-use serde::Deserialize;
-
 /// The form's fields, as the user typed them (echoed back into the form, escaped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Form {
@@ -40,14 +38,6 @@ impl Form {
         }
         form
     }
-}
-
-/// pool-selector's JSON error body (`{"error", "message", "field"}`), as far as the page shows it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ErrorAnswer {
-    pub message: String,
-    #[serde(default)]
-    pub field: Option<String>,
 }
 
 /// What the page shows below the form.

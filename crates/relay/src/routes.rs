@@ -178,21 +178,8 @@ async fn page_body(
     let chart_key = pool_core::request::RankingRequest::from_query(query)
         .ok()
         .and_then(|r| {
-            let mut q = url::form_urlencoded::Serializer::new(String::new());
-            let join = |v: Vec<&str>| v.join(",");
-            if !r.instance_types.is_empty() {
-                q.append_pair(
-                    "instance_types",
-                    &join(r.instance_types.iter().map(|t| t.as_str()).collect()),
-                );
-            }
-            if !r.zones.is_empty() {
-                q.append_pair(
-                    "availability_zones",
-                    &join(r.zones.iter().map(|z| z.as_str()).collect()),
-                );
-            }
-            CacheKey::new("/backtest.svg", &q.finish()).ok()
+            let chart = pool_core::request::BacktestRequest::candidates_of(&r);
+            CacheKey::new("/backtest.svg", &chart.canonical()).ok()
         });
     let chart = async {
         match &chart_key {
@@ -223,13 +210,15 @@ async fn page_body(
             }
             _ => StatusCode::BAD_GATEWAY,
         };
-        let body: Option<page::ErrorAnswer> = serde_json::from_slice(&entry.body).ok();
-        let (message, field) = body.map(|b| (b.message, b.field)).unwrap_or_else(|| {
-            (
-                "the ranking service's answer could not be used".into(),
-                None,
-            )
-        });
+        let body = pool_core::view::ErrorBody::parse(&entry.body);
+        let (message, field) = body
+            .map(|b| (b.text().to_owned(), b.field))
+            .unwrap_or_else(|| {
+                (
+                    "the ranking service's answer could not be used".into(),
+                    None,
+                )
+            });
         return (status, page_error(status, message, field), cache);
     }
     let ranking: page::Ranking = match serde_json::from_slice(&entry.body) {

@@ -1,15 +1,14 @@
 //! Building and running the relay (zero2prod style: `Application::build` → `port` → `run_until_stopped`).
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::http::header::HeaderName;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use pool_http::metrics::{HttpMetrics, new_registry};
-use pool_http::{health, not_found, operations, track_requests};
+use pool_http::{self as http, health, not_found, operations, track_requests};
 use utoipa::OpenApi;
 
 use crate::key::RELAYED_ROUTES;
@@ -98,17 +97,12 @@ impl Application {
             ),
         ));
 
-        let (host, port) = settings.listen.addr(DEFAULT_PORT);
-        let bind = |port: u16| {
-            TcpListener::bind((host.as_str(), port))
-                .map_err(|e| anyhow::anyhow!("cannot listen on {host}:{port}: {e}"))
-        };
-        let listener = bind(port)?;
-        let admin_listener = bind(settings.admin_port.unwrap_or(DEFAULT_ADMIN_PORT))?;
-        let port = listener.local_addr()?.port();
-        let admin_port = admin_listener.local_addr()?.port();
+        let (listener, port) = settings.listen.bind(DEFAULT_PORT)?;
+        let (admin_listener, admin_port) = settings
+            .listen
+            .bind_port(settings.admin_port.unwrap_or(DEFAULT_ADMIN_PORT))?;
         tracing::info!(
-            %host,
+            host = %settings.listen.host,
             port,
             admin_port,
             upstream = %settings.upstream_url,
@@ -123,50 +117,52 @@ impl Application {
         let http_metrics = web::Data::new(http_metrics);
         let public_relay = relay.clone();
         let public_metrics = http_metrics.clone();
-        let server = HttpServer::new(move || {
-            let mut app = App::new()
-                .app_data(public_relay.clone())
-                .app_data(public_metrics.clone())
-                .wrap(from_fn(track_requests))
-                .wrap(from_fn(routes::request_id));
-            for &route in RELAYED_ROUTES {
+        let server = http::serve::start(
+            move || {
+                let mut app = App::new()
+                    .app_data(public_relay.clone())
+                    .app_data(public_metrics.clone())
+                    .wrap(from_fn(track_requests))
+                    .wrap(from_fn(routes::request_id));
+                for &route in RELAYED_ROUTES {
+                    app = app.service(
+                        web::resource(route)
+                            .route(
+                                web::get().to(move |req, relay| routes::relay(route, req, relay)),
+                            )
+                            .default_service(web::to(routes::method_not_allowed)),
+                    );
+                }
+                // The ranking page, for people: the same cache behind an HTML form.
                 app = app.service(
-                    web::resource(route)
-                        .route(web::get().to(move |req, relay| routes::relay(route, req, relay)))
+                    web::resource("/")
+                        .route(web::get().to(routes::ranking_page))
                         .default_service(web::to(routes::method_not_allowed)),
                 );
-            }
-            // The ranking page, for people: the same cache behind an HTML form.
-            app = app.service(
-                web::resource("/")
-                    .route(web::get().to(routes::ranking_page))
-                    .default_service(web::to(routes::method_not_allowed)),
-            );
-            app.route("/health", web::get().to(health))
-                .route("/ready", web::get().to(routes::ready))
-                .default_service(web::to(not_found))
-        })
-        .workers(settings.listen.workers())
-        .backlog(4096)
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-        .listen(listener)?
-        .run();
+                app.route("/health", web::get().to(health))
+                    .route("/ready", web::get().to(routes::ready))
+                    .default_service(web::to(not_found))
+            },
+            listener,
+            http::serve::ServeOptions {
+                backlog: Some(4096),
+                ..http::serve::ServeOptions::new(settings.listen.workers(), SHUTDOWN_GRACE)
+            },
+        )?;
 
         let openapi = ApiDoc::openapi();
-        let admin = HttpServer::new(move || {
-            App::new()
-                .app_data(relay.clone())
-                .app_data(registry.clone())
-                .app_data(http_metrics.clone())
-                .route("/ready", web::get().to(routes::ready))
-                .configure(operations(Some(openapi.clone())))
-        })
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .listen(admin_listener)?
-        .run();
+        let admin = http::serve::start(
+            move || {
+                App::new()
+                    .app_data(relay.clone())
+                    .app_data(registry.clone())
+                    .app_data(http_metrics.clone())
+                    .route("/ready", web::get().to(routes::ready))
+                    .configure(operations(Some(openapi.clone())))
+            },
+            admin_listener,
+            http::serve::ServeOptions::new(1, Duration::from_secs(1)),
+        )?;
         Ok(Self {
             port,
             admin_port,
@@ -187,13 +183,11 @@ impl Application {
 
     /// Serve until SIGTERM or Ctrl-C, then stop accepting and let in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let (handle, admin_handle) = (self.server.handle(), self.admin.handle());
-        tokio::spawn(async move {
-            pool_service::shutdown::signal().await;
-            handle.stop(true).await;
-            admin_handle.stop(true).await;
-        });
-        let (public, admin) = futures::join!(self.server, self.admin);
-        public.and(admin)
+        http::serve::run_until(
+            vec![self.server, self.admin],
+            pool_service::shutdown::signal(),
+        )
+        .await
+        .map(drop)
     }
 }

@@ -46,7 +46,11 @@ impl ListenArgs {
     /// Bind the listening socket (the service's default port when none was given; 0 picks a free one)
     /// and return it with the port actually bound. The error names the address and what to change.
     pub fn bind(&self, default_port: u16) -> std::io::Result<(std::net::TcpListener, u16)> {
-        let (host, port) = self.addr(default_port);
+        self.bind_port(self.port.unwrap_or(default_port))
+    }
+    /// Bind `port` on this host: a second port of the same service (the relay's admin port).
+    pub fn bind_port(&self, port: u16) -> std::io::Result<(std::net::TcpListener, u16)> {
+        let host = &self.host;
         let listener = std::net::TcpListener::bind((host.as_str(), port)).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
