@@ -36,7 +36,7 @@ VENV="$ROOT/.venv"
 RABBIT_NODE="pooltest@localhost"
 
 # log, die, port_open, running, pid_alive, spawn, wait_for, stop_pid and the moto, Redis, epmd and
-# RabbitMQ plumbing, shared with scripts/stack.sh.
+# RabbitMQ plumbing; `make up` uses the RabbitMQ part too (scripts/lib/rabbitmq-node.sh).
 SUPERVISE_NAME=test-services
 # shellcheck source=lib/supervise.sh source-path=SCRIPTDIR
 source "$(dirname "$SCRIPT")/lib/supervise.sh"

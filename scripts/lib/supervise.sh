@@ -1,13 +1,13 @@
 # shellcheck shell=bash disable=SC2153  # RABBIT_DIR, AMQP_PORT, ...: set by the sourcing script
-# Process supervision shared by the two local supervisors, scripts/stack.sh (`make up`: the whole
-# platform) and scripts/test-services.sh (the test servers): start a detached process with a pid file
-# and a log, wait until it is ready within a deadline, stop it by its pid file (SIGTERM, then SIGKILL),
-# and the pieces both need to run moto (S3), Redis, epmd and RabbitMQ as local processes.
+# Process supervision for scripts/test-services.sh (the test servers): start a detached process with a
+# pid file and a log, wait until it is ready within a deadline, stop it by its pid file (SIGTERM, then
+# SIGKILL), and the pieces to run moto (S3), Redis, epmd and RabbitMQ as local processes. `make up` is
+# supervised by the stack manager (crates/stack, deploy/stack.toml) instead; it uses the RabbitMQ
+# pieces here through scripts/lib/rabbitmq-node.sh (the broker's folder, configuration and users).
 #
 # Sourced, never run:
 #
-#   SUPERVISE_NAME=stack                    # the prefix of every log line (required)
-#   SUPERVISE_PORT_HINT="; set STACK_*_PORT"   # appended to "port … is taken" errors (optional)
+#   SUPERVISE_NAME=test-services            # the prefix of every log line (required)
 #   source "$(dirname "$SCRIPT")/lib/supervise.sh"
 #
 # Every message goes to stderr (the callers keep stdout for what they print on purpose, such as
@@ -44,7 +44,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # need_free_port PORT WHAT: die unless PORT is free (WHAT names the listener in the message), so a
 # clash with another program fails the start instead of leaving a server that never answers.
 need_free_port() {
-    port_open "$1" && die "port $1 ($2) is taken by another program${SUPERVISE_PORT_HINT:-}"
+    port_open "$1" && die "port $1 ($2) is taken by another program"
     return 0
 }
 
@@ -57,9 +57,6 @@ running() {
 
 # pid_alive PIDFILE: the pid file exists and its process runs.
 pid_alive() { [[ -f $1 ]] && running "$(cat "$1")"; }
-
-# session_members PID: every live process of the session led by PID (the process and whatever it forked).
-session_members() { ps -e -o pid=,sid=,stat= | awk -v s="$1" '$2 == s && $3 !~ /^Z/ { print $1 }'; }
 
 # spawn PIDFILE LOGFILE COMMAND...: start COMMAND detached, in a session of its own (no terminal; a
 # stop can also reach whatever it forks), stdin from /dev/null, stdout and stderr appended to LOGFILE,
@@ -94,11 +91,10 @@ wait_for() {
     done
 }
 
-# stop_pid WHAT PIDFILE [GRACE] [session]: stop the process of PIDFILE with SIGTERM, SIGKILL when it
-# still runs after GRACE seconds (default 10), and delete PIDFILE. With `session`, then SIGKILL
-# whatever is left in its session too (children that outlived it). Quiet when nothing runs.
+# stop_pid WHAT PIDFILE [GRACE]: stop the process of PIDFILE with SIGTERM, SIGKILL when it still runs
+# after GRACE seconds (default 10), and delete PIDFILE. Quiet when nothing runs.
 stop_pid() {
-    local what=$1 pidfile=$2 grace=${3:-10} sweep=${4:-}
+    local what=$1 pidfile=$2 grace=${3:-10}
     [[ -f $pidfile ]] || return 0
     local pid
     pid=$(cat "$pidfile")
@@ -113,15 +109,6 @@ stop_pid() {
             kill -KILL "$pid" 2>/dev/null || true
         fi
         log "stopped $what (pid $pid)"
-    fi
-    if [[ $sweep == session && -n $pid ]]; then
-        local left
-        left=$(session_members "$pid" | tr '\n' ' ')
-        if [[ -n ${left// /} ]]; then
-            # shellcheck disable=SC2086
-            kill -KILL $left 2>/dev/null || true
-            log "killed what $what left behind: $left"
-        fi
     fi
     rm -f "$pidfile"
 }
@@ -285,19 +272,19 @@ rabbit_users() {
 # rabbit_user_password FILE USER: the password rabbit_users gave USER.
 rabbit_user_password() { awk -v u="$2" '$1 == u { print $2 }' "$1"; }
 
-# rabbit_stop PIDFILE [fast] [session]: stop the broker started by rabbit_start. Graceful by default
+# rabbit_stop PIDFILE [fast]: stop the broker started by rabbit_start. Graceful by default
 # (SIGTERM: durable queues and persistent messages survive a restart, ~7 s because the management
 # plugin waits out a 5 s timer). `fast` kills the VM at once, for callers that delete the data next.
-# `session` as for stop_pid. The VM is killed at the end should the start script have gone without it.
+# The VM is killed at the end should the start script have gone without it.
 rabbit_stop() {
-    local pidfile=$1 mode=${2:-} sweep=${3:-}
+    local pidfile=$1 mode=${2:-}
     local beam=""
     [[ -f $RABBIT_DIR/beam.pid ]] && beam=$(cat "$RABBIT_DIR/beam.pid")
     if [[ $mode == fast && -n $beam ]] && running "$beam"; then
         kill -KILL "$beam" 2>/dev/null || true
         log "killed the RabbitMQ VM (pid $beam); its data is deleted next"
     fi
-    stop_pid "RabbitMQ" "$pidfile" 30 "$sweep"
+    stop_pid "RabbitMQ" "$pidfile" 30
     if [[ -n $beam ]] && running "$beam"; then
         kill -KILL "$beam" 2>/dev/null || true
         log "killed the RabbitMQ VM (pid $beam)"
