@@ -7,18 +7,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-case $TARGET in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
-PROFILE="${STACK_PROFILE:-release}"
-case $PROFILE in
-release) flags=(--release) ;;
-debug) flags=() ;;
-*) echo "stack: error: STACK_PROFILE must be release or debug (got $PROFILE)" >&2 && exit 1 ;;
-esac
-MANAGER="$TARGET/$PROFILE/stack"
-BUILD="${STACK_BUILD:-missing}"
-if [[ $BUILD != never && (! -x $MANAGER || ($BUILD == always && ${1:-} == up)) ]]; then
-    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build "${flags[@]}" -p pool-stack) >&2
-fi
-[[ -x $MANAGER ]] || { echo "stack: error: $MANAGER is missing (STACK_BUILD=$BUILD)" >&2 && exit 1; }
+# shellcheck source=lib/stack-manager.sh source-path=SCRIPTDIR
+source "$ROOT/scripts/lib/stack-manager.sh"
+stack_manager "$ROOT" "$([[ ${1:-} == up ]] && echo rebuild)"
 exec "$MANAGER" --file "$ROOT/deploy/stack.toml" "$@"

@@ -23,6 +23,8 @@ usage: stack [--file STACK_FILE] COMMAND
   restart SERVICE...    stop these services and start them again, each with the caller's environment
                         under its own and the binary it ran, and wait until they are ready
   stop SERVICE...       stop these services only (`restart` or `up` starts them again)
+  start SERVICE...      start these services (and what they need) when not running, and wait
+  run COMPONENT CMD...  run CMD with the component's environment
   env                   print the stack's URLs as shell exports
   render FILE           print a generated file of the stack file's [files]
   show [COMPONENT...]   print what `up` runs: each command and the environment it adds
@@ -38,10 +40,11 @@ fn main() {
         args.remove(0);
     }
     let file = file.unwrap_or_else(default_file);
-    let code = match run(&file, args) {
+    let mut name = "stack".to_string();
+    let code = match run(&file, args, &mut name) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("stack: error: {e}");
+            eprintln!("{name}: error: {e}");
             1
         }
     };
@@ -60,12 +63,14 @@ fn default_file() -> PathBuf {
     from_exe.unwrap_or_else(|| PathBuf::from("deploy/stack.toml"))
 }
 
-fn run(file: &std::path::Path, mut args: Vec<String>) -> Result<i32, String> {
+/// Runs a subcommand; `name` becomes the stack file's name (the prefix of the error message).
+fn run(file: &std::path::Path, mut args: Vec<String>, name: &mut String) -> Result<i32, String> {
     if args.is_empty() || matches!(args[0].as_str(), "-h" | "--help" | "help") {
         eprintln!("{USAGE}");
         return Ok(2);
     }
     let mut s = stack::Stack::open(file)?;
+    *name = s.name().to_string();
     if let Some(expansion) = s.alias(&args[0]) {
         args.splice(0..1, expansion);
     }
@@ -77,6 +82,8 @@ fn run(file: &std::path::Path, mut args: Vec<String>) -> Result<i32, String> {
         ("logs", _) => s.logs(&rest).map(|_| 0),
         ("restart", _) => s.restart(&rest).map(|_| 0),
         ("stop", _) => s.stop(&rest).map(|_| 0),
+        ("start", _) => s.start(&rest).map(|_| 0),
+        ("run", n) if n >= 2 => s.run(&rest[0], &rest[1..]),
         ("env", 0) => s.env().map(|_| 0),
         ("render", 1) => s.render(&rest[0]).map(|_| 0),
         ("show", _) => s.show(&rest).map(|_| 0),

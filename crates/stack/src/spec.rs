@@ -16,6 +16,21 @@ pub struct Spec {
     pub root: String,
     /// The state folder (pid files in run/, logs in logs/, settings, env); `${STATE}`.
     pub state_dir: String,
+    /// The state layout, relative to STATE: pid files, logs ("" for STATE itself), the recorded
+    /// settings and the exports.
+    #[serde(default = "default_run_dir")]
+    pub run_dir: String,
+    #[serde(default = "default_log_dir")]
+    pub log_dir: String,
+    #[serde(default = "default_settings_file")]
+    pub settings_file: String,
+    #[serde(default = "default_env_file")]
+    pub env_file: String,
+    /// What errors say when a command needs the stack up and it is not, and how to start it.
+    #[serde(default = "default_not_up")]
+    pub not_up: String,
+    #[serde(default = "default_start_hint")]
+    pub start_hint: String,
     /// Appended to "port … is taken" errors.
     #[serde(default)]
     pub port_hint: String,
@@ -182,6 +197,24 @@ pub struct Component {
     pub service: bool,
 }
 
+fn default_not_up() -> String {
+    "the stack is not up".into()
+}
+fn default_start_hint() -> String {
+    "make up".into()
+}
+fn default_run_dir() -> String {
+    "run".into()
+}
+fn default_log_dir() -> String {
+    "logs".into()
+}
+fn default_settings_file() -> String {
+    "settings".into()
+}
+fn default_env_file() -> String {
+    "env".into()
+}
 fn default_ready_timeout() -> u64 {
     60
 }
@@ -346,6 +379,8 @@ stop_grace = 3
     #[test]
     fn the_repository_stack_files_parse() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
-        Spec::load(&root.join("stack.toml")).unwrap();
+        for f in ["stack.toml", "test-services.toml"] {
+            Spec::load(&root.join(f)).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 }

@@ -92,13 +92,27 @@ impl Stack {
     }
 
     fn pidfile(&self, name: &str) -> PathBuf {
-        self.state.join("run").join(format!("{name}.pid"))
+        self.state
+            .join(&self.spec.run_dir)
+            .join(format!("{name}.pid"))
     }
     fn logfile(&self, name: &str) -> PathBuf {
-        self.state.join("logs").join(format!("{name}.log"))
+        self.state
+            .join(&self.spec.log_dir)
+            .join(format!("{name}.log"))
     }
     fn settings_file(&self) -> PathBuf {
-        self.state.join("settings")
+        self.state.join(&self.spec.settings_file)
+    }
+    fn env_file(&self) -> PathBuf {
+        self.state.join(&self.spec.env_file)
+    }
+    /// Make the folders of pid files and logs.
+    fn make_dirs(&self) -> Result<()> {
+        for d in [&self.spec.run_dir, &self.spec.log_dir] {
+            std::fs::create_dir_all(self.state.join(d)).map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
     fn started(&self) -> bool {
         self.settings_file().is_file()
@@ -544,13 +558,15 @@ impl Stack {
         self.check_requires()?;
         self.build()?;
         if !self.started() {
-            // A fresh start: the previous run's logs and stale pid files go.
-            let _ = std::fs::remove_dir_all(self.state.join("logs"));
-            let _ = std::fs::remove_dir_all(self.state.join("run"));
+            // A fresh start: the previous run's logs and stale pid files go (when they have folders of
+            // their own).
+            for d in [&self.spec.log_dir, &self.spec.run_dir] {
+                if !d.is_empty() {
+                    let _ = std::fs::remove_dir_all(self.state.join(d));
+                }
+            }
         }
-        for d in ["run", "logs"] {
-            std::fs::create_dir_all(self.state.join(d)).map_err(|e| e.to_string())?;
-        }
+        self.make_dirs()?;
         self.load_settings()?;
         let names = self.enabled_names()?;
         let already: Vec<&str> = names
@@ -592,7 +608,10 @@ impl Stack {
 
     fn up_rest(&self, names: &[String], t0: Instant) -> Result<()> {
         self.start_all(names, t0)?;
-        std::fs::write(self.state.join("env"), self.exports()?).map_err(|e| e.to_string())?;
+        let env = self.env_file();
+        let tmp = env.with_extension("tmp");
+        std::fs::write(&tmp, self.exports()?).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &env).map_err(|e| e.to_string())?;
         if let Some(check) = &self.spec.up.final_check {
             let timeout = Duration::from_secs(check.timeout.unwrap_or(90));
             let started = Instant::now();
@@ -678,7 +697,7 @@ impl Stack {
             }
         }
         let _ = std::fs::remove_file(self.settings_file());
-        let _ = std::fs::remove_file(self.state.join("env"));
+        let _ = std::fs::remove_file(self.env_file());
         if !self.spec.down.message.is_empty() {
             self.log(self.vars.sub(&self.spec.down.message)?);
         }
@@ -745,8 +764,10 @@ impl Stack {
         }
         if !self.started() {
             return Err(format!(
-                "the stack is not up ({}): make up",
-                self.state.display()
+                "{} ({}): {}",
+                self.spec.not_up,
+                self.state.display(),
+                self.spec.start_hint
             ));
         }
         for n in names {
@@ -783,9 +804,7 @@ impl Stack {
             }
             self.stop_component(self.comp(n));
         }
-        for d in ["run", "logs"] {
-            std::fs::create_dir_all(self.state.join(d)).map_err(|e| e.to_string())?;
-        }
+        self.make_dirs()?;
         let default_bin = self.vars.builtins["BIN"].clone();
         for n in names {
             let bin = bins.get(n).cloned().unwrap_or_else(|| default_bin.clone());
@@ -796,6 +815,48 @@ impl Stack {
         }
         self.log(format!("restarted: {}", names.join(" ")));
         Ok(())
+    }
+
+    /// Start SERVICEs that are not running, with what they depend on that is not running either, and
+    /// wait until they are ready.
+    pub fn start(&mut self, names: &[String]) -> Result<()> {
+        self.check_services("start", names)?;
+        self.load_settings()?;
+        self.make_dirs()?;
+        let mut set = names.to_vec();
+        let mut i = 0;
+        while i < set.len() {
+            for d in &self.comp(&set[i]).depends_on {
+                let dc = self
+                    .spec
+                    .component(d)
+                    .ok_or_else(|| format!("no component {d}"))?;
+                if self.enabled(dc)? && !self.alive(d) && !set.contains(d) {
+                    set.push(d.clone());
+                }
+            }
+            i += 1;
+        }
+        self.start_all(&set, Instant::now())
+    }
+
+    /// Run a command with COMPONENT's environment (e.g. a broker's control tool against it).
+    pub fn run(&mut self, name: &str, argv: &[String]) -> Result<i32> {
+        if !self.started() {
+            return Err(format!("{} ({})", self.spec.not_up, self.state.display()));
+        }
+        self.load_settings()?;
+        let c = self
+            .spec
+            .component(name)
+            .ok_or_else(|| format!("no component {name}"))?;
+        if argv.is_empty() {
+            return Err(format!("run {name}: name a command"));
+        }
+        let env = self.env_of(c)?;
+        use std::os::unix::process::CommandExt;
+        let e = Command::new(&argv[0]).args(&argv[1..]).envs(env).exec();
+        Err(format!("{}: {e}", argv[0]))
     }
 
     pub fn logs(&mut self, names: &[String]) -> Result<()> {
@@ -834,8 +895,8 @@ impl Stack {
     }
 
     pub fn env(&self) -> Result<()> {
-        let text = std::fs::read_to_string(self.state.join("env"))
-            .map_err(|_| format!("the stack is not up ({})", self.state.display()))?;
+        let text = std::fs::read_to_string(self.env_file())
+            .map_err(|_| format!("{} ({})", self.spec.not_up, self.state.display()))?;
         print!("{text}");
         Ok(())
     }
@@ -875,6 +936,10 @@ impl Stack {
             println!();
         }
         Ok(())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
     }
 
     pub fn alias(&self, name: &str) -> Option<Vec<String>> {

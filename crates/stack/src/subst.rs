@@ -1,5 +1,6 @@
 //! `${NAME}` and `${NAME:-default}` in the stack file's strings, as in a shell, so the file reads like
 //! the scripts it replaced; the default may itself hold references (`${STACK_DIR:-${ROOT}/.stack}`).
+//! `${NAME+N}` adds N to a numeric value (ports in a block: `${BASE+1}`).
 //! A reference to a name nobody defines is an error rather than an empty string: a typo in the stack
 //! file fails at once instead of starting a service with a broken URL.
 
@@ -19,10 +20,30 @@ pub fn substitute(
             Some(i) => (&inner[..i], Some(&inner[i + 2..])),
             None => (inner, None),
         };
+        let (name, offset) = match name.split_once('+') {
+            Some((n, o)) => (
+                n,
+                Some(
+                    o.parse::<i64>()
+                        .map_err(|_| format!("bad offset in {text:?}"))?,
+                ),
+            ),
+            None => (name, None),
+        };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("bad variable name {name:?} in {text:?}"));
         }
-        match (lookup(name)?, default) {
+        let value = match (lookup(name)?, offset) {
+            (Some(v), Some(o)) => {
+                let n: i64 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("${{{name}}} is not a number ({v:?}) in {text:?}"))?;
+                Some((n + o).to_string())
+            }
+            (v, _) => v,
+        };
+        match (value, default) {
             (Some(v), Some(_)) if !v.is_empty() => out.push_str(&v),
             (Some(v), None) => out.push_str(&v),
             (_, Some(d)) => out.push_str(&substitute(d, lookup)?),
@@ -85,6 +106,12 @@ mod tests {
         assert_eq!(with(&vars, "${DIR:-${ROOT}/.stack}").unwrap(), "/r/.stack");
         assert_eq!(with(&vars, "${NONE:-}").unwrap(), "");
         assert_eq!(with(&vars, "cost $5 {x}").unwrap(), "cost $5 {x}");
+        assert_eq!(with(&vars, "${PORT+8}").unwrap(), "16088");
+        assert!(
+            with(&vars, "${ROOT+1}")
+                .unwrap_err()
+                .contains("not a number")
+        );
     }
 
     #[test]

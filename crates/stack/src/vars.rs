@@ -109,7 +109,9 @@ pub fn parse_values(t: &toml::Table) -> Result<BTreeMap<String, Value>, String> 
 }
 
 /// Resolve the settings in the file's order: a recorded value when there is one, otherwise the
-/// setting's definition: a string, `{ run = [...] }` (the command's output), or `{ when, then, else }`.
+/// setting's definition: a string, `{ run = [...] }` (the command's output), `{ when, then, else }`,
+/// or `{ free_ports = { from, to, step, count } }` (the first of from, from+step, ... up to `to` whose
+/// `count` ports on 127.0.0.1 are all free).
 pub fn resolve_settings(
     vars: &mut Vars,
     defs: &toml::Table,
@@ -141,6 +143,20 @@ pub fn resolve_settings(
                         ));
                     }
                     String::from_utf8_lossy(&out.stdout).trim().to_string()
+                } else if let Some(f) = t.get("free_ports").and_then(|v| v.as_table()) {
+                    let n = |k: &str| f.get(k).and_then(|v| v.as_integer()).unwrap_or(0);
+                    let (from, to) = (n("from"), n("to"));
+                    let (step, count) = (n("step").max(1), n("count").max(1));
+                    let free = |b: i64| {
+                        (b..b + count)
+                            .all(|p| u16::try_from(p).is_ok_and(|p| !crate::health::port_open(p)))
+                    };
+                    let base = (from..=to).step_by(step as usize).find(|&b| free(b));
+                    let last = to + count - 1;
+                    base.ok_or_else(|| {
+                        format!("setting {name}: no block of {count} free ports in {from}-{last}")
+                    })?
+                    .to_string()
                 } else if let Some(cond) = str_of("when") {
                     let pick = if vars.holds(&cond)? { "then" } else { "else" };
                     vars.sub(&str_of(pick).unwrap_or_default())?
@@ -201,20 +217,54 @@ pub fn shell_quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', r"'\''"))
 }
 
-/// Read STATE/settings (also the bash supervisor's, `printf %q`: bare words with backslash escapes,
-/// single quotes, and `$'...'`).
+/// Read STATE/settings (also what the bash supervisors wrote: `printf %q` values, bare words with
+/// backslash escapes, single quotes and `$'...'`, and several NAME=value on a line).
 pub fn parse_settings(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
-        };
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            continue;
+        for word in shell_words(line) {
+            let Some((k, v)) = word.split_once('=') else {
+                continue;
+            };
+            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            out.insert(k.to_string(), shell_unquote(v));
         }
-        out.insert(k.to_string(), shell_unquote(v));
     }
     out
+}
+
+/// A line split at blanks outside quotes (quotes and escapes kept, for shell_unquote).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_quotes = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' if !in_quotes => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+                continue;
+            }
+            '\\' => {
+                cur.push(c);
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                continue;
+            }
+            '\'' => in_quotes = !in_quotes,
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
 }
 
 fn shell_unquote(v: &str) -> String {
@@ -312,6 +362,34 @@ E = { run = ["echo", "  ran ${A}  "] }
         let bash = parse_settings("RABBIT_DIR=/tmp/a\\ b\nX=$'a\\tb'\n");
         assert_eq!(bash["RABBIT_DIR"], "/tmp/a b");
         assert_eq!(bash["X"], "a\tb");
+        let several =
+            parse_settings("S3_PORT=17100 AMQP_PORT=17101 Q='a b' Z=x\\ y\nRABBIT_DIR=/d\n");
+        assert_eq!(several["S3_PORT"], "17100");
+        assert_eq!(several["AMQP_PORT"], "17101");
+        assert_eq!(several["Q"], "a b");
+        assert_eq!(several["Z"], "x y");
+        assert_eq!(several["RABBIT_DIR"], "/d");
+    }
+
+    #[test]
+    fn free_ports_find_the_first_free_block() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = i64::from(taken.local_addr().unwrap().port());
+        let spec = format!(
+            "B = {{ free_ports = {{ from = {}, to = {}, step = 3, count = 3 }} }}",
+            p - 1,
+            p + 8
+        );
+        let mut v = vars();
+        resolve_settings(&mut v, &toml::from_str(&spec).unwrap(), &BTreeMap::new()).unwrap();
+        // The block p-1..p+1 holds the taken port: a later one is picked.
+        let got: i64 = v.get("B").unwrap().unwrap().parse().unwrap();
+        assert!(got >= p + 2, "{got} skips the block holding {p}");
+        let spec = format!("B = {{ free_ports = {{ from = {p}, to = {p}, count = 1 }} }}");
+        let mut v = vars();
+        let e = resolve_settings(&mut v, &toml::from_str(&spec).unwrap(), &BTreeMap::new())
+            .unwrap_err();
+        assert!(e.contains("no block of 1 free ports"), "{e}");
     }
 
     #[test]

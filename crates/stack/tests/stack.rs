@@ -237,7 +237,7 @@ fn a_component_that_exits_fails_up_with_its_log() {
     let err = text(&up.stderr);
     assert!(err.contains("api: no config"), "the log's tail: {err}");
     assert!(
-        err.contains("stack: error: api exited during start-up"),
+        err.contains("mini: error: api exited during start-up"),
         "{err}"
     );
     let web = m.pid("web");
