@@ -26,7 +26,9 @@
 # (k = 0..9) whose nine ports are free, kept for as long as the state folder says the services run: +0
 # S3, +1 AMQP, +2 management, +3 Redis, +4 AMQPS, +5 Redis TLS, +6 management HTTPS, +7 epmd, +8 Erlang
 # distribution. Only stdout carries the exports; progress and errors go to stderr. The manager binary is
-# found (and built when missing) as scripts/stack.sh finds it (STACK_PROFILE, STACK_BUILD, CARGO_TARGET_DIR).
+# found (and built when missing) as scripts/stack.sh finds it (STACK_PROFILE, STACK_BUILD,
+# CARGO_TARGET_DIR), except that STACK_PROFILE defaults to debug here: the test build's, so `make test`
+# builds nothing in release.
 set -euo pipefail
 
 SCRIPT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
@@ -42,7 +44,7 @@ die() {
 
 # shellcheck source=lib/stack-manager.sh source-path=SCRIPTDIR
 source "$ROOT/scripts/lib/stack-manager.sh"
-stack_manager "$ROOT" "$([[ ${1:-} == start ]] && echo rebuild)"
+STACK_PROFILE="${STACK_PROFILE:-debug}" stack_manager "$ROOT" "$([[ ${1:-} == start ]] && echo rebuild)"
 # The manager over this script's stack file (stdout: what the subcommand prints).
 manager() { "$MANAGER" --file "$ROOT/deploy/test-services.toml" "$@"; }
 # The component runs (the manager's status line for it says so).
