@@ -307,7 +307,9 @@ impl Stack {
             return health::tcp(port, send.as_deref(), check.expect.as_deref());
         }
         if let Some(url) = &check.http {
-            let secs = check.timeout.filter(|_| c.is_none()).map_or(2, |_| 5);
+            // A component's own check answers fast or not at all; `up`'s final check goes through
+            // the whole stack (a ranking through the relay), so each attempt may take longer.
+            let secs = if c.is_some() { 2 } else { 5 };
             return health::http(&self.vars.sub(url)?, Duration::from_secs(secs));
         }
         if let Some(argv) = &check.command {
