@@ -9,7 +9,7 @@
 #      docker-compose.yml parses, promtool accepts the Prometheus configs (the compactor and the intake
 #      scraped), the dashboard parses (with its compaction lag panel, accepted events from the intake);
 #      the hardening (a ServiceAccount and a Secret per service, pool-selector read only with no AMQP or
-#      intake setting in the manifests, compose, stack.sh and fuzz.sh, Pod Security `restricted`,
+#      intake setting in the manifests, compose, deploy/stack.toml and fuzz.sh, Pod Security `restricted`,
 #      default deny both ways in every namespace, a policy per workload, storage and API server egress
 #      named, the launcher's Role against its backend's calls, image digests, the relay's admin port);
 #      who reaches the intake (a producer namespace's pod and Prometheus, nobody else), in every

@@ -91,9 +91,9 @@ static:
     Dockerfile builds a real binary as a non-root user, from base images named without a registry host;
   * no registry host (container image, chart and package registries: REGISTRY_HOSTS) in any file of the
     repository but Cargo.lock; the chart's dependencies come from a repository alias (`@bitnami`);
-  * the local scripts: scripts/stack.sh and scripts/fuzz.sh give pool-selector no AMQP or intake setting
-    and start the intake with its tokens and the broker; `make up` gives the compactor and pool-selector
-    (only) the same random ROLLUP_HMAC_KEY, kept in its state folder (its functions run with stubs);
+  * the local scripts: deploy/stack.toml (`make up`) and scripts/fuzz.sh give pool-selector no AMQP or
+    intake setting and start the intake with its tokens and the broker; `make up` gives the compactor and
+    pool-selector (only) the same random ROLLUP_HMAC_KEY, kept in its state folder (`stack.sh show`);
   * `promtool check config` accepts deploy/prometheus.yml and the variant `make up` generates from it;
     Prometheus scrapes the compactor, the intake, and the relay on its admin port;
   * the Grafana dashboard and its provisioning parse and agree on the datasource; it has the compactor's
@@ -127,6 +127,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -2353,7 +2354,7 @@ def rabbitmq_max_message_size(text: str) -> list[int]:
 def check_rabbitmq_configs(r: Report, renderings: dict[str, list[dict]]) -> None:
     """RabbitMQ's max_message_size is ingest-worker's MAX_MESSAGE_BYTES default wherever RabbitMQ is
     configured: compose's rabbitmq.conf (mounted into the broker), k8s/dependencies' values, the chart's
-    rabbitmq dependency values, and `make up`'s broker (the rabbitmq.conf scripts/stack.sh writes)."""
+    rabbitmq dependency values, and `make up`'s broker (the rabbitmq.conf its prepare step writes)."""
     want = worker_max_message_bytes()
     r.check(want > 0, f"ingest-worker's DEFAULT_MAX_MESSAGE_BYTES is {want} ({WORKER_SETTINGS.relative_to(ROOT)})")
     sources = {str(p.relative_to(ROOT)): p.read_text() for p in RABBITMQ_CONFIGS}
@@ -2363,20 +2364,20 @@ def check_rabbitmq_configs(r: Report, renderings: dict[str, list[dict]]) -> None
         extra = ((yaml.safe_load(f.read_text()) or {}).get("rabbitmq") or {}).get("extraConfiguration")
         if extra is not None:
             sources[f"helm ci/{f.name} rabbitmq.extraConfiguration"] = extra
-    # make up's broker: the lines `stack.sh rabbitmq-config` prints, and the rabbitmq.conf its start_rabbitmq
-    # writes through the library's rabbit_prepare (run with stubs that start nothing).
+    # make up's broker: the lines `stack.sh rabbitmq-config` prints, and the rabbitmq.conf the broker's
+    # prepare step (scripts/lib/rabbitmq-node.sh prepare, named by deploy/stack.toml) writes from them.
     with tempfile.TemporaryDirectory() as tmp:
         p = subprocess.run([str(STACK_SCRIPT), "rabbitmq-config"], capture_output=True, text=True,
                            env=dict(os.environ, STACK_DIR=str(Path(tmp) / "state")))
         sources["make up: scripts/stack.sh rabbitmq-config"] = p.stdout if p.returncode == 0 else p.stderr
+        settings = Path(tmp) / "rabbitmq-settings.conf"
+        settings.write_text(p.stdout)
         rabbit_dir = Path(tmp) / "rabbitmq"
-        try:
-            p = run_stack_functions(["RABBIT_SETTINGS=", "rabbit_settings()", "start_rabbitmq()"],
-                                    f"RABBIT_DIR={str(rabbit_dir)!r}; AMQP_PORT=1; MGMT_PORT=2\nstart_rabbitmq\n"
-                                    "cat \"$RABBIT_DIR/rabbitmq.conf\"", Path(tmp))
-            sources["make up: the rabbitmq.conf start_rabbitmq writes"] = p.stdout if p.returncode == 0 else p.stderr
-        except ValueError as e:
-            sources["make up: the rabbitmq.conf start_rabbitmq writes"] = str(e)
+        p = subprocess.run([str(RABBIT_NODE_SCRIPT), "prepare", str(settings)], capture_output=True, text=True,
+                           env=dict(os.environ, RABBIT_DIR=str(rabbit_dir), MGMT_PORT="2"))
+        conf = rabbit_dir / "rabbitmq.conf"
+        sources["make up: the rabbitmq.conf its prepare step writes"] = (
+            conf.read_text() if p.returncode == 0 and conf.exists() else p.stderr)
     for where, text in sources.items():
         got = rabbitmq_max_message_size(text)
         r.check(got == [want], f"{where}: RabbitMQ max_message_size = {want} (ingest-worker's MAX_MESSAGE_BYTES)",
@@ -2881,7 +2882,7 @@ def check_install_docs(r: Report, renderings: dict[str, list[dict]]) -> None:
 LAUNCHER_DOCS = [ROOT / "README.md", K8S / "README.md", K8S / "overlays" / "example" / "kustomization.yaml",
                  K8S / "overlays" / "example" / "secrets.example.yaml", CHART / "README.md", CHART / "values.yaml",
                  CHART / "templates" / "NOTES.txt", DEPLOY / "README.md", DEPLOY / "launch-templates" / "README.md",
-                 ROOT / "docs" / "security.md", ROOT / "scripts" / "stack.sh", ROOT / ".env.example"]
+                 ROOT / "docs" / "security.md", DEPLOY / "stack.toml", ROOT / ".env.example"]
 # A LAUNCHER_TOKENS entry: caller:token (the token may be left for a tool to fill in, as .env.example's).
 CALLER_ENTRY = re.compile(r"^[A-Za-z0-9._-]{1,64}:")
 
@@ -3047,104 +3048,92 @@ def shell_block(text: str, start: str) -> str:
 
 
 STACK_SCRIPT = ROOT / "scripts" / "stack.sh"
-SUPERVISE_LIB = ROOT / "scripts" / "lib" / "supervise.sh"
+# What `make up` runs (the stack manager, crates/stack, reads it) and the broker's shell steps it names.
+STACK_FILE = DEPLOY / "stack.toml"
+RABBIT_NODE_SCRIPT = ROOT / "scripts" / "lib" / "rabbitmq-node.sh"
 
 
-def run_stack_functions(starts: list[str], body: str, state: Path) -> subprocess.CompletedProcess:
-    """Run `body` in bash with the functions and assignments of scripts/stack.sh that begin with `starts`
-    (shell_block), after scripts/lib/supervise.sh and stubs that start nothing: alive (nothing runs),
-    need_free_port, spawn_component (prints the component and its arguments, one per line, then a
-    blank line), rabbit_start, pidfile, logfile, s3_env, and `id -u` not 0 (no chown to the rabbitmq
-    user). ROOT is the repository, STATE the given folder."""
-    stack = STACK_SCRIPT.read_text()
-    blocks = []
-    for start in starts:
-        block = shell_block(stack, start)
-        if not block:
-            raise ValueError(f"no `{start}` in scripts/stack.sh")
-        blocks.append(block)
-    script = "\n".join([
-        "set -euo pipefail",
-        f"ROOT={str(ROOT)!r}; STATE={str(state)!r}; BIN=/nonexistent",
-        "SUPERVISE_NAME=stack-check",
-        f"source {str(SUPERVISE_LIB)!r}",
-        "alive() { return 1; }",
-        "need_free_port() { :; }",
-        "spawn_component() { printf '%s\\n' \"$@\"; echo; }",
-        "rabbit_start() { :; }",
-        "pidfile() { echo /dev/null; }",
-        "logfile() { echo /dev/null; }",
-        "s3_env() { :; }",
-        "id() { echo 1000; }",
-        *blocks,
-        body,
-    ])
-    return subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+def stack_components() -> dict[str, dict]:
+    """deploy/stack.toml's components by name."""
+    return {c["name"]: c for c in tomllib.loads(STACK_FILE.read_text()).get("component", [])}
+
+
+def stack_show(state: Path) -> tuple[dict[str, dict[str, str]], str]:
+    """`scripts/stack.sh show` with the chaos topology on and `state` as its (not started) state folder:
+    per component the environment `up` gives it, and the error when it failed. Starts nothing."""
+    p = subprocess.run([str(STACK_SCRIPT), "show"], capture_output=True, text=True,
+                       env=dict(os.environ, STACK_DIR=str(state), STACK_CHAOS="1"))
+    if p.returncode != 0:
+        return {}, (p.stderr or p.stdout).strip()[-400:]
+    out: dict[str, dict[str, str]] = {}
+    name = ""
+    for line in p.stdout.splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            name = line[1:-1]
+            out[name] = {}
+        elif line.startswith("env ") and name:
+            k, _, v = line[4:].partition("=")
+            out[name][k] = v
+    return out, ""
 
 
 def check_stack_rollup_key(r: Report) -> None:
     """`make up` gives the compactor and pool-selector (and the chaos topology's second replica) the same
     ROLLUP_HMAC_KEY: random, kept owner-only in the state folder, the same on every later start; no
-    other service gets it. Runs the script's own start_service, rollup_key, start_pool_selector and
-    start_compactor with stubs that start nothing."""
+    other component gets it. Reads what the stack manager would start (`stack.sh show`, twice)."""
     with tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp)
-        others = ["ingest-worker", "relay", "monitor", "intake", "launcher", "event-generator"]
-        body = "\n".join(["SELECTOR_PORT=1; COMPACTOR_PORT=2", "start_pool_selector", "start_compactor",
-                           "start_service pool-selector-2 3 x", *[f"start_service {o} 4 x" for o in others],
-                           "start_pool_selector"])
-        try:
-            p = run_stack_functions(["ROLLUP_KEY_HOLDERS=", "rollup_key()", "start_service()", "start_pool_selector()",
-                                     "start_compactor()"], body, state)
-        except ValueError as e:
-            r.fail(f"scripts/stack.sh: {e}")
+        state = Path(tmp) / "state"
+        first, err = stack_show(state)
+        second, err2 = stack_show(state)
+        if not r.check(bool(first) and not err and not err2, "scripts/stack.sh show prints what `make up` starts", err or err2):
             return
-        if not r.check(p.returncode == 0, "scripts/stack.sh: start_service, start_pool_selector and start_compactor run "
-                       "(stubbed)", (p.stderr or p.stdout).strip()[:400]):
-            return
-        started: list[tuple[str, list[str]]] = []
-        for chunk in p.stdout.split("\n\n"):
-            lines = [l for l in chunk.splitlines() if l]
-            if lines:
-                started.append((lines[0], lines[1:]))
-        key_of = [(name, [a.split("=", 1)[1] for a in args if a.startswith(f"{ROLLUP_ENV}=")]) for name, args in started]
         key_file = state / "rollup-hmac-key"
-        stored = key_file.read_text() if key_file.exists() else ""
+        stored = key_file.read_text().strip() if key_file.exists() else ""
+        holders = ("pool-selector", "pool-selector-2", "compactor")
         problems = []
-        for name, keys in key_of:
-            if name in ("pool-selector", "pool-selector-2", "compactor"):
-                if keys != [stored] or not re.fullmatch(r"[0-9a-f]{64}", stored):
-                    problems.append(f"{name}: {ROLLUP_ENV} {keys}, the state's key {'set' if stored else 'missing'}")
-            elif keys:
-                problems.append(f"{name} gets {ROLLUP_ENV}")
-        names = [n for n, _ in started]
-        if names.count("pool-selector") != 2 or "compactor" not in names:
-            problems.append(f"started {names}")
+        for run in (first, second):
+            for name, env in run.items():
+                got = env.get(ROLLUP_ENV)
+                if name in holders:
+                    if got != stored or not re.fullmatch(r"[0-9a-f]{64}", stored):
+                        problems.append(f"{name}: {ROLLUP_ENV} {got!r}, the state's key {'set' if stored else 'missing'}")
+                elif got is not None:
+                    problems.append(f"{name} gets {ROLLUP_ENV}")
+        missing = [h for h in holders if h not in first]
+        if missing:
+            problems.append(f"not started: {missing}")
         if key_file.exists() and key_file.stat().st_mode & 0o077:
             problems.append(f"{key_file.name} mode {oct(key_file.stat().st_mode)}")
-        r.check(not problems, f"scripts/stack.sh (make up): the compactor and pool-selector (and the chaos replica) get the "
+        others = sorted(n for n in first if n not in holders)
+        r.check(not problems, f"deploy/stack.toml (make up): the compactor and pool-selector (and the chaos replica) get the "
                 f"same random {ROLLUP_ENV}, kept owner-only in the state folder and reused on a restart; "
-                f"{', '.join(others)} do not", "; ".join(problems[:6]))
+                f"{', '.join(others)} do not", "; ".join(sorted(set(problems))[:6]))
 
 
 def check_scripts(r: Report) -> None:
-    """`make up` (scripts/stack.sh) and the fuzzer (scripts/fuzz.sh) run pool-selector without broker or
+    """`make up` (deploy/stack.toml) and the fuzzer (scripts/fuzz.sh) run pool-selector without broker or
     intake settings, and the intake with its tokens and the broker; `make up` shares its rollup signing
     key between the compactor and pool-selector only."""
-    stack = (ROOT / "scripts" / "stack.sh").read_text()
     fuzz = (ROOT / "scripts" / "fuzz.sh").read_text()
     forbidden = re.compile(r"\b(AMQP_\w*|INTAKE_\w*|RABBITMQ_\w*)=|amqp_url|AMQP_ENV|selector_env")
-    for script, text, start in (("scripts/stack.sh", stack, "start_pool_selector()"),
-                                ("scripts/fuzz.sh", fuzz, "start pool-selector ")):
-        block = shell_block(text, start)
-        bad = sorted({m.group(0) for m in forbidden.finditer(block)})
-        r.check(bool(block) and not bad, f"{script}: pool-selector started without AMQP or intake settings",
-                f"found {bad}" if block else f"no `{start}` in {script}")
-    for script, text, start in (("scripts/stack.sh", stack, "start_intake()"), ("scripts/fuzz.sh", fuzz, "start intake ")):
-        block = shell_block(text, start)
-        r.check("INTAKE_TOKENS=" in block and ("AMQP_URL=" in block or "AMQP_ENV" in block),
-                f"{script}: the intake started with INTAKE_TOKENS and the broker's AMQP_URL",
-                block[:300] or f"no `{start}` in {script}")
+    components = stack_components()
+    for name in ("pool-selector", "pool-selector-2"):
+        env = components.get(name, {}).get("env", {})
+        bad = sorted(k for k in env if re.match(r"(AMQP_|INTAKE_|RABBITMQ_)", k))
+        bad += sorted(k for k, v in env.items() if "amqp" in str(v).lower() or "PRODUCER" in str(v))
+        r.check(name in components and not bad, f"deploy/stack.toml: {name} started without AMQP or intake settings",
+                f"found {bad}" if name in components else f"no component {name}")
+    block = shell_block(fuzz, "start pool-selector ")
+    bad = sorted({m.group(0) for m in forbidden.finditer(block)})
+    r.check(bool(block) and not bad, "scripts/fuzz.sh: pool-selector started without AMQP or intake settings",
+            f"found {bad}" if block else "no `start pool-selector ` in scripts/fuzz.sh")
+    intake_env = components.get("intake", {}).get("env", {})
+    r.check("INTAKE_TOKENS" in intake_env and "AMQP_URL" in intake_env,
+            "deploy/stack.toml: the intake started with INTAKE_TOKENS and the broker's AMQP_URL", f"env: {sorted(intake_env)}")
+    block = shell_block(fuzz, "start intake ")
+    r.check("INTAKE_TOKENS=" in block and ("AMQP_URL=" in block or "AMQP_ENV" in block),
+            "scripts/fuzz.sh: the intake started with INTAKE_TOKENS and the broker's AMQP_URL",
+            block[:300] or "no `start intake ` in scripts/fuzz.sh")
     check_stack_rollup_key(r)
 
 

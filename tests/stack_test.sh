@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end test of the local stack (`make up` / `make down`, i.e. scripts/stack.sh), run by
+# End-to-end test of the local stack (`make up` / `make down`, i.e. scripts/stack.sh: the stack manager over deploy/stack.toml), run by
 # scripts/check-artifacts.sh. It fails loudly (exit 1, with the failing check and the logs' tails); it
 # never skips.
 #
@@ -316,7 +316,7 @@ demo_out="$STACK_DIR/scale-demo"
 SCALE_DEMO_MESSAGES=150 SCALE_DEMO_RATE=30 SCALE_DEMO_TIMEOUT=300 SCALE_DEMO_OUT="$demo_out" \
     "$ROOT/scripts/scale-demo.sh" >"$STACK_DIR/test-scale-demo.out" 2>&1 ||
     fail "scripts/scale-demo.sh exited non-zero: $(tail -n 20 "$STACK_DIR/test-scale-demo.out")"
-samples=$(ls "$demo_out"/*/samples.csv 2>/dev/null | tail -n 1)
+samples=$(find "$demo_out" -mindepth 2 -maxdepth 2 -name samples.csv 2>/dev/null | sort | tail -n 1)
 # The monitor reads the broker's rates over an age window (crates/monitor/src/source.rs): arrivals at
 # 30/s against a worker doing 5/s must lift the desired scale above 1 while the backlog builds, and it
 # must come back down once the queue has drained.

@@ -1,5 +1,5 @@
 //! The command line: flags with environment fallbacks (`poolctl --help`, `poolctl <command> --help`).
-//! Every URL defaults to the local stack (`make up`, ports in scripts/stack.sh), so after `make up`
+//! Every URL defaults to the local stack (`make up`, ports in deploy/stack.toml), so after `make up`
 //! no setting is needed.
 
 use std::path::PathBuf;
