@@ -5,7 +5,7 @@
 
 use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
 
-use pool_http::metrics::{counter_vec, histogram_vec, register};
+use pool_http::metrics::{counter, counter_vec, gauge, histogram_vec};
 
 use crate::entry::CacheStatus;
 
@@ -47,47 +47,48 @@ impl RelayMetrics {
             "Relayed requests by cache result (hit, miss, stale, bypass).",
             &["result"],
         );
-        let counter = |name: &str, help: &str| {
-            register(registry, IntCounter::new(name, help).expect("valid metric"))
-        };
         Self {
             hit: results.with_label_values(&["hit"]),
             miss: results.with_label_values(&["miss"]),
             stale: results.with_label_values(&["stale"]),
             bypass: results.with_label_values(&["bypass"]),
             l1_hits: counter(
+                registry,
                 "l1_hits_total",
                 "Cache hits and stale answers served from the in-process cache without asking Redis.",
             ),
             l1_fallback_stores: counter(
+                registry,
                 "l1_fallback_stores_total",
                 "Answers kept in the in-process cache for their whole life because Redis was unavailable.",
             ),
             upstream_oversized: counter(
+                registry,
                 "upstream_oversized_total",
                 "Upstream answers refused for being larger than UPSTREAM_MAX_BODY_BYTES.",
             ),
-            upstream_waiting: register(
+            upstream_waiting: gauge(
                 registry,
-                IntGauge::new(
-                    "upstream_waiting",
-                    "Fetches waiting for a free upstream connection (UPSTREAM_MAX_CONNECTIONS).",
-                )
-                .expect("valid metric"),
+                "upstream_waiting",
+                "Fetches waiting for a free upstream connection (UPSTREAM_MAX_CONNECTIONS).",
             ),
             coalesced_waiters: counter(
+                registry,
                 "coalesced_waiters_total",
                 "Requests that waited for an upstream request already in flight for the same key.",
             ),
             stale_refreshes: counter(
+                registry,
                 "stale_refreshes_total",
                 "Background refreshes of stale entries started.",
             ),
             lock_waits: counter(
+                registry,
                 "redis_lock_waits_total",
                 "Fetches that waited for another replica holding the Redis fetch lock.",
             ),
             limited: counter(
+                registry,
                 "limited_total",
                 "Requests refused with 429: their client's budget of cache misses \
                  (MISS_RATE_PER_CLIENT, MISS_BURST_PER_CLIENT) was spent.",
@@ -117,13 +118,10 @@ impl RelayMetrics {
                 "Redis commands that failed or timed out, by operation.",
                 &["op"],
             ),
-            redis_up: register(
+            redis_up: gauge(
                 registry,
-                IntGauge::new(
-                    "redis_up",
-                    "1 while Redis answers, 0 while the relay bypasses it.",
-                )
-                .expect("valid metric"),
+                "redis_up",
+                "1 while Redis answers, 0 while the relay bypasses it.",
             ),
         }
     }

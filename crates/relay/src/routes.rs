@@ -160,27 +160,10 @@ async fn page_body(
     request_id: &str,
     admission: &Admission,
 ) -> (StatusCode, page::Body, Option<CacheStatus>) {
-    let key = match CacheKey::new("/pools", query) {
-        Ok(k) => k,
-        Err(KeyError::Invalid(e)) => {
-            return (
-                e.status,
-                page_error(e.status, e.body.message, e.body.field),
-                None,
-            );
-        }
-        Err(e @ KeyError::QueryTooLong(_)) => {
-            let status = StatusCode::URI_TOO_LONG;
-            return (status, page_error(status, e.to_string(), None), None);
-        }
+    let (key, chart_key) = match page_keys(query) {
+        Ok(keys) => keys,
+        Err((status, body)) => return (status, body, None),
     };
-    // The chart replays the same candidates: the instance types and zones of the ranking's query.
-    let chart_key = pool_core::request::RankingRequest::from_query(query)
-        .ok()
-        .and_then(|r| {
-            let chart = pool_core::request::BacktestRequest::candidates_of(&r);
-            CacheKey::new("/backtest.svg", &chart.canonical()).ok()
-        });
     let chart = async {
         match &chart_key {
             Some(k) => Some(relay.serve(k, request_id, admission).await),
@@ -200,68 +183,83 @@ async fn page_body(
         }
     };
     let cache = Some(answer.status);
-    let entry = &answer.entry;
+    match read_ranking(&answer.entry) {
+        Ok(ranking) => (
+            StatusCode::OK,
+            page::Body::Ranking {
+                ranking,
+                query: key.query().to_owned(),
+                chart_svg: chart.and_then(|c| chart_svg(c.ok()?)),
+            },
+            cache,
+        ),
+        Err((status, body)) => (status, body, cache),
+    }
+}
+
+/// The cache keys of the page's two fetches: the ranking (`/pools` with the form's query, checked by
+/// the relay's grammar) and the chart, which replays the same candidates (the query's instance types and
+/// zones). A refused query is the page's error.
+fn page_keys(query: &str) -> Result<(CacheKey, Option<CacheKey>), (StatusCode, page::Body)> {
+    let key = match CacheKey::new("/pools", query) {
+        Ok(k) => k,
+        Err(KeyError::Invalid(e)) => {
+            return Err((e.status, page_error(e.status, e.body.message, e.body.field)));
+        }
+        Err(e @ KeyError::QueryTooLong(_)) => {
+            let status = StatusCode::URI_TOO_LONG;
+            return Err((status, page_error(status, e.to_string(), None)));
+        }
+    };
+    let chart_key = pool_core::request::RankingRequest::from_query(query)
+        .ok()
+        .and_then(|r| {
+            let chart = pool_core::request::BacktestRequest::candidates_of(&r);
+            CacheKey::new("/backtest.svg", &chart.canonical()).ok()
+        });
+    Ok((key, chart_key))
+}
+
+/// The ranking in pool-selector's `/pools` answer, or the page's error: pool-selector's own (400, 404,
+/// 503, 504 keep their status and message), an answer that cannot be read, or no pool at all. Any other
+/// upstream failure is a 502 here, so the page never answers a 500.
+fn read_ranking(entry: &crate::entry::Entry) -> Result<page::Ranking, (StatusCode, page::Body)> {
+    let unusable = |status: StatusCode| {
+        let message = "the ranking service's answer could not be used".to_owned();
+        (status, page_error(status, message, None))
+    };
     if entry.status != 200 {
-        // pool-selector's own error (400, 404, 503...): its message, its status; any other failure
-        // of the upstream is a 502 here, so the page never answers a 500.
         let status = match entry.status {
             s @ (400 | 404 | 503 | 504) => {
                 StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_GATEWAY)
             }
             _ => StatusCode::BAD_GATEWAY,
         };
-        let body = pool_core::view::ErrorBody::parse(&entry.body);
-        let (message, field) = body
-            .map(|b| (b.text().to_owned(), b.field))
-            .unwrap_or_else(|| {
-                (
-                    "the ranking service's answer could not be used".into(),
-                    None,
-                )
-            });
-        return (status, page_error(status, message, field), cache);
+        return Err(match pool_core::view::ErrorBody::parse(&entry.body) {
+            Some(b) => (status, page_error(status, b.text().to_owned(), b.field)),
+            None => unusable(status),
+        });
     }
-    let ranking: page::Ranking = match serde_json::from_slice(&entry.body) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(error = %e, "the ranking page could not read pool-selector's /pools answer");
-            let status = StatusCode::BAD_GATEWAY;
-            return (
-                status,
-                page_error(
-                    status,
-                    "the ranking service's answer could not be used".into(),
-                    None,
-                ),
-                cache,
-            );
-        }
-    };
+    let ranking: page::Ranking = serde_json::from_slice(&entry.body).map_err(|e| {
+        tracing::warn!(error = %e, "the ranking page could not read pool-selector's /pools answer");
+        unusable(StatusCode::BAD_GATEWAY)
+    })?;
     if ranking.pools.is_empty() {
         let status = StatusCode::NOT_FOUND;
-        return (
+        return Err((
             status,
             page_error(status, "no pools match these filters".into(), None),
-            cache,
-        );
+        ));
     }
-    let chart_svg = match chart {
-        Some(Ok(a))
-            if a.entry.status == 200 && a.entry.content_type.starts_with("image/svg+xml") =>
-        {
-            String::from_utf8(a.entry.body.to_vec()).ok()
-        }
-        _ => None,
-    };
-    (
-        StatusCode::OK,
-        page::Body::Ranking {
-            ranking,
-            query: key.query().to_owned(),
-            chart_svg,
-        },
-        cache,
-    )
+    Ok(ranking)
+}
+
+/// The backtest chart's SVG, when the upstream drew one.
+fn chart_svg(answer: crate::relay::Answer) -> Option<String> {
+    let entry = &answer.entry;
+    (entry.status == 200 && entry.content_type.starts_with("image/svg+xml"))
+        .then(|| String::from_utf8(entry.body.to_vec()).ok())
+        .flatten()
 }
 
 /// JSON 405 for another method on a relayed route (the relay only relays reads).
