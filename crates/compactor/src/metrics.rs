@@ -1,9 +1,9 @@
 //! compactor's Prometheus metrics.
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+use prometheus::{Gauge, Histogram, IntCounter, IntGauge, Registry};
 
 use pool_history::compact::PassReport;
-use pool_http::metrics::register;
+use pool_http::metrics::{counter, gauge, gauge_f64, histogram};
 
 pub const NAMESPACE: &str = "compactor";
 
@@ -23,46 +23,49 @@ pub struct CompactorMetrics {
 
 impl CompactorMetrics {
     pub fn register(registry: &Registry) -> Self {
-        let counter = |name: &str, help: &str| {
-            register(registry, IntCounter::new(name, help).expect("valid metric"))
-        };
-        let gauge = |name: &str, help: &str| {
-            register(registry, Gauge::new(name, help).expect("valid metric"))
-        };
         Self {
-            passes: counter("passes_total", "Compaction passes run."),
-            hours_compacted: counter("hours_compacted_total", "Hourly rollups written."),
-            days_merged: counter("days_merged_total", "Day rollups written (each replaces its hourly ones)."),
-            events: counter("events_total", "Raw events read (distinct events and redelivered copies)."),
-            errors: counter("errors_total", "Hours or days whose compaction failed (retried next pass)."),
-            pending_hours: register(
+            passes: counter(registry, "passes_total", "Compaction passes run."),
+            hours_compacted: counter(registry, "hours_compacted_total", "Hourly rollups written."),
+            days_merged: counter(
                 registry,
-                IntGauge::new(
-                    "pending_hours",
-                    "Closed hours of this shard still without an up-to-date rollup after the last pass.",
-                )
-                .expect("valid metric"),
+                "days_merged_total",
+                "Day rollups written (each replaces its hourly ones).",
             ),
-            lag_seconds: gauge(
+            events: counter(
+                registry,
+                "events_total",
+                "Raw events read (distinct events and redelivered copies).",
+            ),
+            errors: counter(
+                registry,
+                "errors_total",
+                "Hours or days whose compaction failed (retried next pass).",
+            ),
+            pending_hours: gauge(
+                registry,
+                "pending_hours",
+                "Closed hours of this shard still without an up-to-date rollup after the last pass.",
+            ),
+            lag_seconds: gauge_f64(
+                registry,
                 "lag_seconds",
                 "How long the oldest closed hour still waiting for its rollup has been eligible (0 when caught up).",
             ),
-            newest_closed_hour: gauge(
+            newest_closed_hour: gauge_f64(
+                registry,
                 "newest_closed_hour_timestamp_seconds",
                 "End of the newest closed hour seen (Unix seconds).",
             ),
-            last_success: gauge(
+            last_success: gauge_f64(
+                registry,
                 "last_success_timestamp_seconds",
                 "When the last pass without errors finished (Unix seconds).",
             ),
-            pass_seconds: register(
+            pass_seconds: histogram(
                 registry,
-                Histogram::with_opts(
-                    HistogramOpts::new("pass_duration_seconds", "Wall time of one pass.").buckets(
-                        vec![0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0],
-                    ),
-                )
-                .expect("valid metric"),
+                "pass_duration_seconds",
+                "Wall time of one pass.",
+                &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0],
             ),
         }
     }

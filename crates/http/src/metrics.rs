@@ -1,7 +1,8 @@
 //! Prometheus plumbing: one registry per service, HTTP request metrics, and the text exposition.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Counter, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets from 0.5 ms to 10 s: wide enough for a cache hit and a cold full-history scan.
@@ -30,6 +31,35 @@ pub fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Reg
     c
 }
 
+/// Register an integer counter (`IntCounter`).
+pub fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    register(registry, IntCounter::new(name, help).expect("valid metric"))
+}
+
+/// Register a floating-point counter (`Counter`), for totals of fractional amounts such as seconds.
+pub fn counter_f64(registry: &Registry, name: &str, help: &str) -> Counter {
+    register(registry, Counter::new(name, help).expect("valid metric"))
+}
+
+/// Register an integer gauge (`IntGauge`).
+pub fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    register(registry, IntGauge::new(name, help).expect("valid metric"))
+}
+
+/// Register a floating-point gauge (`Gauge`), for ages, rates and Unix timestamps.
+pub fn gauge_f64(registry: &Registry, name: &str, help: &str) -> Gauge {
+    register(registry, Gauge::new(name, help).expect("valid metric"))
+}
+
+/// Register a histogram with the given buckets (e.g. [`LATENCY_BUCKETS`]).
+pub fn histogram(registry: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    register(
+        registry,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+            .expect("valid metric"),
+    )
+}
+
 /// Counter vector helper.
 pub fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     register(
@@ -38,12 +68,39 @@ pub fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str])
     )
 }
 
+/// Register a floating-point gauge vector (`GaugeVec`) with the given labels.
+pub fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    register(
+        registry,
+        GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+/// Register an integer gauge vector (`IntGaugeVec`) with the given labels.
+pub fn int_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(
+        registry,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
 /// Histogram vector helper with the shared latency buckets.
 pub fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    histogram_vec_with_buckets(registry, name, help, labels, LATENCY_BUCKETS)
+}
+
+/// Register a histogram vector with the given labels and buckets.
+pub fn histogram_vec_with_buckets(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
     register(
         registry,
         HistogramVec::new(
-            HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(name, help).buckets(buckets.to_vec()),
             labels,
         )
         .expect("valid metric"),
@@ -115,6 +172,63 @@ mod tests {
         for made_up in ["FOO", "get", "PROPFIND", "X-ANYTHING"] {
             let m = Method::from_bytes(made_up.as_bytes()).unwrap();
             assert_eq!(method_label(&m), "other", "{made_up}");
+        }
+    }
+
+    #[test]
+    fn every_helper_registers_its_shape() {
+        let registry = Registry::new_custom(Some("t".to_owned()), None).unwrap();
+        counter(&registry, "ints_total", "An IntCounter.").inc_by(3);
+        counter_f64(&registry, "seconds_total", "A Counter.").inc_by(1.5);
+        gauge(&registry, "depth", "An IntGauge.").set(7);
+        gauge_f64(&registry, "age_seconds", "A Gauge.").set(2.5);
+        histogram(&registry, "pass_seconds", "A Histogram.", &[1.0, 10.0]).observe(4.0);
+        gauge_vec(&registry, "rate", "A GaugeVec.", &["queue"])
+            .with_label_values(&["q1"])
+            .set(0.25);
+        int_gauge_vec(
+            &registry,
+            "replicas",
+            "An IntGaugeVec.",
+            &["workload", "queue"],
+        )
+        .with_label_values(&["w", "q1"])
+        .set(4);
+        histogram_vec_with_buckets(
+            &registry,
+            "attempt_seconds",
+            "A HistogramVec.",
+            &["outcome"],
+            &[60.0],
+        )
+        .with_label_values(&["ok"])
+        .observe(30.0);
+        let text = encode(&registry);
+        for line in [
+            "# HELP t_ints_total An IntCounter.",
+            "# TYPE t_ints_total counter",
+            "t_ints_total 3",
+            "# TYPE t_seconds_total counter",
+            "t_seconds_total 1.5",
+            "# TYPE t_depth gauge",
+            "t_depth 7",
+            "# TYPE t_age_seconds gauge",
+            "t_age_seconds 2.5",
+            "# TYPE t_pass_seconds histogram",
+            r#"t_pass_seconds_bucket{le="1"} 0"#,
+            r#"t_pass_seconds_bucket{le="10"} 1"#,
+            "t_pass_seconds_count 1",
+            "# TYPE t_rate gauge",
+            r#"t_rate{queue="q1"} 0.25"#,
+            "# TYPE t_replicas gauge",
+            r#"t_replicas{queue="q1",workload="w"} 4"#,
+            "# TYPE t_attempt_seconds histogram",
+            r#"t_attempt_seconds_bucket{outcome="ok",le="60"} 1"#,
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing from:\n{text}"
+            );
         }
     }
 }

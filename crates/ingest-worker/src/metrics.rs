@@ -1,10 +1,8 @@
 //! What the worker counts, exposed on `/metrics` with the `ingest_worker_` prefix.
 
-use prometheus::{
-    Counter, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Registry,
-};
+use prometheus::{Counter, Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
 
-use pool_http::metrics::{LATENCY_BUCKETS, counter_vec, register};
+use pool_http::metrics::{LATENCY_BUCKETS, counter, counter_f64, counter_vec, gauge, histogram};
 
 /// The worker's Prometheus metrics. Clones share the same series.
 #[derive(Clone)]
@@ -51,22 +49,6 @@ pub struct WorkerMetrics {
     pub simulated_work_seconds: Counter,
     /// 1 while a message is held for its simulated work.
     pub simulating: IntGauge,
-}
-
-fn histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
-    register(
-        registry,
-        Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))
-            .expect("valid metric"),
-    )
-}
-
-fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    register(registry, IntGauge::new(name, help).expect("valid metric"))
-}
-
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    register(registry, IntCounter::new(name, help).expect("valid metric"))
 }
 
 impl WorkerMetrics {
@@ -153,19 +135,18 @@ impl WorkerMetrics {
                 registry,
                 "batch_latency_seconds",
                 "Time from the first message of a batch to its acknowledgement.",
+                LATENCY_BUCKETS,
             ),
             write_latency: histogram(
                 registry,
                 "write_duration_seconds",
                 "Time to write all objects of a batch, retries included.",
+                LATENCY_BUCKETS,
             ),
-            simulated_work_seconds: register(
+            simulated_work_seconds: counter_f64(
                 registry,
-                Counter::new(
-                    "simulated_work_seconds_total",
-                    "Seconds of simulated work done (SIMULATE_WORKLOAD_DURATION_IN_SEC per message).",
-                )
-                .expect("valid metric"),
+                "simulated_work_seconds_total",
+                "Seconds of simulated work done (SIMULATE_WORKLOAD_DURATION_IN_SEC per message).",
             ),
             simulating: gauge(
                 registry,

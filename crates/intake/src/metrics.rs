@@ -11,7 +11,7 @@
 
 use prometheus::{IntCounter, IntCounterVec, Registry};
 
-use pool_http::metrics::{HttpMetrics, counter_vec, new_registry, register};
+use pool_http::metrics::{HttpMetrics, counter, counter_vec, new_registry};
 
 /// Registry namespace: every metric name starts with `intake_`.
 pub const NAMESPACE: &str = "intake";
@@ -53,13 +53,10 @@ pub struct IntakeMetrics {
 impl IntakeMetrics {
     pub fn register(registry: &Registry) -> Self {
         Self {
-            accepted: register(
+            accepted: counter(
                 registry,
-                IntCounter::new(
-                    "events_accepted_total",
-                    "Events accepted by POST /events (confirmed by RabbitMQ).",
-                )
-                .expect("valid metric"),
+                "events_accepted_total",
+                "Events accepted by POST /events (confirmed by RabbitMQ).",
             ),
             refused: counter_vec(
                 registry,

@@ -13,9 +13,11 @@
 //! | `launcher_active_launches` | | launches holding a slot (`MAX_ACTIVE_LAUNCHES` counts them), as of the last reconcile |
 //! | `launcher_http_requests_total`, `launcher_http_request_duration_seconds` | route, method, status | HTTP (from `pool_http`) |
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
+use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
 
-use pool_http::metrics::{HttpMetrics, counter_vec, new_registry, register};
+use pool_http::metrics::{
+    HttpMetrics, counter, counter_vec, gauge, histogram_vec_with_buckets, new_registry,
+};
 
 use crate::clients::PublishFailure;
 
@@ -88,25 +90,17 @@ impl LauncherMetrics {
                 "Attempts ended, by outcome.",
                 &["outcome"],
             ),
-            attempt_duration: register(
+            attempt_duration: histogram_vec_with_buckets(
                 registry,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "attempt_duration_seconds",
-                        "Wall time of an attempt, from its submission to its end, by outcome.",
-                    )
-                    .buckets(ATTEMPT_BUCKETS.to_vec()),
-                    &["outcome"],
-                )
-                .expect("valid metric"),
+                "attempt_duration_seconds",
+                "Wall time of an attempt, from its submission to its end, by outcome.",
+                &["outcome"],
+                ATTEMPT_BUCKETS,
             ),
-            published: register(
+            published: counter(
                 registry,
-                IntCounter::new(
-                    "outcomes_published_total",
-                    "Outcome events accepted by the intake.",
-                )
-                .unwrap(),
+                "outcomes_published_total",
+                "Outcome events accepted by the intake.",
             ),
             publish_failures: counter_vec(
                 registry,
@@ -114,29 +108,20 @@ impl LauncherMetrics {
                 "Outcome events the intake did not take, by reason (they stay in the outbox and are retried).",
                 &["reason"],
             ),
-            outbox_depth: register(
+            outbox_depth: gauge(
                 registry,
-                IntGauge::new(
-                    "outbox_depth",
-                    "Outcome events waiting to be published, as of the last reconcile.",
-                )
-                .unwrap(),
+                "outbox_depth",
+                "Outcome events waiting to be published, as of the last reconcile.",
             ),
-            outbox_dropped: register(
+            outbox_dropped: counter(
                 registry,
-                IntCounter::new(
-                    "outbox_dropped_total",
-                    "Outcome events given up after LAUNCH_RETENTION without being published.",
-                )
-                .unwrap(),
+                "outbox_dropped_total",
+                "Outcome events given up after LAUNCH_RETENTION without being published.",
             ),
-            active: register(
+            active: gauge(
                 registry,
-                IntGauge::new(
-                    "active_launches",
-                    "Launches holding a slot (not finished), as of the last reconcile.",
-                )
-                .unwrap(),
+                "active_launches",
+                "Launches holding a slot (not finished), as of the last reconcile.",
             ),
         };
         // Every series exists from the start (at 0), so rates, alerts and dashboards see the first

@@ -22,27 +22,13 @@
 //! | `pool_monitor_source_poll_duration_seconds` | vhost, queue | latency of one read |
 //! | `pool_monitor_source_last_success_timestamp_seconds` | vhost, queue | Unix time of the last successful read |
 
-use pool_http::metrics::{counter_vec, histogram_vec, register};
-use prometheus::{GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use pool_http::metrics::{counter_vec, gauge_vec, histogram_vec, int_gauge_vec};
+use prometheus::{GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec, Registry};
 
 use crate::decision::{Decision, Policy, QueueStats};
 
 /// Registry namespace: every metric name starts with `pool_monitor_`.
 pub const NAMESPACE: &str = "pool_monitor";
-
-fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-    register(
-        registry,
-        GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
-    )
-}
-
-fn int_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    register(
-        registry,
-        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
-    )
-}
 
 const Q: &[&str] = &["vhost", "queue"];
 const W: &[&str] = &["workload", "queue"];

@@ -16,7 +16,7 @@ use pool_core::event::PoolId;
 use pool_history::live::LiveView;
 use pool_history::{Query, Tally};
 use pool_http::ApiError;
-use pool_http::metrics::register;
+use pool_http::metrics::counter;
 use pool_ranking::{Evidence, Model, ModelConfig};
 
 use crate::ranking;
@@ -77,16 +77,15 @@ pub struct Fits {
 impl Fits {
     /// Holds up to `capacity` fits (each a few hundred kB for hundreds of pools).
     pub fn new(capacity: u64, registry: &Registry) -> Self {
-        let counter = |name: &str, help: &str| {
-            register(registry, IntCounter::new(name, help).expect("valid metric"))
-        };
         Self {
             cache: moka::sync::Cache::new(capacity),
             computed: counter(
+                registry,
                 "model_fits_total",
                 "Models fitted to the live view (once per view version and window).",
             ),
             reused: counter(
+                registry,
                 "model_fits_reused_total",
                 "Ranking requests answered with a model already fitted to the same view version and window.",
             ),

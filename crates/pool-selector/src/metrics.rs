@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+use prometheus::{Gauge, Histogram, IntCounter, IntGauge, Registry};
 
 use pool_history::QueryError;
 use pool_history::live::{RefreshReport, ViewObserver, ViewStatus};
-use pool_http::metrics::{LATENCY_BUCKETS, register};
+use pool_http::metrics::{LATENCY_BUCKETS, counter, gauge, gauge_f64, histogram};
 
 #[derive(Clone)]
 pub struct SelectorMetrics {
@@ -27,14 +27,6 @@ pub struct SelectorMetrics {
     pools: IntGauge,
     memory: IntGauge,
     dedup_hashes: IntGauge,
-}
-
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    register(registry, IntCounter::new(name, help).expect("valid metric"))
-}
-
-fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    register(registry, IntGauge::new(name, help).expect("valid metric"))
 }
 
 impl SelectorMetrics {
@@ -75,29 +67,21 @@ impl SelectorMetrics {
                 "view_future_events_total",
                 "Events stamped further ahead than MAX_CLOCK_SKEW when read: left out of every window until their time comes.",
             ),
-            refresh_seconds: register(
+            refresh_seconds: histogram(
                 registry,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "view_refresh_duration_seconds",
-                        "Wall time of one refresh of the live view (listing and reading what is new).",
-                    )
-                    .buckets(LATENCY_BUCKETS.to_vec()),
-                )
-                .expect("valid metric"),
+                "view_refresh_duration_seconds",
+                "Wall time of one refresh of the live view (listing and reading what is new).",
+                LATENCY_BUCKETS,
             ),
             refresh_errors: counter(
                 registry,
                 "view_refresh_errors_total",
                 "Refreshes of the live view that failed (storage unreachable, …); it answers from what it holds.",
             ),
-            age: register(
+            age: gauge_f64(
                 registry,
-                Gauge::new(
-                    "view_age_seconds",
-                    "Seconds since the live view's last successful refresh.",
-                )
-                .expect("valid metric"),
+                "view_age_seconds",
+                "Seconds since the live view's last successful refresh.",
             ),
             loaded: gauge(
                 registry,
