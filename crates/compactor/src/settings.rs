@@ -12,6 +12,8 @@ use pool_history::rollup::SigningKey;
 use pool_service::config::{ListenArgs, TelemetryArgs};
 use pool_storage::StorageArgs;
 
+use crate::report::ReportFormat;
+
 /// Port of `/health` and `/metrics` in `--every` mode.
 pub const DEFAULT_PORT: u16 = 9107;
 
@@ -31,6 +33,10 @@ pub struct Settings {
     /// One pass, then exit (a Kubernetes CronJob or Job).
     #[arg(long, conflicts_with = "every")]
     pub once: bool,
+    /// With `--once`: print the pass's summary on standard output, as a sentence (`text`) or a JSON
+    /// object (`json`).
+    #[arg(long, value_enum, default_value_t = ReportFormat::None, requires = "once")]
+    pub report: ReportFormat,
     /// A pass every this long (e.g. 5m), serving /health and /metrics meanwhile (a Deployment).
     #[arg(long, env = "COMPACT_EVERY", value_parser = parse_positive_duration)]
     pub every: Option<Duration>,

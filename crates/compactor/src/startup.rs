@@ -22,11 +22,13 @@ use pool_http::serve::ServeOptions;
 use pool_http::{operations, track_requests};
 
 use crate::metrics::{CompactorMetrics, NAMESPACE};
+use crate::report::{PassSummary, ReportFormat};
 use crate::settings::{DEFAULT_PORT, Settings};
 
 pub struct Application {
     passes: Passes,
     every: Option<Duration>,
+    report: ReportFormat,
     server: Option<(u16, Server)>,
 }
 
@@ -105,6 +107,7 @@ impl Application {
                 location,
             },
             every: settings.every,
+            report: settings.report,
             server,
         })
     }
@@ -122,7 +125,10 @@ impl Application {
     /// `--once`: one pass (an error if anything failed). `--every`: passes until SIGTERM.
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
         let Some(every) = self.every else {
-            let report = self.passes.run().await?;
+            let (report, took) = self.passes.run_timed().await?;
+            if let Some(summary) = PassSummary::new(&report, took).render(self.report) {
+                println!("{summary}");
+            }
             if report.errors > 0 {
                 anyhow::bail!("{} hours or days could not be compacted", report.errors);
             }
@@ -153,6 +159,11 @@ impl Application {
 
 impl Passes {
     async fn run(&self) -> anyhow::Result<PassReport> {
+        Ok(self.run_timed().await?.0)
+    }
+
+    /// One pass, logged and counted, with how long it took.
+    async fn run_timed(&self) -> anyhow::Result<(PassReport, Duration)> {
         let started = Instant::now();
         let progress = |done: u64, total: u64| {
             tracing::info!(done, total, "compacting hours");
@@ -162,7 +173,8 @@ impl Passes {
             .run_once(Utc::now(), &progress)
             .await
             .with_context(|| format!("compacting {}", self.location))?;
-        let seconds = started.elapsed().as_secs_f64();
+        let took = started.elapsed();
+        let seconds = took.as_secs_f64();
         self.metrics
             .observe(&report, seconds, Utc::now().timestamp() as f64);
         tracing::info!(
@@ -176,6 +188,6 @@ impl Passes {
             seconds,
             "compaction pass finished"
         );
-        Ok(report)
+        Ok((report, took))
     }
 }

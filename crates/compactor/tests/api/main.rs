@@ -56,6 +56,33 @@ async fn once_compacts_every_closed_hour_and_exits() {
     assert!(!files.is_empty());
 }
 
+/// The binary itself: `--once --report json` prints the pass's summary on stdout (what `make run` reads),
+/// and the second pass over the same history finds nothing to do.
+#[tokio::test]
+async fn the_binary_reports_its_pass_on_stdout() {
+    let (_dir, url) = history().await;
+    let run = |format: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_compactor"))
+            .args(["--once", "--report", format])
+            .env("EVENTS_URL", &url)
+            .env("SETTLE", "0")
+            .env("LOG_LEVEL", "warn")
+            .output()
+            .expect("the compactor binary runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first: serde_json::Value = serde_json::from_str(run("json").trim()).unwrap();
+    assert!(first["hours_compacted"].as_u64().unwrap() >= 4, "{first}");
+    assert_eq!(first["events"], 4 * 20, "{first}");
+    assert_eq!(first["errors"], 0);
+    let again = run("text");
+    assert!(
+        again.starts_with("the rollups are up to date (checked in "),
+        "{again}"
+    );
+}
+
 #[tokio::test]
 async fn every_serves_health_and_metrics_while_it_compacts() {
     let (dir, url) = history().await;
