@@ -12,7 +12,7 @@
 #     p50/p99 over every marker. The same probe runs during phase 1, where the flood outruns the worker
 #     and builds a backlog: those figures are shown for information (latency = backlog / drain rate).
 #   * Correctness and the cost of at-least-once: GET /pools over the whole history must count exactly the
-#     events sent (each job_id once); its latency with job-id deduplication on and off is the price of
+#     events sent (each event once); its latency with deduplication (whole-event key) on and off is the price of
 #     deduplicating at query time.
 #
 # Storage: both, one after the other in one run (BENCH_INGEST_STORAGE="local s3" by default): a local
@@ -141,7 +141,7 @@ markers_of() { # a probe's results: counts, then latencies in whole ms (n/a when
 read -r fmarkers fvisible fp50 fp99 _ _ _ <<<"$(markers_of "$work/probe-$STORAGE-flood.json")"
 read -r markers visible p50 p99 pmax post50 post99 <<<"$(markers_of "$work/probe-$STORAGE-live.json")"
 
-# Whole-history ranking: correctness (each job id once) and the cost of deduplication.
+# Whole-history ranking: correctness (each event once) and the cost of deduplication.
 jobs_in() { # $1 a /pools answer (file) → its jobs summed over every pool
   benchstat json "$1" 'pools[].jobs|sum'
 }

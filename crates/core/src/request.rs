@@ -52,12 +52,12 @@ pub const MAX_K: usize = 20;
 /// Longest span a backtest replays, and longest window each of its decisions may use.
 pub const MAX_BACKTEST_SPAN: Duration = Duration::from_secs(31 * 24 * 3600);
 
-/// How pools are ordered.
+/// How pools are ordered. Default: `pooled` (pool-selector's `RANKING_STRATEGY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// Upper bound of the Wilson score interval of the termination rate (with `min_jobs`, a cautious
-    /// pick that needs no model). The default strategy is `pooled` (`RANKING_STRATEGY`).
+    /// pick that needs no model).
     Wilson,
     /// Upper quantile of the Beta posterior of the termination rate under a Jeffreys prior.
     Bayes,
@@ -131,8 +131,8 @@ pub struct RankingParams {
     /// Look-back window: seconds, or `30m`, `24h`, `7d`; `0` = all history. Default: EVENT_FILTER_WINDOW.
     pub window: Option<String>,
     /// `pooled` (default: empirical-Bayes posterior mean with adaptive recency), `thompson` (one
-    /// posterior draw per pool: spreads traffic, explores), `wilson`, `bayes`, or `naive` (the seed's
-    /// raw rate). Default: RANKING_STRATEGY.
+    /// posterior draw per pool: spreads traffic, explores), `wilson`, `bayes`, `naive` (the seed's
+    /// raw rate), or `pooled-v1` (the previous pooled). Default: RANKING_STRATEGY.
     pub strategy: Option<String>,
     /// Recency weighting: a job this old (e.g. `12h`) counts half. `0` = off. Default: RANKING_HALF_LIFE.
     pub half_life: Option<String>,
@@ -384,7 +384,7 @@ impl RankingRequest {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct BacktestParams {
-    /// Comma-separated strategies to replay. Default: all of pooled, thompson, wilson, bayes, naive.
+    /// Comma-separated strategies to replay. Default: all six: pooled, thompson, wilson, bayes, naive, pooled-v1.
     pub strategies: Option<String>,
     /// Comma-separated instance types the picks choose among (`family.size`). Default: all.
     pub instance_types: Option<String>,

@@ -52,7 +52,7 @@ pub struct RankedPool {
     pub pool_id: String,
     pub instance_type: String,
     pub availability_zone: String,
-    /// Distinct jobs seen in the window.
+    /// Jobs seen in the window: each distinct event once (redelivered copies dropped).
     pub jobs: u64,
     /// Jobs lost to `SPOT_INSTANCE_TERMINATION`.
     pub spot_terminations: u64,

@@ -91,7 +91,7 @@ pub struct Settings {
     #[arg(long, env = "DIVERSITY_TOLERANCE", default_value = "0.01", value_parser = parse_tolerance)]
     pub diversity_tolerance: f64,
     /// Count each event once: a redelivered copy (same five fields) is dropped (the ingestion pipeline
-    /// delivers at least once).
+    /// delivers at least once). The variable is named for its first form; the key is the whole event.
     #[arg(long, env = "DEDUP_JOB_IDS", default_value_t = true, action = ArgAction::Set)]
     pub dedup: bool,
     /// Load closed hours from the compactor's rollups (`<root>/_rollups/`) when their manifest

@@ -53,7 +53,7 @@ pub struct PoolModel {
     pub alpha: f64,
     pub beta: f64,
     pub change: Option<Change>,
-    /// One-sided p-value of "the last `degraded_hours` are worse than the rest".
+    /// One-sided p-value of "the last [`ModelConfig::v1_degraded_hours`] are worse than the rest".
     pub degraded_p: f64,
     pub degraded: bool,
 }

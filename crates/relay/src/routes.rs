@@ -162,7 +162,7 @@ async fn page_body(
 ) -> (StatusCode, page::Body, Option<CacheStatus>) {
     let (key, chart_key) = match page_keys(query) {
         Ok(keys) => keys,
-        Err((status, body)) => return (status, body, None),
+        Err(e) => return (e.status, e.into_body(), None),
     };
     let chart = async {
         match &chart_key {
@@ -193,22 +193,45 @@ async fn page_body(
             },
             cache,
         ),
-        Err((status, body)) => (status, body, cache),
+        Err(e) => (e.status, e.into_body(), cache),
+    }
+}
+
+/// Why a page shows an error instead of a ranking: its status and the error's text.
+struct PageError {
+    status: StatusCode,
+    message: String,
+    field: Option<String>,
+}
+
+impl PageError {
+    fn new(status: StatusCode, message: impl Into<String>, field: Option<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            field,
+        }
+    }
+    fn into_body(self) -> page::Body {
+        page_error(self.status, self.message, self.field)
     }
 }
 
 /// The cache keys of the page's two fetches: the ranking (`/pools` with the form's query, checked by
 /// the relay's grammar) and the chart, which replays the same candidates (the query's instance types and
 /// zones). A refused query is the page's error.
-fn page_keys(query: &str) -> Result<(CacheKey, Option<CacheKey>), (StatusCode, page::Body)> {
+fn page_keys(query: &str) -> Result<(CacheKey, Option<CacheKey>), PageError> {
     let key = match CacheKey::new("/pools", query) {
         Ok(k) => k,
         Err(KeyError::Invalid(e)) => {
-            return Err((e.status, page_error(e.status, e.body.message, e.body.field)));
+            return Err(PageError::new(e.status, e.body.message, e.body.field));
         }
         Err(e @ KeyError::QueryTooLong(_)) => {
-            let status = StatusCode::URI_TOO_LONG;
-            return Err((status, page_error(status, e.to_string(), None)));
+            return Err(PageError::new(
+                StatusCode::URI_TOO_LONG,
+                e.to_string(),
+                None,
+            ));
         }
     };
     let chart_key = pool_core::request::RankingRequest::from_query(query)
@@ -223,10 +246,13 @@ fn page_keys(query: &str) -> Result<(CacheKey, Option<CacheKey>), (StatusCode, p
 /// The ranking in pool-selector's `/pools` answer, or the page's error: pool-selector's own (400, 404,
 /// 503, 504 keep their status and message), an answer that cannot be read, or no pool at all. Any other
 /// upstream failure is a 502 here, so the page never answers a 500.
-fn read_ranking(entry: &crate::entry::Entry) -> Result<page::Ranking, (StatusCode, page::Body)> {
+fn read_ranking(entry: &crate::entry::Entry) -> Result<page::Ranking, PageError> {
     let unusable = |status: StatusCode| {
-        let message = "the ranking service's answer could not be used".to_owned();
-        (status, page_error(status, message, None))
+        PageError::new(
+            status,
+            "the ranking service's answer could not be used",
+            None,
+        )
     };
     if entry.status != 200 {
         let status = match entry.status {
@@ -236,7 +262,7 @@ fn read_ranking(entry: &crate::entry::Entry) -> Result<page::Ranking, (StatusCod
             _ => StatusCode::BAD_GATEWAY,
         };
         return Err(match pool_core::view::ErrorBody::parse(&entry.body) {
-            Some(b) => (status, page_error(status, b.text().to_owned(), b.field)),
+            Some(b) => PageError::new(status, b.text().to_owned(), b.field),
             None => unusable(status),
         });
     }
@@ -245,10 +271,10 @@ fn read_ranking(entry: &crate::entry::Entry) -> Result<page::Ranking, (StatusCod
         unusable(StatusCode::BAD_GATEWAY)
     })?;
     if ranking.pools.is_empty() {
-        let status = StatusCode::NOT_FOUND;
-        return Err((
-            status,
-            page_error(status, "no pools match these filters".into(), None),
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "no pools match these filters",
+            None,
         ));
     }
     Ok(ranking)

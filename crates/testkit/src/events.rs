@@ -100,12 +100,13 @@ pub fn job_ids(events: &[Event]) -> HashSet<String> {
         .collect()
 }
 
-/// Count events per pool, each job id once: what a correct reader of the store counts.
+/// Count events per pool, each distinct event (all five fields) once: what pool-selector counts, a
+/// redelivered copy being dropped.
 pub fn jobs_per_pool<'a>(events: impl IntoIterator<Item = &'a Event>) -> BTreeMap<String, u64> {
     let mut seen = HashSet::new();
     let mut out = BTreeMap::new();
     for e in events {
-        if seen.insert(e.job_id.as_str().to_owned()) {
+        if seen.insert(serde_json::to_string(e).expect("an event serialises")) {
             *out.entry(e.pool_id.as_str().to_owned()).or_default() += 1;
         }
     }

@@ -1,6 +1,7 @@
 //! The pipeline across services, with real servers (`scripts/test-services.sh`): what producers send
 //! (event-generator, the intake's `POST /events`) goes through RabbitMQ and the ingest-worker into
-//! storage, and pool-selector's `GET /pools` counts exactly that, each job once.
+//! storage, and pool-selector's `GET /pools` counts exactly that, each event once (a redelivered copy
+//! is dropped).
 //!
 //! * `producers`: event-generator and `POST /events` to the ranking; rankings served while the broker
 //!   is down.

@@ -32,7 +32,7 @@ async fn redelivered_events_stored_twice_are_counted_once() {
     assert_eq!(
         ranked.values().sum::<u64>(),
         1_500,
-        "each job_id counted once"
+        "each event counted once (redelivered copies dropped)"
     );
     assert_eq!(ranked, jobs_per_pool(&sent));
     worker.stop().await.unwrap();

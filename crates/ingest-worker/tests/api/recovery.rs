@@ -73,8 +73,9 @@ async fn sigkill_mid_batch_then_restart_loses_nothing_and_counts_nothing_twice()
     assert_eq!(ids, job_ids(&sent), "every published job id is stored");
     wait_drained(&amqp, &amqp.queue).await;
 
-    // Stored copies are the published events, unaltered, whatever was stored twice; counting each job
-    // id once (as pool-selector does) gives exactly what was published, pool by pool.
+    // Stored copies are the published events, unaltered, whatever was stored twice; counting each event
+    // once (as pool-selector does, the whole event being the key) gives exactly what was published,
+    // pool by pool.
     let stored = stored(&storage).await;
     let by_id: std::collections::HashMap<&str, &pool_core::event::Event> =
         sent.iter().map(|e| (e.job_id.as_str(), e)).collect();
