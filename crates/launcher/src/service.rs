@@ -147,6 +147,16 @@ pub struct Launched {
     pub replayed: bool,
 }
 
+/// What checking an open attempt against its run leaves for the rest of [`Launcher::step`].
+enum Checked {
+    /// Nothing more this pass: another replica is submitting the run, or the launch has ended and
+    /// been saved already.
+    Done,
+    /// The launch as updated, not saved yet; `submit`: this pass claimed the run, to submit it once
+    /// the claim is saved.
+    Updated { submit: bool },
+}
+
 /// The wait before the `tries`-th retry of an unpublished outcome: 1 s, doubling, at most 5 min.
 pub fn backoff(tries: u32) -> Duration {
     let doublings = tries.saturating_sub(1).min(20);
@@ -601,110 +611,16 @@ impl Launcher {
         }
         let before = launch.clone();
         let now = self.clock.utc();
-        let max = self.limits.max_attempt_duration;
         let mut submit_after_save = false;
 
-        let current = launch.current().clone();
-        if !current.state.is_terminal() {
-            // The run as read (`before`): `launch` changes below.
-            let Some(run) = self.run(&before) else {
-                launch.finish_attempt(&Outcome::OtherFailure(SUBMISSION_FAILED.into()), now);
-                launch.end(State::Failed, now);
-                self.save(&mut launch, &before).await?;
-                return Ok(());
-            };
-            if current.claimed(now) {
-                // Its holder is submitting it right now.
-                return Ok(());
-            }
-            let status = self
-                .backend
-                .poll(run)
-                .await
-                .map_err(|e| LaunchError::Backend(e.to_string()))?;
-            let horizon = self.backend.removal_horizon(run);
-            match status {
-                RunStatus::NotFound if current.submitted => {
-                    tracing::warn!(launch = id, run = %current.run_name, "the run is gone (removed behind the launcher's back): RUN_LOST, not submitted again");
-                    launch.finish_attempt(&Outcome::OtherFailure(RUN_LOST.into()), now);
-                }
-                RunStatus::NotFound => match missing_run(&current, now, horizon) {
-                    Missing::Lost => {
-                        tracing::warn!(launch = id, run = %current.run_name, "the run was never confirmed and is old enough to have run and been removed: RUN_LOST, not submitted again");
-                        launch.finish_attempt(&Outcome::OtherFailure(RUN_LOST.into()), now);
-                    }
-                    Missing::Submit if current.past_deadline(now, max) => {
-                        tracing::warn!(launch = id, run = %current.run_name, "the run could not be submitted within MAX_ATTEMPT_DURATION");
-                        launch
-                            .finish_attempt(&Outcome::OtherFailure(SUBMISSION_FAILED.into()), now);
-                    }
-                    Missing::Submit => {
-                        // Saved but never created (its submitter died or failed): this pass takes it over.
-                        launch.current_mut().claim = Some(self.claim());
-                        submit_after_save = true;
-                    }
-                },
-                found => {
-                    if !current.submitted {
-                        tracing::info!(launch = id, run = %current.run_name, "the run exists: adopted");
-                        launch.mark_submitted(now);
-                    }
-                    match found {
-                        RunStatus::Running => {
-                            launch.mark_running(now);
-                        }
-                        RunStatus::Finished(outcome) => {
-                            launch.mark_running(now);
-                            launch.finish_attempt(&outcome, now);
-                        }
-                        _ => {}
-                    }
-                    if !launch.current().state.is_terminal() && current.past_deadline(now, max) {
-                        // Stopped before the attempt is saved as ended: a failed save redoes both.
-                        self.backend
-                            .cancel(run)
-                            .await
-                            .map_err(|e| LaunchError::Backend(e.to_string()))?;
-                        tracing::warn!(launch = id, run = %current.run_name, max = ?max, "the attempt passed MAX_ATTEMPT_DURATION: its run was stopped (TIMED_OUT)");
-                        launch.finish_attempt(&Outcome::OtherFailure(TIMED_OUT.into()), now);
-                    }
-                }
+        if !launch.current().state.is_terminal() {
+            match self.check_attempt(&mut launch, &before, now).await? {
+                Checked::Done => return Ok(()),
+                Checked::Updated { submit } => submit_after_save = submit,
             }
         }
-
         if !launch.state.is_terminal() && launch.current().state.is_terminal() {
-            let current = launch.current().clone();
-            let outcome = current
-                .outcome()
-                .unwrap_or(Outcome::OtherFailure(SUBMISSION_FAILED.into()));
-            let next = if current.reason == SUBMISSION_FAILED || current.reason == RUN_LOST {
-                Next::End(State::Failed)
-            } else {
-                next_step(
-                    &outcome,
-                    launch.attempts.len() as u32,
-                    launch.max_attempts,
-                    launch.cancel_requested,
-                )
-            };
-            match next {
-                Next::End(state) => launch.end(state, now),
-                Next::Relaunch => match self.pick(&launch.spec(), &launch.tried_pools()).await {
-                    Ok(pool) => {
-                        tracing::info!(launch = id, from = %current.pool_id, to = %pool, "spot termination: relaunching on another pool");
-                        launch.relaunch(pool, now, self.claim());
-                        submit_after_save = true;
-                    }
-                    Err(PickError::NoPool(m) | PickError::Refused(m) | PickError::Mismatch(m)) => {
-                        tracing::warn!(launch = id, reason = %m, "no other pool to relaunch on");
-                        launch.end(State::Failed, now);
-                    }
-                    // The relay is down: try again next pass.
-                    Err(PickError::Unavailable(m)) => {
-                        tracing::warn!(launch = id, error = %m, "relaunch waits for the relay")
-                    }
-                },
-            }
+            submit_after_save |= self.after_attempt(&mut launch, now).await;
         }
 
         if !self.save(&mut launch, &before).await? {
@@ -716,6 +632,160 @@ impl Launcher {
             self.submit_claimed(launch).await?;
         }
         Ok(())
+    }
+
+    /// The current attempt, still open, checked against its run in the backend: the attempt records
+    /// what the backend says (adopted, running, finished, lost, timed out), or this pass takes over
+    /// submitting it. Kept apart from [`Self::after_attempt`] because only the backend's answer may
+    /// end an attempt; what follows an ended attempt is the same whoever ended it.
+    async fn check_attempt(
+        &self,
+        launch: &mut Launch,
+        before: &Launch,
+        now: DateTime<Utc>,
+    ) -> Result<Checked, LaunchError> {
+        let current = launch.current().clone();
+        // The run as read (`before`): `launch` changes below.
+        let Some(run) = self.run(before) else {
+            launch.finish_attempt(&Outcome::OtherFailure(SUBMISSION_FAILED.into()), now);
+            launch.end(State::Failed, now);
+            self.save(launch, before).await?;
+            return Ok(Checked::Done);
+        };
+        if current.claimed(now) {
+            // Its holder is submitting it right now.
+            return Ok(Checked::Done);
+        }
+        let status = self
+            .backend
+            .poll(run)
+            .await
+            .map_err(|e| LaunchError::Backend(e.to_string()))?;
+        let horizon = self.backend.removal_horizon(run);
+        let submit = match status {
+            RunStatus::NotFound => self.on_run_missing(launch, &current, now, horizon),
+            found => {
+                self.on_run_found(launch, &current, run, found, now).await?;
+                false
+            }
+        };
+        Ok(Checked::Updated { submit })
+    }
+
+    /// The backend does not know the current attempt's run. A run it once had (or may have had) is
+    /// not blindly submitted again: the attempt ends `RUN_LOST`. One never created is taken over by
+    /// this pass (claimed here, submitted once the claim is saved: returns true) unless it is past
+    /// `MAX_ATTEMPT_DURATION`.
+    fn on_run_missing(
+        &self,
+        launch: &mut Launch,
+        current: &Attempt,
+        now: DateTime<Utc>,
+        horizon: Option<Duration>,
+    ) -> bool {
+        let id = launch.launch_id.as_str();
+        let max = self.limits.max_attempt_duration;
+        if current.submitted {
+            tracing::warn!(launch = id, run = %current.run_name, "the run is gone (removed behind the launcher's back): RUN_LOST, not submitted again");
+            launch.finish_attempt(&Outcome::OtherFailure(RUN_LOST.into()), now);
+            return false;
+        }
+        match missing_run(current, now, horizon) {
+            Missing::Lost => {
+                tracing::warn!(launch = id, run = %current.run_name, "the run was never confirmed and is old enough to have run and been removed: RUN_LOST, not submitted again");
+                launch.finish_attempt(&Outcome::OtherFailure(RUN_LOST.into()), now);
+                false
+            }
+            Missing::Submit if current.past_deadline(now, max) => {
+                tracing::warn!(launch = id, run = %current.run_name, "the run could not be submitted within MAX_ATTEMPT_DURATION");
+                launch.finish_attempt(&Outcome::OtherFailure(SUBMISSION_FAILED.into()), now);
+                false
+            }
+            Missing::Submit => {
+                // Saved but never created (its submitter died or failed): this pass takes it over.
+                launch.current_mut().claim = Some(self.claim());
+                true
+            }
+        }
+    }
+
+    /// The backend knows the current attempt's run: the attempt follows it (adopted if its submission
+    /// was never confirmed, then running or finished). A run still going past `MAX_ATTEMPT_DURATION`
+    /// is stopped, and the attempt ends `TIMED_OUT`.
+    async fn on_run_found(
+        &self,
+        launch: &mut Launch,
+        current: &Attempt,
+        run: Run<'_>,
+        status: RunStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), LaunchError> {
+        let max = self.limits.max_attempt_duration;
+        if !current.submitted {
+            tracing::info!(launch = launch.launch_id.as_str(), run = %current.run_name, "the run exists: adopted");
+            launch.mark_submitted(now);
+        }
+        match status {
+            RunStatus::Running => {
+                launch.mark_running(now);
+            }
+            RunStatus::Finished(outcome) => {
+                launch.mark_running(now);
+                launch.finish_attempt(&outcome, now);
+            }
+            _ => {}
+        }
+        if !launch.current().state.is_terminal() && current.past_deadline(now, max) {
+            // Stopped before the attempt is saved as ended: a failed save redoes both.
+            self.backend
+                .cancel(run)
+                .await
+                .map_err(|e| LaunchError::Backend(e.to_string()))?;
+            tracing::warn!(launch = launch.launch_id.as_str(), run = %current.run_name, max = ?max, "the attempt passed MAX_ATTEMPT_DURATION: its run was stopped (TIMED_OUT)");
+            launch.finish_attempt(&Outcome::OtherFailure(TIMED_OUT.into()), now);
+        }
+        Ok(())
+    }
+
+    /// The current attempt has ended and the launch has not: the launch ends, or (after a spot
+    /// termination with attempts left) relaunches on another pool the relay picks, claimed here and
+    /// submitted once saved (returns true). A relay that is down leaves the launch as it is, for the
+    /// next pass.
+    async fn after_attempt(&self, launch: &mut Launch, now: DateTime<Utc>) -> bool {
+        let current = launch.current().clone();
+        let outcome = current
+            .outcome()
+            .unwrap_or(Outcome::OtherFailure(SUBMISSION_FAILED.into()));
+        let next = if current.reason == SUBMISSION_FAILED || current.reason == RUN_LOST {
+            Next::End(State::Failed)
+        } else {
+            next_step(
+                &outcome,
+                launch.attempts.len() as u32,
+                launch.max_attempts,
+                launch.cancel_requested,
+            )
+        };
+        let id = launch.launch_id.as_str();
+        match next {
+            Next::End(state) => launch.end(state, now),
+            Next::Relaunch => match self.pick(&launch.spec(), &launch.tried_pools()).await {
+                Ok(pool) => {
+                    tracing::info!(launch = id, from = %current.pool_id, to = %pool, "spot termination: relaunching on another pool");
+                    launch.relaunch(pool, now, self.claim());
+                    return true;
+                }
+                Err(PickError::NoPool(m) | PickError::Refused(m) | PickError::Mismatch(m)) => {
+                    tracing::warn!(launch = id, reason = %m, "no other pool to relaunch on");
+                    launch.end(State::Failed, now);
+                }
+                // The relay is down: try again next pass.
+                Err(PickError::Unavailable(m)) => {
+                    tracing::warn!(launch = id, error = %m, "relaunch waits for the relay")
+                }
+            },
+        }
+        false
     }
 
     // -----------------------------------------------------------------------------------------------
