@@ -256,137 +256,193 @@ pub fn decide(
     history: &History,
     now: Instant,
 ) -> Decision {
-    let (recommendation, rule, rules, capacity, capacity_source, active, measured) = match stats {
-        None => (
-            policy
-                .fallback_replicas
-                .clamp(policy.min_replicas, policy.max_replicas),
-            Rule::Fallback,
-            RuleValues::default(),
-            history
-                .measured_capacity
-                .or(policy.worker_capacity_per_second),
-            if history.measured_capacity.is_some() {
-                CapacitySource::Remembered
-            } else if policy.worker_capacity_per_second.is_some() {
-                CapacitySource::Configured
-            } else {
-                CapacitySource::Unknown
-            },
-            history.active.unwrap_or(false),
-            None,
-        ),
-        Some(s) => {
-            // Capacity is only visible while the workers are saturated: with messages waiting at
-            // this poll and the previous one, and the same consumers, every consumer was busy in
-            // between, so completions per consumer is what one worker can do. A queue that emptied
-            // meanwhile would understate it (the consumers idled part of the time), so would
-            // consumers that joined during the rate's window (counted, but not yet working all of
-            // it); with an empty queue the ack rate merely echoes the arrival rate.
-            let saturated = s.messages_ready > 0
-                && history
-                    .last
-                    .is_some_and(|l| l.messages_ready > 0 && l.consumers == s.consumers);
-            let measured = match (s.consumers, s.processing_rate()) {
-                (c, Some(rate)) if c > 0 && saturated => Some(rate / c as f64),
-                _ => None,
-            };
-            let (capacity, source) = if let Some(m) = measured {
-                (Some(m), CapacitySource::Measured)
-            } else if let Some(m) = history.measured_capacity {
-                (Some(m), CapacitySource::Remembered)
-            } else if let Some(c) = policy.worker_capacity_per_second {
-                (Some(c), CapacitySource::Configured)
-            } else {
-                (None, CapacitySource::Unknown)
-            };
-            let ready = s.messages_ready as f64;
-            let publish = if s.publish_rate > RATE_EPSILON {
-                s.publish_rate
-            } else {
-                0.0
-            };
-            let rules = RuleValues {
-                backlog: Some(ceil_replicas(
-                    ready / policy.target_backlog_per_worker as f64,
-                )),
-                throughput: capacity.map(|c| ceil_replicas(publish / c)),
-                drain_time: capacity.map(|c| {
-                    ceil_replicas((ready / policy.target_drain.as_secs_f64() + publish) / c)
-                }),
-            };
-            // Activation with hysteresis. It switches on when the backlog crosses the threshold, or
-            // when arrivals alone need more than one worker (and more than the minimum): waiting for
-            // a backlog then would only build one. It switches off only when the queue is idle, so a
-            // flow the workers keep up with (ready ≈ 0) does not bounce between the two. On the first
-            // observation a workload whose consumers are already busy counts as active: the monitor
-            // restarting must not scale a busy deployment down.
-            let was_active = history.active.unwrap_or_else(|| {
-                s.consumers > 0 && (s.messages_unacknowledged > 0 || s.processing_rate().is_some())
-            });
-            let active = if was_active {
-                !s.is_idle()
-            } else {
-                s.messages_ready > policy.activation_backlog
-                    || rules
-                        .throughput
-                        .is_some_and(|t| t > policy.min_replicas.max(1))
-            };
-            let (recommendation, rule) = if !active {
-                (policy.min_replicas, Rule::Activation)
-            } else {
-                // Largest rule; ties go to the first in this order, so "throughput" is reported
-                // when the backlog is empty and drain time adds nothing to it.
-                let (best, best_rule) = [
-                    (rules.backlog, Rule::Backlog),
-                    (rules.throughput, Rule::Throughput),
-                    (rules.drain_time, Rule::DrainTime),
-                ]
-                .into_iter()
-                .filter_map(|(v, r)| v.map(|v| (v, r)))
-                .fold(
-                    (0, Rule::Backlog),
-                    |acc, (v, r)| if v > acc.0 { (v, r) } else { acc },
-                );
-                if best < policy.min_replicas {
-                    (policy.min_replicas, Rule::MinReplicas)
-                } else if best > policy.max_replicas {
-                    (policy.max_replicas, Rule::MaxReplicas)
-                } else {
-                    (best, best_rule)
-                }
-            };
-            (
-                recommendation,
-                rule,
-                rules,
-                capacity,
-                source,
-                active,
-                measured,
-            )
-        }
+    let observed = match stats {
+        None => fallback(policy, history),
+        Some(s) => observe(s, policy, history),
     };
-    // Scale up at once, scale down only to the highest recommendation of the window.
+    let (desired, decided_by) =
+        stabilise(observed.recommendation, observed.rule, policy, history, now);
+    Decision {
+        desired,
+        recommendation: observed.recommendation,
+        decided_by,
+        rules: observed.rules,
+        capacity_per_worker: observed.capacity,
+        capacity_source: observed.capacity_source,
+        active: observed.active,
+        fallback: stats.is_none(),
+        measured_capacity: observed.measured,
+        observed: stats.copied(),
+    }
+}
+
+/// This step's recommendation and what it was made from, before scale-down stabilisation.
+struct Observed {
+    recommendation: u32,
+    rule: Rule,
+    rules: RuleValues,
+    capacity: Option<f64>,
+    capacity_source: CapacitySource,
+    active: bool,
+    /// A fresh saturated capacity measurement.
+    measured: Option<f64>,
+}
+
+/// The queue could not be read: `fallback_replicas`, no rule values, and the activation state and
+/// capacity as they were (nothing new was learned).
+fn fallback(policy: &Policy, history: &History) -> Observed {
+    let (capacity, capacity_source) = capacity_in_use(None, policy, history);
+    Observed {
+        recommendation: policy
+            .fallback_replicas
+            .clamp(policy.min_replicas, policy.max_replicas),
+        rule: Rule::Fallback,
+        rules: RuleValues::default(),
+        capacity,
+        capacity_source,
+        active: history.active.unwrap_or(false),
+        measured: None,
+    }
+}
+
+/// The recommendation for a queue that was read: the capacity, each rule's value, activation, then
+/// the largest rule (or `min_replicas` while inactive).
+fn observe(s: &QueueStats, policy: &Policy, history: &History) -> Observed {
+    let measured = saturated_capacity(s, history);
+    let (capacity, capacity_source) = capacity_in_use(measured, policy, history);
+    let rules = rule_values(s, policy, capacity);
+    let active = is_active(s, policy, history, &rules);
+    let (recommendation, rule) = if !active {
+        (policy.min_replicas, Rule::Activation)
+    } else {
+        largest_rule(&rules, policy)
+    };
+    Observed {
+        recommendation,
+        rule,
+        rules,
+        capacity,
+        capacity_source,
+        active,
+        measured,
+    }
+}
+
+/// What one worker can do, measured from this observation, or `None` when the workers were not
+/// saturated. Capacity is only visible while the workers are saturated: with messages waiting at
+/// this poll and the previous one, and the same consumers, every consumer was busy in between, so
+/// completions per consumer is what one worker can do. A queue that emptied meanwhile would
+/// understate it (the consumers idled part of the time), so would consumers that joined during the
+/// rate's window (counted, but not yet working all of it); with an empty queue the ack rate merely
+/// echoes the arrival rate.
+fn saturated_capacity(s: &QueueStats, history: &History) -> Option<f64> {
+    let saturated = s.messages_ready > 0
+        && history
+            .last
+            .is_some_and(|l| l.messages_ready > 0 && l.consumers == s.consumers);
+    match (s.consumers, s.processing_rate()) {
+        (c, Some(rate)) if c > 0 && saturated => Some(rate / c as f64),
+        _ => None,
+    }
+}
+
+/// The capacity the throughput and drain-time rules use, and where it came from: measured now,
+/// else remembered from the last saturated measurement, else configured, else unknown.
+fn capacity_in_use(
+    measured: Option<f64>,
+    policy: &Policy,
+    history: &History,
+) -> (Option<f64>, CapacitySource) {
+    if let Some(m) = measured {
+        (Some(m), CapacitySource::Measured)
+    } else if let Some(m) = history.measured_capacity {
+        (Some(m), CapacitySource::Remembered)
+    } else if let Some(c) = policy.worker_capacity_per_second {
+        (Some(c), CapacitySource::Configured)
+    } else {
+        (None, CapacitySource::Unknown)
+    }
+}
+
+/// Each rule's replica count, before clamping (the module doc gives the formulas); the throughput
+/// and drain-time rules need a capacity.
+fn rule_values(s: &QueueStats, policy: &Policy, capacity: Option<f64>) -> RuleValues {
+    let ready = s.messages_ready as f64;
+    let publish = if s.publish_rate > RATE_EPSILON {
+        s.publish_rate
+    } else {
+        0.0
+    };
+    RuleValues {
+        backlog: Some(ceil_replicas(
+            ready / policy.target_backlog_per_worker as f64,
+        )),
+        throughput: capacity.map(|c| ceil_replicas(publish / c)),
+        drain_time: capacity
+            .map(|c| ceil_replicas((ready / policy.target_drain.as_secs_f64() + publish) / c)),
+    }
+}
+
+/// Activation with hysteresis. It switches on when the backlog crosses the threshold, or when
+/// arrivals alone need more than one worker (and more than the minimum): waiting for a backlog then
+/// would only build one. It switches off only when the queue is idle, so a flow the workers keep up
+/// with (ready ≈ 0) does not bounce between the two. On the first observation a workload whose
+/// consumers are already busy counts as active: the monitor restarting must not scale a busy
+/// deployment down.
+fn is_active(s: &QueueStats, policy: &Policy, history: &History, rules: &RuleValues) -> bool {
+    let was_active = history.active.unwrap_or_else(|| {
+        s.consumers > 0 && (s.messages_unacknowledged > 0 || s.processing_rate().is_some())
+    });
+    if was_active {
+        !s.is_idle()
+    } else {
+        s.messages_ready > policy.activation_backlog
+            || rules
+                .throughput
+                .is_some_and(|t| t > policy.min_replicas.max(1))
+    }
+}
+
+/// The largest rule, clamped to `[min_replicas, max_replicas]` (the clamp then names the rule).
+/// Ties go to the first in the order backlog, throughput, drain time, so "throughput" is reported
+/// when the backlog is empty and drain time adds nothing to it.
+fn largest_rule(rules: &RuleValues, policy: &Policy) -> (u32, Rule) {
+    let (best, best_rule) = [
+        (rules.backlog, Rule::Backlog),
+        (rules.throughput, Rule::Throughput),
+        (rules.drain_time, Rule::DrainTime),
+    ]
+    .into_iter()
+    .filter_map(|(v, r)| v.map(|v| (v, r)))
+    .fold(
+        (0, Rule::Backlog),
+        |acc, (v, r)| if v > acc.0 { (v, r) } else { acc },
+    );
+    if best < policy.min_replicas {
+        (policy.min_replicas, Rule::MinReplicas)
+    } else if best > policy.max_replicas {
+        (policy.max_replicas, Rule::MaxReplicas)
+    } else {
+        (best, best_rule)
+    }
+}
+
+/// Scale-down stabilisation: scale up at once, scale down only to the highest recommendation of
+/// the window (never above `max_replicas`).
+fn stabilise(
+    recommendation: u32,
+    rule: Rule,
+    policy: &Policy,
+    history: &History,
+    now: Instant,
+) -> (u32, Rule) {
     let held = history
         .highest_within(policy.scale_down_stabilization, now)
         .unwrap_or(0);
-    let (desired, decided_by) = if held > recommendation {
+    if held > recommendation {
         (held.min(policy.max_replicas), Rule::Stabilization)
     } else {
         (recommendation, rule)
-    };
-    Decision {
-        desired,
-        recommendation,
-        decided_by,
-        rules,
-        capacity_per_worker: capacity,
-        capacity_source,
-        active,
-        fallback: stats.is_none(),
-        measured_capacity: measured,
-        observed: stats.copied(),
     }
 }
 
