@@ -368,6 +368,17 @@ struct GroupPosterior {
     theta: [(f64, f64); S],
 }
 
+impl GroupPosterior {
+    /// A group that is not tested: no change, θ at its prior.
+    fn untested() -> Self {
+        Self {
+            p: [0.0; S],
+            changed: 0.0,
+            theta: [(SHIFT_SHAPE, SHIFT_SHAPE); S],
+        }
+    }
+}
+
 /// The change-point posterior of every pool. `priors[i]` is pool `i`'s shared prior `(a, b)` (its
 /// reset distribution is [`reset_of`] it); `groups` the groupings whose changes are looked for, with
 /// their scope, finest first; `effective[i]` the `(n, k)` of the whole window as the no-change
@@ -379,39 +390,94 @@ pub fn fit(
     groups: &[(&Level, ChangeScope)],
     cfg: &ChangeConfig,
 ) -> Changes {
-    let resets: Vec<(f64, f64)> = priors
-        .iter()
-        .map(|&p| reset_of(p, cfg.reset_strength))
-        .collect();
-    let splits: Vec<Splits> = evidence
-        .iter()
-        .zip(priors.iter().zip(&resets))
-        .map(|(e, (&p, &r))| pool_splits(e, p, r))
-        .collect();
-    let with_data: Vec<f64> = evidence
-        .iter()
-        .zip(&splits)
-        .filter(|(e, _)| e.jobs > 0)
-        .map(|(_, s)| s.lse)
-        .collect();
-    let rho = cfg
-        .pool_prior
-        .unwrap_or_else(|| fit_pool_prior(&with_data))
-        .clamp(1e-9, 1.0 - 1e-9);
-    let (ln_rho, ln_stay) = (rho.ln(), (1.0 - rho).ln());
-    // The pools' own change probabilities.
-    let q: Vec<f64> = splits
-        .iter()
-        .map(|s| {
-            let z = ln_rho + s.lse - ln_stay;
-            1.0 / (1.0 + (-z).exp())
+    let own = OwnFits::new(evidence, priors, cfg);
+    let testable = testable_groups(groups, evidence);
+    let rho_g = group_prior(cfg, &testable);
+    let (posteriors, group_alarms) = match rho_g {
+        Some(rho_g) => group_posteriors(&own, groups, &testable, rho_g),
+        None => (vec![], 0),
+    };
+    // Each pool's mixture.
+    let group_floor = GROUP_NEGLIGIBLE.max(2.0 * rho_g.unwrap_or(0.0));
+    let pools = (0..own.splits.len())
+        .map(|i| {
+            let (any_group, components) =
+                group_components(&own, i, groups, &posteriors, group_floor);
+            mix_pool(&own, i, effective[i], any_group, &components)
         })
         .collect();
-    // Old rates before each split, for the group tests and components.
-    let r0 = |i: usize, j: usize| -> (f64, f64) {
-        let (a, b) = priors[i];
-        let s = &splits[i];
-        let e = &evidence[i];
+    Changes {
+        pools,
+        pool_prior: own.rho,
+        group_alarms,
+    }
+}
+
+/// Every pool's own change-point posterior, and the fleet's `ρ`: what the group tests and the
+/// mixtures both start from.
+struct OwnFits<'a> {
+    evidence: &'a [Evidence],
+    priors: &'a [(f64, f64)],
+    /// Each pool's reset distribution ([`reset_of`] its prior).
+    resets: Vec<(f64, f64)>,
+    splits: Vec<Splits>,
+    /// The per-pool prior probability of a change within the series, and `ln ρ`, `ln(1 − ρ)`.
+    rho: f64,
+    ln_rho: f64,
+    ln_stay: f64,
+    /// Each pool's posterior probability that it changed on its own.
+    q: Vec<f64>,
+}
+
+impl<'a> OwnFits<'a> {
+    /// Each pool's splits under its prior and reset, then `ρ` (given, or fitted to the pools with
+    /// jobs), then each pool's own change probability under it.
+    fn new(evidence: &'a [Evidence], priors: &'a [(f64, f64)], cfg: &ChangeConfig) -> Self {
+        let resets: Vec<(f64, f64)> = priors
+            .iter()
+            .map(|&p| reset_of(p, cfg.reset_strength))
+            .collect();
+        let splits: Vec<Splits> = evidence
+            .iter()
+            .zip(priors.iter().zip(&resets))
+            .map(|(e, (&p, &r))| pool_splits(e, p, r))
+            .collect();
+        let with_data: Vec<f64> = evidence
+            .iter()
+            .zip(&splits)
+            .filter(|(e, _)| e.jobs > 0)
+            .map(|(_, s)| s.lse)
+            .collect();
+        let rho = cfg
+            .pool_prior
+            .unwrap_or_else(|| fit_pool_prior(&with_data))
+            .clamp(1e-9, 1.0 - 1e-9);
+        let (ln_rho, ln_stay) = (rho.ln(), (1.0 - rho).ln());
+        let q: Vec<f64> = splits
+            .iter()
+            .map(|s| {
+                let z = ln_rho + s.lse - ln_stay;
+                1.0 / (1.0 + (-z).exp())
+            })
+            .collect();
+        Self {
+            evidence,
+            priors,
+            resets,
+            splits,
+            rho,
+            ln_rho,
+            ln_stay,
+            q,
+        }
+    }
+
+    /// Pool `i`'s old rate before split `j`, `Beta(a + k₀, b + n₀ − k₀)` (its prior alone for a split
+    /// past its series): what the group tests and the group components measure a change against.
+    fn old_rate(&self, i: usize, j: usize) -> (f64, f64) {
+        let (a, b) = self.priors[i];
+        let s = &self.splits[i];
+        let e = &self.evidence[i];
         let (n0, k0) = if j < s.count {
             (
                 (e.jobs - s.n1[j]) as f64,
@@ -421,11 +487,15 @@ pub fn fit(
             (0.0, 0.0)
         };
         (a + k0, b + n0 - k0)
-    };
-    // Group posteriors. A group with fewer than two pools with jobs is not tested: its change is its
-    // one pool's, which the pool's own posterior already weighs (testing it again would only split
-    // the same evidence between two names, and spend prior mass on a hypothesis that adds nothing).
-    let testable: Vec<Vec<bool>> = groups
+    }
+}
+
+/// For each level, which of its groups are tested. A group with fewer than two pools with jobs is
+/// not: its change is its one pool's, which the pool's own posterior already weighs (testing it
+/// again would only split the same evidence between two names, and spend prior mass on a hypothesis
+/// that adds nothing).
+fn testable_groups(groups: &[(&Level, ChangeScope)], evidence: &[Evidence]) -> Vec<Vec<bool>> {
+    groups
         .iter()
         .map(|(level, _)| {
             let mut count = vec![0u8; level.groups];
@@ -437,7 +507,12 @@ pub fn fit(
             }
             count.into_iter().map(|c| c >= 2).collect()
         })
-        .collect();
+        .collect()
+}
+
+/// Each tested group's prior probability of a change: [`ChangeConfig::group_prior`] split evenly
+/// over the groups tested (multiplicity handled by the prior). `None`: no group is tested.
+fn group_prior(cfg: &ChangeConfig, testable: &[Vec<bool>]) -> Option<f64> {
     let tested: usize = if cfg.groups {
         testable
             .iter()
@@ -446,257 +521,325 @@ pub fn fit(
     } else {
         0
     };
-    let rho_g = if tested > 0 {
-        (cfg.group_prior / tested as f64).clamp(1e-9, 0.5)
-    } else {
-        0.0
-    };
-    let mut posteriors: Vec<Vec<GroupPosterior>> = vec![];
-    let mut group_alarms = 0;
-    if tested > 0 {
-        let lgc = ln_gamma(SHIFT_SHAPE);
-        let c = SHIFT_SHAPE;
-        // How much of each pool's recent deviation is still unexplained: not by its own change, nor
-        // (after each level) by its group's. Levels come finest first, so a zone outage is not also
-        // counted as a change of its region and of every family with a pool in the zone.
-        let mut unexplained: Vec<f64> = q.iter().map(|q| 1.0 - q).collect();
-        // Each pool's observed and expected terminations after each split, the same at every level.
-        // The pool's own past is what a change is measured against: its share of the old rate,
-        // `n₀/(n₀ + a + b)`, weighs its contribution. A pool with no job before the split has no past
-        // (its old rate would be its prior, and a pool merely unlike its prior is not a change).
-        let contributions: Vec<[(f64, f64); S]> = splits
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let mut out = [(0.0, 0.0); S];
-                let strength = priors[i].0 + priors[i].1;
-                for (j, slot) in out.iter_mut().enumerate().take(s.count) {
-                    if s.n1[j] == 0 {
-                        continue;
-                    }
-                    let n0 = (evidence[i].jobs - s.n1[j]) as f64;
-                    let past = n0 / (n0 + strength);
-                    let (a0, b0) = r0(i, j);
-                    *slot = (
-                        past * s.k1[j] as f64,
-                        past * s.n1[j] as f64 * a0 / (a0 + b0),
-                    );
-                }
-                out
-            })
-            .collect();
-        for ((level, _), testable) in groups.iter().zip(&testable) {
-            let mut o = vec![[0.0f64; S]; level.groups];
-            let mut ex = vec![[0.0f64; S]; level.groups];
-            let mut hours = vec![0usize; level.groups];
-            for (i, s) in splits.iter().enumerate() {
-                if evidence[i].jobs == 0 {
-                    continue;
-                }
-                let g = level.group_of[i] as usize;
-                hours[g] = hours[g].max(s.hours);
-                let weight = unexplained[i];
-                for (j, &(ko, eo)) in contributions[i].iter().enumerate().take(s.count) {
-                    o[g][j] += weight * ko;
-                    ex[g][j] += weight * eo;
-                }
-            }
-            let mut level_post = Vec::with_capacity(level.groups);
-            for g in 0..level.groups {
-                if !testable[g] {
-                    level_post.push(GroupPosterior {
-                        p: [0.0; S],
-                        changed: 0.0,
-                        theta: [(c, c); S],
-                    });
-                    continue;
-                }
-                let (width, count) = widths(hours[g]);
-                let mut lw = [f64::NEG_INFINITY; S];
-                let mut theta = [(c, c); S];
-                for j in 0..count {
-                    let (oo, ee) = (o[g][j], ex[g][j]);
-                    theta[j] = (c + oo, c + ee);
-                    if ee <= 0.0 {
-                        continue;
-                    }
-                    let lbf = c * c.ln() + ln_gamma(c + oo) - lgc + ee - (c + oo) * (c + ee).ln();
-                    lw[j] = rho_g.ln() + (width[j] / hours[g] as f64).ln() + lbf;
-                }
-                let stay = (1.0 - rho_g).ln();
-                let z = log_sum_exp(lw[..count].iter().copied().chain(std::iter::once(stay)));
-                let mut p = [0.0; S];
-                let mut changed = 0.0;
-                for j in 0..count {
-                    p[j] = (lw[j] - z).exp();
-                    changed += p[j];
-                }
-                group_alarms += usize::from(changed >= 0.5);
-                level_post.push(GroupPosterior { p, changed, theta });
-            }
-            for (i, u) in unexplained.iter_mut().enumerate() {
-                *u *= 1.0 - level_post[level.group_of[i] as usize].changed;
-            }
-            posteriors.push(level_post);
-        }
-    }
-    // Each pool's mixture.
-    let group_floor = GROUP_NEGLIGIBLE.max(2.0 * rho_g);
-    let pools = splits
+    (tested > 0).then(|| (cfg.group_prior / tested as f64).clamp(1e-9, 0.5))
+}
+
+/// Each pool's observed and expected terminations after each split, the same at every level. The
+/// pool's own past is what a change is measured against: its share of the old rate,
+/// `n₀/(n₀ + a + b)`, weighs its contribution. A pool with no job before the split has no past (its
+/// old rate would be its prior, and a pool merely unlike its prior is not a change).
+fn split_contributions(own: &OwnFits) -> Vec<[(f64, f64); S]> {
+    own.splits
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let (a, b) = priors[i];
-            let e = &evidence[i];
-            // Which groups changed, and how likely any of them.
-            let mut stay_all = 1.0;
-            let mut total_group = 0.0;
-            for (l, (level, _)) in groups.iter().enumerate().take(posteriors.len()) {
-                let gp = &posteriors[l][level.group_of[i] as usize];
-                if gp.changed < group_floor {
+            let mut out = [(0.0, 0.0); S];
+            let strength = own.priors[i].0 + own.priors[i].1;
+            for (j, slot) in out.iter_mut().enumerate().take(s.count) {
+                if s.n1[j] == 0 {
                     continue;
                 }
-                stay_all *= 1.0 - gp.changed;
-                total_group += gp.changed;
+                let n0 = (own.evidence[i].jobs - s.n1[j]) as f64;
+                let past = n0 / (n0 + strength);
+                let (a0, b0) = own.old_rate(i, j);
+                *slot = (
+                    past * s.k1[j] as f64,
+                    past * s.n1[j] as f64 * a0 / (a0 + b0),
+                );
             }
-            let any_group = 1.0 - stay_all;
-            let mut m1 = 0.0;
-            let mut m2 = 0.0;
-            let mut worse = 0.0;
-            let mut best: Option<(f64, u32, ChangeScope)> = None;
-            let mut consider = |w: f64, hours: u32, scope: ChangeScope| {
-                if best.is_none_or(|(bw, _, _)| w > bw) {
-                    best = Some((w, hours, scope));
-                }
-            };
-            // The groups' components: each group change's posterior (mostly the other pools' data)
-            // is the prior of "this pool moved with its group at s_j", and the pool's own last s_j
-            // hours then weigh it against its own hypotheses, by their predictive given its past:
-            // `ln BF = ln P(k₁ | n₁, the group's new rate) − ln P(k₁ | n₁, its old rate)`, both
-            // beta-binomial. A thin pool (n₁ small) keeps its group's weight; a thick one that did not
-            // move with its group, or moved much more, is not dragged along.
-            struct GroupComponent {
-                ln_mass: f64,
-                split: u32,
-                scope: ChangeScope,
-                theta: (f64, f64),
-                /// The new rate before the pool's own last hours, and those hours.
-                prior: (f64, f64),
-                n1: f64,
-                k1: f64,
-            }
-            let mut components: Vec<GroupComponent> = vec![];
-            if any_group > 0.0 && total_group > 0.0 {
-                for (l, (level, scope)) in groups.iter().enumerate().take(posteriors.len()) {
-                    let gp = &posteriors[l][level.group_of[i] as usize];
-                    if gp.changed < group_floor {
-                        continue;
-                    }
-                    let share = any_group * gp.changed / total_group;
-                    for (j, &split) in SPLITS.iter().enumerate() {
-                        let w = share * gp.p[j] / gp.changed;
-                        if w < COMPONENT_NEGLIGIBLE {
-                            continue;
-                        }
-                        let (ts, tr) = gp.theta[j];
-                        let theta = ts / tr;
-                        let (a0, b0) = r0(i, j);
-                        let (mo, vo) = beta_moments(a0, b0);
-                        let mean = (theta * mo).clamp(1e-7, 0.95);
-                        let cv2 = 1.0 / ts + vo / (mo * mo);
-                        let strength = ((1.0 - mean) / (cv2 * mean) - 1.0).max(0.5);
-                        let (n1, k1, pred) = if j < s.count {
-                            (s.n1[j], s.k1[j], s.pred[j])
-                        } else {
-                            (e.jobs, e.spot, s.all)
-                        };
-                        let prior = (strength * mean, strength * (1.0 - mean));
-                        let ln_bf = if n1 > 0 {
-                            Marginal::new(prior.0, prior.1).ln(k1, n1) - pred
-                        } else {
-                            0.0
-                        };
-                        components.push(GroupComponent {
-                            ln_mass: (FOLLOW * w).ln() + ln_bf,
-                            split,
-                            scope: *scope,
-                            theta: (ts, tr),
-                            prior,
-                            n1: n1 as f64,
-                            k1: k1 as f64,
-                        });
-                    }
-                }
-            }
-            // The pool's own hypotheses, with the probability that no group changed: "no change"
-            // (likelihood ratio 1) and each split (ρ · width_j/h · BF_j), `z` their log total. A split
-            // with no job before it is the same as no change (nothing to change from): its weight
-            // goes to "no change".
-            let z = log_sum_exp([ln_stay, ln_rho + s.lse].into_iter());
-            let ln_own = (1.0 - FOLLOW * any_group).max(0.0).ln() + z;
-            let total =
-                log_sum_exp(std::iter::once(ln_own).chain(components.iter().map(|c| c.ln_mass)));
-            let own = (ln_own - total).exp();
-            let mut weights = [0.0; S];
-            let mut w0 = own * (ln_stay - z).exp();
-            for (j, slot) in weights.iter_mut().enumerate().take(s.count) {
-                let w = own * (ln_rho + s.lw[j] - z).exp();
-                if s.n1[j] >= e.jobs && e.jobs > 0 {
-                    w0 += w;
+            out
+        })
+        .collect()
+}
+
+/// One group's terminations after each split, observed (`O`) and expected from its pools' pasts
+/// (`E`), and the longest series of its pools.
+struct GroupSums {
+    observed: [f64; S],
+    expected: [f64; S],
+    hours: usize,
+}
+
+/// Every level's group posteriors (levels in the order given, finest first), and how many groups
+/// changed more likely than not. After each level, each pool's weight in the coarser levels' tests
+/// drops by the probability that its group there changed, so a zone outage is not also counted as a
+/// change of its region and of every family with a pool in the zone.
+fn group_posteriors(
+    own: &OwnFits,
+    groups: &[(&Level, ChangeScope)],
+    testable: &[Vec<bool>],
+    rho_g: f64,
+) -> (Vec<Vec<GroupPosterior>>, usize) {
+    // How much of each pool's recent deviation is still unexplained: not by its own change, nor
+    // (after each level) by its group's.
+    let mut unexplained: Vec<f64> = own.q.iter().map(|q| 1.0 - q).collect();
+    let contributions = split_contributions(own);
+    let mut posteriors: Vec<Vec<GroupPosterior>> = vec![];
+    let mut group_alarms = 0;
+    for ((level, _), testable) in groups.iter().zip(testable) {
+        let sums = group_sums(own, level, &contributions, &unexplained);
+        let level_post: Vec<GroupPosterior> = sums
+            .iter()
+            .zip(testable)
+            .map(|(sums, &testable)| {
+                if testable {
+                    group_posterior(sums, rho_g)
                 } else {
-                    *slot = w;
+                    GroupPosterior::untested()
                 }
-            }
-            let (n_eff, k_eff) = effective[i];
-            let (m, v) = beta_moments(a + k_eff, b + (n_eff - k_eff).max(0.0));
-            m1 += w0 * m;
-            m2 += w0 * (v + m * m);
-            for (j, &w) in weights.iter().enumerate().take(s.count) {
-                if w < NEGLIGIBLE {
-                    continue;
-                }
-                let (n1, k1) = (s.n1[j] as f64, s.k1[j] as f64);
-                let (ra, rb) = resets[i];
-                let (m, v) = beta_moments(ra + k1, rb + n1 - k1);
-                m1 += w * m;
-                m2 += w * (v + m * m);
-                let (a0, b0) = r0(i, j);
-                let (mo, vo) = beta_moments(a0, b0);
-                worse += w * normal_cdf((m - mo) / (v + vo).sqrt().max(1e-12));
-                consider(w, SPLITS[j], ChangeScope::Pool);
-            }
-            for c in &components {
-                let w = (c.ln_mass - total).exp();
-                if w < NEGLIGIBLE {
-                    continue;
-                }
-                let (m, v) = beta_moments(c.prior.0 + c.k1, c.prior.1 + (c.n1 - c.k1).max(0.0));
-                m1 += w * m;
-                m2 += w * (v + m * m);
-                worse += w * gamma_above_one(c.theta.0, c.theta.1);
-                consider(w, c.split, c.scope);
-            }
-            let var = (m2 - m1 * m1).max(0.0);
-            let (alpha, beta) = if var > 0.0 && m1 > 0.0 && m1 < 1.0 {
-                let strength = (m1 * (1.0 - m1) / var - 1.0).max(1e-3);
-                (m1 * strength, (1.0 - m1) * strength)
-            } else {
-                (a + k_eff, b + (n_eff - k_eff).max(0.0))
-            };
-            Current {
-                alpha,
-                beta,
-                change_probability: (1.0 - w0).clamp(0.0, 1.0),
-                most_probable: best.map(|(_, h, sc)| (h, sc)),
-                worse_probability: worse.clamp(0.0, 1.0),
-            }
+            })
+            .collect();
+        group_alarms += level_post.iter().filter(|p| p.changed >= 0.5).count();
+        for (i, u) in unexplained.iter_mut().enumerate() {
+            *u *= 1.0 - level_post[level.group_of[i] as usize].changed;
+        }
+        posteriors.push(level_post);
+    }
+    (posteriors, group_alarms)
+}
+
+/// Each group of `level`: its pools' contributions after each split, each pool weighed by how much
+/// of its deviation is still `unexplained`. Pools with no job are left out.
+fn group_sums(
+    own: &OwnFits,
+    level: &Level,
+    contributions: &[[(f64, f64); S]],
+    unexplained: &[f64],
+) -> Vec<GroupSums> {
+    let mut sums: Vec<GroupSums> = (0..level.groups)
+        .map(|_| GroupSums {
+            observed: [0.0; S],
+            expected: [0.0; S],
+            hours: 0,
         })
         .collect();
-    Changes {
-        pools,
-        pool_prior: rho,
-        group_alarms,
+    for (i, s) in own.splits.iter().enumerate() {
+        if own.evidence[i].jobs == 0 {
+            continue;
+        }
+        let group = &mut sums[level.group_of[i] as usize];
+        group.hours = group.hours.max(s.hours);
+        let weight = unexplained[i];
+        for (j, &(ko, eo)) in contributions[i].iter().enumerate().take(s.count) {
+            group.observed[j] += weight * ko;
+            group.expected[j] += weight * eo;
+        }
     }
+    sums
+}
+
+/// One tested group's posterior over its splits: `O ~ Poisson(θE)` with `θ ~ Gamma(c, c)` under a
+/// change at `s_j` against `O ~ Poisson(E)` under none (the module doc's formula), each split with
+/// prior `ρ_g · width_j/h`.
+fn group_posterior(sums: &GroupSums, rho_g: f64) -> GroupPosterior {
+    let c = SHIFT_SHAPE;
+    let lgc = ln_gamma(SHIFT_SHAPE);
+    let hours = sums.hours;
+    let (width, count) = widths(hours);
+    let mut lw = [f64::NEG_INFINITY; S];
+    let mut theta = [(c, c); S];
+    for j in 0..count {
+        let (oo, ee) = (sums.observed[j], sums.expected[j]);
+        theta[j] = (c + oo, c + ee);
+        if ee <= 0.0 {
+            continue;
+        }
+        let lbf = c * c.ln() + ln_gamma(c + oo) - lgc + ee - (c + oo) * (c + ee).ln();
+        lw[j] = rho_g.ln() + (width[j] / hours as f64).ln() + lbf;
+    }
+    let stay = (1.0 - rho_g).ln();
+    let z = log_sum_exp(lw[..count].iter().copied().chain(std::iter::once(stay)));
+    let mut p = [0.0; S];
+    let mut changed = 0.0;
+    for j in 0..count {
+        p[j] = (lw[j] - z).exp();
+        changed += p[j];
+    }
+    GroupPosterior { p, changed, theta }
+}
+
+/// One split of a changed group, as a hypothesis about one pool: "this pool moved with its group at
+/// `split`".
+struct GroupComponent {
+    ln_mass: f64,
+    split: u32,
+    scope: ChangeScope,
+    theta: (f64, f64),
+    /// The new rate before the pool's own last hours, and those hours.
+    prior: (f64, f64),
+    n1: f64,
+    k1: f64,
+}
+
+/// Pool `i`'s group hypotheses: the probability that some group of it changed (groups below
+/// `group_floor` left out), and one component per split of each changed group. Each group change's
+/// posterior (mostly the other pools' data) is the prior of "this pool moved with its group at
+/// s_j", and the pool's own last s_j hours then weigh it against its own hypotheses, by their
+/// predictive given its past: `ln BF = ln P(k₁ | n₁, the group's new rate) − ln P(k₁ | n₁, its old
+/// rate)`, both beta-binomial. A thin pool (n₁ small) keeps its group's weight; a thick one that
+/// did not move with its group, or moved much more, is not dragged along.
+fn group_components(
+    own: &OwnFits,
+    i: usize,
+    groups: &[(&Level, ChangeScope)],
+    posteriors: &[Vec<GroupPosterior>],
+    group_floor: f64,
+) -> (f64, Vec<GroupComponent>) {
+    let s = &own.splits[i];
+    let e = &own.evidence[i];
+    // Which groups changed, and how likely any of them.
+    let mut stay_all = 1.0;
+    let mut total_group = 0.0;
+    for (l, (level, _)) in groups.iter().enumerate().take(posteriors.len()) {
+        let gp = &posteriors[l][level.group_of[i] as usize];
+        if gp.changed < group_floor {
+            continue;
+        }
+        stay_all *= 1.0 - gp.changed;
+        total_group += gp.changed;
+    }
+    let any_group = 1.0 - stay_all;
+    let mut components: Vec<GroupComponent> = vec![];
+    if any_group > 0.0 && total_group > 0.0 {
+        for (l, (level, scope)) in groups.iter().enumerate().take(posteriors.len()) {
+            let gp = &posteriors[l][level.group_of[i] as usize];
+            if gp.changed < group_floor {
+                continue;
+            }
+            let share = any_group * gp.changed / total_group;
+            for (j, &split) in SPLITS.iter().enumerate() {
+                let w = share * gp.p[j] / gp.changed;
+                if w < COMPONENT_NEGLIGIBLE {
+                    continue;
+                }
+                let (ts, tr) = gp.theta[j];
+                let theta = ts / tr;
+                let (a0, b0) = own.old_rate(i, j);
+                let (mo, vo) = beta_moments(a0, b0);
+                let mean = (theta * mo).clamp(1e-7, 0.95);
+                let cv2 = 1.0 / ts + vo / (mo * mo);
+                let strength = ((1.0 - mean) / (cv2 * mean) - 1.0).max(0.5);
+                let (n1, k1, pred) = if j < s.count {
+                    (s.n1[j], s.k1[j], s.pred[j])
+                } else {
+                    (e.jobs, e.spot, s.all)
+                };
+                let prior = (strength * mean, strength * (1.0 - mean));
+                let ln_bf = if n1 > 0 {
+                    Marginal::new(prior.0, prior.1).ln(k1, n1) - pred
+                } else {
+                    0.0
+                };
+                components.push(GroupComponent {
+                    ln_mass: (FOLLOW * w).ln() + ln_bf,
+                    split,
+                    scope: *scope,
+                    theta: (ts, tr),
+                    prior,
+                    n1: n1 as f64,
+                    k1: k1 as f64,
+                });
+            }
+        }
+    }
+    (any_group, components)
+}
+
+/// Pool `i`'s current rate: every hypothesis (its own "no change" and splits, and its groups'
+/// `components`) weighed by its posterior, the mixture matched to a Beta by mean and variance, with
+/// the probability that the rate got worse and the most probable change.
+fn mix_pool(
+    own: &OwnFits,
+    i: usize,
+    (n_eff, k_eff): (f64, f64),
+    any_group: f64,
+    components: &[GroupComponent],
+) -> Current {
+    let (a, b) = own.priors[i];
+    let s = &own.splits[i];
+    let (w0, weights, total) = own_weights(own, i, any_group, components);
+    let mut m1 = 0.0;
+    let mut m2 = 0.0;
+    let mut worse = 0.0;
+    let mut best: Option<(f64, u32, ChangeScope)> = None;
+    let mut consider = |w: f64, hours: u32, scope: ChangeScope| {
+        if best.is_none_or(|(bw, _, _)| w > bw) {
+            best = Some((w, hours, scope));
+        }
+    };
+    let (m, v) = beta_moments(a + k_eff, b + (n_eff - k_eff).max(0.0));
+    m1 += w0 * m;
+    m2 += w0 * (v + m * m);
+    for (j, &w) in weights.iter().enumerate().take(s.count) {
+        if w < NEGLIGIBLE {
+            continue;
+        }
+        let (n1, k1) = (s.n1[j] as f64, s.k1[j] as f64);
+        let (ra, rb) = own.resets[i];
+        let (m, v) = beta_moments(ra + k1, rb + n1 - k1);
+        m1 += w * m;
+        m2 += w * (v + m * m);
+        let (a0, b0) = own.old_rate(i, j);
+        let (mo, vo) = beta_moments(a0, b0);
+        worse += w * normal_cdf((m - mo) / (v + vo).sqrt().max(1e-12));
+        consider(w, SPLITS[j], ChangeScope::Pool);
+    }
+    for c in components {
+        let w = (c.ln_mass - total).exp();
+        if w < NEGLIGIBLE {
+            continue;
+        }
+        let (m, v) = beta_moments(c.prior.0 + c.k1, c.prior.1 + (c.n1 - c.k1).max(0.0));
+        m1 += w * m;
+        m2 += w * (v + m * m);
+        worse += w * gamma_above_one(c.theta.0, c.theta.1);
+        consider(w, c.split, c.scope);
+    }
+    let var = (m2 - m1 * m1).max(0.0);
+    let (alpha, beta) = if var > 0.0 && m1 > 0.0 && m1 < 1.0 {
+        let strength = (m1 * (1.0 - m1) / var - 1.0).max(1e-3);
+        (m1 * strength, (1.0 - m1) * strength)
+    } else {
+        (a + k_eff, b + (n_eff - k_eff).max(0.0))
+    };
+    Current {
+        alpha,
+        beta,
+        change_probability: (1.0 - w0).clamp(0.0, 1.0),
+        most_probable: best.map(|(_, h, sc)| (h, sc)),
+        worse_probability: worse.clamp(0.0, 1.0),
+    }
+}
+
+/// The posterior weights of pool `i`'s own hypotheses, with the probability that no group changed:
+/// "no change" (likelihood ratio 1; `w0`) and each split (ρ · width_j/h · BF_j), and `total`, the
+/// log total mass of own and group hypotheses that the group components' weights are taken against.
+/// A split with no job before it is the same as no change (nothing to change from): its weight goes
+/// to "no change".
+fn own_weights(
+    own: &OwnFits,
+    i: usize,
+    any_group: f64,
+    components: &[GroupComponent],
+) -> (f64, [f64; S], f64) {
+    let s = &own.splits[i];
+    let e = &own.evidence[i];
+    let (ln_rho, ln_stay) = (own.ln_rho, own.ln_stay);
+    let z = log_sum_exp([ln_stay, ln_rho + s.lse].into_iter());
+    let ln_own = (1.0 - FOLLOW * any_group).max(0.0).ln() + z;
+    let total = log_sum_exp(std::iter::once(ln_own).chain(components.iter().map(|c| c.ln_mass)));
+    let own_mass = (ln_own - total).exp();
+    let mut weights = [0.0; S];
+    let mut w0 = own_mass * (ln_stay - z).exp();
+    for (j, slot) in weights.iter_mut().enumerate().take(s.count) {
+        let w = own_mass * (ln_rho + s.lw[j] - z).exp();
+        if s.n1[j] >= e.jobs && e.jobs > 0 {
+            w0 += w;
+        } else {
+            *slot = w;
+        }
+    }
+    (w0, weights, total)
 }
 
 #[cfg(test)]
