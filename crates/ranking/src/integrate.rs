@@ -121,137 +121,145 @@ fn series_reach(b: f64) -> f64 {
     }
 }
 
-impl Table {
-    /// The grid and CDF of `Beta(a, b)`.
-    ///
-    /// With `f` the density of `z = ln X`, `ln f = a z + (b − 1) ln(1 − e^z) − ln B(a, b)`, its slope
-    /// `λ = a − (b − 1) x/(1 − x)` and curvature `κ = (b − 1) x/(1 − x)²`, the grid walks down and up
-    /// from the log-scale mean `ψ(a) − ψ(a + b)` with steps `min(0.25/|λ|, 0.25/√κ, 0.3 (1 − x)/x)`
-    /// (the first relaxed by `(10⁻⁴/m)^{1/4}` where the mass beyond, `m ≈ f/|λ|`, is below 10⁻⁴, so
-    /// each cell's interpolation error, about `(|λ| h)⁴/384` of that mass, stays near 10⁻⁹), each step
-    /// shortened until the rule allows it at both ends: a quarter of the sd where the density is
-    /// normal-like, `1/(4a)` in the far left tail (`f ≈ e^{a z}`, also for `a < 1`), fine on a skewed
-    /// Beta's steep side (`a = 0.1, b = 500`: sd 10, but `λ ≈ −9` at `x = 0.02`), and shrinking
-    /// geometrically towards `x = 1` (for `b < 1`, `f` is infinite there). Each walk stops where a bound
-    /// on the mass beyond falls below `TAIL`: for `b ≥ 1` (`f` log-concave) `f/|λ|` where the density
-    /// falls away from the point; else `x^a (1 − x)^{min(b−1, 0)}/(a B)` on the left and
-    /// `(1 − x)^b x^{min(a−1, 0)}/(b B)` on the right; or at `x = e^{−700}`, `1 − 10⁻¹²`. The CDF at the
-    /// nodes is exact in both tails (the incomplete beta's power series, for `x ≤ 0.1` and `1 − x ≤ 0.1`
-    /// within the series' reach) and in between the integral of the cubic through `f` and `f' = λ f`
-    /// at each end of a cell, `h (f₀ + f₁)/2 + h² (f'₀ − f'₁)/12`, scaled to meet the exact value at the
-    /// upper end (or 1).
-    pub fn new(a: f64, b: f64) -> Self {
-        let a = a.max(1e-6);
-        let b = b.max(1e-6);
-        let lnb = ln_beta(a, b);
-        let series_lo = series_reach(b).ln();
-        let series_hi = (-series_reach(a)).ln_1p();
-        let (z_min, z_max) = (-700.0, -1e-12);
-        let c = -lnb;
-        // At `z`: `x`, `1 − x`, the odds `x/(1 − x)` and `f(z)`.
-        let point = |z: f64| -> Point {
-            let x = z.exp();
-            // 1 − x directly where it cannot cancel, else by expm1.
-            let (y, ln_y) = if x < 0.5 {
-                (1.0 - x, (-x).ln_1p())
+/// The nodes never go below `z = −700` (`x = e^{−700}`) nor above `z = −10⁻¹²` (`x = 1 − 10⁻¹²`).
+const Z_MIN: f64 = -700.0;
+const Z_MAX: f64 = -1e-12;
+
+/// The density of `z = ln X`, `X ~ Beta(a, b)`: `ln f = a z + (b − 1) ln(1 − e^z) + c`, with
+/// `c = −ln B(a, b)`. What [`Table::new`] places its nodes on and integrates; the rules are in its
+/// doc.
+struct LogDensity {
+    a: f64,
+    b: f64,
+    c: f64,
+}
+
+impl LogDensity {
+    /// At `z`: `x`, `1 − x`, the odds `x/(1 − x)` and `f(z)`.
+    fn point(&self, z: f64) -> Point {
+        let (a, b, c) = (self.a, self.b, self.c);
+        let x = z.exp();
+        // 1 − x directly where it cannot cancel, else by expm1.
+        let (y, ln_y) = if x < 0.5 {
+            (1.0 - x, (-x).ln_1p())
+        } else {
+            let y = -z.exp_m1();
+            (y, y.ln())
+        };
+        Point {
+            z,
+            x,
+            y,
+            odds: x / y,
+            f: (a * z + (b - 1.0) * ln_y + c).exp(),
+        }
+    }
+
+    /// The step rule at a point: the longest step the interpolation error allows there.
+    fn step_at(&self, p: &Point) -> f64 {
+        let (a, b) = (self.a, self.b);
+        let o = p.odds;
+        let rate = (a - (b - 1.0) * o).abs();
+        let curvature = (b - 1.0).abs() * o * (1.0 + o);
+        let mut h = NEAR_ONE_STEP * p.y / p.x;
+        if rate * h > RATE_STEP {
+            // Relaxed where the tail beyond (≈ f/|λ|) holds less than RATE_MASS: the cubic's
+            // error in a cell is about (|λ| h)³/384 of the cell's mass.
+            let beyond = p.f / rate;
+            let relax = if beyond < RATE_MASS {
+                (RATE_MASS / beyond).sqrt().sqrt().min(40.0)
             } else {
-                let y = -z.exp_m1();
-                (y, y.ln())
+                1.0
             };
-            Point {
-                z,
-                x,
-                y,
-                odds: x / y,
-                f: (a * z + (b - 1.0) * ln_y + c).exp(),
-            }
-        };
-        // The step rule at a point.
-        let step_at = |p: &Point| -> f64 {
-            let o = p.odds;
-            let rate = (a - (b - 1.0) * o).abs();
-            let curvature = (b - 1.0).abs() * o * (1.0 + o);
-            let mut h = NEAR_ONE_STEP * p.y / p.x;
-            if rate * h > RATE_STEP {
-                // Relaxed where the tail beyond (≈ f/|λ|) holds less than RATE_MASS: the cubic's
-                // error in a cell is about (|λ| h)³/384 of the cell's mass.
-                let beyond = p.f / rate;
-                let relax = if beyond < RATE_MASS {
-                    (RATE_MASS / beyond).sqrt().sqrt().min(40.0)
-                } else {
-                    1.0
-                };
-                h = h.min(RATE_STEP * relax / rate);
-            }
-            if curvature * h * h > CURVATURE_STEP * CURVATURE_STEP {
-                h = CURVATURE_STEP / curvature.sqrt();
-            }
-            h
-        };
-        // A bound on the mass below (`dir < 0`) or above a point. Below: `x^a/(a B)` (times
-        // `(1 − x)^{b−1}` if `b < 1`: that is `f/a`); above: `(1 − x)^b/(b B)` (times `x^{a−1}` if
-        // `a < 1`); for `b ≥ 1` (log-concave) `f/|λ|` where the density falls away from the point.
-        let mass_beyond = |p: &Point, dir: f64| -> f64 {
-            let l = a - (b - 1.0) * p.odds;
-            if b >= 1.0 && l * dir < 0.0 {
-                return p.f / l.abs();
-            }
-            if dir < 0.0 {
-                if b < 1.0 {
-                    p.f / a
-                } else {
-                    p.f / a * p.y.powf(1.0 - b)
-                }
+            h = h.min(RATE_STEP * relax / rate);
+        }
+        if curvature * h * h > CURVATURE_STEP * CURVATURE_STEP {
+            h = CURVATURE_STEP / curvature.sqrt();
+        }
+        h
+    }
+
+    /// A bound on the mass below (`dir < 0`) or above a point, where a walk may stop. Below:
+    /// `x^a/(a B)` (times `(1 − x)^{b−1}` if `b < 1`: that is `f/a`); above: `(1 − x)^b/(b B)` (times
+    /// `x^{a−1}` if `a < 1`); for `b ≥ 1` (log-concave) `f/|λ|` where the density falls away from the
+    /// point.
+    fn mass_beyond(&self, p: &Point, dir: f64) -> f64 {
+        let (a, b) = (self.a, self.b);
+        let l = a - (b - 1.0) * p.odds;
+        if b >= 1.0 && l * dir < 0.0 {
+            return p.f / l.abs();
+        }
+        if dir < 0.0 {
+            if b < 1.0 {
+                p.f / a
             } else {
-                p.f * p.y / b / if a < 1.0 { p.x } else { p.x.powf(a) }
+                p.f / a * p.y.powf(1.0 - b)
             }
-        };
-        let centre = point((digamma(a) - digamma(a + b)).clamp(z_min, -1e-6));
-        // Walk from the centre until the mass beyond is below TAIL (or x = e^{−700}, 1 − 10⁻¹²). Each
-        // step is one the rule allows at both of its ends: shortened until the far end's own step is
-        // no shorter (a step of 25 from x = e^{−50} must not land by 0).
-        let walk = |dir: f64| -> Vec<Point> {
-            let mut out = vec![];
-            let mut at = centre;
-            while out.len() < MAX_NODES
-                && at.z > z_min
-                && at.z < z_max
-                && mass_beyond(&at, dir) > TAIL
-            {
-                let mut h = step_at(&at);
-                let mut next;
-                let mut tries = 0;
-                loop {
-                    next = point((at.z + dir * h).clamp(z_min, z_max));
-                    let far = step_at(&next);
-                    tries += 1;
-                    if far >= h || tries == 60 {
-                        break;
-                    }
-                    h = far.max(0.5 * h);
-                }
-                out.push(next);
-                at = next;
-            }
-            out
-        };
-        let below = walk(-1.0);
-        let above = walk(1.0);
-        let points: Vec<Point> = below
+        } else {
+            p.f * p.y / b / if a < 1.0 { p.x } else { p.x.powf(a) }
+        }
+    }
+
+    /// The nodes, in order: walks down and up from the log-scale mean `ψ(a) − ψ(a + b)`.
+    fn nodes(&self) -> Vec<Point> {
+        let centre = self.point((digamma(self.a) - digamma(self.a + self.b)).clamp(Z_MIN, -1e-6));
+        let below = self.walk(centre, -1.0);
+        let above = self.walk(centre, 1.0);
+        below
             .into_iter()
             .rev()
             .chain(std::iter::once(centre))
             .chain(above)
-            .collect();
+            .collect()
+    }
+
+    /// Walk from the centre until the mass beyond is below TAIL (or x = e^{−700}, 1 − 10⁻¹²). Each
+    /// step is one the rule allows at both of its ends: shortened until the far end's own step is
+    /// no shorter (a step of 25 from x = e^{−50} must not land by 0).
+    fn walk(&self, centre: Point, dir: f64) -> Vec<Point> {
+        let mut out = vec![];
+        let mut at = centre;
+        while out.len() < MAX_NODES
+            && at.z > Z_MIN
+            && at.z < Z_MAX
+            && self.mass_beyond(&at, dir) > TAIL
+        {
+            let mut h = self.step_at(&at);
+            let mut next;
+            let mut tries = 0;
+            loop {
+                next = self.point((at.z + dir * h).clamp(Z_MIN, Z_MAX));
+                let far = self.step_at(&next);
+                tries += 1;
+                if far >= h || tries == 60 {
+                    break;
+                }
+                h = far.max(0.5 * h);
+            }
+            out.push(next);
+            at = next;
+        }
+        out
+    }
+
+    /// The CDF at each node, unclamped: exact in both tails where the incomplete beta's series holds
+    /// (below `series_lo`, above `series_hi`), else, in the lower tail, the log-concave bound
+    /// `f/λ ≤ TAIL` (`tail_rate`: `λ` at the lowest node); in between, integrated cell by cell and
+    /// scaled to meet the exact value at the upper end (or 1).
+    fn cdf_at_nodes(
+        &self,
+        points: &[Point],
+        tail_rate: f64,
+        series_lo: f64,
+        series_hi: f64,
+    ) -> Vec<f64> {
+        let (a, b, c) = (self.a, self.b, self.c);
         let n = points.len();
-        let z: Vec<f64> = points.iter().map(|p| p.z).collect();
-        let dens: Vec<f64> = points.iter().map(|p| p.f).collect();
         let lower = |p: &Point| (a * p.z + c).exp() * lower_series(a, b, p.x);
         let upper = |p: &Point| (b * p.y.ln() + c).exp() * lower_series(b, a, p.y);
-        let tail_rate = a - (b - 1.0) * points[0].odds;
         let mut cdf = vec![0.0; n];
         // The lower tail: the series where it holds (exact), else the log-concave bound f/λ ≤ TAIL.
-        let exact_lo = z.iter().rposition(|&z| z <= series_lo);
+        let exact_lo = points.iter().rposition(|p| p.z <= series_lo);
         let start = exact_lo.unwrap_or(0);
         for (k, p) in points.iter().enumerate().take(start + 1) {
             cdf[k] = if p.z <= series_lo {
@@ -263,7 +271,7 @@ impl Table {
             };
         }
         // The upper tail: the series from the first node in its reach.
-        let exact_hi = z.iter().position(|&z| z >= series_hi);
+        let exact_hi = points.iter().position(|p| p.z >= series_hi);
         let end = exact_hi.unwrap_or(n - 1);
         // In between: each cell's integral of the cubic through the density and its slope `λ f` at
         // both ends, `h (f₀ + f₁)/2 + h² (λ₀ f₀ − λ₁ f₁)/12` (Simpson's order without a midpoint),
@@ -292,6 +300,45 @@ impl Table {
         for k in end + 1..n {
             cdf[k] = 1.0 - upper(&points[k]);
         }
+        cdf
+    }
+}
+
+impl Table {
+    /// The grid and CDF of `Beta(a, b)`.
+    ///
+    /// With `f` the density of `z = ln X`, `ln f = a z + (b − 1) ln(1 − e^z) − ln B(a, b)`, its slope
+    /// `λ = a − (b − 1) x/(1 − x)` and curvature `κ = (b − 1) x/(1 − x)²`, the grid walks down and up
+    /// from the log-scale mean `ψ(a) − ψ(a + b)` with steps `min(0.25/|λ|, 0.25/√κ, 0.3 (1 − x)/x)`
+    /// (the first relaxed by `(10⁻⁴/m)^{1/4}` where the mass beyond, `m ≈ f/|λ|`, is below 10⁻⁴, so
+    /// each cell's interpolation error, about `(|λ| h)⁴/384` of that mass, stays near 10⁻⁹), each step
+    /// shortened until the rule allows it at both ends: a quarter of the sd where the density is
+    /// normal-like, `1/(4a)` in the far left tail (`f ≈ e^{a z}`, also for `a < 1`), fine on a skewed
+    /// Beta's steep side (`a = 0.1, b = 500`: sd 10, but `λ ≈ −9` at `x = 0.02`), and shrinking
+    /// geometrically towards `x = 1` (for `b < 1`, `f` is infinite there). Each walk stops where a bound
+    /// on the mass beyond falls below `TAIL`: for `b ≥ 1` (`f` log-concave) `f/|λ|` where the density
+    /// falls away from the point; else `x^a (1 − x)^{min(b−1, 0)}/(a B)` on the left and
+    /// `(1 − x)^b x^{min(a−1, 0)}/(b B)` on the right; or at `x = e^{−700}`, `1 − 10⁻¹²`. The CDF at the
+    /// nodes is exact in both tails (the incomplete beta's power series, for `x ≤ 0.1` and `1 − x ≤ 0.1`
+    /// within the series' reach) and in between the integral of the cubic through `f` and `f' = λ f`
+    /// at each end of a cell, `h (f₀ + f₁)/2 + h² (f'₀ − f'₁)/12`, scaled to meet the exact value at the
+    /// upper end (or 1).
+    pub fn new(a: f64, b: f64) -> Self {
+        let a = a.max(1e-6);
+        let b = b.max(1e-6);
+        let density = LogDensity {
+            a,
+            b,
+            c: -ln_beta(a, b),
+        };
+        let series_lo = series_reach(b).ln();
+        let series_hi = (-series_reach(a)).ln_1p();
+        let points = density.nodes();
+        let n = points.len();
+        let z: Vec<f64> = points.iter().map(|p| p.z).collect();
+        let dens: Vec<f64> = points.iter().map(|p| p.f).collect();
+        let tail_rate = a - (b - 1.0) * points[0].odds;
+        let cdf = density.cdf_at_nodes(&points, tail_rate, series_lo, series_hi);
         let step = (0..n)
             .map(|k| {
                 if k + 1 < n {
@@ -304,7 +351,7 @@ impl Table {
         Self {
             a,
             b,
-            ln_density_at: c,
+            ln_density_at: density.c,
             series_lo,
             series_hi,
             tail_rate,
