@@ -175,18 +175,38 @@ fn key<'a>(
     })
 }
 
-impl Structure {
-    /// The levels `kinds` for `evidence`'s pools. A level none of whose pools has a key (a signal with
-    /// no data) is left out; pools without a key in a level share one "unknown" group. Groups are
-    /// numbered in the order their first pool appears.
-    pub fn new(
-        evidence: &[Evidence],
-        kinds: &[LevelKind],
-        zones: Option<&ZoneIds>,
+/// Groups of a coarser level from the ids of a finer one: `coarse[id]` for each fine id, and the
+/// number of coarse groups.
+fn coarsen<'a>(keys: impl Iterator<Item = &'a str>) -> (Vec<u32>, usize) {
+    let mut index: ahash::AHashMap<&str, u32> = ahash::AHashMap::new();
+    let ids = keys
+        .map(|k| {
+            let next = index.len() as u32;
+            *index.entry(k).or_insert(next)
+        })
+        .collect();
+    (ids, index.len())
+}
+
+/// Every pool's zone and instance type, interned once: the structural levels follow from those ids
+/// without hashing a string again (the fit's cost for 432 pools was a third string hashing).
+struct PoolIds<'a> {
+    zone_of: Vec<u32>,
+    type_of: Vec<u32>,
+    /// Per zone id: (zone, region).
+    zone_keys: Vec<(&'a str, &'a str)>,
+    /// Per type id: (family, size).
+    type_keys: Vec<(&'a str, &'a str)>,
+    family_of_type: Vec<u32>,
+    families: usize,
+}
+
+impl<'a> PoolIds<'a> {
+    fn new(
+        evidence: &'a [Evidence],
+        zones: Option<&'a ZoneIds>,
         signals: Option<&Signals>,
     ) -> Self {
-        // Every pool's zone and instance type, interned once: the structural levels follow from those
-        // ids without hashing a string again (the fit's cost for 432 pools was a third string hashing).
         let mut zone_index: ahash::AHashMap<&str, u32> = ahash::AHashMap::new();
         let mut type_index: ahash::AHashMap<&str, u32> = ahash::AHashMap::new();
         let mut zone_keys: Vec<(&str, &str)> = vec![]; // (zone, region)
@@ -213,68 +233,96 @@ impl Structure {
                 next
             }));
         }
-        // Groups of a coarser level from the ids of a finer one: `coarse[id]` for each fine id.
-        fn coarsen<'a>(keys: impl Iterator<Item = &'a str>) -> (Vec<u32>, usize) {
-            let mut index: ahash::AHashMap<&str, u32> = ahash::AHashMap::new();
-            let ids = keys
-                .map(|k| {
-                    let next = index.len() as u32;
-                    *index.entry(k).or_insert(next)
-                })
-                .collect();
-            (ids, index.len())
-        }
         let (family_of_type, families) = coarsen(type_keys.iter().map(|k| k.0));
+        Self {
+            zone_of,
+            type_of,
+            zone_keys,
+            type_keys,
+            family_of_type,
+            families,
+        }
+    }
+
+    /// Each pool's group in the level `kind`, and the number of groups: structural levels from the
+    /// interned ids, signal levels from each pool's key (`None`: no pool has one).
+    fn groups(
+        &self,
+        kind: LevelKind,
+        evidence: &[Evidence],
+        zones: Option<&ZoneIds>,
+        signals: Option<&Signals>,
+    ) -> Option<(Vec<u32>, usize)> {
+        let (zone_of, type_of) = (&self.zone_of, &self.type_of);
+        Some(match kind {
+            LevelKind::Zone => (zone_of.clone(), self.zone_keys.len()),
+            LevelKind::InstanceType => (type_of.clone(), self.type_keys.len()),
+            LevelKind::Region => {
+                let (of_zone, n) = coarsen(self.zone_keys.iter().map(|k| k.1));
+                (zone_of.iter().map(|&z| of_zone[z as usize]).collect(), n)
+            }
+            LevelKind::Family => (
+                type_of
+                    .iter()
+                    .map(|&t| self.family_of_type[t as usize])
+                    .collect(),
+                self.families,
+            ),
+            LevelKind::Size => {
+                let (of_type, n) = coarsen(self.type_keys.iter().map(|k| k.1));
+                (type_of.iter().map(|&t| of_type[t as usize]).collect(), n)
+            }
+            LevelKind::FamilyZone => {
+                let mut index: ahash::AHashMap<(u32, u32), u32> = ahash::AHashMap::new();
+                let ids = type_of
+                    .iter()
+                    .zip(zone_of)
+                    .map(|(&t, &z)| {
+                        let next = index.len() as u32;
+                        *index
+                            .entry((self.family_of_type[t as usize], z))
+                            .or_insert(next)
+                    })
+                    .collect();
+                (ids, index.len())
+            }
+            LevelKind::AdvisorBand | LevelKind::PlacementScore => {
+                let mut index: ahash::AHashMap<(&str, &str), u32> = ahash::AHashMap::new();
+                let mut any = false;
+                let ids = evidence
+                    .iter()
+                    .map(|e| {
+                        let k = key(kind, e, zones, signals);
+                        any |= k.is_some();
+                        let k = k.unwrap_or(("unknown", "?"));
+                        let next = index.len() as u32;
+                        *index.entry(k).or_insert(next)
+                    })
+                    .collect();
+                if !any {
+                    return None;
+                }
+                (ids, index.len())
+            }
+        })
+    }
+}
+
+impl Structure {
+    /// The levels `kinds` for `evidence`'s pools. A level none of whose pools has a key (a signal with
+    /// no data) is left out; pools without a key in a level share one "unknown" group. Groups are
+    /// numbered in the order their first pool appears.
+    pub fn new(
+        evidence: &[Evidence],
+        kinds: &[LevelKind],
+        zones: Option<&ZoneIds>,
+        signals: Option<&Signals>,
+    ) -> Self {
+        let ids = PoolIds::new(evidence, zones, signals);
         let mut levels = Vec::with_capacity(kinds.len());
         for &kind in kinds {
-            let (group_of, groups): (Vec<u32>, usize) = match kind {
-                LevelKind::Zone => (zone_of.clone(), zone_keys.len()),
-                LevelKind::InstanceType => (type_of.clone(), type_keys.len()),
-                LevelKind::Region => {
-                    let (of_zone, n) = coarsen(zone_keys.iter().map(|k| k.1));
-                    (zone_of.iter().map(|&z| of_zone[z as usize]).collect(), n)
-                }
-                LevelKind::Family => (
-                    type_of
-                        .iter()
-                        .map(|&t| family_of_type[t as usize])
-                        .collect(),
-                    families,
-                ),
-                LevelKind::Size => {
-                    let (of_type, n) = coarsen(type_keys.iter().map(|k| k.1));
-                    (type_of.iter().map(|&t| of_type[t as usize]).collect(), n)
-                }
-                LevelKind::FamilyZone => {
-                    let mut index: ahash::AHashMap<(u32, u32), u32> = ahash::AHashMap::new();
-                    let ids = type_of
-                        .iter()
-                        .zip(&zone_of)
-                        .map(|(&t, &z)| {
-                            let next = index.len() as u32;
-                            *index.entry((family_of_type[t as usize], z)).or_insert(next)
-                        })
-                        .collect();
-                    (ids, index.len())
-                }
-                LevelKind::AdvisorBand | LevelKind::PlacementScore => {
-                    let mut index: ahash::AHashMap<(&str, &str), u32> = ahash::AHashMap::new();
-                    let mut any = false;
-                    let ids = evidence
-                        .iter()
-                        .map(|e| {
-                            let k = key(kind, e, zones, signals);
-                            any |= k.is_some();
-                            let k = k.unwrap_or(("unknown", "?"));
-                            let next = index.len() as u32;
-                            *index.entry(k).or_insert(next)
-                        })
-                        .collect();
-                    if !any {
-                        continue;
-                    }
-                    (ids, index.len())
-                }
+            let Some((group_of, groups)) = ids.groups(kind, evidence, zones, signals) else {
+                continue;
             };
             levels.push(Level {
                 kind,
@@ -377,88 +425,175 @@ pub fn beta_from_logit_normal(m: f64, s: f64) -> (f64, f64) {
 /// Fit the hierarchy to per-pool counts `nk[i] = (n_i, k_i)` (effective counts are fine; a pool with
 /// no job has no weight and still gets a prior).
 pub fn fit(levels: &[&Level], nk: &[(f64, f64)]) -> HierarchyFit {
-    let pools = nk.len();
-    let total_n: f64 = nk.iter().map(|p| p.0).sum();
-    let total_k: f64 = nk.iter().map(|p| p.1).sum();
-    // Half a termination at least, so a fleet that never lost a job is not "certain".
-    let fleet = ((total_k + 0.5) / (total_n + 1.0)).clamp(1e-6, 0.9);
-    let mut mu = logit(fleet);
-    let mut s2: Vec<f64> = vec![START_VARIANCE; levels.len()];
-    let mut s2_pool = 0.25;
-    let mut effects: Vec<Vec<f64>> = levels.iter().map(|l| vec![0.0; l.groups]).collect();
-    let mut sums: Vec<Vec<(f64, f64)>> =
-        levels.iter().map(|l| vec![(0.0, 0.0); l.groups]).collect();
-    // Group part of each pool's logit, its linearisation point, working data and residual.
-    let mut eta = vec![mu; pools];
-    let mut theta = vec![mu; pools];
-    // `expit(θ*_i)`, carried from one sweep to the next.
-    let mut p_at = vec![expit(mu); pools];
-    let mut z = vec![0.0; pools];
-    let mut v = vec![f64::INFINITY; pools];
-    let mut w = vec![0.0; pools];
-    let mut r = vec![0.0; pools];
+    let mut state = Backfit::new(levels, nk);
     let mut sweeps = 0;
-    let mut pool_sums: Vec<(f64, f64)> = vec![(0.0, 0.0); pools];
-    let mut deltas = vec![0.0; levels.iter().map(|l| l.groups).max().unwrap_or(0)];
-    let mut eta_start = vec![0.0; pools];
     for sweep in 0..MAX_SWEEPS {
         sweeps = sweep + 1;
-        // 1. Working data at the pools' posterior modes.
-        for i in 0..pools {
-            let (n, k) = nk[i];
-            if n <= 0.0 {
-                w[i] = 0.0;
-                r[i] = 0.0;
-                continue;
-            }
-            let mut t = theta[i];
-            let p = p_at[i];
-            let grad = k - n * p - (t - eta[i]) / s2_pool;
-            let hess = n * p * (1.0 - p) + 1.0 / s2_pool;
-            t += (grad / hess).clamp(-3.0, 3.0);
-            theta[i] = t;
-            let p = expit(t);
-            p_at[i] = p;
-            let info = (n * p * (1.0 - p)).max(1e-12);
-            z[i] = t + (k - n * p) / info;
-            v[i] = 1.0 / info;
-            w[i] = 1.0 / (s2_pool + v[i]);
-            r[i] = z[i] - eta[i];
-        }
-        eta_start.copy_from_slice(&eta);
-        // 2. The intercept.
-        let (sw, swr) = (0..pools).fold((0.0, 0.0), |(a, b), i| (a + w[i], b + w[i] * r[i]));
-        if sw <= 0.0 {
+        state.working_data();
+        state.eta_start.copy_from_slice(&state.eta);
+        if !state.update_intercept() {
             break;
         }
-        let shift = swr / sw;
-        mu += shift;
-        for i in 0..pools {
-            r[i] -= shift;
-            eta[i] += shift;
+        // Convergence is judged on what the priors are made of, the variance components and each
+        // pool's prediction `η_i`: nested levels (zone within region, type within family) can keep
+        // trading an effect between them for many sweeps while every `η_i` stays put.
+        let mut moved = state.update_levels();
+        moved = moved.max(state.update_pool_spread());
+        for (e, s) in state.eta.iter().zip(&state.eta_start) {
+            moved = moved.max((e - s).abs());
         }
-        // 3. Each level in turn: its variance component, then its effects (Gauss–Seidel: the next
-        //    level sees this one's new effects through the residuals). Convergence is judged on what
-        //    the priors are made of, the variance components and each pool's prediction `η_i`: nested
-        //    levels (zone within region, type within family) can keep trading an effect between them
-        //    for many sweeps while every `η_i` stays put.
+        if sweep >= 3 && moved < 1e-3 {
+            break;
+        }
+    }
+    let (logit_prior, beta_prior) = state.leave_one_out_priors();
+    HierarchyFit {
+        mu: state.mu,
+        levels: levels
+            .iter()
+            .zip(&state.s2)
+            .map(|(l, &s)| LevelFit {
+                level: l.kind,
+                groups: l.groups,
+                sd: s.sqrt(),
+            })
+            .collect(),
+        pool_sd: state.s2_pool.sqrt(),
+        logit_prior,
+        beta_prior,
+        sweeps,
+    }
+}
+
+/// Per pool: the prior of its logit `(m_i, s_i)`, and the Beta prior `(a_i, b_i)` with its moments.
+type PoolPriors = (Vec<(f64, f64)>, Vec<(f64, f64)>);
+
+/// The state of [`fit`]'s sweeps: the components fitted so far and each pool's working data. Each
+/// step of a sweep (the module's documentation numbers them) is a method.
+struct Backfit<'a> {
+    levels: &'a [&'a Level],
+    nk: &'a [(f64, f64)],
+    /// The intercept, each level's variance component and effects, the pools' own spread.
+    mu: f64,
+    s2: Vec<f64>,
+    effects: Vec<Vec<f64>>,
+    s2_pool: f64,
+    /// Per level and group: `(S_g, W_g)`.
+    sums: Vec<Vec<(f64, f64)>>,
+    /// Group part of each pool's logit, its linearisation point, working data and residual.
+    eta: Vec<f64>,
+    theta: Vec<f64>,
+    /// `expit(θ*_i)`, carried from one sweep to the next.
+    p_at: Vec<f64>,
+    z: Vec<f64>,
+    v: Vec<f64>,
+    w: Vec<f64>,
+    r: Vec<f64>,
+    /// Buffers reused by every sweep.
+    pool_sums: Vec<(f64, f64)>,
+    deltas: Vec<f64>,
+    eta_start: Vec<f64>,
+}
+
+impl<'a> Backfit<'a> {
+    /// Every effect at 0, the intercept at the fleet's rate.
+    fn new(levels: &'a [&'a Level], nk: &'a [(f64, f64)]) -> Self {
+        let pools = nk.len();
+        let total_n: f64 = nk.iter().map(|p| p.0).sum();
+        let total_k: f64 = nk.iter().map(|p| p.1).sum();
+        // Half a termination at least, so a fleet that never lost a job is not "certain".
+        let fleet = ((total_k + 0.5) / (total_n + 1.0)).clamp(1e-6, 0.9);
+        let mu = logit(fleet);
+        Self {
+            levels,
+            nk,
+            mu,
+            s2: vec![START_VARIANCE; levels.len()],
+            effects: levels.iter().map(|l| vec![0.0; l.groups]).collect(),
+            s2_pool: 0.25,
+            sums: levels.iter().map(|l| vec![(0.0, 0.0); l.groups]).collect(),
+            eta: vec![mu; pools],
+            theta: vec![mu; pools],
+            p_at: vec![expit(mu); pools],
+            z: vec![0.0; pools],
+            v: vec![f64::INFINITY; pools],
+            w: vec![0.0; pools],
+            r: vec![0.0; pools],
+            pool_sums: vec![(0.0, 0.0); pools],
+            deltas: vec![0.0; levels.iter().map(|l| l.groups).max().unwrap_or(0)],
+            eta_start: vec![0.0; pools],
+        }
+    }
+
+    /// 1. Working data at the pools' posterior modes: one Newton step of each pool's logit from its
+    ///    last linearisation point, then its working observation, variance, weight and residual. A
+    ///    pool with no job has no weight.
+    fn working_data(&mut self) {
+        let s2_pool = self.s2_pool;
+        for i in 0..self.nk.len() {
+            let (n, k) = self.nk[i];
+            if n <= 0.0 {
+                self.w[i] = 0.0;
+                self.r[i] = 0.0;
+                continue;
+            }
+            let mut t = self.theta[i];
+            let p = self.p_at[i];
+            let grad = k - n * p - (t - self.eta[i]) / s2_pool;
+            let hess = n * p * (1.0 - p) + 1.0 / s2_pool;
+            t += (grad / hess).clamp(-3.0, 3.0);
+            self.theta[i] = t;
+            let p = expit(t);
+            self.p_at[i] = p;
+            let info = (n * p * (1.0 - p)).max(1e-12);
+            self.z[i] = t + (k - n * p) / info;
+            self.v[i] = 1.0 / info;
+            self.w[i] = 1.0 / (s2_pool + self.v[i]);
+            self.r[i] = self.z[i] - self.eta[i];
+        }
+    }
+
+    /// 2. The intercept: the weighted mean residual moves into it. False when no pool has weight
+    ///    (nothing to fit).
+    fn update_intercept(&mut self) -> bool {
+        let (w, r) = (&self.w, &self.r);
+        let (sw, swr) =
+            (0..self.nk.len()).fold((0.0, 0.0), |(a, b), i| (a + w[i], b + w[i] * r[i]));
+        if sw <= 0.0 {
+            return false;
+        }
+        let shift = swr / sw;
+        self.mu += shift;
+        for i in 0..self.nk.len() {
+            self.r[i] -= shift;
+            self.eta[i] += shift;
+        }
+        true
+    }
+
+    /// 3. Each level in turn: its variance component, then its effects (Gauss–Seidel: the next level
+    ///    sees this one's new effects through the residuals). Returns the largest change of a
+    ///    variance component.
+    fn update_levels(&mut self) -> f64 {
+        let pools = self.nk.len();
+        let (w, r, eta) = (&self.w, &mut self.r, &mut self.eta);
         let mut moved: f64 = 0.0;
-        for (l, level) in levels.iter().enumerate() {
-            let sum = &mut sums[l];
+        for (l, level) in self.levels.iter().enumerate() {
+            let sum = &mut self.sums[l];
             sum.iter_mut().for_each(|s| *s = (0.0, 0.0));
-            let u = &mut effects[l];
+            let u = &mut self.effects[l];
             for i in 0..pools {
                 let g = level.group_of[i] as usize;
                 sum[g].0 += w[i] * (r[i] + u[g]);
                 sum[g].1 += w[i];
             }
-            let before = s2[l];
-            s2[l] = scoring(sum, s2[l], 2);
-            moved = moved.max((s2[l] - before).abs());
-            let delta = &mut deltas[..level.groups];
+            let before = self.s2[l];
+            self.s2[l] = scoring(sum, self.s2[l], 2);
+            moved = moved.max((self.s2[l] - before).abs());
+            let delta = &mut self.deltas[..level.groups];
             let mut any = false;
             for (g, &(s, wg)) in sum.iter().enumerate() {
-                let next = s * s2[l] / (1.0 + s2[l] * wg);
+                let next = s * self.s2[l] / (1.0 + self.s2[l] * wg);
                 delta[g] = next - u[g];
                 any |= delta[g] != 0.0;
                 u[g] = next;
@@ -472,79 +607,70 @@ pub fn fit(levels: &[&Level], nk: &[(f64, f64)]) -> HierarchyFit {
                 }
             }
         }
-        // 4. The pools' own spread.
-        for i in 0..pools {
-            pool_sums[i] = if w[i] > 0.0 {
-                (r[i] / v[i], 1.0 / v[i])
+        moved
+    }
+
+    /// 4. The pools' own spread, from their residuals (EM towards its prior). Returns how far it
+    ///    moved.
+    fn update_pool_spread(&mut self) -> f64 {
+        for i in 0..self.nk.len() {
+            self.pool_sums[i] = if self.w[i] > 0.0 {
+                (self.r[i] / self.v[i], 1.0 / self.v[i])
             } else {
                 (0.0, 0.0)
             };
         }
-        let before = s2_pool;
-        s2_pool = em_with_prior(
-            &pool_sums,
-            s2_pool,
+        let before = self.s2_pool;
+        self.s2_pool = em_with_prior(
+            &self.pool_sums,
+            self.s2_pool,
             3,
             POOL_PRIOR_WEIGHT,
             POOL_PRIOR_SD * POOL_PRIOR_SD,
         );
-        moved = moved.max((s2_pool - before).abs());
-        for (e, s) in eta.iter().zip(&eta_start) {
-            moved = moved.max((e - s).abs());
-        }
-        if sweep >= 3 && moved < 1e-3 {
-            break;
-        }
+        (self.s2_pool - before).abs()
     }
-    // Leave-one-out priors from the final sums.
-    let sw: f64 = w.iter().sum();
-    for (l, level) in levels.iter().enumerate() {
-        let sum = &mut sums[l];
-        sum.iter_mut().for_each(|s| *s = (0.0, 0.0));
+
+    /// Every pool's prior, `(m_i, s_i)` on the logit and the Beta with the same moments, from the
+    /// final sums with the pool's own data taken out (so a pool's prior does not count its jobs
+    /// twice).
+    fn leave_one_out_priors(&mut self) -> PoolPriors {
+        let pools = self.nk.len();
+        let (w, r, effects, s2) = (&self.w, &self.r, &self.effects, &self.s2);
+        let sw: f64 = w.iter().sum();
+        for (l, level) in self.levels.iter().enumerate() {
+            let sum = &mut self.sums[l];
+            sum.iter_mut().for_each(|s| *s = (0.0, 0.0));
+            for i in 0..pools {
+                let g = level.group_of[i] as usize;
+                sum[g].0 += w[i] * (r[i] + effects[l][g]);
+                sum[g].1 += w[i];
+            }
+        }
+        let mut logit_prior = Vec::with_capacity(pools);
+        let mut beta_prior = Vec::with_capacity(pools);
         for i in 0..pools {
-            let g = level.group_of[i] as usize;
-            sum[g].0 += w[i] * (r[i] + effects[l][g]);
-            sum[g].1 += w[i];
+            // The intercept without the pool: its weighted residual taken out of the fleet's mean.
+            let rest = sw - w[i];
+            let (mut m, mut var) = if rest > 1e-9 {
+                (self.mu - w[i] * r[i] / rest, self.s2_pool + 1.0 / rest)
+            } else {
+                (self.mu, self.s2_pool + 1.0)
+            };
+            for (l, level) in self.levels.iter().enumerate() {
+                let g = level.group_of[i] as usize;
+                let (s, wg) = self.sums[l][g];
+                let partial = r[i] + effects[l][g];
+                let (s, wg) = ((s - w[i] * partial), (wg - w[i]).max(0.0));
+                let denom = 1.0 + s2[l] * wg;
+                m += s * s2[l] / denom;
+                var += s2[l] / denom;
+            }
+            let sd = var.sqrt();
+            logit_prior.push((m, sd));
+            beta_prior.push(beta_from_logit_normal(m, sd));
         }
-    }
-    let mut logit_prior = Vec::with_capacity(pools);
-    let mut beta_prior = Vec::with_capacity(pools);
-    for i in 0..pools {
-        // The intercept without the pool: its weighted residual taken out of the fleet's mean.
-        let rest = sw - w[i];
-        let (mut m, mut var) = if rest > 1e-9 {
-            (mu - w[i] * r[i] / rest, s2_pool + 1.0 / rest)
-        } else {
-            (mu, s2_pool + 1.0)
-        };
-        for (l, level) in levels.iter().enumerate() {
-            let g = level.group_of[i] as usize;
-            let (s, wg) = sums[l][g];
-            let partial = r[i] + effects[l][g];
-            let (s, wg) = ((s - w[i] * partial), (wg - w[i]).max(0.0));
-            let denom = 1.0 + s2[l] * wg;
-            m += s * s2[l] / denom;
-            var += s2[l] / denom;
-        }
-        let sd = var.sqrt();
-        logit_prior.push((m, sd));
-        beta_prior.push(beta_from_logit_normal(m, sd));
-    }
-    HierarchyFit {
-        mu,
-        levels: levels
-            .iter()
-            .zip(&s2)
-            .map(|(l, &s)| LevelFit {
-                level: l.kind,
-                groups: l.groups,
-                sd: s.sqrt(),
-            })
-            .collect(),
-        pool_sd: s2_pool.sqrt(),
-        logit_prior,
-        beta_prior,
-        sweeps,
+        (logit_prior, beta_prior)
     }
 }
 
