@@ -25,7 +25,7 @@ use serde::Serialize;
 use pool_core::event::PoolId;
 
 use crate::evidence::{Evidence, Hour, SERIES_HOURS};
-use crate::model::{ModelConfig, fit};
+use crate::model::{Model, ModelConfig, fit};
 use crate::rank::{Params, Strategy, rank};
 
 /// One pool's hourly counts; every series of a replay starts at the same hour.
@@ -177,46 +177,12 @@ fn evidence_with(
 /// Replay `series` under `spec`.
 pub fn run(series: &[Series], spec: &Spec) -> Outcome {
     let prefixes: Vec<Prefix> = series.iter().map(|s| Prefix::new(&s.hours)).collect();
-    let span_from = spec.first_step;
-    let span_to = spec.first_step + spec.steps * spec.step_hours;
-    let hindsight = spec
-        .candidates
-        .iter()
-        .map(|&i| (i, prefixes[i].sum(span_from, span_to)))
-        .filter(|(_, (jobs, _))| *jobs >= spec.hindsight_min_jobs.max(1))
-        .min_by(|(ia, (ja, sa)), (ib, (jb, sb))| {
-            let (ra, rb) = (*sa as f64 / *ja as f64, *sb as f64 / *jb as f64);
-            ra.total_cmp(&rb)
-                .then_with(|| jb.cmp(ja))
-                .then_with(|| series[*ia].pool.as_str().cmp(series[*ib].pool.as_str()))
-        })
-        .map(|(i, (jobs, spot))| Hindsight {
-            pool_id: series[i].pool.to_string(),
-            jobs,
-            spot_terminations: spot,
-            termination_rate: spot as f64 / jobs as f64,
-        });
-    let mut outcomes: Vec<StrategyOutcome> = spec
+    let hindsight = best_in_hindsight(series, &prefixes, spec);
+    let mut players: Vec<Player> = spec
         .strategies
         .iter()
-        .map(|&strategy| StrategyOutcome {
-            strategy,
-            steps: 0,
-            steps_without_jobs: 0,
-            jobs: 0,
-            spot_terminations: 0,
-            realized_rate: None,
-            regret: None,
-            distinct_pools: 0,
-            cumulative_rate: Vec::with_capacity(spec.steps),
-            cumulative_regret: Vec::with_capacity(spec.steps),
-            picks: Vec::with_capacity(spec.steps),
-        })
-        .collect();
-    let mut regret_sums = vec![0.0; spec.strategies.len()];
-    let mut picked: Vec<Vec<bool>> = vec![vec![false; series.len()]; spec.strategies.len()];
-    let mut rngs: Vec<ChaCha8Rng> = (0..spec.strategies.len())
-        .map(|i| ChaCha8Rng::seed_from_u64(spec.seed.wrapping_add(i as u64)))
+        .enumerate()
+        .map(|(k, &strategy)| Player::new(strategy, k, series.len(), spec))
         .collect();
     let min_jobs = spec.hindsight_min_jobs.max(1);
     let comparable: Vec<bool> = prefixes
@@ -243,42 +209,125 @@ pub fn run(series: &[Series], spec: &Spec) -> Outcome {
             .filter(|&&i| comparable[i])
             .map(|&i| rate_now(i))
             .fold(f64::INFINITY, f64::min);
-        for (k, o) in outcomes.iter_mut().enumerate() {
-            let pick = model.as_ref().and_then(|model| {
-                let params = Params {
-                    strategy: o.strategy,
-                    confidence: spec.confidence,
-                    risk: spec.risk,
-                };
-                rank(&evidence, model, &candidates, &params, &mut rngs[k])
-                    .first()
-                    .map(|s| s.index)
-            });
-            o.picks.push(pick);
-            if let Some(i) = pick {
-                let (jobs, spot) = prefixes[i].sum(t, t + spec.step_hours);
-                o.steps += 1;
-                o.steps_without_jobs += usize::from(jobs == 0);
-                o.jobs += jobs;
-                o.spot_terminations += spot;
-                picked[k][i] = true;
-                if best_now.is_finite() {
-                    regret_sums[k] += (rate_now(i) - best_now).max(0.0);
-                }
-            }
-            o.cumulative_rate
-                .push((o.jobs > 0).then(|| o.spot_terminations as f64 / o.jobs as f64));
-            o.cumulative_regret.push(regret_sums[k]);
+        for player in &mut players {
+            let pick = model
+                .as_ref()
+                .and_then(|model| player.pick(&evidence, model, &candidates, spec));
+            let regret = pick
+                .filter(|_| best_now.is_finite())
+                .map(|i| (rate_now(i) - best_now).max(0.0));
+            let counts = pick.map(|i| prefixes[i].sum(t, t + spec.step_hours));
+            player.record(pick, counts, regret);
         }
-    }
-    for ((o, p), sum) in outcomes.iter_mut().zip(&picked).zip(&regret_sums) {
-        o.realized_rate = (o.jobs > 0).then(|| o.spot_terminations as f64 / o.jobs as f64);
-        o.regret = (o.steps > 0).then(|| sum / o.steps as f64);
-        o.distinct_pools = p.iter().filter(|&&b| b).count();
     }
     Outcome {
         hindsight,
-        strategies: outcomes,
+        strategies: players.into_iter().map(Player::finish).collect(),
+    }
+}
+
+/// The candidate with the lowest termination rate over the whole replayed span (ties: more jobs,
+/// then the pool id), among those with at least `hindsight_min_jobs` jobs in it: what a strategy that
+/// knew the future would have picked once.
+fn best_in_hindsight(series: &[Series], prefixes: &[Prefix], spec: &Spec) -> Option<Hindsight> {
+    let span_from = spec.first_step;
+    let span_to = spec.first_step + spec.steps * spec.step_hours;
+    spec.candidates
+        .iter()
+        .map(|&i| (i, prefixes[i].sum(span_from, span_to)))
+        .filter(|(_, (jobs, _))| *jobs >= spec.hindsight_min_jobs.max(1))
+        .min_by(|(ia, (ja, sa)), (ib, (jb, sb))| {
+            let (ra, rb) = (*sa as f64 / *ja as f64, *sb as f64 / *jb as f64);
+            ra.total_cmp(&rb)
+                .then_with(|| jb.cmp(ja))
+                .then_with(|| series[*ia].pool.as_str().cmp(series[*ib].pool.as_str()))
+        })
+        .map(|(i, (jobs, spot))| Hindsight {
+            pool_id: series[i].pool.to_string(),
+            jobs,
+            spot_terminations: spot,
+            termination_rate: spot as f64 / jobs as f64,
+        })
+}
+
+/// One strategy's replay: its outcome so far, its regret summed over the steps, the pools it picked,
+/// and its own random stream (seeded from the spec's seed and its place in the spec, so a strategy's
+/// picks do not depend on which others are replayed alongside it).
+struct Player {
+    outcome: StrategyOutcome,
+    regret_sum: f64,
+    picked: Vec<bool>,
+    rng: ChaCha8Rng,
+}
+
+impl Player {
+    fn new(strategy: Strategy, k: usize, pools: usize, spec: &Spec) -> Self {
+        Self {
+            outcome: StrategyOutcome {
+                strategy,
+                steps: 0,
+                steps_without_jobs: 0,
+                jobs: 0,
+                spot_terminations: 0,
+                realized_rate: None,
+                regret: None,
+                distinct_pools: 0,
+                cumulative_rate: Vec::with_capacity(spec.steps),
+                cumulative_regret: Vec::with_capacity(spec.steps),
+                picks: Vec::with_capacity(spec.steps),
+            },
+            regret_sum: 0.0,
+            picked: vec![false; pools],
+            rng: ChaCha8Rng::seed_from_u64(spec.seed.wrapping_add(k as u64)),
+        }
+    }
+
+    /// The strategy's first choice among `candidates` under the step's fitted model.
+    fn pick(
+        &mut self,
+        evidence: &[Evidence],
+        model: &Model,
+        candidates: &[usize],
+        spec: &Spec,
+    ) -> Option<usize> {
+        let params = Params {
+            strategy: self.outcome.strategy,
+            confidence: spec.confidence,
+            risk: spec.risk,
+        };
+        rank(evidence, model, candidates, &params, &mut self.rng)
+            .first()
+            .map(|s| s.index)
+    }
+
+    /// One step: the pick (`None`: nothing to pick from), the `(jobs, spot)` the picked pool saw in
+    /// the step that followed, and the pick's regret (`None`: no candidate to compare it with); then
+    /// the running rate and regret.
+    fn record(&mut self, pick: Option<usize>, counts: Option<(u64, u64)>, regret: Option<f64>) {
+        let o = &mut self.outcome;
+        o.picks.push(pick);
+        if let (Some(i), Some((jobs, spot))) = (pick, counts) {
+            o.steps += 1;
+            o.steps_without_jobs += usize::from(jobs == 0);
+            o.jobs += jobs;
+            o.spot_terminations += spot;
+            self.picked[i] = true;
+            if let Some(r) = regret {
+                self.regret_sum += r;
+            }
+        }
+        o.cumulative_rate
+            .push((o.jobs > 0).then(|| o.spot_terminations as f64 / o.jobs as f64));
+        o.cumulative_regret.push(self.regret_sum);
+    }
+
+    /// The outcome over the whole replay: realised rate, mean regret per step, distinct pools.
+    fn finish(self) -> StrategyOutcome {
+        let mut o = self.outcome;
+        o.realized_rate = (o.jobs > 0).then(|| o.spot_terminations as f64 / o.jobs as f64);
+        o.regret = (o.steps > 0).then(|| self.regret_sum / o.steps as f64);
+        o.distinct_pools = self.picked.iter().filter(|&&b| b).count();
+        o
     }
 }
 
