@@ -336,6 +336,8 @@ pub fn world_with(
     start: DateTime<Utc>,
     hours: u32,
 ) -> World {
+    // Every draw comes from one stream, in a fixed order: effects, pools, extra effects, base rates,
+    // traffic order, then the scenario's own schedule.
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let family_effects: Vec<f64> = FAMILIES
         .iter()
@@ -345,32 +347,73 @@ pub fn world_with(
         .iter()
         .map(|_| ZONE_SD * standard_normal(&mut rng))
         .collect();
-
-    let all = catalogue();
-    let mut ids: Vec<PoolId> = if kind == ScenarioKind::LongTail {
-        all
-    } else {
-        rand::seq::index::sample(&mut rng, all.len(), STANDARD_POOLS.min(all.len()))
-            .into_iter()
-            .map(|i| all[i].clone())
-            .collect()
+    let ids = pool_ids(kind, &mut rng);
+    let rates = BaseRates {
+        model,
+        family: family_effects,
+        zone: zone_effects,
+        extra: extra_effects(model, &mut rng),
     };
-    // A random traffic order, so busy and thin pools are spread over families and zones.
-    rand::seq::SliceRandom::shuffle(ids.as_mut_slice(), &mut rng);
+    let bases: Vec<f64> = ids.iter().map(|id| rates.draw(id, &mut rng)).collect();
     let (busiest, exponent) = if kind == ScenarioKind::LongTail {
         (20.0, 1.3)
     } else {
         (40.0, 0.8)
     };
-    // The extra effects of the rate models that have them, drawn after everything the structured
-    // model draws, so structured worlds stay what they were.
-    let extra: Vec<Vec<f64>> = match model {
+    let mut pools: Vec<WorldPool> = traffic_order(model, &bases, &mut rng)
+        .into_iter()
+        .enumerate()
+        .map(|(k, i)| WorldPool {
+            pool_id: ids[i].clone(),
+            jobs_per_hour: busiest / ((k + 1) as f64).powf(exponent),
+            first_hour: 0,
+            rate: vec![(0, bases[i])],
+        })
+        .collect();
+    match kind {
+        ScenarioKind::Stationary | ScenarioKind::LongTail => {}
+        ScenarioKind::RegimeChange => regime_changes(&mut pools, hours, &mut rng),
+        ScenarioKind::ColdStart => cold_starts(&mut pools, hours, &mut rng),
+        ScenarioKind::ZoneOutage => zone_outage(&mut pools, hours, &mut rng),
+        ScenarioKind::Outages => region_and_family_outages(&mut pools, hours, &mut rng),
+        ScenarioKind::Spikes => spikes(&mut pools, hours, &mut rng),
+        ScenarioKind::Drift => drift(&mut pools, hours, &mut rng),
+        ScenarioKind::Seasonality => seasonality(&mut pools, hours, &mut rng),
+    }
+    World {
+        start,
+        hours,
+        pools,
+    }
+}
+
+/// The world's pools: the whole catalogue for the long tail, else [`STANDARD_POOLS`] of it; in a
+/// random traffic order, so busy and thin pools are spread over families and zones.
+fn pool_ids(kind: ScenarioKind, rng: &mut ChaCha8Rng) -> Vec<PoolId> {
+    let all = catalogue();
+    let mut ids: Vec<PoolId> = if kind == ScenarioKind::LongTail {
+        all
+    } else {
+        rand::seq::index::sample(rng, all.len(), STANDARD_POOLS.min(all.len()))
+            .into_iter()
+            .map(|i| all[i].clone())
+            .collect()
+    };
+    rand::seq::SliceRandom::shuffle(ids.as_mut_slice(), rng);
+    ids
+}
+
+/// The extra effects of the rate models that have them (per family and size, or per family and
+/// zone), drawn after everything the structured model draws, so structured worlds stay what they
+/// were.
+fn extra_effects(model: RateModel, rng: &mut ChaCha8Rng) -> Vec<Vec<f64>> {
+    match model {
         RateModel::SizeEffect => FAMILIES
             .iter()
             .map(|_| {
                 SIZES
                     .iter()
-                    .map(|_| EXTRA_SD * standard_normal(&mut rng))
+                    .map(|_| EXTRA_SD * standard_normal(rng))
                     .collect()
             })
             .collect(),
@@ -379,27 +422,42 @@ pub fn world_with(
             .map(|_| {
                 ZONES
                     .iter()
-                    .map(|_| EXTRA_SD * standard_normal(&mut rng))
+                    .map(|_| EXTRA_SD * standard_normal(rng))
                     .collect()
             })
             .collect(),
         _ => vec![],
-    };
-    let base_rate = |pool_id: &PoolId, rng: &mut ChaCha8Rng| -> f64 {
+    }
+}
+
+/// What a pool's base rate is drawn from: the rate model and its effects.
+struct BaseRates {
+    model: RateModel,
+    family: Vec<f64>,
+    zone: Vec<f64>,
+    extra: Vec<Vec<f64>>,
+}
+
+impl BaseRates {
+    /// A pool's base termination probability: [`BASE_RATE`] times its effects and its own noise (or
+    /// a draw from one of two Betas for [`RateModel::TwoKinds`]), within [`BASE_RANGE`].
+    fn draw(&self, pool_id: &PoolId, rng: &mut ChaCha8Rng) -> f64 {
         let family = family_index(pool_id);
         let zone = zone_index(pool_id);
-        let structured = family_effects[family] + zone_effects[zone];
-        let log_effect = match model {
+        let structured = self.family[family] + self.zone[zone];
+        let log_effect = match self.model {
             RateModel::Structured | RateModel::BadTraffic => {
                 structured + POOL_SD * standard_normal(rng)
             }
             RateModel::Unstructured => UNSTRUCTURED_SD * standard_normal(rng),
             RateModel::Idiosyncratic => structured + IDIOSYNCRATIC_SD * standard_normal(rng),
             RateModel::SizeEffect => {
-                structured + extra[family][size_index(pool_id)] + POOL_SD * standard_normal(rng)
+                structured
+                    + self.extra[family][size_index(pool_id)]
+                    + POOL_SD * standard_normal(rng)
             }
             RateModel::Interaction => {
-                structured + extra[family][zone] + POOL_SD * standard_normal(rng)
+                structured + self.extra[family][zone] + POOL_SD * standard_normal(rng)
             }
             RateModel::TwoKinds => {
                 let bad = rng.random_bool(TWO_KINDS_BAD_SHARE);
@@ -411,167 +469,169 @@ pub fn world_with(
             }
         };
         (BASE_RATE * log_effect.exp()).clamp(BASE_RANGE.0, BASE_RANGE.1)
-    };
-    let bases: Vec<f64> = ids.iter().map(|id| base_rate(id, &mut rng)).collect();
-    let mut order: Vec<usize> = (0..ids.len()).collect();
+    }
+}
+
+/// Pool indices, busiest first: the random order already drawn, except under
+/// [`RateModel::BadTraffic`], where the k-th busiest is the k-th worst, up to noise of 0.3 on the
+/// log rate.
+fn traffic_order(model: RateModel, bases: &[f64], rng: &mut ChaCha8Rng) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..bases.len()).collect();
     if model == RateModel::BadTraffic {
-        // The k-th busiest is the k-th worst, up to noise of 0.3 on the log rate.
         let keys: Vec<f64> = bases
             .iter()
-            .map(|b| b.ln() + 0.3 * standard_normal(&mut rng))
+            .map(|b| b.ln() + 0.3 * standard_normal(rng))
             .collect();
         order.sort_by(|&x, &y| keys[y].total_cmp(&keys[x]));
     }
-    let mut pools: Vec<WorldPool> = order
+    order
+}
+
+/// [`ScenarioKind::RegimeChange`]: a share of the pools change rate once, late; half of them get
+/// worse, half better.
+fn regime_changes(pools: &mut [WorldPool], hours: u32, rng: &mut ChaCha8Rng) {
+    let n = pools.len();
+    let changed = share_of(n, REGIME_CHANGE_SHARE);
+    for (j, i) in rand::seq::index::sample(rng, n, changed)
         .into_iter()
         .enumerate()
-        .map(|(k, i)| WorldPool {
-            pool_id: ids[i].clone(),
-            jobs_per_hour: busiest / ((k + 1) as f64).powf(exponent),
-            first_hour: 0,
-            rate: vec![(0, bases[i])],
-        })
-        .collect();
+    {
+        let hour = late_hour(rng, hours, REGIME_CHANGE_WINDOW);
+        let factor = rng.random_range(REGIME_CHANGE_FACTOR.0..REGIME_CHANGE_FACTOR.1);
+        let pool = &mut pools[i];
+        let base = pool.rate[0].1;
+        // Alternate: half of the changed pools get worse, half get better.
+        let next = if j % 2 == 0 {
+            (base * factor).min(WORSE_CAP)
+        } else {
+            base / factor
+        };
+        set_from(pool, hour, next);
+    }
+}
 
+/// [`ScenarioKind::ColdStart`]: a share of the pools get their first jobs late.
+fn cold_starts(pools: &mut [WorldPool], hours: u32, rng: &mut ChaCha8Rng) {
     let n = pools.len();
-    match kind {
-        ScenarioKind::Stationary | ScenarioKind::LongTail => {}
-        ScenarioKind::RegimeChange => {
-            let changed = share_of(n, REGIME_CHANGE_SHARE);
-            for (j, i) in rand::seq::index::sample(&mut rng, n, changed)
-                .into_iter()
-                .enumerate()
-            {
-                let hour = late_hour(&mut rng, hours, REGIME_CHANGE_WINDOW);
-                let factor = rng.random_range(REGIME_CHANGE_FACTOR.0..REGIME_CHANGE_FACTOR.1);
-                let pool = &mut pools[i];
-                let base = pool.rate[0].1;
-                // Alternate: half of the changed pools get worse, half get better.
-                let next = if j % 2 == 0 {
-                    (base * factor).min(WORSE_CAP)
-                } else {
-                    base / factor
-                };
-                set_from(pool, hour, next);
-            }
-        }
-        ScenarioKind::ColdStart => {
-            let new = share_of(n, COLD_START_SHARE);
-            for i in rand::seq::index::sample(&mut rng, n, new) {
-                pools[i].first_hour = late_hour(&mut rng, hours, COLD_START_WINDOW);
-            }
-        }
-        ScenarioKind::ZoneOutage => {
-            let mut zones: Vec<usize> = pools.iter().map(|p| zone_index(&p.pool_id)).collect();
-            zones.sort_unstable();
-            zones.dedup();
-            if !zones.is_empty() {
-                let zone = zones[rng.random_range(0..zones.len())];
-                let hour = late_hour(&mut rng, hours, OUTAGE_WINDOW);
-                for pool in pools.iter_mut().filter(|p| zone_index(&p.pool_id) == zone) {
-                    let worse = (pool.rate[0].1 * OUTAGE_FACTOR).min(WORSE_CAP);
-                    set_from(pool, hour, worse);
-                }
-            }
-        }
-        ScenarioKind::Outages => {
-            let region = {
-                let mut regions: Vec<&str> = pools
-                    .iter()
-                    .map(|p| p.pool_id.availability_zone().region())
-                    .collect();
-                regions.sort_unstable();
-                regions.dedup();
-                regions[rng.random_range(0..regions.len())].to_owned()
-            };
-            let family = FAMILIES[rng.random_range(0..FAMILIES.len())];
-            let region_hour = late_hour(&mut rng, hours, OUTAGE_WINDOW);
-            let family_hour = late_hour(&mut rng, hours, OUTAGE_WINDOW);
-            for pool in pools.iter_mut() {
-                let base = pool.rate[0].1;
-                let in_region = pool.pool_id.availability_zone().region() == region;
-                let in_family = pool.pool_id.instance_type().family() == family;
-                let curve: Vec<f64> = (0..hours)
-                    .map(|h| {
-                        let mut f = 1.0;
-                        if in_region && h >= region_hour {
-                            f *= OUTAGE_FACTOR;
-                        }
-                        if in_family && h >= family_hour {
-                            f *= OUTAGE_FACTOR;
-                        }
-                        if f > 1.0 {
-                            (base * f).min(WORSE_CAP)
-                        } else {
-                            base
-                        }
-                    })
-                    .collect();
-                set_curve(pool, &curve);
-            }
-        }
-        ScenarioKind::Spikes => {
-            for pool in pools.iter_mut() {
-                let base = pool.rate[0].1;
-                let mut curve = vec![base; hours as usize];
-                let count = poisson(&mut rng, SPIKES_PER_POOL);
-                for _ in 0..count {
-                    if hours <= 1 {
-                        break;
-                    }
-                    let from = rng.random_range(1..hours);
-                    let length = rng.random_range(SPIKE_HOURS.0..=SPIKE_HOURS.1);
-                    let factor = rng.random_range(SPIKE_FACTOR.0..SPIKE_FACTOR.1);
-                    for h in from..(from + length).min(hours) {
-                        curve[h as usize] = (base * factor).min(WORSE_CAP);
-                    }
-                }
-                set_curve(pool, &curve);
-            }
-        }
-        ScenarioKind::Drift => {
-            for pool in pools.iter_mut() {
-                let base = pool.rate[0].1;
-                let slope = DRIFT_SD * standard_normal(&mut rng);
-                let curve: Vec<f64> = (0..hours)
-                    .map(|h| {
-                        let step = h - h % DRIFT_STEP_HOURS;
-                        let x = f64::from(step) / f64::from(hours.max(1)) - 0.5;
-                        (base * (slope * x).exp()).clamp(BASE_RANGE.0, WORSE_CAP)
-                    })
-                    .collect();
-                set_curve(pool, &curve);
-            }
-        }
-        ScenarioKind::Seasonality => {
-            // Each region peaks at its own hour of the day.
-            let mut peaks: Vec<(String, f64)> = vec![];
-            for pool in pools.iter_mut().take(SEASONAL_POOLS) {
-                let region = pool.pool_id.availability_zone().region().to_owned();
-                let peak = match peaks.iter().find(|(r, _)| *r == region) {
-                    Some((_, p)) => *p,
-                    None => {
-                        let p = rng.random_range(0.0..24.0);
-                        peaks.push((region, p));
-                        p
-                    }
-                };
-                let base = pool.rate[0].1;
-                let curve: Vec<f64> = (0..hours)
-                    .map(|h| {
-                        let phase = 2.0 * std::f64::consts::PI * (f64::from(h % 24) - peak) / 24.0;
-                        (base * (1.0 + SEASONAL_AMPLITUDE * phase.cos()))
-                            .clamp(BASE_RANGE.0, WORSE_CAP)
-                    })
-                    .collect();
-                set_curve(pool, &curve);
-            }
+    let new = share_of(n, COLD_START_SHARE);
+    for i in rand::seq::index::sample(rng, n, new) {
+        pools[i].first_hour = late_hour(rng, hours, COLD_START_WINDOW);
+    }
+}
+
+/// [`ScenarioKind::ZoneOutage`]: every pool of one zone gets worse from one late hour on.
+fn zone_outage(pools: &mut [WorldPool], hours: u32, rng: &mut ChaCha8Rng) {
+    let mut zones: Vec<usize> = pools.iter().map(|p| zone_index(&p.pool_id)).collect();
+    zones.sort_unstable();
+    zones.dedup();
+    if !zones.is_empty() {
+        let zone = zones[rng.random_range(0..zones.len())];
+        let hour = late_hour(rng, hours, OUTAGE_WINDOW);
+        for pool in pools.iter_mut().filter(|p| zone_index(&p.pool_id) == zone) {
+            let worse = (pool.rate[0].1 * OUTAGE_FACTOR).min(WORSE_CAP);
+            set_from(pool, hour, worse);
         }
     }
-    World {
-        start,
-        hours,
-        pools,
+}
+
+/// [`ScenarioKind::Outages`]: one region and one family each get worse from their own late hour;
+/// a pool in both gets both factors.
+fn region_and_family_outages(pools: &mut [WorldPool], hours: u32, rng: &mut ChaCha8Rng) {
+    let region = {
+        let mut regions: Vec<&str> = pools
+            .iter()
+            .map(|p| p.pool_id.availability_zone().region())
+            .collect();
+        regions.sort_unstable();
+        regions.dedup();
+        regions[rng.random_range(0..regions.len())].to_owned()
+    };
+    let family = FAMILIES[rng.random_range(0..FAMILIES.len())];
+    let region_hour = late_hour(rng, hours, OUTAGE_WINDOW);
+    let family_hour = late_hour(rng, hours, OUTAGE_WINDOW);
+    for pool in pools.iter_mut() {
+        let base = pool.rate[0].1;
+        let in_region = pool.pool_id.availability_zone().region() == region;
+        let in_family = pool.pool_id.instance_type().family() == family;
+        let curve: Vec<f64> = (0..hours)
+            .map(|h| {
+                let mut f = 1.0;
+                if in_region && h >= region_hour {
+                    f *= OUTAGE_FACTOR;
+                }
+                if in_family && h >= family_hour {
+                    f *= OUTAGE_FACTOR;
+                }
+                if f > 1.0 {
+                    (base * f).min(WORSE_CAP)
+                } else {
+                    base
+                }
+            })
+            .collect();
+        set_curve(pool, &curve);
+    }
+}
+
+/// [`ScenarioKind::Spikes`]: each pool has a few short spikes of a higher rate.
+fn spikes(pools: &mut [WorldPool], hours: u32, rng: &mut ChaCha8Rng) {
+    for pool in pools.iter_mut() {
+        let base = pool.rate[0].1;
+        let mut curve = vec![base; hours as usize];
+        let count = poisson(rng, SPIKES_PER_POOL);
+        for _ in 0..count {
+            if hours <= 1 {
+                break;
+            }
+            let from = rng.random_range(1..hours);
+            let length = rng.random_range(SPIKE_HOURS.0..=SPIKE_HOURS.1);
+            let factor = rng.random_range(SPIKE_FACTOR.0..SPIKE_FACTOR.1);
+            for h in from..(from + length).min(hours) {
+                curve[h as usize] = (base * factor).min(WORSE_CAP);
+            }
+        }
+        set_curve(pool, &curve);
+    }
+}
+
+/// [`ScenarioKind::Drift`]: each pool's rate drifts, in steps, along its own log-linear slope.
+fn drift(pools: &mut [WorldPool], hours: u32, rng: &mut ChaCha8Rng) {
+    for pool in pools.iter_mut() {
+        let base = pool.rate[0].1;
+        let slope = DRIFT_SD * standard_normal(rng);
+        let curve: Vec<f64> = (0..hours)
+            .map(|h| {
+                let step = h - h % DRIFT_STEP_HOURS;
+                let x = f64::from(step) / f64::from(hours.max(1)) - 0.5;
+                (base * (slope * x).exp()).clamp(BASE_RANGE.0, WORSE_CAP)
+            })
+            .collect();
+        set_curve(pool, &curve);
+    }
+}
+
+/// [`ScenarioKind::Seasonality`]: the first pools follow a daily cycle, each region peaking at its
+/// own hour.
+fn seasonality(pools: &mut [WorldPool], hours: u32, rng: &mut ChaCha8Rng) {
+    let mut peaks: Vec<(String, f64)> = vec![];
+    for pool in pools.iter_mut().take(SEASONAL_POOLS) {
+        let region = pool.pool_id.availability_zone().region().to_owned();
+        let peak = match peaks.iter().find(|(r, _)| *r == region) {
+            Some((_, p)) => *p,
+            None => {
+                let p = rng.random_range(0.0..24.0);
+                peaks.push((region, p));
+                p
+            }
+        };
+        let base = pool.rate[0].1;
+        let curve: Vec<f64> = (0..hours)
+            .map(|h| {
+                let phase = 2.0 * std::f64::consts::PI * (f64::from(h % 24) - peak) / 24.0;
+                (base * (1.0 + SEASONAL_AMPLITUDE * phase.cos())).clamp(BASE_RANGE.0, WORSE_CAP)
+            })
+            .collect();
+        set_curve(pool, &curve);
     }
 }
 
