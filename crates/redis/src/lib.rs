@@ -132,6 +132,23 @@ pub async fn bounded<T>(
 mod tests {
     use super::*;
 
+    /// PING through a connection made from `options`, within 10 s.
+    async fn ping(options: &RedisOptions) -> Result<String, CommandError> {
+        let mut conn = connect_lazy(options).unwrap();
+        bounded(
+            Duration::from_secs(10),
+            redis::cmd("PING").query_async(&mut conn),
+        )
+        .await
+    }
+
+    /// No reconnection attempts: a failed connection fails the command at once.
+    const NO_RETRY: Option<Reconnect> = Some(Reconnect {
+        retries: 0,
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(10),
+    });
+
     #[test]
     fn a_malformed_url_is_refused_without_showing_its_password() {
         let err = client(&RedisOptions::new("redis://:hunter2@cache:notaport")).unwrap_err();
@@ -152,63 +169,29 @@ mod tests {
 
     #[tokio::test]
     async fn a_command_against_a_real_redis_answers_and_a_closed_port_fails_in_time() {
-        let redis = testkit::servers::redis_url();
-        let mut conn = connect_lazy(&RedisOptions::new(redis)).unwrap();
-        let pong: String = bounded(
-            Duration::from_secs(10),
-            redis::cmd("PING").query_async(&mut conn),
-        )
-        .await
-        .unwrap();
-        assert_eq!(pong, "PONG");
+        let up = RedisOptions::new(testkit::servers::redis_url());
+        assert_eq!(ping(&up).await.unwrap(), "PONG");
 
-        let mut options = RedisOptions::new(format!(
+        let mut down = RedisOptions::new(format!(
             "redis://127.0.0.1:{}",
             testkit::process::free_port()
         ));
-        options.connect_timeout = Duration::from_millis(200);
-        options.response_timeout = Duration::from_millis(200);
-        options.reconnect = Some(Reconnect {
-            retries: 0,
-            min_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(10),
-        });
-        let mut down = connect_lazy(&options).unwrap();
-        let r: Result<String, _> = bounded(
-            Duration::from_secs(10),
-            redis::cmd("PING").query_async(&mut down),
-        )
-        .await;
-        assert!(r.is_err());
+        down.connect_timeout = Duration::from_millis(200);
+        down.response_timeout = Duration::from_millis(200);
+        down.reconnect = NO_RETRY;
+        assert!(ping(&down).await.is_err());
     }
 
     #[tokio::test]
     async fn rediss_is_trusted_with_the_harness_ca_and_only_with_it() {
         let mut options = RedisOptions::new(testkit::require_env("TEST_REDISS_URL"));
         options.ca_file = Some(testkit::require_env("TEST_TLS_CA_FILE").into());
-        let mut conn = connect_lazy(&options).unwrap();
-        let pong: String = bounded(
-            Duration::from_secs(10),
-            redis::cmd("PING").query_async(&mut conn),
-        )
-        .await
-        .unwrap();
-        assert_eq!(pong, "PONG");
+        assert_eq!(ping(&options).await.unwrap(), "PONG");
 
         options.ca_file = None;
-        options.reconnect = Some(Reconnect {
-            retries: 0,
-            min_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(10),
-        });
-        let mut untrusted = connect_lazy(&options).unwrap();
-        let r: Result<String, _> = bounded(
-            Duration::from_secs(10),
-            redis::cmd("PING").query_async(&mut untrusted),
-        )
-        .await;
+        options.reconnect = NO_RETRY;
         assert!(
-            r.is_err(),
+            ping(&options).await.is_err(),
             "a certificate from an unknown CA must not be trusted"
         );
     }
