@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
 
 use chrono::NaiveDate;
 use futures::{StreamExt, TryStreamExt};
@@ -33,7 +32,6 @@ pub struct DayRollups {
 /// One listing of the root.
 #[derive(Debug)]
 pub struct Snapshot {
-    pub taken: Instant,
     pub hours: BTreeMap<Partition, HourListing>,
     pub rollups: BTreeMap<NaiveDate, DayRollups>,
     /// Rollups decoded for this listing, so a pass neither looks each one up in the cache nor builds
@@ -64,11 +62,6 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// A catalog that takes rollups as they are (no `ROLLUP_HMAC_KEY`).
-    pub fn new(storage: Storage, cache_bytes: u64) -> Self {
-        Self::with_key(storage, cache_bytes, None)
-    }
-
     /// A catalog that decodes a rollup only when its keyed digest matches `key` (when given): an
     /// unsigned or forged one is an error from [`Catalog::block`], so its hours are read raw.
     pub fn with_key(storage: Storage, cache_bytes: u64, key: Option<SigningKey>) -> Self {
@@ -85,24 +78,12 @@ impl Catalog {
         }
     }
 
-    /// The key rollups must be signed with, if any.
-    pub fn key(&self) -> Option<&SigningKey> {
-        self.inner.key.as_ref()
-    }
-
     fn storage(&self) -> &Storage {
         &self.inner.storage
     }
 
-    /// Bytes of decoded rollups held in memory.
-    pub fn cached_bytes(&self) -> u64 {
-        self.inner.blocks.run_pending_tasks();
-        self.inner.blocks.weighted_size()
-    }
-
     /// List the root now.
     pub async fn list_now(&self) -> Result<Arc<Snapshot>, object_store::Error> {
-        let taken = Instant::now();
         let storage = self.storage();
         let root = storage.root.as_ref().to_owned();
         let prefix_len = if root.is_empty() { 0 } else { root.len() + 1 };
@@ -166,7 +147,6 @@ impl Catalog {
             })
             .collect();
         Ok(Arc::new(Snapshot {
-            taken,
             hours,
             rollups,
             resolved: Default::default(),

@@ -18,10 +18,11 @@ use object_store::{ObjectStoreExt, PutPayload};
 use pool_core::event::Partition;
 
 use crate::catalog::{Catalog, HourListing, Snapshot};
+use crate::query::Query;
 use crate::rollup::{
     self, HourManifest, Kind, Manifest, ObjectEntry, RollupRow, day_key, hour_key,
 };
-use crate::scan::{EventSource, Query, QueryError};
+use crate::scan::{EventSource, QueryError};
 use crate::table::{Choice, Layout};
 use crate::tally::HOUR_MICROS;
 
@@ -68,11 +69,11 @@ fn mix(mut z: u64) -> u64 {
 }
 
 impl Shard {
-    pub fn owns_hour(&self, p: Partition) -> bool {
+    pub(crate) fn owns_hour(&self, p: Partition) -> bool {
         let hours = (p.start_micros() / HOUR_MICROS) as u64;
         mix(hours) % u64::from(self.count) == u64::from(self.index)
     }
-    pub fn owns_day(&self, date: NaiveDate) -> bool {
+    pub(crate) fn owns_day(&self, date: NaiveDate) -> bool {
         let days = chrono::Datelike::num_days_from_ce(&date) as u64;
         mix(days ^ 0xda7) % u64::from(self.count) == u64::from(self.index)
     }

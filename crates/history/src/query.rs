@@ -22,10 +22,11 @@ pub struct Query {
     /// Events stamped more than this after `now` are ignored and counted (`future_events`): a clock
     /// far ahead, or a forged `9999-12-31`, must not keep full weight forever.
     pub max_clock_skew: Duration,
-    /// Start of the hourly series ([`Tally::hourly`]): unweighted counts per pool and hour of the
-    /// counted events from this instant on. Must be on an hour boundary (a debug build asserts it; a
-    /// release build aligns it down to its hour). `None`: no series. Each pool's series costs 8 bytes
-    /// per hour from here to its last event, so a start far in the past makes every tally large.
+    /// Start of the hourly series ([`Tally::hourly`](crate::Tally::hourly)): unweighted counts per
+    /// pool and hour of the counted events from this instant on. Must be on an hour boundary (a debug
+    /// build asserts it; a release build aligns it down to its hour). `None`: no series. Each pool's
+    /// series costs 8 bytes per hour from here to its last event, so a start far in the past makes
+    /// every tally large.
     pub series_from: Option<DateTime<Utc>>,
 }
 

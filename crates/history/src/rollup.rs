@@ -9,7 +9,7 @@
 //! Columns (one row per hour and pool): `hr`, `pool_id`, `jobs`, `spot_terminations`, `other_failures`,
 //! `duplicates` (redelivered copies dropped), `first_finished_at`, `last_finished_at`, and `m1`…`m6` /
 //! `t1`…`t6`, the power moments of the jobs' and the terminations' finishing times about the middle of
-//! the hour (see [`crate::tally::Moments`]), from which recency weights for any half-life of an hour or
+//! the hour (see `tally::Moments`), from which recency weights for any half-life of an hour or
 //! more are recovered.
 //!
 //! The manifest travels inside the Parquet file rather than beside it: one object is written atomically,
@@ -20,7 +20,7 @@
 //! # Keyed digest
 //!
 //! With a [`SigningKey`] (`ROLLUP_HMAC_KEY`, a Secret only the compactor and the readers hold), the
-//! compactor also writes an HMAC-SHA256 of the manifest and of every row ([`MAC_KEY`] in the same
+//! compactor also writes an HMAC-SHA256 of the manifest and of every row (`MAC_KEY` in the same
 //! key-value metadata), and readers decode a rollup only when that digest is there and matches, compared
 //! in constant time. Whoever may write under `_rollups/` but lacks the key (an identity with a too-broad
 //! S3 policy, a leaked writer credential) can then neither forge counts nor edit a manifest so that
@@ -57,11 +57,11 @@ use pool_core::event::{Partition, PoolId};
 use crate::tally::{MOMENTS, PoolCount};
 
 /// Folder of the rollups, under the events root.
-pub const ROLLUPS_DIR: &str = "_rollups";
+pub(crate) const ROLLUPS_DIR: &str = "_rollups";
 /// Key of the manifest in the Parquet key-value metadata.
-pub const MANIFEST_KEY: &str = "pool_selector.rollup.manifest";
+pub(crate) const MANIFEST_KEY: &str = "pool_selector.rollup.manifest";
 /// Key of the keyed digest (hex HMAC-SHA256, see [`SigningKey`]) in the Parquet key-value metadata.
-pub const MAC_KEY: &str = "pool_selector.rollup.hmac_sha256";
+pub(crate) const MAC_KEY: &str = "pool_selector.rollup.hmac_sha256";
 const FORMAT_VERSION: u32 = 1;
 /// What the keyed digest starts with: a rollup's digest can never be taken for another format's.
 const MAC_DOMAIN: &[u8] = b"pool-selector rollup v1\n";
@@ -175,7 +175,7 @@ fn format_err(key: &str, e: impl ToString) -> RollupError {
 
 /// One raw object a rollup covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectEntry {
+pub(crate) struct ObjectEntry {
     pub key: String,
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,7 +196,7 @@ impl From<&ObjectMeta> for ObjectEntry {
 
 /// A stable-within-the-process fingerprint of a set of raw objects, to compare a manifest with a listing
 /// without keeping either. Order-independent input: entries are sorted by key first.
-pub fn digest<'a>(entries: impl IntoIterator<Item = &'a ObjectEntry>) -> u64 {
+pub(crate) fn digest<'a>(entries: impl IntoIterator<Item = &'a ObjectEntry>) -> u64 {
     let mut sorted: Vec<&ObjectEntry> = entries.into_iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     let state = ahash::RandomState::with_seeds(0x70, 0x6f, 0x6f, 0x6c);
@@ -214,7 +214,7 @@ pub fn digest<'a>(entries: impl IntoIterator<Item = &'a ObjectEntry>) -> u64 {
 
 /// What one hour of a rollup was computed from, and what was skipped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HourManifest {
+pub(crate) struct HourManifest {
     pub hour: u8,
     pub objects: Vec<ObjectEntry>,
     /// Distinct valid events counted.
@@ -229,17 +229,19 @@ pub struct HourManifest {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub(crate) enum Kind {
     Hour,
     Day,
 }
 
+/// What a rollup was computed from, hour by hour. Opaque outside the crate: a caller only hands the one
+/// [`decode`] gave back to [`encode`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
-    pub version: u32,
-    pub kind: Kind,
-    pub date: NaiveDate,
-    pub hours: Vec<HourManifest>,
+    pub(crate) version: u32,
+    pub(crate) kind: Kind,
+    pub(crate) date: NaiveDate,
+    pub(crate) hours: Vec<HourManifest>,
 }
 
 /// One pool's counts in one hour.
@@ -251,7 +253,7 @@ pub struct RollupRow {
 }
 
 /// The key of an hour's rollup.
-pub fn hour_key(root: &object_store::path::Path, p: Partition) -> object_store::path::Path {
+pub(crate) fn hour_key(root: &object_store::path::Path, p: Partition) -> object_store::path::Path {
     rollup_path(
         root,
         &format!("{}/hr={}.parquet", Partition::day_folder(p.date), p.hr()),
@@ -259,7 +261,10 @@ pub fn hour_key(root: &object_store::path::Path, p: Partition) -> object_store::
 }
 
 /// The key of a day's rollup.
-pub fn day_key(root: &object_store::path::Path, date: NaiveDate) -> object_store::path::Path {
+pub(crate) fn day_key(
+    root: &object_store::path::Path,
+    date: NaiveDate,
+) -> object_store::path::Path {
     rollup_path(
         root,
         &format!("{}/day.parquet", Partition::day_folder(date)),
@@ -276,7 +281,7 @@ fn rollup_path(root: &object_store::path::Path, rel: &str) -> object_store::path
 
 /// What a rollup key names, from its path relative to `_rollups/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RollupKey {
+pub(crate) enum RollupKey {
     Hour(Partition),
     Day(NaiveDate),
 }
@@ -316,7 +321,8 @@ fn schema() -> SchemaRef {
 }
 
 /// Encode a rollup, signed with `signing` when given (see [`SigningKey`]). Rows are sorted by hour and
-/// pool, so the same input always gives the same bytes.
+/// pool, so the same input always gives the same bytes. Public, with [`decode`], for the tests that
+/// forge a rollup the way an attacker with write access would (`tests/api/signed.rs`).
 pub fn encode(
     manifest: &Manifest,
     rows: &mut [RollupRow],
@@ -506,7 +512,7 @@ fn read(
 
 /// One pool's counts in one hour, compactly, as kept in memory by readers.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(crate) struct Row {
     /// Index into [`Block::pools`].
     pub pool: u32,
     pub jobs: u32,
@@ -521,20 +527,17 @@ pub struct Row {
 
 /// One hour of a decoded rollup.
 #[derive(Debug, Clone)]
-pub struct BlockHour {
+pub(crate) struct BlockHour {
     pub partition: Partition,
     /// [`digest`] of the raw objects it was computed from.
     pub digest: u64,
-    /// Earliest and latest `finished_at` of the hour's events (`i64::MAX`/`MIN` when empty).
-    pub first_micros: i64,
-    pub last_micros: i64,
     pub misfiled_pools: u64,
     pub rows: Range<usize>,
 }
 
 /// A decoded rollup object, as cached by readers.
 #[derive(Debug)]
-pub struct Block {
+pub(crate) struct Block {
     pub hours: Vec<BlockHour>,
     pub pools: Vec<PoolId>,
     pub rows: Vec<Row>,
@@ -584,10 +587,7 @@ impl Block {
         let mut next = 0;
         for hm in &manifest.hours {
             let start = next;
-            let (mut first, mut last) = (i64::MAX, i64::MIN);
             while next < out.len() && row_hours[next] == hm.hour {
-                first = first.min(out[next].first_micros);
-                last = last.max(out[next].last_micros);
                 next += 1;
             }
             hours.push(BlockHour {
@@ -596,8 +596,6 @@ impl Block {
                     hour: u32::from(hm.hour),
                 },
                 digest: digest(&hm.objects),
-                first_micros: first,
-                last_micros: last,
                 misfiled_pools: hm.misfiled_pools,
                 rows: start..next,
             });

@@ -3,12 +3,12 @@
 //! DataFusion does the heavy lifting: a listing table over NDJSON with an explicit schema, explicit
 //! partition roots (so a 24-hour window never opens last month's objects), projection of the five
 //! columns, and filters built as DataFusion expressions from parsed values: user input never becomes SQL
-//! text. The tally itself is a single pass over the Arrow batches in Rust ([`crate::tally`]), because it
+//! text. The tally itself is a single pass over the Arrow batches in Rust (the `tally` module), because it
 //! needs what SQL makes awkward and memory-hungry: counting each event once (the ingestion pipeline is
 //! at-least-once), recency weights, and pool ids parsed into their parts.
 //!
 //! This is the reference reader: the compactor's, and the one the live view ([`crate::live`]) is
-//! tested against. The view uses the same reader ([`crate::ndjson`]) for the objects it loads.
+//! tested against. The view uses the same reader (`ndjson`) for the objects it loads.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +26,7 @@ use pool_storage::Storage;
 
 use crate::catalog::Catalog;
 use crate::ndjson::{ReadStats, TolerantNdjson};
-pub use crate::query::{Query, ScanReport};
+use crate::query::{Query, ScanReport};
 use crate::rollup::SigningKey;
 use crate::table::{self, Choice, Layout};
 use crate::tally::{Accumulator, PoolCount, SeenEvents, Tally};
@@ -146,7 +146,7 @@ pub(crate) fn is_storage_failure(e: &DataFusionError) -> bool {
 }
 
 /// The outcome of one raw scan: per-pool counts (with moments when collected) and the report.
-pub struct RawScan {
+pub(crate) struct RawScan {
     pub pools: Vec<(PoolId, PoolCount)>,
     pub report: ScanReport,
 }
@@ -175,15 +175,15 @@ impl EventSource {
         }
     }
 
-    pub fn storage(&self) -> &Storage {
+    pub(crate) fn storage(&self) -> &Storage {
         &self.storage
     }
 
-    pub fn options(&self) -> &SourceOptions {
+    pub(crate) fn options(&self) -> &SourceOptions {
         &self.options
     }
 
-    pub fn catalog(&self) -> &Catalog {
+    pub(crate) fn catalog(&self) -> &Catalog {
         &self.catalog
     }
 
@@ -194,7 +194,7 @@ impl EventSource {
         }
     }
 
-    pub async fn layout(&self) -> Result<Layout, QueryError> {
+    pub(crate) async fn layout(&self) -> Result<Layout, QueryError> {
         if self.storage.single_object {
             return Ok(Layout::SingleObject);
         }
@@ -249,7 +249,7 @@ impl EventSource {
     /// Scan raw objects chosen by `choice` and tally them; `moments_mid` collects per-pool moments about
     /// that instant (compaction of one hour). Lines that are not valid events are skipped and counted
     /// by the reader ([`crate::ndjson`]); only storage and engine failures are errors.
-    pub async fn scan_raw(
+    pub(crate) async fn scan_raw(
         self: &Arc<Self>,
         q: &Query,
         layout: Layout,

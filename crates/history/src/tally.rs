@@ -88,7 +88,7 @@ impl Tally {
     }
 
     /// Add another tally of the same pool (from another partition of the scan, or a rollup).
-    pub fn merge(&mut self, o: &Tally) {
+    pub(crate) fn merge(&mut self, o: &Tally) {
         self.jobs += o.jobs;
         self.spot_terminations += o.spot_terminations;
         self.other_failures += o.other_failures;
@@ -108,7 +108,7 @@ impl Tally {
 
     /// Add `jobs` jobs, `spot` of them spot terminations, to hour `hour` of the series (growing it).
     #[inline]
-    pub fn add_hourly(&mut self, hour: usize, jobs: u32, spot: u32) {
+    pub(crate) fn add_hourly(&mut self, hour: usize, jobs: u32, spot: u32) {
         if hour >= self.hourly.len() {
             self.hourly.resize(hour + 1, HourCount::default());
         }
@@ -240,10 +240,6 @@ impl SeenEvents {
             .iter()
             .map(|s| s.lock().expect("poisoned").len())
             .sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The shard of a hash, from middle bits: the set itself uses the low bits for buckets and the top

@@ -63,10 +63,6 @@ impl Default for Cell {
 }
 
 impl Cell {
-    pub fn is_empty(&self) -> bool {
-        self.jobs == 0
-    }
-
     /// Add what `acc` holds (its moments about the same middle, in the same unit).
     pub fn add(&mut self, acc: &Acc) {
         self.jobs = self.jobs.saturating_add(acc.jobs as u32);
@@ -80,7 +76,7 @@ impl Cell {
         }
     }
 
-    pub fn to_acc(&self) -> Acc {
+    pub fn to_acc(self) -> Acc {
         Acc {
             jobs: u64::from(self.jobs),
             spot: u64::from(self.spot),
@@ -229,14 +225,6 @@ impl Series {
         if hi > lo {
             cells.drain(lo..hi);
         }
-    }
-
-    pub fn first_index(&self, grain: Grain) -> Option<i64> {
-        self.tiers[tier(grain)].first().map(|(i, _)| *i)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tiers.iter().all(Vec::is_empty)
     }
 
     /// Cells held, per tier.

@@ -63,7 +63,7 @@ pub(crate) type Shared = RwLock<Option<ViewState>>;
 
 /// How many days of hour cells the view keeps: the longest backtest (a 31-day span after a 31-day
 /// training window) and the longest hour-grained window (62 days), plus the day in progress.
-pub const HOUR_CELL_DAYS: i64 = 64;
+const HOUR_CELL_DAYS: i64 = 64;
 
 /// Minutes are kept from the start of the previous hour: a window of up to an hour is exact to the
 /// minute.

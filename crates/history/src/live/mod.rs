@@ -2,23 +2,23 @@
 //! current by reading each new object once, so an answer costs the same whatever storage holds and
 //! does not need storage to be up.
 //!
-//! * [`cells`]: the tallies and how a window is summed from whole cells (pure).
-//! * [`state`]: the view's contents and what a read adds ([`state::ViewState`], [`state::Delta`]).
+//! * `cells`: the tallies and how a window is summed from whole cells (pure).
+//! * `state`: the view's contents and what a read adds (`ViewState`, `Delta`).
 //! * `loader`: listing, reading (DataFusion over the raw NDJSON and the Parquet rollups), replacing
 //!   hours that changed.
 //!
 //! **Grain.** A window is exact to its [`pool_core::window::Grain`]: windows of up to an hour to the
 //! minute, up to 62 days to the hour, longer ones to the day ([`pool_core::window::Window::start`]).
 //! Minutes are kept for the previous and the current hour (read raw), hours for
-//! [`HOUR_CELL_DAYS`] days, days for the whole history.
+//! `HOUR_CELL_DAYS` (64) days, days for the whole history.
 //!
 //! **Memory.** A cell is 96 bytes with its index; a pool with jobs in every hour holds about
 //! 1,540 hour cells, one day cell per day and at most 180 minute cells: ~184 kB for a year, 80 MB for
 //! 432 such pools. Dedup state (8 bytes per event) is kept for the live hours only.
 
-pub mod cells;
+mod cells;
 mod loader;
-pub mod state;
+mod state;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -34,8 +34,7 @@ use crate::query::Query;
 use crate::scan::QueryError;
 use crate::tally::Tally;
 
-pub use loader::{HOUR_CELL_DAYS, ReadTotals, RefreshReport};
-pub use state::Holding;
+pub use loader::{ReadTotals, RefreshReport};
 
 use loader::{Loader, Shared};
 
@@ -156,14 +155,6 @@ impl LiveView {
         }
     }
 
-    pub fn storage(&self) -> &Storage {
-        &self.storage
-    }
-
-    pub fn options(&self) -> &ViewOptions {
-        &self.options
-    }
-
     /// Bring the view up to date as of `now`: the first call (or one after a change that needs it)
     /// loads the whole history; later ones read what is new. On failure the view keeps what it held.
     pub async fn refresh(&self, now: DateTime<Utc>) -> Result<RefreshReport, QueryError> {
@@ -235,7 +226,7 @@ impl LiveView {
         result
     }
 
-    /// Every pool `q` wants with a job in its window (see [`state::ViewState::tally`]), and the
+    /// Every pool `q` wants with a job in its window (see `ViewState::tally`), and the
     /// version of the view it was computed from; `None` until the first load finished.
     pub fn tally(&self, q: &Query) -> Option<(u64, Vec<(PoolId, Tally)>)> {
         let shared = self.shared.read().expect("poisoned");

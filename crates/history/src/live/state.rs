@@ -3,8 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::NaiveDate;
-
 use pool_core::event::{Partition, PoolId};
 use pool_core::window::Grain;
 
@@ -12,7 +10,7 @@ use crate::query::Query;
 use crate::rollup;
 use crate::tally::{MOMENTS, Tally};
 
-use super::cells::{self, Acc, Cell, Coverage, Series, Weigh, frame, index};
+use super::cells::{self, Acc, Coverage, Series, Weigh, frame, index};
 
 /// What one read found: per pool, full-precision cells per tier, and what was skipped.
 #[derive(Debug, Default)]
@@ -46,10 +44,6 @@ fn offset(grain: Grain, at: i64) -> f64 {
 }
 
 impl Delta {
-    pub fn is_empty(&self) -> bool {
-        self.pools.is_empty()
-    }
-
     /// The slot of `pool` in this delta (added when new).
     pub fn slot(&mut self, pool: &PoolId) -> usize {
         if let Some(&s) = self.slots.get(pool) {
@@ -161,10 +155,6 @@ impl ViewState {
         }
     }
 
-    pub fn coverage(&self) -> Coverage {
-        self.coverage
-    }
-
     pub fn version(&self) -> u64 {
         self.version
     }
@@ -248,18 +238,6 @@ impl ViewState {
         true
     }
 
-    /// Remove every cell of `day` from every pool (before the day is loaded again whole).
-    pub fn clear_day(&mut self, day: NaiveDate) {
-        let start = Partition { date: day, hour: 0 }.start_micros();
-        let end = start + Grain::Day.micros();
-        self.version += 1;
-        for series in &mut self.series {
-            for g in Grain::ALL {
-                series.remove(g, index(g, start), index(g, end));
-            }
-        }
-    }
-
     /// Move the coverage forward and drop the cells it no longer needs.
     pub fn retain(&mut self, coverage: Coverage) {
         let minute_from = coverage.minute_from.max(self.coverage.minute_from);
@@ -277,11 +255,6 @@ impl ViewState {
             minute_from,
             hour_from,
         };
-    }
-
-    /// Set the minute coverage (the loader read those hours raw).
-    pub fn set_minute_from(&mut self, minute_from: i64) {
-        self.coverage.minute_from = minute_from;
     }
 
     pub fn holding(&self) -> Holding {
@@ -350,13 +323,5 @@ impl ViewState {
             .collect();
         out.sort_unstable_by(|x, y| x.0.as_str().cmp(y.0.as_str()));
         out
-    }
-
-    /// A pool's cells of one tier (tests and diagnostics).
-    pub fn cells_of(&self, pool: &PoolId, grain: Grain) -> Vec<(i64, Cell)> {
-        self.slots
-            .get(pool)
-            .map(|&s| self.series[s].range(grain, i64::MIN, i64::MAX).to_vec())
-            .unwrap_or_default()
     }
 }
