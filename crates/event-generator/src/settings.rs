@@ -216,6 +216,45 @@ pub struct Plan {
 impl Args {
     /// Check the flags and resolve defaults (`now` stands for the current time).
     pub fn plan(&self, now: DateTime<Utc>) -> Result<Plan, ConfigError> {
+        self.check_numbers()?;
+        let (sink, single_object) = self.open_sink()?;
+        let mode = self.mode(&sink, single_object, now)?;
+        let pools = if self.pool_list.is_empty() {
+            PoolChoice::Count(self.pools.unwrap_or(DEFAULT_POOLS))
+        } else {
+            PoolChoice::List(self.pool_list.clone())
+        };
+        let seed = self.seed.unwrap_or_else(rand::random);
+        let requested = match mode {
+            Mode::Trickle { .. } => self.events.unwrap_or(0),
+            _ => self.events.unwrap_or(DEFAULT_EVENTS),
+        };
+        let events = (requested > 0 && self.scenario.is_none()).then_some(requested);
+        let object = self.object_options(&mode, events, &pools, seed);
+        let trickle = matches!(mode, Mode::Trickle { .. });
+        Ok(Plan {
+            sink,
+            mode,
+            events,
+            seed,
+            pools,
+            skew: self.skew,
+            scenario: self.scenario,
+            rate_model: self.rate_model,
+            other_failure_rate: self.other_failure_rate,
+            truth: self.truth.clone(),
+            settings: SinkSettings {
+                storage: self.storage.clone(),
+                object,
+                #[cfg(feature = "amqp")]
+                amqp: None,
+                append: trickle,
+            },
+        })
+    }
+
+    /// The numeric flags each within its range, before anything is opened.
+    fn check_numbers(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError(m));
         if !self.rate.is_finite() || self.rate < 0.0 {
             return bad(format!(
@@ -241,6 +280,12 @@ impl Args {
                 self.max_object_bytes
             ));
         }
+        Ok(())
+    }
+
+    /// Where the events go (`--sink`, else the storage settings' URL), and whether it names a single
+    /// object (the storage says so when opened).
+    fn open_sink(&self) -> Result<(SinkUrl, bool), ConfigError> {
         let sink = self
             .sink
             .clone()
@@ -255,6 +300,19 @@ impl Args {
             }
             SinkUrl::Amqp(_) => false,
         };
+        Ok((sink, single_object))
+    }
+
+    /// The run: the trickle (asked for, or implied by a single object and nothing else asked), a
+    /// real-time stream (`--rate > 0`), or a backfill over the past; flags of two kinds of run are
+    /// refused.
+    fn mode(
+        &self,
+        sink: &SinkUrl,
+        single_object: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Mode, ConfigError> {
+        let bad = |m: String| Err(ConfigError(m));
         let past = self.hours.is_some() || self.end.is_some() || self.scenario.is_some();
         // A single object is the seed's events.json: only the trickle appends to it, and it implies it.
         let trickle = self.trickle || (single_object && self.rate == 0.0 && !past);
@@ -280,10 +338,10 @@ impl Args {
                  stamped now: give one or the other"
             ));
         }
-        let mode = if trickle {
-            Mode::Trickle {
+        if trickle {
+            Ok(Mode::Trickle {
                 max_gap: self.trickle_max_gap,
-            }
+            })
         } else if self.rate > 0.0 {
             if self.hours.is_some() || self.end.is_some() {
                 return bad(
@@ -292,52 +350,59 @@ impl Args {
                         .into(),
                 );
             }
-            Mode::Stream {
+            Ok(Mode::Stream {
                 rate: self.rate,
                 started: now,
-            }
+            })
         } else {
-            let hours = self.hours.unwrap_or(match self.scenario {
-                Some(_) => f64::from(scenario::DEFAULT_HOURS),
-                None => DEFAULT_HOURS,
-            });
-            if !hours.is_finite() || hours <= 0.0 || hours > MAX_HOURS {
-                return bad(format!(
-                    "--hours must be more than 0 and at most {MAX_HOURS}, got {hours}"
-                ));
-            }
-            if let Some(kind) = self.scenario
-                && hours.fract() != 0.0
-            {
-                return bad(format!(
-                    "--scenario {kind} simulates whole hours: --hours must be a whole number, got {hours}"
-                ));
-            }
-            if self.events == Some(0) && self.scenario.is_none() {
-                return bad(
-                    "--events 0 (unbounded) needs a stream (--rate > 0); a backfill needs a count"
-                        .into(),
-                );
-            }
-            // Whole milliseconds: the event format's precision, so output depends on --end only.
-            let end = Utc
-                .timestamp_millis_opt(self.end.unwrap_or(now).timestamp_millis())
-                .single()
-                .ok_or_else(|| ConfigError("--end is out of range".into()))?;
-            let start = end - chrono::Duration::milliseconds((hours * 3_600_000.0) as i64);
-            Mode::Backfill { start, end }
-        };
-        let pools = if self.pool_list.is_empty() {
-            PoolChoice::Count(self.pools.unwrap_or(DEFAULT_POOLS))
-        } else {
-            PoolChoice::List(self.pool_list.clone())
-        };
-        let seed = self.seed.unwrap_or_else(rand::random);
-        let requested = match mode {
-            Mode::Trickle { .. } => self.events.unwrap_or(0),
-            _ => self.events.unwrap_or(DEFAULT_EVENTS),
-        };
-        let events = (requested > 0 && self.scenario.is_none()).then_some(requested);
+            self.backfill(now)
+        }
+    }
+
+    /// A backfill's window: `--hours` (default per scenario or not) ending at `--end` (default
+    /// `now`), in whole milliseconds.
+    fn backfill(&self, now: DateTime<Utc>) -> Result<Mode, ConfigError> {
+        let bad = |m: String| Err(ConfigError(m));
+        let hours = self.hours.unwrap_or(match self.scenario {
+            Some(_) => f64::from(scenario::DEFAULT_HOURS),
+            None => DEFAULT_HOURS,
+        });
+        if !hours.is_finite() || hours <= 0.0 || hours > MAX_HOURS {
+            return bad(format!(
+                "--hours must be more than 0 and at most {MAX_HOURS}, got {hours}"
+            ));
+        }
+        if let Some(kind) = self.scenario
+            && hours.fract() != 0.0
+        {
+            return bad(format!(
+                "--scenario {kind} simulates whole hours: --hours must be a whole number, got {hours}"
+            ));
+        }
+        if self.events == Some(0) && self.scenario.is_none() {
+            return bad(
+                "--events 0 (unbounded) needs a stream (--rate > 0); a backfill needs a count"
+                    .into(),
+            );
+        }
+        // Whole milliseconds: the event format's precision, so output depends on --end only.
+        let end = Utc
+            .timestamp_millis_opt(self.end.unwrap_or(now).timestamp_millis())
+            .single()
+            .ok_or_else(|| ConfigError("--end is out of range".into()))?;
+        let start = end - chrono::Duration::milliseconds((hours * 3_600_000.0) as i64);
+        Ok(Mode::Backfill { start, end })
+    }
+
+    /// The object sink's options. Object names carry the seed and a hash of everything else that
+    /// shapes the run's events, so two different runs of one seed do not overwrite each other.
+    fn object_options(
+        &self,
+        mode: &Mode,
+        events: Option<u64>,
+        pools: &PoolChoice,
+        seed: u64,
+    ) -> ObjectSinkOptions {
         let mut run_key = format!(
             "{mode:?}|{events:?}|{pools:?}|{}|{}|{}",
             self.skew, self.other_failure_rate, self.max_object_bytes
@@ -349,32 +414,13 @@ impl Args {
                 run_key.push_str(&format!("|rate_model={}", self.rate_model));
             }
         }
-        let object = ObjectSinkOptions {
+        ObjectSinkOptions {
             max_object_bytes: self.max_object_bytes,
             max_age: matches!(mode, Mode::Stream { .. } | Mode::Trickle { .. })
                 .then_some(self.flush_interval),
             name_prefix: format!("gen-{seed}-{:08x}", fnv1a32(run_key.as_bytes())),
             ..ObjectSinkOptions::default()
-        };
-        Ok(Plan {
-            sink,
-            mode,
-            events,
-            seed,
-            pools,
-            skew: self.skew,
-            scenario: self.scenario,
-            rate_model: self.rate_model,
-            other_failure_rate: self.other_failure_rate,
-            truth: self.truth.clone(),
-            settings: SinkSettings {
-                storage: self.storage.clone(),
-                object,
-                #[cfg(feature = "amqp")]
-                amqp: None,
-                append: trickle,
-            },
-        })
+        }
     }
 }
 
