@@ -17,12 +17,13 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
+use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, BasicRejectOptions,
     ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Confirmation, Connection};
+use lapin::{Channel, Confirmation, Connection};
 use pool_amqp::{AmqpArgs, EVENT_COUNT_HEADER, Needs, REJECTION_REASON_HEADER};
 use serde::Serialize;
 
@@ -168,22 +169,7 @@ async fn replay_on(conn: &Connection, args: &ReplayArgs) -> Result<Report, CliEr
         .prepare(conn, args.amqp.declare_topology, Needs::Replay)
         .await
         .map_err(|e| service("RabbitMQ", e))?;
-    let get = conn
-        .create_channel()
-        .await
-        .map_err(|e| service("RabbitMQ channel", e))?;
-    let waiting = get
-        .queue_declare(
-            topology.dead_letter_queue.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map_err(|e| service("the dead-letter queue", e))?
-        .message_count() as u64;
+    let (get, waiting) = open_dead_letters(conn, &topology.dead_letter_queue).await?;
     let publish = conn
         .create_channel()
         .await
@@ -214,76 +200,18 @@ async fn replay_on(conn: &Connection, args: &ReplayArgs) -> Result<Report, CliEr
             break;
         };
         let delivery = message.delivery;
-        let headers = delivery.properties.headers().clone().unwrap_or_default();
-        let letter = Letter {
-            message_id: delivery
-                .properties
-                .message_id()
-                .as_ref()
-                .map(|id| id.to_string()),
-            events: header_count(&headers, EVENT_COUNT_HEADER)
-                .unwrap_or_else(|| delivery.data.iter().filter(|b| **b == b'\n').count() as u64),
-            bytes: delivery.data.len(),
-            reason: header_text(&headers, REJECTION_REASON_HEADER),
-        };
-        if !args.dry_run {
-            let mut replayed_headers = headers.clone();
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            replayed_headers.insert(REPLAYED_AT_HEADER.into(), AMQPValue::Timestamp(now));
-            let properties = delivery
-                .properties
-                .clone()
-                .with_delivery_mode(2)
-                .with_headers(replayed_headers);
-            let confirmed = async {
-                publish
-                    .basic_publish(
-                        topology.exchange.as_str().into(),
-                        "".into(),
-                        BasicPublishOptions {
-                            mandatory: true,
-                            ..Default::default()
-                        },
-                        &delivery.data,
-                        properties,
-                    )
-                    .await?
-                    .await
-            }
-            .await;
-            match confirmed {
-                Ok(Confirmation::Ack(None)) => {
-                    delivery
-                        .acker
-                        .ack(BasicAckOptions::default())
-                        .await
-                        .map_err(|e| service("acknowledging the dead letter", e))?;
-                }
-                other => {
-                    let _ = delivery
-                        .acker
-                        .reject(BasicRejectOptions { requeue: true })
-                        .await;
-                    return Err(CliError::new(
-                        Exit::Service,
-                        format!(
-                            "the exchange {:?} did not take a replayed message ({}); {} of {} were \
-                             replayed, the rest stay in {}",
-                            topology.exchange,
-                            match other {
-                                Ok(c) => format!("{c:?}"),
-                                Err(e) => e.to_string(),
-                            },
-                            report.replayed,
-                            waiting,
-                            topology.dead_letter_queue
-                        ),
-                    ));
-                }
-            }
+        let letter = letter_of(&delivery);
+        if !args.dry_run
+            && let Err(refused) = republish(&publish, &topology.exchange, &delivery).await?
+        {
+            return Err(CliError::new(
+                Exit::Service,
+                format!(
+                    "the exchange {:?} did not take a replayed message ({refused}); {} of {} were \
+                     replayed, the rest stay in {}",
+                    topology.exchange, report.replayed, waiting, topology.dead_letter_queue
+                ),
+            ));
         }
         // In a dry run the message stays unacknowledged on `get` (so the next basic.get returns the
         // next one) and goes back to the queue when the channel closes.
@@ -293,4 +221,100 @@ async fn replay_on(conn: &Connection, args: &ReplayArgs) -> Result<Report, CliEr
     let _ = get.close(200, "done".into()).await;
     let _ = publish.close(200, "done".into()).await;
     Ok(report)
+}
+
+/// A channel to read the dead-letter queue `queue` from, and how many messages wait in it (declared
+/// passively: a replay never creates the queue).
+async fn open_dead_letters(conn: &Connection, queue: &str) -> Result<(Channel, u64), CliError> {
+    let get = conn
+        .create_channel()
+        .await
+        .map_err(|e| service("RabbitMQ channel", e))?;
+    let waiting = get
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| service("the dead-letter queue", e))?
+        .message_count() as u64;
+    Ok((get, waiting))
+}
+
+/// What the report lists of a dead letter: its id, events (the header, else its lines), size and
+/// the reason it was rejected.
+fn letter_of(delivery: &Delivery) -> Letter {
+    let headers = delivery.properties.headers().clone().unwrap_or_default();
+    Letter {
+        message_id: delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string()),
+        events: header_count(&headers, EVENT_COUNT_HEADER)
+            .unwrap_or_else(|| delivery.data.iter().filter(|b| **b == b'\n').count() as u64),
+        bytes: delivery.data.len(),
+        reason: header_text(&headers, REJECTION_REASON_HEADER),
+    }
+}
+
+/// Publish a dead letter again to `exchange`, persistent and stamped with the replay time, and take
+/// it off the dead-letter queue once the broker confirms it. A message the exchange does not take
+/// goes back to the dead-letter queue: `Ok(Err(what the broker answered))`.
+async fn republish(
+    publish: &Channel,
+    exchange: &str,
+    delivery: &Delivery,
+) -> Result<Result<(), String>, CliError> {
+    let mut replayed_headers = delivery.properties.headers().clone().unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    replayed_headers.insert(REPLAYED_AT_HEADER.into(), AMQPValue::Timestamp(now));
+    let properties = delivery
+        .properties
+        .clone()
+        .with_delivery_mode(2)
+        .with_headers(replayed_headers);
+    let confirmed = async {
+        publish
+            .basic_publish(
+                exchange.into(),
+                "".into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                &delivery.data,
+                properties,
+            )
+            .await?
+            .await
+    }
+    .await;
+    match confirmed {
+        Ok(Confirmation::Ack(None)) => {
+            delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .map_err(|e| service("acknowledging the dead letter", e))?;
+            Ok(Ok(()))
+        }
+        other => {
+            let _ = delivery
+                .acker
+                .reject(BasicRejectOptions { requeue: true })
+                .await;
+            Ok(Err(match other {
+                Ok(c) => format!("{c:?}"),
+                Err(e) => e.to_string(),
+            }))
+        }
+    }
 }
