@@ -353,29 +353,17 @@ pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<Outcome, CliError> 
     })?;
     check_resume_point(&source, &checkpoint, meta.size, args.state.as_deref()).await?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let listener = tokio::spawn(async move {
-        pool_service::shutdown::signal().await;
-        flag.store(true, Ordering::Relaxed);
-    });
-    let bar = progress_bar(meta.size, checkpoint.offset);
     let mut progress = Progress::default();
-    let result = import_from(
+    let ended = import_until_signal(
         ctx,
         args,
         &source,
         &destination,
         &mut checkpoint,
         meta.size,
-        &stop,
-        &bar,
         &mut progress,
     )
-    .await;
-    listener.abort();
-    bar.finish_and_clear();
-    let ended = result?;
+    .await?;
 
     let report = json!({
         "source": source_url,
@@ -396,6 +384,67 @@ pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<Outcome, CliError> 
         Format::Ndjson => output::ndjson([&report]),
         Format::Table => summary_text(&progress, &source_url, &dest_url, started_at_line),
     };
+    let (notes, exit) = notes_and_exit(
+        args,
+        &destination,
+        &source_url,
+        &progress,
+        &checkpoint,
+        ended,
+    );
+    Ok(Outcome {
+        stdout,
+        exit,
+        note: (!notes.is_empty()).then(|| notes.join("\n")),
+    })
+}
+
+/// [`import_from`] with a progress bar, until done or until SIGINT/SIGTERM (the batch in flight is
+/// finished and checkpointed first).
+async fn import_until_signal(
+    ctx: &Context,
+    args: &ImportArgs,
+    source: &Storage,
+    destination: &Destination,
+    checkpoint: &mut Checkpoint,
+    size: u64,
+    progress: &mut Progress,
+) -> Result<Ended, CliError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let listener = tokio::spawn(async move {
+        pool_service::shutdown::signal().await;
+        flag.store(true, Ordering::Relaxed);
+    });
+    let bar = progress_bar(size, checkpoint.offset);
+    let result = import_from(
+        ctx,
+        args,
+        source,
+        destination,
+        checkpoint,
+        size,
+        &stop,
+        &bar,
+        progress,
+    )
+    .await;
+    listener.abort();
+    bar.finish_and_clear();
+    result
+}
+
+/// What the user should know after the import (lines skipped, a source under its own destination,
+/// how to continue one that stopped early), and the exit status: an interrupted import is a
+/// failure, one stopped by `--max-batches` is not.
+fn notes_and_exit(
+    args: &ImportArgs,
+    destination: &Destination,
+    source_url: &str,
+    progress: &Progress,
+    checkpoint: &Checkpoint,
+    ended: Ended,
+) -> (Vec<String>, Exit) {
     let mut notes = Vec::new();
     if !progress.bad_lines.is_empty() {
         notes.push(format!(
@@ -404,7 +453,7 @@ pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<Outcome, CliError> 
             progress.bad_lines.join("\n  ")
         ));
     }
-    if let Destination::Storage { storage, .. } = &destination
+    if let Destination::Storage { storage, .. } = destination
         && source_url.starts_with(&storage.root_url())
     {
         notes.push(format!(
@@ -434,11 +483,7 @@ pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<Outcome, CliError> 
             Exit::Service
         }
     };
-    Ok(Outcome {
-        stdout,
-        exit,
-        note: (!notes.is_empty()).then(|| notes.join("\n")),
-    })
+    (notes, exit)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
