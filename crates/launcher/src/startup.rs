@@ -96,41 +96,8 @@ impl Application {
 
     /// [`build`](Self::build) with a test's backend or clock.
     pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Result<Self> {
-        let templates = Templates::load(&settings.templates)?;
-        let callers = Callers::parse(&settings.launcher_tokens)?;
-        if callers.is_empty() {
-            tracing::warn!(
-                "no LAUNCHER_TOKENS: every launch route answers 401 until caller:token pairs are set"
-            );
-        }
-        let defaults = Defaults::new(
-            &settings.default_application,
-            &settings.default_instance_types,
-            settings.default_max_attempts,
-        )
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        if templates.get(&defaults.application).is_none() {
-            tracing::warn!(
-                application = %defaults.application,
-                "DEFAULT_APPLICATION is not a template: a launch without `application` is refused"
-            );
-        }
-        let store: Arc<dyn Store> = match &settings.redis_url {
-            Some(url) => Arc::new(RedisStore::new(
-                &pool_redis::RedisOptions {
-                    ca_file: settings.redis_ca_file.clone(),
-                    ..pool_redis::RedisOptions::new(url)
-                },
-                &settings.redis_key_prefix,
-                settings.launch_retention,
-            )?),
-            None => {
-                tracing::warn!(
-                    "no REDIS_URL: launches are kept in memory and lost when the launcher stops"
-                );
-                Arc::new(MemoryStore::new(settings.launch_retention))
-            }
-        };
+        let (templates, callers, defaults) = load_config(&settings)?;
+        let store = open_store(&settings)?;
         let backend = match overrides.backend {
             Some(b) => b,
             None => backend(&settings).await?,
@@ -177,33 +144,7 @@ impl Application {
                 settings.poll_interval,
             ))
         };
-        let registry = web::Data::new(registry);
-        let http_metrics = web::Data::new(http_metrics);
-        let callers = web::Data::new(callers);
-        let (listener, port) = settings.listen.bind(settings.port())?;
-        let openapi = ApiDoc::openapi();
-        let data = launcher.clone();
-        let server = http::serve::start(
-            move || {
-                App::new()
-                    .wrap(from_fn(track_requests))
-                    .app_data(data.clone())
-                    .app_data(callers.clone())
-                    .app_data(registry.clone())
-                    .app_data(http_metrics.clone())
-                    .app_data(http::query_config())
-                    .route("/launch", web::post().to(routes::launch))
-                    .route("/launches", web::get().to(routes::list))
-                    .route("/launches/{id}", web::get().to(routes::get))
-                    .route("/launches/{id}", web::delete().to(routes::cancel))
-                    .route("/applications", web::get().to(routes::applications))
-                    .route("/ready", web::get().to(routes::ready))
-                    .configure(http::operations(Some(openapi.clone())))
-            },
-            listener,
-            http::serve::ServeOptions::new(settings.listen.workers(), SHUTDOWN_GRACE),
-        )
-        .context("cannot serve")?;
+        let (server, port) = serve(&settings, launcher.clone(), callers, registry, http_metrics)?;
         tracing::info!(port, backend = launcher.backend.name(), relay = %settings.relay_url, "launcher listening");
         Ok(Self {
             port,
@@ -225,6 +166,90 @@ impl Application {
         self.reconciler.abort();
         served.map(drop)
     }
+}
+
+/// The templates, the callers and the launch defaults from `settings`. What would only refuse
+/// requests later (no caller, a default application that is not a template) is logged, not refused.
+fn load_config(settings: &Settings) -> anyhow::Result<(Templates, Callers, Defaults)> {
+    let templates = Templates::load(&settings.templates)?;
+    let callers = Callers::parse(&settings.launcher_tokens)?;
+    if callers.is_empty() {
+        tracing::warn!(
+            "no LAUNCHER_TOKENS: every launch route answers 401 until caller:token pairs are set"
+        );
+    }
+    let defaults = Defaults::new(
+        &settings.default_application,
+        &settings.default_instance_types,
+        settings.default_max_attempts,
+    )
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    if templates.get(&defaults.application).is_none() {
+        tracing::warn!(
+            application = %defaults.application,
+            "DEFAULT_APPLICATION is not a template: a launch without `application` is refused"
+        );
+    }
+    Ok((templates, callers, defaults))
+}
+
+/// Where launches are kept: Redis when `REDIS_URL` is set (shared by the replicas, kept across
+/// restarts), else memory.
+fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match &settings.redis_url {
+        Some(url) => Arc::new(RedisStore::new(
+            &pool_redis::RedisOptions {
+                ca_file: settings.redis_ca_file.clone(),
+                ..pool_redis::RedisOptions::new(url)
+            },
+            &settings.redis_key_prefix,
+            settings.launch_retention,
+        )?),
+        None => {
+            tracing::warn!(
+                "no REDIS_URL: launches are kept in memory and lost when the launcher stops"
+            );
+            Arc::new(MemoryStore::new(settings.launch_retention))
+        }
+    })
+}
+
+/// The HTTP server on the listener `settings` name: the launch routes and the operations routes.
+/// Returns it with the port it is bound to.
+fn serve(
+    settings: &Settings,
+    launcher: web::Data<Launcher>,
+    callers: Callers,
+    registry: prometheus::Registry,
+    http_metrics: pool_http::metrics::HttpMetrics,
+) -> anyhow::Result<(Server, u16)> {
+    let registry = web::Data::new(registry);
+    let http_metrics = web::Data::new(http_metrics);
+    let callers = web::Data::new(callers);
+    let (listener, port) = settings.listen.bind(settings.port())?;
+    let openapi = ApiDoc::openapi();
+    let server = http::serve::start(
+        move || {
+            App::new()
+                .wrap(from_fn(track_requests))
+                .app_data(launcher.clone())
+                .app_data(callers.clone())
+                .app_data(registry.clone())
+                .app_data(http_metrics.clone())
+                .app_data(http::query_config())
+                .route("/launch", web::post().to(routes::launch))
+                .route("/launches", web::get().to(routes::list))
+                .route("/launches/{id}", web::get().to(routes::get))
+                .route("/launches/{id}", web::delete().to(routes::cancel))
+                .route("/applications", web::get().to(routes::applications))
+                .route("/ready", web::get().to(routes::ready))
+                .configure(http::operations(Some(openapi.clone())))
+        },
+        listener,
+        http::serve::ServeOptions::new(settings.listen.workers(), SHUTDOWN_GRACE),
+    )
+    .context("cannot serve")?;
+    Ok((server, port))
 }
 
 /// The reconciler: one pass per poll interval; the lease lasts three intervals, so a replica that
