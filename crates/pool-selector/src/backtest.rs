@@ -11,10 +11,10 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use pool_core::event::{Partition, format_timestamp};
+use pool_core::event::{Partition, PoolId, format_timestamp};
 use pool_core::request::{BacktestParams, BacktestRequest};
 use pool_core::window::Window;
-use pool_history::Query;
+use pool_history::{Query, Tally};
 use pool_http::ApiError;
 use pool_ranking::backtest::{self, Hindsight, Series, Spec, StrategyOutcome};
 use pool_ranking::{Hour, Strategy};
@@ -117,17 +117,7 @@ async fn run(
 ) -> Result<(Plan, BacktestResponse), ApiError> {
     let now = Utc::now();
     let plan = Plan::new(params.parse()?, state, now)?;
-    let series_from = plan.series_from();
-    let query = Query {
-        instance_types: vec![],
-        zones: vec![],
-        // From the series' first hour on (a second earlier, so the cutoff never falls inside it).
-        window: Window::from_secs((now - series_from).num_seconds().max(0) as u64 + 1),
-        half_life: None,
-        now,
-        max_clock_skew: state.max_clock_skew,
-        series_from: Some(series_from),
-    };
+    let query = series_query(&plan, state, now);
     let permit = state
         .backtests
         .clone()
@@ -138,69 +128,18 @@ async fn run(
         .tally(&query)
         .ok_or_else(crate::fits::not_loaded)?;
     let rows = tallies.iter().map(|(_, t)| t.jobs).sum();
-    let total_hours = plan.span_hours + plan.train_hours;
     let wanted = Query {
         instance_types: plan.request.instance_types.clone(),
         zones: plan.request.zones.clone(),
         ..query.clone()
     };
-    let mut series = Vec::with_capacity(tallies.len());
-    let mut candidates = vec![];
-    // The scan's pools come in pool-id order: a seeded replay is reproducible.
-    for (pool, t) in &tallies {
-        if t.jobs == 0 {
-            continue;
-        }
-        let mut hours = vec![Hour::default(); total_hours];
-        for (cell, h) in hours.iter_mut().zip(&t.hourly) {
-            *cell = Hour {
-                jobs: h.jobs,
-                spot: h.spot,
-            };
-        }
-        if wanted.wants(pool) {
-            candidates.push(series.len());
-        }
-        series.push(Series {
-            pool: pool.clone(),
-            hours,
-        });
-    }
+    let (series, candidates) = hourly_series(&tallies, &wanted, plan.span_hours + plan.train_hours);
     if candidates.is_empty() {
         return Err(ApiError::not_found(
             "no job events match the filters in the replayed span and the window before it",
         ));
     }
-    let r = &plan.request;
-    let strategies = if r.strategies.is_empty() {
-        vec![
-            Strategy::Pooled,
-            Strategy::Thompson,
-            Strategy::Wilson,
-            Strategy::Bayes,
-            Strategy::Naive,
-            Strategy::PooledV1,
-        ]
-    } else {
-        r.strategies.clone()
-    };
-    let spec = Spec {
-        strategies,
-        confidence: r.confidence.unwrap_or(state.defaults.confidence),
-        risk: r.risk,
-        model: state.model.clone(),
-        first_step: plan.train_hours,
-        steps: plan.steps(),
-        step_hours: plan.step_hours,
-        train_hours: plan.train_hours,
-        half_life_hours: r
-            .half_life
-            .unwrap_or(state.defaults.half_life)
-            .map(|d| d.as_secs_f64() / 3600.0),
-        candidates,
-        hindsight_min_jobs: r.min_jobs.unwrap_or(DEFAULT_HINDSIGHT_MIN_JOBS),
-        seed: r.seed.unwrap_or(0),
-    };
+    let spec = replay_spec(&plan, state, candidates);
     let pools_seen = series.len();
     let candidate_count = spec.candidates.len();
     let started = Instant::now();
@@ -210,6 +149,7 @@ async fn run(
     })
     .await
     .map_err(|e| ApiError::internal(format!("the backtest did not finish: {e}")))?;
+    let r = &plan.request;
     let from = plan.end_hour - TimeDelta::hours(plan.span_hours as i64);
     let response = BacktestResponse {
         generated_at: format_timestamp(&now),
@@ -231,6 +171,88 @@ async fn run(
         replay_ms: started.elapsed().as_secs_f64() * 1e3,
     };
     Ok((plan, response))
+}
+
+/// The view query for every pool's hourly counts from the series' first hour on (a second earlier,
+/// so the cutoff never falls inside it), unfiltered: the training window needs every pool.
+fn series_query(plan: &Plan, state: &AppState, now: DateTime<Utc>) -> Query {
+    let series_from = plan.series_from();
+    Query {
+        instance_types: vec![],
+        zones: vec![],
+        window: Window::from_secs((now - series_from).num_seconds().max(0) as u64 + 1),
+        half_life: None,
+        now,
+        max_clock_skew: state.max_clock_skew,
+        series_from: Some(series_from),
+    }
+}
+
+/// Every pool with jobs as an hourly series of `total_hours`, and the indices of those `wanted`
+/// (the request's filters): the candidates. The scan's pools come in pool-id order, so a seeded
+/// replay is reproducible.
+fn hourly_series(
+    tallies: &[(PoolId, Tally)],
+    wanted: &Query,
+    total_hours: usize,
+) -> (Vec<Series>, Vec<usize>) {
+    let mut series = Vec::with_capacity(tallies.len());
+    let mut candidates = vec![];
+    for (pool, t) in tallies {
+        if t.jobs == 0 {
+            continue;
+        }
+        let mut hours = vec![Hour::default(); total_hours];
+        for (cell, h) in hours.iter_mut().zip(&t.hourly) {
+            *cell = Hour {
+                jobs: h.jobs,
+                spot: h.spot,
+            };
+        }
+        if wanted.wants(pool) {
+            candidates.push(series.len());
+        }
+        series.push(Series {
+            pool: pool.clone(),
+            hours,
+        });
+    }
+    (series, candidates)
+}
+
+/// The replay of `plan` over `candidates`: the strategies asked for (all six by default), the
+/// request's parameters, else the service's defaults.
+fn replay_spec(plan: &Plan, state: &AppState, candidates: Vec<usize>) -> Spec {
+    let r = &plan.request;
+    let strategies = if r.strategies.is_empty() {
+        vec![
+            Strategy::Pooled,
+            Strategy::Thompson,
+            Strategy::Wilson,
+            Strategy::Bayes,
+            Strategy::Naive,
+            Strategy::PooledV1,
+        ]
+    } else {
+        r.strategies.clone()
+    };
+    Spec {
+        strategies,
+        confidence: r.confidence.unwrap_or(state.defaults.confidence),
+        risk: r.risk,
+        model: state.model.clone(),
+        first_step: plan.train_hours,
+        steps: plan.steps(),
+        step_hours: plan.step_hours,
+        train_hours: plan.train_hours,
+        half_life_hours: r
+            .half_life
+            .unwrap_or(state.defaults.half_life)
+            .map(|d| d.as_secs_f64() / 3600.0),
+        candidates,
+        hindsight_min_jobs: r.min_jobs.unwrap_or(DEFAULT_HINDSIGHT_MIN_JOBS),
+        seed: r.seed.unwrap_or(0),
+    }
 }
 
 /// Replay the stored history: each strategy's realized termination rate and regret.
