@@ -38,6 +38,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use pool_amqp::Publisher;
+use pool_core::event::Event;
 use pool_http::{ApiError, ErrorBody};
 
 use crate::metrics::IntakeMetrics;
@@ -363,6 +364,15 @@ async fn receive(
             1,
         )
     })?;
+    check_content_type(req)?;
+    let body = read_body(intake, req, payload).await?;
+    let events = decode_events(intake, body).await?;
+    publish(intake, &events).await
+}
+
+/// A body that declares a content type must declare JSON or NDJSON (415 otherwise); one that
+/// declares none is decoded as either.
+fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     if let Some(ct) = req.headers().get(CONTENT_TYPE) {
         let essence = ct
             .to_str()
@@ -383,6 +393,17 @@ async fn receive(
             ));
         }
     }
+    Ok(())
+}
+
+/// The whole body, bounded: refused (413) as soon as it is declared or read past `MAX_BODY_BYTES`,
+/// and (408) when it does not arrive within `INTAKE_BODY_TIMEOUT`, so a slow or huge body cannot
+/// hold a body slot or memory.
+async fn read_body(
+    intake: &Intake,
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+) -> Result<web::BytesMut, ApiError> {
     let limit = intake.max_body_bytes;
     let declared = req
         .headers()
@@ -404,7 +425,7 @@ async fn receive(
         }
         Ok(body)
     };
-    let body = tokio::time::timeout(intake.body_timeout, read)
+    tokio::time::timeout(intake.body_timeout, read)
         .await
         .map_err(|_| {
             ApiError::new(
@@ -415,16 +436,20 @@ async fn receive(
                     intake.body_timeout
                 ),
             )
-        })??;
+        })?
+}
 
+/// The body's events, every one valid and none stamped past now plus `max_clock_skew`; else 400
+/// listing the invalid ones (nothing is published). Decoding a large body is CPU work: off the HTTP
+/// worker, so other requests on it are not stalled.
+async fn decode_events(intake: &Intake, body: web::BytesMut) -> Result<Vec<Event>, ApiError> {
     let horizon = Utc::now()
         + chrono::Duration::from_std(intake.max_clock_skew).unwrap_or(chrono::Duration::MAX);
-    // Decoding a large body is CPU work: off the HTTP worker, so other requests on it are not stalled.
     let body = body.freeze();
     let parsed = web::block(move || pool_core::event::ndjson::parse_events_before(&body, horizon))
         .await
         .map_err(|e| ApiError::internal(format!("the body decoder failed: {e}")))?;
-    let events = parsed.map_err(|invalid| {
+    parsed.map_err(|invalid| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_events",
@@ -434,9 +459,13 @@ async fn receive(
             "invalid_count": invalid.total,
             "invalid": invalid.listed,
         }))
-    })?;
+    })
+}
 
-    match intake.publisher.publish_confirmed(&events).await {
+/// Publish the events and wait for the broker's confirms: 202 with their count, or 503 (nothing is
+/// reported as accepted; resending is safe).
+async fn publish(intake: &Intake, events: &[Event]) -> Result<HttpResponse, ApiError> {
+    match intake.publisher.publish_confirmed(events).await {
         Ok(n) => {
             intake.metrics.accepted.inc_by(n as u64);
             Ok(HttpResponse::Accepted().json(Accepted { accepted: n }))
