@@ -24,12 +24,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use futures::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     BasicRejectOptions, ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, Consumer};
 use pool_amqp::{
     AmqpArgs, AmqpError, EVENT_COUNT_HEADER, Needs, REJECTION_REASON_HEADER, Topology,
 };
@@ -208,6 +209,26 @@ impl Worker {
         sessions: &mut u64,
         backoff: &mut ExponentialBackoff,
     ) -> Result<(), SessionError> {
+        let (mut link, mut consumer, tag) = self.open_link().await?;
+        *sessions += 1;
+        if *sessions > 1 {
+            self.metrics.reconnects.inc();
+        }
+        *backoff = new_backoff();
+        self.metrics.consuming.set(1);
+        tracing::info!(url = %self.amqp.redacted_url(), queue = %self.topology.queue,
+            prefetch = self.prefetch, max_message_bytes = self.limits.max_message_bytes, "consuming");
+
+        let mut batch = Batch::new(self.limits);
+        self.consume(stop, &mut link, &mut consumer, &mut batch)
+            .await?;
+        self.shut_down(link, &tag, batch).await
+    }
+
+    /// Connect, check (or declare) the topology, and start consuming the ingest queue: a channel
+    /// that consumes (with the prefetch), one in confirm mode for dead letters, and the consumer
+    /// with its tag.
+    async fn open_link(&self) -> Result<(Session, Consumer, String), SessionError> {
         let conn = pool_amqp::connect(&self.amqp, "ingest-worker").await?;
         self.topology
             .prepare(&conn, self.amqp.declare_topology, Needs::Consumer)
@@ -221,7 +242,7 @@ impl Worker {
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         let tag = format!("ingest-worker-{}", uuid::Uuid::new_v4().simple());
-        let mut consumer = channel
+        let consumer = channel
             .basic_consume(
                 self.topology.queue.as_str().into(),
                 tag.as_str().into(),
@@ -229,57 +250,43 @@ impl Worker {
                 FieldTable::default(),
             )
             .await?;
-        let mut link = Session {
+        let link = Session {
             conn,
             consume: channel,
             dead_letters,
         };
-        *sessions += 1;
-        if *sessions > 1 {
-            self.metrics.reconnects.inc();
-        }
-        *backoff = new_backoff();
-        self.metrics.consuming.set(1);
-        tracing::info!(url = %self.amqp.redacted_url(), queue = %self.topology.queue,
-            prefetch = self.prefetch, max_message_bytes = self.limits.max_message_bytes, "consuming");
+        Ok((link, consumer, tag))
+    }
 
-        let mut batch = Batch::new(self.limits);
+    /// Batch deliveries until `stop` turns true (or the simulated work is stopped), writing and
+    /// acknowledging a batch when it is full or its deadline passes. A consumer error or
+    /// cancellation ends the session with an error.
+    async fn consume(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+        link: &mut Session,
+        consumer: &mut Consumer,
+        batch: &mut Batch,
+    ) -> Result<(), SessionError> {
         loop {
             let deadline = batch.deadline();
             tokio::select! {
                 biased;
-                _ = stop.changed() => break,
+                _ = stop.changed() => return Ok(()),
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now).into()), if deadline.is_some() => {
-                    self.flush(&mut link, &mut batch).await?;
+                    self.flush(link, batch).await?;
                 }
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
                         self.metrics.messages_consumed.inc();
                         if !self.simulated_work.is_zero() && !self.simulate_work(stop).await {
                             // Stopped mid-work: this message stays unacknowledged.
-                            break;
+                            return Ok(());
                         }
-                        let message = Message {
-                            delivery_tag: delivery.delivery_tag,
-                            body: delivery.data,
-                            properties: delivery.properties,
-                            exchange: delivery.exchange.to_string(),
-                            routing_key: delivery.routing_key.to_string(),
-                            redelivered: delivery.redelivered,
-                        };
-                        match batch.add(message) {
-                            Added::Events(n) => self.metrics.events_consumed.inc_by(n as u64),
-                            Added::Rejected(reason) => {
-                                tracing::warn!(reason = %reason, "message is not valid events; it will be dead-lettered");
-                            }
-                            Added::Oversized(reason) => {
-                                self.metrics.oversized.inc();
-                                tracing::warn!(reason = %reason, "message is too large; it will be dead-lettered");
-                            }
-                        }
+                        self.add_to_batch(batch, delivery);
                         // A simulated message is worked on and acknowledged on its own.
                         if batch.is_full() || !self.simulated_work.is_zero() {
-                            self.flush(&mut link, &mut batch).await?;
+                            self.flush(link, batch).await?;
                         }
                     }
                     Some(Err(e)) => return Err(e.into()),
@@ -287,16 +294,47 @@ impl Worker {
                 },
             }
         }
+    }
 
-        // Shutdown: no new deliveries; what was delivered but is not in the batch stays unacknowledged
-        // and goes back to the queue when the channel closes.
+    /// Add one delivery to the batch: its events counted, or the reason it will be dead-lettered
+    /// logged.
+    fn add_to_batch(&self, batch: &mut Batch, delivery: Delivery) {
+        let message = Message {
+            delivery_tag: delivery.delivery_tag,
+            body: delivery.data,
+            properties: delivery.properties,
+            exchange: delivery.exchange.to_string(),
+            routing_key: delivery.routing_key.to_string(),
+            redelivered: delivery.redelivered,
+        };
+        match batch.add(message) {
+            Added::Events(n) => self.metrics.events_consumed.inc_by(n as u64),
+            Added::Rejected(reason) => {
+                tracing::warn!(reason = %reason, "message is not valid events; it will be dead-lettered");
+            }
+            Added::Oversized(reason) => {
+                self.metrics.oversized.inc();
+                tracing::warn!(reason = %reason, "message is too large; it will be dead-lettered");
+            }
+        }
+    }
+
+    /// Shutdown: no new deliveries; what was delivered but is not in the batch stays unacknowledged
+    /// and goes back to the queue when the channel closes. The open batch is written and
+    /// acknowledged, then the channels and the connection are closed.
+    async fn shut_down(
+        &self,
+        mut link: Session,
+        tag: &str,
+        mut batch: Batch,
+    ) -> Result<(), SessionError> {
         tracing::info!(
             events = batch.events(),
             "stopping: cancelling the consumer and writing the open batch"
         );
         if let Err(e) = link
             .consume
-            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .basic_cancel(tag.into(), BasicCancelOptions::default())
             .await
         {
             tracing::warn!(error = %e, "basic.cancel failed");
