@@ -11,7 +11,7 @@
 //! ≤ 150 MB.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rand::seq::IndexedRandom;
@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use pool_history::Query;
-use pool_history::live::{LiveView, NoViewObserver};
+use pool_history::live::{LiveView, NoViewObserver, ViewStatus};
 use pool_selector::Settings;
 use pool_selector::routes::{Ranking, RankingParams, choose};
 use pool_selector::state::AppState;
@@ -106,6 +106,39 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let settings = Settings::for_events_url(&url);
+    let loaded = load_view(&runtime, &settings)?;
+    let registry = prometheus::Registry::new();
+    let state = AppState::new(&settings, Arc::clone(&loaded.view), &registry);
+    let (types, days) = instance_types_and_days(&loaded.view)?;
+    let queries = Queries::draw(&types, n);
+
+    // One warm-up pass, then the measured ones.
+    let one_window = &queries.one_window;
+    run(&state, "warm-up", &one_window[..one_window.len().min(10)]);
+    let mut rows = vec![
+        run(
+            &state,
+            "distinct windows, 1 h–365 d (model fitted per request)",
+            &queries.distinct,
+        ),
+        run(&state, "one window, 30 d (fit reused)", one_window),
+        run(&state, "whole history, k=3 (fit reused)", &queries.whole),
+    ];
+    report(&loaded, days, types.len(), &mut rows);
+    Ok(())
+}
+
+/// The live view with the whole history loaded, how long that took, and what it cost.
+struct Loaded {
+    view: Arc<LiveView>,
+    load: Duration,
+    status: ViewStatus,
+    /// Growth of the process's resident memory over the load, MB.
+    rss_growth_mb: f64,
+}
+
+/// Open the storage of `settings` and load the whole history into a live view (one refresh).
+fn load_view(runtime: &tokio::runtime::Runtime, settings: &Settings) -> anyhow::Result<Loaded> {
     let storage = settings.storage.open()?;
     let before_mb = memory_mb("VmRSS:");
     let view = Arc::new(LiveView::new(
@@ -118,10 +151,16 @@ fn main() -> anyhow::Result<()> {
     let load = started.elapsed();
     let status = view.status();
     let after_mb = memory_mb("VmRSS:");
-    let registry = prometheus::Registry::new();
-    let state = AppState::new(&settings, Arc::clone(&view), &registry);
+    Ok(Loaded {
+        view,
+        load,
+        status,
+        rss_growth_mb: after_mb - before_mb,
+    })
+}
 
-    // The instance types present, and queries over 2–3 of them with windows from 1 hour to a year.
+/// The instance types present (sorted), and the longest span of one pool's events, days.
+fn instance_types_and_days(view: &LiveView) -> anyhow::Result<(Vec<String>, f64)> {
     let (_, pools) = view
         .tally(&Query::everything(Utc::now()))
         .ok_or_else(|| anyhow::anyhow!("the view did not load"))?;
@@ -137,47 +176,59 @@ fn main() -> anyhow::Result<()> {
         .max()
         .unwrap_or(0) as f64
         / 86_400e6;
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let mut sets = vec![];
-    for _ in 0..n {
-        let k = rng.random_range(2..=3usize).min(types.len());
-        let chosen: Vec<&String> = types.choose_multiple(&mut rng, k).collect();
-        sets.push(
-            chosen
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-    }
-    let distinct: Vec<String> = sets
-        .iter()
-        .map(|s| {
-            // Log-uniform between 1 hour and 365 days: each window a different fit.
-            let hours = (rng.random_range(0.0..(8760f64).ln())).exp().max(1.0);
-            format!("instance_types={s}&window={}", (hours * 3600.0) as u64)
-        })
-        .collect();
-    let one_window: Vec<String> = sets
-        .iter()
-        .map(|s| format!("instance_types={s}&window=30d"))
-        .collect();
-    let whole: Vec<String> = sets
-        .iter()
-        .map(|s| format!("instance_types={s}&window=0&k=3"))
-        .collect();
+    Ok((types, days))
+}
 
-    // One warm-up pass, then the measured ones.
-    run(&state, "warm-up", &one_window[..one_window.len().min(10)]);
-    let mut rows = vec![
-        run(
-            &state,
-            "distinct windows, 1 h–365 d (model fitted per request)",
-            &distinct,
-        ),
-        run(&state, "one window, 30 d (fit reused)", &one_window),
-        run(&state, "whole history, k=3 (fit reused)", &whole),
-    ];
+/// The measured requests: `n` sets of 2–3 instance types (seeded), each asked with its own window,
+/// with one window for all, and over the whole history.
+struct Queries {
+    distinct: Vec<String>,
+    one_window: Vec<String>,
+    whole: Vec<String>,
+}
+
+impl Queries {
+    fn draw(types: &[String], n: usize) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut sets = vec![];
+        for _ in 0..n {
+            let k = rng.random_range(2..=3usize).min(types.len());
+            let chosen: Vec<&String> = types.choose_multiple(&mut rng, k).collect();
+            sets.push(
+                chosen
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+        let distinct: Vec<String> = sets
+            .iter()
+            .map(|s| {
+                // Log-uniform between 1 hour and 365 days: each window a different fit.
+                let hours = (rng.random_range(0.0..(8760f64).ln())).exp().max(1.0);
+                format!("instance_types={s}&window={}", (hours * 3600.0) as u64)
+            })
+            .collect();
+        let one_window: Vec<String> = sets
+            .iter()
+            .map(|s| format!("instance_types={s}&window=30d"))
+            .collect();
+        let whole: Vec<String> = sets
+            .iter()
+            .map(|s| format!("instance_types={s}&window=0&k=3"))
+            .collect();
+        Self {
+            distinct,
+            one_window,
+            whole,
+        }
+    }
+}
+
+/// The Markdown report: the load (time, memory against its target) and each run's latencies.
+fn report(loaded: &Loaded, days: f64, types: usize, rows: &mut [Latencies]) {
+    let status = &loaded.status;
     let memory = status.memory_bytes as f64 / (1 << 20) as f64;
     println!(
         "In-process `/get-pool` on the live view: {} pools, {:.0} days, {} events ({} rollup hours, {} raw hours); {} instance types",
@@ -186,7 +237,7 @@ fn main() -> anyhow::Result<()> {
         status.totals.events,
         status.totals.rollup_hours,
         status.totals.raw_hours,
-        types.len()
+        types
     );
     println!();
     println!(
@@ -195,14 +246,14 @@ fn main() -> anyhow::Result<()> {
     println!("|---|---:|---:|---:|---:|");
     println!(
         "| the whole history into the view | {:.2} s | {:.1} MB ({}) | {:.1} MB | {} / {} / {} |",
-        load.as_secs_f64(),
+        loaded.load.as_secs_f64(),
         memory,
         if memory <= TARGET_MEMORY_MB {
             "≤ 150 MB: met"
         } else {
             "≤ 150 MB: NOT met"
         },
-        after_mb - before_mb,
+        loaded.rss_growth_mb,
         status.cells[0],
         status.cells[1],
         status.cells[2]
@@ -212,7 +263,7 @@ fn main() -> anyhow::Result<()> {
         "| requests | n | p50 ms | p95 ms | p99 ms | max ms | errors | p99 ≤ {TARGET_P99_MS} ms |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---|");
-    for r in &mut rows {
+    for r in rows {
         println!("{}", r.row());
     }
     println!();
@@ -220,5 +271,4 @@ fn main() -> anyhow::Result<()> {
         "Peak RSS of the bench process: {:.0} MB.",
         memory_mb("VmHWM:")
     );
-    Ok(())
 }
