@@ -182,34 +182,96 @@ pub fn run(d: &Drawn, seed: u64, sets: usize, draws: usize) -> DrawResult {
             evidence_at(s, t, t - since, None)
         })
         .collect();
-    let with_bands = |informative: bool| ModelConfig {
-        signals: Some(Arc::new(advisor_bands(d, informative, seed))),
-        ..ModelConfig::default()
-    };
-    let default = fit(&plain, &config(Fitted::Default));
-    let informative = fit(&plain, &with_bands(true));
-    let noise = fit(&plain, &with_bands(false));
-    let models: Vec<(Fitted, Model)> = vec![
-        (Fitted::NoChanges, fit(&plain, &config(Fitted::NoChanges))),
-        (
-            Fitted::OneLevelChanges,
-            fit(&plain, &config(Fitted::OneLevelChanges)),
-        ),
-        (Fitted::FlatEb, fit(&plain, &config(Fitted::FlatEb))),
-        (Fitted::Oracle, fit(&told, &config(Fitted::Oracle))),
-    ];
-    let v1 = default.v1(&plain);
-    let means = |m: &Model| -> Vec<f64> { m.pools.iter().map(|p| p.posterior_mean()).collect() };
-    let mean_of = |f: Fitted| -> Vec<f64> {
-        match f {
-            Fitted::Default => means(&default),
-            Fitted::V1 => v1.pools.iter().map(|p| p.posterior_mean()).collect(),
-            Fitted::AdvisorInformative => means(&informative),
-            Fitted::AdvisorNoise => means(&noise),
-            other => means(&models.iter().find(|(k, _)| *k == other).expect("fitted").1),
+    let fits = Fits::new(d, seed, &plain, &told);
+    let scores = variant_scores(&fits, &plain);
+    let thompson: Vec<rand_distr::Beta<f64>> = fits
+        .default
+        .pools
+        .iter()
+        .map(|p| rand_distr::Beta::new(p.alpha.max(1e-9), p.beta.max(1e-9)).expect("Beta"))
+        .collect();
+    let (sums, count) = score_sets(&plain, &truth, &scores, &thompson, seed, sets, draws);
+    let level_sd = |m: &Model| m.level_sd(LevelKind::AdvisorBand).unwrap_or(0.0);
+    DrawResult {
+        regret: sums
+            .into_iter()
+            .map(|s| if count > 0 { s / count as f64 } else { 0.0 })
+            .collect(),
+        levels: fits
+            .default
+            .levels
+            .iter()
+            .map(|l| (l.level, l.sd))
+            .collect(),
+        pool_sd: fits.default.pool_sd,
+        advisor_sd: (level_sd(&fits.informative), level_sd(&fits.noise)),
+    }
+}
+
+/// Every model the variants read, fitted once per drawn world.
+struct Fits<'a> {
+    plain: &'a [Evidence],
+    default: Model,
+    /// With the Spot Advisor bands drawn informative, and drawn at random.
+    informative: Model,
+    noise: Model,
+    /// The variants with a configuration of their own (the oracle's on its `told` evidence).
+    others: Vec<(Fitted, Model)>,
+}
+
+impl<'a> Fits<'a> {
+    fn new(d: &Drawn, seed: u64, plain: &'a [Evidence], told: &[Evidence]) -> Self {
+        let with_bands = |informative: bool| ModelConfig {
+            signals: Some(Arc::new(advisor_bands(d, informative, seed))),
+            ..ModelConfig::default()
+        };
+        Self {
+            plain,
+            default: fit(plain, &config(Fitted::Default)),
+            informative: fit(plain, &with_bands(true)),
+            noise: fit(plain, &with_bands(false)),
+            others: vec![
+                (Fitted::NoChanges, fit(plain, &config(Fitted::NoChanges))),
+                (
+                    Fitted::OneLevelChanges,
+                    fit(plain, &config(Fitted::OneLevelChanges)),
+                ),
+                (Fitted::FlatEb, fit(plain, &config(Fitted::FlatEb))),
+                (Fitted::Oracle, fit(told, &config(Fitted::Oracle))),
+            ],
         }
-    };
-    // Naive, Wilson and Bayes read only the evidence (and draw nothing).
+    }
+
+    /// Every pool's posterior mean under the model `f` (`pooled-v1`'s from the default's).
+    fn means(&self, f: Fitted) -> Vec<f64> {
+        let means =
+            |m: &Model| -> Vec<f64> { m.pools.iter().map(|p| p.posterior_mean()).collect() };
+        match f {
+            Fitted::Default => means(&self.default),
+            Fitted::V1 => self
+                .default
+                .v1(self.plain)
+                .pools
+                .iter()
+                .map(|p| p.posterior_mean())
+                .collect(),
+            Fitted::AdvisorInformative => means(&self.informative),
+            Fitted::AdvisorNoise => means(&self.noise),
+            other => means(
+                &self
+                    .others
+                    .iter()
+                    .find(|(k, _)| *k == other)
+                    .expect("fitted")
+                    .1,
+            ),
+        }
+    }
+}
+
+/// Every variant's score per pool, lowest picked; `None` for Thompson, which draws per set.
+/// Naive, Wilson and Bayes read only the evidence (and draw nothing).
+fn variant_scores(fits: &Fits, plain: &[Evidence]) -> Vec<Option<Vec<f64>>> {
     let simple = |s: Strategy| -> Vec<f64> {
         let params = Params {
             strategy: s,
@@ -223,24 +285,31 @@ pub fn run(d: &Drawn, seed: u64, sets: usize, draws: usize) -> DrawResult {
             .map(|(i, e)| score(i, e, (1.0, 1.0), &params, &mut unused).score)
             .collect()
     };
-    // Every variant's score per pool (Thompson draws per set below).
-    let scores: Vec<Option<Vec<f64>>> = VARIANTS
+    VARIANTS
         .iter()
         .map(|v| match v.kind {
             Kind::Naive => Some(simple(Strategy::Naive)),
             Kind::Wilson => Some(simple(Strategy::Wilson)),
             Kind::Bayes => Some(simple(Strategy::Bayes)),
-            Kind::Mean(f) => Some(mean_of(f)),
+            Kind::Mean(f) => Some(fits.means(f)),
             Kind::Thompson => None,
         })
-        .collect();
-    let thompson: Vec<rand_distr::Beta<f64>> = default
-        .pools
-        .iter()
-        .map(|p| rand_distr::Beta::new(p.alpha.max(1e-9), p.beta.max(1e-9)).expect("Beta"))
-        .collect();
-    let types = instance_types(&plain);
-    // Sets and Thompson draws from separate streams, so the sets do not depend on the draws.
+        .collect()
+}
+
+/// Each variant's regret summed over `sets` random candidate sets (one to three instance types, at
+/// least two pools), and how many sets counted. Thompson's regret is the mean over `draws` draws.
+/// Sets and Thompson draws come from separate streams, so the sets do not depend on the draws.
+fn score_sets(
+    plain: &[Evidence],
+    truth: &[f64],
+    scores: &[Option<Vec<f64>>],
+    thompson: &[rand_distr::Beta<f64>],
+    seed: u64,
+    sets: usize,
+    draws: usize,
+) -> (Vec<f64>, usize) {
+    let types = instance_types(plain);
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(7919));
     let mut draws_rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(7919) ^ 0xd4a5);
     let mut sums = vec![0.0; VARIANTS.len()];
@@ -248,7 +317,7 @@ pub fn run(d: &Drawn, seed: u64, sets: usize, draws: usize) -> DrawResult {
     for _ in 0..sets {
         let m = rng.random_range(1..=3usize);
         let chosen: Vec<&String> = types.choose_multiple(&mut rng, m).collect();
-        let candidates = candidates_of(&plain, &chosen);
+        let candidates = candidates_of(plain, &chosen);
         if candidates.len() < 2 {
             continue;
         }
@@ -261,7 +330,7 @@ pub fn run(d: &Drawn, seed: u64, sets: usize, draws: usize) -> DrawResult {
             candidates
                 .iter()
                 .map(|&i| (i, s(i)))
-                .min_by(|a, b| order(&plain, *a, *b))
+                .min_by(|a, b| order(plain, *a, *b))
                 .expect("candidates")
                 .0
         };
@@ -278,7 +347,7 @@ pub fn run(d: &Drawn, seed: u64, sets: usize, draws: usize) -> DrawResult {
                         let pick = x
                             .iter()
                             .copied()
-                            .min_by(|a, b| order(&plain, *a, *b))
+                            .min_by(|a, b| order(plain, *a, *b))
                             .expect("candidates")
                             .0;
                         total += truth[pick] - best;
@@ -288,14 +357,5 @@ pub fn run(d: &Drawn, seed: u64, sets: usize, draws: usize) -> DrawResult {
             }
         }
     }
-    let level_sd = |m: &Model| m.level_sd(LevelKind::AdvisorBand).unwrap_or(0.0);
-    DrawResult {
-        regret: sums
-            .into_iter()
-            .map(|s| if count > 0 { s / count as f64 } else { 0.0 })
-            .collect(),
-        levels: default.levels.iter().map(|l| (l.level, l.sd)).collect(),
-        pool_sd: default.pool_sd,
-        advisor_sd: (level_sd(&informative), level_sd(&noise)),
-    }
+    (sums, count)
 }
