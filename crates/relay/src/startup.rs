@@ -1,5 +1,6 @@
 //! Building and running the relay (zero2prod style: `Application::build` → `port` → `run_until_stopped`).
 
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, web};
 use pool_http::metrics::{HttpMetrics, new_registry};
 use pool_http::{self as http, health, not_found, operations, track_requests};
+use prometheus::Registry;
 use utoipa::OpenApi;
 
 use crate::key::RELAYED_ROUTES;
@@ -45,58 +47,12 @@ impl Application {
     /// at once instead of sleeping through it; give replicas that share a Redis the same clock.
     pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         let registry = new_registry("relay");
-        let http_metrics = HttpMetrics::register(&registry);
-        let relay_metrics = RelayMetrics::register(&registry);
-
-        let store = Store::new(
-            &RedisSettings {
-                url: settings.redis_url.clone(),
-                ca_file: settings.redis_ca_file.clone(),
-                timeout: settings.redis_timeout,
-                retry: settings.redis_retry,
-                key_prefix: settings.redis_key_prefix.clone(),
-            },
-            settings.l1_ttl,
-            Duration::from_secs(settings.stale_grace_seconds),
-            settings.l1_capacity_bytes,
-            relay_metrics.clone(),
-            clock.clone(),
-        )?;
-        let upstream = Upstream::new(
-            &settings.upstream_url,
-            UpstreamLimits {
-                timeout: settings.upstream_timeout,
-                max_connections: settings.upstream_max_connections,
-                max_body_bytes: settings.upstream_max_body_bytes,
-            },
-            relay_metrics.clone(),
-            clock.clone(),
-        )?;
-        let policy = Policy {
-            ttl: Duration::from_secs(settings.cache_ttl_seconds),
-            negative_ttl: Duration::from_secs(settings.negative_ttl_seconds),
-            grace: Duration::from_secs(settings.stale_grace_seconds),
-            lock_timeout: settings.effective_lock_timeout(),
-        };
-        let client_header = settings
-            .client_address_header
-            .as_deref()
-            .map(|h| {
-                HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes()).map_err(|_| {
-                    anyhow::anyhow!("CLIENT_ADDRESS_HEADER {h:?} is not a header name")
-                })
-            })
-            .transpose()?;
-        let relay = web::Data::from(Arc::new(
-            Relay::new(store, upstream, policy, relay_metrics, clock).with_miss_limit(
-                MissLimiter::new(
-                    settings.miss_rate_per_client,
-                    settings.miss_burst_per_client,
-                ),
-                client_header,
-            ),
-        ));
-
+        let http_metrics = web::Data::new(HttpMetrics::register(&registry));
+        let relay = web::Data::from(Arc::new(relay(
+            &settings,
+            RelayMetrics::register(&registry),
+            clock,
+        )?));
         let (listener, port) = settings.listen.bind(DEFAULT_PORT)?;
         let (admin_listener, admin_port) = settings
             .listen
@@ -109,59 +65,20 @@ impl Application {
             redis = %pool_service::redact::url(&settings.redis_url),
             workers = settings.listen.workers(),
             l1_ttl = ?settings.l1_ttl,
-            lock_timeout = ?policy.lock_timeout,
+            lock_timeout = ?settings.effective_lock_timeout(),
             "relay listening"
         );
-
-        let registry = web::Data::new(registry);
-        let http_metrics = web::Data::new(http_metrics);
-        let public_relay = relay.clone();
-        let public_metrics = http_metrics.clone();
-        let server = http::serve::start(
-            move || {
-                let mut app = App::new()
-                    .app_data(public_relay.clone())
-                    .app_data(public_metrics.clone())
-                    .wrap(from_fn(track_requests))
-                    .wrap(from_fn(routes::request_id));
-                for &route in RELAYED_ROUTES {
-                    app = app.service(
-                        web::resource(route)
-                            .route(
-                                web::get().to(move |req, relay| routes::relay(route, req, relay)),
-                            )
-                            .default_service(web::to(routes::method_not_allowed)),
-                    );
-                }
-                // The ranking page, for people: the same cache behind an HTML form.
-                app = app.service(
-                    web::resource("/")
-                        .route(web::get().to(routes::ranking_page))
-                        .default_service(web::to(routes::method_not_allowed)),
-                );
-                app.route("/health", web::get().to(health))
-                    .route("/ready", web::get().to(routes::ready))
-                    .default_service(web::to(not_found))
-            },
+        let server = public_server(
+            relay.clone(),
+            http_metrics.clone(),
             listener,
-            http::serve::ServeOptions {
-                backlog: Some(4096),
-                ..http::serve::ServeOptions::new(settings.listen.workers(), SHUTDOWN_GRACE)
-            },
+            settings.listen.workers(),
         )?;
-
-        let openapi = ApiDoc::openapi();
-        let admin = http::serve::start(
-            move || {
-                App::new()
-                    .app_data(relay.clone())
-                    .app_data(registry.clone())
-                    .app_data(http_metrics.clone())
-                    .route("/ready", web::get().to(routes::ready))
-                    .configure(operations(Some(openapi.clone())))
-            },
+        let admin = admin_server(
+            relay,
+            web::Data::new(registry),
+            http_metrics,
             admin_listener,
-            http::serve::ServeOptions::new(1, Duration::from_secs(1)),
         )?;
         Ok(Self {
             port,
@@ -190,4 +107,123 @@ impl Application {
         .await
         .map(drop)
     }
+}
+
+/// The relay itself: its store (Redis behind an in-process cache), its upstream client, its cache
+/// policy and the per-client miss limit, from the settings.
+fn relay(
+    settings: &Settings,
+    relay_metrics: RelayMetrics,
+    clock: SharedClock,
+) -> anyhow::Result<Relay> {
+    let store = Store::new(
+        &RedisSettings {
+            url: settings.redis_url.clone(),
+            ca_file: settings.redis_ca_file.clone(),
+            timeout: settings.redis_timeout,
+            retry: settings.redis_retry,
+            key_prefix: settings.redis_key_prefix.clone(),
+        },
+        settings.l1_ttl,
+        Duration::from_secs(settings.stale_grace_seconds),
+        settings.l1_capacity_bytes,
+        relay_metrics.clone(),
+        clock.clone(),
+    )?;
+    let upstream = Upstream::new(
+        &settings.upstream_url,
+        UpstreamLimits {
+            timeout: settings.upstream_timeout,
+            max_connections: settings.upstream_max_connections,
+            max_body_bytes: settings.upstream_max_body_bytes,
+        },
+        relay_metrics.clone(),
+        clock.clone(),
+    )?;
+    let policy = Policy {
+        ttl: Duration::from_secs(settings.cache_ttl_seconds),
+        negative_ttl: Duration::from_secs(settings.negative_ttl_seconds),
+        grace: Duration::from_secs(settings.stale_grace_seconds),
+        lock_timeout: settings.effective_lock_timeout(),
+    };
+    let client_header = settings
+        .client_address_header
+        .as_deref()
+        .map(|h| {
+            HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes())
+                .map_err(|_| anyhow::anyhow!("CLIENT_ADDRESS_HEADER {h:?} is not a header name"))
+        })
+        .transpose()?;
+    Ok(
+        Relay::new(store, upstream, policy, relay_metrics, clock).with_miss_limit(
+            MissLimiter::new(
+                settings.miss_rate_per_client,
+                settings.miss_burst_per_client,
+            ),
+            client_header,
+        ),
+    )
+}
+
+/// The public server: the relayed routes (GET only), the ranking page, `/health` and `/ready`; a deep
+/// backlog, as it takes every user's traffic.
+fn public_server(
+    relay: web::Data<Relay>,
+    http_metrics: web::Data<HttpMetrics>,
+    listener: TcpListener,
+    workers: usize,
+) -> std::io::Result<Server> {
+    http::serve::start(
+        move || {
+            let mut app = App::new()
+                .app_data(relay.clone())
+                .app_data(http_metrics.clone())
+                .wrap(from_fn(track_requests))
+                .wrap(from_fn(routes::request_id));
+            for &route in RELAYED_ROUTES {
+                app = app.service(
+                    web::resource(route)
+                        .route(web::get().to(move |req, relay| routes::relay(route, req, relay)))
+                        .default_service(web::to(routes::method_not_allowed)),
+                );
+            }
+            // The ranking page, for people: the same cache behind an HTML form.
+            app = app.service(
+                web::resource("/")
+                    .route(web::get().to(routes::ranking_page))
+                    .default_service(web::to(routes::method_not_allowed)),
+            );
+            app.route("/health", web::get().to(health))
+                .route("/ready", web::get().to(routes::ready))
+                .default_service(web::to(not_found))
+        },
+        listener,
+        http::serve::ServeOptions {
+            backlog: Some(4096),
+            ..http::serve::ServeOptions::new(workers, SHUTDOWN_GRACE)
+        },
+    )
+}
+
+/// The operations server (`ADMIN_PORT`): `/metrics`, `/docs`, `/openapi.json` and `/ready`, kept off the
+/// public port.
+fn admin_server(
+    relay: web::Data<Relay>,
+    registry: web::Data<Registry>,
+    http_metrics: web::Data<HttpMetrics>,
+    listener: TcpListener,
+) -> std::io::Result<Server> {
+    let openapi = ApiDoc::openapi();
+    http::serve::start(
+        move || {
+            App::new()
+                .app_data(relay.clone())
+                .app_data(registry.clone())
+                .app_data(http_metrics.clone())
+                .route("/ready", web::get().to(routes::ready))
+                .configure(operations(Some(openapi.clone())))
+        },
+        listener,
+        http::serve::ServeOptions::new(1, Duration::from_secs(1)),
+    )
 }
