@@ -110,14 +110,20 @@ async fn steady_publishing_with_a_draining_consumer_scales_to_the_arrival_rate()
     s.workload.max_replicas = 20;
     let app = spawn_app(s).await;
 
+    // The broker's rates are averages over its last samples: the first reading with both flowing may
+    // still mix in the seconds before the worker started. Wait (with a deadline) for one where the
+    // rates show the steady 4:1 the worker makes.
     let r = app
         .report_until(
-            "a measured capacity with both rates flowing",
+            "a measured capacity with both rates flowing at about 4:1",
             STATS_WAIT,
             |r| {
+                let publish = r["inputs"]["publish_rate"].as_f64().unwrap_or(0.0);
+                let ack = r["inputs"]["ack_rate"].as_f64().unwrap_or(0.0);
                 r["capacity_source"] == "measured"
-                    && r["inputs"]["publish_rate"].as_f64().unwrap_or(0.0) > 0.0
-                    && r["inputs"]["ack_rate"].as_f64().unwrap_or(0.0) > 0.0
+                    && publish > 0.0
+                    && ack > 0.0
+                    && (FANOUT as f64 - 1.0..=FANOUT as f64 + 1.0).contains(&(publish / ack))
             },
         )
         .await;
