@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{ObjectMeta, ObjectStoreExt, PutPayload};
 
 use pool_core::event::Partition;
 
@@ -117,6 +117,14 @@ pub struct PassReport {
     pub newest_closed: Option<DateTime<Utc>>,
 }
 
+/// The rollup files one day's merge has read: decoded once even when several hours point at the same
+/// file (the day file), and those refused (unsigned, unreadable) skipped after the first try.
+#[derive(Default)]
+struct DecodedRollups {
+    decoded: HashMap<Path, (Manifest, Vec<RollupRow>)>,
+    refused: HashSet<Path>,
+}
+
 /// Compacts one history.
 pub struct Compactor {
     source: Arc<EventSource>,
@@ -158,6 +166,27 @@ impl Compactor {
             .list_now()
             .await
             .map_err(|e| self.source.storage_error(e))?;
+        let pending = self.pending_hours(&snapshot, now, &mut report).await;
+        self.compact_hours(pending, now, progress, &mut report)
+            .await;
+        // Merge closed days, with a fresh listing that includes the hours just written.
+        let snapshot = self
+            .catalog()
+            .list_now()
+            .await
+            .map_err(|e| self.source.storage_error(e))?;
+        self.merge_closed_days(&snapshot, now, &mut report).await;
+        Ok(report)
+    }
+
+    /// The closed hours this shard owns that no up-to-date rollup covers yet (counting the closed hours
+    /// and the newest closed one into `report`).
+    async fn pending_hours(
+        &self,
+        snapshot: &Snapshot,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Vec<(Partition, HourListing)> {
         let settle = self.options.settle;
         let closed: Vec<(Partition, &HourListing)> = snapshot
             .hours
@@ -174,12 +203,24 @@ impl Compactor {
             .and_then(|p| DateTime::from_timestamp_micros(p.end_micros()));
         let mut days: Vec<NaiveDate> = closed.iter().map(|(p, _)| p.date).collect();
         days.dedup();
-        let blocks = self.catalog().blocks_for(&snapshot, days.into_iter()).await;
-        let pending: Vec<(Partition, HourListing)> = closed
+        let blocks = self.catalog().blocks_for(snapshot, days.into_iter()).await;
+        closed
             .into_iter()
-            .filter(|(p, l)| Catalog::covering(&snapshot, &blocks, *p, l).is_none())
+            .filter(|(p, l)| Catalog::covering(snapshot, &blocks, *p, l).is_none())
             .map(|(p, l)| (p, l.clone()))
-            .collect();
+            .collect()
+    }
+
+    /// Compact `pending` hours, several at once, reporting progress at most every 10 s. A failed hour
+    /// is counted, logged and left for the next pass (it is read raw meanwhile); the oldest one sets
+    /// the lag.
+    async fn compact_hours(
+        &self,
+        pending: Vec<(Partition, HourListing)>,
+        now: DateTime<Utc>,
+        progress: &(dyn Fn(u64, u64) + Sync),
+        report: &mut PassReport,
+    ) {
         let total = pending.len() as u64;
         let mut failed: Vec<Partition> = vec![];
         let mut done = 0u64;
@@ -209,6 +250,7 @@ impl Compactor {
             }
         }
         drop(results);
+        let settle = self.options.settle;
         report.pending_hours = failed.len() as u64;
         report.lag = failed
             .iter()
@@ -218,13 +260,16 @@ impl Compactor {
                 Duration::from_micros((now.timestamp_micros() - eligible).max(0) as u64)
             })
             .unwrap_or_default();
+    }
 
-        // Merge closed days, with a fresh listing that includes the hours just written.
-        let snapshot = self
-            .catalog()
-            .list_now()
-            .await
-            .map_err(|e| self.source.storage_error(e))?;
+    /// Merge the hourly rollups of every closed day this shard owns into one day rollup.
+    async fn merge_closed_days(
+        &self,
+        snapshot: &Snapshot,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) {
+        let settle = self.options.settle;
         let days: Vec<NaiveDate> = snapshot
             .rollups
             .keys()
@@ -235,7 +280,7 @@ impl Compactor {
             })
             .collect();
         for day in days {
-            match self.merge_day(&snapshot, day).await {
+            match self.merge_day(snapshot, day).await {
                 Ok(true) => report.days_merged += 1,
                 Ok(false) => {}
                 Err(e) => {
@@ -244,7 +289,6 @@ impl Compactor {
                 }
             }
         }
-        Ok(report)
     }
 
     /// Compact one hour from exactly the objects listed; returns the events read.
@@ -336,11 +380,9 @@ impl Compactor {
         let Some(rollups) = snapshot.rollups.get(&day) else {
             return Ok(false);
         };
-        let storage = self.source.storage();
         let mut parts: Vec<(HourManifest, Vec<RollupRow>)> = vec![];
         let mut from_hour_files = 0;
-        let mut decoded: HashMap<Path, (Manifest, Vec<RollupRow>)> = HashMap::new();
-        let mut refused: HashSet<Path> = HashSet::new();
+        let mut files = DecodedRollups::default();
         for (p, listing) in snapshot.hours.range(
             Partition { date: day, hour: 0 }..=Partition {
                 date: day,
@@ -352,48 +394,10 @@ impl Compactor {
                 .get(&p.hour)
                 .into_iter()
                 .chain(rollups.day.iter());
-            let mut found = None;
-            for meta in candidates {
-                if refused.contains(&meta.location) {
-                    continue;
-                }
-                if !decoded.contains_key(&meta.location) {
-                    let bytes = match storage.store.get(&meta.location).await {
-                        Ok(r) => r.bytes().await.map_err(|e| self.source.storage_error(e))?,
-                        // Another compactor merged and deleted it meanwhile: try again next pass.
-                        Err(object_store::Error::NotFound { .. }) => return Ok(false),
-                        Err(e) => return Err(self.source.storage_error(e)),
-                    };
-                    // An hourly rollup that is not signed with the key is never merged (and so
-                    // never signed into a day): the hour is compacted again from raw first.
-                    match rollup::decode(meta.location.as_ref(), bytes, self.signing_key()) {
-                        Ok(d) => {
-                            decoded.insert(meta.location.clone(), d);
-                        }
-                        Err(e) => {
-                            tracing::warn!(rollup = %meta.location, error = %e, "rollup not merged");
-                            refused.insert(meta.location.clone());
-                            continue;
-                        }
-                    }
-                }
-                let (manifest, rows) = &decoded[&meta.location];
-                if let Some(hm) = manifest
-                    .hours
-                    .iter()
-                    .find(|h| u32::from(h.hour) == p.hour)
-                    .filter(|h| rollup::digest(&h.objects) == listing.digest)
-                {
-                    let hour_rows: Vec<RollupRow> = rows
-                        .iter()
-                        .filter(|r| u32::from(r.hour) == p.hour)
-                        .cloned()
-                        .collect();
-                    found = Some((hm.clone(), hour_rows, manifest.kind == Kind::Hour));
-                    break;
-                }
-            }
-            match found {
+            match self
+                .hour_in_rollups(*p, listing, candidates, &mut files)
+                .await?
+            {
                 Some((hm, rows, hourly)) => {
                     from_hour_files += usize::from(hourly);
                     parts.push((hm, rows));
@@ -405,6 +409,71 @@ impl Compactor {
         if parts.is_empty() || (from_hour_files == 0 && rollups.hours.is_empty()) {
             return Ok(false);
         }
+        self.write_day(day, parts, rollups.hours.values()).await?;
+        Ok(true)
+    }
+
+    /// Hour `p`'s manifest entry and rows from the first of `candidates` (its hour file, then the day
+    /// file) that is signed with the key and matches the hour's objects listed now, and whether that
+    /// was an hour file. `None`: none matches yet, or a file vanished (another compactor merged it).
+    async fn hour_in_rollups(
+        &self,
+        p: Partition,
+        listing: &HourListing,
+        candidates: impl Iterator<Item = &ObjectMeta>,
+        files: &mut DecodedRollups,
+    ) -> Result<Option<(HourManifest, Vec<RollupRow>, bool)>, QueryError> {
+        let storage = self.source.storage();
+        for meta in candidates {
+            if files.refused.contains(&meta.location) {
+                continue;
+            }
+            if !files.decoded.contains_key(&meta.location) {
+                let bytes = match storage.store.get(&meta.location).await {
+                    Ok(r) => r.bytes().await.map_err(|e| self.source.storage_error(e))?,
+                    // Another compactor merged and deleted it meanwhile: try again next pass.
+                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                    Err(e) => return Err(self.source.storage_error(e)),
+                };
+                // An hourly rollup that is not signed with the key is never merged (and so never
+                // signed into a day): the hour is compacted again from raw first.
+                match rollup::decode(meta.location.as_ref(), bytes, self.signing_key()) {
+                    Ok(d) => {
+                        files.decoded.insert(meta.location.clone(), d);
+                    }
+                    Err(e) => {
+                        tracing::warn!(rollup = %meta.location, error = %e, "rollup not merged");
+                        files.refused.insert(meta.location.clone());
+                        continue;
+                    }
+                }
+            }
+            let (manifest, rows) = &files.decoded[&meta.location];
+            if let Some(hm) = manifest
+                .hours
+                .iter()
+                .find(|h| u32::from(h.hour) == p.hour)
+                .filter(|h| rollup::digest(&h.objects) == listing.digest)
+            {
+                let hour_rows: Vec<RollupRow> = rows
+                    .iter()
+                    .filter(|r| u32::from(r.hour) == p.hour)
+                    .cloned()
+                    .collect();
+                return Ok(Some((hm.clone(), hour_rows, manifest.kind == Kind::Hour)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Write the day's rollup from its hours' parts, then delete the hourly files it replaces.
+    async fn write_day(
+        &self,
+        day: NaiveDate,
+        parts: Vec<(HourManifest, Vec<RollupRow>)>,
+        hourly_files: impl Iterator<Item = &ObjectMeta>,
+    ) -> Result<(), QueryError> {
+        let storage = self.source.storage();
         let mut manifest = Manifest {
             version: 1,
             kind: Kind::Day,
@@ -425,13 +494,13 @@ impl Compactor {
             .map_err(|e| self.source.storage_error(e))?;
         // The day file now answers for every hour; the hourly files it replaced can go. A file rewritten
         // meanwhile by another compactor is deleted too: its hour reads raw until the next pass.
-        for meta in rollups.hours.values() {
+        for meta in hourly_files {
             match storage.store.delete(&meta.location).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.source.storage_error(e)),
             }
         }
-        Ok(true)
+        Ok(())
     }
 }
 

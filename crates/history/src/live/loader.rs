@@ -316,75 +316,102 @@ impl Loader {
             .await
             .map_err(|e| storage_error(&self.storage, e))?;
         let minutes = minute_from(now);
-        // Closed hours from rollups, a day at a time (bounded memory), several days at once.
+        let from_rollups = if self.options.use_rollups && self.options.dedup {
+            self.load_rollup_hours(state, &snapshot, minutes).await
+        } else {
+            HashSet::new()
+        };
+        self.load_raw_hours(state, &snapshot, &from_rollups, minutes, now)
+            .await
+    }
+
+    /// Closed hours from rollups, a day at a time (bounded memory), several days at once. An hour is
+    /// taken from a rollup only when the rollup's digest matches the raw objects listed now, it has no
+    /// misfiled pool, and it is over; the hours taken are returned (the rest are read raw).
+    async fn load_rollup_hours(
+        &mut self,
+        state: &mut ViewState,
+        snapshot: &Snapshot,
+        minutes: i64,
+    ) -> HashSet<Partition> {
         let mut from_rollups: HashSet<Partition> = HashSet::new();
-        if self.options.use_rollups && self.options.dedup {
-            let days: Vec<_> = snapshot
-                .rollups
-                .iter()
-                .map(|(date, r)| {
-                    // Hour files first: after a late object an hour's own file is newer than the day's.
-                    let metas: Vec<ObjectMeta> =
-                        r.hours.values().chain(r.day.iter()).cloned().collect();
-                    (*date, metas)
-                })
-                .collect();
-            let catalog = self.catalog.clone();
-            let mut loaded = futures::stream::iter(days)
-                .map(|(date, metas)| {
-                    let catalog = catalog.clone();
-                    async move {
-                        let mut blocks = vec![];
-                        for meta in metas {
-                            match catalog.block(&meta).await {
-                                Ok(b) => blocks.push((meta, b)),
-                                Err(e) => tracing::warn!(rollup = %meta.location, error = %e,
-                                    "unreadable rollup; its hours are read raw"),
-                            }
+        let days: Vec<_> = snapshot
+            .rollups
+            .iter()
+            .map(|(date, r)| {
+                // Hour files first: after a late object an hour's own file is newer than the day's.
+                let metas: Vec<ObjectMeta> =
+                    r.hours.values().chain(r.day.iter()).cloned().collect();
+                (*date, metas)
+            })
+            .collect();
+        let catalog = self.catalog.clone();
+        let mut loaded = futures::stream::iter(days)
+            .map(|(date, metas)| {
+                let catalog = catalog.clone();
+                async move {
+                    let mut blocks = vec![];
+                    for meta in metas {
+                        match catalog.block(&meta).await {
+                            Ok(b) => blocks.push((meta, b)),
+                            Err(e) => tracing::warn!(rollup = %meta.location, error = %e,
+                                "unreadable rollup; its hours are read raw"),
                         }
-                        (date, blocks)
                     }
-                })
-                .buffer_unordered(8);
-            while let Some((_, blocks)) = loaded.next().await {
-                let mut delta = Delta::default();
-                for (meta, block) in blocks {
-                    self.rollups
-                        .insert(meta.location.clone(), version_of(&meta));
-                    self.totals.rollups += 1;
-                    self.totals.bytes += meta.size;
-                    for (i, bh) in block.hours.iter().enumerate() {
-                        let p = bh.partition;
-                        let usable = snapshot
-                            .hours
-                            .get(&p)
-                            .is_some_and(|l| l.digest == bh.digest)
-                            && bh.misfiled_pools == 0
-                            && p.start_micros() < minutes
-                            && !from_rollups.contains(&p);
-                        if !usable {
-                            continue;
-                        }
-                        add_block_hour(&mut delta, &block, i);
-                        from_rollups.insert(p);
-                        self.units.insert(
-                            p,
-                            Unit {
-                                digest: bh.digest,
-                                from_rollup: true,
-                                foreign: false,
-                                live: None,
-                            },
-                        );
-                    }
+                    (date, blocks)
                 }
-                self.totals.rollup_hours = from_rollups.len() as u64;
-                self.totals.events += delta.rows;
-                self.totals.duplicates += delta.duplicates;
-                state.apply(&delta);
+            })
+            .buffer_unordered(8);
+        while let Some((_, blocks)) = loaded.next().await {
+            let mut delta = Delta::default();
+            for (meta, block) in blocks {
+                self.rollups
+                    .insert(meta.location.clone(), version_of(&meta));
+                self.totals.rollups += 1;
+                self.totals.bytes += meta.size;
+                for (i, bh) in block.hours.iter().enumerate() {
+                    let p = bh.partition;
+                    let usable = snapshot
+                        .hours
+                        .get(&p)
+                        .is_some_and(|l| l.digest == bh.digest)
+                        && bh.misfiled_pools == 0
+                        && p.start_micros() < minutes
+                        && !from_rollups.contains(&p);
+                    if !usable {
+                        continue;
+                    }
+                    add_block_hour(&mut delta, &block, i);
+                    from_rollups.insert(p);
+                    self.units.insert(
+                        p,
+                        Unit {
+                            digest: bh.digest,
+                            from_rollup: true,
+                            foreign: false,
+                            live: None,
+                        },
+                    );
+                }
             }
+            self.totals.rollup_hours = from_rollups.len() as u64;
+            self.totals.events += delta.rows;
+            self.totals.duplicates += delta.duplicates;
+            state.apply(&delta);
         }
-        // Everything else raw, an hour per unit, several hours at once.
+        from_rollups
+    }
+
+    /// Every hour not taken from a rollup, read raw: an hour per unit, several hours at once. Hours in
+    /// the live range keep their objects' entries and seen set, so a refresh reads only new objects.
+    async fn load_raw_hours(
+        &mut self,
+        state: &mut ViewState,
+        snapshot: &Snapshot,
+        from_rollups: &HashSet<Partition>,
+        minutes: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), QueryError> {
         let (live_from, live_to) = self.live_range(now);
         let raw: Vec<(Partition, Vec<ObjectMeta>)> = snapshot
             .hours
