@@ -5,7 +5,10 @@
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use testkit::eventually;
+use testkit::process::free_port;
 
 const STACK: &str = r#"
 name = "mini"
@@ -55,14 +58,6 @@ ready = [{ http = "http://127.0.0.1:${WEB_PORT}/" }, { tcp = "${WEB_PORT}" }]
 ready_timeout = 30
 stop_grace = 5
 "#;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Mini {
     dir: tempfile::TempDir,
@@ -124,16 +119,16 @@ fn running(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what}: not within the deadline");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Wait (30 s at most) until `pid` has stopped.
+async fn wait_stopped(what: &str, pids: &[u32]) {
+    eventually(what, Duration::from_secs(30), || async {
+        pids.iter().all(|p| !running(*p)).then_some(())
+    })
+    .await
 }
 
-#[test]
-fn up_status_stop_restart_down_on_real_processes() {
+#[tokio::test]
+async fn up_status_stop_restart_down_on_real_processes() {
     let m = Mini::new(STACK);
     let state = m.dir.path().join("state");
 
@@ -201,7 +196,7 @@ fn up_status_stop_restart_down_on_real_processes() {
     );
     let stop = m.run(&["stop", "api"]);
     assert!(stop.status.success(), "{}", text(&stop.stderr));
-    wait_until("api stopped", || !running(api));
+    wait_stopped("api stopped", &[api]).await;
     assert_eq!(m.run(&["status"]).status.code(), Some(1));
     let restart = m.run(&["restart", "api"]);
     assert!(restart.status.success(), "{}", text(&restart.stderr));
@@ -215,7 +210,7 @@ fn up_status_stop_restart_down_on_real_processes() {
         err.find("stopped api").unwrap() < err.find("stopped web").unwrap(),
         "api (the dependent) first: {err}"
     );
-    wait_until("everything stopped", || !running(web) && !running(api2));
+    wait_stopped("everything stopped", &[web, api2]).await;
     assert!(
         !state.join("www").exists()
             && !state.join("settings").exists()
@@ -225,8 +220,8 @@ fn up_status_stop_restart_down_on_real_processes() {
     assert_eq!(m.run(&["status"]).status.code(), Some(3));
 }
 
-#[test]
-fn a_component_that_exits_fails_up_with_its_log() {
+#[tokio::test]
+async fn a_component_that_exits_fails_up_with_its_log() {
     let broken = STACK.replace(
         r#"command = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "${API_PORT}"]"#,
         r#"command = ["python3", "-c", "import sys; print('api: no config'); sys.exit(3)"]"#,
@@ -243,11 +238,11 @@ fn a_component_that_exits_fails_up_with_its_log() {
     let web = m.pid("web");
     assert!(running(web), "what started keeps running");
     assert!(m.run(&["down"]).status.success());
-    wait_until("web stopped", || !running(web));
+    wait_stopped("web stopped", &[web]).await;
 }
 
-#[test]
-fn a_taken_port_stops_up_before_anything_starts() {
+#[tokio::test]
+async fn a_taken_port_stops_up_before_anything_starts() {
     let m = Mini::new(STACK);
     let _taken = TcpListener::bind(("127.0.0.1", m.api)).unwrap();
     let up = m.run(&["up"]);
