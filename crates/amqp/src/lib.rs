@@ -64,4 +64,4 @@ pub use pool_service::config::{
 };
 pub use publisher::Publisher;
 pub use settings::{AmqpArgs, DEFAULT_AMQP_URL};
-pub use topology::{Needs, Topology};
+pub use topology::{Needs, Topology, ready_messages};

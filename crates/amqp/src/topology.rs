@@ -30,6 +30,22 @@ pub enum Needs {
     Replay,
 }
 
+/// How many messages wait ready in `queue`, through a passive declaration: it never creates the queue
+/// (an absent one is the broker's NOT_FOUND, which also closes the channel).
+pub async fn ready_messages(channel: &Channel, queue: &str) -> Result<u32, lapin::Error> {
+    Ok(channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?
+        .message_count())
+}
+
 impl Topology {
     pub fn new(args: &AmqpArgs) -> Self {
         Self {
@@ -120,15 +136,7 @@ impl Topology {
                 .map_err(|e| missing(format!("exchange {exchange:?}"), e))?;
         }
         for queue in queues {
-            channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
+            ready_messages(&channel, queue)
                 .await
                 .map_err(|e| missing(format!("queue {queue:?}"), e))?;
         }

@@ -19,8 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Args, Subcommand};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, BasicRejectOptions,
-    ConfirmSelectOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, BasicRejectOptions, ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Confirmation, Connection};
@@ -230,18 +229,9 @@ async fn open_dead_letters(conn: &Connection, queue: &str) -> Result<(Channel, u
         .create_channel()
         .await
         .map_err(|e| service("RabbitMQ channel", e))?;
-    let waiting = get
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
+    let waiting = pool_amqp::ready_messages(&get, queue)
         .await
-        .map_err(|e| service("the dead-letter queue", e))?
-        .message_count() as u64;
+        .map_err(|e| service("the dead-letter queue", e))? as u64;
     Ok((get, waiting))
 }
 

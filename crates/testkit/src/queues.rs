@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use lapin::options::{
-    BasicGetOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::{BasicGetOptions, ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use pool_amqp::AmqpArgs;
 use pool_core::Event;
@@ -47,19 +45,11 @@ pub async fn ready_messages(args: &AmqpArgs, queue: &str) -> u32 {
         .await
         .expect("connect");
     let channel = conn.create_channel().await.expect("channel");
-    let q = channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
+    let ready = pool_amqp::ready_messages(&channel, queue)
         .await
         .expect("the queue exists");
     let _ = conn.close(200, "bye".into()).await;
-    q.message_count()
+    ready
 }
 
 /// Wait until `queue` holds no ready message.
