@@ -682,23 +682,8 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
     use rand_distr::{Binomial, Distribution, StandardNormal};
 
-    const FAMILIES: [&str; 12] = [
-        "c6a", "m6a", "r6a", "c6i", "m6i", "r6i", "c7g", "m7g", "r7g", "c7i", "m7i", "r7i",
-    ];
-    const ZONES: [&str; 12] = [
-        "us-east-1a",
-        "us-east-1b",
-        "us-east-1c",
-        "us-east-1d",
-        "us-east-1e",
-        "us-east-1f",
-        "us-west-2a",
-        "us-west-2b",
-        "us-west-2c",
-        "eu-west-1a",
-        "eu-west-1b",
-        "eu-west-1c",
-    ];
+    // The generator's catalogue: the fleet the ranking is tested on is the one it is benchmarked on.
+    use pool_scenario::pools::{FAMILIES, ZONES};
 
     /// Every family × size × zone pool, `jobs` each, rates `expit(logit 0.04 + family + zone + pool)`
     /// with the given spreads.
