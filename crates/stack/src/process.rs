@@ -79,9 +79,21 @@ pub fn read_pid(pidfile: &Path) -> Option<u32> {
     std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
 }
 
-/// The pid file exists and its process runs.
+/// The process runs as the leader of its own session, as every component is started ([`spawn`]). A
+/// pid file that survived a reboot may name a pid the system gave to something else since: that
+/// process is not ours, and is never reported as the component nor signalled.
+pub fn ours(pid: u32) -> bool {
+    pid > 0 && matches!(stat(pid), Some((s, sess)) if s != 'Z' && sess == pid)
+}
+
+/// The process runs in the session led by `sid` (a component's child, such as a broker's VM).
+pub fn in_session(pid: u32, sid: u32) -> bool {
+    pid > 0 && matches!(stat(pid), Some((s, sess)) if s != 'Z' && sess == sid)
+}
+
+/// The pid file exists and its process is the component it was written for.
 pub fn alive(pidfile: &Path) -> bool {
-    read_pid(pidfile).is_some_and(running)
+    read_pid(pidfile).is_some_and(ours)
 }
 
 /// Every live process of the session led by `sid`.
@@ -122,6 +134,16 @@ pub fn stop(what: &str, pidfile: &Path, grace: Duration, log: &dyn Fn(String)) {
         let _ = std::fs::remove_file(pidfile);
         return;
     };
+    if running(pid) && !ours(pid) {
+        // A stale pid file (the machine restarted): the pid belongs to another program now. While
+        // that process runs no session `pid` can exist, so there is nothing of ours to sweep either.
+        log(format!(
+            "{what}: pid {pid} from {} is not ours any more (a stale pid file); left alone",
+            pidfile.display()
+        ));
+        let _ = std::fs::remove_file(pidfile);
+        return;
+    }
     if running(pid) {
         signal(pid, Signal::SIGTERM);
         if !wait_gone(pid, grace) {
@@ -160,4 +182,47 @@ pub fn tail(path: &Path, n: usize) -> String {
     let text = String::from_utf8_lossy(&buf);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_session_leader_the_manager_started_is_ours_and_stop_leaves_a_stranger_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pidfile, logfile) = (dir.path().join("c.pid"), dir.path().join("c.log"));
+        let argv = ["sleep".to_owned(), "60".to_owned()];
+        let launch = Launch {
+            argv: &argv,
+            env: &[],
+            cwd: None,
+        };
+        let pid = spawn(&launch, &pidfile, &logfile).unwrap();
+        assert!(ours(pid) && alive(&pidfile));
+
+        // A process in this test's session, as a pid reused after a reboot would be: not ours.
+        let mut stranger = Command::new("sleep").arg("60").spawn().unwrap();
+        let stranger_pid = stranger.id();
+        assert!(running(stranger_pid) && !ours(stranger_pid));
+        let stale = dir.path().join("stale.pid");
+        std::fs::write(&stale, format!("{stranger_pid}\n")).unwrap();
+        assert!(!alive(&stale));
+        let lines = std::cell::RefCell::new(vec![]);
+        stop("stale", &stale, Duration::from_secs(1), &|l| {
+            lines.borrow_mut().push(l)
+        });
+        assert!(running(stranger_pid), "a stranger is never signalled");
+        assert!(
+            lines.borrow()[0].contains("stale pid file"),
+            "{:?}",
+            lines.borrow()
+        );
+        assert!(!stale.exists());
+
+        stop("c", &pidfile, Duration::from_secs(5), &|_| {});
+        assert!(!ours(pid) && !pidfile.exists());
+        stranger.kill().unwrap();
+        stranger.wait().unwrap();
+    }
 }

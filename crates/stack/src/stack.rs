@@ -659,10 +659,12 @@ impl Stack {
             .collect();
         for i in stop_order(&names, &deps)? {
             let c = &self.spec.components[i];
-            let first = match &c.down_kill_first {
-                Some(f) => process::read_pid(Path::new(&self.vars.sub(f)?))
-                    .filter(|&p| process::running(p)),
-                None => None,
+            // Only a process of this component's own session: a stale pid file names someone else's.
+            let leader = process::read_pid(&self.pidfile(&c.name)).filter(|&p| process::ours(p));
+            let first = match (&c.down_kill_first, leader) {
+                (Some(f), Some(sid)) => process::read_pid(Path::new(&self.vars.sub(f)?))
+                    .filter(|&p| process::in_session(p, sid)),
+                _ => None,
             };
             if let Some(pid) = first {
                 process::signal(pid, nix::sys::signal::Signal::SIGKILL);
@@ -672,7 +674,9 @@ impl Stack {
                 ));
             }
             self.stop_component(c);
-            if let Some(pid) = first.filter(|&p| process::running(p)) {
+            if let (Some(pid), Some(sid)) = (first, leader)
+                && process::in_session(pid, sid)
+            {
                 process::signal(pid, nix::sys::signal::Signal::SIGKILL);
             }
             if let Some(pattern) = &c.down_stop_groups {
@@ -799,7 +803,7 @@ impl Stack {
         self.load_settings()?;
         let mut bins = BTreeMap::new();
         for n in names {
-            let pid = process::read_pid(&self.pidfile(n)).filter(|&p| process::running(p));
+            let pid = process::read_pid(&self.pidfile(n)).filter(|&p| process::ours(p));
             if let Some(exe) = pid.and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok()) {
                 let dir = exe.parent().unwrap_or(Path::new("/"));
                 bins.insert(n.clone(), dir.display().to_string());
