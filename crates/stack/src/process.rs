@@ -9,7 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
@@ -22,6 +22,39 @@ pub struct Launch<'a> {
     pub cwd: Option<&'a Path>,
 }
 
+/// `argv` as a command: an empty one is an error in the stack file, said as such (not a panic).
+pub fn command(argv: &[String]) -> Result<Command, String> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or("an empty command in the stack file")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    Ok(cmd)
+}
+
+/// Run `cmd` to its end within `limit`. One that takes longer is killed and is an error, so a hook, a
+/// check or a setting's command that hangs cannot hang `up`. Piped output is read once it has exited
+/// (a few lines; one that fills its pipe cannot exit and ends at the limit).
+pub fn run_within(cmd: &mut Command, limit: Duration, what: &str) -> Result<Output, String> {
+    let mut child = cmd.spawn().map_err(|e| format!("{what}: {e}"))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return child.wait_with_output().map_err(|e| format!("{what}: {e}")),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{what}: still running after {}s; stopped",
+                    limit.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("{what}: {e}")),
+        }
+    }
+}
+
 /// Start `launch` detached (see the module), returning its pid, written to `pidfile`.
 pub fn spawn(launch: &Launch, pidfile: &Path, logfile: &Path) -> Result<u32, String> {
     let log = OpenOptions::new()
@@ -30,11 +63,8 @@ pub fn spawn(launch: &Launch, pidfile: &Path, logfile: &Path) -> Result<u32, Str
         .open(logfile)
         .map_err(|e| format!("opening {}: {e}", logfile.display()))?;
     let err = log.try_clone().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(&launch.argv[0]);
-    cmd.args(&launch.argv[1..])
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err);
+    let mut cmd = command(launch.argv)?;
+    cmd.stdin(Stdio::null()).stdout(log).stderr(err);
     cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
     if let Some(dir) = launch.cwd {
         cmd.current_dir(dir);
@@ -224,5 +254,27 @@ mod tests {
         assert!(!ours(pid) && !pidfile.exists());
         stranger.kill().unwrap();
         stranger.wait().unwrap();
+    }
+
+    #[test]
+    fn a_command_past_its_limit_is_stopped_and_an_empty_one_is_an_error() {
+        let argv = ["sleep".to_owned(), "60".to_owned()];
+        let err = run_within(
+            &mut command(&argv).unwrap(),
+            Duration::from_millis(200),
+            "sleep",
+        )
+        .unwrap_err();
+        assert!(err.contains("still running after"), "{err}");
+        let ok = run_within(
+            command(&["echo".to_owned(), "hi".to_owned()])
+                .unwrap()
+                .stdout(Stdio::piped()),
+            Duration::from_secs(30),
+            "echo",
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&ok.stdout), "hi\n");
+        assert!(command(&[]).unwrap_err().contains("empty command"));
     }
 }

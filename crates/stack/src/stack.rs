@@ -192,15 +192,18 @@ impl Stack {
             .open(&log)
             .map_err(|e| e.to_string())?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let status = Command::new(&argv[0])
-            .args(&argv[1..])
-            .envs(self.env_of(c)?)
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .status()
-            .map_err(|e| format!("{}: {what} {}: {e}", c.name, argv[0]))?;
+        // As long as the component may take to be ready: a hook that hangs fails `up`, named.
+        let status = process::run_within(
+            process::command(&argv)?
+                .envs(self.env_of(c)?)
+                .current_dir(&self.root)
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err),
+            Duration::from_secs(c.ready_timeout),
+            &format!("{}: {what} {}", c.name, argv[0]),
+        )?
+        .status;
         if !status.success() {
             eprintln!("{}", process::tail(&log, 15));
             return Err(format!(
@@ -315,13 +318,17 @@ impl Stack {
         if let Some(argv) = &check.command {
             let argv = self.vars.sub_all(argv)?;
             let env = c.map(|c| self.env_of(c)).transpose()?.unwrap_or_default();
-            let out = Command::new(&argv[0])
-                .args(&argv[1..])
-                .envs(env)
-                .current_dir(&self.root)
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("{}: {e}", argv[0]))?;
+            // One attempt at most 10 s; the component's ready_timeout bounds them all.
+            let out = process::run_within(
+                process::command(&argv)?
+                    .envs(env)
+                    .current_dir(&self.root)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+                Duration::from_secs(10),
+                &argv[0],
+            )?;
             if out.status.success() {
                 return Ok(());
             }
@@ -444,8 +451,7 @@ impl Stack {
             missing.join(" "),
             install.join(" ")
         ));
-        let ok = Command::new(&install[0])
-            .args(&install[1..])
+        let ok = process::command(&install)?
             .stdout(Stdio::inherit())
             .status()
             .is_ok_and(|s| s.success());
@@ -500,8 +506,7 @@ impl Stack {
             argv.join(" ")
         ));
         // The build's output goes to stderr: stdout is for what the subcommand prints.
-        let status = Command::new(&argv[0])
-            .args(&argv[1..])
+        let status = process::command(&argv)?
             .current_dir(&self.root)
             .env("CARGO_TARGET_DIR", &self.vars.builtins["TARGET"])
             .stdout(std::io::stderr())
@@ -921,13 +926,13 @@ impl Stack {
         let names = if names.is_empty() {
             self.enabled_names()?
         } else {
+            if let Some(n) = names.iter().find(|n| self.spec.component(n).is_none()) {
+                return Err(format!("no component {n} (`stack show` lists them all)"));
+            }
             names.to_vec()
         };
         for n in self.in_start_order(&names)? {
-            let c = self
-                .spec
-                .component(&n)
-                .ok_or_else(|| format!("no component {n}"))?;
+            let c = self.comp(&n);
             println!("[{n}]");
             let argv: Vec<String> = self
                 .vars

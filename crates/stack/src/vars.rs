@@ -130,11 +130,14 @@ pub fn resolve_settings(
                         .filter_map(|a| a.as_str().map(str::to_string))
                         .collect();
                     let argv = vars.sub_all(&argv)?;
-                    let out = std::process::Command::new(&argv[0])
-                        .args(&argv[1..])
-                        .stderr(std::process::Stdio::inherit())
-                        .output()
-                        .map_err(|e| format!("setting {name}: running {}: {e}", argv[0]))?;
+                    let out = crate::process::run_within(
+                        crate::process::command(&argv)
+                            .map_err(|e| format!("setting {name}: {e}"))?
+                            .stdout(std::process::Stdio::piped())
+                            .stderr(std::process::Stdio::inherit()),
+                        std::time::Duration::from_secs(60),
+                        &format!("setting {name}: running {}", argv.join(" ")),
+                    )?;
                     if !out.status.success() {
                         return Err(format!(
                             "setting {name}: {} failed ({})",

@@ -132,6 +132,14 @@ async fn up_status_stop_restart_down_on_real_processes() {
     let m = Mini::new(STACK);
     let state = m.dir.path().join("state");
 
+    let unknown = m.run(&["show", "nope"]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("no component nope"),
+        "{}",
+        text(&unknown.stderr)
+    );
+
     let status = m.run(&["status"]);
     assert_eq!(
         status.status.code(),
