@@ -160,7 +160,7 @@ expected=$((EVENTS + RATE * STREAM_S + fmarkers + markers))
 t_written=$(date +%s.%N)
 count_deadline=$((SECONDS + 15))
 while :; do
-  counted=$(curl -s -o "$work/pools.json" "http://127.0.0.1:$sport/pools?window=0&limit=10000" &&
+  counted=$(curl -s --max-time 10 -o "$work/pools.json" "http://127.0.0.1:$sport/pools?window=0&limit=10000" &&
     jobs_in "$work/pools.json" 2>/dev/null || echo 0)
   [ "$counted" = "$expected" ] && break
   ((SECONDS < count_deadline)) || break
@@ -191,7 +191,7 @@ $batches batches, $objects objects; $(nproc) cores shared by RabbitMQ, generator
 | publish-to-visible during the flood (queue backlog), p50 / p99 ms ($fvisible/$fmarkers markers) | $fp50 / $fp99 | |
 | live stream rate held by the generator, events/s (target $RATE, ${STREAM_S} s) | $live_rate | |
 | publish-to-visible at $RATE events/s, p50 ms ($visible/$markers markers) | $p50 | |
-| publish-to-visible at $RATE events/s, p99 ms | $p99 | ≤ 5,000: $(check "$p99" 5000) |
+| publish-to-visible at $RATE events/s, p99 ms | $p99 | ≤ 5,000: $(check "$([ "$visible" = "$markers" ] && echo "$p99")" 5000) |
 | publish-to-visible at $RATE events/s, max ms | $pmax | |
 | POST /events (publish + broker confirm) under load, p50 / p99 ms | $post50 / $post99 | |
 | ingest-worker peak RSS, MB | $worker_rss | |
@@ -203,6 +203,12 @@ TXT
 # table above says which; the part fails (so the smoke run in `make test` does too).
 if [ "$fmarkers" = 0 ] || [ "$markers" = 0 ]; then
   log "$STORAGE: a probe published no marker (flood $fmarkers, live $markers; its log: $work)"
+  failed=1
+fi
+# The p99 is over the markers that became visible: one that never did (within the probe's drain) is
+# a lost or very late event, so the target is missed and the part fails.
+if [ "$visible" != "$markers" ] || [ "$fvisible" != "$fmarkers" ]; then
+  log "$STORAGE: markers that never became visible (flood $fvisible/$fmarkers, live $visible/$markers)"
   failed=1
 fi
 if [ "$dedup_total" != "$expected" ]; then

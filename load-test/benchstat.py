@@ -6,10 +6,8 @@ that no part carries its own awk program or `python3 -c` one-liner. Numbers are 
 tables always showed them: a plain result like awk's `print` (an integral value as an integer, else 6
 significant digits), or with a fixed number of decimals (--digits N, like printf "%.Nf").
 
-    benchstat.py median|max|min|mean [VALUE...]     of the values, else of those on stdin (one per line or
+    benchstat.py median|max [VALUE...]              of the values, else of those on stdin (one per line or
                                                     blank-separated); a value picked prints as it came
-    benchstat.py percentile P [VALUE...]            nearest rank: the smallest value with ≥ P % at or below it
-    benchstat.py mean --err [VALUE...]              "mean ± half-width of the 95 % interval" (normal approximation)
     benchstat.py ratio A B                          A / B, 2 decimals unless --digits
     benchstat.py calc EXPR [NAME=VALUE...]          arithmetic (+ - * / ( ) min max) over the named values
     benchstat.py met VALUE TARGET [--at-least]      "met" or "NOT met" for VALUE ≤ TARGET (≥ with --at-least;
@@ -27,7 +25,7 @@ significant digits), or with a fixed number of decimals (--digits N, like printf
     benchstat.py free-port                          a TCP port free on 127.0.0.1 now
 
 JSON paths (see `resolve`): `a.b` walks objects, `a[]` maps over a list (`a[:N]` its first N), `|FILTER`
-post-processes (sum, count, uniq, join:SEP, split:SEP:INDEX, counts, pairs, round, fmt:N, div:N, mul:N),
+post-processes (sum, uniq, join:SEP, split:SEP:INDEX, counts, pairs, round, fmt:N, div:N, mul:N),
 and `PATH//FALLBACK` gives the first alternative that exists and is not null, the last one taken
 literally when it is not a path. Lists print joined by ",", null as --null (n/a).
 """
@@ -43,7 +41,6 @@ import os
 import platform
 import re
 import socket
-import statistics
 import sys
 
 
@@ -114,40 +111,11 @@ def median(vals) -> tuple[float, str]:
     return m, plain(m)
 
 
-def percentile(vals, p: float) -> tuple[float, str]:
-    """Nearest rank: the smallest value with at least p % of the values at or below it."""
-    s = sorted(_pairs(vals), key=lambda v: v[0])
-    if not s:
-        raise BenchStatError("percentile of no values")
-    if not 0 <= p <= 100:
-        raise BenchStatError(f"percentile {plain(p)} is not within 0…100")
-    rank = max(1, math.ceil(p / 100 * len(s)))
-    return s[rank - 1]
-
-
 def maximum(vals) -> tuple[float, str]:
     s = _pairs(vals)
     if not s:
         raise BenchStatError("maximum of no values")
     return max(s, key=lambda v: v[0])
-
-
-def minimum(vals) -> tuple[float, str]:
-    s = _pairs(vals)
-    if not s:
-        raise BenchStatError("minimum of no values")
-    return min(s, key=lambda v: v[0])
-
-
-def mean_err(vals) -> tuple[float, float]:
-    """The mean and the half-width of its 95 % interval (1.96 standard errors; 0 for one value)."""
-    x = [v for v, _ in _pairs(vals)]
-    if not x:
-        raise BenchStatError("mean of no values")
-    m = statistics.fmean(x)
-    if len(x) < 2:
-        return m, 0.0
-    return m, 1.96 * statistics.stdev(x) / math.sqrt(len(x))
 
 
 def ratio(a: float, b: float) -> float:
@@ -157,17 +125,15 @@ def ratio(a: float, b: float) -> float:
 
 
 def met(value: str, target: float, at_least: bool = False, words: tuple[str, str] = ("met", "NOT met")) -> str:
-    """words[0] when value ≤ target (≥ with at_least), else words[1]. An empty value (nothing was
-    measured) is not met; one that is not a number (n/a, None) prints as n/a."""
+    """words[0] when value ≤ target (≥ with at_least), else words[1]. A value that is not a finite
+    number (empty, n/a, None: nothing was measured) is not met: a verdict can always say no."""
     value = value.strip()
-    if value == "":
-        return words[1]
     try:
         v = float(value)
     except ValueError:
-        return "n/a"
-    if math.isnan(v):
-        return "n/a"
+        return words[1]
+    if not math.isfinite(v):
+        return words[1]
     ok = v >= target if at_least else v <= target
     return words[0] if ok else words[1]
 
@@ -247,8 +213,6 @@ def _filter(value, spec: str, null: str):
     name, _, arg = spec.partition(":")
     if name == "sum":
         return sum(value)
-    if name == "count":
-        return len(value)
     if name == "uniq":
         return sorted(set(value))
     if name == "join":
@@ -349,8 +313,10 @@ def _wrk_ms(v: str) -> float:
 
 
 def wrk_summary(text: str) -> str:
-    """`wrk --latency` output → "requests/s p99_ms errors" (socket errors plus non-2xx/3xx answers)."""
-    rps, p99, errors = 0.0, 0.0, 0
+    """`wrk --latency` output → "requests/s p99_ms errors" (socket errors plus non-2xx/3xx answers).
+    Output without its rate or its 99 % line (wrk could not connect, or ran without --latency) is an
+    error, never a 0 ms p99 that would pass a target."""
+    rps, p99, errors = None, None, 0
     for line in text.splitlines():
         if re.match(r"^ +99%", line):
             p99 = _wrk_ms(line.split()[1])
@@ -360,6 +326,10 @@ def wrk_summary(text: str) -> str:
             errors += sum(int(n) for n in re.findall(r"\b(?:connect|read|write|timeout) (\d+)", line))
         elif "Non-2xx or 3xx responses:" in line:
             errors += int(line.split()[-1])
+    if rps is None:
+        raise BenchStatError("no 'Requests/sec:' line in the wrk output (did it connect?)")
+    if p99 is None:
+        raise BenchStatError("no 99% latency line in the wrk output (was --latency given?)")
     return f"{fixed(rps, 0)} {fixed(p99, 2)} {errors}"
 
 
@@ -430,17 +400,9 @@ def main(argv: list[str] | None = None, stdin=None, out=None) -> int:
     def digits_arg(p, default=None):
         p.add_argument("--digits", type=int, default=default, help="decimals (printf %%.Nf)")
 
-    for name in ("median", "max", "min"):
+    for name in ("median", "max"):
         digits_arg(sub.add_parser(name))
         sub.choices[name].add_argument("values", nargs="*")
-    p = sub.add_parser("mean")
-    digits_arg(p)
-    p.add_argument("--err", action="store_true", help='print "mean ± 95 %% half-width"')
-    p.add_argument("values", nargs="*")
-    p = sub.add_parser("percentile")
-    digits_arg(p)
-    p.add_argument("p", type=float)
-    p.add_argument("values", nargs="*")
     p = sub.add_parser("ratio")
     digits_arg(p, 2)
     p.add_argument("a")
@@ -484,14 +446,8 @@ def main(argv: list[str] | None = None, stdin=None, out=None) -> int:
     a = ap.parse_args(argv)
     stdin = stdin or sys.stdin
     try:
-        if a.cmd in ("median", "max", "min"):
-            v, text = {"median": median, "max": maximum, "min": minimum}[a.cmd](values_of(a.values, stdin))
-            res = text if a.digits is None else fixed(v, a.digits)
-        elif a.cmd == "mean":
-            m, e = mean_err(values_of(a.values, stdin))
-            res = f"{show(m, a.digits)} ± {show(e, a.digits)}" if a.err else show(m, a.digits)
-        elif a.cmd == "percentile":
-            v, text = percentile(values_of(a.values, stdin), a.p)
+        if a.cmd in ("median", "max"):
+            v, text = {"median": median, "max": maximum}[a.cmd](values_of(a.values, stdin))
             res = text if a.digits is None else fixed(v, a.digits)
         elif a.cmd == "ratio":
             res = fixed(ratio(number(a.a), number(a.b)), a.digits)

@@ -31,7 +31,7 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 # Until $1 answers 2xx (at most 30 s); else the end of the log $3 and exit. $2 names the server.
 wait_http() { # $1 url, $2 what, $3 log (optional)
     local deadline=$((SECONDS + 30))
-    until curl -fs -o /dev/null "$1"; do
+    until curl -fs --max-time 2 -o /dev/null "$1"; do
         if ((SECONDS >= deadline)); then
             if [[ -n ${3:-} ]]; then
                 log "${2:-$1} did not come up; its log:"
@@ -45,7 +45,7 @@ wait_http() { # $1 url, $2 what, $3 log (optional)
 # A Prometheus metric of the server at $1 (its samples with the labels given, summed); nothing when it
 # has none (yet).
 metric() { # $1 base URL, $2 name, then LABEL=VALUE...
-    { curl -fs "$1/metrics" || true; } | benchstat prom "${@:2}"
+    { curl -fs --max-time 5 "$1/metrics" || true; } | benchstat prom "${@:2}"
 }
 
 # A fresh pool-selector (binary $1, then extra NAME=VALUE environment) over $DATA on $PORT; returns once
@@ -63,7 +63,7 @@ start_selector() {
         2>>"$WORK/pool-selector.log" &
     selector_pid=$!
     local deadline=$((SECONDS + 600))
-    until curl -fs -o /dev/null "$BASE/ready"; do
+    until curl -fs --max-time 2 -o /dev/null "$BASE/ready"; do
         kill -0 "$selector_pid" 2>/dev/null || die "$binary exited at start (log: $WORK/pool-selector.log)"
         ((SECONDS < deadline)) || die "$binary not ready after 600 s (log: $WORK/pool-selector.log)"
         sleep 0.02
